@@ -1,0 +1,460 @@
+/**
+ * Read benchmarks: floe against a baseline doing the same I/O with DuckDB / plain Node, measured in
+ * the same process and run, interleaved. Usage:
+ *
+ *   node dist/bench/run.js [--runs N] [--only NAME[,NAME]] [--regenerate] [--no-profile]
+ *
+ * Scenarios: snapshot-load, scan-full, scan-selective. Data lives under `.bench-data/` (generated
+ * on first use, reused afterwards). Results are printed and written to `.bench-data/results.json`.
+ */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import { addActionToBatch, emptyBatch, type ActionBatch } from '../core/actions.js';
+import { mapLimit } from '../core/delta-log.js';
+import { buildLogSegment } from '../core/log-segment.js';
+import { Replayer } from '../core/snapshot.js';
+import type { DataFrame } from '../dataframe.js';
+import { Floe } from '../floe.js';
+import { type ScanTableInfo, type SnapshotTableInfo, ensureScanTable, ensureSnapshotTable } from './generate.js';
+import { PhaseTimer, type Summary, nowMs, round, summarize } from './stats.js';
+
+const DATA_DIR = fileURLToPath(new URL('../../.bench-data/', import.meta.url));
+const SCENARIOS = ['snapshot-load', 'scan-full', 'scan-selective'] as const;
+type ScenarioName = (typeof SCENARIOS)[number];
+const TARGETS: Record<ScenarioName, number> = { 'snapshot-load': 1.5, 'scan-full': 1.2, 'scan-selective': 1.2 };
+
+interface Args {
+  runs: number;
+  only: Set<ScenarioName>;
+  regenerate: boolean;
+  profile: boolean;
+}
+
+function usage(): string {
+  return `usage: node dist/bench/run.js [--runs N] [--only ${SCENARIOS.join('|')}[,…]] [--regenerate] [--no-profile]`;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { runs: 5, only: new Set(SCENARIOS), regenerate: false, profile: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value\n${usage()}`);
+      return v;
+    };
+    switch (flag) {
+      case '--runs': {
+        const n = Number(value());
+        if (!Number.isInteger(n) || n < 1) throw new Error(`--runs needs a positive integer\n${usage()}`);
+        args.runs = n;
+        break;
+      }
+      case '--only': {
+        const names = value().split(',').map((s) => s.trim()).filter(Boolean);
+        for (const n of names) if (!(SCENARIOS as readonly string[]).includes(n)) throw new Error(`unknown scenario '${n}'\n${usage()}`);
+        args.only = new Set(names as ScenarioName[]);
+        break;
+      }
+      case '--regenerate':
+        args.regenerate = true;
+        break;
+      case '--no-profile':
+        args.profile = false;
+        break;
+      case '--help':
+      case '-h':
+        console.log(usage());
+        process.exit(0);
+      // falls through (unreachable)
+      default:
+        throw new Error(`unknown argument '${a}'\n${usage()}`);
+    }
+  }
+  return args;
+}
+
+interface ScenarioResult {
+  scenario: ScenarioName;
+  floeMedianMs: number | null;
+  baselineMedianMs: number | null;
+  ratio: number | null;
+  target: number;
+  meetsTarget: boolean | null;
+  floe?: Summary;
+  baseline?: Summary;
+  floeSamplesMs?: number[];
+  baselineSamplesMs?: number[];
+  notes: string[];
+  /** Median milliseconds per phase (from separate profiling runs). */
+  profile?: Record<string, Record<string, number>>;
+  error?: string;
+}
+
+/** A measured operation: returns its own elapsed milliseconds (so per-run setup stays outside). */
+type Measured = () => Promise<number>;
+
+/** A full GC between measured runs, so one run's garbage is not collected on the next one's clock. */
+const collectGarbage: () => void = (() => {
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as unknown;
+    if (typeof gc === 'function') return gc as () => void;
+  } catch {
+    // not available: measure without
+  }
+  return () => {};
+})();
+
+/** One warm-up of each, then `runs` interleaved runs (alternating which goes first), a GC before each. */
+async function measure(runs: number, floeFn: Measured, baseFn: Measured): Promise<{ floe: number[]; base: number[] }> {
+  const run = async (fn: Measured): Promise<number> => {
+    collectGarbage();
+    return fn();
+  };
+  await run(floeFn);
+  await run(baseFn);
+  const floe: number[] = [];
+  const base: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    if (i % 2 === 0) {
+      floe.push(await run(floeFn));
+      base.push(await run(baseFn));
+    } else {
+      base.push(await run(baseFn));
+      floe.push(await run(floeFn));
+    }
+  }
+  return { floe, base };
+}
+
+function finish(scenario: ScenarioName, m: { floe: number[]; base: number[] }, notes: string[]): ScenarioResult {
+  const f = summarize(m.floe);
+  const b = summarize(m.base);
+  const ratio = f.median / b.median;
+  const round2 = (xs: number[]): number[] => xs.map(round);
+  return {
+    scenario,
+    floeMedianMs: round(f.median),
+    baselineMedianMs: round(b.median),
+    ratio: Math.round(ratio * 100) / 100,
+    target: TARGETS[scenario],
+    meetsTarget: ratio <= TARGETS[scenario],
+    floe: roundSummary(f),
+    baseline: roundSummary(b),
+    floeSamplesMs: round2(m.floe),
+    baselineSamplesMs: round2(m.base),
+    notes,
+  };
+}
+
+function roundSummary(s: Summary): Summary {
+  return { n: s.n, median: round(s.median), p99: round(s.p99), min: round(s.min), max: round(s.max), mean: round(s.mean) };
+}
+
+async function withFloe<T>(fn: (floe: Floe) => Promise<T>): Promise<T> {
+  const floe = await Floe.create();
+  try {
+    return await fn(floe);
+  } finally {
+    await floe.close();
+  }
+}
+
+// ------------------------------------------------------------------------------- snapshot-load
+
+function checkpointSql(file: string): string {
+  const q = `'${file.replace(/'/g, "''")}'`;
+  return `SELECT to_json(txn) AS txn, to_json("add") AS "add", to_json("remove") AS "remove", to_json(metaData) AS metaData, to_json(protocol) AS protocol FROM read_parquet(${q})`;
+}
+
+async function snapshotLoad(args: Args, info: SnapshotTableInfo): Promise<ScenarioResult> {
+  const notes: string[] = [];
+  let checked = false;
+  // floe: a fresh session per run (no DeltaLog / commit / Parquet metadata caches carried over).
+  const floeRun: Measured = () =>
+    withFloe(async (floe) => {
+      const t0 = nowMs();
+      const snap = await floe.deltaLog(info.path).snapshot();
+      const ms = nowMs() - t0;
+      if (!checked) {
+        if (snap.version !== info.version || snap.files.length !== info.liveFiles) {
+          throw new Error(`snapshot-load: floe loaded version ${snap.version} with ${snap.files.length} files, expected ${info.version} with ${info.liveFiles}`);
+        }
+        checked = true;
+      }
+      return ms;
+    });
+  // Baseline: read the same checkpoint through the same kind of engine, JSON.parse every action,
+  // then read + JSON.parse every line of the commits after it. No listing, validation or replay.
+  let baseActions = -1;
+  const baseRun: Measured = () =>
+    withFloe(async (floe) => {
+      const t0 = nowMs();
+      const r = await floe.engine.connection.runAndReadAll(checkpointSql(info.checkpointFile));
+      let n = 0;
+      for (const row of r.getRows()) {
+        for (const v of row) {
+          if (v === null || v === undefined) continue;
+          JSON.parse(String(v));
+          n++;
+        }
+      }
+      const texts = await Promise.all(info.commitFilesAfterCheckpoint.map((f) => fs.readFile(f, 'utf8')));
+      for (const text of texts) {
+        for (const line of text.split('\n')) {
+          if (line.length) {
+            JSON.parse(line);
+            n++;
+          }
+        }
+      }
+      const ms = nowMs() - t0;
+      baseActions = n;
+      return ms;
+    });
+  const m = await measure(args.runs, floeRun, baseRun);
+  notes.push(`${info.liveFiles} files, v${info.version}, checkpoint v${info.checkpointVersion} + ${info.commitFilesAfterCheckpoint.length} commits; baseline parsed ${baseActions} actions`);
+  const res = finish('snapshot-load', m, notes);
+  if (args.profile) res.profile = await profileSnapshotLoad(args.runs, info);
+  return res;
+}
+
+/** Where floe's snapshot load spends its time: its public pieces run one after another, plus a decomposition of the checkpoint read. */
+async function profileSnapshotLoad(runs: number, info: SnapshotTableInfo): Promise<Record<string, Record<string, number>>> {
+  const floeT = new PhaseTimer();
+  const cpT = new PhaseTimer();
+  const listT = new PhaseTimer();
+  const logDir = path.join(info.path, '_delta_log');
+  for (let i = 0; i < runs; i++) {
+    collectGarbage();
+    await withFloe(async (floe) => {
+      const log = floe.deltaLog(info.path);
+      floeT.start();
+      const files = await log.listLogFiles();
+      floeT.mark('listLogFiles');
+      const seg = buildLogSegment(log.tablePath, files, undefined, { useCompactions: true });
+      floeT.mark('buildLogSegment');
+      const cp = await log.readCheckpoint(seg.checkpoint!);
+      floeT.mark('readCheckpoint');
+      const batches = await mapLimit(seg.commits, 16, (c) => log.readCommit(c.version, c.path));
+      floeT.mark('readCommits');
+      const rp = new Replayer();
+      rp.apply(cp);
+      for (const b of batches) rp.apply(b);
+      rp.finish(log.tablePath, seg.version, null, 0);
+      floeT.mark('replay');
+    });
+    // The checkpoint read decomposed (same SQL as Engine.readRows), on a fresh engine.
+    collectGarbage();
+    await withFloe(async (floe) => {
+      const src = `read_parquet(['${info.checkpointFile.replace(/'/g, "''")}'], union_by_name = true)`;
+      cpT.start();
+      await floe.engine.describe(`SELECT * FROM ${src}`);
+      cpT.mark('describe');
+      const r = await floe.engine.connection.runAndReadAll(checkpointSql(info.checkpointFile).replace(/read_parquet\([^)]*\)$/, src));
+      cpT.mark('query+fetch');
+      const rows = r.getRows();
+      cpT.mark('getRows');
+      const names = r.columnNames();
+      const objs: Record<string, unknown>[] = [];
+      for (const row of rows) {
+        const o: Record<string, unknown> = {};
+        for (let j = 0; j < names.length; j++) if (row[j] !== null && row[j] !== undefined) o[names[j]!] = JSON.parse(String(row[j]));
+        objs.push(o);
+      }
+      cpT.mark('JSON.parse');
+      const batch: ActionBatch = emptyBatch();
+      for (const o of objs) addActionToBatch(o, batch, { file: 'cp' });
+      cpT.mark('validate (addActionToBatch)');
+    });
+    // The listing decomposed: readdir, then one stat per entry (as LocalObjectStore.list does);
+    // and the alternative Delta readers use: `_last_checkpoint`, then list only from the checkpoint on.
+    listT.start();
+    const names = await fs.readdir(logDir);
+    listT.mark('readdir');
+    await Promise.all(names.map((n) => fs.stat(path.join(logDir, n))));
+    listT.mark(`stat x${names.length}`);
+    await withFloe(async (floe) => {
+      const log = floe.deltaLog(info.path);
+      listT.start();
+      const hint = await log.lastCheckpoint();
+      const from = await log.store.list('_delta_log/', { startAfter: `_delta_log/${String(hint?.version ?? 0).padStart(20, '0')}` });
+      listT.mark(`_last_checkpoint + list(startAfter) -> ${from.length} entries`);
+    });
+  }
+  return { 'floe phases': floeT.medians(), 'checkpoint read, decomposed': cpT.medians(), 'listing, decomposed': listT.medians() };
+}
+
+// ---------------------------------------------------------------------------------------- scans
+
+const AGG = 'count(*) AS n, sum(id) AS sum_id, sum(v) AS sum_v, sum(length(s)) AS sum_len_s, max(d) AS max_d';
+const SELECTIVE = 'id BETWEEN 5000000 AND 5000999';
+
+/** Same aggregate from two plans: equal, with doubles compared to a relative 1e-9 (parallel sums reorder). */
+function sameResult(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  for (const k of Object.keys(a)) {
+    const x = a[k];
+    const y = b[k];
+    if (x === y) continue;
+    const nx = Number(x);
+    const ny = Number(y);
+    if (Number.isFinite(nx) && Number.isFinite(ny) && Math.abs(nx - ny) <= 1e-9 * Math.max(1, Math.abs(nx), Math.abs(ny))) continue;
+    return false;
+  }
+  return true;
+}
+
+async function scan(args: Args, info: ScanTableInfo, name: 'scan-full' | 'scan-selective', floe: Floe): Promise<ScenarioResult> {
+  const notes: string[] = [];
+  const filter = name === 'scan-selective' ? SELECTIVE : null;
+  const fileList = `[${info.dataFiles.map((f) => `'${f.replace(/'/g, "''")}'`).join(', ')}]`;
+  const baseSql = `SELECT ${AGG} FROM read_parquet(${fileList})${filter ? ` WHERE ${filter}` : ''}`;
+  const timer = new PhaseTimer();
+  let lastDf: DataFrame | null = null;
+  let floeRow: Record<string, unknown> | null = null;
+  let baseRow: Record<string, unknown> | null = null;
+  const floeRun: Measured = async () => {
+    const t0 = nowMs();
+    timer.start();
+    let df = await floe.read.delta(info.path);
+    if (filter) df = df.filter(filter);
+    timer.mark('read.delta (snapshot)');
+    const sql = await df.toSQL();
+    timer.mark('toSQL (plan)');
+    const rows = await floe.engine.allJson(`SELECT ${AGG} FROM (${sql})`);
+    timer.mark('execute');
+    const ms = nowMs() - t0;
+    lastDf = df;
+    floeRow = rows[0]!;
+    return ms;
+  };
+  const baseRun: Measured = async () => {
+    const t0 = nowMs();
+    const rows = await floe.engine.allJson(baseSql);
+    const ms = nowMs() - t0;
+    baseRow = rows[0]!;
+    return ms;
+  };
+  const m = await measure(args.runs, floeRun, baseRun);
+  const res = finish(name, m, notes);
+  const df = lastDf as DataFrame | null;
+  const scanInfo = df?.lastScan[0];
+  if (scanInfo) notes.push(`files ${scanInfo.filesScanned}/${scanInfo.filesTotal}`);
+  if (filter) {
+    if (!scanInfo || scanInfo.filesScanned >= scanInfo.filesTotal) {
+      const msg = `WARNING: selective scan skipped no files (${scanInfo ? `${scanInfo.filesScanned}/${scanInfo.filesTotal} scanned` : 'no lastScan'})`;
+      notes.push(msg);
+      console.warn(msg);
+    }
+  }
+  const fr = floeRow as Record<string, unknown> | null;
+  const br = baseRow as Record<string, unknown> | null;
+  if (!fr || !br || !sameResult(fr, br)) {
+    const msg = `WARNING: results differ: floe ${JSON.stringify(fr)} vs baseline ${JSON.stringify(br)}`;
+    notes.push(msg);
+    console.warn(msg);
+  } else {
+    notes.push(`rows ${fr.n}`);
+  }
+  if (args.profile) res.profile = { 'floe phases': timer.medians() };
+  return res;
+}
+
+// --------------------------------------------------------------------------------------- output
+
+function fmtMs(x: number | null): string {
+  return x === null ? '-' : x.toFixed(x < 10 ? 2 : 1);
+}
+
+function printTable(results: ScenarioResult[]): void {
+  const header = ['scenario', 'floe ms', 'baseline ms', 'ratio', 'target', 'notes'];
+  const rows = results.map((r) => [
+    r.scenario,
+    fmtMs(r.floeMedianMs),
+    fmtMs(r.baselineMedianMs),
+    r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`,
+    `<=${r.target}x ${r.meetsTarget === null ? 'ERR' : r.meetsTarget ? 'ok' : 'MISS'}`,
+    r.error ? `ERROR: ${r.error}` : r.notes.join('; '),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.slice().map((r) => (i === header.length - 1 ? 0 : r[i]!.length))));
+  const fmt = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log('');
+  console.log(fmt(header));
+  console.log(fmt(widths.map((w, i) => (i === header.length - 1 ? '-----' : '-'.repeat(w)))));
+  for (const r of rows) console.log(fmt(r));
+  for (const r of results) {
+    if (!r.profile) continue;
+    console.log(`\n${r.scenario} profile (median ms):`);
+    for (const [group, phases] of Object.entries(r.profile)) {
+      console.log(`  ${group}: ${Object.entries(phases).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  await fs.mkdir(DATA_DIR, { recursive: true });
+  const env = await withFloe(async (floe) => (await floe.engine.allJson('SELECT version() AS v'))[0]!.v as string);
+  console.log(`floe read benchmarks: ${args.runs} runs (+1 warm-up) each, median; node ${process.version}, DuckDB ${env}, ${os.cpus().length} CPUs; data in ${DATA_DIR}`);
+  const results: ScenarioResult[] = [];
+  const failed = (scenario: ScenarioName, e: unknown): ScenarioResult => {
+    const msg = e instanceof Error ? e.message : String(e);
+    console.error(`${scenario} failed: ${e instanceof Error && e.stack ? e.stack : msg}`);
+    return { scenario, floeMedianMs: null, baselineMedianMs: null, ratio: null, target: TARGETS[scenario], meetsTarget: null, notes: [], error: msg.split('\n')[0]! };
+  };
+
+  if (args.only.has('snapshot-load')) {
+    try {
+      const t0 = nowMs();
+      const info = await ensureSnapshotTable(DATA_DIR, args.regenerate);
+      console.log(info.generatedInMs !== undefined ? `generated snapshot-load table in ${(info.generatedInMs / 1000).toFixed(1)} s` : `reusing snapshot-load table (${Math.round(nowMs() - t0)} ms to check)`);
+      console.log('running snapshot-load …');
+      results.push(await snapshotLoad(args, info));
+    } catch (e) {
+      results.push(failed('snapshot-load', e));
+    }
+  }
+  const scans = (['scan-full', 'scan-selective'] as const).filter((s) => args.only.has(s));
+  if (scans.length) {
+    let info: ScanTableInfo | null = null;
+    try {
+      const t0 = nowMs();
+      info = await ensureScanTable(DATA_DIR, args.regenerate);
+      console.log(info.generatedInMs !== undefined ? `generated scan table (${info.rows} rows, ${info.dataFiles.length} files) in ${(info.generatedInMs / 1000).toFixed(1)} s` : `reusing scan table (${Math.round(nowMs() - t0)} ms to check)`);
+    } catch (e) {
+      for (const s of scans) results.push(failed(s, e));
+    }
+    if (info) {
+      const floe = await Floe.create();
+      try {
+        for (const s of scans) {
+          try {
+            console.log(`running ${s} …`);
+            results.push(await scan(args, info, s, floe));
+          } catch (e) {
+            results.push(failed(s, e));
+          }
+        }
+      } finally {
+        await floe.close();
+      }
+    }
+  }
+
+  printTable(results);
+  const out = path.join(DATA_DIR, 'results.json');
+  await fs.writeFile(out, JSON.stringify({ date: new Date().toISOString(), node: process.version, duckdb: env, cpus: os.cpus().length, runs: args.runs, results }, null, 2) + '\n');
+  console.log(`\nresults written to ${out}`);
+  if (results.some((r) => r.error)) process.exitCode = 1;
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exitCode = 1;
+});

@@ -1,0 +1,94 @@
+/**
+ * Small statistics and timing helpers for the benchmark harness.
+ */
+
+/** Milliseconds from a monotonic clock (sub-millisecond resolution). */
+export function nowMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+/** Runs `fn` once and returns its result with the elapsed wall time in milliseconds. */
+export async function timed<T>(fn: () => Promise<T> | T): Promise<{ ms: number; result: T }> {
+  const t0 = nowMs();
+  const result = await fn();
+  return { ms: nowMs() - t0, result };
+}
+
+function sortedCopy(xs: readonly number[], what: string): number[] {
+  if (!xs.length) throw new RangeError(`${what} of an empty sample`);
+  for (const x of xs) if (!Number.isFinite(x)) throw new RangeError(`${what}: non-finite value ${x}`);
+  return [...xs].sort((a, b) => a - b);
+}
+
+/** The median; the mean of the two middle values for an even count. */
+export function median(xs: readonly number[]): number {
+  const s = sortedCopy(xs, 'median');
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** The p-th percentile (0 < p ≤ 100) by the nearest-rank method: always one of the samples. */
+export function percentile(xs: readonly number[], p: number): number {
+  if (!(p > 0 && p <= 100)) throw new RangeError(`percentile must be in (0, 100], got ${p}`);
+  const s = sortedCopy(xs, 'percentile');
+  return s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)]!;
+}
+
+/** The 99th percentile (nearest rank): the maximum for fewer than 100 samples. */
+export function p99(xs: readonly number[]): number {
+  return percentile(xs, 99);
+}
+
+export function mean(xs: readonly number[]): number {
+  const s = sortedCopy(xs, 'mean');
+  return s.reduce((a, b) => a + b, 0) / s.length;
+}
+
+export interface Summary {
+  n: number;
+  median: number;
+  p99: number;
+  min: number;
+  max: number;
+  mean: number;
+}
+
+export function summarize(xs: readonly number[]): Summary {
+  const s = sortedCopy(xs, 'summary');
+  return { n: s.length, median: median(s), p99: p99(s), min: s[0]!, max: s[s.length - 1]!, mean: mean(s) };
+}
+
+/** Rounds for display and JSON: 2 decimals below 10, 1 below 1000, else integers. */
+export function round(x: number): number {
+  const a = Math.abs(x);
+  const d = a < 10 ? 100 : a < 1000 ? 10 : 1;
+  return Math.round(x * d) / d;
+}
+
+/**
+ * Named phase timers: `mark('list')` after each phase, medians per phase across runs.
+ * Used to show where time goes inside one measured operation.
+ */
+export class PhaseTimer {
+  private readonly samples = new Map<string, number[]>();
+  private last = 0;
+
+  start(): void {
+    this.last = nowMs();
+  }
+
+  mark(phase: string): void {
+    const t = nowMs();
+    const arr = this.samples.get(phase) ?? [];
+    arr.push(t - this.last);
+    this.samples.set(phase, arr);
+    this.last = t;
+  }
+
+  /** Median milliseconds per phase, in first-seen order. */
+  medians(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, v] of this.samples) out[k] = round(median(v));
+    return out;
+  }
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+/**
+ * The `floe` command. Machine-readable output (`--format json`) is part of the interface; errors go
+ * to stderr as `error [CODE]: message` with a non-zero exit status.
+ */
+import { parseArgs } from 'node:util';
+import { Floe } from '../floe.js';
+import { DeltaTable } from '../table/delta-table.js';
+import { formatTable } from '../dataframe.js';
+import { FloeError } from '../errors.js';
+
+const USAGE = `floe: Delta Lake tables, the change data feed and CDC pipelines
+
+Usage:
+  floe describe PATH [--version N | --timestamp T] [--format json|table]
+  floe history PATH [--limit N] [--format json|table]
+  floe show PATH [--version N | --timestamp T] [--where SQL] [--limit N] [--format table|csv|json]
+  floe help
+
+Exit status: 0 success, 1 error (message on stderr), 2 usage error.
+`;
+
+class UsageError extends Error {}
+
+function out(s: string): void {
+  process.stdout.write(s);
+}
+
+function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function intOpt(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`--${name} needs a non-negative integer, got '${v}'`);
+  return Number(v);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    out(USAGE);
+    return cmd ? 0 : 2;
+  }
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      version: { type: 'string' },
+      timestamp: { type: 'string' },
+      limit: { type: 'string' },
+      format: { type: 'string' },
+      where: { type: 'string' },
+    },
+  });
+  const format = values.format ?? (cmd === 'show' ? 'table' : 'table');
+  if (!['json', 'table', 'csv'].includes(format)) throw new UsageError(`--format must be json, table or csv, got '${format}'`);
+  const path = positionals[0];
+  if (!path) throw new UsageError(`floe ${cmd} needs a table PATH`);
+  const travel = { versionAsOf: intOpt(values.version, 'version'), timestampAsOf: values.timestamp };
+  const floe = await Floe.create();
+  try {
+    switch (cmd) {
+      case 'describe': {
+        const t = await DeltaTable.forPath(floe, path);
+        const d = await t.detail(travel);
+        if (format === 'json') out(JSON.stringify(d, null, 2) + '\n');
+        else out(Object.entries(d).map(([k, v]) => `${k.padEnd(18)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n') + '\n');
+        return 0;
+      }
+      case 'history': {
+        const t = await DeltaTable.forPath(floe, path);
+        const h = await t.history(intOpt(values.limit, 'limit'));
+        if (format === 'json') out(JSON.stringify(h, null, 2) + '\n');
+        else {
+          const rows = h.map((e) => ({ version: e.version, timestamp: e.timestamp, operation: e.operation, operationParameters: e.operationParameters, engineInfo: e.engineInfo }));
+          out(formatTable(['version', 'timestamp', 'operation', 'operationParameters', 'engineInfo'], rows));
+        }
+        return 0;
+      }
+      case 'show': {
+        let df = await floe.read.delta(path, travel);
+        if (values.where) df = df.filter(values.where);
+        const limit = intOpt(values.limit, 'limit');
+        if (limit !== undefined) df = df.limit(limit);
+        else if (format === 'table') df = df.limit(20);
+        const cols = (await df.columns()).map((c) => c.name);
+        const rows = await df.toJSON();
+        if (format === 'json') out(rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
+        else if (format === 'csv') out([cols.map(csvCell).join(','), ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\n') + '\n');
+        else out(formatTable(cols, rows));
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown command '${cmd}'`);
+    }
+  } finally {
+    await floe.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      process.stderr.write(`error: ${(e as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else if (e instanceof FloeError) {
+      process.stderr.write(`error ${e.message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`error: ${(e as Error)?.stack ?? String(e)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

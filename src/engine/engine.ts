@@ -1,0 +1,158 @@
+/**
+ * The execution engine: one embedded DuckDB instance. Extension autoinstall and autoload are off
+ * (nothing downloads at run time); the session time zone is UTC so Delta timestamps, which are UTC
+ * instants, round-trip exactly. Also reads checkpoint Parquet files for the protocol layer.
+ */
+import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { FloeError } from '../errors.js';
+import type { ParquetRowReader } from '../core/delta-log.js';
+import { quoteIdent, quoteString } from '../core/schema.js';
+import type { ObjectStore } from '../storage/object-store.js';
+
+export type JsonRow = Record<string, unknown>;
+
+export interface EngineOptions {
+  /** DuckDB threads (default: DuckDB's own default, the core count). */
+  threads?: number;
+  memoryLimit?: string;
+}
+
+export class Engine implements ParquetRowReader {
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    private readonly conn: DuckDBConnection,
+  ) {}
+  private counter = 0;
+  private closed = false;
+
+  static async create(options: EngineOptions = {}): Promise<Engine> {
+    const config: Record<string, string> = {
+      autoinstall_known_extensions: 'false',
+      autoload_known_extensions: 'false',
+    };
+    if (options.threads) config.threads = String(options.threads);
+    if (options.memoryLimit) config.memory_limit = options.memoryLimit;
+    const instance = await DuckDBInstance.create(':memory:', config);
+    const conn = await instance.connect();
+    await conn.run("SET TimeZone = 'UTC'");
+    await conn.run('SET parquet_metadata_cache = true');
+    return new Engine(instance, conn);
+  }
+
+  /** A fresh identifier for an engine-side table owned by the caller. */
+  uniqueName(prefix: string): string {
+    return `__floe_${prefix}_${++this.counter}`;
+  }
+
+  get connection(): DuckDBConnection {
+    if (this.closed) throw new FloeError('FLOE_SESSION_CLOSED', 'This floe session is closed; create a new one with Floe.create().');
+    return this.conn;
+  }
+
+  async run(sql: string): Promise<void> {
+    try {
+      await this.connection.run(sql);
+    } catch (e) {
+      throw translateError(e, sql);
+    }
+  }
+
+  /** Rows as JSON-safe values: BIGINT/DECIMAL/timestamps as strings DuckDB can cast back. */
+  async allJson(sql: string): Promise<JsonRow[]> {
+    try {
+      const r = await this.connection.runAndReadAll(sql);
+      return r.getRowObjectsJson() as JsonRow[];
+    } catch (e) {
+      throw translateError(e, sql);
+    }
+  }
+
+  /** Rows as JS values: bigint for BIGINT, Date for timestamps, Buffer for BLOB. */
+  async allJs(sql: string): Promise<JsonRow[]> {
+    try {
+      const r = await this.connection.runAndReadAll(sql);
+      return r.getRowObjectsJS() as JsonRow[];
+    } catch (e) {
+      throw translateError(e, sql);
+    }
+  }
+
+  /** Column names and DuckDB types of a query's result, without running it. */
+  async describe(sql: string): Promise<{ name: string; type: string }[]> {
+    const rows = await this.allJson(`DESCRIBE ${sql}`);
+    return rows.map((r) => ({ name: String(r.column_name), type: String(r.column_type) }));
+  }
+
+  /** Appends rows to an existing table through DuckDB's appender (no SQL text per row). */
+  async appendBigIntPairs(table: string, rows: Array<[string, number[]]>): Promise<void> {
+    const app = await this.connection.createAppender(table);
+    try {
+      for (const [key, values] of rows) {
+        for (const v of values) {
+          app.appendVarchar(key);
+          app.appendBigInt(BigInt(v));
+          app.endRow();
+        }
+      }
+      app.flushSync();
+    } finally {
+      app.closeSync();
+    }
+  }
+
+  /**
+   * ParquetRowReader: reads checkpoint or sidecar files. Struct-valued action columns come back as
+   * objects (via DuckDB's to_json, so MAP columns become JSON objects, as in JSON commits).
+   */
+  async readRows(store: ObjectStore, keys: string[], columns?: string[]): Promise<Record<string, unknown>[]> {
+    const paths = keys.map((k) => {
+      const p = store.localPath(k);
+      if (!p) throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', `Cannot read ${k}: remote stores are not supported yet.`);
+      return p;
+    });
+    const src = `read_parquet([${paths.map(quoteString).join(', ')}], union_by_name = true)`;
+    const cols = (await this.describe(`SELECT * FROM ${src}`)).map((c) => c.name);
+    const wanted = cols.filter((c) => !columns || columns.includes(c));
+    if (!wanted.length) return [];
+    const sel = wanted.map((c) => `to_json(${quoteIdent(c)}) AS ${quoteIdent(c)}`).join(', ');
+    const r = await this.connection.runAndReadAll(`SELECT ${sel} FROM ${src}`).catch((e) => {
+      throw translateError(e, src);
+    });
+    const names = r.columnNames();
+    const out: Record<string, unknown>[] = [];
+    for (const row of r.getRows()) {
+      const o: Record<string, unknown> = {};
+      let any = false;
+      for (let i = 0; i < names.length; i++) {
+        const v = row[i];
+        if (v === null || v === undefined) continue;
+        o[names[i]!] = JSON.parse(String(v));
+        any = true;
+      }
+      if (any) out.push(o);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.conn.closeSync();
+    this.instance.closeSync();
+  }
+}
+
+/** Turns DuckDB errors into typed floe errors where we know what they mean. */
+export function translateError(e: unknown, sql: string): Error {
+  if (e instanceof FloeError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  const missing = /No files found that match the pattern "([^"]+)"|Cannot open file "([^"]+)": No such file/.exec(msg);
+  if (missing) {
+    const file = missing[1] ?? missing[2];
+    return new FloeError('DELTA_FILE_NOT_FOUND', `A data file referenced by the Delta log is missing: ${file}. The table is damaged, or the file was removed by VACUUM while still referenced; restore the file or time travel to a version that does not need it.`, { file }, { cause: e });
+  }
+  if (/Parser Error|Binder Error|Catalog Error/.test(msg)) {
+    return new FloeError('FLOE_SQL_ERROR', msg.replace(/\n+/g, ' '), { sql: sql.length > 2000 ? sql.slice(0, 2000) + '…' : sql }, { cause: e });
+  }
+  return new FloeError('FLOE_ENGINE_ERROR', msg.replace(/\n+/g, ' '), {}, { cause: e });
+}

@@ -1,0 +1,192 @@
+/**
+ * Turns a snapshot's file list into one DuckDB query: partition values injected from the log,
+ * deletion vectors applied (anti-join on file_row_number), column mapping resolved (physical →
+ * logical names, nested too), types cast to the table schema, and files skipped by partition values
+ * and stats before DuckDB opens them.
+ */
+import { fileURLToPath } from 'node:url';
+import * as path from 'node:path';
+import type { AddFile } from '../core/actions.js';
+import { decodePath, parseStats } from '../core/actions.js';
+import { loadDeletionVector } from '../core/deletion-vectors.js';
+import { mapLimit } from '../core/delta-log.js';
+import { type Expr, parsePredicate } from '../core/predicate.js';
+import { type DataType, type StructField, type StructType, duckType, physicalName, quoteIdent, quoteString } from '../core/schema.js';
+import { fileMayMatch } from '../core/skipping.js';
+import type { Snapshot } from '../core/snapshot.js';
+import { FloeError } from '../errors.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import type { Engine } from './engine.js';
+
+export interface ScanPlan {
+  /** The SELECT producing the snapshot's logical rows (before the caller's filters). */
+  sql: string;
+  /** Engine tables the SQL reads; drop them when done. */
+  tables: string[];
+  filesTotal: number;
+  filesScanned: number;
+}
+
+/** Above this many (partition values × DV) groups, files are joined to a table of their values instead of UNION ALL. */
+const MAX_UNION_GROUPS = 64;
+
+/** Absolute local path of a data file named in the log (relative, URL-encoded, or an absolute URI). */
+export function dataFilePath(store: ObjectStore, p: string): string {
+  if (/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(p)) {
+    if (p.startsWith('file:')) return fileURLToPath(p.startsWith('file:///') ? p : p.replace(/^file:/, 'file://'));
+    throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', `Data file ${p} is in remote storage, which floe cannot read yet.`, { file: p });
+  }
+  const local = store.localPath(decodePath(p));
+  if (!local) throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', `Data file ${p} is not on the local filesystem.`, { file: p });
+  return path.normalize(local);
+}
+
+/** SQL literal of a partition value (PROTOCOL.md "Partition Value Serialization") typed as the column. */
+export function partitionLiteral(value: string | null | undefined, type: DataType): string {
+  const t = duckType(type);
+  if (value === null || value === undefined) return `NULL::${t}`;
+  if (type === 'binary') return `encode(${quoteString(value)})`;
+  if (type === 'string') return quoteString(value);
+  return `CAST(${quoteString(value)} AS ${t})`;
+}
+
+/**
+ * Expression converting a column read from Parquet (physical names, file types) to the logical
+ * type: nested struct fields renamed, leaves cast when the file's type differs.
+ */
+function logicalExpr(expr: string, type: DataType, fileType: string | undefined, mapped: boolean): string {
+  const target = duckType(type);
+  if (typeof type === 'string') {
+    if (fileType === undefined || fileType.toUpperCase() === target.toUpperCase()) return expr;
+    return `CAST(${expr} AS ${target})`;
+  }
+  if (!mapped) {
+    if (fileType === undefined || fileType.toUpperCase() === target.toUpperCase()) return expr;
+    return `CAST(${expr} AS ${target})`;
+  }
+  if (type.type === 'struct') {
+    const parts = type.fields.map((f) => `${quoteIdent(f.name)} := ${logicalExpr(`${expr}.${quoteIdent(physicalName(f))}`, f.type, undefined, true)}`);
+    return `CASE WHEN ${expr} IS NULL THEN NULL ELSE struct_pack(${parts.join(', ')}) END`;
+  }
+  if (type.type === 'array') {
+    return `list_transform(${expr}, __e -> ${logicalExpr('__e', type.elementType, undefined, true)})`;
+  }
+  return `map_from_entries(list_transform(map_entries(${expr}), __e -> struct_pack(key := ${logicalExpr('__e.key', type.keyType, undefined, true)}, value := ${logicalExpr('__e.value', type.valueType, undefined, true)})))`;
+}
+
+function hasNestedMapping(t: DataType): boolean {
+  if (typeof t === 'string') return false;
+  if (t.type === 'struct') return t.fields.some((f) => physicalName(f) !== f.name || hasNestedMapping(f.type));
+  if (t.type === 'array') return hasNestedMapping(t.elementType);
+  return hasNestedMapping(t.keyType) || hasNestedMapping(t.valueType);
+}
+
+export interface ScanOptions {
+  /** SQL predicates the caller will apply; used here only to skip files. */
+  filters?: string[];
+  /** Extra columns: `_file` (data file path) and `_row_index` (row position in the file). */
+  withFileInfo?: boolean;
+}
+
+/** Keeps the files that may hold rows matching every filter. */
+export function pruneFiles(snapshot: Snapshot, filters: string[]): AddFile[] {
+  const exprs: Expr[] = [];
+  for (const f of filters) {
+    const e = parsePredicate(f);
+    if (e) exprs.push(e);
+  }
+  if (!exprs.length) return snapshot.files;
+  const schema = snapshot.schema;
+  const parts = snapshot.partitionColumns;
+  return snapshot.files.filter((file) => {
+    const stats = parseStats(file.stats);
+    return exprs.every((e) => fileMayMatch(e, { partitionValues: file.partitionValues, stats }, schema, parts, { naiveTimestampsAreUtc: true }));
+  });
+}
+
+export async function planScan(engine: Engine, store: ObjectStore, snapshot: Snapshot, options: ScanOptions = {}): Promise<ScanPlan> {
+  const schema: StructType = snapshot.schema;
+  const partCols = new Set(snapshot.partitionColumns);
+  const mapped = snapshot.columnMapping !== 'none';
+  const files = pruneFiles(snapshot, options.filters ?? []);
+  const fieldsByName = new Map(schema.fields.map((f) => [f.name, f]));
+  const partFields: StructField[] = snapshot.partitionColumns.map((c) => {
+    const f = fieldsByName.get(c);
+    if (!f) throw new FloeError('DELTA_LOG_CORRUPT', `Partition column ${c} of ${snapshot.tablePath} is not in the table schema.`);
+    return f;
+  });
+  const dataFields = schema.fields.filter((f) => !partCols.has(f.name));
+
+  if (!files.length) {
+    const cols = schema.fields.map((f) => `NULL::${duckType(f.type)} AS ${quoteIdent(f.name)}`);
+    if (options.withFileInfo) cols.push('NULL::VARCHAR AS _file', 'NULL::BIGINT AS _row_index');
+    return { sql: `SELECT ${cols.join(', ')} WHERE false`, tables: [], filesTotal: snapshot.files.length, filesScanned: 0 };
+  }
+
+  const tables: string[] = [];
+  // Deletion vectors: row indexes per file path into one engine table.
+  const dvFiles = files.filter((f) => f.deletionVector);
+  let dvTable: string | null = null;
+  if (dvFiles.length) {
+    dvTable = engine.uniqueName('dv');
+    await engine.run(`CREATE TABLE ${dvTable} (path VARCHAR, row_index BIGINT)`);
+    tables.push(dvTable);
+    const loaded = await mapLimit(dvFiles, 8, async (f) => [dataFilePath(store, f.path), await loadDeletionVector(store, f.deletionVector!)] as [string, number[]]);
+    await engine.appendBigIntPairs(dvTable, loaded);
+  }
+
+  // Group files by (partition values, has DV).
+  const groups = new Map<string, { values: (string | null)[]; dv: boolean; paths: string[] }>();
+  for (const f of files) {
+    const values = partFields.map((pf) => {
+      const pv = f.partitionValues[physicalName(pf)] ?? f.partitionValues[pf.name];
+      return pv === undefined ? null : pv;
+    });
+    const dv = !!f.deletionVector;
+    const key = JSON.stringify([values, dv]);
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { values, dv, paths: [] }));
+    g.paths.push(dataFilePath(store, f.path));
+  }
+
+  const allPaths = [...groups.values()].flatMap((g) => g.paths);
+  const fileCols = new Map<string, string>();
+  for (const c of await engine.describe(`SELECT * FROM read_parquet([${allPaths.map(quoteString).join(', ')}], union_by_name = true)`)) {
+    fileCols.set(c.name, c.type);
+  }
+  const dataSelect = dataFields.map((f) => {
+    const phys = physicalName(f);
+    const fileType = fileCols.get(phys);
+    if (fileType === undefined) return `NULL::${duckType(f.type)} AS ${quoteIdent(f.name)}`;
+    return `${logicalExpr(`t.${quoteIdent(phys)}`, f.type, fileType, mapped && hasNestedMapping(f.type))} AS ${quoteIdent(f.name)}`;
+  });
+  const needInfo = options.withFileInfo || dvFiles.length > 0;
+  const readArgs = `union_by_name = true${needInfo ? ', filename = true, file_row_number = true' : ''}`;
+
+  // Output columns in schema order.
+  const order = (partExprs: Map<string, string>): string =>
+    schema.fields.map((f) => (partCols.has(f.name) ? `${partExprs.get(f.name)} AS ${quoteIdent(f.name)}` : dataSelect[dataFields.indexOf(f)]!)).join(', ');
+  const dvJoin = dvTable ? ` ANTI JOIN ${dvTable} d ON d.path = t.filename AND d.row_index = t.file_row_number` : '';
+  const infoCols = options.withFileInfo ? ', t.filename AS _file, t.file_row_number AS _row_index' : '';
+  let sql: string;
+  if (groups.size <= MAX_UNION_GROUPS) {
+    const branches = [...groups.values()].map((g) => {
+      const partExprs = new Map(partFields.map((pf, i) => [pf.name, partitionLiteral(g.values[i], pf.type)]));
+      const src = `read_parquet([${g.paths.map(quoteString).join(', ')}], ${readArgs})`;
+      return `SELECT ${order(partExprs)}${infoCols} FROM ${src} t${g.dv ? dvJoin : ''}`;
+    });
+    sql = branches.length === 1 ? branches[0]! : branches.map((b) => `(${b})`).join(' UNION ALL ');
+  } else {
+    // Many partitions: a table of (path, typed partition values) joined on the file name.
+    const ft = engine.uniqueName('files');
+    tables.push(ft);
+    const colsDef = partFields.map((pf, i) => `p${i} ${duckType(pf.type)}`).join(', ');
+    await engine.run(`CREATE TABLE ${ft} (path VARCHAR${colsDef ? ', ' + colsDef : ''})`);
+    const rows = [...groups.values()].flatMap((g) => g.paths.map((p) => `(${[quoteString(p), ...partFields.map((pf, i) => partitionLiteral(g.values[i], pf.type))].join(', ')})`));
+    for (let i = 0; i < rows.length; i += 1000) await engine.run(`INSERT INTO ${ft} VALUES ${rows.slice(i, i + 1000).join(', ')}`);
+    const partExprs = new Map(partFields.map((pf, i) => [pf.name, `p.p${i}`]));
+    const src = `read_parquet([${allPaths.map(quoteString).join(', ')}], union_by_name = true, filename = true, file_row_number = true)`;
+    sql = `SELECT ${order(partExprs)}${infoCols} FROM ${src} t JOIN ${ft} p ON p.path = t.filename${dvJoin}`;
+  }
+  return { sql, tables, filesTotal: snapshot.files.length, filesScanned: files.length };
+}

@@ -1,0 +1,63 @@
+/**
+ * Typed errors with stable codes. Codes borrow Spark's / delta-rs's names where they exist so that
+ * users can search for them; messages say what happened, to which table and version, and what to do.
+ */
+export class FloeError extends Error {
+  /** Stable machine-readable code, e.g. `DELTA_TABLE_NOT_FOUND`. */
+  readonly code: string;
+  readonly details: Record<string, unknown>;
+  constructor(code: string, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(`[${code}] ${message}`, options);
+    this.name = 'FloeError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** The path holds no Delta table (no `_delta_log` with a commit). */
+export class TableNotFoundError extends FloeError {
+  constructor(path: string) {
+    super('DELTA_TABLE_NOT_FOUND', `No Delta table at ${path}: ${path}/_delta_log has no commit files. Check the path, or create the table first.`, { path });
+    this.name = 'TableNotFoundError';
+  }
+}
+
+/** The log is malformed: truncated JSON, missing required fields, gaps in versions, lying checkpoints. */
+export class CorruptLogError extends FloeError {
+  constructor(message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super('DELTA_LOG_CORRUPT', message, details, options);
+    this.name = 'CorruptLogError';
+  }
+}
+
+/** The table needs a protocol feature floe cannot honour. */
+export class UnsupportedFeatureError extends FloeError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('DELTA_UNSUPPORTED_FEATURES_FOR_READ', message, details);
+    this.name = 'UnsupportedFeatureError';
+  }
+}
+
+/** Bad arguments from the caller (invalid option values, unknown columns, ...). */
+export class InvalidArgumentError extends FloeError {
+  constructor(message: string, details: Record<string, unknown> = {}, code = 'FLOE_INVALID_ARGUMENT') {
+    super(code, message, details);
+    this.name = 'InvalidArgumentError';
+  }
+}
+
+/** A put-if-absent lost: the object already exists. Storage-level; transactions turn it into a conflict check. */
+export class ObjectExistsError extends FloeError {
+  constructor(path: string) {
+    super('FLOE_OBJECT_EXISTS', `Object already exists: ${path}`, { path });
+    this.name = 'ObjectExistsError';
+  }
+}
+
+/** An object that should exist does not. */
+export class ObjectNotFoundError extends FloeError {
+  constructor(path: string) {
+    super('FLOE_OBJECT_NOT_FOUND', `Object not found: ${path}`, { path });
+    this.name = 'ObjectNotFoundError';
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The floe session: owns the DuckDB engine and the configuration, opens tables and files.
+ * `await using`-free by design (Node 20): call `close()` when done.
+ */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomUUID } from 'node:crypto';
+import { DeltaLog } from './core/delta-log.js';
+import { quoteString } from './core/schema.js';
+import type { Snapshot } from './core/snapshot.js';
+import { DataFrame } from './dataframe.js';
+import { Engine, type EngineOptions } from './engine/engine.js';
+import { FloeError, InvalidArgumentError } from './errors.js';
+import { LocalObjectStore } from './storage/local.js';
+import type { ObjectStore } from './storage/object-store.js';
+
+/** Session configuration keys for new-table defaults, as Delta on Spark reads them. */
+export const TABLE_DEFAULTS_PREFIX = 'spark.databricks.delta.properties.defaults.';
+
+export interface FloeOptions extends EngineOptions {
+  /** Spark-style configuration, e.g. `{ 'spark.databricks.delta.properties.defaults.enableChangeDataFeed': 'true' }`. */
+  config?: Record<string, string>;
+}
+
+export interface DeltaReadOptions {
+  /** Time travel to a version. */
+  versionAsOf?: number;
+  /** Time travel to a timestamp: a Date, epoch milliseconds, or a string such as `2024-01-01 12:00:00` (UTC) or ISO 8601. */
+  timestampAsOf?: Date | number | string;
+}
+
+/** Parses a user timestamp (UTC unless it names a zone) into epoch milliseconds. */
+export function parseTimestamp(t: Date | number | string): number {
+  if (t instanceof Date) return t.getTime();
+  if (typeof t === 'number') return t;
+  const s = t.trim();
+  const iso = /^\d{4}-\d{2}-\d{2}$/.test(s) ? `${s}T00:00:00Z` : /[zZ]|[+-]\d{2}:?\d{2}$/.test(s) ? s.replace(' ', 'T') : `${s.replace(' ', 'T')}Z`;
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms)) throw new InvalidArgumentError(`Cannot parse timestamp '${t}'. Use ISO 8601 (2024-01-31T12:00:00Z) or 'YYYY-MM-DD HH:MM:SS' (UTC).`);
+  return ms;
+}
+
+export class Floe {
+  readonly engine: Engine;
+  private readonly conf: Map<string, string>;
+  private readonly tracked = new Set<string>();
+  private readonly logs = new Map<string, DeltaLog>();
+
+  private constructor(engine: Engine, config: Record<string, string>) {
+    this.engine = engine;
+    this.conf = new Map(Object.entries(config));
+  }
+
+  static async create(options: FloeOptions = {}): Promise<Floe> {
+    return new Floe(await Engine.create(options), options.config ?? {});
+  }
+
+  /** Reads and sets Spark-style configuration. */
+  readonly config = {
+    get: (key: string): string | undefined => this.conf.get(key),
+    set: (key: string, value: string): void => void this.conf.set(key, value),
+    unset: (key: string): void => void this.conf.delete(key),
+    all: (): Record<string, string> => Object.fromEntries(this.conf),
+  };
+
+  /** Table properties that new tables get from `spark.databricks.delta.properties.defaults.*`. */
+  tableDefaults(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [k, v] of this.conf) if (k.startsWith(TABLE_DEFAULTS_PREFIX)) out[`delta.${k.slice(TABLE_DEFAULTS_PREFIX.length)}`] = v;
+    return out;
+  }
+
+  /** The object store for a table path or `file://` URL. */
+  storeFor(location: string): ObjectStore {
+    if (/^[a-zA-Z][a-zA-Z0-9+.-]+:\/\//.test(location)) {
+      if (location.startsWith('file://')) return new LocalObjectStore(fileURLToPath(location));
+      throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', `Cannot open ${location}: cloud object storage is not supported yet; use a local path.`, { location });
+    }
+    return new LocalObjectStore(location);
+  }
+
+  /** The DeltaLog for a table location (cached per session: commits are immutable). */
+  deltaLog(location: string): DeltaLog {
+    const store = this.storeFor(location);
+    let log = this.logs.get(store.root);
+    if (!log) {
+      log = new DeltaLog(store, this.engine);
+      this.logs.set(store.root, log);
+    }
+    return log;
+  }
+
+  /** The snapshot of a table at a version or timestamp (latest by default). */
+  async snapshot(location: string, options: DeltaReadOptions = {}): Promise<Snapshot> {
+    const log = this.deltaLog(location);
+    if (options.versionAsOf !== undefined && options.timestampAsOf !== undefined) {
+      throw new InvalidArgumentError('Give either versionAsOf or timestampAsOf, not both.', {}, 'DELTA_INVALID_TIME_TRAVEL_SPEC');
+    }
+    let version = options.versionAsOf;
+    if (version !== undefined && (!Number.isInteger(version) || version < 0)) throw new InvalidArgumentError(`versionAsOf must be a non-negative integer, got ${version}.`);
+    if (options.timestampAsOf !== undefined) version = await log.versionAtTimestamp(parseTimestamp(options.timestampAsOf));
+    return log.snapshot(version);
+  }
+
+  /** Readers of tables and files, as PySpark's `spark.read`. */
+  readonly read = {
+    delta: async (location: string, options: DeltaReadOptions = {}): Promise<DataFrame> => {
+      const snap = await this.snapshot(location, options);
+      return new DataFrame(this, { kind: 'delta', snapshot: snap, store: this.deltaLog(location).store, filters: [] });
+    },
+    parquet: (file: string | string[]): DataFrame => this.fileFrame('read_parquet', file),
+    csv: (file: string | string[], options: { header?: boolean; delimiter?: string } = {}): DataFrame =>
+      this.fileFrame('read_csv', file, `header = ${options.header ?? true}${options.delimiter ? `, delim = ${quoteString(options.delimiter)}` : ''}`),
+    json: (file: string | string[]): DataFrame => this.fileFrame('read_json_auto', file),
+  };
+
+  private fileFrame(fn: string, file: string | string[], args = ''): DataFrame {
+    const files = (Array.isArray(file) ? file : [file]).map((f) => path.resolve(f));
+    const list = `[${files.map(quoteString).join(', ')}]`;
+    return new DataFrame(this, { kind: 'sql', sql: `SELECT * FROM ${fn}(${list}${args ? ', ' + args : ''})` });
+  }
+
+  /** A DataFrame over an SQL query run by DuckDB. */
+  sql(query: string): DataFrame {
+    return new DataFrame(this, { kind: 'sql', sql: query });
+  }
+
+  /** A DataFrame from JS rows (types inferred as DuckDB's JSON reader infers them). */
+  async createDataFrame(rows: Record<string, unknown>[]): Promise<DataFrame> {
+    if (!rows.length) throw new InvalidArgumentError('createDataFrame() needs at least one row to infer a schema.');
+    const tmp = path.join(os.tmpdir(), `floe-rows-${randomUUID()}.json`);
+    const table = this.engine.uniqueName('rows');
+    await fs.writeFile(tmp, rows.map((r) => JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))).join('\n'));
+    try {
+      await this.engine.run(`CREATE TABLE ${table} AS SELECT * FROM read_json(${quoteString(tmp)}, format = 'newline_delimited')`);
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+    this.track([table]);
+    return new DataFrame(this, { kind: 'sql', sql: `SELECT * FROM ${table}` });
+  }
+
+  track(tables: string[]): void {
+    for (const t of tables) this.tracked.add(t);
+  }
+
+  async close(): Promise<void> {
+    this.logs.clear();
+    await this.engine.close();
+  }
+}

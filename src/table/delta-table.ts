@@ -1,0 +1,149 @@
+/**
+ * DeltaTable: the delta-spark `DeltaTable` idiom in TypeScript (`DeltaTable.forPath(floe, path)`).
+ */
+import type { CommitInfo } from '../core/actions.js';
+import type { Snapshot } from '../core/snapshot.js';
+import { schemaToString } from '../core/schema.js';
+import type { DataFrame } from '../dataframe.js';
+import { TableNotFoundError } from '../errors.js';
+import type { DeltaReadOptions, Floe } from '../floe.js';
+
+/** One row of DESCRIBE HISTORY (Spark's column names). */
+export interface HistoryEntry {
+  version: number;
+  timestamp: string;
+  userId: string | null;
+  userName: string | null;
+  operation: string | null;
+  operationParameters: Record<string, unknown>;
+  job: unknown;
+  notebook: unknown;
+  clusterId: string | null;
+  readVersion: number | null;
+  isolationLevel: string | null;
+  isBlindAppend: boolean | null;
+  operationMetrics: Record<string, unknown>;
+  userMetadata: string | null;
+  engineInfo: string | null;
+}
+
+/** DESCRIBE DETAIL (Spark's field names) plus protocol details. */
+export interface TableDetail {
+  format: 'delta';
+  id: string;
+  name: string | null;
+  description: string | null;
+  location: string;
+  createdAt: string | null;
+  lastModified: string;
+  version: number;
+  partitionColumns: string[];
+  clusteringColumns: string[];
+  numFiles: number;
+  sizeInBytes: number;
+  properties: Record<string, string>;
+  minReaderVersion: number;
+  minWriterVersion: number;
+  tableFeatures: string[];
+  schema: string;
+}
+
+export class DeltaTable {
+  readonly floe: Floe;
+  readonly location: string;
+
+  private constructor(floe: Floe, location: string) {
+    this.floe = floe;
+    this.location = location;
+  }
+
+  /** Opens an existing table; throws DELTA_TABLE_NOT_FOUND when there is none. */
+  static async forPath(floe: Floe, location: string): Promise<DeltaTable> {
+    if (!(await floe.deltaLog(location).exists())) throw new TableNotFoundError(floe.storeFor(location).root);
+    return new DeltaTable(floe, location);
+  }
+
+  static async isDeltaTable(floe: Floe, location: string): Promise<boolean> {
+    return floe.deltaLog(location).exists();
+  }
+
+  async snapshot(options: DeltaReadOptions = {}): Promise<Snapshot> {
+    return this.floe.snapshot(this.location, options);
+  }
+
+  /** The table's latest version. */
+  async version(): Promise<number> {
+    return (await this.snapshot()).version;
+  }
+
+  toDF(options: DeltaReadOptions = {}): Promise<DataFrame> {
+    return this.floe.read.delta(this.location, options);
+  }
+
+  /** Commit history, newest first (DESCRIBE HISTORY), optionally the latest `limit` entries. */
+  async history(limit?: number): Promise<HistoryEntry[]> {
+    const log = this.floe.deltaLog(this.location);
+    const commits = await log.commits();
+    const out = commits.reverse().map((c) => historyEntry(c.version, c.timestamp, c.commitInfo));
+    return limit !== undefined ? out.slice(0, limit) : out;
+  }
+
+  /** DESCRIBE DETAIL. */
+  async detail(options: DeltaReadOptions = {}): Promise<TableDetail> {
+    const s = await this.snapshot(options);
+    const features = [...new Set([...(s.protocol.readerFeatures ?? []), ...(s.protocol.writerFeatures ?? [])])].sort();
+    const clustering = s.state.domains.get('delta.clustering');
+    let clusteringColumns: string[] = [];
+    if (clustering) {
+      try {
+        clusteringColumns = ((JSON.parse(clustering.configuration) as { clusteringColumns?: string[][] }).clusteringColumns ?? []).map((c) => c.join('.'));
+      } catch {
+        clusteringColumns = [];
+      }
+    }
+    return {
+      format: 'delta',
+      id: s.metadata.id,
+      name: s.metadata.name ?? null,
+      description: s.metadata.description ?? null,
+      location: s.tablePath,
+      createdAt: s.metadata.createdTime ? new Date(s.metadata.createdTime).toISOString() : null,
+      lastModified: new Date(s.timestamp).toISOString(),
+      version: s.version,
+      partitionColumns: s.partitionColumns,
+      clusteringColumns,
+      numFiles: s.files.length,
+      sizeInBytes: s.sizeInBytes,
+      properties: s.configuration,
+      minReaderVersion: s.protocol.minReaderVersion,
+      minWriterVersion: s.protocol.minWriterVersion,
+      tableFeatures: features,
+      schema: schemaToString(s.schema),
+    };
+  }
+}
+
+function str(v: unknown): string | null {
+  return typeof v === 'string' ? v : v === undefined || v === null ? null : String(v);
+}
+
+function historyEntry(version: number, timestamp: number, ci: CommitInfo | null): HistoryEntry {
+  const c = (ci ?? {}) as Record<string, unknown>;
+  return {
+    version,
+    timestamp: new Date(timestamp).toISOString(),
+    userId: str(c.userId),
+    userName: str(c.userName),
+    operation: str(c.operation),
+    operationParameters: (c.operationParameters as Record<string, unknown>) ?? {},
+    job: c.job ?? null,
+    notebook: c.notebook ?? null,
+    clusterId: str(c.clusterId),
+    readVersion: typeof c.readVersion === 'number' ? c.readVersion : null,
+    isolationLevel: str(c.isolationLevel),
+    isBlindAppend: typeof c.isBlindAppend === 'boolean' ? c.isBlindAppend : null,
+    operationMetrics: (c.operationMetrics as Record<string, unknown>) ?? {},
+    userMetadata: str(c.userMetadata),
+    engineInfo: str(c.engineInfo),
+  };
+}
