@@ -234,6 +234,8 @@ export function addActionToBatch(obj: Record<string, unknown>, batch: ActionBatc
       case 'metaData': {
         fixNumbers(a, ['createdTime']);
         need(a, 'id', 'string', 'metaData', where);
+        // Spark treats a missing schemaString as an empty schema (DLT and some test tables omit it).
+        if (!nonNull(a.schemaString)) a.schemaString = '{"type":"struct","fields":[]}';
         need(a, 'schemaString', 'string', 'metaData', where);
         if (!nonNull(a.partitionColumns)) fail(where, `metaData action is missing required field 'partitionColumns'`);
         if (!Array.isArray(a.partitionColumns)) fail(where, 'metaData.partitionColumns should be an array');
