@@ -9,6 +9,8 @@ import { InvalidArgumentError } from './errors.js';
 import type { Engine, JsonRow } from './engine/engine.js';
 import { type ScanPlan, planScan } from './engine/scan.js';
 import type { ObjectStore } from './storage/object-store.js';
+import { type DeltaWriteOptions, type WriteResult, writeDelta } from './table/write.js';
+import type { Floe } from './floe.js';
 
 export type Plan =
   | { kind: 'delta'; snapshot: Snapshot; store: ObjectStore; filters: string[] }
@@ -127,6 +129,11 @@ export class DataFrame {
   /** Column names and DuckDB types. */
   async columns(): Promise<{ name: string; type: string }[]> {
     return this.session.engine.describe(await this.toSQL());
+  }
+
+  /** Writers, as PySpark's `df.write`: `await df.write.delta(path, { mode: 'append' })`. */
+  get write(): { delta: (location: string, options?: DeltaWriteOptions) => Promise<WriteResult> } {
+    return { delta: (location, options) => writeDelta(this.session as Floe, this, location, options) };
   }
 
   /** Prints the first `n` rows as a table, like PySpark's `show()`. */

@@ -79,10 +79,15 @@ export class PhaseTimer {
 
   mark(phase: string): void {
     const t = nowMs();
-    const arr = this.samples.get(phase) ?? [];
-    arr.push(t - this.last);
-    this.samples.set(phase, arr);
+    this.record(phase, t - this.last);
     this.last = t;
+  }
+
+  /** Adds a sample measured elsewhere (e.g. a total across phases). */
+  record(phase: string, ms: number): void {
+    const arr = this.samples.get(phase) ?? [];
+    arr.push(ms);
+    this.samples.set(phase, arr);
   }
 
   /** Median milliseconds per phase, in first-seen order. */

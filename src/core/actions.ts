@@ -331,7 +331,8 @@ export function decodePath(p: string): string {
 
 /** Encodes a relative data file path for the log. */
 export function encodePath(p: string): string {
-  return p.split('/').map((s) => encodeURIComponent(s)).join('/');
+  // RFC 2396 keeps '=' (Hive partition folders read `col=value`, as Spark writes them).
+  return p.split('/').map((s) => encodeURIComponent(s).replace(/%3D/gi, '=')).join('/');
 }
 
 export interface FileStats {

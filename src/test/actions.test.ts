@@ -32,5 +32,6 @@ test('replay: newest action per logical file (path + DV id) wins', () => {
 
 test('paths in the log are URL-encoded', () => {
   assert.equal(decodePath('a%20b/c%25d.parquet'), 'a b/c%d.parquet');
-  assert.equal(encodePath('x=a b/part 1.parquet'), 'x%3Da%20b/part%201.parquet');
+  assert.equal(encodePath('x=a b/part 1.parquet'), 'x=a%20b/part%201.parquet');
+  assert.equal(decodePath(encodePath('p=a/b%c/é.parquet')), 'p=a/b%c/é.parquet');
 });

@@ -65,8 +65,12 @@ test('PhaseTimer reports median milliseconds per phase in order', async () => {
     t.mark('a');
     t.mark('b');
   }
+  t.record('total', 1);
+  t.record('total', 3);
+  t.record('total', 100);
   const m = t.medians();
-  assert.deepEqual(Object.keys(m), ['a', 'b']);
+  assert.deepEqual(Object.keys(m), ['a', 'b', 'total']);
+  assert.equal(m.total, 3);
   assert.ok(m.a! >= 3, `a = ${m.a}`);
   assert.ok(m.b! < m.a!, `b = ${m.b}`);
 });

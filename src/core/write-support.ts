@@ -1,0 +1,72 @@
+/**
+ * Which tables floe may write, and the protocol a new table needs. A writer never writes a table
+ * whose writer features it cannot honour (PROTOCOL.md "Table Features": writers must implement every
+ * feature listed in writerFeatures).
+ */
+import { FloeError, UnsupportedFeatureError } from '../errors.js';
+import type { Protocol } from './actions.js';
+import type { StructType, DataType } from './schema.js';
+
+/** Writer features floe honours on every write path it offers. */
+export const SUPPORTED_WRITER_FEATURES = new Set([
+  'appendOnly', 'invariants', 'checkConstraints', 'changeDataFeed', 'columnMapping', 'deletionVectors', 'timestampNtz',
+  'vacuumProtocolCheck', 'domainMetadata', 'inCommitTimestamp', 'typeWidening', 'typeWidening-preview',
+]);
+
+export function checkWriteSupport(protocol: Protocol, table: string): void {
+  if (protocol.minWriterVersion > 7) {
+    throw new UnsupportedFeatureError(`The Delta table at ${table} requires writer version ${protocol.minWriterVersion}; floe writes up to version 7.`, { path: table });
+  }
+  const missing: string[] = [];
+  if (protocol.minWriterVersion === 7) {
+    for (const f of protocol.writerFeatures ?? []) if (!SUPPORTED_WRITER_FEATURES.has(f)) missing.push(f);
+  } else {
+    if (protocol.minWriterVersion >= 4) missing.push('generatedColumns');
+    if (protocol.minWriterVersion >= 6) missing.push('identityColumns');
+  }
+  if (missing.length) {
+    throw new FloeError('DELTA_UNSUPPORTED_FEATURES_FOR_WRITE', `floe cannot write the Delta table at ${table}: it uses writer feature(s) floe does not implement (${missing.join(', ')}). Reading it works; write it with Spark or delta-rs.`, { path: table, features: missing });
+  }
+}
+
+function hasType(t: DataType, name: string): boolean {
+  if (typeof t === 'string') return t === name;
+  if (t.type === 'struct') return t.fields.some((f) => hasType(f.type, name));
+  if (t.type === 'array') return hasType(t.elementType, name);
+  return hasType(t.keyType, name) || hasType(t.valueType, name);
+}
+
+/**
+ * The smallest protocol for a new table with this schema and configuration: legacy versions where
+ * they suffice (readers everywhere understand them), table features when a feature requires them.
+ */
+export function protocolFor(schema: StructType, configuration: Record<string, string>): Protocol {
+  const readerFeatures = new Set<string>();
+  const writerFeatures = new Set<string>();
+  let writer = 2;
+  if (Object.keys(configuration).some((k) => k.startsWith('delta.constraints.'))) writer = Math.max(writer, 3);
+  if (configuration['delta.enableChangeDataFeed'] === 'true') writer = Math.max(writer, 4);
+  if (schema.fields.some((f) => hasType(f.type, 'timestamp_ntz'))) {
+    readerFeatures.add('timestampNtz');
+    writerFeatures.add('timestampNtz');
+  }
+  if (configuration['delta.enableDeletionVectors'] === 'true') {
+    readerFeatures.add('deletionVectors');
+    writerFeatures.add('deletionVectors');
+  }
+  if (configuration['delta.enableInCommitTimestamps'] === 'true') writerFeatures.add('inCommitTimestamp');
+  const mode = configuration['delta.columnMapping.mode'];
+  if (mode === 'name' || mode === 'id') {
+    if (!readerFeatures.size && !writerFeatures.size) return { minReaderVersion: 2, minWriterVersion: Math.max(writer, 5) };
+    readerFeatures.add('columnMapping');
+    writerFeatures.add('columnMapping');
+  }
+  if (!readerFeatures.size && !writerFeatures.size) return { minReaderVersion: 1, minWriterVersion: writer };
+  // Table features: list the legacy features the configuration implies too.
+  writerFeatures.add('appendOnly');
+  writerFeatures.add('invariants');
+  if (writer >= 3) writerFeatures.add('checkConstraints');
+  if (writer >= 4) writerFeatures.add('changeDataFeed');
+  const rf = [...readerFeatures].sort();
+  return { minReaderVersion: rf.length ? 3 : 1, minWriterVersion: 7, ...(rf.length ? { readerFeatures: rf } : {}), writerFeatures: [...writerFeatures].sort() };
+}

@@ -1,0 +1,192 @@
+/**
+ * Writing data files: DuckDB's `COPY … TO … (FORMAT parquet, RETURN_STATS)` writes Parquet into the
+ * table folder (Hive-style folders for partitions, uuid file names, a target file size) and reports
+ * each file's row count and column statistics, which become the `add` actions' Delta stats
+ * (PROTOCOL.md "Per-file Statistics"). Rows never pass through JavaScript.
+ */
+import * as path from 'node:path';
+import type { AddFile } from '../core/actions.js';
+import { encodePath } from '../core/actions.js';
+import { type DataType, type StructField, type StructType, duckType, fieldId, physicalName, quoteIdent, quoteString } from '../core/schema.js';
+import { FloeError } from '../errors.js';
+import type { ObjectStore } from '../storage/object-store.js';
+import type { Engine } from './engine.js';
+
+/** Spark's default: string min/max stats are cut to 32 characters. */
+const STRING_STATS_PREFIX = 32;
+export const DEFAULT_TARGET_FILE_SIZE = 128 * 1024 * 1024;
+
+export interface WriteFilesOptions {
+  /** Logical table schema; the source must have these columns (by name) in castable types. */
+  schema: StructType;
+  partitionColumns: string[];
+  /** Write physical column names (column mapping) and Parquet field ids (id mode). */
+  columnMapping: 'none' | 'name' | 'id';
+  targetFileSize?: number;
+  /** Subfolder for the files (e.g. `_change_data` for CDC files). */
+  subdir?: string;
+  /** Stats collection for the first N columns (delta.dataSkippingNumIndexedCols, default 32). */
+  numIndexedCols?: number;
+}
+
+/** SQL expression serialising a partition column's value as the log stores it (PROTOCOL.md "Partition Value Serialization"). */
+export function partitionValueSql(expr: string, type: DataType): string {
+  switch (type) {
+    case 'string': return `NULLIF(${expr}, '')`; // Spark stores empty-string partition values as null
+    case 'date': return `strftime(${expr}, '%Y-%m-%d')`;
+    case 'timestamp': case 'timestamp_ntz': return `strftime(${expr}, '%Y-%m-%d %H:%M:%S.%f')`;
+    case 'boolean': return `CASE WHEN ${expr} IS NULL THEN NULL WHEN ${expr} THEN 'true' ELSE 'false' END`;
+    case 'binary': return `decode(${expr})`;
+    default: return `CAST(${expr} AS VARCHAR)`;
+  }
+}
+
+type StatEntry = { min?: string; max?: string; nullCount?: number; hasNan?: boolean };
+
+/** A raw JSON fragment (numbers kept exact as text). */
+class Raw {
+  constructor(readonly text: string) {}
+}
+
+function toJson(v: unknown): string {
+  if (v instanceof Raw) return v.text;
+  if (v && typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}:${toJson(x)}`).join(',')}}`;
+  return JSON.stringify(v);
+}
+
+function statValue(type: DataType, s: string, kind: 'min' | 'max'): unknown {
+  if (typeof type !== 'string') return undefined;
+  if (/^(long|integer|short|byte)$/.test(type) || type.startsWith('decimal')) return /^-?\d+(\.\d+)?$/.test(s) ? new Raw(s) : undefined;
+  if (type === 'double' || type === 'float') {
+    const n = Number(s);
+    return Number.isFinite(n) ? new Raw(s.includes('e') || s.includes('E') ? String(n) : s) : undefined;
+  }
+  if (type === 'date') return s;
+  if (type === 'string') {
+    const cps = [...s];
+    if (cps.length <= STRING_STATS_PREFIX) return s;
+    return kind === 'min' ? cps.slice(0, STRING_STATS_PREFIX).join('') : undefined; // a cut max would not bound the values
+  }
+  if (type === 'timestamp' || type === 'timestamp_ntz') {
+    const m = /^(\d{4,}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d+)?/.exec(s);
+    if (!m) return undefined;
+    const ms = (m[3] ?? '.000').slice(1, 4).padEnd(3, '0'); // truncated to milliseconds, as Spark writes them
+    return `${m[1]}T${m[2]}.${ms}${type === 'timestamp' ? 'Z' : ''}`;
+  }
+  return undefined; // boolean, binary: no min/max
+}
+
+/** Builds Delta stats JSON from DuckDB's column statistics for the leaf columns reachable through structs. */
+export function deltaStats(numRecords: number, columnStats: Map<string, StatEntry>, fields: StructField[], numIndexedCols: number): string {
+  const minValues: Record<string, unknown> = {};
+  const maxValues: Record<string, unknown> = {};
+  const nullCount: Record<string, unknown> = {};
+  let leaves = 0;
+  const walk = (fs: StructField[], prefix: string[], mins: Record<string, unknown>, maxs: Record<string, unknown>, nulls: Record<string, unknown>): void => {
+    for (const f of fs) {
+      if (leaves >= numIndexedCols) return;
+      const name = physicalName(f);
+      const keyPath = [...prefix, name];
+      if (typeof f.type !== 'string') {
+        if (f.type.type !== 'struct') continue; // no stats for arrays and maps
+        const m1: Record<string, unknown> = {}, m2: Record<string, unknown> = {}, n: Record<string, unknown> = {};
+        walk(f.type.fields, keyPath, m1, m2, n);
+        if (Object.keys(m1).length) mins[name] = m1;
+        if (Object.keys(m2).length) maxs[name] = m2;
+        if (Object.keys(n).length) nulls[name] = n;
+        continue;
+      }
+      leaves++;
+      const st = columnStats.get(keyPath.map((k) => `"${k.replace(/"/g, '""')}"`).join('.'));
+      if (!st) continue;
+      if (st.nullCount !== undefined) nulls[name] = new Raw(String(st.nullCount));
+      if (st.hasNan) continue;
+      if (st.min !== undefined) {
+        const v = statValue(f.type, st.min, 'min');
+        if (v !== undefined) mins[name] = v;
+      }
+      if (st.max !== undefined) {
+        const v = statValue(f.type, st.max, 'max');
+        if (v !== undefined) maxs[name] = v;
+      }
+    }
+  };
+  walk(fields, [], minValues, maxValues, nullCount);
+  return toJson({ numRecords: new Raw(String(numRecords)), minValues, maxValues, nullCount });
+}
+
+function mapEntries(v: unknown): [string, unknown][] {
+  if (Array.isArray(v)) return v.map((e) => [String((e as { key: unknown }).key), (e as { value: unknown }).value]);
+  if (v && typeof v === 'object') return Object.entries(v);
+  return [];
+}
+
+/**
+ * Writes the rows of `sourceSql` as Parquet data files of the table and returns their `add` actions
+ * (dataChange = true). The source's columns are matched by logical name and cast to the table types.
+ */
+export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceSql: string, opts: WriteFilesOptions): Promise<AddFile[]> {
+  const root = store.localPath('');
+  if (!root) throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', 'Writing to remote stores is not supported yet.');
+  const dir = opts.subdir ? path.join(root, opts.subdir) : root;
+  const parts = new Set(opts.partitionColumns);
+  const byName = new Map(opts.schema.fields.map((f) => [f.name, f]));
+  const dataFields = opts.schema.fields.filter((f) => !parts.has(f.name));
+  const partFields = opts.partitionColumns.map((c) => byName.get(c)!);
+  const select = [
+    ...dataFields.map((f) => `CAST(s.${quoteIdent(f.name)} AS ${duckType(f.type, opts.columnMapping !== 'none')}) AS ${quoteIdent(physicalName(f))}`),
+    ...partFields.map((f) => `${partitionValueSql(`s.${quoteIdent(f.name)}`, f.type)} AS ${quoteIdent(physicalName(f))}`),
+  ];
+  const copyOpts = [
+    'FORMAT parquet',
+    'RETURN_STATS',
+    'APPEND',
+    "FILENAME_PATTERN 'part-00000-{uuid}-c000.snappy'",
+  ];
+  // DuckDB cannot rotate files within partitioned output: one file per partition per write.
+  if (partFields.length) copyOpts.push(`PARTITION_BY (${partFields.map((f) => quoteIdent(physicalName(f))).join(', ')})`);
+  else copyOpts.push(`FILE_SIZE_BYTES ${Math.max(1024 * 1024, opts.targetFileSize ?? DEFAULT_TARGET_FILE_SIZE)}`);
+  if (opts.columnMapping === 'id') {
+    const ids = dataFields.filter((f) => fieldId(f) !== undefined).map((f) => `${quoteIdent(physicalName(f))}: ${fieldId(f)}`);
+    if (ids.length) copyOpts.push(`FIELD_IDS {${ids.join(', ')}}`);
+  }
+  const sql = `COPY (SELECT ${select.join(', ')} FROM (${sourceSql}) s) TO ${quoteString(dir)} (${copyOpts.join(', ')})`;
+  const rows = await engine.allJson(sql);
+  const now = Date.now();
+  const out: AddFile[] = [];
+  for (const r of rows) {
+    const count = Number(r.count);
+    const file = String(r.filename);
+    if (count === 0) {
+      await store.delete(path.relative(root, file).split(path.sep).join('/'));
+      continue;
+    }
+    const colStats = new Map<string, StatEntry>();
+    for (const [col, statsV] of mapEntries(r.column_statistics)) {
+      const e: StatEntry = {};
+      for (const [k, v] of mapEntries(statsV)) {
+        if (k === 'min' && v !== null) e.min = String(v);
+        else if (k === 'max' && v !== null) e.max = String(v);
+        else if (k === 'null_count' && v !== null) e.nullCount = Number(v);
+        else if (k === 'has_nan') e.hasNan = String(v) === 'true';
+      }
+      colStats.set(col, e);
+    }
+    const partitionValues: Record<string, string | null> = {};
+    const keys = new Map(mapEntries(r.partition_keys));
+    for (const f of partFields) {
+      const v = keys.get(physicalName(f));
+      partitionValues[physicalName(f)] = v === null || v === undefined || v === '__HIVE_DEFAULT_PARTITION__' ? null : String(v);
+    }
+    const rel = path.relative(root, file).split(path.sep).join('/');
+    out.push({
+      path: encodePath(rel),
+      partitionValues,
+      size: Number(r.file_size_bytes),
+      modificationTime: now,
+      dataChange: true,
+      stats: deltaStats(count, colStats, dataFields, opts.numIndexedCols ?? 32),
+    });
+  }
+  return out;
+}

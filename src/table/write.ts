@@ -1,0 +1,264 @@
+/**
+ * `df.write.delta(path, options)`: create, append, overwrite (whole table or `replaceWhere` on
+ * partition columns), schema enforcement and `mergeSchema`, NOT NULL and CHECK constraints,
+ * idempotent writes through `txn`, then the commit and the checkpoint it may trigger.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AddFile, Metadata } from '../core/actions.js';
+import type { DeltaLog } from '../core/delta-log.js';
+import { type StructField, type StructType, deltaTypeFromDuck, duckType, quoteIdent, quoteString } from '../core/schema.js';
+import type { Snapshot } from '../core/snapshot.js';
+import { Transaction } from '../core/transaction.js';
+import { checkWriteSupport, protocolFor } from '../core/write-support.js';
+import type { DataFrame } from '../dataframe.js';
+import { writeCheckpoint } from '../engine/checkpoint-writer.js';
+import { partitionLiteral } from '../engine/scan.js';
+import { DEFAULT_TARGET_FILE_SIZE, writeDataFiles } from '../engine/writer.js';
+import { FloeError, InvalidArgumentError } from '../errors.js';
+import type { Floe } from '../floe.js';
+import { reconcileSchema } from './schema-evolution.js';
+
+export type SaveMode = 'append' | 'overwrite' | 'error' | 'errorifexists' | 'ignore';
+
+export interface DeltaWriteOptions {
+  mode?: SaveMode;
+  partitionBy?: string[];
+  /** Add the data's new columns to the table schema. */
+  mergeSchema?: boolean;
+  /** With mode overwrite: replace the table's schema and partitioning with the data's. */
+  overwriteSchema?: boolean;
+  /** With mode overwrite: replace only the rows matching this predicate on partition columns. */
+  replaceWhere?: string;
+  /** Idempotent writes: a write whose (txnAppId, txnVersion) the table has seen is skipped. */
+  txnAppId?: string;
+  txnVersion?: number;
+  /** Table properties for a table this write creates. */
+  properties?: Record<string, string>;
+  /** Description of a table this write creates. */
+  description?: string;
+  userMetadata?: string;
+}
+
+export interface WriteResult {
+  /** The committed version, or null when nothing was committed (ignore mode, or an idempotent retry). */
+  version: number | null;
+  skipped: boolean;
+  numFiles: number;
+  numOutputRows: number;
+  numOutputBytes: number;
+  numRemovedFiles: number;
+  attempts: number;
+}
+
+/** Sets up a new table's metadata from a schema (used by create and by a first write). */
+export function newMetadata(floe: Floe, schema: StructType, partitionColumns: string[], properties: Record<string, string>, description?: string, name?: string): Metadata {
+  for (const c of partitionColumns) {
+    const f = schema.fields.find((x) => x.name === c);
+    if (!f) throw new InvalidArgumentError(`Partition column '${c}' is not in the schema (${schema.fields.map((x) => x.name).join(', ')}).`, {}, 'DELTA_PARTITION_COLUMN_NOT_FOUND');
+    if (typeof f.type !== 'string') throw new InvalidArgumentError(`Partition column '${c}' has a nested type; partition columns must be of a primitive type.`);
+  }
+  return {
+    id: randomUUID(),
+    name: name ?? null,
+    description: description ?? null,
+    format: { provider: 'parquet', options: {} },
+    schemaString: JSON.stringify(schema),
+    partitionColumns,
+    configuration: { ...floe.tableDefaults(), ...properties },
+    createdTime: Date.now(),
+  };
+}
+
+/** SQL conditions that raise an error for rows violating NOT NULL or CHECK constraints. */
+export function constraintChecks(table: string, schema: StructType, configuration: Record<string, string>): string[] {
+  const checks: string[] = [];
+  for (const f of schema.fields) {
+    if (!f.nullable) {
+      const msg = `[DELTA_NOT_NULL_CONSTRAINT_VIOLATED] NOT NULL constraint violated for column: ${f.name} (table ${table}).`;
+      checks.push(`CASE WHEN ${quoteIdent(f.name)} IS NULL THEN error(${quoteString(msg)}) ELSE true END`);
+    }
+  }
+  for (const [k, v] of Object.entries(configuration)) {
+    if (!k.startsWith('delta.constraints.')) continue;
+    const name = k.slice('delta.constraints.'.length);
+    const msg = `[DELTA_VIOLATE_CONSTRAINT_WITH_VALUES] CHECK constraint ${name} (${v}) violated by a row of the data written to ${table}.`;
+    checks.push(`CASE WHEN (${v}) IS NOT TRUE THEN error(${quoteString(msg)}) ELSE true END`);
+  }
+  return checks;
+}
+
+/** Turns a DuckDB error raised by a constraint check into its floe error. */
+function constraintError(e: unknown): unknown {
+  const m = /\[(DELTA_NOT_NULL_CONSTRAINT_VIOLATED|DELTA_VIOLATE_CONSTRAINT_WITH_VALUES|DELTA_REPLACE_WHERE_MISMATCH)\] ([^\n]*)/.exec((e as Error)?.message ?? '');
+  return m ? new FloeError(m[1]!, m[2]!) : e;
+}
+
+/** Files whose partition values satisfy a predicate on partition columns, evaluated by DuckDB. */
+export async function filesMatchingPartitionPredicate(floe: Floe, snapshot: Snapshot, predicate: string): Promise<AddFile[]> {
+  const parts = snapshot.partitionColumns;
+  if (!snapshot.files.length) return [];
+  const fields = new Map(snapshot.schema.fields.map((f) => [f.name, f]));
+  const rows = snapshot.files.map((f, i) => `(${[String(i), ...parts.map((p) => partitionLiteral(f.partitionValues[physical(fields.get(p)!)] ?? f.partitionValues[p], fields.get(p)!.type))].join(', ')})`);
+  const cols = ['__i', ...parts.map((p) => quoteIdent(p))].join(', ');
+  const idx = new Set<number>();
+  for (let i = 0; i < rows.length; i += 5000) {
+    const sql = `SELECT __i FROM (VALUES ${rows.slice(i, i + 5000).join(', ')}) AS t(${cols}) WHERE ${predicate}`;
+    try {
+      for (const r of await floe.engine.allJson(sql)) idx.add(Number(r.__i));
+    } catch (e) {
+      throw new FloeError('DELTA_REPLACE_WHERE_IN_OVERWRITE', `replaceWhere '${predicate}' must reference only partition columns (${parts.join(', ') || 'none'}) of ${snapshot.tablePath}: ${(e as Error).message.split('\n')[0]}`, { predicate });
+    }
+  }
+  return snapshot.files.filter((_, i) => idx.has(i));
+}
+
+function physical(f: StructField): string {
+  const p = f.metadata['delta.columnMapping.physicalName'];
+  return typeof p === 'string' ? p : f.name;
+}
+
+/** The Delta schema of a DataFrame's result. */
+export async function dataFrameSchema(df: DataFrame): Promise<{ sql: string; schema: StructType }> {
+  const sql = await df.toSQL();
+  const cols = await df.session.engine.describe(sql);
+  const seen = new Set<string>();
+  for (const c of cols) {
+    const k = c.name.toLowerCase();
+    if (seen.has(k)) throw new InvalidArgumentError(`The data has two columns named '${c.name}' (column names are case-insensitive in Delta).`, {}, 'DELTA_DUPLICATE_COLUMNS_FOUND');
+    seen.add(k);
+  }
+  return { sql, schema: { type: 'struct', fields: cols.map((c) => ({ name: c.name, type: deltaTypeFromDuck(c.type), nullable: true, metadata: {} })) } };
+}
+
+/** Writes a DataFrame to a Delta table. */
+export async function writeDelta(floe: Floe, df: DataFrame, location: string, options: DeltaWriteOptions = {}): Promise<WriteResult> {
+  const mode: SaveMode = options.mode ?? 'errorifexists';
+  if (!['append', 'overwrite', 'error', 'errorifexists', 'ignore'].includes(mode)) throw new InvalidArgumentError(`Unknown save mode '${mode}'. Use append, overwrite, error/errorifexists or ignore.`);
+  if (options.replaceWhere && mode !== 'overwrite') throw new InvalidArgumentError('replaceWhere applies to mode overwrite only.');
+  if ((options.txnAppId === undefined) !== (options.txnVersion === undefined)) throw new InvalidArgumentError('txnAppId and txnVersion go together.', {}, 'DELTA_INVALID_IDEMPOTENT_WRITES_OPTIONS');
+  const log = floe.deltaLog(location);
+  const exists = await log.exists();
+  const snapshot = exists ? await log.snapshot() : null;
+  const noop: WriteResult = { version: null, skipped: true, numFiles: 0, numOutputRows: 0, numOutputBytes: 0, numRemovedFiles: 0, attempts: 0 };
+  if (snapshot && (mode === 'error' || mode === 'errorifexists')) {
+    throw new FloeError('DELTA_PATH_EXISTS', `A Delta table already exists at ${log.tablePath}. Write with mode 'append' or 'overwrite', or choose another path.`, { path: log.tablePath });
+  }
+  if (snapshot && mode === 'ignore') return noop;
+  if (snapshot && options.txnAppId !== undefined) {
+    const seen = snapshot.txnVersion(options.txnAppId);
+    if (seen !== undefined && seen >= options.txnVersion!) return noop;
+  }
+  const { sql: sourceSql, schema: sourceSchema } = await dataFrameSchema(df);
+  const txn = new Transaction(log, snapshot);
+  let schema: StructType;
+  let partitionColumns: string[];
+  let configuration: Record<string, string>;
+  let operation: string;
+  const params: Record<string, unknown> = { mode: mode[0]!.toUpperCase() + mode.slice(1) };
+  if (!snapshot || (mode === 'overwrite' && options.overwriteSchema)) {
+    schema = sourceSchema;
+    partitionColumns = options.partitionBy ?? (snapshot && !options.overwriteSchema ? snapshot.partitionColumns : []);
+    const meta = newMetadata(floe, schema, partitionColumns, { ...(snapshot?.configuration ?? {}), ...(options.properties ?? {}) }, options.description ?? snapshot?.metadata.description ?? undefined);
+    if (snapshot) meta.id = snapshot.metadata.id;
+    configuration = meta.configuration;
+    const protocol = protocolFor(schema, configuration);
+    checkWriteSupport(protocol, log.tablePath);
+    if (!snapshot || JSON.stringify(protocol) !== JSON.stringify(snapshot.protocol)) txn.setProtocol(snapshot ? { ...protocol, minReaderVersion: Math.max(protocol.minReaderVersion, snapshot.protocol.minReaderVersion), minWriterVersion: Math.max(protocol.minWriterVersion, snapshot.protocol.minWriterVersion) } : protocol);
+    txn.setMetadata(meta);
+    operation = snapshot ? 'WRITE' : 'CREATE TABLE AS SELECT';
+  } else {
+    checkWriteSupport(snapshot.protocol, log.tablePath);
+    if (options.partitionBy && JSON.stringify(options.partitionBy) !== JSON.stringify(snapshot.partitionColumns)) {
+      throw new FloeError('DELTA_PARTITION_COLUMNS_MISMATCH', `The table at ${log.tablePath} is partitioned by [${snapshot.partitionColumns.join(', ')}], but the write asks for [${options.partitionBy.join(', ')}]. Omit partitionBy, or overwrite with overwriteSchema: true to change the partitioning.`);
+    }
+    if (mode === 'overwrite' && snapshot.configuration['delta.appendOnly'] === 'true') {
+      throw new FloeError('DELTA_CANNOT_MODIFY_APPEND_ONLY', `The table at ${log.tablePath} is append-only (delta.appendOnly = true); overwrite is not allowed. Append instead, or unset the property.`);
+    }
+    const r = reconcileSchema(log.tablePath, snapshot.schema, sourceSchema, options.mergeSchema === true);
+    schema = r.schema;
+    partitionColumns = snapshot.partitionColumns;
+    configuration = snapshot.configuration;
+    if (r.changed) {
+      if (snapshot.columnMapping !== 'none') throw new FloeError('FLOE_UNSUPPORTED_OPERATION', `mergeSchema on a column-mapped table (${log.tablePath}) is not supported yet.`);
+      txn.setMetadata({ ...snapshot.metadata, schemaString: JSON.stringify(schema) });
+    }
+    operation = 'WRITE';
+  }
+  params.partitionBy = JSON.stringify(partitionColumns);
+  if (options.replaceWhere) params.predicate = JSON.stringify([options.replaceWhere]);
+
+  // Rows of the table's shape: source columns by name (case-insensitive), absent ones NULL.
+  const srcByLower = new Map(sourceSchema.fields.map((f) => [f.name.toLowerCase(), f.name]));
+  const shaped = schema.fields.map((f) => {
+    const s = srcByLower.get(f.name.toLowerCase());
+    return s !== undefined ? `CAST(${quoteIdent(s)} AS ${duckType(f.type)}) AS ${quoteIdent(f.name)}` : `NULL::${duckType(f.type)} AS ${quoteIdent(f.name)}`;
+  });
+  const checks = constraintChecks(log.tablePath, schema, configuration);
+  if (options.replaceWhere) {
+    const msg = `[DELTA_REPLACE_WHERE_MISMATCH] Data written with replaceWhere must all satisfy '${options.replaceWhere}'; a row does not.`;
+    checks.push(`CASE WHEN (${options.replaceWhere}) IS NOT TRUE THEN error(${quoteString(msg)}) ELSE true END`);
+  }
+  let rowsSql = `SELECT ${shaped.join(', ')} FROM (${sourceSql})`;
+  if (checks.length) rowsSql = `SELECT * FROM (${rowsSql}) WHERE ${checks.join(' AND ')}`;
+
+  const target = Number(configuration['delta.targetFileSize'] ?? floe.config.get('floe.write.targetFileSize') ?? DEFAULT_TARGET_FILE_SIZE);
+  let adds: AddFile[];
+  try {
+    adds = await writeDataFiles(floe.engine, log.store, rowsSql, {
+      schema, partitionColumns, columnMapping: snapshot?.columnMapping ?? 'none', targetFileSize: target,
+      numIndexedCols: Number(configuration['delta.dataSkippingNumIndexedCols'] ?? 32),
+    });
+  } catch (e) {
+    throw constraintError(e);
+  }
+  txn.adds.push(...adds);
+
+  let removed: AddFile[] = [];
+  if (snapshot && mode === 'overwrite') {
+    if (options.replaceWhere && !options.overwriteSchema) {
+      removed = await filesMatchingPartitionPredicate(floe, snapshot, options.replaceWhere);
+      const removedSet = new Set(removed.map((f) => f.path));
+      // A concurrent append into the replaced range conflicts; elsewhere it does not.
+      txn.readWhole((a) => removedSet.has(a.path) || partitionMatchesSync(a, removed), removed);
+    } else {
+      removed = snapshot.files;
+      txn.readWhole(undefined, removed);
+    }
+    for (const f of removed) txn.remove(f);
+  }
+  if (options.txnAppId !== undefined) txn.addTxn(options.txnAppId, options.txnVersion!);
+
+  const numOutputRows = adds.reduce((n, a) => n + (JSON.parse(a.stats ?? '{}') as { numRecords?: number }).numRecords! , 0);
+  const numOutputBytes = adds.reduce((n, a) => n + a.size, 0);
+  const metrics: Record<string, unknown> = { numFiles: adds.length, numOutputRows, numOutputBytes };
+  if (removed.length) metrics.numRemovedFiles = removed.length;
+  let result;
+  try {
+    result = await txn.commit(operation, params, metrics);
+  } catch (e) {
+    // Nothing references the files just written; remove them so a failed write leaves no litter.
+    await Promise.all(adds.map((a) => log.store.delete(decodeURIComponent(a.path)).catch(() => undefined)));
+    throw e;
+  }
+  await maybeCheckpoint(floe, log, result.version, { ...configuration, ...(txn.metadata?.configuration ?? {}) });
+  return { version: result.version, skipped: false, numFiles: adds.length, numOutputRows, numOutputBytes, numRemovedFiles: removed.length, attempts: result.attempts };
+}
+
+/** An added file falls in the replaced range when its partition values equal a removed file's. */
+function partitionMatchesSync(a: AddFile, removed: AddFile[]): boolean {
+  const key = JSON.stringify(a.partitionValues);
+  return removed.some((r) => JSON.stringify(r.partitionValues) === key);
+}
+
+/** Writes a checkpoint when the version is a multiple of delta.checkpointInterval (default 10). */
+export async function maybeCheckpoint(floe: Floe, log: DeltaLog, version: number, configuration: Record<string, string>): Promise<void> {
+  const interval = Number(configuration['delta.checkpointInterval'] ?? 10);
+  if (!(interval > 0) || version === 0 || version % interval !== 0) return;
+  try {
+    const snap = await log.snapshot(version);
+    await writeCheckpoint(floe.engine, log.store, snap);
+  } catch (e) {
+    // The commit is durable; a checkpoint is an optimisation. Report and go on.
+    if (!(e instanceof FloeError && e.code === 'FLOE_UNSUPPORTED_OPERATION')) process.emitWarning(`floe: checkpoint at version ${version} of ${log.tablePath} failed: ${(e as Error).message}`);
+  }
+}
