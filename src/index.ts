@@ -6,3 +6,7 @@ export { Snapshot } from './core/snapshot.js';
 export * from './errors.js';
 export type { ObjectStore, ObjectMeta } from './storage/object-store.js';
 export { LocalObjectStore } from './storage/local.js';
+export { DeltaTableBuilder, type ColumnSpec, type CreateTableOptions } from './table/create.js';
+export { type DeltaWriteOptions, type WriteResult, type SaveMode } from './table/write.js';
+export { ConcurrentModificationError } from './core/conflicts.js';
+export type { StructType, StructField, DataType } from './core/schema.js';

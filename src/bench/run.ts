@@ -411,7 +411,7 @@ function printTable(results: ScenarioResult[]): void {
     `<=${r.target}x ${r.meetsTarget === null ? 'ERR' : r.meetsTarget ? 'ok' : 'MISS'}`,
     r.error ? `ERROR: ${r.error}` : r.notes.join('; '),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.slice().map((r) => (i === header.length - 1 ? 0 : r[i]!.length))));
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (i === header.length - 1 ? 0 : r[i]!.length))));
   const fmt = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   console.log('');
   console.log(fmt(header));

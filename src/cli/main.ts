@@ -15,6 +15,9 @@ Usage:
   floe describe PATH [--version N | --timestamp T] [--format json|table]
   floe history PATH [--limit N] [--format json|table]
   floe show PATH [--version N | --timestamp T] [--where SQL] [--limit N] [--format table|csv|json]
+  floe write PATH --from FILE [--mode append|overwrite|error|ignore] [--partition-by a,b]
+             [--merge-schema] [--replace-where SQL] [--txn-app-id ID --txn-version N] [--format json|table]
+  floe checkpoint PATH
   floe help
 
 Exit status: 0 success, 1 error (message on stderr), 2 usage error.
@@ -53,6 +56,13 @@ async function main(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       format: { type: 'string' },
       where: { type: 'string' },
+      from: { type: 'string' },
+      mode: { type: 'string' },
+      'partition-by': { type: 'string' },
+      'merge-schema': { type: 'boolean' },
+      'replace-where': { type: 'string' },
+      'txn-app-id': { type: 'string' },
+      'txn-version': { type: 'string' },
     },
   });
   const format = values.format ?? (cmd === 'show' ? 'table' : 'table');
@@ -91,6 +101,32 @@ async function main(argv: string[]): Promise<number> {
         if (format === 'json') out(rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
         else if (format === 'csv') out([cols.map(csvCell).join(','), ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\n') + '\n');
         else out(formatTable(cols, rows));
+        return 0;
+      }
+      case 'write': {
+        if (!values.from) throw new UsageError('floe write needs --from FILE (CSV, JSON or Parquet)');
+        const src = values.from;
+        const df = /\.parquet$/i.test(src) ? floe.read.parquet(src) : /\.(json|ndjson|jsonl)$/i.test(src) ? floe.read.json(src) : /\.(csv|tsv|txt)$/i.test(src) ? floe.read.csv(src) : null;
+        if (!df) throw new UsageError(`cannot tell the format of ${src}: name it .csv, .json/.ndjson or .parquet`);
+        const mode = values.mode ?? 'append';
+        if (!['append', 'overwrite', 'error', 'errorifexists', 'ignore'].includes(mode)) throw new UsageError(`--mode must be append, overwrite, error or ignore, got '${mode}'`);
+        const r = await df.write.delta(path, {
+          mode: mode as 'append',
+          partitionBy: values['partition-by'] ? values['partition-by'].split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+          mergeSchema: values['merge-schema'],
+          replaceWhere: values['replace-where'],
+          txnAppId: values['txn-app-id'],
+          txnVersion: intOpt(values['txn-version'], 'txn-version'),
+        });
+        if (format === 'json') out(JSON.stringify(r) + '\n');
+        else out(r.skipped ? 'nothing written (table exists and mode is ignore, or this txn version was already written)\n' : `wrote version ${r.version}: ${r.numOutputRows} rows in ${r.numFiles} files${r.numRemovedFiles ? `, removed ${r.numRemovedFiles} files` : ''}\n`);
+        return 0;
+      }
+      case 'checkpoint': {
+        const t = await DeltaTable.forPath(floe, path);
+        const r = await t.checkpoint();
+        if (format === 'json') out(JSON.stringify(r) + '\n');
+        else out(`checkpoint written at version ${r.version}: ${r.path}\n`);
         return 0;
       }
       default:

@@ -7,6 +7,8 @@ import { schemaToString } from '../core/schema.js';
 import type { DataFrame } from '../dataframe.js';
 import { TableNotFoundError } from '../errors.js';
 import type { DeltaReadOptions, Floe } from '../floe.js';
+import { type CreateTableOptions, DeltaTableBuilder, createTable } from './create.js';
+import { writeCheckpoint } from '../engine/checkpoint-writer.js';
 
 /** One row of DESCRIBE HISTORY (Spark's column names). */
 export interface HistoryEntry {
@@ -61,6 +63,36 @@ export class DeltaTable {
   static async forPath(floe: Floe, location: string): Promise<DeltaTable> {
     if (!(await floe.deltaLog(location).exists())) throw new TableNotFoundError(floe.storeFor(location).root);
     return new DeltaTable(floe, location);
+  }
+
+  /**
+   * Creates a table: `DeltaTable.create(floe, { path, schema, partitionBy, properties, comment })`,
+   * or with no options, the builder (`DeltaTable.create(floe).location(p).addColumn('id', 'long').execute()`).
+   */
+  static create(floe: Floe): DeltaTableBuilder<DeltaTable>;
+  static create(floe: Floe, options: Omit<CreateTableOptions, 'mode'>): Promise<DeltaTable>;
+  static create(floe: Floe, options?: Omit<CreateTableOptions, 'mode'>): DeltaTableBuilder<DeltaTable> | Promise<DeltaTable> {
+    if (!options) return new DeltaTableBuilder(floe, 'create', DeltaTable.forPath);
+    return createTable(floe, { ...options, mode: 'create' }).then(() => DeltaTable.forPath(floe, options.path));
+  }
+
+  static createIfNotExists(floe: Floe): DeltaTableBuilder<DeltaTable> {
+    return new DeltaTableBuilder(floe, 'ifNotExists', DeltaTable.forPath);
+  }
+
+  static createOrReplace(floe: Floe): DeltaTableBuilder<DeltaTable> {
+    return new DeltaTableBuilder(floe, 'createOrReplace', DeltaTable.forPath);
+  }
+
+  static replace(floe: Floe): DeltaTableBuilder<DeltaTable> {
+    return new DeltaTableBuilder(floe, 'replace', DeltaTable.forPath);
+  }
+
+  /** Writes a checkpoint at the latest version now (as `floe checkpoint`). */
+  async checkpoint(): Promise<{ version: number; path: string }> {
+    const snap = await this.snapshot();
+    const r = await writeCheckpoint(this.floe.engine, this.floe.deltaLog(this.location).store, snap);
+    return { version: snap.version, path: r.path };
   }
 
   static async isDeltaTable(floe: Floe, location: string): Promise<boolean> {

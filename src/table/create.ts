@@ -1,0 +1,133 @@
+/**
+ * Creating tables: `DeltaTable.create(floe, { path, schema, partitionBy, properties, comment })` and
+ * the delta-spark builder (`DeltaTable.createIfNotExists(floe).location(p).addColumn(...).execute()`).
+ */
+import type { StructField, StructType, DataType } from '../core/schema.js';
+import { Transaction } from '../core/transaction.js';
+import { checkWriteSupport, protocolFor } from '../core/write-support.js';
+import { FloeError, InvalidArgumentError } from '../errors.js';
+import type { Floe } from '../floe.js';
+import { newMetadata } from './write.js';
+
+/** A column as users write it: `{ name: 'id', type: 'long', nullable: false, comment: '…' }`. */
+export interface ColumnSpec {
+  name: string;
+  type: DataType;
+  nullable?: boolean;
+  comment?: string;
+}
+
+export interface CreateTableOptions {
+  path: string;
+  schema: StructType | ColumnSpec[];
+  partitionBy?: string[];
+  properties?: Record<string, string>;
+  comment?: string;
+  name?: string;
+  /** 'create' fails when a table exists; 'ifNotExists' returns quietly; 'replace' replaces it (new version, same history). */
+  mode?: 'create' | 'ifNotExists' | 'replace' | 'createOrReplace';
+}
+
+const PRIMITIVES = /^(string|long|integer|short|byte|float|double|boolean|binary|date|timestamp|timestamp_ntz|decimal\(\d+,\s*\d+\))$/;
+
+function validateType(t: DataType, where: string): DataType {
+  if (typeof t === 'string') {
+    const norm = t.trim().toLowerCase().replace(/^int$/, 'integer').replace(/^bigint$/, 'long').replace(/^smallint$/, 'short').replace(/^tinyint$/, 'byte').replace(/\s+/g, '');
+    if (!PRIMITIVES.test(norm)) throw new InvalidArgumentError(`Unknown data type '${t}' for ${where}. Use a Delta type: string, long, integer, short, byte, float, double, boolean, binary, date, timestamp, timestamp_ntz, decimal(p,s), or a struct/array/map object.`, {}, 'DELTA_UNSUPPORTED_DATA_TYPE');
+    return norm;
+  }
+  if (t.type === 'struct') return { type: 'struct', fields: t.fields.map((f) => ({ ...f, type: validateType(f.type, `${where}.${f.name}`), metadata: f.metadata ?? {}, nullable: f.nullable ?? true })) };
+  if (t.type === 'array') return { ...t, elementType: validateType(t.elementType, `${where}[]`) };
+  return { ...t, keyType: validateType(t.keyType, `${where} key`), valueType: validateType(t.valueType, `${where} value`) };
+}
+
+export function toStructType(schema: StructType | ColumnSpec[]): StructType {
+  const cols: StructField[] = Array.isArray(schema)
+    ? schema.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable ?? true, metadata: c.comment ? { comment: c.comment } : {} }))
+    : schema.fields;
+  const seen = new Set<string>();
+  const fields = cols.map((f) => {
+    if (!f.name) throw new InvalidArgumentError('A column needs a name.');
+    if (seen.has(f.name.toLowerCase())) throw new InvalidArgumentError(`Column '${f.name}' appears twice (names are case-insensitive).`, {}, 'DELTA_DUPLICATE_COLUMNS_FOUND');
+    seen.add(f.name.toLowerCase());
+    return { name: f.name, type: validateType(f.type, `column ${f.name}`), nullable: f.nullable ?? true, metadata: f.metadata ?? {} };
+  });
+  if (!fields.length) throw new InvalidArgumentError('A table needs at least one column.');
+  return { type: 'struct', fields };
+}
+
+/** Creates (or replaces) a table; returns the committed version, or null when it existed and mode is ifNotExists. */
+export async function createTable(floe: Floe, opts: CreateTableOptions): Promise<number | null> {
+  const mode = opts.mode ?? 'create';
+  const log = floe.deltaLog(opts.path);
+  const exists = await log.exists();
+  if (exists && mode === 'ifNotExists') return null;
+  if (exists && mode === 'create') throw new FloeError('DELTA_TABLE_ALREADY_EXISTS', `A Delta table already exists at ${log.tablePath}. Use createIfNotExists or createOrReplace.`, { path: log.tablePath });
+  if (!exists && mode === 'replace') throw new FloeError('DELTA_TABLE_NOT_FOUND', `Cannot replace: no Delta table at ${log.tablePath}. Use create or createOrReplace.`, { path: log.tablePath });
+  const schema = toStructType(opts.schema);
+  const meta = newMetadata(floe, schema, opts.partitionBy ?? [], opts.properties ?? {}, opts.comment, opts.name);
+  const protocol = protocolFor(schema, meta.configuration);
+  checkWriteSupport(protocol, log.tablePath);
+  const snapshot = exists ? await log.snapshot() : null;
+  const txn = new Transaction(log, snapshot);
+  txn.setProtocol(snapshot ? { ...protocol, minReaderVersion: Math.max(protocol.minReaderVersion, snapshot.protocol.minReaderVersion), minWriterVersion: Math.max(protocol.minWriterVersion, snapshot.protocol.minWriterVersion) } : protocol);
+  txn.setMetadata(meta);
+  if (snapshot) {
+    txn.readWhole();
+    for (const f of snapshot.files) txn.remove(f);
+  }
+  const params: Record<string, unknown> = { partitionBy: JSON.stringify(meta.partitionColumns), description: opts.comment, properties: JSON.stringify(meta.configuration) };
+  const res = await txn.commit(snapshot ? 'REPLACE TABLE' : 'CREATE TABLE', params);
+  return res.version;
+}
+
+/** The delta-spark builder: `DeltaTable.create(floe).location(p).addColumn('id', 'long').execute()`. */
+export class DeltaTableBuilder<T = unknown> {
+  private readonly cols: ColumnSpec[] = [];
+  private loc?: string;
+  private parts: string[] = [];
+  private props: Record<string, string> = {};
+  private desc?: string;
+  private tableName?: string;
+
+  constructor(
+    private readonly floe: Floe,
+    private readonly mode: CreateTableOptions['mode'],
+    private readonly open: (floe: Floe, path: string) => Promise<T>,
+  ) {}
+
+  location(path: string): this {
+    this.loc = path;
+    return this;
+  }
+  tableNameIs(name: string): this {
+    this.tableName = name;
+    return this;
+  }
+  addColumn(name: string, type: DataType, options: { nullable?: boolean; comment?: string } = {}): this {
+    this.cols.push({ name, type, ...options });
+    return this;
+  }
+  addColumns(cols: ColumnSpec[]): this {
+    this.cols.push(...cols);
+    return this;
+  }
+  partitionedBy(...cols: string[]): this {
+    this.parts = cols;
+    return this;
+  }
+  property(key: string, value: string): this {
+    this.props[key] = value;
+    return this;
+  }
+  comment(text: string): this {
+    this.desc = text;
+    return this;
+  }
+  /** Creates the table and returns it opened. */
+  async execute(): Promise<T> {
+    if (!this.loc) throw new InvalidArgumentError('The table builder needs a location(path).');
+    await createTable(this.floe, { path: this.loc, schema: this.cols, partitionBy: this.parts, properties: this.props, comment: this.desc, name: this.tableName, mode: this.mode });
+    return this.open(this.floe, this.loc);
+  }
+}
