@@ -137,6 +137,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A closed pipe (`floe show … | head`) ends output quietly.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

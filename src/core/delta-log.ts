@@ -53,9 +53,10 @@ export class DeltaLog {
     }
   }
 
-  /** Every recognised file of `_delta_log/`, ascending by name. */
-  async listLogFiles(): Promise<LogFile[]> {
-    const metas = await this.store.list(`${LOG_DIR}/`);
+  /** Every recognised file of `_delta_log/` (from a version on, when given), ascending by name. */
+  async listLogFiles(fromVersion?: number): Promise<LogFile[]> {
+    const startAfter = fromVersion !== undefined && fromVersion > 0 ? `${LOG_DIR}/${String(fromVersion).padStart(20, '0')}` : undefined;
+    const metas = await this.store.list(`${LOG_DIR}/`, { startAfter });
     const out: LogFile[] = [];
     for (const m of metas) {
       const f = parseLogFile(m.path, m.lastModified, m.size);
@@ -121,6 +122,20 @@ export class DeltaLog {
 
   /** The segment for a version (latest when undefined). */
   async segment(version?: number, skip?: Set<string>): Promise<LogSegment> {
+    // The latest snapshot only needs the log from the last checkpoint on: list from there when
+    // `_last_checkpoint` names a checkpoint that the listing confirms, else list everything.
+    if (version === undefined && !skip?.size) {
+      const hint = await this.lastCheckpoint();
+      if (hint && hint.version > 0) {
+        const files = await this.listLogFiles(hint.version);
+        try {
+          const seg = buildLogSegment(this.tablePath, files, undefined, { useCompactions: true });
+          if (seg.checkpoint && seg.checkpoint.version >= hint.version) return seg;
+        } catch {
+          // fall through to a full listing
+        }
+      }
+    }
     const files = await this.listLogFiles();
     if (!files.some((f) => f.kind === 'commit' || f.kind === 'checkpoint')) throw new TableNotFoundError(this.tablePath);
     return buildLogSegment(this.tablePath, files, version, { skipCheckpoints: skip, useCompactions: true });
@@ -269,11 +284,17 @@ function rowsIntoBatch(rows: Record<string, unknown>[], batch: ActionBatch, file
   let metaCount = 0;
   let protoCount = 0;
   for (const row of rows) {
-    const b = emptyBatch();
-    addActionToBatch(row, b, { file });
-    if (b.metaData) metaCount++;
-    if (b.protocol) protoCount++;
-    mergeBatch(batch, b);
+    // Each checkpoint row holds one action; metaData/protocol go through a scratch batch so that
+    // duplicates are counted rather than rejected as "two in one commit".
+    if (row.metaData || row.protocol) {
+      const b = emptyBatch();
+      addActionToBatch(row, b, { file });
+      if (b.metaData) metaCount++;
+      if (b.protocol) protoCount++;
+      mergeBatch(batch, b);
+    } else {
+      addActionToBatch(row, batch, { file });
+    }
   }
   if ((!seenMeta && metaCount > 1) || (!seenProto && protoCount > 1)) {
     throw new CorruptLogError(`Checkpoint ${file} holds ${metaCount} metaData and ${protoCount} protocol actions; a checkpoint holds exactly one of each.`, { file, checkpoint: true });

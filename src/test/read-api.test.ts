@@ -681,9 +681,13 @@ test('createDataFrame infers types from JS rows and supports the DataFrame opera
     { id: '2', name: 'b' },
   ]);
   assert.equal(await df.count(), 3);
-  const big = await floe.createDataFrame([{ v: 9007199254740993n }]);
-  assert.deepEqual(await big.toArray(), [{ v: 9007199254740993n }], 'bigint beyond 2^53 round-trips exactly');
   await rejectsWith(floe.createDataFrame([]), 'FLOE_INVALID_ARGUMENT');
+});
+
+test('createDataFrame keeps JS bigint values as BIGINT, exact beyond 2^53', async () => {
+  const big = await floe.createDataFrame([{ v: 9007199254740993n }, { v: -5n }]);
+  assert.deepEqual(await big.columns(), [{ name: 'v', type: 'BIGINT' }]);
+  assert.deepEqual(await big.orderBy('v').toArray(), [{ v: -5n }, { v: 9007199254740993n }]);
 });
 
 test('read.csv / read.json / read.parquet of files written to a temp folder', async () => {
