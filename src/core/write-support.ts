@@ -13,17 +13,32 @@ export const SUPPORTED_WRITER_FEATURES = new Set([
   'vacuumProtocolCheck', 'domainMetadata', 'inCommitTimestamp', 'typeWidening', 'typeWidening-preview',
 ]);
 
-export function checkWriteSupport(protocol: Protocol, table: string): void {
+/** Features whose writer duties apply only when the schema uses them (a column with an expression). */
+const SCHEMA_ACTIVATED: Record<string, string> = {
+  generatedColumns: 'delta.generationExpression',
+  identityColumns: 'delta.identity.start',
+  allowColumnDefaults: 'CURRENT_DEFAULT',
+};
+
+function schemaUses(schema: StructType | undefined, metadataKey: string): boolean {
+  if (!schema) return true; // unknown schema: assume the worst
+  const walk = (t: DataType): boolean =>
+    typeof t !== 'string' && (t.type === 'struct' ? t.fields.some((f) => metadataKey in (f.metadata ?? {}) || walk(f.type)) : t.type === 'array' ? walk(t.elementType) : walk(t.keyType) || walk(t.valueType));
+  return walk(schema);
+}
+
+/**
+ * Throws DELTA_UNSUPPORTED_FEATURES_FOR_WRITE unless floe can honour every writer duty of the table.
+ * Generated, identity and default columns only bind writers when the schema has such a column.
+ */
+export function checkWriteSupport(protocol: Protocol, table: string, schema?: StructType): void {
   if (protocol.minWriterVersion > 7) {
     throw new UnsupportedFeatureError(`The Delta table at ${table} requires writer version ${protocol.minWriterVersion}; floe writes up to version 7.`, { path: table });
   }
-  const missing: string[] = [];
-  if (protocol.minWriterVersion === 7) {
-    for (const f of protocol.writerFeatures ?? []) if (!SUPPORTED_WRITER_FEATURES.has(f)) missing.push(f);
-  } else {
-    if (protocol.minWriterVersion >= 4) missing.push('generatedColumns');
-    if (protocol.minWriterVersion >= 6) missing.push('identityColumns');
-  }
+  const listed = protocol.minWriterVersion === 7
+    ? protocol.writerFeatures ?? []
+    : [...(protocol.minWriterVersion >= 4 ? ['generatedColumns'] : []), ...(protocol.minWriterVersion >= 6 ? ['identityColumns'] : [])];
+  const missing = listed.filter((f) => !SUPPORTED_WRITER_FEATURES.has(f) && !(f in SCHEMA_ACTIVATED && !schemaUses(schema, SCHEMA_ACTIVATED[f]!)));
   if (missing.length) {
     throw new FloeError('DELTA_UNSUPPORTED_FEATURES_FOR_WRITE', `floe cannot write the Delta table at ${table}: it uses writer feature(s) floe does not implement (${missing.join(', ')}). Reading it works; write it with Spark or delta-rs.`, { path: table, features: missing });
   }

@@ -67,7 +67,7 @@ export async function createTable(floe: Floe, opts: CreateTableOptions): Promise
   const schema = toStructType(opts.schema);
   const meta = newMetadata(floe, schema, opts.partitionBy ?? [], opts.properties ?? {}, opts.comment, opts.name);
   const protocol = protocolFor(schema, meta.configuration);
-  checkWriteSupport(protocol, log.tablePath);
+  checkWriteSupport(protocol, log.tablePath, schema);
   const snapshot = exists ? await log.snapshot() : null;
   const txn = new Transaction(log, snapshot);
   txn.setProtocol(snapshot ? { ...protocol, minReaderVersion: Math.max(protocol.minReaderVersion, snapshot.protocol.minReaderVersion), minWriterVersion: Math.max(protocol.minWriterVersion, snapshot.protocol.minWriterVersion) } : protocol);

@@ -162,12 +162,12 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
     if (snapshot) meta.id = snapshot.metadata.id;
     configuration = meta.configuration;
     const protocol = protocolFor(schema, configuration);
-    checkWriteSupport(protocol, log.tablePath);
+    checkWriteSupport(protocol, log.tablePath, schema);
     if (!snapshot || JSON.stringify(protocol) !== JSON.stringify(snapshot.protocol)) txn.setProtocol(snapshot ? { ...protocol, minReaderVersion: Math.max(protocol.minReaderVersion, snapshot.protocol.minReaderVersion), minWriterVersion: Math.max(protocol.minWriterVersion, snapshot.protocol.minWriterVersion) } : protocol);
     txn.setMetadata(meta);
     operation = snapshot ? 'WRITE' : 'CREATE TABLE AS SELECT';
   } else {
-    checkWriteSupport(snapshot.protocol, log.tablePath);
+    checkWriteSupport(snapshot.protocol, log.tablePath, snapshot.schema);
     if (options.partitionBy && JSON.stringify(options.partitionBy) !== JSON.stringify(snapshot.partitionColumns)) {
       throw new FloeError('DELTA_PARTITION_COLUMNS_MISMATCH', `The table at ${log.tablePath} is partitioned by [${snapshot.partitionColumns.join(', ')}], but the write asks for [${options.partitionBy.join(', ')}]. Omit partitionBy, or overwrite with overwriteSchema: true to change the partitioning.`);
     }
