@@ -14,6 +14,8 @@ import { DataFrame } from './dataframe.js';
 import { Engine, type EngineOptions } from './engine/engine.js';
 import { FloeError, InvalidArgumentError } from './errors.js';
 import { LocalObjectStore } from './storage/local.js';
+import type { ChangeFeedOptions } from './core/cdf.js';
+import { changesQuery } from './table/changes.js';
 import type { ObjectStore } from './storage/object-store.js';
 
 /** Session configuration keys for new-table defaults, as Delta on Spark reads them. */
@@ -109,6 +111,15 @@ export class Floe {
     delta: async (location: string, options: DeltaReadOptions = {}): Promise<DataFrame> => {
       const snap = await this.snapshot(location, options);
       return new DataFrame(this, { kind: 'delta', snapshot: snap, store: this.deltaLog(location).store, filters: [] });
+    },
+    /**
+     * The change data feed between two versions or timestamps (bounds inclusive): the table's columns
+     * plus `_change_type`, `_commit_version`, `_commit_timestamp`, as Spark's `readChangeFeed`.
+     */
+    changes: async (location: string, options: ChangeFeedOptions): Promise<DataFrame> => {
+      const q = await changesQuery(this, location, options);
+      this.track(q.tables);
+      return new DataFrame(this, { kind: 'sql', sql: q.sql });
     },
     parquet: (file: string | string[]): DataFrame => this.fileFrame('read_parquet', file),
     csv: (file: string | string[], options: { header?: boolean; delimiter?: string } = {}): DataFrame =>

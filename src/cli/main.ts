@@ -17,6 +17,7 @@ Usage:
   floe show PATH [--version N | --timestamp T] [--where SQL] [--limit N] [--format table|csv|json]
   floe write PATH --from FILE [--mode append|overwrite|error|ignore] [--partition-by a,b]
              [--merge-schema] [--replace-where SQL] [--txn-app-id ID --txn-version N] [--format json|table]
+  floe changes PATH --from V|TIMESTAMP [--to V|TIMESTAMP] [--where SQL] [--limit N] [--format table|csv|json]
   floe checkpoint PATH
   floe help
 
@@ -57,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
       format: { type: 'string' },
       where: { type: 'string' },
       from: { type: 'string' },
+      to: { type: 'string' },
       mode: { type: 'string' },
       'partition-by': { type: 'string' },
       'merge-schema': { type: 'boolean' },
@@ -90,8 +92,20 @@ async function main(argv: string[]): Promise<number> {
         }
         return 0;
       }
-      case 'show': {
-        let df = await floe.read.delta(path, travel);
+      case 'show':
+      case 'changes': {
+        let df;
+        if (cmd === 'changes') {
+          if (!values.from) throw new UsageError('floe changes needs --from VERSION or --from TIMESTAMP');
+          const bound = (v: string): number | string => (/^\d+$/.test(v) ? Number(v) : v);
+          const from = bound(values.from);
+          const to = values.to === undefined ? undefined : bound(values.to);
+          df = await floe.read.changes(path, {
+            ...(typeof from === 'number' ? { startingVersion: from } : { startingTimestamp: from }),
+            ...(to === undefined ? {} : typeof to === 'number' ? { endingVersion: to } : { endingTimestamp: to }),
+          });
+          df = df.orderBy('_commit_version', "CASE _change_type WHEN 'delete' THEN 0 WHEN 'update_preimage' THEN 1 WHEN 'update_postimage' THEN 2 ELSE 3 END");
+        } else df = await floe.read.delta(path, travel);
         if (values.where) df = df.filter(values.where);
         const limit = intOpt(values.limit, 'limit');
         if (limit !== undefined) df = df.limit(limit);

@@ -158,6 +158,75 @@ async function checkGolden(floe: Floe, dir: string, name: string): Promise<CaseR
   }
 }
 
+interface CdfEntry {
+  repo: string;
+  test_fn: string;
+  tables: string[];
+  read_cdf_calls: { table: string; start_version: string; end_version: string }[];
+  builder_calls: string[];
+  timestamp_vars: Record<string, string>;
+  sql: string[];
+  expected: { columns: string[]; rows: string[][] }[];
+}
+
+/** Options of one upstream CDF test, from its recorded builder calls. */
+function cdfOptions(e: CdfEntry): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  const ts = (arg: string): string => {
+    const name = /^\(?\s*([a-z_]+)/.exec(arg)?.[1] ?? '';
+    const v = e.timestamp_vars[name] ?? '';
+    return v.replace(/\s*\(UTC\)$/, 'Z');
+  };
+  for (const c of e.read_cdf_calls) {
+    if (c.start_version !== 'None') o.startingVersion = Number(c.start_version);
+    if (c.end_version !== 'None') o.endingVersion = Number(c.end_version);
+  }
+  for (const b of e.builder_calls) {
+    const m = /^\.with_(starting|ending)_(version|timestamp)\((.*)$/.exec(b);
+    if (!m) continue;
+    const key = `${m[1]}${m[2] === 'version' ? 'Version' : 'Timestamp'}`;
+    o[key] = m[2] === 'version' ? Number(m[3]!.replace(/\).*$/, '')) : ts(m[3]!);
+  }
+  return o;
+}
+
+/** Every block of CDF_EXPECTED.json: floe's change feed equals the upstream test's rows (as strings, any order). */
+async function checkCdfExpected(floe: Floe, dir: string, match: (s: string) => boolean): Promise<CaseResult[]> {
+  const entries = JSON.parse(readFileSync(path.join(dir, 'CDF_EXPECTED.json'), 'utf8')) as CdfEntry[];
+  const out: CaseResult[] = [];
+  for (const e of entries) {
+    const folder = e.repo.endsWith('kernel-rs') ? 'kernel-rs/data' : 'delta-rs';
+    const table = path.join(dir, folder, e.tables[0]!);
+    const name = `${e.test_fn} (${folder}/${e.tables[0]})`;
+    if (!match(name) && !match('CDF_EXPECTED')) continue;
+    const options = cdfOptions(e);
+    for (const [i, exp] of e.expected.entries()) {
+      const check = `CDF_EXPECTED block ${i + 1} ${JSON.stringify(options)}`;
+      try {
+        const df = await floe.read.changes(table, options);
+        const base = await df.toSQL();
+        const query = e.sql[i] ? e.sql[i]!.replace(/\bFROM\s+cdf\b/i, `FROM (${base}) cdf`) : `SELECT * FROM (${base})`;
+        const types = new Map((await floe.engine.describe(query)).map((c) => [c.name, c.type]));
+        const cols = exp.columns.map((c) => {
+          const t = types.get(c);
+          if (t === undefined) throw new Error(`column ${c} missing from the feed`);
+          return t.startsWith('TIMESTAMP') ? `strftime(${quoteIdent(c)}, '%Y-%m-%dT%H:%M:%S.%g')` : `CAST(${quoteIdent(c)} AS VARCHAR)`;
+        });
+        const rows = await floe.engine.allJson(`SELECT ${cols.map((c, j) => `${c} AS c${j}`).join(', ')} FROM (${query})`);
+        const got = rows.map((r) => exp.columns.map((_, j) => (r[`c${j}`] === null ? 'NULL' : String(r[`c${j}`]))).join('\u001f')).sort();
+        const want = exp.rows.map((r) => r.join('\u001f')).sort();
+        const onlyGot = got.filter((g) => !want.includes(g));
+        const onlyWant = want.filter((w) => !got.includes(w));
+        const same = got.length === want.length && onlyGot.length === 0 && onlyWant.length === 0;
+        out.push({ folder: 'CDF_EXPECTED', table: name, check, outcome: same ? 'passed' : 'failed', detail: same ? `${got.length} rows` : `floe ${got.length} rows, expected ${want.length}; only floe: ${onlyGot.slice(0, 3).join(' | ')}; only expected: ${onlyWant.slice(0, 3).join(' | ')}` });
+      } catch (err) {
+        out.push({ folder: 'CDF_EXPECTED', table: name, check, outcome: 'failed', detail: describeError(err) });
+      }
+    }
+  }
+  return out;
+}
+
 /** Runs every check of the corpus. `only` filters table paths by substring. */
 export async function runCorpus(floe: Floe, dir: string, only?: string): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
@@ -178,6 +247,8 @@ export async function runCorpus(floe: Floe, dir: string, only?: string): Promise
       if (match(`kernel-rs/golden/${g}`)) results.push(await checkGolden(floe, dir, g));
     }
   }
+  // The change data feed: every asserted upstream block.
+  if (existsSync(path.join(dir, 'CDF_EXPECTED.json'))) results.push(...(await checkCdfExpected(floe, dir, match)));
   // Everything else opens and reads, or fails clearly.
   for (const folder of ['kernel-rs/golden', 'kernel-rs/data', 'delta-rs', 'delta-spark']) {
     const tables = (await findTables(path.join(dir, folder))).map((t) => `${folder}/${t}`).sort();

@@ -81,6 +81,26 @@ function hasNestedMapping(t: DataType): boolean {
   return hasNestedMapping(t.keyType) || hasNestedMapping(t.valueType);
 }
 
+/**
+ * `expr AS name` for each data column read from Parquet (alias `t`): physical → logical names,
+ * casts to the table types, NULL for columns no file has (added by a later schema change).
+ */
+export function dataColumnSelect(dataFields: StructField[], fileCols: Map<string, string>, mapped: boolean): string[] {
+  return dataFields.map((f) => {
+    const phys = physicalName(f);
+    const fileType = fileCols.get(phys);
+    if (fileType === undefined) return `NULL::${duckType(f.type)} AS ${quoteIdent(f.name)}`;
+    return `${logicalExpr(`t.${quoteIdent(phys)}`, f.type, fileType, mapped && hasNestedMapping(f.type))} AS ${quoteIdent(f.name)}`;
+  });
+}
+
+/** Column names and types of the union of some Parquet files' schemas. */
+export async function parquetColumns(engine: Engine, paths: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const c of await engine.describe(`SELECT * FROM read_parquet([${paths.map(quoteString).join(', ')}], union_by_name = true)`)) out.set(c.name, c.type);
+  return out;
+}
+
 export interface ScanOptions {
   /** SQL predicates the caller will apply; used here only to skip files. */
   filters?: string[];
@@ -150,16 +170,8 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
   }
 
   const allPaths = [...groups.values()].flatMap((g) => g.paths);
-  const fileCols = new Map<string, string>();
-  for (const c of await engine.describe(`SELECT * FROM read_parquet([${allPaths.map(quoteString).join(', ')}], union_by_name = true)`)) {
-    fileCols.set(c.name, c.type);
-  }
-  const dataSelect = dataFields.map((f) => {
-    const phys = physicalName(f);
-    const fileType = fileCols.get(phys);
-    if (fileType === undefined) return `NULL::${duckType(f.type)} AS ${quoteIdent(f.name)}`;
-    return `${logicalExpr(`t.${quoteIdent(phys)}`, f.type, fileType, mapped && hasNestedMapping(f.type))} AS ${quoteIdent(f.name)}`;
-  });
+  const fileCols = await parquetColumns(engine, allPaths);
+  const dataSelect = dataColumnSelect(dataFields, fileCols, mapped);
   const needInfo = options.withFileInfo || dvFiles.length > 0;
   const readArgs = `union_by_name = true${needInfo ? ', filename = true, file_row_number = true' : ''}`;
 
