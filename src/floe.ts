@@ -143,7 +143,11 @@ export class Floe {
     if (!rows.length) throw new InvalidArgumentError('createDataFrame() needs at least one row to infer a schema.');
     const tmp = path.join(os.tmpdir(), `floe-rows-${randomUUID()}.json`);
     const table = this.engine.uniqueName('rows');
-    await fs.writeFile(tmp, rows.map((r) => JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))).join('\n'));
+    // bigint values go out as bare JSON numbers (exact), not strings.
+    const mark = '\u0000BIGINT';
+    const line = (r: Record<string, unknown>): string =>
+      JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? `${mark}${v.toString()}${mark}` : v)).replace(/"\\u0000BIGINT(-?\d+)\\u0000BIGINT"/g, '$1');
+    await fs.writeFile(tmp, rows.map(line).join('\n'));
     try {
       await this.engine.run(`CREATE TABLE ${table} AS SELECT * FROM read_json(${quoteString(tmp)}, format = 'newline_delimited')`);
     } finally {

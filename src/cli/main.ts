@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `floe` command. Machine-readable output (`--format json`) is part of the interface; errors go
- * to stderr as `error [CODE]: message` with a non-zero exit status.
+ * to stderr as `error [CODE] message` with a non-zero exit status.
  */
 import { parseArgs } from 'node:util';
 import { Floe } from '../floe.js';
@@ -69,6 +69,7 @@ async function main(argv: string[]): Promise<number> {
   });
   const format = values.format ?? (cmd === 'show' ? 'table' : 'table');
   if (!['json', 'table', 'csv'].includes(format)) throw new UsageError(`--format must be json, table or csv, got '${format}'`);
+  if (format === 'csv' && !['show', 'changes'].includes(cmd)) throw new UsageError(`--format csv applies to show and changes; use json or table for ${cmd}`);
   const path = positionals[0];
   if (!path) throw new UsageError(`floe ${cmd} needs a table PATH`);
   const travel = { versionAsOf: intOpt(values.version, 'version'), timestampAsOf: values.timestamp };
@@ -162,7 +163,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof UsageError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    if (e instanceof UsageError || String((e as { code?: string }).code ?? '').startsWith('ERR_PARSE_ARGS_')) {
       process.stderr.write(`error: ${(e as Error).message}\n\n${USAGE}`);
       process.exitCode = 2;
     } else if (e instanceof FloeError) {

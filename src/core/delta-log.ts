@@ -115,7 +115,7 @@ export class DeltaLog {
     try {
       return await this.parquet.readRows(this.store, keys);
     } catch (e) {
-      if (e instanceof FloeError) throw e;
+      if (e instanceof FloeError && e.code !== 'FLOE_ENGINE_ERROR') throw e;
       throw new CorruptLogError(`Checkpoint ${version} of ${this.tablePath} cannot be read (${(e as Error).message.split('\n')[0]}).`, { path: this.tablePath, version, files: keys }, { cause: e });
     }
   }

@@ -4,6 +4,9 @@
 import type { CommitInfo } from '../core/actions.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { schemaToString } from '../core/schema.js';
+import { protocolHasFeature } from '../core/table-features.js';
+
+const LEGACY_FEATURES = ['appendOnly', 'invariants', 'checkConstraints', 'changeDataFeed', 'generatedColumns', 'columnMapping', 'identityColumns'];
 import type { DataFrame } from '../dataframe.js';
 import { TableNotFoundError } from '../errors.js';
 import type { DeltaReadOptions, Floe } from '../floe.js';
@@ -123,7 +126,9 @@ export class DeltaTable {
   /** DESCRIBE DETAIL. */
   async detail(options: DeltaReadOptions = {}): Promise<TableDetail> {
     const s = await this.snapshot(options);
-    const features = [...new Set([...(s.protocol.readerFeatures ?? []), ...(s.protocol.writerFeatures ?? [])])].sort();
+    // Spark lists the features a legacy protocol implies (e.g. (1,2) → appendOnly, invariants) too.
+    const implied = s.protocol.minWriterVersion < 7 ? LEGACY_FEATURES.filter((f) => protocolHasFeature(s.protocol, f)) : [];
+    const features = [...new Set([...implied, ...(s.protocol.readerFeatures ?? []), ...(s.protocol.writerFeatures ?? [])])].sort();
     const clustering = s.state.domains.get('delta.clustering');
     let clusteringColumns: string[] = [];
     if (clustering) {

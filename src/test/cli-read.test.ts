@@ -284,6 +284,7 @@ test('usage errors exit 2 with usage on stderr: unknown flag, missing PATH, bad 
     ['show'],
     ['show', p, '--version', 'x'],
     ['show', p, '--limit', '-3'],
+    ['show', p, '--limit'],
     ['show', p, '--format', 'xml'],
     ['frobnicate', p],
   ];

