@@ -69,6 +69,13 @@ export async function writeCheckpoint(engine: Engine, store: ObjectStore, snapsh
     await fs.rm(tmpParquet, { force: true });
   }
   const size = lines.length;
+  // Never move the hint backwards (a slow writer finishing an older checkpoint after a newer one).
+  try {
+    const cur = JSON.parse(new TextDecoder().decode(await store.get(LAST_CHECKPOINT))) as { version?: number };
+    if (typeof cur.version === 'number' && cur.version > snapshot.version) return { path: key, actions: size };
+  } catch {
+    // absent or unreadable: write it
+  }
   await store.put(LAST_CHECKPOINT, JSON.stringify({ version: snapshot.version, size, sizeInBytes: (await store.head(key))?.size ?? 0, numOfAddFiles: snapshot.files.length }));
   return { path: key, actions: size };
 }
