@@ -10,3 +10,6 @@ export { DeltaTableBuilder, type ColumnSpec, type CreateTableOptions } from './t
 export { type DeltaWriteOptions, type WriteResult, type SaveMode } from './table/write.js';
 export { ConcurrentModificationError } from './core/conflicts.js';
 export type { StructType, StructField, DataType } from './core/schema.js';
+export { MergeBuilder, type MergeMetrics } from './table/merge.js';
+export { type DmlResult, type UpdateOptions } from './table/dml.js';
+export type { ChangeFeedOptions } from './core/cdf.js';

@@ -106,21 +106,26 @@ export interface ScanOptions {
   filters?: string[];
   /** Extra columns: `_file` (data file path) and `_row_index` (row position in the file). */
   withFileInfo?: boolean;
+  /** Scan only these files (a subset of the snapshot's), instead of pruning by `filters`. */
+  files?: AddFile[];
 }
 
 /** Keeps the files that may hold rows matching every filter. */
 export function pruneFiles(snapshot: Snapshot, filters: string[]): AddFile[] {
+  return pruneFileList(snapshot.files, snapshot.schema, snapshot.partitionColumns, filters);
+}
+
+/** Keeps the files whose partition values and stats allow a row matching every filter. */
+export function pruneFileList(files: AddFile[], schema: StructType, partitionColumns: string[], filters: string[]): AddFile[] {
   const exprs: Expr[] = [];
   for (const f of filters) {
     const e = parsePredicate(f);
     if (e) exprs.push(e);
   }
-  if (!exprs.length) return snapshot.files;
-  const schema = snapshot.schema;
-  const parts = snapshot.partitionColumns;
-  return snapshot.files.filter((file) => {
+  if (!exprs.length) return files;
+  return files.filter((file) => {
     const stats = parseStats(file.stats);
-    return exprs.every((e) => fileMayMatch(e, { partitionValues: file.partitionValues, stats }, schema, parts, { naiveTimestampsAreUtc: true }));
+    return exprs.every((e) => fileMayMatch(e, { partitionValues: file.partitionValues, stats }, schema, partitionColumns, { naiveTimestampsAreUtc: true }));
   });
 }
 
@@ -128,7 +133,7 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
   const schema: StructType = snapshot.schema;
   const partCols = new Set(snapshot.partitionColumns);
   const mapped = snapshot.columnMapping !== 'none';
-  const files = pruneFiles(snapshot, options.filters ?? []);
+  const files = options.files ?? pruneFiles(snapshot, options.filters ?? []);
   const fieldsByName = new Map(schema.fields.map((f) => [f.name, f]));
   const partFields: StructField[] = snapshot.partitionColumns.map((c) => {
     const f = fieldsByName.get(c);

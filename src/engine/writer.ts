@@ -27,6 +27,10 @@ export interface WriteFilesOptions {
   subdir?: string;
   /** Stats collection for the first N columns (delta.dataSkippingNumIndexedCols, default 32). */
   numIndexedCols?: number;
+  /** Source columns written as they are after the table's columns (e.g. `_change_type` in CDC files). */
+  extraColumns?: string[];
+  /** File name prefix (`part` for data files, `cdc` for change data files). */
+  filePrefix?: string;
 }
 
 /** SQL expression serialising a partition column's value as the log stores it (PROTOCOL.md "Partition Value Serialization"). */
@@ -135,13 +139,14 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
   const partFields = opts.partitionColumns.map((c) => byName.get(c)!);
   const select = [
     ...dataFields.map((f) => `CAST(s.${quoteIdent(f.name)} AS ${duckType(f.type, opts.columnMapping !== 'none')}) AS ${quoteIdent(physicalName(f))}`),
+    ...(opts.extraColumns ?? []).map((c) => `s.${quoteIdent(c)}`),
     ...partFields.map((f) => `${partitionValueSql(`s.${quoteIdent(f.name)}`, f.type)} AS ${quoteIdent(physicalName(f))}`),
   ];
   const copyOpts = [
     'FORMAT parquet',
     'RETURN_STATS',
     'APPEND',
-    "FILENAME_PATTERN 'part-00000-{uuid}-c000.snappy'",
+    `FILENAME_PATTERN '${opts.filePrefix ?? 'part'}-00000-{uuid}-c000.snappy'`,
   ];
   // DuckDB cannot rotate files within partitioned output: one file per partition per write.
   if (partFields.length) copyOpts.push(`PARTITION_BY (${partFields.map((f) => quoteIdent(physicalName(f))).join(', ')})`);

@@ -8,7 +8,9 @@ import { protocolHasFeature } from '../core/table-features.js';
 
 const LEGACY_FEATURES = ['appendOnly', 'invariants', 'checkConstraints', 'changeDataFeed', 'generatedColumns', 'columnMapping', 'identityColumns'];
 import type { DataFrame } from '../dataframe.js';
-import { TableNotFoundError } from '../errors.js';
+import { InvalidArgumentError, TableNotFoundError } from '../errors.js';
+import { type DmlResult, type UpdateOptions, deleteRows, updateRows } from './dml.js';
+import { MergeBuilder } from './merge.js';
 import type { DeltaReadOptions, Floe } from '../floe.js';
 import { type CreateTableOptions, DeltaTableBuilder, createTable } from './create.js';
 import { writeCheckpoint } from '../engine/checkpoint-writer.js';
@@ -56,10 +58,37 @@ export interface TableDetail {
 export class DeltaTable {
   readonly floe: Floe;
   readonly location: string;
+  /** Name for the target in merge conditions (`target.id = source.id`); 'target' by default. */
+  readonly aliasName?: string;
 
-  private constructor(floe: Floe, location: string) {
+  private constructor(floe: Floe, location: string, aliasName?: string) {
     this.floe = floe;
     this.location = location;
+    this.aliasName = aliasName;
+  }
+
+  /** This table under a name for merge conditions, as delta-spark's `alias`. */
+  alias(name: string): DeltaTable {
+    return new DeltaTable(this.floe, this.location, name);
+  }
+
+  /** Deletes the rows matching a SQL predicate (all rows when absent). */
+  delete(predicate?: string): Promise<DmlResult> {
+    return deleteRows(this.floe, this.location, predicate);
+  }
+
+  /** Updates rows: `update({ condition: "id = 3", set: { name: "'x'", n: 'n + 1' } })` (values are SQL). */
+  update(options: UpdateOptions): Promise<DmlResult> {
+    return updateRows(this.floe, this.location, options);
+  }
+
+  /**
+   * Starts a MERGE: `table.alias('target').merge(df.alias('source'), 'target.id = source.id')
+   * .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()`.
+   */
+  merge(source: DataFrame, condition: string): MergeBuilder {
+    if (!condition?.trim()) throw new InvalidArgumentError('merge() needs a join condition, e.g. "target.id = source.id".');
+    return new MergeBuilder(this.floe, this.location, this.aliasName ?? 'target', source, condition);
   }
 
   /** Opens an existing table; throws DELTA_TABLE_NOT_FOUND when there is none. */

@@ -1,0 +1,246 @@
+/**
+ * Row-level changes, copy-on-write: DELETE, UPDATE and MERGE rewrite only the files holding affected
+ * rows (files are first pruned by partition values and stats), copy the untouched rows of those
+ * files inside DuckDB, and, when the change data feed is on, write the changed rows to
+ * `_change_data/` as `cdc` files in the same commit (Spark's UpdateCommand / DeleteCommand / MERGE).
+ */
+import type { AddCDCFile, AddFile } from '../core/actions.js';
+import { parsePredicate } from '../core/predicate.js';
+import { type StructType, duckType, quoteIdent } from '../core/schema.js';
+import { partitionOnly } from '../core/skipping.js';
+import type { Snapshot } from '../core/snapshot.js';
+import { protocolHasFeature } from '../core/table-features.js';
+import { Transaction } from '../core/transaction.js';
+import { checkWriteSupport } from '../core/write-support.js';
+import { dataFilePath, planScan, pruneFileList, pruneFiles } from '../engine/scan.js';
+import { writeDataFiles, DEFAULT_TARGET_FILE_SIZE } from '../engine/writer.js';
+import { FloeError } from '../errors.js';
+import type { Floe } from '../floe.js';
+import { constraintChecks, filesMatchingPartitionPredicate, maybeCheckpoint } from './write.js';
+
+export type Metrics = Record<string, number>;
+
+export interface DmlResult {
+  version: number | null;
+  metrics: Metrics;
+}
+
+/** Is the change data feed on for writes (PROTOCOL.md: property set and the feature supported)? */
+export function cdfOnForWrites(s: Snapshot): boolean {
+  return (s.configuration['delta.enableChangeDataFeed'] ?? '').toLowerCase() === 'true' && protocolHasFeature(s.protocol, 'changeDataFeed');
+}
+
+export function checkCanModify(s: Snapshot, op: string): void {
+  checkWriteSupport(s.protocol, s.tablePath, s.schema);
+  if ((s.configuration['delta.appendOnly'] ?? '').toLowerCase() === 'true') {
+    throw new FloeError('DELTA_CANNOT_MODIFY_APPEND_ONLY', `${op} is not allowed: the table at ${s.tablePath} is append-only (delta.appendOnly = true).`, { table: s.tablePath });
+  }
+}
+
+/** A scan of some files with `_file` / `_row_index` columns, registered with the session. */
+export async function scanWithFileInfo(floe: Floe, snapshot: Snapshot, files: AddFile[]): Promise<string> {
+  const store = floe.deltaLog(snapshot.tablePath).store;
+  const plan = await planScan(floe.engine, store, snapshot, { files, withFileInfo: true });
+  floe.track(plan.tables);
+  return plan.sql;
+}
+
+/** Materialises a query into a session table and returns its name. */
+export async function materialize(floe: Floe, prefix: string, sql: string): Promise<string> {
+  const t = floe.engine.uniqueName(prefix);
+  await floe.engine.run(`CREATE TABLE ${t} AS ${sql}`);
+  floe.track([t]);
+  return t;
+}
+
+export async function count(floe: Floe, sql: string): Promise<number> {
+  const r = await floe.engine.allJson(`SELECT count(*) AS n FROM (${sql})`);
+  return Number(r[0]!.n);
+}
+
+function fileCol(): string {
+  return '_file';
+}
+
+export interface Rewrite {
+  snapshot: Snapshot;
+  txn: Transaction;
+  /** Files removed by this operation. */
+  removed: AddFile[];
+  /** Rows of the table's columns to write as new data files, or null. */
+  newDataSql: string | null;
+  /** Rows with `_change_type` for `_change_data/`, or null (when the feed is off or not needed). */
+  cdcSql: string | null;
+  operation: string;
+  params: Record<string, unknown>;
+  metrics: Metrics;
+  /** Name of the metric counting added data files (Spark's names differ per operation). */
+  addedFilesMetric: string;
+  removedFilesMetric: string;
+  /** When false, removed files carry dataChange=false. */
+  dataChange?: boolean;
+  /** The schema new files are written with (an evolved schema in MERGE WITH SCHEMA EVOLUTION). */
+  schemaOverride?: StructType;
+}
+
+/** Writes the new files of a rewrite and commits it in one transaction. */
+export async function commitRewrite(floe: Floe, r: Rewrite): Promise<DmlResult> {
+  const log = floe.deltaLog(r.snapshot.tablePath);
+  const s = r.snapshot;
+  const common = {
+    schema: r.schemaOverride ?? s.schema, partitionColumns: s.partitionColumns, columnMapping: s.columnMapping,
+    targetFileSize: Number(s.configuration['delta.targetFileSize'] ?? DEFAULT_TARGET_FILE_SIZE),
+    numIndexedCols: Number(s.configuration['delta.dataSkippingNumIndexedCols'] ?? 32),
+  };
+  const written: string[] = [];
+  try {
+    const adds = r.newDataSql ? await writeDataFiles(floe.engine, log.store, r.newDataSql, common) : [];
+    written.push(...adds.map((a) => a.path));
+    if (r.dataChange === false) for (const a of adds) a.dataChange = false;
+    let cdcs: AddCDCFile[] = [];
+    if (r.cdcSql) {
+      const files = await writeDataFiles(floe.engine, log.store, r.cdcSql, { ...common, subdir: '_change_data', extraColumns: ['_change_type'], filePrefix: 'cdc', numIndexedCols: 0 });
+      cdcs = files.map((f) => ({ path: f.path, partitionValues: f.partitionValues, size: f.size, dataChange: false }));
+      written.push(...cdcs.map((c) => c.path));
+    }
+    r.txn.adds.push(...adds);
+    r.txn.cdcs.push(...cdcs);
+    for (const f of r.removed) r.txn.remove(f, r.dataChange !== false);
+    r.metrics[r.addedFilesMetric] = adds.length;
+    r.metrics[r.removedFilesMetric] = r.removed.length;
+    if (cdcs.length) r.metrics.numAddedChangeFiles = cdcs.length;
+    if (!adds.length && !r.removed.length && !cdcs.length) return { version: null, metrics: r.metrics };
+    const res = await r.txn.commit(r.operation, r.params, r.metrics);
+    await maybeCheckpoint(floe, log, res.version, s.configuration);
+    return { version: res.version, metrics: r.metrics };
+  } catch (e) {
+    await Promise.all(written.map((p) => log.store.delete(decodeURIComponent(p)).catch(() => undefined)));
+    throw e;
+  }
+}
+
+function columnList(schema: StructType, prefix = ''): string {
+  return schema.fields.map((f) => `${prefix}${quoteIdent(f.name)}`).join(', ');
+}
+
+/** Files holding rows a predicate may match, and a transaction that read them. */
+function candidates(s: Snapshot, predicate: string | undefined): AddFile[] {
+  return predicate ? pruneFiles(s, [predicate]) : s.files;
+}
+
+/** DELETE FROM t [WHERE predicate]. */
+export async function deleteRows(floe: Floe, location: string, predicate?: string): Promise<DmlResult> {
+  const started = Date.now();
+  const s = await floe.deltaLog(location).snapshot();
+  checkCanModify(s, 'DELETE');
+  const txn = new Transaction(floe.deltaLog(location), s);
+  const params = { predicate: JSON.stringify(predicate ? [predicate] : []) };
+  const metrics: Metrics = {};
+  const expr = predicate ? parsePredicate(predicate) : null;
+  // Whole table or whole partitions: metadata-only, no rows read, no change files (as Spark does).
+  if (!predicate || (expr && partitionOnly(expr, s.partitionColumns))) {
+    const removed = predicate ? await filesMatchingPartitionPredicate(floe, s, predicate) : s.files;
+    txn.readWhole(undefined, removed);
+    metrics.numDeletedRows = removed.reduce((n, f) => n + (statsRows(f) ?? 0), 0);
+    metrics.numCopiedRows = 0;
+    metrics.executionTimeMs = Date.now() - started;
+    return commitRewrite(floe, { snapshot: s, txn, removed, newDataSql: null, cdcSql: null, operation: 'DELETE', params, metrics, addedFilesMetric: 'numAddedFiles', removedFilesMetric: 'numRemovedFiles' });
+  }
+  const cand = candidates(s, predicate);
+  txn.readWhole((a) => fileCouldMatch(s, a, predicate), cand);
+  if (!cand.length) return { version: null, metrics: { numDeletedRows: 0, numCopiedRows: 0, numRemovedFiles: 0, numAddedFiles: 0 } };
+  const scan = await scanWithFileInfo(floe, s, cand);
+  const d = await materialize(floe, 'del', `SELECT *, (${predicate}) IS TRUE AS __hit FROM (${scan})`);
+  const touchedPaths = new Set((await floe.engine.allJson(`SELECT DISTINCT ${fileCol()} AS f FROM ${d} WHERE __hit`)).map((r) => String(r.f)));
+  const removed = cand.filter((f) => touchedPaths.has(dataFilePath(floe.deltaLog(location).store, f.path)));
+  const inTouched = `${fileCol()} IN (SELECT DISTINCT ${fileCol()} FROM ${d} WHERE __hit)`;
+  metrics.numDeletedRows = await count(floe, `SELECT 1 FROM ${d} WHERE __hit`);
+  metrics.numCopiedRows = await count(floe, `SELECT 1 FROM ${d} WHERE ${inTouched} AND NOT __hit`);
+  metrics.executionTimeMs = Date.now() - started;
+  const cols = columnList(s.schema);
+  return commitRewrite(floe, {
+    snapshot: s, txn, removed,
+    newDataSql: `SELECT ${cols} FROM ${d} WHERE ${inTouched} AND NOT __hit`,
+    cdcSql: cdfOnForWrites(s) ? `SELECT ${cols}, 'delete' AS _change_type FROM ${d} WHERE __hit` : null,
+    operation: 'DELETE', params, metrics, addedFilesMetric: 'numAddedFiles', removedFilesMetric: 'numRemovedFiles',
+  });
+}
+
+export interface UpdateOptions {
+  /** SQL predicate choosing the rows to update; all rows when absent. */
+  condition?: string;
+  /** Column → SQL expression over the row's current values. */
+  set: Record<string, string>;
+}
+
+/** Resolves user column names (case-insensitive, as Spark) to schema names. */
+export function resolveColumn(schema: StructType, name: string, table: string): string {
+  const f = schema.fields.find((x) => x.name.toLowerCase() === name.toLowerCase());
+  if (!f) throw new FloeError('DELTA_COLUMN_NOT_FOUND', `Column '${name}' does not exist in ${table} (columns: ${schema.fields.map((x) => x.name).join(', ')}).`, { table, column: name });
+  return f.name;
+}
+
+/** UPDATE t SET … [WHERE condition]. */
+export async function updateRows(floe: Floe, location: string, options: UpdateOptions): Promise<DmlResult> {
+  const started = Date.now();
+  const s = await floe.deltaLog(location).snapshot();
+  checkCanModify(s, 'UPDATE');
+  if (!options.set || !Object.keys(options.set).length) throw new FloeError('FLOE_INVALID_ARGUMENT', 'update() needs at least one column in set.');
+  const set = new Map(Object.entries(options.set).map(([k, v]) => [resolveColumn(s.schema, k, s.tablePath), v]));
+  for (const p of s.partitionColumns) {
+    if (set.has(p)) throw new FloeError('FLOE_UNSUPPORTED_OPERATION', `Updating partition column '${p}' is not supported yet; delete and re-insert the rows instead.`);
+  }
+  const txn = new Transaction(floe.deltaLog(location), s);
+  const cand = candidates(s, options.condition);
+  txn.readWhole((a) => fileCouldMatch(s, a, options.condition), cand);
+  const params = { predicate: JSON.stringify(options.condition ? [options.condition] : []) };
+  if (!cand.length) return { version: null, metrics: { numUpdatedRows: 0, numCopiedRows: 0 } };
+  const scan = await scanWithFileInfo(floe, s, cand);
+  const u = await materialize(floe, 'upd', `SELECT *, ${options.condition ? `(${options.condition}) IS TRUE` : 'true'} AS __hit FROM (${scan})`);
+  const touched = new Set((await floe.engine.allJson(`SELECT DISTINCT _file AS f FROM ${u} WHERE __hit`)).map((r) => String(r.f)));
+  const store = floe.deltaLog(location).store;
+  const removed = cand.filter((f) => touched.has(dataFilePath(store, f.path)));
+  const newCols = s.schema.fields.map((f) => {
+    const e = set.get(f.name);
+    return e === undefined ? quoteIdent(f.name) : `CASE WHEN __hit THEN CAST((${e}) AS ${duckType(f.type)}) ELSE ${quoteIdent(f.name)} END AS ${quoteIdent(f.name)}`;
+  });
+  const inTouched = `_file IN (SELECT DISTINCT _file FROM ${u} WHERE __hit)`;
+  let newData = `SELECT ${newCols.join(', ')} FROM ${u} WHERE ${inTouched}`;
+  const checks = constraintChecks(s.tablePath, s.schema, s.configuration);
+  if (checks.length) newData = `SELECT * FROM (${newData}) WHERE ${checks.join(' AND ')}`;
+  const metrics: Metrics = {
+    numUpdatedRows: await count(floe, `SELECT 1 FROM ${u} WHERE __hit`),
+    numCopiedRows: await count(floe, `SELECT 1 FROM ${u} WHERE ${inTouched} AND NOT __hit`),
+  };
+  metrics.executionTimeMs = Date.now() - started;
+  const cols = columnList(s.schema);
+  const cdcSql = cdfOnForWrites(s)
+    ? `SELECT ${cols}, 'update_preimage' AS _change_type FROM ${u} WHERE __hit
+       UNION ALL SELECT ${cols}, 'update_postimage' AS _change_type FROM (SELECT ${newCols.join(', ')} FROM ${u} WHERE __hit)`
+    : null;
+  try {
+    return await commitRewrite(floe, { snapshot: s, txn, removed, newDataSql: newData, cdcSql, operation: 'UPDATE', params, metrics, addedFilesMetric: 'numAddedFiles', removedFilesMetric: 'numRemovedFiles' });
+  } catch (e) {
+    throw constraintFailure(e);
+  }
+}
+
+export function constraintFailure(e: unknown): unknown {
+  const m = /\[(DELTA_NOT_NULL_CONSTRAINT_VIOLATED|DELTA_VIOLATE_CONSTRAINT_WITH_VALUES)\] ([^\n]*)/.exec((e as Error)?.message ?? '');
+  return m ? new FloeError(m[1]!, m[2]!) : e;
+}
+
+function statsRows(f: AddFile): number | undefined {
+  try {
+    const n = (JSON.parse(f.stats ?? '{}') as { numRecords?: number }).numRecords;
+    return n === undefined ? undefined : n - (f.deletionVector?.cardinality ?? 0);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Conflict predicate: could a file added concurrently hold rows this operation's predicate reads? */
+export function fileCouldMatch(s: Snapshot, a: AddFile, predicate: string | undefined): boolean {
+  if (!predicate) return true;
+  return pruneFileList([a], s.schema, s.partitionColumns, [predicate]).length > 0;
+}

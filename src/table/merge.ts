@@ -1,0 +1,316 @@
+/**
+ * MERGE, as delta-spark's DeltaMergeBuilder: clauses evaluated in order, first match wins, only the
+ * last clause of a kind may omit its condition, a target row matched by several source rows is an
+ * error when a matched clause would change it. Only target files that can hold matching rows are
+ * read; only files with changed rows are rewritten; unchanged rows are copied inside DuckDB.
+ */
+import type { AddFile } from '../core/actions.js';
+import { type StructType, duckType, quoteIdent } from '../core/schema.js';
+import { Transaction } from '../core/transaction.js';
+import type { DataFrame } from '../dataframe.js';
+import { dataFilePath, pruneFileList } from '../engine/scan.js';
+import { FloeError, InvalidArgumentError } from '../errors.js';
+import type { Floe } from '../floe.js';
+import { cdfOnForWrites, checkCanModify, commitRewrite, constraintFailure, count, type DmlResult, materialize, scanWithFileInfo } from './dml.js';
+import { constraintChecks, dataFrameSchema } from './write.js';
+import { reconcileSchema } from './schema-evolution.js';
+
+type Clause =
+  | { kind: 'matched'; action: 'update'; condition?: string; set: Record<string, string> | '*' }
+  | { kind: 'matched'; action: 'delete'; condition?: string }
+  | { kind: 'notMatched'; action: 'insert'; condition?: string; values: Record<string, string> | '*' }
+  | { kind: 'notMatchedBySource'; action: 'update'; condition?: string; set: Record<string, string> }
+  | { kind: 'notMatchedBySource'; action: 'delete'; condition?: string };
+
+export interface MergeMetrics {
+  numSourceRows: number;
+  numTargetRowsInserted: number;
+  numTargetRowsUpdated: number;
+  numTargetRowsMatchedUpdated: number;
+  numTargetRowsNotMatchedBySourceUpdated: number;
+  numTargetRowsDeleted: number;
+  numTargetRowsMatchedDeleted: number;
+  numTargetRowsNotMatchedBySourceDeleted: number;
+  numTargetRowsCopied: number;
+  numOutputRows: number;
+  numTargetFilesAdded: number;
+  numTargetFilesRemoved: number;
+  numTargetFilesScanned: number;
+  numTargetFilesTotal: number;
+  [k: string]: number;
+}
+
+export class MergeBuilder {
+  private readonly clauses: Clause[] = [];
+  private evolve = false;
+
+  constructor(
+    private readonly floe: Floe,
+    private readonly location: string,
+    private readonly targetAlias: string,
+    private readonly source: DataFrame,
+    private readonly condition: string,
+  ) {}
+
+  whenMatchedUpdate(o: { condition?: string; set: Record<string, string> }): this {
+    this.clauses.push({ kind: 'matched', action: 'update', condition: o.condition, set: o.set });
+    return this;
+  }
+  whenMatchedUpdateAll(o: { condition?: string } = {}): this {
+    this.clauses.push({ kind: 'matched', action: 'update', condition: o.condition, set: '*' });
+    return this;
+  }
+  whenMatchedDelete(o: { condition?: string } = {}): this {
+    this.clauses.push({ kind: 'matched', action: 'delete', condition: o.condition });
+    return this;
+  }
+  whenNotMatchedInsert(o: { condition?: string; values: Record<string, string> }): this {
+    this.clauses.push({ kind: 'notMatched', action: 'insert', condition: o.condition, values: o.values });
+    return this;
+  }
+  whenNotMatchedInsertAll(o: { condition?: string } = {}): this {
+    this.clauses.push({ kind: 'notMatched', action: 'insert', condition: o.condition, values: '*' });
+    return this;
+  }
+  whenNotMatchedBySourceUpdate(o: { condition?: string; set: Record<string, string> }): this {
+    this.clauses.push({ kind: 'notMatchedBySource', action: 'update', condition: o.condition, set: o.set });
+    return this;
+  }
+  whenNotMatchedBySourceDelete(o: { condition?: string } = {}): this {
+    this.clauses.push({ kind: 'notMatchedBySource', action: 'delete', condition: o.condition });
+    return this;
+  }
+  /** Adds source columns missing from the target to its schema (MERGE WITH SCHEMA EVOLUTION). */
+  withSchemaEvolution(): this {
+    this.evolve = true;
+    return this;
+  }
+
+  async execute(): Promise<DmlResult & { metrics: MergeMetrics }> {
+    return executeMerge(this.floe, this.location, this.targetAlias, this.source, this.condition, this.clauses, this.evolve);
+  }
+}
+
+function validateClauses(clauses: Clause[]): void {
+  if (!clauses.length) throw new InvalidArgumentError('MERGE needs at least one WHEN clause.', {}, 'DELTA_MERGE_MISSING_WHEN');
+  for (const kind of ['matched', 'notMatched', 'notMatchedBySource'] as const) {
+    const cs = clauses.filter((c) => c.kind === kind);
+    cs.forEach((c, i) => {
+      if (!c.condition && i < cs.length - 1) {
+        const code = kind === 'matched' ? 'DELTA_NON_LAST_MATCHED_CLAUSE_OMIT_CONDITION' : kind === 'notMatched' ? 'DELTA_NON_LAST_NOT_MATCHED_CLAUSE_OMIT_CONDITION' : 'DELTA_NON_LAST_NOT_MATCHED_BY_SOURCE_CLAUSE_OMIT_CONDITION';
+        throw new InvalidArgumentError(`When there is more than one ${kind === 'matched' ? 'MATCHED' : kind === 'notMatched' ? 'NOT MATCHED' : 'NOT MATCHED BY SOURCE'} clause in a MERGE, only the last one can omit the condition.`, {}, code);
+      }
+    });
+  }
+}
+
+/** `target.col = source.col` equalities of the merge condition (for pruning target files). */
+function equiKeys(condition: string, t: string, s: string): { target: string; source: string }[] {
+  const out: { target: string; source: string }[] = [];
+  const id = '(?:"[^"]+"|`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)';
+  const re = new RegExp(`(${id})\\.(${id})\\s*(?:=|==|<=>)\\s*(${id})\\.(${id})`, 'g');
+  const strip = (x: string): string => x.replace(/^["`]|["`]$/g, '');
+  for (const m of condition.matchAll(re)) {
+    const [a, ac, b, bc] = [strip(m[1]!), strip(m[2]!), strip(m[3]!), strip(m[4]!)];
+    if (a.toLowerCase() === t.toLowerCase() && b.toLowerCase() === s.toLowerCase()) out.push({ target: ac, source: bc });
+    else if (b.toLowerCase() === t.toLowerCase() && a.toLowerCase() === s.toLowerCase()) out.push({ target: bc, source: ac });
+  }
+  // Only safe when the condition is a plain conjunction (an OR could match rows outside the ranges).
+  return /\bOR\b/i.test(condition) ? [] : out;
+}
+
+function sqlLiteral(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  return `'${String(v).replace(/'/g, "''")}'`;
+}
+
+async function executeMerge(floe: Floe, location: string, tAlias: string, source: DataFrame, condition: string, clauses: Clause[], evolve: boolean): Promise<DmlResult & { metrics: MergeMetrics }> {
+  const started = Date.now();
+  validateClauses(clauses);
+  const log = floe.deltaLog(location);
+  const snap = await log.snapshot();
+  checkCanModify(snap, 'MERGE');
+  const sAlias = source.aliasName ?? 'source';
+  if (sAlias.toLowerCase() === tAlias.toLowerCase()) throw new InvalidArgumentError(`The target and source of a MERGE need different aliases (both are '${tAlias}').`);
+  const { sql: srcSql, schema: srcSchema } = await dataFrameSchema(source);
+
+  // Target schema, evolved with the source's new columns when asked.
+  let schema: StructType = snap.schema;
+  let newMetadata = null;
+  if (evolve) {
+    const r = reconcileSchema(snap.tablePath, snap.schema, srcSchema, true);
+    if (r.changed) {
+      schema = r.schema;
+      newMetadata = { ...snap.metadata, schemaString: JSON.stringify(schema) };
+    }
+  }
+  const srcCols = new Map(srcSchema.fields.map((f) => [f.name.toLowerCase(), f.name]));
+  const tq = quoteIdent(tAlias);
+  const sq = quoteIdent(sAlias);
+  const targetCol = (name: string): string => (snap.schema.fields.some((f) => f.name === name) ? `${tq}.${quoteIdent(name)}` : `NULL`);
+  const resolveSet = (set: Record<string, string> | '*', what: string): Map<string, string> => {
+    const out = new Map<string, string>();
+    if (set === '*') {
+      for (const f of schema.fields) {
+        const sc = srcCols.get(f.name.toLowerCase());
+        if (sc === undefined) {
+          if (what === 'insert') {
+            out.set(f.name, 'NULL');
+            continue;
+          }
+          continue; // updateAll leaves columns the source lacks unchanged
+        }
+        out.set(f.name, `${sq}.${quoteIdent(sc)}`);
+      }
+      if (!evolve) {
+        const extra = srcSchema.fields.filter((f) => !schema.fields.some((x) => x.name.toLowerCase() === f.name.toLowerCase()));
+        if (extra.length) throw new FloeError('DELTA_SCHEMA_MISMATCH', `The MERGE source has column(s) ${extra.map((f) => f.name).join(', ')} that the target ${snap.tablePath} lacks; ${what === 'insert' ? 'INSERT *' : 'UPDATE SET *'} cannot place them. Use withSchemaEvolution() to add them, or select only the target's columns.`);
+      }
+      return out;
+    }
+    for (const [k, v] of Object.entries(set)) {
+      const name = k.replace(new RegExp(`^${tAlias}\\.`, 'i'), '');
+      const f = schema.fields.find((x) => x.name.toLowerCase() === name.toLowerCase());
+      if (!f) throw new FloeError('DELTA_COLUMN_NOT_FOUND', `MERGE ${what} names column '${k}', which is not in ${snap.tablePath}.`);
+      out.set(f.name, v);
+    }
+    return out;
+  };
+  const resolved = clauses.map((c) => ({ ...c, map: c.action === 'delete' ? new Map<string, string>() : resolveSet(c.action === 'insert' ? c.values : c.set, c.action) }));
+  const hasNbs = clauses.some((c) => c.kind === 'notMatchedBySource');
+  const hasMatched = clauses.some((c) => c.kind === 'matched');
+
+  // Source, materialised once (it is read several times and must not change in between).
+  const src = await materialize(floe, 'msrc', `SELECT *, row_number() OVER () AS __sid FROM (${srcSql})`);
+  const numSourceRows = await count(floe, `SELECT 1 FROM ${src}`);
+
+  // Prune target files by the source's key ranges on equi-join columns (not with NOT MATCHED BY SOURCE: it reads every row).
+  let candidates: AddFile[] = snap.files;
+  const filters: string[] = [];
+  if (!hasNbs) {
+    for (const k of equiKeys(condition, tAlias, sAlias)) {
+      const tf = snap.schema.fields.find((f) => f.name.toLowerCase() === k.target.toLowerCase());
+      const sc = srcCols.get(k.source.toLowerCase());
+      if (!tf || !sc || typeof tf.type !== 'string') continue;
+      const [r] = await floe.engine.allJson(`SELECT min(${quoteIdent(sc)})::VARCHAR AS lo, max(${quoteIdent(sc)})::VARCHAR AS hi, count(DISTINCT ${quoteIdent(sc)}) AS n FROM ${src}`);
+      if (r!.lo === null) {
+        filters.push('false');
+        continue;
+      }
+      const col = quoteIdent(tf.name);
+      const t = duckType(tf.type);
+      if (snap.partitionColumns.includes(tf.name) && Number(r!.n) <= 1000) {
+        const vals = await floe.engine.allJson(`SELECT DISTINCT ${quoteIdent(sc)}::VARCHAR AS v FROM ${src} WHERE ${quoteIdent(sc)} IS NOT NULL`);
+        filters.push(`${col} IN (${vals.map((v) => `CAST(${sqlLiteral(v.v)} AS ${t})`).join(', ')})`);
+      } else if (/^(BIGINT|INTEGER|SMALLINT|TINYINT|DATE|VARCHAR|DOUBLE|FLOAT)$|^DECIMAL|^TIMESTAMP/.test(t)) {
+        filters.push(`${col} BETWEEN CAST(${sqlLiteral(r!.lo)} AS ${t}) AND CAST(${sqlLiteral(r!.hi)} AS ${t})`);
+      }
+    }
+    candidates = filters.includes('false') ? [] : pruneFileList(snap.files, snap.schema, snap.partitionColumns, filters.filter((f) => f !== 'false'));
+  }
+  const txn = new Transaction(log, snap);
+  txn.readWhole((a) => (filters.length ? pruneFileList([a], snap.schema, snap.partitionColumns, filters.filter((f) => f !== 'false')).length > 0 && !filters.includes('false') : true), candidates);
+  if (newMetadata) txn.setMetadata(newMetadata);
+
+  // The join: one row per (target row, source row) pair, plus unmatched rows of either side.
+  const tscan = await scanWithFileInfo(floe, snap, candidates);
+  const present = { t: `${tq}._file IS NOT NULL`, s: `${sq}.__sid IS NOT NULL` };
+  const codes: string[] = [];
+  const group = (kind: Clause['kind'], base: number): string => {
+    const cs = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind);
+    if (!cs.length) return '0';
+    return `CASE ${cs.map(({ c, i }) => `WHEN ${c.condition ? `(${c.condition}) IS TRUE` : 'true'} THEN ${base + i}`).join(' ')} ELSE 0 END`;
+  };
+  codes.push(`CASE WHEN ${present.t} AND ${present.s} THEN ${group('matched', 1000)} WHEN ${present.s} THEN ${group('notMatched', 2000)} ELSE ${group('notMatchedBySource', 3000)} END`);
+  const joined = await materialize(floe, 'mjoin', `SELECT ${tq}, ${sq}, ${tq}._file AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${codes[0]} AS __clause
+    FROM (${tscan}) ${tq} FULL OUTER JOIN ${src} ${sq} ON ${condition}`);
+
+  // A target row matched by several source rows: an error when a matched clause could change it.
+  if (hasMatched && !(clauses.filter((c) => c.kind === 'matched').length === 1 && clauses.find((c) => c.kind === 'matched')!.action === 'delete' && !clauses.find((c) => c.kind === 'matched')!.condition)) {
+    const dup = await count(floe, `SELECT 1 FROM ${joined} WHERE __file IS NOT NULL AND __sid IS NOT NULL GROUP BY __file, __row HAVING count(*) > 1 AND max(__clause) > 0`);
+    if (dup > 0) {
+      throw new FloeError('DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE', `The MERGE into ${snap.tablePath} failed: ${dup} target row(s) matched more than one source row, so which update applies is ambiguous. Deduplicate the source on the merge keys (e.g. keep the latest row per key) and retry.`, { table: snap.tablePath, rows: dup });
+    }
+  }
+
+  const kindOf = (code: number): Clause => resolved[code % 1000]!;
+  const updCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'update').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
+  const delCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'delete').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
+  const insCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'insert').map((x) => 2000 + x.i);
+  const isIn = (xs: number[]): string => (xs.length ? `__clause IN (${xs.join(', ')})` : 'false');
+  const notIn = (xs: number[]): string => (xs.length ? `__clause NOT IN (${xs.join(', ')})` : 'true');
+  void kindOf;
+
+  // New values of every output column, per clause.
+  const valueOf = (f: StructType['fields'][number], codesFor: number[], fallback: string): string => {
+    const whens = codesFor
+      .map((code) => ({ code, v: resolved[code % 1000]!.map.get(f.name) }))
+      .filter((x) => x.v !== undefined)
+      .map((x) => `WHEN ${x.code} THEN ${x.v}`);
+    const expr = whens.length ? `CASE __clause ${whens.join(' ')} ELSE ${fallback} END` : fallback;
+    return `CAST(${expr} AS ${duckType(f.type)}) AS ${quoteIdent(f.name)}`;
+  };
+  const touchedSql = `SELECT DISTINCT __file FROM ${joined} WHERE ${isIn([...updCodes, ...delCodes])}`;
+  const touched = new Set((await floe.engine.allJson(touchedSql)).map((r) => String(r.__file)));
+  const store = log.store;
+  const removed = candidates.filter((f) => touched.has(dataFilePath(store, f.path)));
+  // Target rows of touched files, each once (highest clause code wins ties of unchanged duplicates).
+  const trows = `(SELECT * FROM ${joined} WHERE __file IN (${touchedSql}) QUALIFY row_number() OVER (PARTITION BY __file, __row ORDER BY __clause DESC) = 1)`;
+  const keptCols = schema.fields.map((f) => valueOf(f, updCodes, targetCol(f.name))).join(', ');
+  const insCols = schema.fields.map((f) => valueOf(f, insCodes, 'NULL')).join(', ');
+  let newData = `SELECT ${keptCols} FROM ${trows} WHERE ${notIn(delCodes)}
+    UNION ALL SELECT ${insCols} FROM ${joined} WHERE ${isIn(insCodes)}`;
+  const checks = constraintChecks(snap.tablePath, schema, snap.configuration);
+  if (checks.length) newData = `SELECT * FROM (${newData}) WHERE ${checks.join(' AND ')}`;
+
+  const m = async (where: string): Promise<number> => count(floe, `SELECT 1 FROM ${joined} WHERE ${where}`);
+  const codesOf = (kind: Clause['kind'], action: string): number[] => resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind && x.c.action === action).map((x) => (kind === 'matched' ? 1000 : kind === 'notMatched' ? 2000 : 3000) + x.i);
+  const metrics: MergeMetrics = {
+    numSourceRows,
+    numTargetRowsInserted: await m(`${isIn(insCodes)}`),
+    numTargetRowsMatchedUpdated: await m(`${isIn(codesOf('matched', 'update'))}`),
+    numTargetRowsNotMatchedBySourceUpdated: await m(`${isIn(codesOf('notMatchedBySource', 'update'))}`),
+    numTargetRowsMatchedDeleted: await m(`${isIn(codesOf('matched', 'delete'))}`),
+    numTargetRowsNotMatchedBySourceDeleted: await m(`${isIn(codesOf('notMatchedBySource', 'delete'))}`),
+    numTargetRowsUpdated: 0,
+    numTargetRowsDeleted: 0,
+    numTargetRowsCopied: await count(floe, `SELECT 1 FROM ${trows} WHERE ${notIn([...updCodes, ...delCodes])}`),
+    numOutputRows: 0,
+    numTargetFilesAdded: 0,
+    numTargetFilesRemoved: 0,
+    numTargetFilesScanned: candidates.length,
+    numTargetFilesTotal: snap.files.length,
+  };
+  metrics.numTargetRowsUpdated = metrics.numTargetRowsMatchedUpdated + metrics.numTargetRowsNotMatchedBySourceUpdated;
+  metrics.numTargetRowsDeleted = metrics.numTargetRowsMatchedDeleted + metrics.numTargetRowsNotMatchedBySourceDeleted;
+  metrics.numOutputRows = metrics.numTargetRowsInserted + metrics.numTargetRowsUpdated + metrics.numTargetRowsCopied;
+
+  // Change data: only when existing rows change (an insert-only MERGE's adds already say "insert").
+  let cdcSql: string | null = null;
+  if (cdfOnForWrites(snap) && removed.length) {
+    const cols = schema.fields.map((f) => `${targetCol(f.name)}::${duckType(f.type)} AS ${quoteIdent(f.name)}`).join(', ');
+    cdcSql = `SELECT ${cols}, 'update_preimage' AS _change_type FROM ${joined} WHERE ${isIn(updCodes)}
+      UNION ALL SELECT ${keptCols}, 'update_postimage' AS _change_type FROM ${joined} WHERE ${isIn(updCodes)}
+      UNION ALL SELECT ${cols}, 'delete' AS _change_type FROM ${joined} WHERE ${isIn(delCodes)}
+      UNION ALL SELECT ${insCols}, 'insert' AS _change_type FROM ${joined} WHERE ${isIn(insCodes)}`;
+  }
+  const params = {
+    predicate: JSON.stringify(condition),
+    matchedPredicates: JSON.stringify(clauses.filter((c) => c.kind === 'matched').map((c) => ({ ...(c.condition ? { predicate: c.condition } : {}), actionType: c.action }))),
+    notMatchedPredicates: JSON.stringify(clauses.filter((c) => c.kind === 'notMatched').map((c) => ({ ...(c.condition ? { predicate: c.condition } : {}), actionType: c.action }))),
+    notMatchedBySourcePredicates: JSON.stringify(clauses.filter((c) => c.kind === 'notMatchedBySource').map((c) => ({ ...(c.condition ? { predicate: c.condition } : {}), actionType: c.action }))),
+  };
+  metrics.executionTimeMs = Date.now() - started;
+  const anyChange = metrics.numTargetRowsInserted + metrics.numTargetRowsUpdated + metrics.numTargetRowsDeleted > 0;
+  if (!anyChange && !newMetadata) return { version: null, metrics };
+  try {
+    const res = await commitRewrite(floe, {
+      snapshot: snap, txn, removed, newDataSql: newData, cdcSql, operation: 'MERGE', params, metrics: metrics as Record<string, number>,
+      addedFilesMetric: 'numTargetFilesAdded', removedFilesMetric: 'numTargetFilesRemoved', schemaOverride: schema,
+    });
+    return { version: res.version, metrics };
+  } catch (e) {
+    throw constraintFailure(e);
+  }
+}
