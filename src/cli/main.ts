@@ -19,6 +19,9 @@ Usage:
              [--merge-schema] [--replace-where SQL] [--txn-app-id ID --txn-version N] [--format json|table]
   floe changes PATH --from V|TIMESTAMP [--to V|TIMESTAMP] [--where SQL] [--limit N] [--format table|csv|json]
   floe checkpoint PATH
+  floe optimize PATH [--where PARTITION_PREDICATE] [--format json|table]
+  floe vacuum PATH [--retain HOURS] [--dry-run] [--format json|table]
+  floe restore PATH --version N | --timestamp T [--format json|table]
   floe help
 
 Exit status: 0 success, 1 error (message on stderr), 2 usage error.
@@ -65,6 +68,8 @@ async function main(argv: string[]): Promise<number> {
       'replace-where': { type: 'string' },
       'txn-app-id': { type: 'string' },
       'txn-version': { type: 'string' },
+      retain: { type: 'string' },
+      'dry-run': { type: 'boolean' },
     },
   });
   const format = values.format ?? (cmd === 'show' ? 'table' : 'table');
@@ -142,6 +147,26 @@ async function main(argv: string[]): Promise<number> {
         const r = await t.checkpoint();
         if (format === 'json') out(JSON.stringify(r) + '\n');
         else out(`checkpoint written at version ${r.version}: ${r.path}\n`);
+        return 0;
+      }
+      case 'optimize': {
+        const r = await (await DeltaTable.forPath(floe, path)).optimize({ where: values.where });
+        out(format === 'json' ? JSON.stringify(r) + '\n' : r.version === null ? 'nothing to compact\n' : `version ${r.version}: compacted ${r.metrics.numFilesRemoved} files into ${r.metrics.numFilesAdded}\n`);
+        return 0;
+      }
+      case 'vacuum': {
+        const retain = values.retain === undefined ? undefined : Number(values.retain);
+        if (retain !== undefined && !(retain >= 0)) throw new UsageError(`--retain needs a number of hours, got '${values.retain}'`);
+        const r = await (await DeltaTable.forPath(floe, path)).vacuum(retain, { dryRun: values['dry-run'] });
+        if (format === 'json') out(JSON.stringify(r) + '\n');
+        else out(`${r.dryRun ? 'would delete' : 'deleted'} ${r.filesDeleted.length} files (retention ${r.retentionHours} hours)\n${r.filesDeleted.map((f) => `  ${f}\n`).join('')}`);
+        return 0;
+      }
+      case 'restore': {
+        if (travel.versionAsOf === undefined && travel.timestampAsOf === undefined) throw new UsageError('floe restore needs --version N or --timestamp T');
+        const t = await DeltaTable.forPath(floe, path);
+        const r = travel.versionAsOf !== undefined ? await t.restoreToVersion(travel.versionAsOf) : await t.restoreToTimestamp(travel.timestampAsOf!);
+        out(format === 'json' ? JSON.stringify(r) + '\n' : `restored as version ${r.version}: ${r.metrics.numRestoredFiles} files restored, ${r.metrics.numRemovedFiles} removed\n`);
         return 0;
       }
       default:

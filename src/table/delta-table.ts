@@ -11,6 +11,7 @@ import type { DataFrame } from '../dataframe.js';
 import { InvalidArgumentError, TableNotFoundError } from '../errors.js';
 import { type DmlResult, type UpdateOptions, deleteRows, updateRows } from './dml.js';
 import { MergeBuilder } from './merge.js';
+import { type OptimizeOptions, type VacuumOptions, type VacuumResult, optimize, restore, setProperties, unsetProperties, vacuum } from './maintenance.js';
 import type { DeltaReadOptions, Floe } from '../floe.js';
 import { type CreateTableOptions, DeltaTableBuilder, createTable } from './create.js';
 import { writeCheckpoint } from '../engine/checkpoint-writer.js';
@@ -80,6 +81,39 @@ export class DeltaTable {
   /** Updates rows: `update({ condition: "id = 3", set: { name: "'x'", n: 'n + 1' } })` (values are SQL). */
   update(options: UpdateOptions): Promise<DmlResult> {
     return updateRows(this.floe, this.location, options);
+  }
+
+  /** TRUNCATE TABLE: removes every row (metadata-only; the change feed reports them deleted). */
+  async truncate(): Promise<DmlResult> {
+    return deleteRows(this.floe, this.location);
+  }
+
+  /** ALTER TABLE SET TBLPROPERTIES; upgrades the protocol when a property needs it (e.g. the change data feed). */
+  setProperties(properties: Record<string, string>): Promise<number> {
+    return setProperties(this.floe, this.location, properties);
+  }
+
+  /** ALTER TABLE UNSET TBLPROPERTIES [IF EXISTS]. */
+  unsetProperties(keys: string[], options: { ifExists?: boolean } = {}): Promise<number> {
+    return unsetProperties(this.floe, this.location, keys, options.ifExists);
+  }
+
+  /** OPTIMIZE: bin-packing compaction of small files (dataChange = false, so the change feed is unaffected). */
+  optimize(options: OptimizeOptions = {}): Promise<DmlResult> {
+    return optimize(this.floe, this.location, options);
+  }
+
+  /** VACUUM [RETAIN n HOURS] [DRY RUN]. */
+  vacuum(retentionHours?: number, options: Omit<VacuumOptions, 'retentionHours'> = {}): Promise<VacuumResult> {
+    return vacuum(this.floe, this.location, { ...options, retentionHours });
+  }
+
+  restoreToVersion(version: number): Promise<DmlResult> {
+    return restore(this.floe, this.location, { versionAsOf: version });
+  }
+
+  restoreToTimestamp(timestamp: Date | number | string): Promise<DmlResult> {
+    return restore(this.floe, this.location, { timestampAsOf: timestamp });
   }
 
   /**

@@ -1,0 +1,237 @@
+/**
+ * Table maintenance: SET/UNSET TBLPROPERTIES (with the protocol upgrades a property needs), OPTIMIZE
+ * (bin-packing compaction, dataChange = false), VACUUM (retention with the 7-day safety check, dry
+ * run) and RESTORE (to a version or timestamp).
+ */
+import * as path from 'node:path';
+import { type AddFile, decodePath, fileKey, type Protocol } from '../core/actions.js';
+import { parseInterval } from '../engine/checkpoint-writer.js';
+import { dvRelativePath } from '../core/deletion-vectors.js';
+import { protocolHasFeature } from '../core/table-features.js';
+import { Transaction } from '../core/transaction.js';
+import { checkWriteSupport, protocolFor } from '../core/write-support.js';
+import { planScan } from '../engine/scan.js';
+import { DEFAULT_TARGET_FILE_SIZE } from '../engine/writer.js';
+import { FloeError, InvalidArgumentError } from '../errors.js';
+import type { DeltaReadOptions, Floe } from '../floe.js';
+import { commitRewrite, count, type DmlResult, type Metrics } from './dml.js';
+import { filesMatchingPartitionPredicate, maybeCheckpoint } from './write.js';
+
+const LEGACY: Array<[string, number, number]> = [
+  ['appendOnly', 1, 2], ['invariants', 1, 2], ['checkConstraints', 1, 3], ['changeDataFeed', 1, 4], ['generatedColumns', 1, 4], ['columnMapping', 2, 5], ['identityColumns', 1, 6],
+];
+
+/** The smallest protocol supporting everything `a` and `b` support (never a downgrade). */
+export function mergeProtocols(a: Protocol, b: Protocol): Protocol {
+  const features = (p: Protocol): { r: Set<string>; w: Set<string> } => {
+    if (p.minWriterVersion >= 7) return { r: new Set(p.readerFeatures ?? []), w: new Set(p.writerFeatures ?? []) };
+    const w = new Set(LEGACY.filter(([f]) => protocolHasFeature(p, f)).map(([f]) => f));
+    return { r: new Set(p.minReaderVersion >= 2 ? ['columnMapping'] : []), w };
+  };
+  if (a.minWriterVersion < 7 && b.minWriterVersion < 7) {
+    return { minReaderVersion: Math.max(a.minReaderVersion, b.minReaderVersion), minWriterVersion: Math.max(a.minWriterVersion, b.minWriterVersion) };
+  }
+  const fa = features(a);
+  const fb = features(b);
+  const r = new Set([...fa.r, ...fb.r]);
+  const w = new Set([...fa.w, ...fb.w, ...r]);
+  const needsReaderFeatures = [...r].some((f) => f !== 'columnMapping') || Math.max(a.minReaderVersion, b.minReaderVersion) >= 3;
+  return {
+    minReaderVersion: needsReaderFeatures ? 3 : Math.max(a.minReaderVersion, b.minReaderVersion),
+    minWriterVersion: 7,
+    ...(needsReaderFeatures ? { readerFeatures: [...r].sort() } : {}),
+    writerFeatures: [...w].sort(),
+  };
+}
+
+const KNOWN_PROPERTIES = new Set([
+  'delta.appendOnly', 'delta.enableChangeDataFeed', 'delta.checkpointInterval', 'delta.deletedFileRetentionDuration', 'delta.logRetentionDuration',
+  'delta.dataSkippingNumIndexedCols', 'delta.dataSkippingStatsColumns', 'delta.targetFileSize', 'delta.isolationLevel', 'delta.enableDeletionVectors',
+  'delta.enableInCommitTimestamps', 'delta.columnMapping.mode', 'delta.checkpoint.writeStatsAsJson', 'delta.checkpoint.writeStatsAsStruct',
+  'delta.autoOptimize.optimizeWrite', 'delta.autoOptimize.autoCompact', 'delta.tuneFileSizesForRewrites', 'delta.randomizeFilePrefixes',
+  'delta.setTransactionRetentionDuration', 'delta.checkpointPolicy', 'delta.enableTypeWidening', 'delta.minReaderVersion', 'delta.minWriterVersion',
+]);
+
+/** ALTER TABLE … SET TBLPROPERTIES: new CHECK constraints are validated against existing rows first. */
+export async function setProperties(floe: Floe, location: string, props: Record<string, string>): Promise<number> {
+  const log = floe.deltaLog(location);
+  const s = await log.snapshot();
+  for (const k of Object.keys(props)) {
+    if (k.startsWith('delta.') && !k.startsWith('delta.constraints.') && !KNOWN_PROPERTIES.has(k)) {
+      throw new InvalidArgumentError(`Unknown Delta table property '${k}'. Check the spelling; custom properties must not start with 'delta.'.`, { key: k }, 'DELTA_UNKNOWN_CONFIGURATION');
+    }
+  }
+  if (props['delta.columnMapping.mode'] !== undefined && props['delta.columnMapping.mode'] !== (s.configuration['delta.columnMapping.mode'] ?? 'none')) {
+    throw new FloeError('FLOE_UNSUPPORTED_OPERATION', 'Changing delta.columnMapping.mode on an existing table is not supported yet.');
+  }
+  const configuration = { ...s.configuration, ...props };
+  for (const [k, v] of Object.entries(props)) {
+    if (!k.startsWith('delta.constraints.')) continue;
+    const df = await floe.read.delta(location);
+    const bad = await count(floe, `SELECT 1 FROM (${await df.toSQL()}) WHERE (${v}) IS NOT TRUE`);
+    if (bad > 0) throw new FloeError('DELTA_NEW_CHECK_CONSTRAINT_VIOLATION', `${bad} row(s) in ${s.tablePath} violate the new CHECK constraint ${k.slice(18)} (${v}). Fix or delete them first.`, { table: s.tablePath, rows: bad });
+  }
+  const needed = mergeProtocols(s.protocol, protocolFor(s.schema, configuration));
+  checkWriteSupport(needed, s.tablePath, s.schema);
+  const txn = new Transaction(log, s);
+  if (JSON.stringify(needed) !== JSON.stringify(s.protocol)) txn.setProtocol(needed);
+  txn.setMetadata({ ...s.metadata, configuration });
+  const r = await txn.commit('SET TBLPROPERTIES', { properties: JSON.stringify(props) });
+  return r.version;
+}
+
+/** ALTER TABLE … UNSET TBLPROPERTIES. */
+export async function unsetProperties(floe: Floe, location: string, keys: string[], ifExists = false): Promise<number> {
+  const log = floe.deltaLog(location);
+  const s = await log.snapshot();
+  const configuration = { ...s.configuration };
+  for (const k of keys) {
+    if (!(k in configuration) && !ifExists) throw new InvalidArgumentError(`Table property '${k}' is not set on ${s.tablePath}.`, {}, 'DELTA_UNSET_NON_EXISTENT_PROPERTY');
+    delete configuration[k];
+  }
+  const txn = new Transaction(log, s);
+  txn.setMetadata({ ...s.metadata, configuration });
+  return (await txn.commit('UNSET TBLPROPERTIES', { properties: JSON.stringify(keys), ifExists })).version;
+}
+
+export interface OptimizeOptions {
+  /** Partition predicate limiting which partitions are compacted. */
+  where?: string;
+  /** Target size of compacted files in bytes (default delta.targetFileSize or 128 MB). */
+  targetFileSize?: number;
+}
+
+/** OPTIMIZE: compacts each partition's small files into files near the target size. */
+export async function optimize(floe: Floe, location: string, options: OptimizeOptions = {}): Promise<DmlResult> {
+  const started = Date.now();
+  const log = floe.deltaLog(location);
+  const s = await log.snapshot();
+  checkWriteSupport(s.protocol, s.tablePath, s.schema);
+  const target = options.targetFileSize ?? Number(s.configuration['delta.targetFileSize'] ?? DEFAULT_TARGET_FILE_SIZE);
+  const scope = options.where ? await filesMatchingPartitionPredicate(floe, s, options.where) : s.files;
+  // Small files (or files with deletion vectors, which compaction purges), grouped by partition.
+  const groups = new Map<string, AddFile[]>();
+  for (const f of scope) {
+    if (f.size >= target * 0.75 && !f.deletionVector) continue;
+    const k = JSON.stringify(s.partitionColumns.map((c) => f.partitionValues[c] ?? null));
+    groups.set(k, [...(groups.get(k) ?? []), f]);
+  }
+  const chosen = [...groups.values()].filter((g) => g.length > 1 || g.some((f) => f.deletionVector)).flat();
+  const metrics: Metrics = { numFilesRemoved: chosen.length, numFilesAdded: 0, partitionsOptimized: [...groups.values()].filter((g) => g.length > 1).length, numBatches: 1, totalConsideredFiles: scope.length, totalFilesSkipped: scope.length - chosen.length };
+  if (!chosen.length) return { version: null, metrics: { ...metrics, numFilesRemoved: 0 } };
+  const scan = await planScan(floe.engine, log.store, s, { files: chosen });
+  floe.track(scan.tables);
+  const txn = new Transaction(log, s);
+  for (const f of chosen) txn.read.readFiles.add(f.path);
+  metrics.executionTimeMs = Date.now() - started;
+  return commitRewrite(floe, {
+    snapshot: s, txn, removed: chosen, newDataSql: `SELECT * FROM (${scan.sql})`, cdcSql: null, operation: 'OPTIMIZE',
+    params: { predicate: JSON.stringify(options.where ? [options.where] : []), zOrderBy: '[]' }, metrics, addedFilesMetric: 'numFilesAdded', removedFilesMetric: 'numFilesRemoved',
+    dataChange: false,
+  });
+}
+
+export interface VacuumOptions {
+  /** Keep files needed by versions of the last N hours (default delta.deletedFileRetentionDuration, 7 days). */
+  retentionHours?: number;
+  /** List what would be deleted without deleting. */
+  dryRun?: boolean;
+  /** Allow a retention under 168 hours (Spark's spark.databricks.delta.retentionDurationCheck.enabled = false). */
+  allowShortRetention?: boolean;
+}
+
+export interface VacuumResult {
+  filesDeleted: string[];
+  dryRun: boolean;
+  retentionHours: number;
+}
+
+/**
+ * VACUUM: deletes data, change-data and deletion-vector files that the latest snapshot does not
+ * reference and that became unreferenced (or were written) before the retention cutoff. A file a
+ * version inside the retention window still reads is never deleted.
+ */
+export async function vacuum(floe: Floe, location: string, options: VacuumOptions = {}): Promise<VacuumResult> {
+  const log = floe.deltaLog(location);
+  const s = await log.snapshot();
+  const defaultMs = parseInterval(s.configuration['delta.deletedFileRetentionDuration'], 7 * 864e5);
+  const retentionMs = options.retentionHours !== undefined ? options.retentionHours * 36e5 : defaultMs;
+  if (options.retentionHours !== undefined && (!Number.isFinite(options.retentionHours) || options.retentionHours < 0)) throw new InvalidArgumentError('retentionHours must be a non-negative number.');
+  const checkOn = (floe.config.get('spark.databricks.delta.retentionDurationCheck.enabled') ?? 'true') !== 'false';
+  if (retentionMs < 168 * 36e5 && checkOn && !options.allowShortRetention) {
+    throw new FloeError('DELTA_VACUUM_RETENTION_PERIOD_TOO_SHORT', `VACUUM with a retention of ${retentionMs / 36e5} hours could delete files that running readers or time travel within the last 7 days still need. Use at least 168 hours, or pass allowShortRetention (SQL: SET spark.databricks.delta.retentionDurationCheck.enabled = false) if you are sure.`, { retentionHours: retentionMs / 36e5 });
+  }
+  const cutoff = Date.now() - retentionMs;
+  const keep = new Set<string>();
+  const dv = (f: { deletionVector?: AddFile['deletionVector'] }): void => {
+    const p = f.deletionVector?.storageType === 'u' ? dvRelativePath(f.deletionVector) : null;
+    if (p) keep.add(p);
+  };
+  for (const f of s.files) {
+    keep.add(decodePath(f.path));
+    dv(f);
+  }
+  // Files removed after the cutoff are still read by versions inside the retention window.
+  for (const r of s.state.tombstones) {
+    if ((r.deletionTimestamp ?? 0) >= cutoff) {
+      keep.add(decodePath(r.path));
+      dv(r);
+    }
+  }
+  // Change files of commits inside the window are still needed by the feed.
+  const commits = await log.commits(s.configuration);
+  for (const c of commits) {
+    if (c.timestamp < cutoff) continue;
+    for (const cdc of (await log.readCommit(c.version)).cdcs) keep.add(decodePath(cdc.path));
+  }
+  const all = await log.store.list('', { recursive: true });
+  const victims = all.filter((m) => {
+    const top = m.path.split('/')[0]!;
+    if (m.path.startsWith('_delta_log/')) return false;
+    if ((top.startsWith('_') && top !== '_change_data') || top.startsWith('.')) return false;
+    if (path.basename(m.path).startsWith('.') || path.basename(m.path).startsWith('_')) return false;
+    return !keep.has(m.path) && m.lastModified < cutoff;
+  }).map((m) => m.path);
+  if (!options.dryRun) {
+    for (const v of victims) await log.store.delete(v);
+  }
+  return { filesDeleted: victims, dryRun: options.dryRun === true, retentionHours: retentionMs / 36e5 };
+}
+
+/** RESTORE TABLE … TO VERSION AS OF n / TIMESTAMP AS OF t. */
+export async function restore(floe: Floe, location: string, to: DeltaReadOptions): Promise<DmlResult> {
+  const log = floe.deltaLog(location);
+  const s = await log.snapshot();
+  checkWriteSupport(s.protocol, s.tablePath, s.schema);
+  const target = await floe.snapshot(location, to);
+  const current = new Map(s.files.map((f) => [fileKey(f.path, f.deletionVector), f]));
+  const wanted = new Map(target.files.map((f) => [fileKey(f.path, f.deletionVector), f]));
+  const toAdd = [...wanted.entries()].filter(([k]) => !current.has(k)).map(([, f]) => f);
+  const toRemove = [...current.entries()].filter(([k]) => !wanted.has(k)).map(([, f]) => f);
+  const missing: string[] = [];
+  for (const f of toAdd) {
+    if (!(await log.store.head(decodePath(f.path)))) missing.push(f.path);
+  }
+  if (missing.length) {
+    throw new FloeError('DELTA_CANNOT_RESTORE_MISSING_FILES', `Cannot restore ${s.tablePath} to version ${target.version}: ${missing.length} of its data files were deleted (by VACUUM?), e.g. ${missing[0]}. Restore to a later version.`, { table: s.tablePath, version: target.version, missing: missing.slice(0, 10) });
+  }
+  const txn = new Transaction(log, s);
+  txn.readWhole();
+  for (const f of toRemove) txn.remove(f);
+  txn.adds.push(...toAdd.map((f) => ({ ...f, dataChange: true, modificationTime: f.modificationTime })));
+  if (target.metadata.schemaString !== s.metadata.schemaString || JSON.stringify(target.metadata.configuration) !== JSON.stringify(s.metadata.configuration) || JSON.stringify(target.metadata.partitionColumns) !== JSON.stringify(s.metadata.partitionColumns)) {
+    txn.setMetadata({ ...target.metadata });
+  }
+  const merged = mergeProtocols(s.protocol, target.protocol);
+  if (JSON.stringify(merged) !== JSON.stringify(s.protocol)) txn.setProtocol(merged);
+  const size = (fs: AddFile[]): number => fs.reduce((n, f) => n + f.size, 0);
+  const metrics: Metrics = {
+    tableSizeAfterRestore: size(target.files), numOfFilesAfterRestore: target.files.length, numRemovedFiles: toRemove.length,
+    numRestoredFiles: toAdd.length, removedFilesSize: size(toRemove), restoredFilesSize: size(toAdd),
+  };
+  const params: Record<string, unknown> = to.timestampAsOf !== undefined ? { timestamp: String(to.timestampAsOf) } : { version: target.version };
+  const r = await txn.commit('RESTORE', params, metrics);
+  await maybeCheckpoint(floe, log, r.version, s.configuration);
+  return { version: r.version, metrics };
+}
+
