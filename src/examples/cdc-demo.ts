@@ -1,11 +1,12 @@
 /**
- * `npm run demo`: a small change-data-capture job on the local filesystem.
+ * `npm run demo`: a change-data-capture job on the local filesystem.
  *
  * 1. Change events (inserts, updates, deletes with a sequence number) land as JSON files.
  * 2. Each file is appended to a bronze Delta table exactly once (idempotent `txn` per file).
- * 3. The silver table keeps one current row per key (SCD type 1): each batch's latest event per key
- *    wins by sequence number, deletes remove the key. Every batch is one atomic Delta commit.
- * 4. History and time travel show every step.
+ * 3. A MERGE keeps the silver table at one current row per key (SCD type 1): per key the event with
+ *    the highest sequence number wins, deletes remove the key, stale events never overwrite newer
+ *    rows. Each batch is one atomic commit, recorded for idempotency too.
+ * 4. Silver has the change data feed on: the demo prints exactly which rows each batch changed.
  *
  * Run it twice: the second run changes nothing (every file was already applied).
  */
@@ -44,38 +45,55 @@ async function main(): Promise<void> {
   }
   const floe = await Floe.create();
   try {
+    if (!(await DeltaTable.isDeltaTable(floe, silver))) {
+      await DeltaTable.createIfNotExists(floe)
+        .location(silver)
+        .addColumn('id', 'long', { nullable: false })
+        .addColumn('name', 'string')
+        .addColumn('city', 'string')
+        .addColumn('seq', 'long')
+        .property('delta.enableChangeDataFeed', 'true')
+        .execute();
+    }
     const files = (await fs.readdir(landing)).filter((f) => f.endsWith('.json')).sort();
     for (const [i, file] of files.entries()) {
       const batchNo = i + 1;
-      // Bronze: append the raw events once per file.
-      const raw = floe.read.json(path.join(landing, file));
-      const b = await raw.write.delta(bronze, { mode: 'append', txnAppId: 'landing', txnVersion: batchNo });
-      // Silver keeps its own progress marker, so a crash between the two steps is caught up on rerun.
-      const silverDone = (await DeltaTable.isDeltaTable(floe, silver)) ? (await floe.snapshot(silver)).txnVersion('silver-from-landing') ?? 0 : 0;
-      if (b.skipped && silverDone >= batchNo) {
+      // Bronze: the raw events, appended once per file.
+      const b = await floe.read.json(path.join(landing, file)).write.delta(bronze, { mode: 'append', txnAppId: 'landing', txnVersion: batchNo });
+      // Silver: the latest event per key of this batch, merged; recorded as (silver-merge, batchNo).
+      const events = (await floe.read.delta(bronze)).filter(`seq IN (SELECT seq FROM read_json_auto('${path.join(landing, file).replace(/'/g, "''")}'))`);
+      const latest = floe.sql(`SELECT * EXCLUDE (rn) FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY seq DESC) AS rn FROM (${await events.toSQL()})) WHERE rn = 1`);
+      floe.config.set('spark.databricks.delta.write.txnAppId', 'silver-merge');
+      floe.config.set('spark.databricks.delta.write.txnVersion', String(batchNo));
+      const target = await DeltaTable.forPath(floe, silver);
+      const m = await target.alias('target')
+        .merge(latest.alias('source'), 'target.id = source.id')
+        .whenMatchedDelete({ condition: "source.op = 'DELETE'" })
+        .whenMatchedUpdate({ condition: 'source.seq > target.seq', set: { name: 'source.name', city: 'source.city', seq: 'source.seq' } })
+        .whenNotMatchedInsert({ condition: "source.op <> 'DELETE'", values: { id: 'source.id', name: 'source.name', city: 'source.city', seq: 'source.seq' } })
+        .execute();
+      if (b.skipped && m.version === null) {
         console.log(`${file}: already applied, skipped`);
         continue;
       }
-      // Silver: current state = old rows whose key did not change + the latest non-delete event per changed key.
-      const events = (await floe.read.delta(bronze)).filter(`seq IN (SELECT seq FROM read_json_auto('${path.join(landing, file).replace(/'/g, "''")}'))`);
-      const latest = `SELECT * EXCLUDE (rn) FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY seq DESC) AS rn FROM (${await events.toSQL()})) WHERE rn = 1`;
-      const exists = await DeltaTable.isDeltaTable(floe, silver);
-      const current = exists ? await (await floe.read.delta(silver)).toSQL() : 'SELECT NULL::BIGINT AS id, NULL::VARCHAR AS name, NULL::VARCHAR AS city, NULL::BIGINT AS seq WHERE false';
-      const next = floe.sql(`
-        SELECT c.id, c.name, c.city, c.seq FROM (${current}) c WHERE c.id NOT IN (SELECT id FROM (${latest}))
-        UNION ALL
-        SELECT id, name, city, seq FROM (${latest}) WHERE op <> 'DELETE'`);
-      const s = await next.write.delta(silver, { mode: 'overwrite', txnAppId: 'silver-from-landing', txnVersion: batchNo });
-      console.log(`${file}: bronze ${b.skipped ? 'already had it' : `v${b.version} (+${b.numOutputRows} events)`}, silver v${s.version} (${s.numOutputRows} current rows)`);
+      const mm = m.metrics;
+      console.log(`${file}: bronze ${b.skipped ? 'had it already' : `v${b.version} (+${b.numOutputRows} events)`}, silver ${m.version === null ? 'unchanged' : `v${m.version}`} (${mm.numTargetRowsInserted ?? 0} inserted, ${mm.numTargetRowsUpdated ?? 0} updated, ${mm.numTargetRowsDeleted ?? 0} deleted)`);
     }
+    floe.config.unset('spark.databricks.delta.write.txnAppId');
+    floe.config.unset('spark.databricks.delta.write.txnVersion');
     console.log('\nsilver_customers now:');
     await (await floe.read.delta(silver)).orderBy('id').show();
-    console.log('silver_customers as of version 0:');
-    await (await floe.read.delta(silver, { versionAsOf: 0 })).orderBy('id').show();
+    console.log('silver_customers as of version 1 (after the first batch):');
+    await (await floe.read.delta(silver, { versionAsOf: 1 })).orderBy('id').show();
+    console.log('its change data feed (what each batch changed):');
+    await (await floe.read.changes(silver, { startingVersion: 1 }))
+      .orderBy('_commit_version', "CASE _change_type WHEN 'delete' THEN 0 WHEN 'update_preimage' THEN 1 WHEN 'update_postimage' THEN 2 ELSE 3 END", 'id')
+      .select('_commit_version', '_change_type', 'id', 'name', 'city', 'seq')
+      .show(50);
     const history = await (await DeltaTable.forPath(floe, silver)).history();
     console.log('history:');
     for (const h of history) console.log(`  v${h.version} ${h.timestamp} ${h.operation} ${JSON.stringify(h.operationMetrics)}`);
-    console.log(`\nTables are in ${root}. Inspect them with: npx floe describe ${silver} --format json`);
+    console.log(`\nTables are in ${root}. Try: npx floe changes ${silver} --from 1`);
   } finally {
     await floe.close();
   }

@@ -92,6 +92,15 @@ export async function commitRewrite(floe: Floe, r: Rewrite): Promise<DmlResult> 
     targetFileSize: Number(s.configuration['delta.targetFileSize'] ?? DEFAULT_TARGET_FILE_SIZE),
     numIndexedCols: Number(s.configuration['delta.dataSkippingNumIndexedCols'] ?? 32),
   };
+  // Idempotent DML as Spark's session settings spark.databricks.delta.write.txnAppId / txnVersion.
+  const appId = floe.config.get('spark.databricks.delta.write.txnAppId');
+  const appVersion = floe.config.get('spark.databricks.delta.write.txnVersion');
+  if (appId !== undefined && appVersion !== undefined) {
+    const v = Number(appVersion);
+    if (!Number.isInteger(v)) throw new FloeError('DELTA_INVALID_IDEMPOTENT_WRITES_OPTIONS', `spark.databricks.delta.write.txnVersion must be an integer, got '${appVersion}'.`);
+    if ((s.txnVersion(appId) ?? -1) >= v) return { version: null, metrics: { ...r.metrics, skipped: 1 } };
+    r.txn.addTxn(appId, v);
+  }
   const written: string[] = [];
   try {
     const adds = r.newDataSql ? await writeDataFiles(floe.engine, log.store, r.newDataSql, common) : [];

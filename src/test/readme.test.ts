@@ -29,10 +29,14 @@ test('Quick start demo: a CDC job, idempotent on rerun', async () => {
   const dir = await tempDir('floe-demo-');
   const script = path.join(dist, 'examples', 'cdc-demo.js');
   const first = await run(process.execPath, [script, dir]);
-  assert.match(first.stdout, /changes-3\.json: bronze v2 \(\+3 events\), silver v2 \(4 current rows\)/);
+  assert.match(first.stdout, /changes-2\.json: bronze v1 \(\+3 events\), silver v2 \(1 inserted, 1 updated, 1 deleted\)/);
+  assert.match(first.stdout, /changes-3\.json: bronze v2 \(\+3 events\), silver v3 \(1 inserted, 1 updated, 0 deleted\)/);
+  // The change feed shows the batch-2 delete of id 3 and the update of id 2 to its highest seq.
+  assert.match(first.stdout, /\| 2 +\| delete +\| 3 +\| Linus/);
+  assert.match(first.stdout, /\| 3 +\| update_postimage +\| 2 +\| Grace +\| Arlington/);
   // The silver table holds exactly the latest state per key (id 3 deleted; id 2 at seq 9 despite file order).
   assert.match(first.stdout, /\| 2 +\| Grace +\| Arlington +\| 9 +\|/);
-  assert.doesNotMatch(first.stdout.split('as of version 0')[0]!, /Linus/);
+  assert.doesNotMatch(first.stdout.split('as of version 1')[0]!, /Linus/);
   const second = await run(process.execPath, [script, dir]);
   assert.equal((second.stdout.match(/already applied, skipped/g) ?? []).length, 3);
 });
