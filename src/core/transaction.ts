@@ -106,7 +106,7 @@ export class Transaction {
    * Commits. `operation` and its parameters and metrics go to commitInfo as Spark writes them.
    * Returns the committed version; throws a ConcurrentModificationError on a real conflict.
    */
-  async commit(operation: string, operationParameters: Record<string, unknown> = {}, operationMetrics: Record<string, unknown> = {}): Promise<CommitResult> {
+  async commit(operation: string, operationParameters: Record<string, unknown> = {}, operationMetrics: Record<string, unknown> = {}, userMetadata?: string): Promise<CommitResult> {
     const isBlindAppend = !this.read.readTable && this.removes.length === 0 && !this.read.changesMetadata;
     const txnId = randomUUID();
     let version = this.readVersion + 1;
@@ -124,6 +124,7 @@ export class Transaction {
         isolationLevel: this.options.isolationLevel,
         isBlindAppend,
         operationMetrics: stringifyParams(operationMetrics),
+        ...(userMetadata !== undefined ? { userMetadata } : {}),
         engineInfo: ENGINE_INFO,
         txnId,
       });

@@ -5,6 +5,7 @@
  */
 import { FloeError, UnsupportedFeatureError } from '../errors.js';
 import type { Protocol } from './actions.js';
+import { protocolHasFeature } from './table-features.js';
 import type { StructType, DataType } from './schema.js';
 
 /** Writer features floe honours on every write path it offers. */
@@ -85,3 +86,31 @@ export function protocolFor(schema: StructType, configuration: Record<string, st
   const rf = [...readerFeatures].sort();
   return { minReaderVersion: rf.length ? 3 : 1, minWriterVersion: 7, ...(rf.length ? { readerFeatures: rf } : {}), writerFeatures: [...writerFeatures].sort() };
 }
+
+const LEGACY: Array<[string, number, number]> = [
+  ['appendOnly', 1, 2], ['invariants', 1, 2], ['checkConstraints', 1, 3], ['changeDataFeed', 1, 4], ['generatedColumns', 1, 4], ['columnMapping', 2, 5], ['identityColumns', 1, 6],
+];
+
+/** The smallest protocol supporting everything `a` and `b` support (never a downgrade). */
+export function mergeProtocols(a: Protocol, b: Protocol): Protocol {
+  const features = (p: Protocol): { r: Set<string>; w: Set<string> } => {
+    if (p.minWriterVersion >= 7) return { r: new Set(p.readerFeatures ?? []), w: new Set(p.writerFeatures ?? []) };
+    const w = new Set(LEGACY.filter(([f]) => protocolHasFeature(p, f)).map(([f]) => f));
+    return { r: new Set(p.minReaderVersion >= 2 ? ['columnMapping'] : []), w };
+  };
+  if (a.minWriterVersion < 7 && b.minWriterVersion < 7) {
+    return { minReaderVersion: Math.max(a.minReaderVersion, b.minReaderVersion), minWriterVersion: Math.max(a.minWriterVersion, b.minWriterVersion) };
+  }
+  const fa = features(a);
+  const fb = features(b);
+  const r = new Set([...fa.r, ...fb.r]);
+  const w = new Set([...fa.w, ...fb.w, ...r]);
+  const needsReaderFeatures = [...r].some((f) => f !== 'columnMapping') || Math.max(a.minReaderVersion, b.minReaderVersion) >= 3;
+  return {
+    minReaderVersion: needsReaderFeatures ? 3 : Math.max(a.minReaderVersion, b.minReaderVersion),
+    minWriterVersion: 7,
+    ...(needsReaderFeatures ? { readerFeatures: [...r].sort() } : {}),
+    writerFeatures: [...w].sort(),
+  };
+}
+

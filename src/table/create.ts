@@ -4,7 +4,7 @@
  */
 import type { StructField, StructType, DataType } from '../core/schema.js';
 import { Transaction } from '../core/transaction.js';
-import { checkWriteSupport, protocolFor } from '../core/write-support.js';
+import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import type { Floe } from '../floe.js';
 import { newMetadata } from './write.js';
@@ -65,19 +65,21 @@ export async function createTable(floe: Floe, opts: CreateTableOptions): Promise
   if (exists && mode === 'create') throw new FloeError('DELTA_TABLE_ALREADY_EXISTS', `A Delta table already exists at ${log.tablePath}. Use createIfNotExists or createOrReplace.`, { path: log.tablePath });
   if (!exists && mode === 'replace') throw new FloeError('DELTA_TABLE_NOT_FOUND', `Cannot replace: no Delta table at ${log.tablePath}. Use create or createOrReplace.`, { path: log.tablePath });
   const schema = toStructType(opts.schema);
-  const meta = newMetadata(floe, schema, opts.partitionBy ?? [], opts.properties ?? {}, opts.comment, opts.name);
-  const protocol = protocolFor(schema, meta.configuration);
-  checkWriteSupport(protocol, log.tablePath, schema);
   const snapshot = exists ? await log.snapshot() : null;
+  if (snapshot) checkWriteSupport(snapshot.protocol, log.tablePath, snapshot.schema);
+  const meta = newMetadata(floe, schema, opts.partitionBy ?? [], opts.properties ?? {}, opts.comment, opts.name, !snapshot);
+  const required = protocolFor(schema, meta.configuration);
+  const protocol = snapshot ? mergeProtocols(snapshot.protocol, required) : required;
+  checkWriteSupport(protocol, log.tablePath, schema);
   const txn = new Transaction(log, snapshot);
-  txn.setProtocol(snapshot ? { ...protocol, minReaderVersion: Math.max(protocol.minReaderVersion, snapshot.protocol.minReaderVersion), minWriterVersion: Math.max(protocol.minWriterVersion, snapshot.protocol.minWriterVersion) } : protocol);
+  if (!snapshot || JSON.stringify(protocol) !== JSON.stringify(snapshot.protocol)) txn.setProtocol(protocol);
   txn.setMetadata(meta);
   if (snapshot) {
     txn.readWhole();
     for (const f of snapshot.files) txn.remove(f);
   }
   const params: Record<string, unknown> = { partitionBy: JSON.stringify(meta.partitionColumns), description: opts.comment, properties: JSON.stringify(meta.configuration) };
-  const res = await txn.commit(snapshot ? 'REPLACE TABLE' : 'CREATE TABLE', params);
+  const res = await txn.commit(!snapshot ? 'CREATE TABLE' : mode === 'replace' ? 'REPLACE TABLE' : 'CREATE OR REPLACE TABLE', params);
   return res.version;
 }
 

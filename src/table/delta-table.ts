@@ -15,6 +15,7 @@ import { type OptimizeOptions, type VacuumOptions, type VacuumResult, optimize, 
 import type { DeltaReadOptions, Floe } from '../floe.js';
 import { type CreateTableOptions, DeltaTableBuilder, createTable } from './create.js';
 import { writeCheckpoint } from '../engine/checkpoint-writer.js';
+import { checkWriteSupport } from '../core/write-support.js';
 
 /** One row of DESCRIBE HISTORY (Spark's column names). */
 export interface HistoryEntry {
@@ -157,6 +158,7 @@ export class DeltaTable {
   /** Writes a checkpoint at the latest version now (as `floe checkpoint`). */
   async checkpoint(): Promise<{ version: number; path: string }> {
     const snap = await this.snapshot();
+    checkWriteSupport(snap.protocol, snap.tablePath, snap.schema);
     const r = await writeCheckpoint(this.floe.engine, this.floe.deltaLog(this.location).store, snap);
     return { version: snap.version, path: r.path };
   }

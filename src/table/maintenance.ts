@@ -4,45 +4,17 @@
  * run) and RESTORE (to a version or timestamp).
  */
 import * as path from 'node:path';
-import { type AddFile, decodePath, fileKey, type Protocol } from '../core/actions.js';
+import { type AddFile, decodePath, fileKey } from '../core/actions.js';
 import { parseInterval } from '../engine/checkpoint-writer.js';
 import { dvRelativePath } from '../core/deletion-vectors.js';
-import { protocolHasFeature } from '../core/table-features.js';
 import { Transaction } from '../core/transaction.js';
-import { checkWriteSupport, protocolFor } from '../core/write-support.js';
+import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
 import { planScan } from '../engine/scan.js';
 import { DEFAULT_TARGET_FILE_SIZE } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import type { DeltaReadOptions, Floe } from '../floe.js';
 import { commitRewrite, count, type DmlResult, type Metrics } from './dml.js';
 import { filesMatchingPartitionPredicate, maybeCheckpoint } from './write.js';
-
-const LEGACY: Array<[string, number, number]> = [
-  ['appendOnly', 1, 2], ['invariants', 1, 2], ['checkConstraints', 1, 3], ['changeDataFeed', 1, 4], ['generatedColumns', 1, 4], ['columnMapping', 2, 5], ['identityColumns', 1, 6],
-];
-
-/** The smallest protocol supporting everything `a` and `b` support (never a downgrade). */
-export function mergeProtocols(a: Protocol, b: Protocol): Protocol {
-  const features = (p: Protocol): { r: Set<string>; w: Set<string> } => {
-    if (p.minWriterVersion >= 7) return { r: new Set(p.readerFeatures ?? []), w: new Set(p.writerFeatures ?? []) };
-    const w = new Set(LEGACY.filter(([f]) => protocolHasFeature(p, f)).map(([f]) => f));
-    return { r: new Set(p.minReaderVersion >= 2 ? ['columnMapping'] : []), w };
-  };
-  if (a.minWriterVersion < 7 && b.minWriterVersion < 7) {
-    return { minReaderVersion: Math.max(a.minReaderVersion, b.minReaderVersion), minWriterVersion: Math.max(a.minWriterVersion, b.minWriterVersion) };
-  }
-  const fa = features(a);
-  const fb = features(b);
-  const r = new Set([...fa.r, ...fb.r]);
-  const w = new Set([...fa.w, ...fb.w, ...r]);
-  const needsReaderFeatures = [...r].some((f) => f !== 'columnMapping') || Math.max(a.minReaderVersion, b.minReaderVersion) >= 3;
-  return {
-    minReaderVersion: needsReaderFeatures ? 3 : Math.max(a.minReaderVersion, b.minReaderVersion),
-    minWriterVersion: 7,
-    ...(needsReaderFeatures ? { readerFeatures: [...r].sort() } : {}),
-    writerFeatures: [...w].sort(),
-  };
-}
 
 const KNOWN_PROPERTIES = new Set([
   'delta.appendOnly', 'delta.enableChangeDataFeed', 'delta.checkpointInterval', 'delta.deletedFileRetentionDuration', 'delta.logRetentionDuration',

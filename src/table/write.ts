@@ -9,7 +9,7 @@ import type { DeltaLog } from '../core/delta-log.js';
 import { type StructField, type StructType, deltaTypeFromDuck, duckType, quoteIdent, quoteString } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { Transaction } from '../core/transaction.js';
-import { checkWriteSupport, protocolFor } from '../core/write-support.js';
+import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
 import type { DataFrame } from '../dataframe.js';
 import { writeCheckpoint } from '../engine/checkpoint-writer.js';
 import { partitionLiteral } from '../engine/scan.js';
@@ -50,8 +50,13 @@ export interface WriteResult {
   attempts: number;
 }
 
-/** Sets up a new table's metadata from a schema (used by create and by a first write). */
-export function newMetadata(floe: Floe, schema: StructType, partitionColumns: string[], properties: Record<string, string>, description?: string, name?: string): Metadata {
+const MODE_NAMES: Record<SaveMode, string> = { append: 'Append', overwrite: 'Overwrite', error: 'ErrorIfExists', errorifexists: 'ErrorIfExists', ignore: 'Ignore' };
+
+/**
+ * Sets up a table's metadata from a schema (used by create and by writes that create or replace).
+ * The session's table defaults apply only to tables being created, as on Spark.
+ */
+export function newMetadata(floe: Floe, schema: StructType, partitionColumns: string[], properties: Record<string, string>, description?: string, name?: string, creating = true): Metadata {
   for (const c of partitionColumns) {
     const f = schema.fields.find((x) => x.name === c);
     if (!f) throw new InvalidArgumentError(`Partition column '${c}' is not in the schema (${schema.fields.map((x) => x.name).join(', ')}).`, {}, 'DELTA_PARTITION_COLUMN_NOT_FOUND');
@@ -64,7 +69,7 @@ export function newMetadata(floe: Floe, schema: StructType, partitionColumns: st
     format: { provider: 'parquet', options: {} },
     schemaString: JSON.stringify(schema),
     partitionColumns,
-    configuration: { ...floe.tableDefaults(), ...properties },
+    configuration: { ...(creating ? floe.tableDefaults() : {}), ...properties },
     createdTime: Date.now(),
   };
 }
@@ -154,18 +159,24 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
   let partitionColumns: string[];
   let configuration: Record<string, string>;
   let operation: string;
-  const params: Record<string, unknown> = { mode: mode[0]!.toUpperCase() + mode.slice(1) };
+  const params: Record<string, unknown> = { mode: MODE_NAMES[mode] };
   if (!snapshot || (mode === 'overwrite' && options.overwriteSchema)) {
+    if (snapshot) {
+      // The existing table's writer duties bind the replacement too; its features are never dropped.
+      checkWriteSupport(snapshot.protocol, log.tablePath, snapshot.schema);
+      if (snapshot.columnMapping !== 'none') throw new FloeError('FLOE_UNSUPPORTED_OPERATION', `overwriteSchema on a column-mapped table (${log.tablePath}) is not supported yet.`);
+    }
     schema = sourceSchema;
     partitionColumns = options.partitionBy ?? (snapshot && !options.overwriteSchema ? snapshot.partitionColumns : []);
-    const meta = newMetadata(floe, schema, partitionColumns, { ...(snapshot?.configuration ?? {}), ...(options.properties ?? {}) }, options.description ?? snapshot?.metadata.description ?? undefined);
+    const meta = newMetadata(floe, schema, partitionColumns, { ...(snapshot?.configuration ?? {}), ...(options.properties ?? {}) }, options.description ?? snapshot?.metadata.description ?? undefined, undefined, !snapshot);
     if (snapshot) meta.id = snapshot.metadata.id;
     configuration = meta.configuration;
-    const protocol = protocolFor(schema, configuration);
+    const required = protocolFor(schema, configuration);
+    const protocol = snapshot ? mergeProtocols(snapshot.protocol, required) : required;
     checkWriteSupport(protocol, log.tablePath, schema);
-    if (!snapshot || JSON.stringify(protocol) !== JSON.stringify(snapshot.protocol)) txn.setProtocol(snapshot ? { ...protocol, minReaderVersion: Math.max(protocol.minReaderVersion, snapshot.protocol.minReaderVersion), minWriterVersion: Math.max(protocol.minWriterVersion, snapshot.protocol.minWriterVersion) } : protocol);
+    if (!snapshot || JSON.stringify(protocol) !== JSON.stringify(snapshot.protocol)) txn.setProtocol(protocol);
     txn.setMetadata(meta);
-    operation = snapshot ? 'WRITE' : 'CREATE TABLE AS SELECT';
+    operation = 'WRITE';
   } else {
     checkWriteSupport(snapshot.protocol, log.tablePath, snapshot.schema);
     if (options.partitionBy && JSON.stringify(options.partitionBy) !== JSON.stringify(snapshot.partitionColumns)) {
@@ -234,7 +245,7 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
   if (removed.length) metrics.numRemovedFiles = removed.length;
   let result;
   try {
-    result = await txn.commit(operation, params, metrics);
+    result = await txn.commit(operation, params, metrics, options.userMetadata);
   } catch (e) {
     // Nothing references the files just written; remove them so a failed write leaves no litter.
     await Promise.all(adds.map((a) => log.store.delete(decodeURIComponent(a.path)).catch(() => undefined)));
