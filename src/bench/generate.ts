@@ -5,6 +5,7 @@
  * - snapshot-load: a log of 10,000 commits (10 adds each, so 100,000 live files), classic
  *   single-file Parquet checkpoints every 100 versions (only the newest few are written) and
  *   `_last_checkpoint`. Data files do not exist: only the log is loaded.
+ * - commit-latency: the same kind of log, 10,000 one-row appends, checkpointInterval 100 (see COMMIT_PARAMS).
  * - scan: 10 million rows (id BIGINT sorted 0..N-1, v DOUBLE, s VARCHAR, d DATE) in ~20 Parquet
  *   files by id range, written by DuckDB COPY with RETURN_STATS, and one commit whose add stats
  *   come from those returned statistics.
@@ -127,10 +128,36 @@ interface GenAdd {
   stats: string;
 }
 
-export async function generateSnapshotTable(root: string): Promise<SnapshotTableInfo> {
-  const P = SNAPSHOT_PARAMS;
-  const t0 = nowMs();
-  const table = path.join(root, 'snapshot-load');
+/** What a synthetic log looks like (see writeSyntheticLog). */
+interface SyntheticLogSpec {
+  commits: number;
+  addsPerCommit: number;
+  checkpointInterval: number;
+  checkpointsWritten: number;
+  schemaString: string;
+  /** metaData.configuration (table properties). */
+  configuration: Record<string, string>;
+  /** Stats JSON and size of the k-th file (k counts adds from 0). */
+  fileStats: (k: number) => string;
+  fileSize: (k: number) => number;
+}
+
+interface SyntheticLog {
+  version: number;
+  liveFiles: number;
+  checkpointVersion: number;
+  checkpointFile: string;
+  commitFilesAfterCheckpoint: string[];
+}
+
+/**
+ * Writes `<table>/_delta_log/` directly: `commits` JSON commits of `addsPerCommit` blind-append adds
+ * each (protocol and metaData in commit 0), classic single-file Parquet checkpoints for the newest
+ * `checkpointsWritten` multiples of `checkpointInterval` below the latest version, and
+ * `_last_checkpoint`. The data files themselves are not written.
+ */
+async function writeSyntheticLog(table: string, spec: SyntheticLogSpec): Promise<SyntheticLog> {
+  const P = spec;
   await fs.rm(table, { recursive: true, force: true });
   const logDir = path.join(table, '_delta_log');
   await fs.mkdir(logDir, { recursive: true });
@@ -144,13 +171,14 @@ export async function generateSnapshotTable(root: string): Promise<SnapshotTable
     const ts = baseTs + v * 60_000;
     const lines: string[] = [];
     let bytes = 0;
+    let rows = 0;
     const mine: GenAdd[] = [];
     for (let i = 0; i < P.addsPerCommit; i++) {
       const k = v * P.addsPerCommit + i;
-      const lo = k * P.recordsPerFile;
-      const size = 500_000 + ((k * 7919) % 4_000_000);
+      const size = P.fileSize(k);
       bytes += size;
-      const stats = JSON.stringify({ numRecords: P.recordsPerFile, minValues: { id: lo }, maxValues: { id: lo + P.recordsPerFile - 1 }, nullCount: { id: 0, v: 0, s: 0 } });
+      const stats = P.fileStats(k);
+      rows += (JSON.parse(stats) as { numRecords: number }).numRecords;
       const a: GenAdd = { version: v, path: `part-${String(i).padStart(5, '0')}-${randomUUID()}-c000.snappy.parquet`, size, modificationTime: ts - 1000 + i, stats };
       mine.push(a);
       adds.push(a);
@@ -163,14 +191,14 @@ export async function generateSnapshotTable(root: string): Promise<SnapshotTable
         readVersion: v === 0 ? undefined : v - 1,
         isolationLevel: 'Serializable',
         isBlindAppend: true,
-        operationMetrics: { numFiles: String(P.addsPerCommit), numOutputRows: String(P.addsPerCommit * P.recordsPerFile), numOutputBytes: String(bytes) },
+        operationMetrics: { numFiles: String(P.addsPerCommit), numOutputRows: String(rows), numOutputBytes: String(bytes) },
         engineInfo: 'floe-bench',
         txnId: randomUUID(),
       },
     }));
     if (v === 0) {
       lines.push(JSON.stringify({ protocol: { minReaderVersion: 1, minWriterVersion: 2 } }));
-      lines.push(JSON.stringify({ metaData: { id: tableId, format: { provider: 'parquet', options: {} }, schemaString: SNAPSHOT_SCHEMA, partitionColumns: [], configuration: {}, createdTime } }));
+      lines.push(JSON.stringify({ metaData: { id: tableId, format: { provider: 'parquet', options: {} }, schemaString: P.schemaString, partitionColumns: [], configuration: P.configuration, createdTime } }));
     }
     for (const a of mine) {
       lines.push(JSON.stringify({ add: { path: a.path, partitionValues: {}, size: a.size, modificationTime: a.modificationTime, dataChange: true, stats: a.stats } }));
@@ -203,7 +231,8 @@ export async function generateSnapshotTable(root: string): Promise<SnapshotTable
     app.closeSync();
     const nul = (col: keyof typeof CP_TYPES): string => `NULL::${CP_TYPES[col]}`;
     const protocol = `{'minReaderVersion': 1, 'minWriterVersion': 2}::${CP_TYPES.protocol}`;
-    const metaData = `{'id': ${sqlString(tableId)}, 'name': NULL, 'description': NULL, 'format': {'provider': 'parquet', 'options': MAP {}}, 'schemaString': ${sqlString(SNAPSHOT_SCHEMA)}, 'partitionColumns': []::VARCHAR[], 'configuration': MAP {}, 'createdTime': ${createdTime}}::${CP_TYPES.metaData}`;
+    const conf = `MAP {${Object.entries(P.configuration).map(([k, v]) => `${sqlString(k)}: ${sqlString(v)}`).join(', ')}}`;
+    const metaData = `{'id': ${sqlString(tableId)}, 'name': NULL, 'description': NULL, 'format': {'provider': 'parquet', 'options': MAP {}}, 'schemaString': ${sqlString(P.schemaString)}, 'partitionColumns': []::VARCHAR[], 'configuration': ${conf}, 'createdTime': ${createdTime}}::${CP_TYPES.metaData}`;
     const add = `{'path': path, 'partitionValues': MAP {}, 'size': size, 'modificationTime': mtime, 'dataChange': true, 'stats': stats, 'tags': NULL, 'deletionVector': NULL, 'baseRowId': NULL, 'defaultRowCommitVersion': NULL, 'clusteringProvider': NULL}::${CP_TYPES.add}`;
     for (const cv of cpVersions) {
       const file = path.join(logDir, `${pad20(cv)}.checkpoint.parquet`);
@@ -223,15 +252,33 @@ export async function generateSnapshotTable(root: string): Promise<SnapshotTable
   await fs.writeFile(path.join(logDir, '_last_checkpoint'), JSON.stringify({ version: cpVersions[0], size: cpSize }));
 
   const cpVersion = cpVersions[0]!;
-  const info: SnapshotTableInfo = {
-    path: table,
+  return {
     version: P.commits - 1,
     liveFiles: P.commits * P.addsPerCommit,
     checkpointVersion: cpVersion,
     checkpointFile: path.join(logDir, `${pad20(cpVersion)}.checkpoint.parquet`),
     commitFilesAfterCheckpoint: versions.filter((v) => v > cpVersion).map((v) => path.join(logDir, `${pad20(v)}.json`)),
-    generatedInMs: Math.round(nowMs() - t0),
   };
+}
+
+export async function generateSnapshotTable(root: string): Promise<SnapshotTableInfo> {
+  const P = SNAPSHOT_PARAMS;
+  const t0 = nowMs();
+  const table = path.join(root, 'snapshot-load');
+  const log = await writeSyntheticLog(table, {
+    commits: P.commits,
+    addsPerCommit: P.addsPerCommit,
+    checkpointInterval: P.checkpointInterval,
+    checkpointsWritten: P.checkpointsWritten,
+    schemaString: SNAPSHOT_SCHEMA,
+    configuration: {},
+    fileSize: (k) => 500_000 + ((k * 7919) % 4_000_000),
+    fileStats: (k) => {
+      const lo = k * P.recordsPerFile;
+      return JSON.stringify({ numRecords: P.recordsPerFile, minValues: { id: lo }, maxValues: { id: lo + P.recordsPerFile - 1 }, nullCount: { id: 0, v: 0, s: 0 } });
+    },
+  });
+  const info: SnapshotTableInfo = { path: table, ...log, generatedInMs: Math.round(nowMs() - t0) };
   await writeMarker(path.join(root, 'snapshot-load.json'), P, info);
   return info;
 }
@@ -353,4 +400,78 @@ export async function ensureScanTable(root: string, regenerate: boolean): Promis
     if (info && (await allExist([...info.dataFiles, path.join(info.path, '_delta_log', `${pad20(0)}.json`)]))) return { ...info, generatedInMs: undefined };
   }
   return generateScanTable(root);
+}
+
+// ------------------------------------------------------------------------------ write scenarios
+
+/** Delta schema of the rows the write benchmarks write (see writeRowsSql). */
+export const WRITE_SCHEMA = JSON.stringify({
+  type: 'struct',
+  fields: [
+    { name: 'id', type: 'long', nullable: true, metadata: {} },
+    { name: 'v', type: 'double', nullable: true, metadata: {} },
+    { name: 's', type: 'string', nullable: true, metadata: {} },
+    { name: 'd', type: 'date', nullable: true, metadata: {} },
+    { name: 'ts', type: 'timestamp', nullable: true, metadata: {} },
+  ],
+});
+
+/** `rows` rows of (id BIGINT, v DOUBLE, s VARCHAR, d DATE, ts TIMESTAMPTZ) from DuckDB's range(), id ascending from `from`. */
+export function writeRowsSql(rows: number, from = 0): string {
+  return `SELECT range AS id,
+       ((range * 2654435761) % 1000003)::DOUBLE / 100.0 AS v,
+       'str-' || (hash(range) % 100000)::VARCHAR AS s,
+       (DATE '2020-01-01' + (range // 10000)::INTEGER) AS d,
+       (TIMESTAMPTZ '2020-01-01 00:00:00+00' + to_seconds(range)) AS ts
+FROM range(${from}, ${from + rows})`;
+}
+
+/**
+ * commit-latency: a log of 10,000 one-row blind appends (one add each, stats on all 5 columns as
+ * floe writes them, so 10,000 live files), `delta.checkpointInterval` = 100 in the table's
+ * configuration, classic checkpoints every 100 versions (the newest 3 written: v9900, v9800, v9700).
+ * This folder is a template: the benchmark copies it before each run.
+ */
+export const COMMIT_PARAMS = {
+  kind: 'commit-latency',
+  format: 1,
+  commits: 10_000,
+  addsPerCommit: 1,
+  checkpointInterval: 100,
+  checkpointsWritten: 3,
+  configuration: { 'delta.checkpointInterval': '100' },
+} as const;
+
+export type CommitTableInfo = SnapshotTableInfo;
+
+export async function generateCommitTable(root: string): Promise<CommitTableInfo> {
+  const P = COMMIT_PARAMS;
+  const t0 = nowMs();
+  const table = path.join(root, 'commit-latency');
+  const day = (k: number): string => new Date(Date.UTC(2020, 0, 1) + Math.floor(k / 100) * 864e5).toISOString().slice(0, 10);
+  const log = await writeSyntheticLog(table, {
+    commits: P.commits,
+    addsPerCommit: P.addsPerCommit,
+    checkpointInterval: P.checkpointInterval,
+    checkpointsWritten: P.checkpointsWritten,
+    schemaString: WRITE_SCHEMA,
+    configuration: { ...P.configuration },
+    fileSize: (k) => 1_400 + (k % 200),
+    fileStats: (k) => {
+      const vals = { id: k, v: ((k * 2654435761) % 1000003) / 100, s: `str-${k % 100000}`, d: day(k), ts: `${day(k)}T00:00:00.000Z` };
+      return JSON.stringify({ numRecords: 1, minValues: vals, maxValues: vals, nullCount: { id: 0, v: 0, s: 0, d: 0, ts: 0 } });
+    },
+  });
+  const info: CommitTableInfo = { path: table, ...log, generatedInMs: Math.round(nowMs() - t0) };
+  await writeMarker(path.join(root, 'commit-latency.json'), P, info);
+  return info;
+}
+
+export async function ensureCommitTable(root: string, regenerate: boolean): Promise<CommitTableInfo> {
+  await fs.mkdir(root, { recursive: true });
+  if (!regenerate) {
+    const info = await readMarker<CommitTableInfo>(path.join(root, 'commit-latency.json'), COMMIT_PARAMS);
+    if (info && (await allExist([info.checkpointFile, ...info.commitFilesAfterCheckpoint]))) return { ...info, generatedInMs: undefined };
+  }
+  return generateCommitTable(root);
 }

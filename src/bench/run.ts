@@ -1,18 +1,19 @@
 /**
- * Read benchmarks: floe against a baseline doing the same I/O with DuckDB / plain Node, measured in
+ * Benchmarks: floe against a baseline doing the same I/O with DuckDB / plain Node, measured in
  * the same process and run, interleaved. Usage:
  *
  *   node dist/bench/run.js [--runs N] [--only NAME[,NAME]] [--regenerate] [--no-profile]
  *
- * Scenarios: snapshot-load, scan-full, scan-selective (operations under 50 ms get at least 25 runs). Data lives under `.bench-data/` (generated
- * on first use, reused afterwards). Results are printed and written to `.bench-data/results.json`.
+ * Read scenarios: snapshot-load, scan-full, scan-selective (operations under 50 ms get at least 25 runs).
+ * Write scenarios (write-scenarios.ts): append-10m (3 runs unless --runs is given), commit-latency
+ * (--runs runs of 50 commits each, every commit a sample). Data lives under `.bench-data/` (generated
+ * on first use, reused afterwards; write scratch folders under `.bench-data/tmp/`, removed after
+ * each run). Results are printed and written to `.bench-data/results.json`.
  */
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as v8 from 'node:v8';
-import * as vm from 'node:vm';
 import { addActionToBatch, emptyBatch, type ActionBatch } from '../core/actions.js';
 import { mapLimit } from '../core/delta-log.js';
 import { type LogFile, parseLogFile } from '../core/log-files.js';
@@ -20,16 +21,25 @@ import { buildLogSegment } from '../core/log-segment.js';
 import { Replayer } from '../core/snapshot.js';
 import type { DataFrame } from '../dataframe.js';
 import { Floe } from '../floe.js';
-import { type ScanTableInfo, type SnapshotTableInfo, ensureScanTable, ensureSnapshotTable } from './generate.js';
-import { PhaseTimer, type Summary, nowMs, round, summarize } from './stats.js';
+import { type ScanTableInfo, type SnapshotTableInfo, ensureCommitTable, ensureScanTable, ensureSnapshotTable } from './generate.js';
+import { FAST_MS, type Measured, PhaseTimer, type Summary, collectGarbage, measure, nowMs, round, summarize } from './stats.js';
+import { type WriteScenarioOptions, type WriteScenarioOutput, append10m, cleanScratch, commitLatency } from './write-scenarios.js';
 
 const DATA_DIR = fileURLToPath(new URL('../../.bench-data/', import.meta.url));
-const SCENARIOS = ['snapshot-load', 'scan-full', 'scan-selective'] as const;
+const SCENARIOS = ['snapshot-load', 'scan-full', 'scan-selective', 'append-10m', 'commit-latency'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
-const TARGETS: Record<ScenarioName, number> = { 'snapshot-load': 1.5, 'scan-full': 1.2, 'scan-selective': 1.2 };
+/**
+ * Target ratio floe / baseline (medians). commit-latency has none: its baseline is the bare
+ * putIfAbsent inside every commit, a floor rather than an equivalent operation.
+ */
+const TARGETS: Record<ScenarioName, number | null> = { 'snapshot-load': 1.5, 'scan-full': 1.2, 'scan-selective': 1.2, 'append-10m': 1.3, 'commit-latency': null };
+/** Runs when --runs is not given (heavy scenarios take fewer). */
+const DEFAULT_RUNS = 5;
+const DEFAULT_RUNS_FOR: Partial<Record<ScenarioName, number>> = { 'append-10m': 3 };
 
 interface Args {
   runs: number;
+  runsGiven: boolean;
   only: Set<ScenarioName>;
   regenerate: boolean;
   profile: boolean;
@@ -40,7 +50,7 @@ function usage(): string {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { runs: 5, only: new Set(SCENARIOS), regenerate: false, profile: true };
+  const args: Args = { runs: DEFAULT_RUNS, runsGiven: false, only: new Set(SCENARIOS), regenerate: false, profile: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -54,6 +64,7 @@ function parseArgs(argv: string[]): Args {
         const n = Number(value());
         if (!Number.isInteger(n) || n < 1) throw new Error(`--runs needs a positive integer\n${usage()}`);
         args.runs = n;
+        args.runsGiven = true;
         break;
       }
       case '--only': {
@@ -85,7 +96,8 @@ interface ScenarioResult {
   floeMedianMs: number | null;
   baselineMedianMs: number | null;
   ratio: number | null;
-  target: number;
+  /** null: no target for this scenario. */
+  target: number | null;
   meetsTarget: boolean | null;
   floe?: Summary;
   baseline?: Summary;
@@ -97,63 +109,19 @@ interface ScenarioResult {
   error?: string;
 }
 
-/** A measured operation: returns its own elapsed milliseconds (so per-run setup stays outside). */
-type Measured = () => Promise<number>;
-
-/** A full GC between measured runs, so one run's garbage is not collected on the next one's clock. */
-const collectGarbage: () => void = (() => {
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as unknown;
-    if (typeof gc === 'function') return gc as () => void;
-  } catch {
-    // not available: measure without
-  }
-  return () => {};
-})();
-
-const FAST_MS = 50;
-const FAST_MIN_RUNS = 25;
-
-/**
- * One warm-up of each, then `runs` interleaved runs (alternating which goes first), a GC before each.
- * When both warm-ups take under FAST_MS, at least FAST_MIN_RUNS runs are taken.
- */
-async function measure(runs: number, floeFn: Measured, baseFn: Measured): Promise<{ floe: number[]; base: number[] }> {
-  const run = async (fn: Measured): Promise<number> => {
-    collectGarbage();
-    return fn();
-  };
-  const warmFloe = await run(floeFn);
-  const warmBase = await run(baseFn);
-  // Operations of a few milliseconds are at the mercy of scheduler noise: take more samples.
-  const n = Math.max(warmFloe, warmBase) < FAST_MS ? Math.max(runs, FAST_MIN_RUNS) : runs;
-  const floe: number[] = [];
-  const base: number[] = [];
-  for (let i = 0; i < n; i++) {
-    if (i % 2 === 0) {
-      floe.push(await run(floeFn));
-      base.push(await run(baseFn));
-    } else {
-      base.push(await run(baseFn));
-      floe.push(await run(floeFn));
-    }
-  }
-  return { floe, base };
-}
-
 function finish(scenario: ScenarioName, m: { floe: number[]; base: number[] }, notes: string[]): ScenarioResult {
   const f = summarize(m.floe);
   const b = summarize(m.base);
   const ratio = f.median / b.median;
   const round2 = (xs: number[]): number[] => xs.map(round);
+  const target = TARGETS[scenario];
   return {
     scenario,
     floeMedianMs: round(f.median),
     baselineMedianMs: round(b.median),
     ratio: Math.round(ratio * 100) / 100,
-    target: TARGETS[scenario],
-    meetsTarget: ratio <= TARGETS[scenario],
+    target,
+    meetsTarget: target === null ? null : ratio <= target,
     floe: roundSummary(f),
     baseline: roundSummary(b),
     floeSamplesMs: round2(m.floe),
@@ -408,7 +376,7 @@ function printTable(results: ScenarioResult[]): void {
     fmtMs(r.floeMedianMs),
     fmtMs(r.baselineMedianMs),
     r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`,
-    `<=${r.target}x ${r.meetsTarget === null ? 'ERR' : r.meetsTarget ? 'ok' : 'MISS'}`,
+    r.target === null ? (r.error ? 'ERR' : '-') : `<=${r.target}x ${r.meetsTarget === null ? 'ERR' : r.meetsTarget ? 'ok' : 'MISS'}`,
     r.error ? `ERROR: ${r.error}` : r.notes.join('; '),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (i === header.length - 1 ? 0 : r[i]!.length))));
@@ -430,7 +398,8 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   await fs.mkdir(DATA_DIR, { recursive: true });
   const env = await withFloe(async (floe) => (await floe.engine.allJson('SELECT version() AS v'))[0]!.v as string);
-  console.log(`floe read benchmarks: ${args.runs} runs (+1 warm-up) each, median; node ${process.version}, DuckDB ${env}, ${os.cpus().length} CPUs; data in ${DATA_DIR}`);
+  const runsNote = args.runsGiven ? `${args.runs} runs` : `${DEFAULT_RUNS} runs (${Object.entries(DEFAULT_RUNS_FOR).map(([k, v]) => `${k} ${v}`).join(', ')})`;
+  console.log(`floe benchmarks: ${runsNote} (+1 warm-up) each, median; node ${process.version}, DuckDB ${env}, ${os.cpus().length} CPUs; data in ${DATA_DIR}`);
   const results: ScenarioResult[] = [];
   const failed = (scenario: ScenarioName, e: unknown): ScenarioResult => {
     const msg = e instanceof Error ? e.message : String(e);
@@ -473,6 +442,30 @@ async function main(): Promise<void> {
       } finally {
         await floe.close();
       }
+    }
+  }
+
+  const writes = (['append-10m', 'commit-latency'] as const).filter((s) => args.only.has(s));
+  if (writes.length) await cleanScratch(DATA_DIR);
+  for (const s of writes) {
+    const o: WriteScenarioOptions = { runs: args.runsGiven ? args.runs : (DEFAULT_RUNS_FOR[s] ?? args.runs), profile: args.profile, dataDir: DATA_DIR };
+    try {
+      let out: WriteScenarioOutput;
+      if (s === 'append-10m') {
+        console.log(`running append-10m (${o.runs} runs) …`);
+        out = await append10m(o);
+      } else {
+        const t0 = nowMs();
+        const info = await ensureCommitTable(DATA_DIR, args.regenerate);
+        console.log(info.generatedInMs !== undefined ? `generated commit-latency table (v${info.version}) in ${(info.generatedInMs / 1000).toFixed(1)} s` : `reusing commit-latency table (${Math.round(nowMs() - t0)} ms to check)`);
+        console.log(`running commit-latency (${o.runs} runs) …`);
+        out = await commitLatency(o, info);
+      }
+      const res = finish(s, out, out.notes);
+      if (out.profile) res.profile = out.profile;
+      results.push(res);
+    } catch (e) {
+      results.push(failed(s, e));
     }
   }
 

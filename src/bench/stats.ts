@@ -1,10 +1,21 @@
 /**
- * Small statistics and timing helpers for the benchmark harness.
+ * Small statistics, timing and measurement helpers for the benchmark harness.
  */
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 
 /** Milliseconds from a monotonic clock (sub-millisecond resolution). */
 export function nowMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
+}
+
+/**
+ * CPU milliseconds (user + system) used by this process so far, all threads (DuckDB's included).
+ * Differences of it are far less sensitive than wall time to other processes competing for the CPUs.
+ */
+export function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 /** Runs `fn` once and returns its result with the elapsed wall time in milliseconds. */
@@ -96,4 +107,49 @@ export class PhaseTimer {
     for (const [k, v] of this.samples) out[k] = round(median(v));
     return out;
   }
+}
+
+/** A measured operation: returns its own elapsed milliseconds (so per-run setup stays outside). */
+export type Measured = () => Promise<number>;
+
+/** A full GC between measured runs, so one run's garbage is not collected on the next one's clock. */
+export const collectGarbage: () => void = (() => {
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as unknown;
+    if (typeof gc === 'function') return gc as () => void;
+  } catch {
+    // not available: measure without
+  }
+  return () => {};
+})();
+
+export const FAST_MS = 50;
+export const FAST_MIN_RUNS = 25;
+
+/**
+ * One warm-up of each, then `runs` interleaved runs (alternating which goes first), a GC before each.
+ * When both warm-ups take under FAST_MS, at least FAST_MIN_RUNS runs are taken.
+ */
+export async function measure(runs: number, floeFn: Measured, baseFn: Measured): Promise<{ floe: number[]; base: number[] }> {
+  const run = async (fn: Measured): Promise<number> => {
+    collectGarbage();
+    return fn();
+  };
+  const warmFloe = await run(floeFn);
+  const warmBase = await run(baseFn);
+  // Operations of a few milliseconds are at the mercy of scheduler noise: take more samples.
+  const n = Math.max(warmFloe, warmBase) < FAST_MS ? Math.max(runs, FAST_MIN_RUNS) : runs;
+  const floe: number[] = [];
+  const base: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (i % 2 === 0) {
+      floe.push(await run(floeFn));
+      base.push(await run(baseFn));
+    } else {
+      base.push(await run(baseFn));
+      floe.push(await run(floeFn));
+    }
+  }
+  return { floe, base };
 }

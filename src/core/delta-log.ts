@@ -7,7 +7,7 @@
 import { CorruptLogError, FloeError, InvalidArgumentError, ObjectNotFoundError, TableNotFoundError } from '../errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { type ActionBatch, type CommitInfo, addActionToBatch, emptyBatch, parseCommit } from './actions.js';
-import { LAST_CHECKPOINT, LOG_DIR, type LogFile, parseLogFile } from './log-files.js';
+import { LAST_CHECKPOINT, LOG_DIR, type LogFile, commitPath, parseLogFile } from './log-files.js';
 import { type CheckpointSet, type LogSegment, buildLogSegment, checkpointId, earliestRecoverableVersion } from './log-segment.js';
 import { Replayer, Snapshot } from './snapshot.js';
 import { checkReadSupport } from './table-features.js';
@@ -36,6 +36,8 @@ export class DeltaLog {
   readonly tablePath: string;
   private readonly parquet: ParquetRowReader;
   private readonly commitCache = new Map<number, ActionBatch>();
+  /** The newest snapshot built, advanced incrementally by later calls. */
+  private cached?: Snapshot;
 
   constructor(store: ObjectStore, parquet: ParquetRowReader) {
     this.store = store;
@@ -146,6 +148,45 @@ export class DeltaLog {
    * an older one when the commits after it are still in the log.
    */
   async snapshot(version?: number): Promise<Snapshot> {
+    const advanced = await this.advanceCached(version);
+    if (advanced) return advanced;
+    const snap = await this.loadSnapshot(version);
+    if (!this.cached || snap.version >= this.cached.version) this.cached = snap;
+    return snap;
+  }
+
+  /**
+   * The newest snapshot this log has built, moved forward by replaying only the commits written since
+   * (probed by name, so no listing). Null when there is none, or the request is for an older version,
+   * or the log changed underneath (the cached commit vanished), so the caller rebuilds from the log.
+   */
+  private async advanceCached(version?: number): Promise<Snapshot | null> {
+    const c = this.cached;
+    if (!c || (version !== undefined && version < c.version)) return null;
+    if (!(await this.store.head(commitPath(c.version)))) {
+      this.cached = undefined;
+      return null;
+    }
+    const batches: { version: number; batch: ActionBatch; mtime: number }[] = [];
+    for (let v = c.version + 1; version === undefined || v <= version; v++) {
+      const meta = await this.store.head(commitPath(v));
+      if (!meta) break;
+      batches.push({ version: v, batch: await this.readCommit(v), mtime: meta.lastModified });
+    }
+    if (version !== undefined && c.version + batches.length < version) return null; // let the full path report it
+    if (!batches.length) return c;
+    const replayer = Replayer.from(c.state);
+    for (const b of batches) replayer.apply(b.batch);
+    const last = batches[batches.length - 1]!;
+    const state = replayer.finish(this.tablePath, last.version, last.batch.commitInfo ?? null, 0);
+    checkReadSupport(state.protocol, this.tablePath, state.metadata);
+    state.timestamp = commitTimestamp(state.metadata.configuration, last.version, state.commitInfo, last.mtime);
+    const snap = new Snapshot(this.tablePath, state);
+    this.cached = snap;
+    return snap;
+  }
+
+  private async loadSnapshot(version?: number): Promise<Snapshot> {
     const skip = new Set<string>();
     for (;;) {
       const seg = await this.segment(version, skip);

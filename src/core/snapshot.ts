@@ -33,6 +33,18 @@ export class Replayer {
   private readonly txns = new Map<string, Txn>();
   private readonly domains = new Map<string, DomainMetadata>();
 
+  /** A replayer that continues from an existing state (for advancing a cached snapshot). */
+  static from(state: SnapshotState): Replayer {
+    const r = new Replayer();
+    r.metadata = state.metadata;
+    r.protocol = state.protocol;
+    for (const f of state.files) r.live.set(fileKey(f.path, f.deletionVector), f);
+    for (const t of state.tombstones) r.removed.set(fileKey(t.path, t.deletionVector), t);
+    for (const [k, v] of state.txns) r.txns.set(k, v);
+    for (const [k, v] of state.domains) r.domains.set(k, v);
+    return r;
+  }
+
   apply(batch: ActionBatch): void {
     if (batch.protocol) this.protocol = batch.protocol;
     if (batch.metaData) this.metadata = batch.metaData;

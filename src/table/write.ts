@@ -14,7 +14,7 @@ import type { DataFrame } from '../dataframe.js';
 import { writeCheckpoint } from '../engine/checkpoint-writer.js';
 import { partitionLiteral } from '../engine/scan.js';
 import { DEFAULT_TARGET_FILE_SIZE, writeDataFiles } from '../engine/writer.js';
-import { FloeError, InvalidArgumentError } from '../errors.js';
+import { FloeError, InvalidArgumentError, TableNotFoundError } from '../errors.js';
 import type { Floe } from '../floe.js';
 import { reconcileSchema } from './schema-evolution.js';
 
@@ -142,8 +142,10 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
   if (options.replaceWhere && mode !== 'overwrite') throw new InvalidArgumentError('replaceWhere applies to mode overwrite only.');
   if ((options.txnAppId === undefined) !== (options.txnVersion === undefined)) throw new InvalidArgumentError('txnAppId and txnVersion go together.', {}, 'DELTA_INVALID_IDEMPOTENT_WRITES_OPTIONS');
   const log = floe.deltaLog(location);
-  const exists = await log.exists();
-  const snapshot = exists ? await log.snapshot() : null;
+  const snapshot = await log.snapshot().catch((e: unknown) => {
+    if (e instanceof TableNotFoundError) return null;
+    throw e;
+  });
   const noop: WriteResult = { version: null, skipped: true, numFiles: 0, numOutputRows: 0, numOutputBytes: 0, numRemovedFiles: 0, attempts: 0 };
   if (snapshot && (mode === 'error' || mode === 'errorifexists')) {
     throw new FloeError('DELTA_PATH_EXISTS', `A Delta table already exists at ${log.tablePath}. Write with mode 'append' or 'overwrite', or choose another path.`, { path: log.tablePath });
