@@ -164,6 +164,10 @@ export function resolveRange(
   if (endingVersion !== undefined) end = Math.min(endingVersion, latest);
   else if (options.endingTimestamp !== undefined) {
     const ts = parsedEnd!;
+    const last = timestamps![timestamps!.length - 1];
+    if (last && ts > last.timestamp && !options.allowOutOfRange) {
+      throw new FloeError('DELTA_TIMESTAMP_GREATER_THAN_COMMIT', `endingTimestamp ${new Date(ts).toISOString()} is after the last commit of ${table} (version ${last.version} at ${new Date(last.timestamp).toISOString()}). Use a timestamp at or before it, or allowOutOfRange to read up to the latest version.`, { table, timestamp: ts });
+    }
     const before = [...timestamps!].reverse().find((c) => c.timestamp <= ts);
     if (!before) {
       if (options.allowOutOfRange) return null;

@@ -5,6 +5,7 @@
  * (PROTOCOL.md "Per-file Statistics"). Rows never pass through JavaScript.
  */
 import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { AddFile } from '../core/actions.js';
 import { encodePath } from '../core/actions.js';
 import { type DataType, type StructField, type StructType, duckType, fieldId, physicalName, quoteIdent, quoteString } from '../core/schema.js';
@@ -133,6 +134,8 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
   const root = store.localPath('');
   if (!root) throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', 'Writing to remote stores is not supported yet.');
   const dir = opts.subdir ? path.join(root, opts.subdir) : root;
+  // Names this write's files (Spark's task-number slot), so a failed write can find and remove them.
+  const writeId = randomBytes(4).toString('hex');
   const parts = new Set(opts.partitionColumns);
   const byName = new Map(opts.schema.fields.map((f) => [f.name, f]));
   const dataFields = opts.schema.fields.filter((f) => !parts.has(f.name));
@@ -146,7 +149,7 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
     'FORMAT parquet',
     'RETURN_STATS',
     'APPEND',
-    `FILENAME_PATTERN '${opts.filePrefix ?? 'part'}-00000-{uuid}-c000.snappy'`,
+    `FILENAME_PATTERN '${opts.filePrefix ?? 'part'}-${writeId}-{uuid}-c000.snappy'`,
   ];
   // DuckDB cannot rotate files within partitioned output: one file per partition per write.
   if (partFields.length) copyOpts.push(`PARTITION_BY (${partFields.map((f) => quoteIdent(physicalName(f))).join(', ')})`);
@@ -156,7 +159,16 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
     if (ids.length) copyOpts.push(`FIELD_IDS {${ids.join(', ')}}`);
   }
   const sql = `COPY (SELECT ${select.join(', ')} FROM (${sourceSql}) s) TO ${quoteString(dir)} (${copyOpts.join(', ')})`;
-  const rows = await engine.allJson(sql);
+  let rows;
+  try {
+    rows = await engine.allJson(sql);
+  } catch (e) {
+    // A failed COPY (e.g. a constraint's error()) may have created files already: remove this write's.
+    const rel = path.relative(root, dir).split(path.sep).join('/');
+    const mine = await store.list(rel ? `${rel}/` : '', { recursive: true }).catch(() => []);
+    await Promise.all(mine.filter((m) => m.path.includes(`-${writeId}-`)).map((m) => store.delete(m.path).catch(() => undefined)));
+    throw e;
+  }
   const now = Date.now();
   const out: AddFile[] = [];
   for (const r of rows) {

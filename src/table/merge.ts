@@ -119,10 +119,18 @@ function equiKeys(condition: string, t: string, s: string): { target: string; so
   return /\bOR\b/i.test(condition) ? [] : out;
 }
 
-function sqlLiteral(v: unknown): string {
-  if (v === null || v === undefined) return 'NULL';
-  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
-  return `'${String(v).replace(/'/g, "''")}'`;
+/**
+ * A plain SQL literal of a Delta primitive type, as the predicate parser reads it for file skipping
+ * (numbers bare, dates and timestamps typed, strings quoted); null for types not used in pruning.
+ */
+function literalFor(type: string): ((v: string) => string) | null {
+  const q = (v: string): string => `'${v.replace(/'/g, "''")}'`;
+  if (/^(long|integer|short|byte)$/.test(type) || type.startsWith('decimal')) return (v) => (/^-?\d+(\.\d+)?$/.test(v) ? v : 'NULL');
+  if (type === 'double' || type === 'float') return (v) => (Number.isFinite(Number(v)) ? String(Number(v)) : 'NULL');
+  if (type === 'string') return q;
+  if (type === 'date') return (v) => `DATE ${q(v)}`;
+  if (type === 'timestamp' || type === 'timestamp_ntz') return (v) => `TIMESTAMP ${q(v)}`;
+  return null;
 }
 
 async function executeMerge(floe: Floe, location: string, tAlias: string, source: DataFrame, condition: string, clauses: Clause[], evolve: boolean): Promise<DmlResult & { metrics: MergeMetrics }> {
@@ -152,20 +160,19 @@ async function executeMerge(floe: Floe, location: string, tAlias: string, source
   const resolveSet = (set: Record<string, string> | '*', what: string): Map<string, string> => {
     const out = new Map<string, string>();
     if (set === '*') {
+      // Spark: `*` expands to the target's columns, each taken by name from the source; extra source
+      // columns are ignored (added to the target with schema evolution); a target column the source
+      // lacks is an error, except under schema evolution (NULL on insert, unchanged on update).
       for (const f of schema.fields) {
         const sc = srcCols.get(f.name.toLowerCase());
         if (sc === undefined) {
-          if (what === 'insert') {
-            out.set(f.name, 'NULL');
-            continue;
+          if (!evolve) {
+            throw new FloeError('DELTA_MERGE_UNRESOLVED_EXPRESSION', `Cannot resolve ${tAlias}.${f.name} in ${what === 'insert' ? 'INSERT *' : 'UPDATE SET *'}: the MERGE source has no column '${f.name}' (source columns: ${srcSchema.fields.map((x) => x.name).join(', ')}). Select it in the source, list the columns explicitly, or use withSchemaEvolution().`, { column: f.name });
           }
-          continue; // updateAll leaves columns the source lacks unchanged
+          if (what === 'insert') out.set(f.name, 'NULL');
+          continue;
         }
         out.set(f.name, `${sq}.${quoteIdent(sc)}`);
-      }
-      if (!evolve) {
-        const extra = srcSchema.fields.filter((f) => !schema.fields.some((x) => x.name.toLowerCase() === f.name.toLowerCase()));
-        if (extra.length) throw new FloeError('DELTA_SCHEMA_MISMATCH', `The MERGE source has column(s) ${extra.map((f) => f.name).join(', ')} that the target ${snap.tablePath} lacks; ${what === 'insert' ? 'INSERT *' : 'UPDATE SET *'} cannot place them. Use withSchemaEvolution() to add them, or select only the target's columns.`);
       }
       return out;
     }
@@ -199,12 +206,13 @@ async function executeMerge(floe: Floe, location: string, tAlias: string, source
         continue;
       }
       const col = quoteIdent(tf.name);
-      const t = duckType(tf.type);
+      const lit = literalFor(tf.type);
+      if (!lit) continue;
       if (snap.partitionColumns.includes(tf.name) && Number(r!.n) <= 1000) {
         const vals = await floe.engine.allJson(`SELECT DISTINCT ${quoteIdent(sc)}::VARCHAR AS v FROM ${src} WHERE ${quoteIdent(sc)} IS NOT NULL`);
-        filters.push(`${col} IN (${vals.map((v) => `CAST(${sqlLiteral(v.v)} AS ${t})`).join(', ')})`);
-      } else if (/^(BIGINT|INTEGER|SMALLINT|TINYINT|DATE|VARCHAR|DOUBLE|FLOAT)$|^DECIMAL|^TIMESTAMP/.test(t)) {
-        filters.push(`${col} BETWEEN CAST(${sqlLiteral(r!.lo)} AS ${t}) AND CAST(${sqlLiteral(r!.hi)} AS ${t})`);
+        filters.push(`${col} IN (${vals.map((v) => lit(String(v.v))).join(', ')})`);
+      } else {
+        filters.push(`${col} BETWEEN ${lit(String(r!.lo))} AND ${lit(String(r!.hi))}`);
       }
     }
     candidates = filters.includes('false') ? [] : pruneFileList(snap.files, snap.schema, snap.partitionColumns, filters.filter((f) => f !== 'false'));
@@ -271,7 +279,8 @@ async function executeMerge(floe: Floe, location: string, tAlias: string, source
     numTargetRowsInserted: await m(`${isIn(insCodes)}`),
     numTargetRowsMatchedUpdated: await m(`${isIn(codesOf('matched', 'update'))}`),
     numTargetRowsNotMatchedBySourceUpdated: await m(`${isIn(codesOf('notMatchedBySource', 'update'))}`),
-    numTargetRowsMatchedDeleted: await m(`${isIn(codesOf('matched', 'delete'))}`),
+    // A row deleted by several matching source rows counts once (Spark's DeduplicateCDFDeletes).
+    numTargetRowsMatchedDeleted: await count(floe, `SELECT DISTINCT __file, __row FROM ${joined} WHERE ${isIn(codesOf('matched', 'delete'))}`),
     numTargetRowsNotMatchedBySourceDeleted: await m(`${isIn(codesOf('notMatchedBySource', 'delete'))}`),
     numTargetRowsUpdated: 0,
     numTargetRowsDeleted: 0,
@@ -292,7 +301,7 @@ async function executeMerge(floe: Floe, location: string, tAlias: string, source
     const cols = schema.fields.map((f) => `${targetCol(f.name)}::${duckType(f.type)} AS ${quoteIdent(f.name)}`).join(', ');
     cdcSql = `SELECT ${cols}, 'update_preimage' AS _change_type FROM ${joined} WHERE ${isIn(updCodes)}
       UNION ALL SELECT ${keptCols}, 'update_postimage' AS _change_type FROM ${joined} WHERE ${isIn(updCodes)}
-      UNION ALL SELECT ${cols}, 'delete' AS _change_type FROM ${joined} WHERE ${isIn(delCodes)}
+      UNION ALL SELECT ${cols}, 'delete' AS _change_type FROM ${joined} WHERE ${isIn(delCodes)} QUALIFY row_number() OVER (PARTITION BY __file, __row ORDER BY __sid) = 1
       UNION ALL SELECT ${insCols}, 'insert' AS _change_type FROM ${joined} WHERE ${isIn(insCodes)}`;
   }
   const params = {
