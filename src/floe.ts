@@ -16,6 +16,7 @@ import { FloeError, InvalidArgumentError } from './errors.js';
 import { LocalObjectStore } from './storage/local.js';
 import type { ChangeFeedOptions } from './core/cdf.js';
 import { changesQuery } from './table/changes.js';
+import { type SqlResult, executeSql } from './sql/executor.js';
 import type { ObjectStore } from './storage/object-store.js';
 
 /** Session configuration keys for new-table defaults, as Delta on Spark reads them. */
@@ -92,6 +93,22 @@ export class Floe {
       this.logs.set(store.root, log);
     }
     return log;
+  }
+
+  /**
+   * Forgets what this session cached about a table's log. Commits are immutable, so the cache is
+   * safe, unless a table is dropped and another created at the same location (SQL DROP TABLE does this).
+   */
+  forgetLog(location: string): void {
+    this.logs.delete(this.storeFor(location).root);
+  }
+
+  /**
+   * Runs Databricks SQL (one or several statements separated by `;`, in order) against the catalog in
+   * the warehouse folder; returns the last statement's result: rows as a DataFrame, or a status.
+   */
+  async runSql(text: string, options: { warehouse?: string } = {}): Promise<SqlResult> {
+    return executeSql(this, text, options);
   }
 
   /** The snapshot of a table at a version or timestamp (latest by default). */

@@ -8,6 +8,7 @@ import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { formatTable } from '../dataframe.js';
 import { FloeError } from '../errors.js';
+import { sqlCommand } from './sql.js';
 
 const USAGE = `floe: Delta Lake tables, the change data feed and CDC pipelines
 
@@ -22,6 +23,7 @@ Usage:
   floe optimize PATH [--where PARTITION_PREDICATE] [--format json|table]
   floe vacuum PATH [--retain HOURS] [--dry-run] [--format json|table]
   floe restore PATH --version N | --timestamp T [--format json|table]
+  floe sql [-e "SQL;…" | -f FILE.sql] [--warehouse DIR] [--format table|csv|json]   (a REPL without -e/-f)
   floe help
 
 Exit status: 0 success, 1 error (message on stderr), 2 usage error.
@@ -51,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
     out(USAGE);
     return cmd ? 0 : 2;
   }
+  if (cmd === 'sql') return sqlCommand(rest);
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,

@@ -1,0 +1,614 @@
+/**
+ * Runs SQL scripts: `executeSql(floe, text, { warehouse })` parses every statement first (a syntax
+ * error anywhere runs nothing), then runs them in order in the session (so `SET` applies to what
+ * follows) and returns the last statement's result: a DataFrame for queries, a status (with rows
+ * for DESCRIBE / SHOW / DML metrics) for everything else.
+ */
+import * as path from 'node:path';
+import { Catalog, CATALOG_ALIASES, DEFAULT_CATALOG, DEFAULT_SCHEMA, normalizeName, type CatalogTable } from '../catalog/catalog.js';
+import type { ChangeFeedOptions } from '../core/cdf.js';
+import { duckType, quoteIdent, type StructType } from '../core/schema.js';
+import { DataFrame } from '../dataframe.js';
+import type { Engine } from '../engine/engine.js';
+import { FloeError } from '../errors.js';
+import type { Floe } from '../floe.js';
+import { createTable, type ColumnSpec } from '../table/create.js';
+import { DeltaTable } from '../table/delta-table.js';
+import { resolveColumn } from '../table/dml.js';
+import { writeDelta } from '../table/write.js';
+import { Cursor } from './cursor.js';
+import { ANALYSIS_ERROR, analysisErrorAt, parseErrorAt, PARSE_ERROR } from './errors.js';
+import { SESSION_MACROS } from './functions.js';
+import { tokenize, type Token } from './lexer.js';
+import { parseName, parseScript, type MergeClause, type NameRef, type Statement } from './parser.js';
+import { translateExpr, translateQuery, type TableRef, type TimeTravel, type TranslateContext } from './translate.js';
+import { sparkTypeName } from './types.js';
+
+export type SqlResult =
+  | { kind: 'rows'; dataFrame: DataFrame }
+  | { kind: 'status'; message: string; rows?: Record<string, unknown>[] };
+
+export interface SqlOptions {
+  /** The warehouse folder (default: FLOE_WAREHOUSE, else ./floe-warehouse). */
+  warehouse?: string;
+}
+
+interface SessionState {
+  currentSchema: string;
+  initialConfig: Record<string, string>;
+}
+
+const sessions = new WeakMap<Floe, SessionState>();
+const preparedEngines = new WeakSet<Engine>();
+
+function sessionOf(floe: Floe): SessionState {
+  let s = sessions.get(floe);
+  if (!s) {
+    s = { currentSchema: DEFAULT_SCHEMA, initialConfig: floe.config.all() };
+    sessions.set(floe, s);
+  }
+  return s;
+}
+
+async function prepareEngine(engine: Engine): Promise<void> {
+  if (preparedEngines.has(engine)) return;
+  for (const m of SESSION_MACROS) await engine.run(m);
+  preparedEngines.add(engine);
+}
+
+/** Parses a script without running it (parse errors only). */
+export function parseSql(text: string): Statement[] {
+  return parseScript(text);
+}
+
+/** Runs a script of `;`-separated statements and returns the last statement's result. */
+export async function executeSql(floe: Floe, text: string, options: SqlOptions = {}): Promise<SqlResult> {
+  if (typeof text !== 'string') throw new FloeError(PARSE_ERROR, 'SQL text must be a string');
+  const statements = parseScript(text);
+  if (!statements.length) throw new FloeError(PARSE_ERROR, 'No SQL statement to run (the text is empty or only comments)');
+  await prepareEngine(floe.engine);
+  const ex = new Executor(floe, new Catalog(options.warehouse));
+  let result: SqlResult = { kind: 'status', message: 'OK' };
+  for (const s of statements) result = await ex.run(s);
+  return result;
+}
+
+/** A resolved table: where it lives and how to name it. */
+interface Resolved {
+  location: string;
+  display: string;
+  entry: CatalogTable | null;
+  lastName: string;
+}
+
+type Target = { kind: 'path'; location: string; display: string; lastName: string } | { kind: 'catalog'; schema: string; table: string; display: string };
+
+class Executor {
+  constructor(
+    private readonly floe: Floe,
+    private readonly catalog: Catalog,
+  ) {}
+
+  private get state(): SessionState {
+    return sessionOf(this.floe);
+  }
+
+  async run(s: Statement): Promise<SqlResult> {
+    try {
+      return await this.dispatch(s);
+    } catch (e) {
+      throw this.contextualize(e, s);
+    }
+  }
+
+  /** DuckDB errors about the rewritten SQL become analysis errors at the statement the user wrote. */
+  private contextualize(e: unknown, s: Statement): unknown {
+    if (!(e instanceof FloeError)) return e;
+    if (e.code === 'FLOE_SQL_ERROR' || e.code === 'FLOE_ENGINE_ERROR' && /Binder Error|Parser Error|Catalog Error|Conversion Error/.test(e.message)) {
+      const msg = e.message.replace(/^\[[A-Z_]+\]\s*/, '').replace(/\s*LINE \d+:.*$/s, '').replace(/__floe_\w+/g, '<table>');
+      return new FloeError(ANALYSIS_ERROR, `${msg} (in the statement at line ${s.at.line}, column ${s.at.col})`, { line: s.at.line, col: s.at.col }, { cause: e });
+    }
+    return e;
+  }
+
+  // ---- names ----
+
+  private target(ref: NameRef): Target {
+    const p = ref.parts;
+    if (p.length === 2 && p[0]!.kind === 'ident' && p[0]!.upper === 'DELTA' && p[1]!.kind === 'qident') {
+      const location = path.resolve(p[1]!.value);
+      return { kind: 'path', location, display: `delta.\`${p[1]!.value}\``, lastName: path.basename(location) };
+    }
+    if (p.length === 3 && !CATALOG_ALIASES.has(p[0]!.value.toLowerCase())) {
+      throw analysisErrorAt(p[0]!, `Unknown catalog '${p[0]!.value}': floe has one catalog (${DEFAULT_CATALOG}, also called main)`, { construct: 'catalog' });
+    }
+    const tableTok = p[p.length - 1]!;
+    const schemaTok = p.length >= 2 ? p[p.length - 2]! : undefined;
+    const schema = schemaTok ? this.name(schemaTok, 'schema') : this.state.currentSchema;
+    const table = this.name(tableTok, 'table');
+    return { kind: 'catalog', schema, table, display: `${DEFAULT_CATALOG}.${schema}.${table}` };
+  }
+
+  private name(t: Token, what: 'schema' | 'table'): string {
+    try {
+      return normalizeName(t.value, what);
+    } catch (e) {
+      throw analysisErrorAt(t, (e as Error).message.replace(/^\[[A-Z_]+\]\s*/, ''), { construct: what });
+    }
+  }
+
+  /** Resolves a name to an existing table (path tables must hold a Delta table). */
+  private async resolve(ref: NameRef): Promise<Resolved> {
+    const t = this.target(ref);
+    if (t.kind === 'path') {
+      if (!(await DeltaTable.isDeltaTable(this.floe, t.location))) throw new FloeError('DELTA_TABLE_NOT_FOUND', `${t.display} is not a Delta table (line ${ref.parts[0]!.line}, column ${ref.parts[0]!.col}).`, { path: t.location });
+      return { location: t.location, display: t.display, entry: null, lastName: t.lastName };
+    }
+    if (!(await this.catalog.schemaExists(t.schema)) && t.schema !== DEFAULT_SCHEMA) {
+      throw new FloeError('SCHEMA_NOT_FOUND', `The schema '${t.schema}' cannot be found (line ${ref.parts[0]!.line}, column ${ref.parts[0]!.col}).`, { schema: t.schema });
+    }
+    const entry = await this.catalog.getTable(t.schema, t.table);
+    if (!entry) {
+      const at = ref.parts[0]!;
+      throw new FloeError('TABLE_OR_VIEW_NOT_FOUND', `The table or view ${t.schema}.${t.table} cannot be found (line ${at.line}, column ${at.col}). Check the name, or SHOW TABLES IN ${t.schema}.`, { table: `${t.schema}.${t.table}` });
+    }
+    return { location: entry.location, display: t.display, entry, lastName: t.table };
+  }
+
+  private translateContext(extra: Partial<TranslateContext> = {}): TranslateContext {
+    return {
+      resolveTable: (ref: TableRef) => this.tableSql(ref),
+      resolveChanges: (fn: Token, args: Token[][]) => this.changesSql(fn, args),
+      ...extra,
+    };
+  }
+
+  private async tableSql(ref: TableRef): Promise<string> {
+    const r = await this.resolve({ parts: ref.parts });
+    const df = await this.floe.read.delta(r.location, travelOptions(ref.travel));
+    return df.toSQL();
+  }
+
+  private async changesSql(fn: Token, args: Token[][]): Promise<string> {
+    const byPath = fn.value.toLowerCase() === 'table_changes_by_path';
+    if (args.length < 2 || args.length > 3) throw analysisErrorAt(fn, `${fn.value}() takes a table ${byPath ? 'path' : 'name'}, a start and an optional end`, { construct: fn.value });
+    const lit = (a: Token[], what: string): Token => {
+      const t = a.length === 1 ? a[0]! : a.length === 2 && a[0]!.kind === 'op' && a[0]!.text === '-' ? a[1]! : undefined;
+      if (!t || (t.kind !== 'string' && t.kind !== 'number') || a.length === 2) throw analysisErrorAt(a[0] ?? fn, `${fn.value}(): the ${what} must be a literal (a version number or a timestamp string)`);
+      return t;
+    };
+    const nameTok = lit(args[0]!, byPath ? 'path' : 'table name');
+    if (nameTok.kind !== 'string') throw analysisErrorAt(nameTok, `${fn.value}(): the ${byPath ? 'path' : 'table name'} must be a string`);
+    let location: string;
+    if (byPath) location = path.resolve(nameTok.value);
+    else {
+      let ref: NameRef;
+      try {
+        const c = new Cursor(tokenize(nameTok.value));
+        ref = parseName(c);
+        c.expectEnd();
+      } catch {
+        throw analysisErrorAt(nameTok, `${fn.value}(): '${nameTok.value}' is not a table name`);
+      }
+      location = (await this.resolve(ref)).location;
+    }
+    const opts: ChangeFeedOptions = {};
+    const start = lit(args[1]!, 'start');
+    if (start.kind === 'number') opts.startingVersion = intLiteral(start);
+    else opts.startingTimestamp = start.value;
+    if (args[2]) {
+      const end = lit(args[2], 'end');
+      if (end.kind === 'number') opts.endingVersion = intLiteral(end);
+      else opts.endingTimestamp = end.value;
+    }
+    const df = await this.floe.read.changes(location, opts);
+    return df.toSQL();
+  }
+
+  private async query(tokens: Token[]): Promise<DataFrame> {
+    const sql = await translateQuery(tokens, this.translateContext());
+    // Bind now, so a wrong column or type is reported at this statement, not when rows are read.
+    await this.floe.engine.describe(sql);
+    return new DataFrame(this.floe, { kind: 'sql', sql });
+  }
+
+  private expr(tokens: Token[], extra: Partial<TranslateContext> = {}): Promise<string> {
+    return translateExpr(tokens, this.translateContext(extra));
+  }
+
+  // ---- statements ----
+
+  private async dispatch(s: Statement): Promise<SqlResult> {
+    switch (s.kind) {
+      case 'query':
+        return { kind: 'rows', dataFrame: await this.query(s.tokens) };
+      case 'describeQuery': {
+        const df = await this.query(s.tokens);
+        const cols = await df.columns();
+        return { kind: 'status', message: `${cols.length} column(s)`, rows: cols.map((c) => ({ col_name: c.name, data_type: c.type.toLowerCase(), comment: null })) };
+      }
+      case 'createSchema': {
+        const name = this.name(s.name, 'schema');
+        const created = await this.catalog.createSchema(name, { ifNotExists: s.ifNotExists, comment: s.comment });
+        return { kind: 'status', message: created ? `created schema ${name}` : `schema ${name} already exists` };
+      }
+      case 'showSchemas': {
+        const all = await this.catalog.listSchemas();
+        const names = s.like ? all.filter((n) => likeMatch(s.like!, n)) : all;
+        return { kind: 'status', message: `${names.length} schema(s)`, rows: names.map((n) => ({ databaseName: n })) };
+      }
+      case 'useSchema': {
+        const name = this.name(s.name, 'schema');
+        await this.catalog.requireSchema(name);
+        this.state.currentSchema = name;
+        return { kind: 'status', message: `using schema ${name}` };
+      }
+      case 'showTables': {
+        const schema = s.schema ? this.name(s.schema, 'schema') : this.state.currentSchema;
+        const tables = (await this.catalog.listTables(schema)).filter((t) => !s.like || likeMatch(s.like, t.name));
+        return { kind: 'status', message: `${tables.length} table(s)`, rows: tables.map((t) => ({ database: schema, tableName: t.name, isTemporary: false })) };
+      }
+      case 'dropTable': {
+        const t = this.target(s.table);
+        if (t.kind === 'path') throw analysisErrorAt(s.table.parts[0]!, 'DROP TABLE on a path table is not supported: delete the folder instead', { construct: 'DROP TABLE delta.`path`' });
+        const e = await this.catalog.dropTable(t.schema, t.table, { ifExists: s.ifExists });
+        if (e) this.floe.forgetLog(e.location);
+        return { kind: 'status', message: e ? `dropped ${e.type === 'MANAGED' ? 'managed' : 'external'} table ${t.schema}.${t.table}` : `table ${t.schema}.${t.table} does not exist` };
+      }
+      case 'dropSchema': {
+        const name = this.name(s.name, 'schema');
+        const dropped = await this.catalog.dropSchema(name, { ifExists: s.ifExists, cascade: s.cascade });
+        if (dropped && this.state.currentSchema === name) this.state.currentSchema = DEFAULT_SCHEMA;
+        return { kind: 'status', message: dropped ? `dropped schema ${name}` : `schema ${name} does not exist` };
+      }
+      case 'createTable':
+        return this.createTable(s);
+      case 'insert':
+        return this.insert(s);
+      case 'update': {
+        const r = await this.resolve(s.table);
+        const snap = await this.floe.snapshot(r.location);
+        const quals = [r.lastName, ...(s.alias ? [s.alias] : [])];
+        const column = stripQualifier(quals);
+        const set: Record<string, string> = {};
+        for (const [col, value] of s.set) {
+          const name = assignTarget(col, quals);
+          resolveColumnAt(snap.schema, name, r.display, col[0]!);
+          set[name] = await this.expr(value, { column });
+        }
+        const condition = s.where ? await this.expr(s.where, { column }) : undefined;
+        const res = await (await DeltaTable.forPath(this.floe, r.location)).update({ condition, set });
+        const n = Number(res.metrics.numUpdatedRows ?? 0);
+        return { kind: 'status', message: `updated ${n} row(s)`, rows: [{ num_affected_rows: n }] };
+      }
+      case 'delete': {
+        const r = await this.resolve(s.table);
+        const quals = [r.lastName, ...(s.alias ? [s.alias] : [])];
+        const condition = s.where ? await this.expr(s.where, { column: stripQualifier(quals) }) : undefined;
+        const res = await (await DeltaTable.forPath(this.floe, r.location)).delete(condition);
+        const n = Number(res.metrics.numDeletedRows ?? 0);
+        return { kind: 'status', message: `deleted ${n} row(s)`, rows: [{ num_affected_rows: n }] };
+      }
+      case 'merge':
+        return this.merge(s);
+      case 'truncate': {
+        const r = await this.resolve(s.table);
+        await (await DeltaTable.forPath(this.floe, r.location)).truncate();
+        return { kind: 'status', message: `truncated ${r.display}` };
+      }
+      case 'describe':
+        return this.describe(s.table, s.extended);
+      case 'describeHistory': {
+        const r = await this.resolve(s.table);
+        const h = await (await DeltaTable.forPath(this.floe, r.location)).history(s.limit);
+        return { kind: 'status', message: `${h.length} version(s)`, rows: h.map((e) => ({ ...e })) };
+      }
+      case 'describeDetail': {
+        const r = await this.resolve(s.table);
+        const d = await (await DeltaTable.forPath(this.floe, r.location)).detail();
+        return { kind: 'status', message: `detail of ${r.display}`, rows: [{ ...d, name: r.entry ? r.display : d.name }] };
+      }
+      case 'showTblProperties': {
+        const r = await this.resolve(s.table);
+        const snap = await this.floe.snapshot(r.location);
+        const props: Record<string, string> = { ...snap.configuration, 'delta.minReaderVersion': String(snap.protocol.minReaderVersion), 'delta.minWriterVersion': String(snap.protocol.minWriterVersion) };
+        if (s.key !== undefined) {
+          const v = props[s.key];
+          return { kind: 'status', message: s.key, rows: [{ key: s.key, value: v ?? `Table ${r.display} does not have property: ${s.key}` }] };
+        }
+        return { kind: 'status', message: `${Object.keys(props).length} propert(ies)`, rows: Object.entries(props).sort(([a], [b]) => a.localeCompare(b)).map(([key, value]) => ({ key, value })) };
+      }
+      case 'showColumns': {
+        const r = await this.resolve(s.table);
+        const snap = await this.floe.snapshot(r.location);
+        return { kind: 'status', message: `${snap.schema.fields.length} column(s)`, rows: snap.schema.fields.map((f) => ({ col_name: f.name })) };
+      }
+      case 'showCreateTable': {
+        const r = await this.resolve(s.table);
+        const snap = await this.floe.snapshot(r.location);
+        const cols = snap.schema.fields.map((f) => `  ${quoteBacktick(f.name)} ${sparkTypeName(f.type).toUpperCase()}${f.nullable ? '' : ' NOT NULL'}${typeof f.metadata.comment === 'string' ? ` COMMENT ${sqlString(f.metadata.comment)}` : ''}`);
+        let ddl = `CREATE TABLE ${r.display} (\n${cols.join(',\n')})\nUSING delta`;
+        if (snap.partitionColumns.length) ddl += `\nPARTITIONED BY (${snap.partitionColumns.map(quoteBacktick).join(', ')})`;
+        if (r.entry?.type === 'EXTERNAL' || !r.entry) ddl += `\nLOCATION ${sqlString(r.location)}`;
+        if (snap.metadata.description) ddl += `\nCOMMENT ${sqlString(snap.metadata.description)}`;
+        const props = Object.entries(snap.configuration);
+        if (props.length) ddl += `\nTBLPROPERTIES (\n${props.map(([k, v]) => `  ${sqlString(k)} = ${sqlString(v)}`).join(',\n')})`;
+        return { kind: 'status', message: ddl, rows: [{ createtab_stmt: ddl + '\n' }] };
+      }
+      case 'alterSetProperties': {
+        const r = await this.resolve(s.table);
+        const v = await (await DeltaTable.forPath(this.floe, r.location)).setProperties(s.properties);
+        return { kind: 'status', message: `set ${Object.keys(s.properties).length} propert(ies) on ${r.display} (version ${v})` };
+      }
+      case 'alterUnsetProperties': {
+        const r = await this.resolve(s.table);
+        const v = await (await DeltaTable.forPath(this.floe, r.location)).unsetProperties(s.keys, { ifExists: s.ifExists });
+        return { kind: 'status', message: `unset ${s.keys.length} propert(ies) on ${r.display} (version ${v})` };
+      }
+      case 'vacuum': {
+        const r = await this.resolve(s.table);
+        const res = await (await DeltaTable.forPath(this.floe, r.location)).vacuum(s.retainHours, { dryRun: s.dryRun });
+        const rows = s.dryRun ? res.filesDeleted.map((f) => ({ path: path.join(r.location, f) })) : [{ path: r.location }];
+        return { kind: 'status', message: `${s.dryRun ? 'would delete' : 'deleted'} ${res.filesDeleted.length} file(s)`, rows };
+      }
+      case 'optimize': {
+        const r = await this.resolve(s.table);
+        const where = s.where ? await this.expr(s.where) : undefined;
+        const res = await (await DeltaTable.forPath(this.floe, r.location)).optimize({ where });
+        return { kind: 'status', message: res.version === null ? 'nothing to compact' : `compacted ${res.metrics.numFilesRemoved} file(s) into ${res.metrics.numFilesAdded}`, rows: [{ path: r.location, metrics: res.metrics }] };
+      }
+      case 'restore': {
+        const r = await this.resolve(s.table);
+        const t = await DeltaTable.forPath(this.floe, r.location);
+        const res = 'versionAsOf' in s.travel ? await t.restoreToVersion(s.travel.versionAsOf) : await t.restoreToTimestamp(s.travel.timestampAsOf);
+        const m = res.metrics;
+        return {
+          kind: 'status', message: `restored ${r.display} as version ${res.version}`,
+          rows: [{ table_size_after_restore: m.tableSizeAfterRestore, num_of_files_after_restore: m.numOfFilesAfterRestore, num_removed_files: m.numRemovedFiles, num_restored_files: m.numRestoredFiles, removed_files_size: m.removedFilesSize, restored_files_size: m.restoredFilesSize }],
+        };
+      }
+      case 'set': {
+        if (s.key === undefined) {
+          const all = this.floe.config.all();
+          return { kind: 'status', message: `${Object.keys(all).length} setting(s)`, rows: Object.entries(all).sort(([a], [b]) => a.localeCompare(b)).map(([key, value]) => ({ key, value })) };
+        }
+        if (s.value === undefined) return { kind: 'status', message: s.key, rows: [{ key: s.key, value: this.floe.config.get(s.key) ?? '<undefined>' }] };
+        this.floe.config.set(s.key, s.value);
+        return { kind: 'status', message: `${s.key}=${s.value}`, rows: [{ key: s.key, value: s.value }] };
+      }
+      case 'reset': {
+        const init = this.state.initialConfig;
+        const keys = s.key !== undefined ? [s.key] : Object.keys(this.floe.config.all());
+        for (const k of keys) this.floe.config.unset(k);
+        for (const [k, v] of Object.entries(init)) if (s.key === undefined || k === s.key) this.floe.config.set(k, v);
+        return { kind: 'status', message: s.key !== undefined ? `reset ${s.key}` : 'reset all settings' };
+      }
+    }
+  }
+
+  private async createTable(s: Extract<Statement, { kind: 'createTable' }>): Promise<SqlResult> {
+    const t = this.target(s.table);
+    const columns: ColumnSpec[] | undefined = s.columns?.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable, comment: c.comment }));
+    const colNames = new Set((s.columns ?? []).map((c) => c.name.toLowerCase()));
+    if (s.columns) {
+      for (const p of s.partitionBy) if (!colNames.has(p.toLowerCase())) throw analysisErrorAt(s.at, `Partition column '${p}' is not one of the table's columns`, { construct: 'PARTITIONED BY' });
+    }
+    const partitionBy = s.columns ? s.partitionBy.map((p) => s.columns!.find((c) => c.name.toLowerCase() === p.toLowerCase())!.name) : s.partitionBy;
+    const make = async (location: string, replacing: boolean): Promise<void> => {
+      if (s.query) {
+        const df = await this.query(s.query);
+        const exists = await DeltaTable.isDeltaTable(this.floe, location);
+        await writeDelta(this.floe, df, location, {
+          mode: exists && (replacing || s.orReplace) ? 'overwrite' : 'errorifexists',
+          overwriteSchema: exists && (replacing || s.orReplace),
+          partitionBy: partitionBy.length ? partitionBy : undefined,
+          properties: s.properties,
+          description: s.comment,
+        });
+      } else if (columns) {
+        const mode = s.orReplace ? 'createOrReplace' : s.ifNotExists ? 'ifNotExists' : 'create';
+        await createTable(this.floe, { path: location, schema: columns, partitionBy, properties: s.properties, comment: s.comment, mode });
+      } else {
+        // CREATE TABLE t [USING delta] LOCATION '…': register an existing table.
+        if (!(await DeltaTable.isDeltaTable(this.floe, location))) throw new FloeError('DELTA_TABLE_NOT_FOUND', `CREATE TABLE … LOCATION '${s.location}' without columns needs an existing Delta table there; none found at ${location}.`, { path: location });
+        if (Object.keys(s.properties).length) await (await DeltaTable.forPath(this.floe, location)).setProperties(s.properties);
+      }
+    };
+    if (t.kind === 'path') {
+      if (s.location) throw analysisErrorAt(s.at, 'A path table (delta.`…`) cannot also have a LOCATION', { construct: 'LOCATION' });
+      const exists = await DeltaTable.isDeltaTable(this.floe, t.location);
+      if (exists && s.ifNotExists) return { kind: 'status', message: `table ${t.display} already exists` };
+      if (exists && !s.orReplace) throw new FloeError('DELTA_TABLE_ALREADY_EXISTS', `Cannot create ${t.display}: a Delta table already exists there.`, { path: t.location });
+      await make(t.location, exists);
+      return { kind: 'status', message: `created table ${t.display}` };
+    }
+    if (!s.location && !s.query && !columns) throw analysisErrorAt(s.at, 'CREATE TABLE needs columns, AS SELECT, or a LOCATION');
+    const r = await this.catalog.createTable(t.schema, t.table, { location: s.location, ifNotExists: s.ifNotExists, orReplace: s.orReplace }, (loc, existing) => {
+      // A new table at a location this session read before (dropped, or created elsewhere): forget cached commits.
+      if (!existing) this.floe.forgetLog(loc);
+      return make(loc, existing !== null);
+    });
+    return { kind: 'status', message: r === 'exists' ? `table ${t.schema}.${t.table} already exists` : `${r === 'replaced' ? 'replaced' : 'created'} table ${t.schema}.${t.table}` };
+  }
+
+  private async insert(s: Extract<Statement, { kind: 'insert' }>): Promise<SqlResult> {
+    const r = await this.resolve(s.table);
+    const snap = await this.floe.snapshot(r.location);
+    const targetCols = s.columns ? s.columns.map((c) => resolveColumnAt(snap.schema, c.value, r.display, c)) : snap.schema.fields.map((f) => f.name);
+    if (new Set(targetCols).size !== targetCols.length) throw analysisErrorAt(s.at, 'INSERT lists a column twice');
+    const alias = `(${targetCols.map(quoteIdent).join(', ')})`;
+    // Spark's store assignment: values are cast to the column types (by position).
+    const casts = targetCols.map((c) => `CAST(${quoteIdent(c)} AS ${duckType(snap.schema.fields.find((f) => f.name === c)!.type)}) AS ${quoteIdent(c)}`).join(', ');
+    let sql: string;
+    if (s.values) {
+      const rows: string[] = [];
+      for (const row of s.values) {
+        if (row.length !== targetCols.length) throw new FloeError('INSERT_COLUMN_ARITY_MISMATCH', `Cannot write to ${r.display}: a VALUES row has ${row.length} value(s) but ${targetCols.length} column(s) are written (line ${row[0]?.[0]?.line ?? s.at.line}, column ${row[0]?.[0]?.col ?? s.at.col}).`);
+        const vals: string[] = [];
+        for (const v of row) vals.push(await this.expr(v));
+        rows.push(`(${vals.join(', ')})`);
+      }
+      sql = `SELECT ${casts} FROM (VALUES ${rows.join(', ')}) AS __floe_values${alias}`;
+    } else {
+      const df = await this.query(s.query!);
+      const src = await df.toSQL();
+      const cols = await this.floe.engine.describe(src);
+      if (cols.length !== targetCols.length) throw new FloeError('INSERT_COLUMN_ARITY_MISMATCH', `Cannot write to ${r.display}: the query produces ${cols.length} column(s) but ${targetCols.length} column(s) are written (line ${s.at.line}, column ${s.at.col}).`);
+      sql = `SELECT ${casts} FROM (${src}) AS __floe_insert${alias}`;
+    }
+    const replaceWhere = s.replaceWhere ? await this.expr(s.replaceWhere) : undefined;
+    if (replaceWhere && !s.overwrite && !s.replaceWhere) throw analysisErrorAt(s.at, 'REPLACE WHERE needs INSERT INTO … REPLACE WHERE');
+    const res = await writeDelta(this.floe, new DataFrame(this.floe, { kind: 'sql', sql }), r.location, { mode: s.overwrite || replaceWhere ? 'overwrite' : 'append', replaceWhere });
+    return { kind: 'status', message: `inserted ${res.numOutputRows} row(s) into ${r.display}`, rows: [{ num_affected_rows: res.numOutputRows, num_inserted_rows: res.numOutputRows }] };
+  }
+
+  private async merge(s: Extract<Statement, { kind: 'merge' }>): Promise<SqlResult> {
+    const r = await this.resolve(s.target);
+    const snap = await this.floe.snapshot(r.location);
+    const tAlias = s.targetAlias ?? r.lastName;
+    let source: DataFrame;
+    let sAlias: string;
+    if ('query' in s.source) {
+      source = await this.query(s.source.query);
+      sAlias = s.sourceAlias ?? 'source';
+    } else {
+      const sr = await this.resolve(s.source.table);
+      source = await this.floe.read.delta(sr.location, travelOptions(s.source.travel));
+      sAlias = s.sourceAlias ?? sr.lastName;
+    }
+    if (tAlias.toLowerCase() === sAlias.toLowerCase()) throw analysisErrorAt(s.at, `The MERGE target and source need different names (both are '${tAlias}'); add an alias`, { construct: 'MERGE alias' });
+    const srcCols = new Set((await source.columns()).map((c) => c.name.toLowerCase()));
+    const tgtCols = new Set(snap.schema.fields.map((f) => f.name.toLowerCase()));
+    // Unqualified names belong to the side that has them (ambiguous ones are left for DuckDB to report).
+    const column = (parts: Token[]): string | undefined => {
+      if (parts.length !== 1) return undefined;
+      const n = parts[0]!.value.toLowerCase();
+      const inT = tgtCols.has(n);
+      const inS = srcCols.has(n);
+      if (inT && !inS) return `${quoteIdent(tAlias)}.${quoteIdent(parts[0]!.value)}`;
+      if (inS && !inT) return `${quoteIdent(sAlias)}.${quoteIdent(parts[0]!.value)}`;
+      if (inS && inT) throw analysisErrorAt(parts[0]!, `Reference '${parts[0]!.value}' is ambiguous: both ${tAlias} and ${sAlias} have it; qualify it (${tAlias}.${parts[0]!.value} or ${sAlias}.${parts[0]!.value})`, { construct: 'ambiguous column' });
+      return undefined;
+    };
+    const x = (toks: Token[]): Promise<string> => this.expr(toks, { column });
+    const table = (await DeltaTable.forPath(this.floe, r.location)).alias(tAlias);
+    const b = table.merge(source.alias(sAlias), await x(s.on));
+    if (s.schemaEvolution) b.withSchemaEvolution();
+    const setOf = async (set: [Token[], Token[]][]): Promise<Record<string, string>> => {
+      const out: Record<string, string> = {};
+      for (const [col, v] of set) {
+        const name = assignTarget(col, [tAlias]);
+        out[resolveColumnAt(snap.schema, name, r.display, col[0]!)] = await x(v);
+      }
+      return out;
+    };
+    for (const c of s.clauses as MergeClause[]) {
+      const condition = c.condition ? await x(c.condition) : undefined;
+      if (c.kind === 'matched' && c.action === 'update') {
+        if (c.set === '*') b.whenMatchedUpdateAll({ condition });
+        else b.whenMatchedUpdate({ condition, set: await setOf(c.set) });
+      } else if (c.kind === 'matched') b.whenMatchedDelete({ condition });
+      else if (c.kind === 'notMatched') {
+        if (!c.columns) b.whenNotMatchedInsertAll({ condition });
+        else {
+          const values: Record<string, string> = {};
+          for (let i = 0; i < c.columns.length; i++) {
+            const col = c.columns[i]!;
+            values[s.schemaEvolution ? col.value : resolveColumnAt(snap.schema, col.value, r.display, col)] = await x(c.values![i]!);
+          }
+          b.whenNotMatchedInsert({ condition, values });
+        }
+      } else if (c.action === 'update') b.whenNotMatchedBySourceUpdate({ condition, set: await setOf(c.set) });
+      else b.whenNotMatchedBySourceDelete({ condition });
+    }
+    const res = await b.execute();
+    const m = res.metrics;
+    const affected = m.numTargetRowsUpdated + m.numTargetRowsDeleted + m.numTargetRowsInserted;
+    return {
+      kind: 'status', message: `merged into ${r.display}: ${m.numTargetRowsUpdated} updated, ${m.numTargetRowsDeleted} deleted, ${m.numTargetRowsInserted} inserted`,
+      rows: [{ num_affected_rows: affected, num_updated_rows: m.numTargetRowsUpdated, num_deleted_rows: m.numTargetRowsDeleted, num_inserted_rows: m.numTargetRowsInserted }],
+    };
+  }
+
+  private async describe(ref: NameRef, extended: boolean): Promise<SqlResult> {
+    const r = await this.resolve(ref);
+    const snap = await this.floe.snapshot(r.location);
+    const rows: Record<string, unknown>[] = snap.schema.fields.map((f) => ({ col_name: f.name, data_type: sparkTypeName(f.type), comment: typeof f.metadata.comment === 'string' ? f.metadata.comment : null }));
+    if (snap.partitionColumns.length) {
+      rows.push({ col_name: '', data_type: '', comment: '' }, { col_name: '# Partition Information', data_type: '', comment: '' }, { col_name: '# col_name', data_type: 'data_type', comment: 'comment' });
+      for (const p of snap.partitionColumns) {
+        const f = snap.schema.fields.find((x) => x.name === p)!;
+        rows.push({ col_name: f.name, data_type: sparkTypeName(f.type), comment: typeof f.metadata.comment === 'string' ? f.metadata.comment : null });
+      }
+    }
+    if (extended) {
+      const props = Object.entries(snap.configuration).map(([k, v]) => `${k}=${v}`).join(',');
+      rows.push(
+        { col_name: '', data_type: '', comment: '' },
+        { col_name: '# Detailed Table Information', data_type: '', comment: '' },
+        { col_name: 'Catalog', data_type: DEFAULT_CATALOG, comment: '' },
+        { col_name: 'Database', data_type: r.entry?.schema ?? '', comment: '' },
+        { col_name: 'Table', data_type: r.entry?.name ?? r.lastName, comment: '' },
+        { col_name: 'Type', data_type: r.entry?.type ?? 'EXTERNAL', comment: '' },
+        { col_name: 'Location', data_type: r.location, comment: '' },
+        { col_name: 'Provider', data_type: 'delta', comment: '' },
+        { col_name: 'Comment', data_type: snap.metadata.description ?? '', comment: '' },
+        { col_name: 'Table Properties', data_type: `[${props}]`, comment: '' },
+      );
+    }
+    return { kind: 'status', message: `${snap.schema.fields.length} column(s)`, rows };
+  }
+}
+
+function travelOptions(t: TimeTravel): { versionAsOf?: number; timestampAsOf?: string } {
+  if (!t) return {};
+  return 'versionAsOf' in t ? { versionAsOf: t.versionAsOf } : { timestampAsOf: t.timestampAsOf };
+}
+
+function intLiteral(t: Token): number {
+  if (!/^\d+L?$/i.test(t.text)) throw analysisErrorAt(t, `Expected a version number but found '${t.text}'`);
+  const v = Number(t.text.replace(/L$/i, ''));
+  if (!Number.isSafeInteger(v)) throw analysisErrorAt(t, `Version ${t.text} is too large`);
+  return v;
+}
+
+/** A column hook that drops a qualifier naming the table (`t.id` → `"id"`), for UPDATE and DELETE. */
+function stripQualifier(quals: string[]): (parts: Token[]) => string | undefined {
+  const q = new Set(quals.map((x) => x.toLowerCase()));
+  return (parts) => (parts.length >= 2 && q.has(parts[0]!.value.toLowerCase()) ? parts.slice(1).map((p) => quoteIdent(p.value)).join('.') : undefined);
+}
+
+/** The column an assignment `[alias.]col = …` sets. */
+function assignTarget(col: Token[], quals: string[]): string {
+  const q = new Set(quals.map((x) => x.toLowerCase()));
+  const parts = col.length >= 2 && q.has(col[0]!.value.toLowerCase()) ? col.slice(1) : col;
+  if (parts.length !== 1) throw analysisErrorAt(col[0]!, `Setting a nested field (${col.map((c) => c.value).join('.')}) is not supported`, { construct: 'nested field assignment' });
+  return parts[0]!.value;
+}
+
+function resolveColumnAt(schema: StructType, name: string, table: string, at: Token): string {
+  try {
+    return resolveColumn(schema, name, table);
+  } catch (e) {
+    if (e instanceof FloeError) throw new FloeError(e.code, `${e.message.replace(/^\[[A-Z_]+\]\s*/, '')} (line ${at.line}, column ${at.col})`, { ...e.details, line: at.line, col: at.col });
+    throw e;
+  }
+}
+
+/** SQL LIKE with Spark's SHOW … LIKE wildcards (`*` and `|` alternatives, plus `%` / `_`). */
+function likeMatch(pattern: string, name: string): boolean {
+  return pattern.split('|').some((p) => {
+    const re = new RegExp(`^${p.trim().replace(/[.+?^${}()[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/%/g, '.*').replace(/_/g, '.')}$`, 'i');
+    return re.test(name);
+  });
+}
+
+function quoteBacktick(s: string): string {
+  return '`' + s.replace(/`/g, '``') + '`';
+}
+
+function sqlString(s: string): string {
+  return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+export { parseErrorAt };

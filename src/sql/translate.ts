@@ -1,0 +1,576 @@
+/**
+ * Spark SQL query bodies and expressions → DuckDB SQL. Works on tokens: identifiers are re-quoted
+ * through `quoteIdent`, every string literal is re-quoted through `quoteString` (so no value reaches
+ * DuckDB as raw text), Spark functions are rewritten through the table in functions.ts, and table
+ * references in FROM / JOIN (with `VERSION AS OF`, `TIMESTAMP AS OF`, `@v` and `table_changes`)
+ * are replaced by the SQL floe produces for them. What cannot be translated fails with an analysis
+ * error naming the construct, its line and its column.
+ */
+import { duckType, quoteIdent, quoteString } from '../core/schema.js';
+import { Cursor, RESERVED, splitTopLevel } from './cursor.js';
+import { analysisErrorAt, parseErrorAt, tokenDesc } from './errors.js';
+import { FORBIDDEN_FUNCTIONS, FUNCTIONS } from './functions.js';
+import type { Token } from './lexer.js';
+import { parseType } from './types.js';
+
+/** Time travel on a table reference. */
+export type TimeTravel = { versionAsOf: number } | { timestampAsOf: string } | undefined;
+
+/** A table reference in a query: name parts (`db.t`, `delta.`/p``) and its time travel. */
+export interface TableRef {
+  parts: Token[];
+  travel: TimeTravel;
+}
+
+export interface TranslateContext {
+  /** DuckDB SQL (a SELECT) for a table reference. */
+  resolveTable(ref: TableRef): Promise<string>;
+  /** DuckDB SQL for `table_changes(…)` / `table_changes_by_path(…)`. */
+  resolveChanges(fn: Token, args: Token[][]): Promise<string>;
+  /** Optional rewrite of bare column names (MERGE qualifies them with the side they belong to). */
+  column?: (parts: Token[]) => string | undefined;
+}
+
+interface Scope {
+  ctes: Set<string>;
+}
+
+interface Piece {
+  text: string;
+  ws: boolean;
+  /** An operand (identifier, literal, call, parenthesised group), not an operator or keyword. */
+  term: boolean;
+  /** The raw text of a string literal piece, for Spark's adjacent-literal concatenation. */
+  str?: string;
+}
+
+const TABLE_FUNCTIONS = new Set(['table_changes', 'table_changes_by_path', 'range', 'explode', 'unnest', 'generate_series']);
+
+/** Keywords that end a FROM clause's table list. */
+const FROM_END = new Set(['WHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'OFFSET', 'UNION', 'EXCEPT', 'INTERSECT', 'MINUS', 'WINDOW', 'QUALIFY', 'SELECT', 'FETCH']);
+
+/** Spark constructs with no translation (yet). */
+const UNSUPPORTED_KWS: Record<string, string> = {
+  'LATERAL VIEW': 'LATERAL VIEW', 'SORT BY': 'SORT BY', 'DISTRIBUTE BY': 'DISTRIBUTE BY', 'CLUSTER BY': 'CLUSTER BY',
+  'TABLESAMPLE': 'TABLESAMPLE', 'PIVOT': 'PIVOT', 'UNPIVOT': 'UNPIVOT', 'TRANSFORM': 'TRANSFORM … USING',
+};
+
+const KEYWORDS_NOT_COLUMNS = new Set([...RESERVED, 'INTERVAL', 'DATE', 'TIMESTAMP', 'X', 'ROWS', 'RANGE', 'PRECEDING', 'FOLLOWING', 'UNBOUNDED', 'CURRENT', 'ROW', 'ESCAPE', 'FILTER', 'IGNORE', 'RESPECT', 'WITHIN', 'AT', 'ZONE', 'DIV', 'RECURSIVE', 'LAST', 'FIRST', 'CURRENT_DATE', 'CURRENT_TIMESTAMP', 'LOCAL', 'EXCLUDE', 'YEAR', 'MONTH', 'DAY', 'HOUR', 'MINUTE', 'SECOND', 'DAYS', 'HOURS', 'MINUTES', 'SECONDS', 'MONTHS', 'YEARS', 'WEEK', 'WEEKS']);
+
+const MUL_OPS = new Set(['*', '/', '%', '//']);
+
+/** Translates a Spark query (SELECT / WITH / VALUES / FROM-first) into DuckDB SQL. */
+export async function translateQuery(tokens: Token[], ctx: TranslateContext): Promise<string> {
+  return new Translator(ctx).run(stripEof(tokens), { ctes: new Set() }, true);
+}
+
+/** Translates a Spark expression into DuckDB SQL (subqueries inside it are translated as queries). */
+export async function translateExpr(tokens: Token[], ctx: TranslateContext): Promise<string> {
+  return new Translator(ctx).run(stripEof(tokens), { ctes: new Set() }, false);
+}
+
+function stripEof(tokens: Token[]): Token[] {
+  const out = tokens.filter((t) => t.kind !== 'eof');
+  const semi = out.find((t) => t.kind === 'semi');
+  if (semi) throw parseErrorAt(semi, 'A second statement cannot appear inside an expression or query');
+  return out;
+}
+
+/** The index of the `)` / `]` matching the opener at `open`. */
+function matching(toks: Token[], open: number): number {
+  const o = toks[open]!.text;
+  const c = o === '(' ? ')' : o === '[' ? ']' : '}';
+  let depth = 0;
+  for (let i = open; i < toks.length; i++) {
+    const t = toks[i]!;
+    if (t.kind !== 'op') continue;
+    if (t.text === '(' || t.text === '[' || t.text === '{') depth++;
+    else if (t.text === ')' || t.text === ']' || t.text === '}') {
+      depth--;
+      if (depth === 0) {
+        if (t.text !== c) throw parseErrorAt(t, `Mismatched '${t.text}': expected '${c}'`);
+        return i;
+      }
+    }
+  }
+  throw parseErrorAt(toks[open]!, `Unclosed '${o}'`);
+}
+
+function isKw(t: Token | undefined, w: string): boolean {
+  return !!t && t.kind === 'ident' && t.upper === w;
+}
+function isOp(t: Token | undefined, o: string): boolean {
+  return !!t && t.kind === 'op' && t.text === o;
+}
+function isName(t: Token | undefined): boolean {
+  return !!t && (t.kind === 'ident' || t.kind === 'qident');
+}
+function startsQuery(toks: Token[], i: number): boolean {
+  const t = toks[i];
+  return isKw(t, 'SELECT') || isKw(t, 'WITH') || isKw(t, 'VALUES') || isKw(t, 'FROM') || (isOp(t, '(') && startsQuery(toks, i + 1));
+}
+
+function join(pieces: Piece[]): string {
+  let s = '';
+  for (const p of pieces) {
+    if (!s) s = p.text;
+    else if (p.ws || (/[A-Za-z0-9_"'$]$/.test(s) && /^[A-Za-z0-9_"'$]/.test(p.text))) s += ' ' + p.text;
+    else s += p.text;
+  }
+  return s;
+}
+
+class Translator {
+  constructor(private readonly ctx: TranslateContext) {}
+
+  /** Translates a token range; `query` enables FROM-clause handling at this level. */
+  async run(toks: Token[], scope: Scope, query: boolean): Promise<string> {
+    const pieces: Piece[] = [];
+    let i = 0;
+    let expectTable = false;
+    let inFrom = false;
+    const local: Scope = { ctes: new Set(scope.ctes) };
+    while (i < toks.length) {
+      const t = toks[i]!;
+      const ws = t.ws || i === 0;
+      // WITH name AS (query), … : common table expressions
+      if (query && isKw(t, 'WITH')) {
+        pieces.push({ text: 'WITH', ws, term: false });
+        i++;
+        if (isKw(toks[i], 'RECURSIVE')) {
+          pieces.push({ text: 'RECURSIVE', ws: true, term: false });
+          i++;
+        }
+        for (;;) {
+          const name = toks[i];
+          if (!isName(name)) throw parseErrorAt(name ?? t, `Expected a name for the WITH query but found ${name ? tokenDesc(name) : 'end of input'}`);
+          local.ctes.add(name!.value.toLowerCase());
+          pieces.push({ text: quoteIdent(name!.value), ws: true, term: true });
+          i++;
+          if (isOp(toks[i], '(')) {
+            const close = matching(toks, i);
+            const cols = splitTopLevel(toks.slice(i + 1, close)).map((c) => {
+              if (c.length !== 1 || !isName(c[0])) throw parseErrorAt(c[0] ?? toks[i]!, 'Expected a column name');
+              return quoteIdent(c[0]!.value);
+            });
+            pieces.push({ text: `(${cols.join(', ')})`, ws: true, term: false });
+            i = close + 1;
+          }
+          if (!isKw(toks[i], 'AS')) throw parseErrorAt(toks[i] ?? t, `Expected AS in the WITH clause but found ${toks[i] ? tokenDesc(toks[i]!) : 'end of input'}`);
+          i++;
+          if (!isOp(toks[i], '(')) throw parseErrorAt(toks[i] ?? t, `Expected '(' after AS in the WITH clause`);
+          const close = matching(toks, i);
+          pieces.push({ text: `AS (${await this.run(toks.slice(i + 1, close), local, true)})`, ws: true, term: false });
+          i = close + 1;
+          if (isOp(toks[i], ',')) {
+            pieces.push({ text: ',', ws: false, term: false });
+            i++;
+            continue;
+          }
+          break;
+        }
+        continue;
+      }
+      if (t.kind === 'ident') {
+        const two = `${t.upper} ${toks[i + 1]?.kind === 'ident' ? toks[i + 1]!.upper : ''}`;
+        const construct = UNSUPPORTED_KWS[two] ?? (t.upper === 'TABLESAMPLE' || t.upper === 'PIVOT' || t.upper === 'UNPIVOT' ? UNSUPPORTED_KWS[t.upper] : undefined);
+        if (construct && (query || t.upper !== 'TRANSFORM')) throw analysisErrorAt(t, `${construct} is not supported by floe SQL`, { construct });
+      }
+      if (query && t.kind === 'ident' && (t.upper === 'FROM' || t.upper === 'JOIN')) {
+        pieces.push({ text: t.upper, ws, term: false });
+        i++;
+        expectTable = true;
+        inFrom = true;
+      }
+      if (expectTable) {
+        i = await this.tableFactor(toks, i, pieces, local);
+        expectTable = false;
+        continue;
+      }
+      if (inFrom && isOp(t, ',')) {
+        pieces.push({ text: ',', ws: false, term: false });
+        i++;
+        expectTable = true;
+        continue;
+      }
+      if (inFrom && t.kind === 'ident' && FROM_END.has(t.upper)) inFrom = false;
+      i = await this.expressionToken(toks, i, pieces, local, query);
+    }
+    return join(pieces);
+  }
+
+  /** One table factor at `i` (a name with time travel, a subquery, or a table function) and its alias. */
+  private async tableFactor(toks: Token[], i: number, pieces: Piece[], scope: Scope): Promise<number> {
+    const t = toks[i];
+    if (!t) throw parseErrorAt(toks[i - 1]!, 'Expected a table after FROM / JOIN');
+    let aliasDefault: string | undefined;
+    if (isKw(t, 'LATERAL')) throw analysisErrorAt(t, 'LATERAL subqueries are not supported by floe SQL', { construct: 'LATERAL' });
+    if (isOp(t, '(')) {
+      const close = matching(toks, i);
+      if (!startsQuery(toks, i + 1)) throw analysisErrorAt(t, 'A parenthesised join in FROM is not supported; use a subquery (SELECT …)', { construct: 'parenthesised join' });
+      pieces.push({ text: `(${await this.run(toks.slice(i + 1, close), scope, true)})`, ws: t.ws, term: true });
+      i = close + 1;
+    } else if (t.kind === 'string') {
+      throw analysisErrorAt(t, `A file path as a table ('${t.value}') is not supported; use delta.\`/path/to/table\``, { construct: 'file path table' });
+    } else if (isName(t) && isOp(toks[i + 1], '(')) {
+      const fname = t.value.toLowerCase();
+      const close = matching(toks, i + 1);
+      const args = toks.slice(i + 2, close);
+      const argList = args.length ? splitTopLevel(args) : [];
+      if (fname === 'table_changes' || fname === 'table_changes_by_path') {
+        pieces.push({ text: `(${await this.ctx.resolveChanges(t, argList)})`, ws: true, term: true });
+        aliasDefault = fname;
+      } else if (TABLE_FUNCTIONS.has(fname)) {
+        const translated = await Promise.all(argList.map((a) => this.run(a, scope, false)));
+        pieces.push({ text: `${fname === 'explode' ? 'unnest' : fname}(${translated.join(', ')})`, ws: true, term: true });
+      } else {
+        throw analysisErrorAt(t, `Table function ${t.value}() is not supported by floe SQL`, { construct: t.value });
+      }
+      i = close + 1;
+    } else if (isName(t)) {
+      const parts: Token[] = [t];
+      i++;
+      while (isOp(toks[i], '.') && isName(toks[i + 1])) {
+        parts.push(toks[i + 1]!);
+        i += 2;
+      }
+      let travel: TimeTravel;
+      // t@v5 / t@20240101000000000
+      if (isOp(toks[i], '@') && toks[i + 1] && !toks[i]!.ws) {
+        const v = toks[i + 1]!;
+        const m = /^v(\d+)$/i.exec(v.text);
+        if (m) travel = { versionAsOf: Number(m[1]) };
+        else if (v.kind === 'number' && /^\d{17}$/.test(v.text)) {
+          const s = v.text;
+          travel = { timestampAsOf: `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)} ${s.slice(8, 10)}:${s.slice(10, 12)}:${s.slice(12, 14)}.${s.slice(14)}` };
+        } else throw parseErrorAt(v, `Expected @v<version> or @yyyyMMddHHmmssSSS after the table name but found ${tokenDesc(v)}`);
+        i += 2;
+      }
+      const c = new Cursor(toks.slice(i));
+      c.acceptKw('FOR');
+      if (c.acceptKw('VERSION', 'AS', 'OF') || c.acceptKw('SYSTEM_VERSION', 'AS', 'OF')) {
+        travel = { versionAsOf: c.integer('a version number') };
+        i += c.i;
+      } else if (c.acceptKw('TIMESTAMP', 'AS', 'OF') || c.acceptKw('SYSTEM_TIME', 'AS', 'OF')) {
+        travel = { timestampAsOf: c.string('a timestamp string').value };
+        i += c.i;
+      }
+      const single = parts.length === 1 ? parts[0]!.value.toLowerCase() : undefined;
+      if (single !== undefined && scope.ctes.has(single) && !travel) {
+        pieces.push({ text: quoteIdent(parts[0]!.value), ws: true, term: true });
+      } else {
+        pieces.push({ text: `(${await this.ctx.resolveTable({ parts, travel })})`, ws: true, term: true });
+        aliasDefault = parts[parts.length - 1]!.value;
+      }
+    } else {
+      throw parseErrorAt(t, `Expected a table name or subquery but found ${tokenDesc(t)}`);
+    }
+    // alias: AS name [(cols)] | name
+    let alias: Token | undefined;
+    if (isKw(toks[i], 'AS')) {
+      if (!isName(toks[i + 1])) throw parseErrorAt(toks[i + 1] ?? toks[i]!, 'Expected an alias after AS');
+      alias = toks[i + 1];
+      i += 2;
+    } else if (toks[i] && ((toks[i]!.kind === 'ident' && !RESERVED.has(toks[i]!.upper)) || toks[i]!.kind === 'qident')) {
+      alias = toks[i];
+      i++;
+    }
+    if (alias) {
+      let text = `AS ${quoteIdent(alias.value)}`;
+      if (isOp(toks[i], '(')) {
+        const close = matching(toks, i);
+        const cols = splitTopLevel(toks.slice(i + 1, close)).map((c) => {
+          if (c.length !== 1 || !isName(c[0])) throw parseErrorAt(c[0] ?? toks[i]!, 'Expected a column name in the alias list');
+          return quoteIdent(c[0]!.value);
+        });
+        text += `(${cols.join(', ')})`;
+        i = close + 1;
+      }
+      pieces.push({ text, ws: true, term: false });
+    } else if (aliasDefault) {
+      pieces.push({ text: `AS ${quoteIdent(aliasDefault)}`, ws: true, term: false });
+    }
+    return i;
+  }
+
+  /** One token (or construct) of an expression at `i`; returns the next index. */
+  private async expressionToken(toks: Token[], i: number, pieces: Piece[], scope: Scope, query: boolean): Promise<number> {
+    const t = toks[i]!;
+    const ws = t.ws;
+    switch (t.kind) {
+      case 'string': {
+        const last = pieces[pieces.length - 1];
+        // 'a' 'b' is 'ab' in Spark
+        if (last?.str !== undefined) {
+          last.str += t.value;
+          last.text = quoteString(last.str);
+        } else pieces.push({ text: quoteString(t.value), ws, term: true, str: t.value });
+        return i + 1;
+      }
+      case 'number': {
+        const m = /^(.*?)(BD|[LSYDF])$/i.exec(t.text);
+        if (m) {
+          const type = { L: 'BIGINT', S: 'SMALLINT', Y: 'TINYINT', D: 'DOUBLE', F: 'FLOAT', BD: 'DECIMAL(38,18)' }[m[2]!.toUpperCase()]!;
+          pieces.push({ text: `CAST(${m[1]} AS ${type})`, ws, term: true });
+        } else pieces.push({ text: t.text, ws, term: true });
+        return i + 1;
+      }
+      case 'qident':
+      case 'ident':
+        return this.nameOrCall(toks, i, pieces, scope);
+      case 'op':
+        break;
+      default:
+        throw parseErrorAt(t, `Unexpected ${tokenDesc(t)}`);
+    }
+    // operators
+    switch (t.text) {
+      case '(': {
+        const close = matching(toks, i);
+        const inner = toks.slice(i + 1, close);
+        const text = startsQuery(toks, i + 1) ? await this.run(inner, scope, true) : await this.run(inner, scope, false);
+        pieces.push({ text: `(${text})`, ws, term: true });
+        return this.postfix(toks, close + 1, pieces, scope);
+      }
+      case '[': {
+        const close = matching(toks, i);
+        const last = pieces[pieces.length - 1];
+        if (last?.term && !ws) last.text = await this.indexExpr(last.text, toks.slice(i + 1, close), scope);
+        else pieces.push({ text: `[${await this.run(toks.slice(i + 1, close), scope, false)}]`, ws, term: true });
+        return this.postfix(toks, close + 1, pieces, scope);
+      }
+      case ')': case ']': case '}':
+        throw parseErrorAt(t, `Unmatched '${t.text}'`);
+      case '==':
+        pieces.push({ text: '=', ws, term: false });
+        return i + 1;
+      case '!':
+        pieces.push({ text: 'NOT', ws: true, term: false });
+        return i + 1;
+      case '<=>':
+        pieces.push({ text: 'IS NOT DISTINCT FROM', ws: true, term: false });
+        return i + 1;
+      case '::': {
+        const c = new Cursor([...toks.slice(i + 1), { ...t, kind: 'eof', text: '' }]);
+        const type = parseType(c);
+        const last = pieces[pieces.length - 1];
+        if (!last?.term) throw parseErrorAt(t, "Expected an expression before '::'");
+        last.text = `CAST(${last.text} AS ${duckType(type)})`;
+        return i + 1 + c.i;
+      }
+      case ':':
+        throw analysisErrorAt(t, "The ':' JSON path operator is not supported by floe SQL; use get_json_object()", { construct: ':' });
+      case '{': case '@': case '?': case '=>': case '&&':
+        throw parseErrorAt(t, `Unexpected ${tokenDesc(t)}`);
+      case '*': {
+        // SELECT * EXCEPT (a, b) → * EXCLUDE (a, b)
+        pieces.push({ text: '*', ws, term: !pieces.length || !pieces[pieces.length - 1]!.term });
+        if (query && isKw(toks[i + 1], 'EXCEPT') && isOp(toks[i + 2], '(')) {
+          pieces.push({ text: 'EXCLUDE', ws: true, term: false });
+          return i + 2;
+        }
+        return i + 1;
+      }
+      default:
+        pieces.push({ text: t.text, ws, term: false });
+        return i + 1;
+    }
+  }
+
+  private async indexExpr(base: string, idx: Token[], scope: Scope): Promise<string> {
+    const e = await this.run(idx, scope, false);
+    // A string key indexes a map; anything else indexes an array (Spark 0-based, DuckDB 1-based).
+    if (idx.length === 1 && idx[0]!.kind === 'string') return `${base}[${e}]`;
+    return `list_extract(${base}, (${e}) + 1)`;
+  }
+
+  /** `.field` and `[i]` after an operand. */
+  private async postfix(toks: Token[], i: number, pieces: Piece[], scope: Scope): Promise<number> {
+    for (;;) {
+      const t = toks[i];
+      if (isOp(t, '.') && isName(toks[i + 1]) && !t!.ws) {
+        pieces[pieces.length - 1]!.text += `.${quoteIdent(toks[i + 1]!.value)}`;
+        i += 2;
+        continue;
+      }
+      if (isOp(t, '[') && !t!.ws) {
+        const close = matching(toks, i);
+        const last = pieces[pieces.length - 1]!;
+        last.text = await this.indexExpr(last.text, toks.slice(i + 1, close), scope);
+        i = close + 1;
+        continue;
+      }
+      return i;
+    }
+  }
+
+  /** An identifier: a keyword, a (qualified) column, a function call, or the `div` / `rlike` operators. */
+  private async nameOrCall(toks: Token[], i: number, pieces: Piece[], scope: Scope): Promise<number> {
+    const t = toks[i]!;
+    const ws = t.ws;
+    if (t.kind === 'ident' && isOp(toks[i + 1], '(') && !(t.upper === 'IN' || t.upper === 'EXISTS' || t.upper === 'OVER' || t.upper === 'FILTER' || t.upper === 'AS' || t.upper === 'VALUES' || t.upper === 'AND' || t.upper === 'OR' || t.upper === 'NOT' || t.upper === 'ON' || t.upper === 'USING' || t.upper === 'BY' || t.upper === 'EXCLUDE' || t.upper === 'THEN' || t.upper === 'ELSE' || t.upper === 'WHEN' || t.upper === 'SELECT' || t.upper === 'WHERE' || t.upper === 'ANY' || t.upper === 'ALL' || t.upper === 'SOME' || t.upper === 'IS' || t.upper === 'WITHIN' || t.upper === 'INTERVAL')) {
+      return this.call(toks, i, pieces, scope);
+    }
+    if (t.kind === 'qident' && isOp(toks[i + 1], '(')) return this.call(toks, i, pieces, scope);
+    if (t.kind === 'ident') {
+      const u = t.upper;
+      if (u === 'DIV' && pieces.length && pieces[pieces.length - 1]!.term) return this.binary(toks, i, pieces, scope, 'div');
+      if ((u === 'RLIKE' || u === 'REGEXP') && pieces.length) return this.binary(toks, i, pieces, scope, 'rlike');
+      if (u === 'NULL' || u === 'TRUE' || u === 'FALSE') {
+        pieces.push({ text: u, ws, term: true });
+        return i + 1;
+      }
+      if (KEYWORDS_NOT_COLUMNS.has(u) && !(isOp(toks[i + 1], '.') && isName(toks[i + 2]))) {
+        pieces.push({ text: t.text, ws, term: false });
+        return i + 1;
+      }
+    }
+    // a column, possibly qualified: a.b.c
+    const parts: Token[] = [t];
+    let j = i + 1;
+    while (isOp(toks[j], '.') && isName(toks[j + 1]) && !toks[j]!.ws) {
+      parts.push(toks[j + 1]!);
+      j += 2;
+    }
+    if (isOp(toks[j], '.') && isOp(toks[j + 1], '*')) {
+      pieces.push({ text: `${parts.map((p) => quoteIdent(p.value)).join('.')}.*`, ws, term: true });
+      return j + 2;
+    }
+    let text: string | undefined;
+    if (this.ctx.column && toks[j]?.kind !== 'string' && !isOp(toks[j], '(')) text = this.ctx.column(parts);
+    text ??= parts.map((p) => (p.kind === 'ident' ? p.text : quoteIdent(p.value))).join('.');
+    pieces.push({ text, ws, term: true });
+    return this.postfix(toks, j, pieces, scope);
+  }
+
+  /** A function call `name(args)` with FILTER / OVER after it. */
+  private async call(toks: Token[], i: number, pieces: Piece[], scope: Scope): Promise<number> {
+    const t = toks[i]!;
+    const name = t.value.toLowerCase();
+    const close = matching(toks, i + 1);
+    const inner = toks.slice(i + 2, close);
+    if (FORBIDDEN_FUNCTIONS.has(name)) throw analysisErrorAt(t, `Function ${t.value}() is not available in floe SQL`, { construct: t.value });
+    let text: string;
+    if (name === 'cast' || name === 'try_cast') {
+      const asAt = topLevelKw(inner, 'AS');
+      if (asAt < 0) throw parseErrorAt(t, `Expected ${t.value.toUpperCase()}(expression AS type)`);
+      const c = new Cursor([...inner.slice(asAt + 1), { ...toks[close]!, kind: 'eof', text: '' }]);
+      const type = parseType(c);
+      c.expectEnd();
+      text = `${name === 'cast' ? 'CAST' : 'TRY_CAST'}(${await this.run(inner.slice(0, asAt), scope, false)} AS ${duckType(type)})`;
+    } else if (['extract', 'trim', 'position', 'overlay'].includes(name) && inner.some((x) => isKw(x, 'FROM') || isKw(x, 'IN') || isKw(x, 'BOTH') || isKw(x, 'LEADING') || isKw(x, 'TRAILING') || isKw(x, 'PLACING'))) {
+      // SQL-standard forms: extract(YEAR FROM ts), trim(BOTH 'x' FROM s), position('a' IN s)
+      text = `${name}(${await this.run(inner, scope, false)})`;
+    } else if ((name === 'substring' || name === 'substr') && inner.some((x) => isKw(x, 'FROM'))) {
+      text = `substring(${await this.run(inner, scope, false)})`;
+    } else if (name === 'count' && inner.length === 1 && isOp(inner[0], '*')) {
+      text = 'count(*)';
+    } else {
+      let argToks = inner;
+      let distinct = false;
+      if (isKw(argToks[0], 'DISTINCT')) {
+        distinct = true;
+        argToks = argToks.slice(1);
+      } else if (isKw(argToks[0], 'ALL')) argToks = argToks.slice(1);
+      const raw = argToks.length ? splitTopLevel(argToks) : [];
+      for (const r of raw) if (!r.length) throw parseErrorAt(toks[close]!, `Empty argument in ${t.value}()`);
+      const args: string[] = [];
+      for (const r of raw) args.push(await this.lambdaOrExpr(r, scope));
+      const fn = t.kind === 'ident' ? FUNCTIONS[name] : undefined;
+      if (fn) text = fn({ name, args, raw, at: t, distinct });
+      else text = `${t.kind === 'qident' ? quoteIdent(t.value) : t.text}(${distinct ? 'DISTINCT ' : ''}${args.join(', ')})`;
+    }
+    let j = close + 1;
+    // IGNORE NULLS / RESPECT NULLS after the call, FILTER (WHERE …), OVER (…) / OVER name
+    if ((isKw(toks[j], 'IGNORE') || isKw(toks[j], 'RESPECT')) && isKw(toks[j + 1], 'NULLS')) {
+      if (toks[j]!.upper === 'IGNORE') text = text.replace(/\)$/, ' IGNORE NULLS)');
+      j += 2;
+    }
+    if (isKw(toks[j], 'FILTER') && isOp(toks[j + 1], '(')) {
+      const c2 = matching(toks, j + 1);
+      text += ` FILTER (${await this.run(toks.slice(j + 2, c2), scope, false)})`;
+      j = c2 + 1;
+    }
+    if (isKw(toks[j], 'OVER')) {
+      if (isOp(toks[j + 1], '(')) {
+        const c2 = matching(toks, j + 1);
+        text += ` OVER (${await this.run(toks.slice(j + 2, c2), scope, false)})`;
+        j = c2 + 1;
+      } else if (isName(toks[j + 1])) {
+        text += ` OVER ${quoteIdent(toks[j + 1]!.value)}`;
+        j += 2;
+      } else throw parseErrorAt(toks[j + 1] ?? toks[j]!, 'Expected a window after OVER');
+    }
+    pieces.push({ text, ws: t.ws, term: true });
+    return this.postfix(toks, j, pieces, scope);
+  }
+
+  /** A function argument: an expression, or a lambda `x -> …` / `(x, y) -> …`. */
+  private async lambdaOrExpr(r: Token[], scope: Scope): Promise<string> {
+    const arrow = r.findIndex((x) => isOp(x, '->'));
+    if (arrow > 0) {
+      const params = r.slice(0, arrow).filter((x) => isName(x)).map((x) => x.value);
+      const saved = this.ctx.column;
+      this.ctx.column = undefined;
+      try {
+        const body = await this.run(r.slice(arrow + 1), scope, false);
+        return `lambda ${params.map(quoteIdent).join(', ')}: ${body}`;
+      } finally {
+        this.ctx.column = saved;
+      }
+    }
+    return this.run(r, scope, false);
+  }
+
+  /** Binary operators with Spark semantics: `a div b` (integral division), `a [NOT] RLIKE b`. */
+  private async binary(toks: Token[], i: number, pieces: Piece[], scope: Scope, op: 'div' | 'rlike'): Promise<number> {
+    const t = toks[i]!;
+    // left operand: for div, the run of multiplicative terms before it; for rlike, the additive expression.
+    let k = pieces.length - 1;
+    let negate = false;
+    if (op === 'rlike' && pieces[k]!.text.toUpperCase() === 'NOT') {
+      negate = true;
+      pieces.pop();
+      k--;
+    }
+    if (!pieces[k]?.term) throw parseErrorAt(t, `Expected an expression before ${negate ? 'NOT ' : ''}${t.text.toUpperCase()}`);
+    const ops = op === 'div' ? MUL_OPS : new Set([...MUL_OPS, '+', '-', '||']);
+    while (k >= 2 && !pieces[k - 1]!.term && ops.has(pieces[k - 1]!.text) && pieces[k - 2]!.term) k -= 2;
+    const left = join(pieces.splice(k));
+    // right operand: one (signed) operand for div; an additive run for rlike.
+    const right: Piece[] = [];
+    let j = i + 1;
+    for (;;) {
+      while (isOp(toks[j], '-') || isOp(toks[j], '+')) {
+        right.push({ text: toks[j]!.text, ws: toks[j]!.ws, term: false });
+        j++;
+      }
+      if (j >= toks.length) throw parseErrorAt(t, `Expected an expression after ${t.text.toUpperCase()}`);
+      const before = right.length;
+      j = await this.expressionToken(toks, j, right, scope, false);
+      if (right.length === before || !right[right.length - 1]!.term) throw parseErrorAt(toks[j - 1] ?? t, `Expected an expression after ${t.text.toUpperCase()}`);
+      if (op === 'rlike' && toks[j] && toks[j]!.kind === 'op' && ['+', '-', '||', '*', '/', '%'].includes(toks[j]!.text)) {
+        right.push({ text: toks[j]!.text, ws: true, term: false });
+        j++;
+        continue;
+      }
+      break;
+    }
+    const r = join(right);
+    const text = op === 'div' ? `floe_spark_div(${left}, ${r})` : `${negate ? 'NOT ' : ''}regexp_matches(${left}, ${r})`;
+    pieces.push({ text, ws: true, term: true });
+    return j;
+  }
+}
+
+/** The index of a keyword at the top level of a token list, or -1. */
+export function topLevelKw(toks: Token[], kw: string): number {
+  let depth = 0;
+  for (let i = 0; i < toks.length; i++) {
+    const t = toks[i]!;
+    if (t.kind === 'op' && (t.text === '(' || t.text === '[')) depth++;
+    else if (t.kind === 'op' && (t.text === ')' || t.text === ']')) depth--;
+    else if (depth === 0 && t.kind === 'ident' && t.upper === kw) return i;
+  }
+  return -1;
+}
