@@ -305,7 +305,7 @@ async function executeMerge(floe: Floe, location: string, tAlias: string, source
       UNION ALL SELECT ${insCols}, 'insert' AS _change_type FROM ${joined} WHERE ${isIn(insCodes)}`;
   }
   const params = {
-    predicate: JSON.stringify(condition),
+    predicate: condition,
     matchedPredicates: JSON.stringify(clauses.filter((c) => c.kind === 'matched').map((c) => ({ ...(c.condition ? { predicate: c.condition } : {}), actionType: c.action }))),
     notMatchedPredicates: JSON.stringify(clauses.filter((c) => c.kind === 'notMatched').map((c) => ({ ...(c.condition ? { predicate: c.condition } : {}), actionType: c.action }))),
     notMatchedBySourcePredicates: JSON.stringify(clauses.filter((c) => c.kind === 'notMatchedBySource').map((c) => ({ ...(c.condition ? { predicate: c.condition } : {}), actionType: c.action }))),
