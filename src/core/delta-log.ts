@@ -7,7 +7,7 @@
 import { CorruptLogError, FloeError, InvalidArgumentError, ObjectNotFoundError, TableNotFoundError } from '../errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { type ActionBatch, type CommitInfo, addActionToBatch, emptyBatch, parseCommit } from './actions.js';
-import { LAST_CHECKPOINT, LOG_DIR, type LogFile, commitPath, parseLogFile } from './log-files.js';
+import { LAST_CHECKPOINT, LOG_DIR, type LogFile, commitPath, crcPath, parseLogFile } from './log-files.js';
 import { type CheckpointSet, type LogSegment, buildLogSegment, checkpointId, earliestRecoverableVersion } from './log-segment.js';
 import { Replayer, Snapshot } from './snapshot.js';
 import { checkReadSupport } from './table-features.js';
@@ -233,7 +233,32 @@ export class DeltaLog {
     const tmp = replayer.finish(this.tablePath, seg.version, commitInfo, 0);
     checkReadSupport(tmp.protocol, this.tablePath, tmp.metadata);
     tmp.timestamp = commitTimestamp(tmp.metadata.configuration, seg.version, commitInfo, seg.latestCommit?.lastModified ?? 0);
-    return new Snapshot(this.tablePath, tmp);
+    const snap = new Snapshot(this.tablePath, tmp);
+    await this.checkVersionChecksum(snap);
+    return snap;
+  }
+
+  /**
+   * Cross-checks a snapshot against the version's `.crc` file when there is one (PROTOCOL.md
+   * "Version Checksum File"). Readers must work without it, so an absent or unparseable file is
+   * ignored; a readable one that disagrees means the log or a checkpoint lies: refuse the table
+   * rather than return wrong rows.
+   */
+  private async checkVersionChecksum(snap: Snapshot): Promise<void> {
+    let crc: { numFiles?: unknown; tableSizeBytes?: unknown; metadata?: { id?: unknown }; protocol?: { minReaderVersion?: unknown; minWriterVersion?: unknown } };
+    try {
+      crc = JSON.parse(decoder.decode(await this.store.get(crcPath(snap.version))));
+    } catch {
+      return;
+    }
+    const problems: string[] = [];
+    if (typeof crc.numFiles === 'number' && crc.numFiles !== snap.files.length) problems.push(`${snap.files.length} live files, the checksum says ${crc.numFiles}`);
+    if (typeof crc.tableSizeBytes === 'number' && crc.tableSizeBytes !== snap.sizeInBytes) problems.push(`${snap.sizeInBytes} bytes, the checksum says ${crc.tableSizeBytes}`);
+    if (typeof crc.metadata?.id === 'string' && crc.metadata.id !== snap.metadata.id) problems.push(`table id ${snap.metadata.id}, the checksum says ${crc.metadata.id}`);
+    if (typeof crc.protocol?.minReaderVersion === 'number' && crc.protocol.minReaderVersion !== snap.protocol.minReaderVersion) problems.push(`reader version ${snap.protocol.minReaderVersion}, the checksum says ${crc.protocol.minReaderVersion}`);
+    if (problems.length) {
+      throw new CorruptLogError(`The log of ${this.tablePath} at version ${snap.version} disagrees with its version checksum (${crcPath(snap.version)}): ${problems.join('; ')}. A commit or checkpoint is damaged; restore it or time travel to an earlier version.`, { path: this.tablePath, version: snap.version, problems });
+    }
   }
 
   /**
