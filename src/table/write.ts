@@ -4,7 +4,9 @@
  * idempotent writes through `txn`, then the commit and the checkpoint it may trigger.
  */
 import { randomUUID } from 'node:crypto';
-import type { AddFile, Metadata } from '../core/actions.js';
+import type { AddCDCFile, AddFile, Metadata } from '../core/actions.js';
+import { parsePredicate } from '../core/predicate.js';
+import { partitionOnly } from '../core/skipping.js';
 import type { DeltaLog } from '../core/delta-log.js';
 import { type StructField, type StructType, deltaTypeFromDuck, duckType, quoteIdent, quoteString } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
@@ -12,7 +14,8 @@ import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
 import type { DataFrame } from '../dataframe.js';
 import { writeCheckpoint } from '../engine/checkpoint-writer.js';
-import { partitionLiteral } from '../engine/scan.js';
+import { dataFilePath, partitionLiteral, pruneFiles } from '../engine/scan.js';
+import { cdfOnForWrites, count, fileCouldMatch, materialize, scanWithFileInfo } from './dml.js';
 import { DEFAULT_TARGET_FILE_SIZE, writeDataFiles } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError, TableNotFoundError } from '../errors.js';
 import type { Floe } from '../floe.js';
@@ -215,52 +218,79 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
   if (checks.length) rowsSql = `SELECT * FROM (${rowsSql}) WHERE ${checks.join(' AND ')}`;
 
   const target = Number(configuration['delta.targetFileSize'] ?? floe.config.get('floe.write.targetFileSize') ?? DEFAULT_TARGET_FILE_SIZE);
-  let adds: AddFile[];
-  try {
-    adds = await writeDataFiles(floe.engine, log.store, rowsSql, {
-      schema, partitionColumns, columnMapping: snapshot?.columnMapping ?? 'none', targetFileSize: target,
-      numIndexedCols: Number(configuration['delta.dataSkippingNumIndexedCols'] ?? 32),
-    });
-  } catch (e) {
-    throw constraintError(e);
-  }
-  txn.adds.push(...adds);
+  const cols = schema.fields.map((f) => quoteIdent(f.name)).join(', ');
 
+  // What an overwrite replaces: the whole table, whole partitions, or (replaceWhere on data columns)
+  // the matching rows, whose files are rewritten with their other rows copied (Spark's
+  // replaceWhere.dataColumns): then, with the change data feed on, the deletes and inserts go to
+  // `_change_data/` in the same commit.
   let removed: AddFile[] = [];
+  let copySql: string | null = null;
+  let cdcSql: string | null = null;
+  const metrics: Record<string, unknown> = {};
   if (snapshot && mode === 'overwrite') {
-    if (options.replaceWhere && !options.overwriteSchema) {
-      removed = await filesMatchingPartitionPredicate(floe, snapshot, options.replaceWhere);
-      const removedSet = new Set(removed.map((f) => f.path));
+    const pred = options.overwriteSchema ? undefined : options.replaceWhere;
+    const expr = pred ? parsePredicate(pred) : null;
+    if (pred && expr && partitionOnly(expr, snapshot.partitionColumns)) {
+      removed = await filesMatchingPartitionPredicate(floe, snapshot, pred);
       // A concurrent append into the replaced range conflicts; elsewhere it does not.
-      txn.readWhole((a) => removedSet.has(a.path) || partitionMatchesSync(a, removed), removed);
+      txn.readWhole((a) => fileCouldMatch(snapshot, a, pred), removed);
+    } else if (pred) {
+      const cand = pruneFiles(snapshot, [pred]);
+      txn.readWhole((a) => fileCouldMatch(snapshot, a, pred), cand);
+      if (cand.length) {
+        const d = await materialize(floe, 'rw', `SELECT *, (${pred}) IS TRUE AS __hit FROM (${await scanWithFileInfo(floe, snapshot, cand)})`);
+        const touched = new Set((await floe.engine.allJson(`SELECT DISTINCT _file AS f FROM ${d} WHERE __hit`)).map((r) => String(r.f)));
+        removed = cand.filter((f) => touched.has(dataFilePath(log.store, f.path)));
+        const inTouched = `_file IN (SELECT DISTINCT _file FROM ${d} WHERE __hit)`;
+        copySql = `SELECT ${cols} FROM ${d} WHERE ${inTouched} AND NOT __hit`;
+        metrics.numDeletedRows = await count(floe, `SELECT 1 FROM ${d} WHERE __hit`);
+        metrics.numCopiedRows = await count(floe, copySql);
+        if (cdfOnForWrites(snapshot)) cdcSql = `SELECT ${cols}, 'delete' AS _change_type FROM ${d} WHERE __hit UNION ALL SELECT ${cols}, 'insert' AS _change_type FROM (${rowsSql})`;
+      }
     } else {
       removed = snapshot.files;
       txn.readWhole(undefined, removed);
     }
     for (const f of removed) txn.remove(f);
   }
+
+  const common = {
+    schema, partitionColumns, columnMapping: snapshot?.columnMapping ?? 'none', targetFileSize: target,
+    numIndexedCols: Number(configuration['delta.dataSkippingNumIndexedCols'] ?? 32),
+  } as const;
+  let adds: AddFile[] = [];
+  const cdcs: AddCDCFile[] = [];
+  try {
+    adds = await writeDataFiles(floe.engine, log.store, copySql ? `${rowsSql} UNION ALL ${copySql}` : rowsSql, common);
+    if (cdcSql) {
+      for (const f of await writeDataFiles(floe.engine, log.store, cdcSql, { ...common, subdir: '_change_data', extraColumns: ['_change_type'], filePrefix: 'cdc', numIndexedCols: 0 })) {
+        cdcs.push({ path: f.path, partitionValues: f.partitionValues, size: f.size, dataChange: false });
+      }
+    }
+  } catch (e) {
+    await Promise.all(adds.map((a) => log.store.delete(decodeURIComponent(a.path)).catch(() => undefined)));
+    throw constraintError(e);
+  }
+  txn.adds.push(...adds);
+  txn.cdcs.push(...cdcs);
   if (options.txnAppId !== undefined) txn.addTxn(options.txnAppId, options.txnVersion!);
 
   const numOutputRows = adds.reduce((n, a) => n + (JSON.parse(a.stats ?? '{}') as { numRecords?: number }).numRecords! , 0);
   const numOutputBytes = adds.reduce((n, a) => n + a.size, 0);
-  const metrics: Record<string, unknown> = { numFiles: adds.length, numOutputRows, numOutputBytes };
+  Object.assign(metrics, { numFiles: adds.length, numOutputRows, numOutputBytes });
   if (removed.length) metrics.numRemovedFiles = removed.length;
+  if (cdcs.length) metrics.numAddedChangeFiles = cdcs.length;
   let result;
   try {
     result = await txn.commit(operation, params, metrics, options.userMetadata);
   } catch (e) {
     // Nothing references the files just written; remove them so a failed write leaves no litter.
-    await Promise.all(adds.map((a) => log.store.delete(decodeURIComponent(a.path)).catch(() => undefined)));
+    await Promise.all([...adds, ...cdcs].map((a) => log.store.delete(decodeURIComponent(a.path)).catch(() => undefined)));
     throw e;
   }
   await maybeCheckpoint(floe, log, result.version, { ...configuration, ...(txn.metadata?.configuration ?? {}) });
   return { version: result.version, skipped: false, numFiles: adds.length, numOutputRows, numOutputBytes, numRemovedFiles: removed.length, attempts: result.attempts };
-}
-
-/** An added file falls in the replaced range when its partition values equal a removed file's. */
-function partitionMatchesSync(a: AddFile, removed: AddFile[]): boolean {
-  const key = JSON.stringify(a.partitionValues);
-  return removed.some((r) => JSON.stringify(r.partitionValues) === key);
 }
 
 /** Writes a checkpoint when the version is a multiple of delta.checkpointInterval (default 10). */
