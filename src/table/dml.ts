@@ -4,7 +4,9 @@
  * files inside DuckDB, and, when the change data feed is on, write the changed rows to
  * `_change_data/` as `cdc` files in the same commit (Spark's UpdateCommand / DeleteCommand / MERGE).
  */
-import type { AddCDCFile, AddFile } from '../core/actions.js';
+import { type AddCDCFile, type AddFile, parseStats } from '../core/actions.js';
+import { loadDeletionVector } from '../core/deletion-vectors.js';
+import { buildDeletionVectorFile } from '../core/deletion-vector-writer.js';
 import { parsePredicate } from '../core/predicate.js';
 import { type StructType, duckType, quoteIdent } from '../core/schema.js';
 import { partitionOnly } from '../core/skipping.js';
@@ -81,6 +83,23 @@ export interface Rewrite {
   dataChange?: boolean;
   /** The schema new files are written with (an evolved schema in MERGE WITH SCHEMA EVOLUTION). */
   schemaOverride?: StructType;
+  /**
+   * The deletion-vector variant, used when the table has them enabled: rows (`_file`, `_row_index`)
+   * of the removed files to mark deleted, and the rows to write instead of `newDataSql`.
+   */
+  dv?: { deletedRowsSql: string; newDataSql: string | null };
+}
+
+/** Are deletion vectors written for this table (property on and the feature supported)? */
+export function dvWritesOn(s: Snapshot): boolean {
+  return (s.configuration['delta.enableDeletionVectors'] ?? '').toLowerCase() === 'true' && protocolHasFeature(s.protocol, 'deletionVectors');
+}
+
+/** A file's stats once a DV hides some of its rows: min/max no longer tight (PROTOCOL.md "Per-file Statistics"). */
+function looseBounds(stats: string | null | undefined): string | null {
+  const st = parseStats(stats);
+  if (!st) return stats ?? null;
+  return JSON.stringify({ ...st, tightBounds: false });
 }
 
 /** Writes the new files of a rewrite and commits it in one transaction. */
@@ -103,7 +122,33 @@ export async function commitRewrite(floe: Floe, r: Rewrite): Promise<DmlResult> 
   }
   const written: string[] = [];
   try {
-    const adds = r.newDataSql ? await writeDataFiles(floe.engine, log.store, r.newDataSql, common) : [];
+    // With deletion vectors on, touched files stay: their changed rows are marked deleted in a DV and
+    // only the changed rows are written anew (no copying of untouched rows).
+    let newDataSql = r.newDataSql;
+    const readded: AddFile[] = [];
+    if (r.dv && dvWritesOn(s)) {
+      newDataSql = r.dv.newDataSql;
+      const byFile = new Map<string, number[]>();
+      for (const row of await floe.engine.allJs(`SELECT _file AS f, list(_row_index) AS rows FROM (${r.dv.deletedRowsSql}) GROUP BY _file`)) {
+        byFile.set(String(row.f), (row.rows as bigint[]).map(Number));
+      }
+      for (const f of r.removed) {
+        const fresh = byFile.get(dataFilePath(log.store, f.path)) ?? [];
+        const old = f.deletionVector ? await loadDeletionVector(log.store, f.deletionVector) : [];
+        const rows = [...old, ...fresh];
+        const total = parseStats(f.stats)?.numRecords;
+        if (total !== undefined && new Set(rows).size >= total) continue; // every row gone: just remove the file
+        const dvf = buildDeletionVectorFile(rows);
+        await log.store.putIfAbsent(dvf.relativePath, dvf.bytes);
+        written.push(dvf.relativePath);
+        readded.push({ ...f, dataChange: true, deletionVector: dvf.descriptor, stats: looseBounds(f.stats) });
+      }
+      r.metrics.numDeletionVectorsAdded = readded.filter((f) => !r.removed.find((x) => x.path === f.path)?.deletionVector).length;
+      r.metrics.numDeletionVectorsUpdated = readded.length - r.metrics.numDeletionVectorsAdded;
+      r.metrics.numCopiedRows = 0;
+      if ('numTargetRowsCopied' in r.metrics) r.metrics.numTargetRowsCopied = 0;
+    }
+    const adds = newDataSql ? await writeDataFiles(floe.engine, log.store, newDataSql, common) : [];
     written.push(...adds.map((a) => a.path));
     if (r.dataChange === false) for (const a of adds) a.dataChange = false;
     let cdcs: AddCDCFile[] = [];
@@ -112,9 +157,9 @@ export async function commitRewrite(floe: Floe, r: Rewrite): Promise<DmlResult> 
       cdcs = files.map((f) => ({ path: f.path, partitionValues: f.partitionValues, size: f.size, dataChange: false }));
       written.push(...cdcs.map((c) => c.path));
     }
-    r.txn.adds.push(...adds);
-    r.txn.cdcs.push(...cdcs);
     for (const f of r.removed) r.txn.remove(f, r.dataChange !== false);
+    r.txn.adds.push(...readded, ...adds);
+    r.txn.cdcs.push(...cdcs);
     r.metrics[r.addedFilesMetric] = adds.length;
     r.metrics[r.removedFilesMetric] = r.removed.length;
     if (cdcs.length) r.metrics.numAddedChangeFiles = cdcs.length;
@@ -170,6 +215,7 @@ export async function deleteRows(floe: Floe, location: string, predicate?: strin
   return commitRewrite(floe, {
     snapshot: s, txn, removed,
     newDataSql: `SELECT ${cols} FROM ${d} WHERE ${inTouched} AND NOT __hit`,
+    dv: { deletedRowsSql: `SELECT _file, _row_index FROM ${d} WHERE __hit`, newDataSql: null },
     cdcSql: cdfOnForWrites(s) ? `SELECT ${cols}, 'delete' AS _change_type FROM ${d} WHERE __hit` : null,
     operation: 'DELETE', params, metrics, addedFilesMetric: 'numAddedFiles', removedFilesMetric: 'numRemovedFiles',
   });
@@ -214,9 +260,10 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
     return e === undefined ? quoteIdent(f.name) : `CASE WHEN __hit THEN CAST((${e}) AS ${duckType(f.type)}) ELSE ${quoteIdent(f.name)} END AS ${quoteIdent(f.name)}`;
   });
   const inTouched = `_file IN (SELECT DISTINCT _file FROM ${u} WHERE __hit)`;
-  let newData = `SELECT ${newCols.join(', ')} FROM ${u} WHERE ${inTouched}`;
   const checks = constraintChecks(s.tablePath, s.schema, s.configuration);
-  if (checks.length) newData = `SELECT * FROM (${newData}) WHERE ${checks.join(' AND ')}`;
+  const checked = (q: string): string => (checks.length ? `SELECT * FROM (${q}) WHERE ${checks.join(' AND ')}` : q);
+  const newData = checked(`SELECT ${newCols.join(', ')} FROM ${u} WHERE ${inTouched}`);
+  const updatedOnly = checked(`SELECT ${newCols.join(', ')} FROM ${u} WHERE __hit`);
   const metrics: Metrics = {
     numUpdatedRows: await count(floe, `SELECT 1 FROM ${u} WHERE __hit`),
     numCopiedRows: await count(floe, `SELECT 1 FROM ${u} WHERE ${inTouched} AND NOT __hit`),
@@ -228,7 +275,10 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
        UNION ALL SELECT ${cols}, 'update_postimage' AS _change_type FROM (SELECT ${newCols.join(', ')} FROM ${u} WHERE __hit)`
     : null;
   try {
-    return await commitRewrite(floe, { snapshot: s, txn, removed, newDataSql: newData, cdcSql, operation: 'UPDATE', params, metrics, addedFilesMetric: 'numAddedFiles', removedFilesMetric: 'numRemovedFiles' });
+    return await commitRewrite(floe, {
+      snapshot: s, txn, removed, newDataSql: newData, cdcSql, operation: 'UPDATE', params, metrics, addedFilesMetric: 'numAddedFiles', removedFilesMetric: 'numRemovedFiles',
+      dv: { deletedRowsSql: `SELECT _file, _row_index FROM ${u} WHERE __hit`, newDataSql: updatedOnly },
+    });
   } catch (e) {
     throw constraintFailure(e);
   }

@@ -267,10 +267,14 @@ async function executeMerge(floe: Floe, location: string, tAlias: string, source
   const trows = `(SELECT * FROM ${joined} WHERE __file IN (${touchedSql}) QUALIFY row_number() OVER (PARTITION BY __file, __row ORDER BY __clause DESC) = 1)`;
   const keptCols = schema.fields.map((f) => valueOf(f, updCodes, targetCol(f.name))).join(', ');
   const insCols = schema.fields.map((f) => valueOf(f, insCodes, 'NULL')).join(', ');
-  let newData = `SELECT ${keptCols} FROM ${trows} WHERE ${notIn(delCodes)}
-    UNION ALL SELECT ${insCols} FROM ${joined} WHERE ${isIn(insCodes)}`;
   const checks = constraintChecks(snap.tablePath, schema, snap.configuration);
-  if (checks.length) newData = `SELECT * FROM (${newData}) WHERE ${checks.join(' AND ')}`;
+  const checked = (q: string): string => (checks.length ? `SELECT * FROM (${q}) WHERE ${checks.join(' AND ')}` : q);
+  const newData = checked(`SELECT ${keptCols} FROM ${trows} WHERE ${notIn(delCodes)}
+    UNION ALL SELECT ${insCols} FROM ${joined} WHERE ${isIn(insCodes)}`);
+  // With deletion vectors: only updated and inserted rows are written; changed target rows go to DVs.
+  const changedOnly = checked(`SELECT ${keptCols} FROM ${trows} WHERE ${isIn(updCodes)}
+    UNION ALL SELECT ${insCols} FROM ${joined} WHERE ${isIn(insCodes)}`);
+  const dvRows = `SELECT DISTINCT __file AS _file, __row AS _row_index FROM ${joined} WHERE ${isIn([...updCodes, ...delCodes])}`;
 
   const m = async (where: string): Promise<number> => count(floe, `SELECT 1 FROM ${joined} WHERE ${where}`);
   const codesOf = (kind: Clause['kind'], action: string): number[] => resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind && x.c.action === action).map((x) => (kind === 'matched' ? 1000 : kind === 'notMatched' ? 2000 : 3000) + x.i);
@@ -317,6 +321,7 @@ async function executeMerge(floe: Floe, location: string, tAlias: string, source
     const res = await commitRewrite(floe, {
       snapshot: snap, txn, removed, newDataSql: newData, cdcSql, operation: 'MERGE', params, metrics: metrics as Record<string, number>,
       addedFilesMetric: 'numTargetFilesAdded', removedFilesMetric: 'numTargetFilesRemoved', schemaOverride: schema,
+      dv: { deletedRowsSql: dvRows, newDataSql: changedOnly },
     });
     return { version: res.version, metrics };
   } catch (e) {

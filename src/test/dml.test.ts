@@ -417,7 +417,7 @@ test('MERGE upsert in the seed form: update matched, insert the rest, metrics, h
     const [h] = await target.history(1);
     assert.equal(h!.operation, 'MERGE');
     assert.equal(h!.readVersion, 0);
-    assert.equal(h!.operationParameters.predicate, JSON.stringify('target.id = source.id'));
+    assert.equal(h!.operationParameters.predicate, 'target.id = source.id');
     assert.deepEqual(JSON.parse(String(h!.operationParameters.matchedPredicates)), [{ actionType: 'update' }]);
     assert.deepEqual(JSON.parse(String(h!.operationParameters.notMatchedPredicates)), [{ actionType: 'insert' }]);
     for (const k of ['numSourceRows', 'numTargetRowsInserted', 'numTargetRowsUpdated', 'numTargetRowsDeleted', 'numTargetRowsCopied', 'numTargetFilesAdded', 'numTargetFilesRemoved', 'numOutputRows']) {
