@@ -8,7 +8,7 @@ import type { AddCDCFile, AddFile, Metadata } from '../core/actions.js';
 import { parsePredicate } from '../core/predicate.js';
 import { partitionOnly } from '../core/skipping.js';
 import type { DeltaLog } from '../core/delta-log.js';
-import { type StructField, type StructType, deltaTypeFromDuck, duckType, quoteIdent, quoteString } from '../core/schema.js';
+import { type DataType, type StructField, type StructType, columnMappingMode, deltaTypeFromDuck, duckType, parseSchema, quoteIdent, quoteString } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
@@ -65,16 +65,47 @@ export function newMetadata(floe: Floe, schema: StructType, partitionColumns: st
     if (!f) throw new InvalidArgumentError(`Partition column '${c}' is not in the schema (${schema.fields.map((x) => x.name).join(', ')}).`, {}, 'DELTA_PARTITION_COLUMN_NOT_FOUND');
     if (typeof f.type !== 'string') throw new InvalidArgumentError(`Partition column '${c}' has a nested type; partition columns must be of a primitive type.`);
   }
+  const configuration = { ...(creating ? floe.tableDefaults() : {}), ...properties };
   return {
     id: randomUUID(),
     name: name ?? null,
     description: description ?? null,
     format: { provider: 'parquet', options: {} },
-    schemaString: JSON.stringify(schema),
+    schemaString: JSON.stringify(withColumnMapping(schema, configuration)),
     partitionColumns,
-    configuration: { ...(creating ? floe.tableDefaults() : {}), ...properties },
+    configuration,
     createdTime: Date.now(),
   };
+}
+
+/**
+ * A new table with `delta.columnMapping.mode` name or id: every field gets a column id and a physical
+ * name (PROTOCOL.md "Column Mapping"), top-level columns a fresh `col-<uuid>` (so a later rename or drop
+ * never collides with old data), nested fields their own name; `delta.columnMapping.maxColumnId` records
+ * the highest id. Mutates `configuration` for maxColumnId.
+ */
+export function withColumnMapping(schema: StructType, configuration: Record<string, string>): StructType {
+  const mode = configuration['delta.columnMapping.mode'];
+  if (mode !== 'name' && mode !== 'id') return schema;
+  let next = Number(configuration['delta.columnMapping.maxColumnId'] ?? 0);
+  const mapType = (t: DataType): DataType => {
+    if (typeof t === 'string') return t;
+    if (t.type === 'struct') return { type: 'struct', fields: t.fields.map((f) => mapField(f, false)) };
+    if (t.type === 'array') return { ...t, elementType: mapType(t.elementType) };
+    return { ...t, keyType: mapType(t.keyType), valueType: mapType(t.valueType) };
+  };
+  const mapField = (f: StructField, top: boolean): StructField => {
+    if (f.metadata['delta.columnMapping.id'] !== undefined) return { ...f, type: mapType(f.type) };
+    const id = ++next;
+    return {
+      ...f,
+      type: mapType(f.type),
+      metadata: { ...f.metadata, 'delta.columnMapping.id': id, 'delta.columnMapping.physicalName': top ? `col-${randomUUID()}` : f.name },
+    };
+  };
+  const out: StructType = { type: 'struct', fields: schema.fields.map((f) => mapField(f, true)) };
+  configuration['delta.columnMapping.maxColumnId'] = String(next);
+  return out;
 }
 
 /** SQL conditions that raise an error for rows violating NOT NULL or CHECK constraints. */
@@ -176,6 +207,7 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
     const meta = newMetadata(floe, schema, partitionColumns, { ...(snapshot?.configuration ?? {}), ...(options.properties ?? {}) }, options.description ?? snapshot?.metadata.description ?? undefined, undefined, !snapshot);
     if (snapshot) meta.id = snapshot.metadata.id;
     configuration = meta.configuration;
+    schema = parseSchema(meta.schemaString);
     const required = protocolFor(schema, configuration);
     const protocol = snapshot ? mergeProtocols(snapshot.protocol, required) : required;
     checkWriteSupport(protocol, log.tablePath, schema);
@@ -256,7 +288,7 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
   }
 
   const common = {
-    schema, partitionColumns, columnMapping: snapshot?.columnMapping ?? 'none', targetFileSize: target,
+    schema, partitionColumns, columnMapping: columnMappingMode(configuration), targetFileSize: target,
     numIndexedCols: Number(configuration['delta.dataSkippingNumIndexedCols'] ?? 32),
   } as const;
   let adds: AddFile[] = [];
