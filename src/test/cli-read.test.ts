@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { corpus, tempDir } from './helpers.js';
+import { corpus, tempDir, corpusTable } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
@@ -33,14 +33,7 @@ function ok(...args: string[]): string {
   return r.stdout;
 }
 
-function table(t: TestContext, rel: string): string | null {
-  const dir = corpus(rel);
-  if (!dir) {
-    t.skip('conformance corpus absent');
-    return null;
-  }
-  return path.join(dir, rel);
-}
+const table = corpusTable;
 
 /** `show --format json` output: one JSON object per line. */
 function jsonLines(out: string): Record<string, unknown>[] {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
-import { copyTable, corpus, tempDir } from './helpers.js';
+import { copyTable, corpus, tempDir, corpusTable } from './helpers.js';
 import { checkTable } from './protocol-checker.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -22,29 +22,9 @@ after(async () => {
   await floe.close();
 });
 
-function table(t: TestContext, rel: string): string | null {
-  const dir = corpus(rel);
-  if (!dir) {
-    t.skip('conformance corpus absent');
-    return null;
-  }
-  return path.join(dir, rel);
-}
+const table = corpusTable;
 
-/** A copy of a corpus table whose files and folders are writable. */
-async function writableCopy(src: string): Promise<string> {
-  const dst = await copyTable(src);
-  const walk = async (d: string): Promise<void> => {
-    await fs.chmod(d, 0o755);
-    for (const e of await fs.readdir(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else await fs.chmod(p, 0o644);
-    }
-  };
-  await walk(dst);
-  return dst;
-}
+const writableCopy = copyTable;
 
 const commitFile = (dir: string, v: number): string => path.join(dir, '_delta_log', `${String(v).padStart(20, '0')}.json`);
 

@@ -13,7 +13,7 @@ import { Floe } from '../floe.js';
 import { DataFrame } from '../dataframe.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { FloeError } from '../errors.js';
-import { copyTable, corpus, tempDir } from './helpers.js';
+import { copyTable, corpus, tempDir, corpusTable } from './helpers.js';
 
 let floe: Floe;
 before(async () => {
@@ -23,15 +23,7 @@ after(async () => {
   await floe.close();
 });
 
-/** Absolute path of a corpus table, or null after skipping the test when the corpus is absent. */
-function table(t: TestContext, rel: string): string | null {
-  const dir = corpus(rel);
-  if (!dir) {
-    t.skip('conformance corpus absent');
-    return null;
-  }
-  return path.join(dir, rel);
-}
+const table = corpusTable;
 
 async function rejectsWith(p: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
   await assert.rejects(p, (e: unknown) => {

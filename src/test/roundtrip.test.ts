@@ -13,7 +13,7 @@ import { Floe } from '../floe.js';
 import type { DataFrame } from '../dataframe.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { FloeError } from '../errors.js';
-import { copyTable, corpus, tempDir } from './helpers.js';
+import { copyTable, corpus, tempDir, corpusTable } from './helpers.js';
 import { assertValidTable, checkTable } from './protocol-checker.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -26,29 +26,9 @@ after(async () => {
   await floe.close();
 });
 
-function table(t: TestContext, rel: string): string | null {
-  const dir = corpus(rel);
-  if (!dir) {
-    t.skip('conformance corpus absent');
-    return null;
-  }
-  return path.join(dir, rel);
-}
+const table = corpusTable;
 
-/** A writable copy of a corpus table (the corpus itself is read-only). */
-async function writableCopy(src: string): Promise<string> {
-  const dst = await copyTable(src);
-  const walk = async (d: string): Promise<void> => {
-    await fs.chmod(d, 0o755);
-    for (const e of await fs.readdir(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else await fs.chmod(p, 0o644);
-    }
-  };
-  await walk(dst);
-  return dst;
-}
+const writableCopy = copyTable;
 
 /** Rows as sorted canonical JSON strings: a multiset that compares with deepEqual. */
 async function bag(df: DataFrame): Promise<string[]> {
