@@ -21,6 +21,16 @@ export interface ColumnDef {
   comment?: string;
 }
 
+export type ColumnPosition = { first: true } | { after: string };
+
+export interface AddColumnDef {
+  path: Token[];
+  type: DataType;
+  nullable: boolean;
+  comment?: string;
+  position?: ColumnPosition;
+}
+
 export type MergeClause =
   | { kind: 'matched'; condition?: Token[]; action: 'update'; set: [Token[], Token[]][] | '*' }
   | { kind: 'matched'; condition?: Token[]; action: 'delete' }
@@ -57,6 +67,13 @@ export type Statement = { at: Token; text: string } & (
   | { kind: 'showCreateTable'; table: NameRef }
   | { kind: 'alterSetProperties'; table: NameRef; properties: Record<string, string> }
   | { kind: 'alterUnsetProperties'; table: NameRef; keys: string[]; ifExists: boolean }
+  | { kind: 'alterAddColumns'; table: NameRef; columns: AddColumnDef[] }
+  | { kind: 'alterRenameColumn'; table: NameRef; from: Token[]; to: Token }
+  | { kind: 'alterDropColumns'; table: NameRef; columns: Token[][]; ifExists: boolean }
+  | { kind: 'alterAddConstraint'; table: NameRef; name: Token; expr: Token[]; exprText: string }
+  | { kind: 'alterDropConstraint'; table: NameRef; name: Token; ifExists: boolean }
+  | { kind: 'alterColumn'; table: NameRef; column: Token[]; nullable?: boolean; comment?: string; type?: DataType; position?: ColumnPosition }
+  | { kind: 'convertToDelta'; path: Token; partitionSchema: { name: string; type: DataType }[] }
   | { kind: 'vacuum'; table: NameRef; retainHours?: number; dryRun: boolean }
   | { kind: 'optimize'; table: NameRef; where?: Token[] }
   | { kind: 'restore'; table: NameRef; travel: NonNullable<TimeTravel> }
@@ -130,7 +147,7 @@ function parseInner(c: Cursor, text: string): Inner {
     }
     case 'DESCRIBE':
     case 'DESC': return parseDescribe(c);
-    case 'ALTER': return parseAlter(c);
+    case 'ALTER': return parseAlter(c, text);
     case 'VACUUM': {
       c.next();
       const table = parseName(c);
@@ -173,8 +190,7 @@ function parseInner(c: Cursor, text: string): Inner {
       const key = rawRest(c, text).trim();
       return { kind: 'reset', key };
     }
-    case 'CONVERT': unsupported(t, 'CONVERT TO DELTA');
-    // falls through (unsupported throws)
+    case 'CONVERT': return parseConvert(c);
     case 'CACHE':
     case 'UNCACHE':
     case 'REFRESH':
@@ -225,6 +241,14 @@ export function parseName(c: Cursor): NameRef {
   }
   if (parts.length > 3) throw parseErrorAt(parts[3]!, 'A table name has at most three parts (catalog.schema.table)');
   return { parts };
+}
+
+/** A table name, or a path string (`DESCRIBE HISTORY '/data/events/'`) meaning delta.`/data/events/`. */
+function parseNameOrPath(c: Cursor): NameRef {
+  const t = c.peek();
+  if (t.kind !== 'string') return parseName(c);
+  c.next();
+  return { parts: [{ ...t, kind: 'ident', value: 'delta', upper: 'DELTA' }, { ...t, kind: 'qident' }] };
 }
 
 function parseCreate(c: Cursor): Inner {
@@ -414,14 +438,14 @@ function parseShow(c: Cursor): Inner {
 function parseDescribe(c: Cursor): Inner {
   c.next();
   if (c.acceptKw('HISTORY')) {
-    const table = parseName(c);
+    const table = parseNameOrPath(c);
     let limit: number | undefined;
     if (c.acceptKw('LIMIT')) limit = c.integer('a limit');
     c.expectEnd();
     return { kind: 'describeHistory', table, limit };
   }
   if (c.acceptKw('DETAIL')) {
-    const table = parseName(c);
+    const table = parseNameOrPath(c);
     c.expectEnd();
     return { kind: 'describeDetail', table };
   }
@@ -435,7 +459,7 @@ function parseDescribe(c: Cursor): Inner {
   return { kind: 'describe', table, extended };
 }
 
-function parseAlter(c: Cursor): Inner {
+function parseAlter(c: Cursor, text: string): Inner {
   c.next();
   c.expectKw('TABLE');
   const table = parseName(c);
@@ -451,10 +475,144 @@ function parseAlter(c: Cursor): Inner {
     return { kind: 'alterUnsetProperties', table, keys, ifExists };
   }
   const t = c.peek();
-  if (t.kind === 'ident' && ['ADD', 'RENAME', 'DROP', 'ALTER', 'CHANGE', 'REPLACE', 'SET', 'CLUSTER', 'OWNER'].includes(t.upper)) {
+  if (c.acceptKw('ADD')) {
+    if (c.acceptKw('CONSTRAINT')) {
+      const name = c.ident('a constraint name');
+      const check = c.peek();
+      if (!c.acceptKw('CHECK')) {
+        if (c.isKw('PRIMARY') || c.isKw('FOREIGN') || c.isKw('UNIQUE')) unsupported(c.peek(), `${c.peek().upper} KEY constraints`);
+        throw parseErrorAt(check, `Expected CHECK but found ${tokenDesc(check)}`);
+      }
+      const open = c.expectOp('(');
+      const expr = c.until([], [], 'a CHECK condition');
+      const close = c.expectOp(')');
+      c.expectEnd();
+      void open;
+      const base = c.tokens[0]!.offset;
+      const exprText = text.slice(expr[0]!.offset - base, close.offset - base).trim();
+      return { kind: 'alterAddConstraint', table, name, expr, exprText };
+    }
+    if (!c.acceptKw('COLUMNS') && !c.acceptKw('COLUMN')) {
+      if (c.isKw('PARTITION') || c.isKw('IF')) unsupported(c.peek(), 'ALTER TABLE … ADD PARTITION');
+      throw parseErrorAt(c.peek(), `Expected COLUMNS, COLUMN or CONSTRAINT after ADD but found ${tokenDesc(c.peek())}`);
+    }
+    const columns = c.isOp('(') ? c.list(() => parseAddColumn(c)) : [parseAddColumn(c)];
+    c.expectEnd();
+    return { kind: 'alterAddColumns', table, columns };
+  }
+  if (c.acceptKw('RENAME')) {
+    if (c.isKw('TO')) unsupported(c.peek(), 'ALTER TABLE … RENAME TO');
+    c.expectKw('COLUMN');
+    const from = columnPath(c);
+    c.expectKw('TO');
+    const to = c.ident('a new column name');
+    c.expectEnd();
+    return { kind: 'alterRenameColumn', table, from, to };
+  }
+  if (c.acceptKw('DROP')) {
+    if (c.acceptKw('CONSTRAINT')) {
+      const ifExists = c.acceptKw('IF', 'EXISTS');
+      const name = c.ident('a constraint name');
+      c.expectEnd();
+      return { kind: 'alterDropConstraint', table, name, ifExists };
+    }
+    if (!c.acceptKw('COLUMNS') && !c.acceptKw('COLUMN')) {
+      if (c.isKw('PARTITION') || c.isKw('IF')) unsupported(c.peek(), 'ALTER TABLE … DROP PARTITION');
+      if (c.isKw('FEATURE')) unsupported(c.peek(), 'ALTER TABLE … DROP FEATURE');
+      throw parseErrorAt(c.peek(), `Expected COLUMN, COLUMNS or CONSTRAINT after DROP but found ${tokenDesc(c.peek())}`);
+    }
+    const ifExists = c.acceptKw('IF', 'EXISTS');
+    let columns: Token[][];
+    if (c.isOp('(')) columns = c.list(() => columnPath(c));
+    else {
+      columns = [columnPath(c)];
+      while (c.acceptOp(',')) columns.push(columnPath(c));
+    }
+    c.expectEnd();
+    return { kind: 'alterDropColumns', table, columns, ifExists };
+  }
+  if (c.acceptKw('ALTER') || c.acceptKw('CHANGE')) {
+    const change = t.upper === 'CHANGE';
+    c.acceptKw('COLUMN');
+    const column = columnPath(c);
+    const out: Extract<Inner, { kind: 'alterColumn' }> = { kind: 'alterColumn', table, column };
+    if (c.acceptKw('SET', 'NOT', 'NULL')) out.nullable = false;
+    else if (c.acceptKw('DROP', 'NOT', 'NULL')) out.nullable = true;
+    else if (c.isKw('SET') || c.isKw('DROP')) unsupported(c.peek(), `ALTER COLUMN … ${c.peek().upper} ${c.peek(1).upper}`);
+    else if (c.acceptKw('TYPE')) out.type = parseType(c);
+    else if (change && !c.isKw('COMMENT') && !c.isKw('FIRST') && !c.isKw('AFTER') && !c.atEnd()) {
+      // Hive syntax: CHANGE [COLUMN] old new type [COMMENT …] [FIRST | AFTER x]
+      const newName = c.ident('a column name');
+      if (newName.value.toLowerCase() !== column[column.length - 1]!.value.toLowerCase()) {
+        throw analysisErrorAt(newName, 'CHANGE COLUMN cannot rename a column; use ALTER TABLE … RENAME COLUMN', { construct: 'CHANGE COLUMN rename' });
+      }
+      out.type = parseType(c);
+    }
+    if (c.acceptKw('COMMENT')) out.comment = c.string('a comment string').value;
+    if (c.acceptKw('FIRST')) out.position = { first: true };
+    else if (c.acceptKw('AFTER')) out.position = { after: c.ident('a column name').value };
+    if (out.nullable === undefined && out.type === undefined && out.comment === undefined && !out.position) {
+      throw parseErrorAt(c.peek(), `Expected SET NOT NULL, DROP NOT NULL, TYPE, COMMENT, FIRST or AFTER but found ${tokenDesc(c.peek())}`);
+    }
+    c.expectEnd();
+    return out;
+  }
+  if (t.kind === 'ident' && ['REPLACE', 'SET', 'CLUSTER', 'OWNER', 'RECOVER', 'PARTITION'].includes(t.upper)) {
     unsupported(t, `ALTER TABLE … ${t.upper}${c.peek(1).kind === 'ident' ? ' ' + c.peek(1).upper : ''}`);
   }
-  throw parseErrorAt(t, `Expected SET TBLPROPERTIES or UNSET TBLPROPERTIES but found ${tokenDesc(t)}`);
+  throw parseErrorAt(t, `Expected SET/UNSET TBLPROPERTIES, ADD, RENAME COLUMN, DROP, ALTER COLUMN or CHANGE COLUMN but found ${tokenDesc(t)}`);
+}
+
+/** A column name, possibly a nested field path (`s.x`). */
+function columnPath(c: Cursor): Token[] {
+  const parts = [c.ident('a column name')];
+  while (c.isOp('.')) {
+    c.next();
+    parts.push(c.ident('a field name'));
+  }
+  return parts;
+}
+
+function parseAddColumn(c: Cursor): AddColumnDef {
+  const colPath = columnPath(c);
+  const type = parseType(c);
+  const def: AddColumnDef = { path: colPath, type, nullable: true };
+  for (;;) {
+    if (c.acceptKw('NOT', 'NULL')) def.nullable = false;
+    else if (c.acceptKw('NULL')) def.nullable = true;
+    else if (c.acceptKw('COMMENT')) def.comment = c.string('a comment string').value;
+    else if (c.acceptKw('FIRST')) def.position = { first: true };
+    else if (c.acceptKw('AFTER')) def.position = { after: c.ident('a column name').value };
+    else if (c.isKw('DEFAULT')) unsupported(c.peek(), 'DEFAULT column values');
+    else if (c.isKw('GENERATED')) unsupported(c.peek(), 'GENERATED columns');
+    else break;
+  }
+  return def;
+}
+
+/** CONVERT TO DELTA parquet.`/path` [NO STATISTICS] [PARTITIONED BY (col type, …)]. */
+function parseConvert(c: Cursor): Inner {
+  c.next();
+  c.expectKw('TO', 'DELTA');
+  const fmt = c.peek();
+  if (!(fmt.kind === 'ident' && fmt.upper === 'PARQUET' && c.isOp('.', 1) && c.peek(2).kind === 'qident')) {
+    if (fmt.kind === 'ident' && (fmt.upper === 'ICEBERG' || fmt.upper === 'DELTA')) unsupported(fmt, `CONVERT TO DELTA ${fmt.upper.toLowerCase()}.\`path\``);
+    unsupported(fmt, 'CONVERT TO DELTA of a catalog table (only parquet.`/path`)');
+  }
+  c.next();
+  c.next();
+  const p = c.next();
+  c.acceptKw('NO', 'STATISTICS');
+  const partitionSchema: { name: string; type: DataType }[] = [];
+  if (c.acceptKw('PARTITIONED', 'BY')) {
+    partitionSchema.push(...c.list(() => {
+      const name = c.ident('a partition column').value;
+      if (c.isOp(',') || c.isOp(')')) throw parseErrorAt(c.peek(), `CONVERT TO DELTA … PARTITIONED BY needs a type for ${name} (e.g. ${name} INT)`);
+      return { name, type: parseType(c) };
+    }));
+  }
+  c.expectEnd();
+  return { kind: 'convertToDelta', path: p, partitionSchema };
 }
 
 function parseInsert(c: Cursor): Inner {

@@ -222,7 +222,12 @@ class Translator {
         aliasDefault = fname;
       } else if (TABLE_FUNCTIONS.has(fname)) {
         const translated = await Promise.all(argList.map((a) => this.run(a, scope, false)));
-        pieces.push({ text: `${fname === 'explode' ? 'unnest' : fname}(${translated.join(', ')})`, ws: true, term: true });
+        if (fname === 'range') {
+          // Spark's range(end) / range(start, end[, step]) yields one BIGINT column named id.
+          if (translated.length < 1 || translated.length > 4) throw analysisErrorAt(t, 'range() takes (end), (start, end), (start, end, step) or (start, end, step, numPartitions)', { construct: 'range' });
+          pieces.push({ text: `(SELECT range AS id FROM range(${translated.slice(0, 3).join(', ')}))`, ws: true, term: true });
+          aliasDefault = 'range';
+        } else pieces.push({ text: `${fname === 'explode' ? 'unnest' : fname}(${translated.join(', ')})`, ws: true, term: true });
       } else {
         throw analysisErrorAt(t, `Table function ${t.value}() is not supported by floe SQL`, { construct: t.value });
       }

@@ -67,7 +67,7 @@ test('two processes creating the same table: one table, one clear error', async 
   const wh = await tempDir('floe-sqlcli-');
   const run = (): Promise<{ code: number | null; stderr: string }> =>
     new Promise((resolve) => {
-      const p = spawn(process.execPath, [CLI, '--warehouse', wh, '-e', 'CREATE TABLE same AS SELECT range AS id FROM range(1000)'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const p = spawn(process.execPath, [CLI, '--warehouse', wh, '-e', 'CREATE TABLE same AS SELECT id FROM range(1000)'], { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       p.stderr.on('data', (d) => (stderr += d));
       p.on('close', (code) => resolve({ code, stderr }));
