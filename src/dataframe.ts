@@ -6,6 +6,7 @@
 import type { Snapshot } from './core/snapshot.js';
 import { quoteIdent } from './core/schema.js';
 import { InvalidArgumentError } from './errors.js';
+import { guardExpression } from './expression-guard.js';
 import type { Engine, JsonRow } from './engine/engine.js';
 import { type ScanPlan, planScan } from './engine/scan.js';
 import type { ObjectStore } from './storage/object-store.js';
@@ -48,6 +49,7 @@ export class DataFrame {
   /** Rows satisfying a SQL predicate (DuckDB / Spark SQL syntax), e.g. `"id > 5 AND letter = 'a'"`. */
   filter(condition: string): DataFrame {
     if (!condition.trim()) throw new InvalidArgumentError('filter() needs a non-empty SQL condition.');
+    guardExpression(condition);
     if (this.plan.kind === 'delta') return new DataFrame(this.session, { ...this.plan, filters: [...this.plan.filters, condition] }, this.aliasName);
     return new DataFrame(this.session, { kind: 'filter', child: this.plan, condition }, this.aliasName);
   }
@@ -60,6 +62,7 @@ export class DataFrame {
   /** Columns or SQL expressions (`"id"`, `"price * qty AS total"`). */
   select(...columns: string[]): DataFrame {
     if (!columns.length) throw new InvalidArgumentError('select() needs at least one column.');
+    guardExpression(...columns);
     return new DataFrame(this.session, { kind: 'select', child: this.plan, columns }, this.aliasName);
   }
 
@@ -70,6 +73,7 @@ export class DataFrame {
 
   /** Sort keys as SQL (`"id DESC"`). */
   orderBy(...keys: string[]): DataFrame {
+    guardExpression(...keys);
     return new DataFrame(this.session, { kind: 'orderBy', child: this.plan, keys }, this.aliasName);
   }
 

@@ -74,7 +74,8 @@ function logicalExpr(expr: string, type: DataType, fileType: string | undefined,
   return `map_from_entries(list_transform(map_entries(${expr}), __e -> struct_pack(key := ${logicalExpr('__e.key', type.keyType, undefined, true)}, value := ${logicalExpr('__e.value', type.valueType, undefined, true)})))`;
 }
 
-function hasNestedMapping(t: DataType): boolean {
+/** Does a nested type have fields whose physical name differs from the logical one? */
+export function hasNestedMapping(t: DataType): boolean {
   if (typeof t === 'string') return false;
   if (t.type === 'struct') return t.fields.some((f) => physicalName(f) !== f.name || hasNestedMapping(f.type));
   if (t.type === 'array') return hasNestedMapping(t.elementType);
@@ -175,23 +176,25 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
   }
 
   const allPaths = [...groups.values()].flatMap((g) => g.paths);
-  const fileCols = await parquetColumns(engine, allPaths);
-  const dataSelect = dataColumnSelect(dataFields, fileCols, mapped);
   const needInfo = options.withFileInfo || dvFiles.length > 0;
   const readArgs = `union_by_name = true${needInfo ? ', filename = true, file_row_number = true' : ''}`;
 
-  // Output columns in schema order.
-  const order = (partExprs: Map<string, string>): string =>
-    schema.fields.map((f) => (partCols.has(f.name) ? `${partExprs.get(f.name)} AS ${quoteIdent(f.name)}` : dataSelect[dataFields.indexOf(f)]!)).join(', ');
+  // Output columns in schema order; data columns as the files being read have them (a column added
+  // later is NULL in files written before, so each read_parquet resolves its own files' columns).
+  const order = (partExprs: Map<string, string>, fileCols: Map<string, string>): string => {
+    const dataSelect = dataColumnSelect(dataFields, fileCols, mapped);
+    return schema.fields.map((f) => (partCols.has(f.name) ? `${partExprs.get(f.name)} AS ${quoteIdent(f.name)}` : dataSelect[dataFields.indexOf(f)]!)).join(', ');
+  };
   const dvJoin = dvTable ? ` ANTI JOIN ${dvTable} d ON d.path = t.filename AND d.row_index = t.file_row_number` : '';
   const infoCols = options.withFileInfo ? ', t.filename AS _file, t.file_row_number AS _row_index' : '';
   let sql: string;
   if (groups.size <= MAX_UNION_GROUPS) {
-    const branches = [...groups.values()].map((g) => {
+    const branches = await Promise.all([...groups.values()].map(async (g) => {
       const partExprs = new Map(partFields.map((pf, i) => [pf.name, partitionLiteral(g.values[i], pf.type)]));
       const src = `read_parquet([${g.paths.map(quoteString).join(', ')}], ${readArgs})`;
-      return `SELECT ${order(partExprs)}${infoCols} FROM ${src} t${g.dv ? dvJoin : ''}`;
-    });
+      const cols = groups.size === 1 ? await parquetColumns(engine, allPaths) : await parquetColumns(engine, g.paths);
+      return `SELECT ${order(partExprs, cols)}${infoCols} FROM ${src} t${g.dv ? dvJoin : ''}`;
+    }));
     sql = branches.length === 1 ? branches[0]! : branches.map((b) => `(${b})`).join(' UNION ALL ');
   } else {
     // Many partitions: a table of (path, typed partition values) joined on the file name.
@@ -203,7 +206,7 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
     for (let i = 0; i < rows.length; i += 1000) await engine.run(`INSERT INTO ${ft} VALUES ${rows.slice(i, i + 1000).join(', ')}`);
     const partExprs = new Map(partFields.map((pf, i) => [pf.name, `p.p${i}`]));
     const src = `read_parquet([${allPaths.map(quoteString).join(', ')}], union_by_name = true, filename = true, file_row_number = true)`;
-    sql = `SELECT ${order(partExprs)}${infoCols} FROM ${src} t JOIN ${ft} p ON p.path = t.filename${dvJoin}`;
+    sql = `SELECT ${order(partExprs, await parquetColumns(engine, allPaths))}${infoCols} FROM ${src} t JOIN ${ft} p ON p.path = t.filename${dvJoin}`;
   }
   return { sql, tables, filesTotal: snapshot.files.length, filesScanned: files.length };
 }

@@ -12,6 +12,7 @@ import { type DataType, type StructField, type StructType, duckType, fieldId, ph
 import { FloeError } from '../errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { Engine } from './engine.js';
+import { hasNestedMapping } from './scan.js';
 
 /** Spark's default: string min/max stats are cut to 32 characters. */
 const STRING_STATS_PREFIX = 32;
@@ -127,6 +128,20 @@ function mapEntries(v: unknown): [string, unknown][] {
 }
 
 /**
+ * A value of a logical type as the files store it: cast to the table type, nested fields renamed to
+ * their physical names (column mapping) — the inverse of the scan's logical expression.
+ */
+function physicalExpr(expr: string, type: DataType, mapped: boolean): string {
+  if (!mapped || typeof type === 'string' || !hasNestedMapping(type)) return `CAST(${expr} AS ${duckType(type)})`;
+  if (type.type === 'struct') {
+    const parts = type.fields.map((f) => `${quoteIdent(physicalName(f))} := ${physicalExpr(`${expr}.${quoteIdent(f.name)}`, f.type, true)}`);
+    return `CASE WHEN ${expr} IS NULL THEN NULL ELSE struct_pack(${parts.join(', ')}) END`;
+  }
+  if (type.type === 'array') return `list_transform(${expr}, __e -> ${physicalExpr('__e', type.elementType, true)})`;
+  return `map_from_entries(list_transform(map_entries(${expr}), __e -> struct_pack(key := ${physicalExpr('__e.key', type.keyType, true)}, value := ${physicalExpr('__e.value', type.valueType, true)})))`;
+}
+
+/**
  * Writes the rows of `sourceSql` as Parquet data files of the table and returns their `add` actions
  * (dataChange = true). The source's columns are matched by logical name and cast to the table types.
  */
@@ -141,7 +156,7 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
   const dataFields = opts.schema.fields.filter((f) => !parts.has(f.name));
   const partFields = opts.partitionColumns.map((c) => byName.get(c)!);
   const select = [
-    ...dataFields.map((f) => `CAST(s.${quoteIdent(f.name)} AS ${duckType(f.type, opts.columnMapping !== 'none')}) AS ${quoteIdent(physicalName(f))}`),
+    ...dataFields.map((f) => `${physicalExpr(`s.${quoteIdent(f.name)}`, f.type, opts.columnMapping !== 'none')} AS ${quoteIdent(physicalName(f))}`),
     ...(opts.extraColumns ?? []).map((c) => `s.${quoteIdent(c)}`),
     ...partFields.map((f) => `${partitionValueSql(`s.${quoteIdent(f.name)}`, f.type)} AS ${quoteIdent(physicalName(f))}`),
   ];

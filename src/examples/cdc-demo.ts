@@ -59,10 +59,14 @@ async function main(): Promise<void> {
     for (const [i, file] of files.entries()) {
       const batchNo = i + 1;
       // Bronze: the raw events, appended once per file.
-      const b = await floe.read.json(path.join(landing, file)).write.delta(bronze, { mode: 'append', txnAppId: 'landing', txnVersion: batchNo });
-      // Silver: the latest event per key of this batch, merged; recorded as (silver-merge, batchNo).
-      const events = (await floe.read.delta(bronze)).filter(`seq IN (SELECT seq FROM read_json_auto('${path.join(landing, file).replace(/'/g, "''")}'))`);
-      const latest = floe.sql(`SELECT * EXCLUDE (rn) FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY seq DESC) AS rn FROM (${await events.toSQL()})) WHERE rn = 1`);
+      const b = await floe.read.json(path.join(landing, file)).write.delta(bronze, {
+        mode: 'append', txnAppId: 'landing', txnVersion: batchNo, properties: { 'delta.enableChangeDataFeed': 'true' },
+      });
+      // Silver: the latest event per key of this batch (the bronze version it landed in), merged;
+      // recorded as (silver-merge, batchNo).
+      const bronzeVersion = b.skipped ? await versionOfBatch(floe, bronze, batchNo) : b.version!;
+      const events = (await floe.read.changes(bronze, { startingVersion: bronzeVersion, endingVersion: bronzeVersion })).filter("_change_type = 'insert'");
+      const latest = floe.sql(`SELECT * EXCLUDE (rn, _change_type, _commit_version, _commit_timestamp) FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY seq DESC) AS rn FROM (${await events.toSQL()})) WHERE rn = 1`);
       floe.config.set('spark.databricks.delta.write.txnAppId', 'silver-merge');
       floe.config.set('spark.databricks.delta.write.txnVersion', String(batchNo));
       const target = await DeltaTable.forPath(floe, silver);
@@ -97,6 +101,15 @@ async function main(): Promise<void> {
   } finally {
     await floe.close();
   }
+}
+
+/** The bronze version whose commit recorded (landing, batchNo) — for catching up silver after a crash. */
+async function versionOfBatch(floe: Floe, table: string, batchNo: number): Promise<number> {
+  for (const h of await (await DeltaTable.forPath(floe, table)).history()) {
+    const log = floe.deltaLog(table);
+    if ((await log.readCommit(h.version)).txns.some((t) => t.appId === 'landing' && t.version === batchNo)) return h.version;
+  }
+  throw new Error(`batch ${batchNo} is not in ${table}`);
 }
 
 main().catch((e: unknown) => {

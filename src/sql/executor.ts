@@ -10,9 +10,10 @@ import type { ChangeFeedOptions } from '../core/cdf.js';
 import { duckType, quoteIdent, type StructType } from '../core/schema.js';
 import { DataFrame } from '../dataframe.js';
 import type { Engine } from '../engine/engine.js';
+import { runTrusted } from '../expression-guard.js';
 import { FloeError } from '../errors.js';
 import type { Floe } from '../floe.js';
-import { addColumns, addConstraint, assignColumnMapping, changeColumn, convertToDelta, dropColumns, dropConstraint, renameColumn, setColumnMappingMode } from '../table/alter.js';
+import { addColumns, addConstraint, assignColumnMapping, changeColumn, convertToDelta, dropColumns, dropConstraint, renameColumn } from '../table/alter.js';
 import { createTable, toStructType, type ColumnSpec } from '../table/create.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { resolveColumn } from '../table/dml.js';
@@ -71,7 +72,8 @@ export async function executeSql(floe: Floe, text: string, options: SqlOptions =
   await prepareEngine(floe.engine);
   const ex = new Executor(floe, new Catalog(options.warehouse));
   let result: SqlResult = { kind: 'status', message: 'OK' };
-  for (const s of statements) result = await ex.run(s);
+  // Statements were parsed and their expressions translated and checked here: run trusted.
+  for (const s of statements) result = await runTrusted(() => ex.run(s));
   return result;
 }
 
@@ -436,25 +438,7 @@ class Executor {
   /** SET TBLPROPERTIES; a column mapping mode change goes through alter.ts (ids and physical names for every field). */
   private async setProperties(location: string, props: Record<string, string>): Promise<number> {
     const table = await DeltaTable.forPath(this.floe, location);
-    const mode = props['delta.columnMapping.mode'];
-    const snap = await this.floe.snapshot(location);
-    if (mode === undefined || mode.toLowerCase() === snap.columnMapping) return table.setProperties(props);
-    const rest = { ...props };
-    delete rest['delta.columnMapping.mode'];
-    // Spark's recipe sets the protocol versions alongside the mode; they are met by the upgrade.
-    const floor: Record<string, string> = {};
-    for (const k of ['delta.minReaderVersion', 'delta.minWriterVersion']) {
-      if (rest[k] !== undefined) {
-        floor[k] = rest[k]!;
-        delete rest[k];
-      }
-    }
-    const r = Number(floor['delta.minReaderVersion'] ?? 2);
-    const w = Number(floor['delta.minWriterVersion'] ?? 5);
-    let v = await setColumnMappingMode(this.floe, location, mode);
-    if (r > 2 || w > 5) v = await table.setProperties(floor);
-    if (Object.keys(rest).length) v = await table.setProperties(rest);
-    return v;
+    return table.setProperties(props);
   }
 
   private async createTable(s: Extract<Statement, { kind: 'createTable' }>): Promise<SqlResult> {

@@ -127,9 +127,7 @@ export function assignColumnMapping(t: DataType, startId: number, existingNames:
  * table) throw DELTA_UNSUPPORTED_COLUMN_MAPPING_MODE_CHANGE. The configuration's mode is set; the
  * caller adds the protocol (protocolFor / mergeProtocols give reader 2 / writer 5 or the feature).
  *
- * setProperties (maintenance.ts) should call this when `props['delta.columnMapping.mode']` differs
- * from the current mode: `const m = withColumnMappingMode(s.metadata, props[mode], s.files.length > 0)`
- * and commit `{ ...m, configuration: { ...m.configuration, ...props } }`.
+ * setProperties (maintenance.ts) calls this for a `delta.columnMapping.mode` property.
  */
 export function withColumnMappingMode(metadata: Metadata, newMode: string, hasData = true): Metadata {
   const oldMode = (metadata.configuration['delta.columnMapping.mode'] ?? 'none').toLowerCase();
@@ -366,26 +364,6 @@ export async function dropConstraint(floe: Floe, location: string, name: string,
   const txn = new Transaction(floe.deltaLog(location), s);
   txn.setMetadata({ ...s.metadata, configuration });
   const r = await txn.commit('DROP CONSTRAINT', { name: name.toLowerCase(), expr: old, existed: 'true' });
-  return r.version;
-}
-
-/**
- * Enables column mapping on an existing table (`SET TBLPROPERTIES ('delta.columnMapping.mode' = 'name')`)
- * together with any other properties given, in one commit. Other property checks (known keys,
- * constraint validation) are setProperties' — call this only for the mode change.
- */
-export async function setColumnMappingMode(floe: Floe, location: string, mode: string, otherProperties: Record<string, string> = {}): Promise<number> {
-  const s = await openSnapshot(floe, location);
-  const m = withColumnMappingMode(s.metadata, mode, s.files.length > 0 || s.version > 0);
-  const configuration = { ...m.configuration, ...otherProperties, 'delta.columnMapping.mode': m.configuration['delta.columnMapping.mode']! };
-  const schema = parseSchema(m.schemaString);
-  const needed = mergeProtocols(s.protocol, protocolFor(schema, configuration));
-  checkWriteSupport(needed, s.tablePath, schema);
-  const log = floe.deltaLog(location);
-  const txn = new Transaction(log, s);
-  if (JSON.stringify(needed) !== JSON.stringify(s.protocol)) txn.setProtocol(needed);
-  txn.setMetadata({ ...m, configuration });
-  const r = await txn.commit('SET TBLPROPERTIES', { properties: JSON.stringify({ ...otherProperties, 'delta.columnMapping.mode': mode }) });
   return r.version;
 }
 

@@ -9,6 +9,7 @@ import { protocolHasFeature } from '../core/table-features.js';
 const LEGACY_FEATURES = ['appendOnly', 'invariants', 'checkConstraints', 'changeDataFeed', 'generatedColumns', 'columnMapping', 'identityColumns'];
 import type { DataFrame } from '../dataframe.js';
 import { InvalidArgumentError, TableNotFoundError } from '../errors.js';
+import { guardExpression } from '../expression-guard.js';
 import { type DmlResult, type UpdateOptions, deleteRows, updateRows } from './dml.js';
 import { MergeBuilder } from './merge.js';
 import { type OptimizeOptions, type VacuumOptions, type VacuumResult, optimize, restore, setProperties, unsetProperties, vacuum } from './maintenance.js';
@@ -76,11 +77,13 @@ export class DeltaTable {
 
   /** Deletes the rows matching a SQL predicate (all rows when absent). */
   delete(predicate?: string): Promise<DmlResult> {
+    guardExpression(predicate);
     return deleteRows(this.floe, this.location, predicate);
   }
 
   /** Updates rows: `update({ condition: "id = 3", set: { name: "'x'", n: 'n + 1' } })` (values are SQL). */
   update(options: UpdateOptions): Promise<DmlResult> {
+    guardExpression(options.condition, ...Object.values(options.set ?? {}));
     return updateRows(this.floe, this.location, options);
   }
 
@@ -101,6 +104,7 @@ export class DeltaTable {
 
   /** OPTIMIZE: bin-packing compaction of small files (dataChange = false, so the change feed is unaffected). */
   optimize(options: OptimizeOptions = {}): Promise<DmlResult> {
+    guardExpression(options.where);
     return optimize(this.floe, this.location, options);
   }
 
@@ -123,6 +127,7 @@ export class DeltaTable {
    */
   merge(source: DataFrame, condition: string): MergeBuilder {
     if (!condition?.trim()) throw new InvalidArgumentError('merge() needs a join condition, e.g. "target.id = source.id".');
+    guardExpression(condition);
     return new MergeBuilder(this.floe, this.location, this.aliasName ?? 'target', source, condition);
   }
 

@@ -4,7 +4,9 @@
  * run) and RESTORE (to a version or timestamp).
  */
 import * as path from 'node:path';
-import { type AddFile, decodePath, fileKey } from '../core/actions.js';
+import { type AddFile, type Protocol, decodePath, fileKey } from '../core/actions.js';
+import { parseSchema } from '../core/schema.js';
+import { withColumnMappingMode } from './alter.js';
 import { parseInterval } from '../engine/checkpoint-writer.js';
 import { dvRelativePath } from '../core/deletion-vectors.js';
 import { Transaction } from '../core/transaction.js';
@@ -33,21 +35,26 @@ export async function setProperties(floe: Floe, location: string, props: Record<
       throw new InvalidArgumentError(`Unknown Delta table property '${k}'. Check the spelling; custom properties must not start with 'delta.'.`, { key: k }, 'DELTA_UNKNOWN_CONFIGURATION');
     }
   }
-  if (props['delta.columnMapping.mode'] !== undefined && props['delta.columnMapping.mode'] !== (s.configuration['delta.columnMapping.mode'] ?? 'none')) {
-    throw new FloeError('FLOE_UNSUPPORTED_OPERATION', 'Changing delta.columnMapping.mode on an existing table is not supported yet.');
-  }
-  const configuration = { ...s.configuration, ...props };
+  // Protocol versions set as properties (Spark's recipe) raise the protocol; they are not stored.
+  const floor: Protocol = { minReaderVersion: Number(props['delta.minReaderVersion'] ?? 1), minWriterVersion: Number(props['delta.minWriterVersion'] ?? 1) };
+  const rest = { ...props };
+  delete rest['delta.minReaderVersion'];
+  delete rest['delta.minWriterVersion'];
+  // Enabling column mapping gives every field an id and a physical name (alter.ts).
+  const meta = rest['delta.columnMapping.mode'] !== undefined ? withColumnMappingMode(s.metadata, rest['delta.columnMapping.mode'], s.files.length > 0 || s.version > 0) : s.metadata;
+  const configuration = { ...meta.configuration, ...rest, ...(rest['delta.columnMapping.mode'] !== undefined ? { 'delta.columnMapping.mode': meta.configuration['delta.columnMapping.mode']! } : {}) };
+  const schema = parseSchema(meta.schemaString);
   for (const [k, v] of Object.entries(props)) {
     if (!k.startsWith('delta.constraints.')) continue;
     const df = await floe.read.delta(location);
     const bad = await count(floe, `SELECT 1 FROM (${await df.toSQL()}) WHERE (${v}) IS NOT TRUE`);
     if (bad > 0) throw new FloeError('DELTA_NEW_CHECK_CONSTRAINT_VIOLATION', `${bad} row(s) in ${s.tablePath} violate the new CHECK constraint ${k.slice(18)} (${v}). Fix or delete them first.`, { table: s.tablePath, rows: bad });
   }
-  const needed = mergeProtocols(s.protocol, protocolFor(s.schema, configuration));
-  checkWriteSupport(needed, s.tablePath, s.schema);
+  const needed = mergeProtocols(mergeProtocols(s.protocol, protocolFor(schema, configuration)), floor);
+  checkWriteSupport(needed, s.tablePath, schema);
   const txn = new Transaction(log, s);
   if (JSON.stringify(needed) !== JSON.stringify(s.protocol)) txn.setProtocol(needed);
-  txn.setMetadata({ ...s.metadata, configuration });
+  txn.setMetadata({ ...meta, configuration });
   const r = await txn.commit('SET TBLPROPERTIES', { properties: JSON.stringify(props) });
   return r.version;
 }

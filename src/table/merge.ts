@@ -10,6 +10,7 @@ import { Transaction } from '../core/transaction.js';
 import type { DataFrame } from '../dataframe.js';
 import { dataFilePath, pruneFileList } from '../engine/scan.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
+import { guardExpression } from '../expression-guard.js';
 import type { Floe } from '../floe.js';
 import { cdfOnForWrites, checkCanModify, commitRewrite, constraintFailure, count, type DmlResult, materialize, scanWithFileInfo } from './dml.js';
 import { constraintChecks, dataFrameSchema } from './write.js';
@@ -53,30 +54,37 @@ export class MergeBuilder {
   ) {}
 
   whenMatchedUpdate(o: { condition?: string; set: Record<string, string> }): this {
+    guardExpression(o.condition, ...Object.values(o.set));
     this.clauses.push({ kind: 'matched', action: 'update', condition: o.condition, set: o.set });
     return this;
   }
   whenMatchedUpdateAll(o: { condition?: string } = {}): this {
+    guardExpression(o.condition);
     this.clauses.push({ kind: 'matched', action: 'update', condition: o.condition, set: '*' });
     return this;
   }
   whenMatchedDelete(o: { condition?: string } = {}): this {
+    guardExpression(o.condition);
     this.clauses.push({ kind: 'matched', action: 'delete', condition: o.condition });
     return this;
   }
   whenNotMatchedInsert(o: { condition?: string; values: Record<string, string> }): this {
+    guardExpression(o.condition, ...Object.values(o.values));
     this.clauses.push({ kind: 'notMatched', action: 'insert', condition: o.condition, values: o.values });
     return this;
   }
   whenNotMatchedInsertAll(o: { condition?: string } = {}): this {
+    guardExpression(o.condition);
     this.clauses.push({ kind: 'notMatched', action: 'insert', condition: o.condition, values: '*' });
     return this;
   }
   whenNotMatchedBySourceUpdate(o: { condition?: string; set: Record<string, string> }): this {
+    guardExpression(o.condition, ...Object.values(o.set));
     this.clauses.push({ kind: 'notMatchedBySource', action: 'update', condition: o.condition, set: o.set });
     return this;
   }
   whenNotMatchedBySourceDelete(o: { condition?: string } = {}): this {
+    guardExpression(o.condition);
     this.clauses.push({ kind: 'notMatchedBySource', action: 'delete', condition: o.condition });
     return this;
   }

@@ -8,7 +8,7 @@ import type { AddCDCFile, AddFile, Metadata } from '../core/actions.js';
 import { parsePredicate } from '../core/predicate.js';
 import { partitionOnly } from '../core/skipping.js';
 import type { DeltaLog } from '../core/delta-log.js';
-import { type DataType, type StructField, type StructType, columnMappingMode, deltaTypeFromDuck, duckType, parseSchema, quoteIdent, quoteString } from '../core/schema.js';
+import { type StructField, type StructType, columnMappingMode, deltaTypeFromDuck, duckType, parseSchema, quoteIdent, quoteString } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
@@ -18,8 +18,10 @@ import { dataFilePath, partitionLiteral, pruneFiles } from '../engine/scan.js';
 import { cdfOnForWrites, count, fileCouldMatch, materialize, scanWithFileInfo } from './dml.js';
 import { DEFAULT_TARGET_FILE_SIZE, writeDataFiles } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError, TableNotFoundError } from '../errors.js';
+import { guardExpression } from '../expression-guard.js';
 import type { Floe } from '../floe.js';
 import { reconcileSchema } from './schema-evolution.js';
+import { assignColumnMapping } from './alter.js';
 
 export type SaveMode = 'append' | 'overwrite' | 'error' | 'errorifexists' | 'ignore';
 
@@ -79,32 +81,15 @@ export function newMetadata(floe: Floe, schema: StructType, partitionColumns: st
 }
 
 /**
- * A new table with `delta.columnMapping.mode` name or id: every field gets a column id and a physical
- * name (PROTOCOL.md "Column Mapping"), top-level columns a fresh `col-<uuid>` (so a later rename or drop
- * never collides with old data), nested fields their own name; `delta.columnMapping.maxColumnId` records
- * the highest id. Mutates `configuration` for maxColumnId.
+ * A new table with `delta.columnMapping.mode` name or id: every field (nested too) gets a column id
+ * and a fresh `col-<uuid>` physical name (PROTOCOL.md "Column Mapping"), and
+ * `delta.columnMapping.maxColumnId` records the highest id. Mutates `configuration` for maxColumnId.
  */
 export function withColumnMapping(schema: StructType, configuration: Record<string, string>): StructType {
   const mode = configuration['delta.columnMapping.mode'];
   if (mode !== 'name' && mode !== 'id') return schema;
-  let next = Number(configuration['delta.columnMapping.maxColumnId'] ?? 0);
-  const mapType = (t: DataType): DataType => {
-    if (typeof t === 'string') return t;
-    if (t.type === 'struct') return { type: 'struct', fields: t.fields.map((f) => mapField(f, false)) };
-    if (t.type === 'array') return { ...t, elementType: mapType(t.elementType) };
-    return { ...t, keyType: mapType(t.keyType), valueType: mapType(t.valueType) };
-  };
-  const mapField = (f: StructField, top: boolean): StructField => {
-    if (f.metadata['delta.columnMapping.id'] !== undefined) return { ...f, type: mapType(f.type) };
-    const id = ++next;
-    return {
-      ...f,
-      type: mapType(f.type),
-      metadata: { ...f.metadata, 'delta.columnMapping.id': id, 'delta.columnMapping.physicalName': top ? `col-${randomUUID()}` : f.name },
-    };
-  };
-  const out: StructType = { type: 'struct', fields: schema.fields.map((f) => mapField(f, true)) };
-  configuration['delta.columnMapping.maxColumnId'] = String(next);
+  const out = JSON.parse(JSON.stringify(schema)) as StructType;
+  configuration['delta.columnMapping.maxColumnId'] = String(assignColumnMapping(out, Number(configuration['delta.columnMapping.maxColumnId'] ?? 0), false));
   return out;
 }
 
@@ -174,6 +159,7 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
   const mode: SaveMode = options.mode ?? 'errorifexists';
   if (!['append', 'overwrite', 'error', 'errorifexists', 'ignore'].includes(mode)) throw new InvalidArgumentError(`Unknown save mode '${mode}'. Use append, overwrite, error/errorifexists or ignore.`);
   if (options.replaceWhere && mode !== 'overwrite') throw new InvalidArgumentError('replaceWhere applies to mode overwrite only.');
+  guardExpression(options.replaceWhere);
   if ((options.txnAppId === undefined) !== (options.txnVersion === undefined)) throw new InvalidArgumentError('txnAppId and txnVersion go together.', {}, 'DELTA_INVALID_IDEMPOTENT_WRITES_OPTIONS');
   const log = floe.deltaLog(location);
   const snapshot = await log.snapshot().catch((e: unknown) => {

@@ -319,7 +319,7 @@ test('TypeScript API: addColumns / renameColumn from src/table/alter.ts', async 
 // The writer casts struct values to the physical struct type by name (src/engine/writer.ts), so a
 // renamed nested field is written as NULL, by INSERT and by every DML rewrite of an old file.
 // Reading is right (scan.ts maps physical → logical). Fixed when the writer maps nested fields by name → physical name.
-test('writing a struct after a nested field rename keeps the value', { todo: 'writer.ts: nested physical names' }, async () => {
+test('writing a struct after a nested field rename keeps the value', async () => {
   const s = await sqlSession();
   try {
     await s.run("CREATE TABLE t (id INT, s STRUCT<x: INT, y: INT>) USING delta TBLPROPERTIES ('delta.columnMapping.mode' = 'name')");
@@ -336,7 +336,7 @@ test('writing a struct after a nested field rename keeps the value', { todo: 'wr
 // planScan (src/engine/scan.ts) reads each partition group with its own read_parquet but decides
 // which columns exist from the union of all files: a column added later and written to one
 // partition only makes the other partitions' branch fail to bind.
-test('a column added to a partitioned table and written to one partition reads as NULL elsewhere', { todo: 'scan.ts: per-group file columns' }, async () => {
+test('a column added to a partitioned table and written to one partition reads as NULL elsewhere', async () => {
   const s = await sqlSession();
   try {
     await s.run("CREATE TABLE t (id INT, p STRING) USING delta PARTITIONED BY (p); INSERT INTO t VALUES (1, 'u')");
