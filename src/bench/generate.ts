@@ -68,7 +68,7 @@ function sqlString(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
 }
 
-async function readMarker<T>(file: string, params: object): Promise<T | null> {
+export async function readMarker<T>(file: string, params: object): Promise<T | null> {
   try {
     const m = JSON.parse(await fs.readFile(file, 'utf8')) as { params: unknown; info: T };
     return JSON.stringify(m.params) === JSON.stringify(params) ? m.info : null;
@@ -77,11 +77,11 @@ async function readMarker<T>(file: string, params: object): Promise<T | null> {
   }
 }
 
-async function writeMarker(file: string, params: object, info: object): Promise<void> {
+export async function writeMarker(file: string, params: object, info: object): Promise<void> {
   await fs.writeFile(file, JSON.stringify({ params, info, generatedAt: new Date().toISOString() }, null, 2));
 }
 
-async function allExist(files: string[]): Promise<boolean> {
+export async function allExist(files: string[]): Promise<boolean> {
   try {
     await Promise.all(files.map((f) => fs.access(f)));
     return true;
@@ -294,15 +294,6 @@ export async function ensureSnapshotTable(root: string, regenerate: boolean): Pr
 
 // ------------------------------------------------------------------------------------- scan
 
-const SCAN_SCHEMA = JSON.stringify({
-  type: 'struct',
-  fields: [
-    { name: 'id', type: 'long', nullable: true, metadata: {} },
-    { name: 'v', type: 'double', nullable: true, metadata: {} },
-    { name: 's', type: 'string', nullable: true, metadata: {} },
-    { name: 'd', type: 'date', nullable: true, metadata: {} },
-  ],
-});
 const SCAN_TYPES: Record<string, 'long' | 'double' | 'string' | 'date'> = { id: 'long', v: 'double', s: 'string', d: 'date' };
 
 /** Delta stats value from a RETURN_STATS string, typed as the column (strings truncated to 32 chars, as Delta does). */
@@ -340,21 +331,28 @@ export function deltaStatsFromReturnStats(count: number, columnStatistics: unkno
   return JSON.stringify({ numRecords: count, minValues, maxValues, nullCount });
 }
 
-export async function generateScanTable(root: string): Promise<ScanTableInfo> {
-  const P = SCAN_PARAMS;
-  const t0 = nowMs();
-  const table = path.join(root, 'scan');
-  await fs.rm(table, { recursive: true, force: true });
-  await fs.mkdir(path.join(table, '_delta_log'), { recursive: true });
-  const per = Math.ceil(P.rows / P.files);
+/** What writeIdRangeFiles wrote: one add action (JSON line) per file, the files' absolute paths, their total size. */
+export interface IdRangeFiles {
+  adds: string[];
+  dataFiles: string[];
+  totalBytes: number;
+}
+
+/**
+ * Writes `rows` rows of (id BIGINT sorted 0..rows-1, v DOUBLE, s VARCHAR, d DATE) into `files`
+ * Parquet files by id range directly under `table`, by DuckDB COPY with RETURN_STATS, and returns
+ * their `add` actions (Delta stats from the returned statistics).
+ */
+export async function writeIdRangeFiles(table: string, rows: number, files: number): Promise<IdRangeFiles> {
+  const per = Math.ceil(rows / files);
   const { instance, conn } = await openDuckDB();
   const adds: string[] = [];
   const dataFiles: string[] = [];
   let totalBytes = 0;
   try {
-    for (let f = 0; f < P.files; f++) {
+    for (let f = 0; f < files; f++) {
       const lo = f * per;
-      const hi = Math.min(P.rows, lo + per);
+      const hi = Math.min(rows, lo + per);
       if (lo >= hi) break;
       const name = `part-${String(f).padStart(5, '0')}-${randomUUID()}-c000.snappy.parquet`;
       const file = path.join(table, name);
@@ -365,9 +363,9 @@ export async function generateScanTable(root: string): Promise<ScanTableInfo> {
                (DATE '2020-01-01' + (range // 10000)::INTEGER) AS d
         FROM range(${lo}, ${hi})
       ) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION snappy, RETURN_STATS)`);
-      const rows = r.getRowObjectsJson();
-      if (rows.length !== 1) throw new Error(`COPY ${name} returned ${rows.length} stats rows, expected 1`);
-      const st = rows[0]!;
+      const out = r.getRowObjectsJson();
+      if (out.length !== 1) throw new Error(`COPY ${name} returned ${out.length} stats rows, expected 1`);
+      const st = out[0]!;
       const count = Number(st.count);
       const size = Number(st.file_size_bytes);
       totalBytes += size;
@@ -380,15 +378,41 @@ export async function generateScanTable(root: string): Promise<ScanTableInfo> {
     conn.closeSync();
     instance.closeSync();
   }
+  return { adds, dataFiles, totalBytes };
+}
+
+/** Schema of the tables writeIdRangeFiles writes. */
+export const ID_RANGE_SCHEMA = JSON.stringify({
+  type: 'struct',
+  fields: [
+    { name: 'id', type: 'long', nullable: true, metadata: {} },
+    { name: 'v', type: 'double', nullable: true, metadata: {} },
+    { name: 's', type: 'string', nullable: true, metadata: {} },
+    { name: 'd', type: 'date', nullable: true, metadata: {} },
+  ],
+});
+
+/** Commit 0 of a table of `files` (a WRITE creating the table with this protocol and configuration). */
+export function createCommit(f: IdRangeFiles, rows: number, protocol: { minReaderVersion: number; minWriterVersion: number }, configuration: Record<string, string>): string {
   const ts = Date.now();
   const lines = [
-    JSON.stringify({ commitInfo: { timestamp: ts, operation: 'WRITE', operationParameters: { mode: 'ErrorIfExists', partitionBy: '[]' }, isolationLevel: 'Serializable', isBlindAppend: true, operationMetrics: { numFiles: String(adds.length), numOutputRows: String(P.rows), numOutputBytes: String(totalBytes) }, engineInfo: 'floe-bench', txnId: randomUUID() } }),
-    JSON.stringify({ protocol: { minReaderVersion: 1, minWriterVersion: 2 } }),
-    JSON.stringify({ metaData: { id: randomUUID(), format: { provider: 'parquet', options: {} }, schemaString: SCAN_SCHEMA, partitionColumns: [], configuration: {}, createdTime: ts } }),
-    ...adds,
+    JSON.stringify({ commitInfo: { timestamp: ts, operation: 'WRITE', operationParameters: { mode: 'ErrorIfExists', partitionBy: '[]' }, isolationLevel: 'Serializable', isBlindAppend: true, operationMetrics: { numFiles: String(f.adds.length), numOutputRows: String(rows), numOutputBytes: String(f.totalBytes) }, engineInfo: 'floe-bench', txnId: randomUUID() } }),
+    JSON.stringify({ protocol }),
+    JSON.stringify({ metaData: { id: randomUUID(), format: { provider: 'parquet', options: {} }, schemaString: ID_RANGE_SCHEMA, partitionColumns: [], configuration, createdTime: ts } }),
+    ...f.adds,
   ];
-  await fs.writeFile(path.join(table, '_delta_log', `${pad20(0)}.json`), lines.join('\n') + '\n');
-  const info: ScanTableInfo = { path: table, rows: P.rows, dataFiles, generatedInMs: Math.round(nowMs() - t0) };
+  return lines.join('\n') + '\n';
+}
+
+export async function generateScanTable(root: string): Promise<ScanTableInfo> {
+  const P = SCAN_PARAMS;
+  const t0 = nowMs();
+  const table = path.join(root, 'scan');
+  await fs.rm(table, { recursive: true, force: true });
+  await fs.mkdir(path.join(table, '_delta_log'), { recursive: true });
+  const files = await writeIdRangeFiles(table, P.rows, P.files);
+  await fs.writeFile(path.join(table, '_delta_log', `${pad20(0)}.json`), createCommit(files, P.rows, { minReaderVersion: 1, minWriterVersion: 2 }, {}));
+  const info: ScanTableInfo = { path: table, rows: P.rows, dataFiles: files.dataFiles, generatedInMs: Math.round(nowMs() - t0) };
   await writeMarker(path.join(root, 'scan.json'), P, info);
   return info;
 }

@@ -9,6 +9,8 @@
  * (--runs runs of 50 commits each, every commit a sample). Data lives under `.bench-data/` (generated
  * on first use, reused afterwards; write scratch folders under `.bench-data/tmp/`, removed after
  * each run). Results are printed and written to `.bench-data/results.json`.
+ * MERGE and change-feed scenarios (merge-scenarios.ts): merge-1m-into-10m (two variants, each against
+ * two baselines: one row per pair), merge-1pct, cdf-read-100 (3 runs each unless --runs is given).
  */
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -22,20 +24,26 @@ import { Replayer } from '../core/snapshot.js';
 import type { DataFrame } from '../dataframe.js';
 import { Floe } from '../floe.js';
 import { type ScanTableInfo, type SnapshotTableInfo, ensureCommitTable, ensureScanTable, ensureSnapshotTable } from './generate.js';
-import { FAST_MS, type Measured, PhaseTimer, type Summary, collectGarbage, measure, nowMs, round, summarize } from './stats.js';
+import { type ComparisonRow, type MergeScenarioOptions, cdfRead100, merge1mInto10m, merge1pct } from './merge-scenarios.js';
+import { FAST_MS, type Measured, PhaseTimer, type Summary, collectGarbage, measure, nowMs, round, sameResult, summarize } from './stats.js';
 import { type WriteScenarioOptions, type WriteScenarioOutput, append10m, cleanScratch, commitLatency } from './write-scenarios.js';
 
 const DATA_DIR = fileURLToPath(new URL('../../.bench-data/', import.meta.url));
-const SCENARIOS = ['snapshot-load', 'scan-full', 'scan-selective', 'append-10m', 'commit-latency'] as const;
+const SCENARIOS = ['snapshot-load', 'scan-full', 'scan-selective', 'append-10m', 'commit-latency', 'merge-1m-into-10m', 'merge-1pct', 'cdf-read-100'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /**
  * Target ratio floe / baseline (medians). commit-latency has none: its baseline is the bare
- * putIfAbsent inside every commit, a floor rather than an equivalent operation.
+ * putIfAbsent inside every commit, a floor rather than an equivalent operation. The MERGE target is
+ * against DuckDB's own MERGE; the rows against the rewrite-only floor (and merge-1pct, whose check
+ * is the files it rewrites) have none.
  */
-const TARGETS: Record<ScenarioName, number | null> = { 'snapshot-load': 1.5, 'scan-full': 1.2, 'scan-selective': 1.2, 'append-10m': 1.3, 'commit-latency': null };
+const TARGETS: Record<ScenarioName, number | null> = {
+  'snapshot-load': 1.5, 'scan-full': 1.2, 'scan-selective': 1.2, 'append-10m': 1.3, 'commit-latency': null,
+  'merge-1m-into-10m': 2, 'merge-1pct': null, 'cdf-read-100': 1.3,
+};
 /** Runs when --runs is not given (heavy scenarios take fewer). */
 const DEFAULT_RUNS = 5;
-const DEFAULT_RUNS_FOR: Partial<Record<ScenarioName, number>> = { 'append-10m': 3 };
+const DEFAULT_RUNS_FOR: Partial<Record<ScenarioName, number>> = { 'append-10m': 3, 'merge-1m-into-10m': 3, 'merge-1pct': 3, 'cdf-read-100': 5 };
 
 interface Args {
   runs: number;
@@ -92,7 +100,8 @@ function parseArgs(argv: string[]): Args {
 }
 
 interface ScenarioResult {
-  scenario: ScenarioName;
+  /** The scenario's name, or for scenarios with several rows, the name with the variant and baseline. */
+  scenario: string;
   floeMedianMs: number | null;
   baselineMedianMs: number | null;
   ratio: number | null;
@@ -109,14 +118,14 @@ interface ScenarioResult {
   error?: string;
 }
 
-function finish(scenario: ScenarioName, m: { floe: number[]; base: number[] }, notes: string[]): ScenarioResult {
+function finish(scenario: ScenarioName, m: { floe: number[]; base: number[] }, notes: string[], o: { label?: string; target?: number | null } = {}): ScenarioResult {
   const f = summarize(m.floe);
   const b = summarize(m.base);
   const ratio = f.median / b.median;
   const round2 = (xs: number[]): number[] => xs.map(round);
-  const target = TARGETS[scenario];
+  const target = o.target !== undefined ? o.target : TARGETS[scenario];
   return {
-    scenario,
+    scenario: o.label ?? scenario,
     floeMedianMs: round(f.median),
     baselineMedianMs: round(b.median),
     ratio: Math.round(ratio * 100) / 100,
@@ -292,20 +301,6 @@ async function profileSnapshotLoad(runs: number, info: SnapshotTableInfo): Promi
 const AGG = 'count(*) AS n, sum(id) AS sum_id, sum(v) AS sum_v, sum(length(s)) AS sum_len_s, max(d) AS max_d';
 const SELECTIVE = 'id BETWEEN 5000000 AND 5000999';
 
-/** Same aggregate from two plans: equal, with doubles compared to a relative 1e-9 (parallel sums reorder). */
-function sameResult(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
-  for (const k of Object.keys(a)) {
-    const x = a[k];
-    const y = b[k];
-    if (x === y) continue;
-    const nx = Number(x);
-    const ny = Number(y);
-    if (Number.isFinite(nx) && Number.isFinite(ny) && Math.abs(nx - ny) <= 1e-9 * Math.max(1, Math.abs(nx), Math.abs(ny))) continue;
-    return false;
-  }
-  return true;
-}
-
 async function scan(args: Args, info: ScanTableInfo, name: 'scan-full' | 'scan-selective', floe: Floe): Promise<ScenarioResult> {
   const notes: string[] = [];
   const filter = name === 'scan-selective' ? SELECTIVE : null;
@@ -464,6 +459,22 @@ async function main(): Promise<void> {
       const res = finish(s, out, out.notes);
       if (out.profile) res.profile = out.profile;
       results.push(res);
+    } catch (e) {
+      results.push(failed(s, e));
+    }
+  }
+
+  const merges = (['merge-1m-into-10m', 'merge-1pct', 'cdf-read-100'] as const).filter((s) => args.only.has(s));
+  if (merges.length && !writes.length) await cleanScratch(DATA_DIR);
+  for (const s of merges) {
+    const o: MergeScenarioOptions = { runs: args.runsGiven ? args.runs : (DEFAULT_RUNS_FOR[s] ?? args.runs), profile: args.profile, dataDir: DATA_DIR, regenerate: args.regenerate };
+    try {
+      const rows: ComparisonRow[] = s === 'merge-1m-into-10m' ? await merge1mInto10m(o) : s === 'merge-1pct' ? await merge1pct(o) : await cdfRead100(o);
+      for (const r of rows) {
+        const res = finish(s, r, r.notes, { label: r.label, target: r.targeted ? TARGETS[s] : null });
+        if (r.profile) res.profile = r.profile;
+        results.push(res);
+      }
     } catch (e) {
       results.push(failed(s, e));
     }

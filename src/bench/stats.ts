@@ -153,3 +153,40 @@ export async function measure(runs: number, floeFn: Measured, baseFn: Measured):
   }
   return { floe, base };
 }
+
+/**
+ * Like `measure` for one floe operation against several baselines: one warm-up of each, then `runs`
+ * rounds running every function once, the order rotated each round, a GC before each.
+ */
+export async function measureEach(runs: number, fns: Measured[]): Promise<number[][]> {
+  const run = async (fn: Measured): Promise<number> => {
+    collectGarbage();
+    return fn();
+  };
+  const warm: number[] = [];
+  for (const fn of fns) warm.push(await run(fn));
+  const n = Math.max(...warm) < FAST_MS ? Math.max(runs, FAST_MIN_RUNS) : runs;
+  const out: number[][] = fns.map(() => []);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < fns.length; j++) {
+      const k = (i + j) % fns.length;
+      out[k]!.push(await run(fns[k]!));
+    }
+  }
+  return out;
+}
+
+/** Same aggregate from two plans: equal, with doubles compared to a relative 1e-9 (parallel sums reorder). */
+export function sameResult(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) {
+    const x = a[k];
+    const y = b[k];
+    if (x === y) continue;
+    const nx = Number(x);
+    const ny = Number(y);
+    if (x !== null && y !== null && Number.isFinite(nx) && Number.isFinite(ny) && Math.abs(nx - ny) <= 1e-9 * Math.max(1, Math.abs(nx), Math.abs(ny))) continue;
+    return false;
+  }
+  return true;
+}

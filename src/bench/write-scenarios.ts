@@ -43,7 +43,7 @@ export const COMMITS_PER_RUN = 50;
 const pad20 = (v: number): string => String(v).padStart(20, '0');
 const sqlString = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 
-async function scratchDir(o: WriteScenarioOptions, prefix: string): Promise<string> {
+export async function scratchDir(o: WriteScenarioOptions, prefix: string): Promise<string> {
   const dir = path.join(o.dataDir, 'tmp', `${prefix}-${randomUUID()}`);
   await fs.mkdir(path.dirname(dir), { recursive: true });
   return dir;
@@ -87,10 +87,10 @@ async function cloneTable(src: string, dst: string): Promise<void> {
   await Promise.all(Array.from({ length: 32 }, worker));
 }
 
-const mb = (b: number): string => `${(b / 1048576).toFixed(1)} MB`;
+export const mb = (b: number): string => `${(b / 1048576).toFixed(1)} MB`;
 
 /** A note comparing CPU-time medians (process user + system, all threads). */
-function cpuNote(floe: number[], base: number[], unit: string): string {
+export function cpuNote(floe: number[], base: number[], unit: string): string {
   const f = summarize(floe).median;
   const b = summarize(base).median;
   return `CPU time ${unit}: floe ${round(f)} ms, baseline ${round(b)} ms (${(f / b).toFixed(2)}x)`;
@@ -102,7 +102,7 @@ function cpuNote(floe: number[], base: number[], unit: string): string {
  * Times floe's public calls made during one write by wrapping them on the instances (own properties
  * shadowing the prototype methods; removed by `restore`). Nested wrapped calls count to the outermost.
  */
-class CallTimer {
+export class CallTimer {
   private depth = 0;
   private readonly restores: (() => void)[] = [];
   sums = new Map<string, number>();
