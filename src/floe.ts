@@ -178,6 +178,19 @@ export class Floe {
     for (const t of tables) this.tracked.add(t);
   }
 
+  /** Names of the engine tables this session holds (intermediate results). */
+  trackedTables(): string[] {
+    return [...this.tracked];
+  }
+
+  /** Drops engine tables an operation no longer needs (intermediate results of DML). */
+  async release(tables: string[]): Promise<void> {
+    for (const t of tables) {
+      if (!this.tracked.delete(t)) continue;
+      await this.engine.run(`DROP TABLE IF EXISTS ${t}`);
+    }
+  }
+
   async close(): Promise<void> {
     this.logs.clear();
     await this.engine.close();

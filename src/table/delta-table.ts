@@ -78,13 +78,23 @@ export class DeltaTable {
   /** Deletes the rows matching a SQL predicate (all rows when absent). */
   delete(predicate?: string): Promise<DmlResult> {
     guardExpression(predicate);
-    return deleteRows(this.floe, this.location, predicate);
+    return this.scoped(() => deleteRows(this.floe, this.location, predicate));
+  }
+
+  /** Runs a row-level operation and drops the engine tables it created. */
+  private async scoped<T>(fn: () => Promise<T>): Promise<T> {
+    const before = new Set(this.floe.trackedTables());
+    try {
+      return await fn();
+    } finally {
+      await this.floe.release(this.floe.trackedTables().filter((t) => !before.has(t)));
+    }
   }
 
   /** Updates rows: `update({ condition: "id = 3", set: { name: "'x'", n: 'n + 1' } })` (values are SQL). */
   update(options: UpdateOptions): Promise<DmlResult> {
     guardExpression(options.condition, ...Object.values(options.set ?? {}));
-    return updateRows(this.floe, this.location, options);
+    return this.scoped(() => updateRows(this.floe, this.location, options));
   }
 
   /** TRUNCATE TABLE: removes every row (metadata-only; the change feed reports them deleted). */

@@ -4,7 +4,7 @@
  * error when a matched clause would change it. Only target files that can hold matching rows are
  * read; only files with changed rows are rewritten; unchanged rows are copied inside DuckDB.
  */
-import type { AddFile } from '../core/actions.js';
+import { type AddFile, parseStats } from '../core/actions.js';
 import { type StructType, duckType, quoteIdent } from '../core/schema.js';
 import { Transaction } from '../core/transaction.js';
 import type { DataFrame } from '../dataframe.js';
@@ -142,6 +142,16 @@ function literalFor(type: string): ((v: string) => string) | null {
 }
 
 async function executeMerge(floe: Floe, location: string, tAlias: string, source: DataFrame, condition: string, clauses: Clause[], evolve: boolean): Promise<DmlResult & { metrics: MergeMetrics }> {
+  const before = new Set(floe.trackedTables());
+  try {
+    return await mergeOnce(floe, location, tAlias, source, condition, clauses, evolve);
+  } finally {
+    // The source copy, the join and the scans' tables were this MERGE's alone.
+    await floe.release(floe.trackedTables().filter((t) => !before.has(t)));
+  }
+}
+
+async function mergeOnce(floe: Floe, location: string, tAlias: string, source: DataFrame, condition: string, clauses: Clause[], evolve: boolean): Promise<DmlResult & { metrics: MergeMetrics }> {
   const started = Date.now();
   validateClauses(clauses);
   const log = floe.deltaLog(location);
@@ -208,7 +218,8 @@ async function executeMerge(floe: Floe, location: string, tAlias: string, source
       const tf = snap.schema.fields.find((f) => f.name.toLowerCase() === k.target.toLowerCase());
       const sc = srcCols.get(k.source.toLowerCase());
       if (!tf || !sc || typeof tf.type !== 'string') continue;
-      const [r] = await floe.engine.allJson(`SELECT min(${quoteIdent(sc)})::VARCHAR AS lo, max(${quoteIdent(sc)})::VARCHAR AS hi, count(DISTINCT ${quoteIdent(sc)}) AS n FROM ${src}`);
+      const isPart = snap.partitionColumns.includes(tf.name);
+      const [r] = await floe.engine.allJson(`SELECT min(${quoteIdent(sc)})::VARCHAR AS lo, max(${quoteIdent(sc)})::VARCHAR AS hi, ${isPart ? `count(DISTINCT ${quoteIdent(sc)})` : '0'} AS n FROM ${src}`);
       if (r!.lo === null) {
         filters.push('false');
         continue;
@@ -239,8 +250,12 @@ async function executeMerge(floe: Floe, location: string, tAlias: string, source
     return `CASE ${cs.map(({ c, i }) => `WHEN ${c.condition ? `(${c.condition}) IS TRUE` : 'true'} THEN ${base + i}`).join(' ')} ELSE 0 END`;
   };
   codes.push(`CASE WHEN ${present.t} AND ${present.s} THEN ${group('matched', 1000)} WHEN ${present.s} THEN ${group('notMatched', 2000)} ELSE ${group('notMatchedBySource', 3000)} END`);
-  const joined = await materialize(floe, 'mjoin', `SELECT ${tq}, ${sq}, ${tq}._file AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${codes[0]} AS __clause
-    FROM (${tscan}) ${tq} FULL OUTER JOIN ${src} ${sq} ON ${condition}`);
+  // Without NOT MATCHED BY SOURCE clauses, target rows no source row matches play no part: join from
+  // the source side only, so the (large) untouched part of the target is never materialised.
+  const joinSql = hasNbs
+    ? `FROM (${tscan}) ${tq} FULL OUTER JOIN ${src} ${sq} ON ${condition}`
+    : `FROM ${src} ${sq} LEFT JOIN (${tscan}) ${tq} ON ${condition}`;
+  const joined = await materialize(floe, 'mjoin', `SELECT ${tq}, ${sq}, ${tq}._file AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${codes[0]} AS __clause ${joinSql}`);
 
   // A target row matched by several source rows: an error when a matched clause could change it.
   if (hasMatched && !(clauses.filter((c) => c.kind === 'matched').length === 1 && clauses.find((c) => c.kind === 'matched')!.action === 'delete' && !clauses.find((c) => c.kind === 'matched')!.condition)) {
@@ -267,36 +282,52 @@ async function executeMerge(floe: Floe, location: string, tAlias: string, source
     const expr = whens.length ? `CASE __clause ${whens.join(' ')} ELSE ${fallback} END` : fallback;
     return `CAST(${expr} AS ${duckType(f.type)}) AS ${quoteIdent(f.name)}`;
   };
-  const touchedSql = `SELECT DISTINCT __file FROM ${joined} WHERE ${isIn([...updCodes, ...delCodes])}`;
-  const touched = new Set((await floe.engine.allJson(touchedSql)).map((r) => String(r.__file)));
+  // Target rows an update or delete clause changes, and the files holding them.
+  const changed = await materialize(floe, 'mchanged', `SELECT DISTINCT __file, __row FROM ${joined} WHERE ${isIn([...updCodes, ...delCodes])}`);
+  const touched = new Set((await floe.engine.allJson(`SELECT DISTINCT __file FROM ${changed}`)).map((r) => String(r.__file)));
   const store = log.store;
   const removed = candidates.filter((f) => touched.has(dataFilePath(store, f.path)));
-  // Target rows of touched files, each once (highest clause code wins ties of unchanged duplicates).
-  const trows = `(SELECT * FROM ${joined} WHERE __file IN (${touchedSql}) QUALIFY row_number() OVER (PARTITION BY __file, __row ORDER BY __clause DESC) = 1)`;
   const keptCols = schema.fields.map((f) => valueOf(f, updCodes, targetCol(f.name))).join(', ');
   const insCols = schema.fields.map((f) => valueOf(f, insCodes, 'NULL')).join(', ');
   const checks = constraintChecks(snap.tablePath, schema, snap.configuration);
   const checked = (q: string): string => (checks.length ? `SELECT * FROM (${q}) WHERE ${checks.join(' AND ')}` : q);
-  const newData = checked(`SELECT ${keptCols} FROM ${trows} WHERE ${notIn(delCodes)}
-    UNION ALL SELECT ${insCols} FROM ${joined} WHERE ${isIn(insCodes)}`);
+  const updated = `SELECT ${keptCols} FROM ${joined} WHERE ${isIn(updCodes)}`;
+  const inserted = `SELECT ${insCols} FROM ${joined} WHERE ${isIn(insCodes)}`;
+  // Copy-on-write: the other rows of touched files, read again and copied by DuckDB.
+  const copiedCols = schema.fields.map((f) => (snap.schema.fields.some((x) => x.name === f.name) ? `c.${quoteIdent(f.name)}::${duckType(f.type)}` : `NULL::${duckType(f.type)}`) + ` AS ${quoteIdent(f.name)}`).join(', ');
+  const copied = removed.length
+    ? `SELECT ${copiedCols} FROM (${await scanWithFileInfo(floe, snap, removed)}) c ANTI JOIN ${changed} ch ON ch.__file = c._file AND ch.__row = c._row_index`
+    : null;
+  const newData = checked([updated, ...(copied ? [copied] : []), inserted].join(' UNION ALL '));
   // With deletion vectors: only updated and inserted rows are written; changed target rows go to DVs.
-  const changedOnly = checked(`SELECT ${keptCols} FROM ${trows} WHERE ${isIn(updCodes)}
-    UNION ALL SELECT ${insCols} FROM ${joined} WHERE ${isIn(insCodes)}`);
-  const dvRows = `SELECT DISTINCT __file AS _file, __row AS _row_index FROM ${joined} WHERE ${isIn([...updCodes, ...delCodes])}`;
+  const changedOnly = checked(`${updated} UNION ALL ${inserted}`);
+  const dvRows = `SELECT __file AS _file, __row AS _row_index FROM ${changed}`;
 
-  const m = async (where: string): Promise<number> => count(floe, `SELECT 1 FROM ${joined} WHERE ${where}`);
+  // Every row metric in one pass over the join.
   const codesOf = (kind: Clause['kind'], action: string): number[] => resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind && x.c.action === action).map((x) => (kind === 'matched' ? 1000 : kind === 'notMatched' ? 2000 : 3000) + x.i);
+  const [agg] = await floe.engine.allJson(`SELECT
+      count(*) FILTER (WHERE ${isIn(insCodes)}) AS ins,
+      count(*) FILTER (WHERE ${isIn(codesOf('matched', 'update'))}) AS mupd,
+      count(*) FILTER (WHERE ${isIn(codesOf('notMatchedBySource', 'update'))}) AS nupd,
+      count(DISTINCT (__file, __row)) FILTER (WHERE ${isIn(codesOf('matched', 'delete'))}) AS mdel,
+      count(*) FILTER (WHERE ${isIn(codesOf('notMatchedBySource', 'delete'))}) AS ndel
+    FROM ${joined}`);
+  const changedCount = await count(floe, `SELECT 1 FROM ${changed}`);
+  const touchedRows = removed.reduce<number | null>((n, f) => {
+    const r = parseStats(f.stats)?.numRecords;
+    return n === null || r === undefined ? null : n + r - (f.deletionVector?.cardinality ?? 0);
+  }, 0);
   const metrics: MergeMetrics = {
     numSourceRows,
-    numTargetRowsInserted: await m(`${isIn(insCodes)}`),
-    numTargetRowsMatchedUpdated: await m(`${isIn(codesOf('matched', 'update'))}`),
-    numTargetRowsNotMatchedBySourceUpdated: await m(`${isIn(codesOf('notMatchedBySource', 'update'))}`),
+    numTargetRowsInserted: Number(agg!.ins),
+    numTargetRowsMatchedUpdated: Number(agg!.mupd),
+    numTargetRowsNotMatchedBySourceUpdated: Number(agg!.nupd),
     // A row deleted by several matching source rows counts once (Spark's DeduplicateCDFDeletes).
-    numTargetRowsMatchedDeleted: await count(floe, `SELECT DISTINCT __file, __row FROM ${joined} WHERE ${isIn(codesOf('matched', 'delete'))}`),
-    numTargetRowsNotMatchedBySourceDeleted: await m(`${isIn(codesOf('notMatchedBySource', 'delete'))}`),
+    numTargetRowsMatchedDeleted: Number(agg!.mdel),
+    numTargetRowsNotMatchedBySourceDeleted: Number(agg!.ndel),
     numTargetRowsUpdated: 0,
     numTargetRowsDeleted: 0,
-    numTargetRowsCopied: await count(floe, `SELECT 1 FROM ${trows} WHERE ${notIn([...updCodes, ...delCodes])}`),
+    numTargetRowsCopied: copied ? (touchedRows !== null ? touchedRows - changedCount : await count(floe, copied)) : 0,
     numOutputRows: 0,
     numTargetFilesAdded: 0,
     numTargetFilesRemoved: 0,
