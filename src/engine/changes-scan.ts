@@ -66,6 +66,17 @@ export async function planChanges(engine: Engine, store: ObjectStore, schema: St
   const dataSel = dataColumnSelect(dataFields, fileCols, mapped);
   const cols = schema.fields.map((f) => (partSet.has(f.name) ? `c.p${partitionColumns.indexOf(f.name)} AS ${quoteIdent(f.name)}` : dataSel[dataFields.indexOf(f)]!));
   const fileType = fileCols.has('_change_type') ? 't._change_type' : 'NULL::VARCHAR';
+  if (!dvKeys.size) {
+    // No deletion vectors in the range: every row of a file counts; no row positions needed.
+    const sql = `SELECT ${cols.join(', ')},
+      CASE c.mode WHEN 'cdc' THEN ${fileType} WHEN 'insert' THEN 'insert' ELSE 'delete' END AS _change_type,
+      c.version AS _commit_version,
+      CAST(epoch_ms(c.ts) AS TIMESTAMPTZ) AS _commit_timestamp
+    FROM read_parquet([${paths.map(quoteString).join(', ')}], union_by_name = true, filename = true) t
+    JOIN ${ct} c ON c.path = t.filename
+    WHERE c.mode <> 'dv-diff'`;
+    return { sql, tables };
+  }
   const sql = `SELECT ${cols.join(', ')},
       CASE c.mode WHEN 'cdc' THEN ${fileType} WHEN 'insert' THEN 'insert' WHEN 'delete' THEN 'delete'
                   ELSE CASE WHEN a.k IS NOT NULL THEN 'delete' ELSE 'insert' END END AS _change_type,

@@ -45,7 +45,9 @@ export async function changesQuery(floe: Floe, location: string, options: Change
     const batch = await log.readCommit(v, f.path);
     return { version: v, batch, ts: commitTimestamp(latest.configuration, v, batch.commitInfo ?? null, f.lastModified) };
   });
-  const startSnap = range.start === latest.version ? latest : await log.snapshot(range.start);
+  // The start version's metadata: the latest's when no later commit changed it (saves a replay).
+  const unchangedSinceStart = range.end === latest.version && !batches.some((b) => b.version > range.start && b.batch.metaData);
+  const startSnap = range.start === latest.version || unchangedSinceStart ? latest : await log.snapshot(range.start);
   const endSnap = range.end === latest.version ? latest : await log.snapshot(range.end);
   checkRange(log.tablePath, startSnap.metadata, batches, endSnap.schema);
 
