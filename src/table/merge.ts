@@ -5,7 +5,8 @@
  * read; only files with changed rows are rewritten; unchanged rows are copied inside DuckDB.
  */
 import { type AddFile, parseStats } from '../core/actions.js';
-import { type StructType, duckType, quoteIdent } from '../core/schema.js';
+import { type StructType, duckType, physicalName, quoteIdent } from '../core/schema.js';
+import type { Snapshot } from '../core/snapshot.js';
 import { Transaction } from '../core/transaction.js';
 import type { DataFrame } from '../dataframe.js';
 import { dataFilePath, pruneFileList } from '../engine/scan.js';
@@ -141,6 +142,39 @@ function literalFor(type: string): ((v: string) => string) | null {
   return null;
 }
 
+/**
+ * Narrows candidate files to those whose [min, max] stats range of a (non-partition) join key holds
+ * at least one source key: the source's overall range can span many files when its keys are
+ * clustered in a few (updates) plus new ones beyond the table's range (inserts). One range join in
+ * DuckDB over the files' stats; files without stats for the key are kept.
+ */
+async function filesHoldingKeys(floe: Floe, snap: Snapshot, files: AddFile[], keys: { target: string; source: string }[], srcCols: Map<string, string>, src: string): Promise<AddFile[]> {
+  const key = keys.find((k) => !snap.partitionColumns.some((p) => p.toLowerCase() === k.target.toLowerCase()));
+  if (!key || files.length < 2 || files.length > 20_000) return files;
+  const tf = snap.schema.fields.find((f) => f.name.toLowerCase() === key.target.toLowerCase());
+  const sc = srcCols.get(key.source.toLowerCase());
+  // Exact stats only: integers and dates (string maxima may be truncated, timestamps are cut to ms).
+  if (!tf || !sc || typeof tf.type !== 'string' || !/^(long|integer|short|byte|date)$/.test(tf.type)) return files;
+  const lit = literalFor(tf.type);
+  if (!lit) return files;
+  const phys = physicalName(tf);
+  const rows: string[] = [];
+  const keep = new Set<number>();
+  files.forEach((f, i) => {
+    const st = parseStats(f.stats);
+    const lo = st?.minValues?.[phys];
+    const hi = st?.maxValues?.[phys];
+    if (lo === undefined || hi === undefined || lo === null || hi === null || typeof lo === 'object' || typeof hi === 'object') keep.add(i);
+    else rows.push(`(${i}, ${lit(String(lo))}, ${lit(String(hi))})`);
+  });
+  if (!rows.length) return files;
+  const t = duckType(tf.type);
+  const hits = await floe.engine.allJson(`SELECT f.i FROM (VALUES ${rows.join(', ')}) AS f(i, lo, hi)
+    WHERE EXISTS (SELECT 1 FROM ${src} s WHERE s.${quoteIdent(sc)}::${t} BETWEEN f.lo::${t} AND f.hi::${t})`);
+  for (const h of hits) keep.add(Number(h.i));
+  return files.filter((_, i) => keep.has(i));
+}
+
 async function executeMerge(floe: Floe, location: string, tAlias: string, source: DataFrame, condition: string, clauses: Clause[], evolve: boolean): Promise<DmlResult & { metrics: MergeMetrics }> {
   const before = new Set(floe.trackedTables());
   try {
@@ -235,6 +269,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
       }
     }
     candidates = filters.includes('false') ? [] : pruneFileList(snap.files, snap.schema, snap.partitionColumns, filters.filter((f) => f !== 'false'));
+    candidates = await filesHoldingKeys(floe, snap, candidates, equiKeys(condition, tAlias, sAlias), srcCols, src);
   }
   const txn = new Transaction(log, snap);
   txn.readWhole((a) => (filters.length ? pruneFileList([a], snap.schema, snap.partitionColumns, filters.filter((f) => f !== 'false')).length > 0 && !filters.includes('false') : true), candidates);
