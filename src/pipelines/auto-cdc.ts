@@ -1,0 +1,580 @@
+/**
+ * AUTO CDC (formerly APPLY CHANGES): applies one batch of change events to a keyed Delta target with
+ * Lakeflow / DLT semantics, stored as SCD type 1 or type 2.
+ *
+ * Semantics
+ * - Per key, events are applied in `sequenceBy` order (any orderable DuckDB type, a STRUCT for tie
+ *   breaks), whatever their arrival order, within a batch and across batches. The target after any
+ *   split of an event history into batches equals the target after one batch.
+ * - The same key and sequence twice in one batch is an error naming the key (`AUTO_CDC_DUPLICATE_SEQUENCE`);
+ *   byte-identical rows (the same event delivered twice) collapse first. An event whose (key, sequence)
+ *   was already applied in an earlier batch is a re-delivery and changes nothing. NULL keys and NULL
+ *   sequence values are errors, as in DLT.
+ * - Events matching `applyAsDeletes` delete the key; everything else is an upsert. Events matching
+ *   `applyAsTruncates` (type 1 only) delete every key whose latest event is older (sequence <= the
+ *   truncate's sequence).
+ * - Type 1: the target holds the latest upsert of each live key. A late event older than what the
+ *   state already reflects changes nothing; a delete leaves a tombstone (key, sequence) in the state so
+ *   a late older upsert cannot resurrect the row. Tombstones are garbage-collected once older than
+ *   `pipelines.cdc.tombstoneGCThresholdInSeconds` (option, target table property, or floe config;
+ *   default 2 days): after that a late older event for that key is applied as new, as in DLT.
+ *   With `ignoreNullUpdates`, a NULL in an upsert keeps the column's current value; the state then
+ *   keeps a sequence per column so that the result is still independent of arrival order (each
+ *   column holds the latest non-null value since the key's last delete).
+ * - Type 2: each version of a key is a row with `__START_AT` (the sequence at which it became current)
+ *   and `__END_AT` (the sequence at which it stopped being current, NULL for the current version),
+ *   typed like the sequence. A new version opens when a tracked column changes
+ *   (`trackHistoryColumnList` / `trackHistoryExceptColumnList`; all non-key columns by default);
+ *   changes in untracked columns update the current version in place; a delete closes the current
+ *   version; an upsert identical in tracked columns opens nothing. A late event is placed into the
+ *   history where its sequence falls (the affected versions are rewritten), as DLT does for
+ *   out-of-order data, so history does not depend on arrival order.
+ * - `columnList` / `exceptColumnList` pick the target's columns (keys always kept). The target is
+ *   created on first use as an ordinary Delta table with `delta.enableChangeDataFeed = true` (source
+ *   schema minus dropped columns, plus `__START_AT` / `__END_AT` for type 2), so downstream flows can
+ *   read its change feed.
+ *
+ * State and exactly-once
+ * - Per-target state lives in a small Delta table at `<target>/_floe_apply_changes_state/` (folders
+ *   starting with `_` are ignored by Delta readers and by VACUUM). Type 1 keeps one row per key: last
+ *   upsert sequence, last delete sequence (a tombstone when it is the newer), per-column sequences
+ *   with `ignoreNullUpdates`, and when the tombstone was written; plus one row per truncate. Type 2
+ *   keeps the key's applied events (projected columns, sequence, kind), which is what placing a late
+ *   event into history exactly needs; a deleted key's events are dropped after the tombstone
+ *   threshold (a later event for it then starts a fresh history, earlier history rows stay).
+ * - A batch is identified by (flowName, batchId). The target commit and the state commit both carry a
+ *   Delta `txn` action (appId = flowName, version = batchId). Order: the target commits first, then
+ *   the state. Everything is computed from the state as of before the batch plus the batch itself,
+ *   so a rerun of the same batch after a crash recomputes the same result: if the state already has
+ *   the txn the batch is skipped; if only the target has it (crash between the two commits) the
+ *   target commit is skipped and the state is still updated from the same input. The caller must
+ *   replay the same input for the same batchId (as a streaming checkpoint does).
+ * - All heavy work runs in DuckDB SQL: window functions over the batch and the state, joins with the
+ *   target; the target is committed with floe's MERGE (copy-on-write, change data feed written).
+ */
+import { quoteIdent } from '../core/schema.js';
+import type { Snapshot } from '../core/snapshot.js';
+import type { DataFrame } from '../dataframe.js';
+import { FloeError, InvalidArgumentError } from '../errors.js';
+import { guardExpression } from '../expression-guard.js';
+import type { Floe } from '../floe.js';
+import { DeltaTable } from '../table/delta-table.js';
+
+export const STATE_DIR = '_floe_apply_changes_state';
+export const TOMBSTONE_GC_PROPERTY = 'pipelines.cdc.tombstoneGCThresholdInSeconds';
+/** Default tombstone retention (2 days). */
+export const DEFAULT_TOMBSTONE_GC_SECONDS = 2 * 24 * 3600;
+
+export interface ApplyChangesOptions {
+  /** Path of the target Delta table (created on first use). */
+  target: string;
+  /** One batch of change events. */
+  source: DataFrame;
+  keys: string[];
+  /** A column or SQL expression (DuckDB syntax); a STRUCT orders by its fields in turn. */
+  sequenceBy: string;
+  storedAsScdType?: 1 | 2;
+  /** SQL predicate marking delete events. */
+  applyAsDeletes?: string;
+  /** SQL predicate marking truncate events (type 1 only). */
+  applyAsTruncates?: string;
+  columnList?: string[];
+  exceptColumnList?: string[];
+  ignoreNullUpdates?: boolean;
+  trackHistoryColumnList?: string[];
+  trackHistoryExceptColumnList?: string[];
+  /** The flow's name: the `txn` appId of its commits. */
+  flowName: string;
+  /** Monotonic batch number: the `txn` version of its commits. */
+  batchId: number;
+  /** Overrides the tombstone retention (seconds). */
+  tombstoneGCThresholdInSeconds?: number;
+  /** Properties for a target this call creates. */
+  tableProperties?: Record<string, string>;
+  /** Clock (epoch ms) for tombstone times; tests use it to exercise GC. */
+  now?: number;
+}
+
+export interface ApplyChangesResult {
+  /** The batch was already fully applied (state has the txn): nothing done. */
+  skipped: boolean;
+  /** The target already had this batch's txn (a rerun after a crash): only the state was committed. */
+  targetSkipped: boolean;
+  targetVersion: number | null;
+  stateVersion: number | null;
+  numSourceRows: number;
+  numUpsertedRows: number;
+  numDeletedRows: number;
+}
+
+/** Everything prepared for one batch (exported for crash tests: run the steps one by one). */
+export interface PreparedBatch {
+  opts: ApplyChangesOptions;
+  scd: 1 | 2;
+  statePath: string;
+  alreadyApplied: boolean;
+  targetAlreadyCommitted: boolean;
+  stateExists: boolean;
+  keys: string[];
+  /** Target data columns (keys first). */
+  columns: string[];
+  nonKeys: string[];
+  /** Session tables: target changes (`tch`, with `__op`) and state changes (`sch`, with `__op`). */
+  tch: string;
+  sch: string;
+  /** State columns, in order, without `__op`. */
+  stateColumns: string[];
+  numSourceRows: number;
+  temps: string[];
+}
+
+const q = quoteIdent;
+const sqlStr = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+/** A value for messages: scalars as they are, structs as JSON. */
+const show = (v: unknown): string => (v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v));
+
+/** Applies one batch of change events (see the module comment). */
+export async function applyChanges(floe: Floe, opts: ApplyChangesOptions): Promise<ApplyChangesResult> {
+  const p = await prepareApplyChanges(floe, opts);
+  try {
+    if (p.alreadyApplied) {
+      return { skipped: true, targetSkipped: true, targetVersion: null, stateVersion: null, numSourceRows: p.numSourceRows, numUpsertedRows: 0, numDeletedRows: 0 };
+    }
+    const t = await commitTargetStep(floe, p);
+    const s = await commitStateStep(floe, p);
+    return { skipped: false, targetSkipped: t.skipped, targetVersion: t.version, stateVersion: s, numSourceRows: p.numSourceRows, numUpsertedRows: t.upserted, numDeletedRows: t.deleted };
+  } finally {
+    await dropTemps(floe, p);
+  }
+}
+
+export async function dropTemps(floe: Floe, p: PreparedBatch): Promise<void> {
+  for (const t of p.temps.reverse()) await floe.engine.run(`DROP TABLE IF EXISTS ${t}`).catch(() => undefined);
+  p.temps = [];
+}
+
+function statePathOf(target: string): string {
+  return `${target.replace(/[\\/]+$/, '')}/${STATE_DIR}`;
+}
+
+function eqOn(keys: string[], a: string, b: string): string {
+  return keys.map((k) => `${a}.${q(k)} = ${b}.${q(k)}`).join(' AND ');
+}
+
+function resolveName(cols: string[], name: string, what: string): string {
+  const exact = cols.find((c) => c === name) ?? cols.find((c) => c.toLowerCase() === name.toLowerCase());
+  if (!exact) throw new InvalidArgumentError(`AUTO CDC ${what} names column '${name}', which the source does not have (source columns: ${cols.join(', ')}).`, { column: name }, 'AUTO_CDC_COLUMN_NOT_FOUND');
+  return exact;
+}
+
+function validate(opts: ApplyChangesOptions): 1 | 2 {
+  const scd = opts.storedAsScdType ?? 1;
+  if (scd !== 1 && scd !== 2) throw new InvalidArgumentError(`storedAsScdType must be 1 or 2, got ${String(scd)}.`);
+  if (!opts.target) throw new InvalidArgumentError('AUTO CDC needs a target path.');
+  if (!opts.keys?.length) throw new InvalidArgumentError('AUTO CDC needs at least one key column (keys).');
+  if (!opts.sequenceBy?.trim()) throw new InvalidArgumentError('AUTO CDC needs sequenceBy (a column or SQL expression).');
+  if (!opts.flowName) throw new InvalidArgumentError('AUTO CDC needs a flowName (the txn appId of its commits).');
+  if (!Number.isInteger(opts.batchId) || opts.batchId < 0) throw new InvalidArgumentError(`batchId must be a non-negative integer, got ${opts.batchId}.`);
+  if (opts.columnList && opts.exceptColumnList) throw new InvalidArgumentError('columnList and exceptColumnList are mutually exclusive.', {}, 'AUTO_CDC_INVALID_OPTIONS');
+  if (opts.trackHistoryColumnList && opts.trackHistoryExceptColumnList) throw new InvalidArgumentError('trackHistoryColumnList and trackHistoryExceptColumnList are mutually exclusive.', {}, 'AUTO_CDC_INVALID_OPTIONS');
+  if (scd === 1 && (opts.trackHistoryColumnList || opts.trackHistoryExceptColumnList)) throw new InvalidArgumentError('trackHistoryColumnList / trackHistoryExceptColumnList apply to SCD type 2 only.', {}, 'AUTO_CDC_INVALID_OPTIONS');
+  if (scd === 2 && opts.applyAsTruncates) throw new InvalidArgumentError('applyAsTruncates is supported for SCD type 1 only.', {}, 'AUTO_CDC_INVALID_OPTIONS');
+  guardExpression(opts.sequenceBy, opts.applyAsDeletes, opts.applyAsTruncates);
+  return scd;
+}
+
+async function tombstoneThreshold(floe: Floe, opts: ApplyChangesOptions, targetSnap: Snapshot | null): Promise<number> {
+  const raw = opts.tombstoneGCThresholdInSeconds ?? targetSnap?.configuration[TOMBSTONE_GC_PROPERTY] ?? floe.config.get(TOMBSTONE_GC_PROPERTY);
+  if (raw === undefined) return DEFAULT_TOMBSTONE_GC_SECONDS;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${TOMBSTONE_GC_PROPERTY} must be a non-negative number of seconds, got '${raw}'.`);
+  return n;
+}
+
+/** Step 1: validates, materialises the batch, ensures the target exists, computes target and state changes. */
+export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions): Promise<PreparedBatch> {
+  const scd = validate(opts);
+  const eng = floe.engine;
+  const temps: string[] = [];
+  const tmp = async (prefix: string, sql: string): Promise<string> => {
+    const t = eng.uniqueName(prefix);
+    await eng.run(`CREATE TEMP TABLE ${t} AS ${sql}`);
+    temps.push(t);
+    return t;
+  };
+  const statePath = statePathOf(opts.target);
+  const srcSql = await opts.source.toSQL();
+  const srcCols = (await eng.describe(srcSql)).map((c) => c.name);
+  const keys = opts.keys.map((k) => resolveName(srcCols, k, 'keys'));
+  let columns: string[];
+  if (opts.columnList) {
+    const listed = opts.columnList.map((c) => resolveName(srcCols, c, 'columnList'));
+    columns = [...keys, ...listed.filter((c) => !keys.includes(c))];
+  } else {
+    const except = (opts.exceptColumnList ?? []).map((c) => resolveName(srcCols, c, 'exceptColumnList'));
+    for (const k of keys) if (except.includes(k)) throw new InvalidArgumentError(`exceptColumnList cannot drop the key column '${k}'.`, {}, 'AUTO_CDC_INVALID_OPTIONS');
+    columns = [...keys, ...srcCols.filter((c) => !keys.includes(c) && !except.includes(c))];
+  }
+  for (const c of columns) if (c === '__START_AT' || c === '__END_AT') throw new InvalidArgumentError(`The source column '${c}' clashes with AUTO CDC's SCD type 2 columns; drop it with exceptColumnList.`, {}, 'AUTO_CDC_INVALID_OPTIONS');
+  const nonKeys = columns.filter((c) => !keys.includes(c));
+  let tracked = nonKeys;
+  if (opts.trackHistoryColumnList) tracked = opts.trackHistoryColumnList.map((c) => resolveName(nonKeys, c, 'trackHistoryColumnList'));
+  if (opts.trackHistoryExceptColumnList) {
+    const ex = opts.trackHistoryExceptColumnList.map((c) => resolveName(columns, c, 'trackHistoryExceptColumnList'));
+    tracked = nonKeys.filter((c) => !ex.includes(c));
+  }
+
+  // The batch: projected columns, sequence, kind; identical duplicates collapse.
+  const kind = `CASE ${opts.applyAsTruncates ? `WHEN (${opts.applyAsTruncates}) THEN 'truncate' ` : ''}${opts.applyAsDeletes ? `WHEN (${opts.applyAsDeletes}) THEN 'delete' ` : ''}ELSE 'upsert' END`;
+  const evAll = await tmp('cdc_ev_all', `SELECT DISTINCT ${columns.map(q).join(', ')}, (${opts.sequenceBy}) AS __seq, ${kind} AS __kind FROM (${srcSql}) AS __src`);
+  const numSourceRows = Number((await eng.allJson(`SELECT count(*) AS n FROM (${srcSql})`))[0]!.n);
+  const keyText = (r: Record<string, unknown>): string => keys.map((k) => `${k}=${show(r[k])}`).join(', ');
+  const nullSeq = await eng.allJson(`SELECT ${keys.map(q).join(', ')} FROM ${evAll} WHERE __seq IS NULL LIMIT 1`);
+  if (nullSeq.length) throw new FloeError('AUTO_CDC_NULL_SEQUENCE', `AUTO CDC into ${opts.target}: an event for key (${keyText(nullSeq[0]!)}) has a NULL sequenceBy value (${opts.sequenceBy}); NULL sequence values are not supported.`, { key: nullSeq[0] });
+  const nullKey = await eng.allJson(`SELECT __seq FROM ${evAll} WHERE __kind <> 'truncate' AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')}) LIMIT 1`);
+  if (nullKey.length) throw new FloeError('AUTO_CDC_NULL_KEY', `AUTO CDC into ${opts.target}: an event (sequence ${show(nullKey[0]!.__seq)}) has a NULL key column (${keys.join(', ')}).`, {});
+  const dup = await eng.allJson(`SELECT ${keys.map(q).join(', ')}, __seq, count(*) AS n FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL HAVING count(*) > 1 LIMIT 1`);
+  if (dup.length) {
+    const r = dup[0]!;
+    throw new FloeError(
+      'AUTO_CDC_DUPLICATE_SEQUENCE',
+      `AUTO CDC into ${opts.target}: key (${keyText(r)}) has ${String(r.n)} different events at the same sequence ${show(r.__seq)}; there must be one distinct update per key at each sequence value.`,
+      { key: Object.fromEntries(keys.map((k) => [k, r[k]])), sequence: r.__seq },
+    );
+  }
+
+  // State and target snapshots.
+  const stateLog = floe.deltaLog(statePath);
+  const stateExists = await stateLog.exists();
+  const stateSnap = stateExists ? await stateLog.snapshot() : null;
+  const base = { opts, scd, statePath, stateExists, keys, columns, nonKeys, numSourceRows, temps } as const;
+  if (stateSnap && (stateSnap.txnVersion(opts.flowName) ?? -1) >= opts.batchId) {
+    return { ...base, alreadyApplied: true, targetAlreadyCommitted: true, tch: '', sch: '', stateColumns: [] };
+  }
+  const targetLog = floe.deltaLog(opts.target);
+  if (!(await targetLog.exists())) {
+    const extra = scd === 2 ? ', __seq AS "__START_AT", __seq AS "__END_AT"' : '';
+    await floe.sql(`SELECT ${columns.map(q).join(', ')}${extra} FROM ${evAll} WHERE false`).write.delta(opts.target, {
+      mode: 'append',
+      properties: { 'delta.enableChangeDataFeed': 'true', ...(opts.tableProperties ?? {}) },
+    });
+  }
+  const targetSnap = await floe.snapshot(opts.target);
+  const tcols = new Set(targetSnap.schema.fields.map((f) => f.name));
+  for (const c of [...keys, ...(scd === 2 ? ['__START_AT', '__END_AT'] : [])]) {
+    if (!tcols.has(c)) throw new FloeError('AUTO_CDC_TARGET_SCHEMA', `The AUTO CDC target ${opts.target} has no column '${c}'${c.startsWith('__') ? ' (an SCD type 2 target needs __START_AT and __END_AT typed like the sequence)' : ''}.`, { column: c });
+  }
+  const targetAlreadyCommitted = (targetSnap.txnVersion(opts.flowName) ?? -1) >= opts.batchId;
+  const targetSql = await (await floe.read.delta(opts.target, { versionAsOf: targetSnap.version })).toSQL();
+  const stateSql = stateSnap ? await (await floe.read.delta(statePath, { versionAsOf: stateSnap.version })).toSQL() : null;
+  const thresholdMs = (await tombstoneThreshold(floe, opts, targetSnap)) * 1000;
+  const now = opts.now ?? Date.now();
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, stateSql, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, tmp };
+  const r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
+  return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns };
+}
+
+interface Ctx {
+  floe: Floe;
+  keys: string[];
+  columns: string[];
+  nonKeys: string[];
+  tracked: string[];
+  evAll: string;
+  targetSql: string;
+  stateSql: string | null;
+  ignoreNull: boolean;
+  now: number;
+  cutoff: number;
+  tmp: (prefix: string, sql: string) => Promise<string>;
+}
+
+/**
+ * SCD type 1. State rows: keys, __upsert_seq, __delete_seq, [__cs_<i> per non-key column with
+ * ignoreNullUpdates], __ts (epoch ms of the last delete-sequence change), __slot (0 key row, 1 truncate).
+ */
+async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[] }> {
+  const { keys, nonKeys, evAll, tmp } = c;
+  const K = keys.map(q);
+  const cs = (i: number): string => `__cs_${i}`;
+  const csCols = c.ignoreNull ? nonKeys.map((_, i) => cs(i)) : [];
+  const stateColumns = [...keys, '__upsert_seq', '__delete_seq', ...csCols, '__ts', '__slot'];
+  const emptyState = `SELECT ${K.join(', ')}, __seq AS __upsert_seq, __seq AS __delete_seq${csCols.map((x) => `, __seq AS ${x}`).join('')}, 0::BIGINT AS __ts, 0::INTEGER AS __slot FROM ${evAll} WHERE false`;
+  const st = await tmp('cdc_st', c.stateSql ? `SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql})` : emptyState);
+  const tv = await tmp('cdc_tv', `SELECT t0, tb, greatest(t0, tb) AS t, (tb IS NOT NULL AND (t0 IS NULL OR tb > t0)) AS newtrunc FROM
+    (SELECT (SELECT max(__delete_seq) FROM ${st} WHERE __slot = 1) AS t0, (SELECT max(__seq) FROM ${evAll} WHERE __kind = 'truncate') AS tb)`);
+  const newTrunc = (await c.floe.engine.allJson(`SELECT newtrunc FROM ${tv}`))[0]!.newtrunc === true;
+  const ev = await tmp('cdc_ev', `SELECT * FROM ${evAll} WHERE __kind <> 'truncate'`);
+  const ak = await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${ev}${newTrunc ? ` UNION SELECT ${K.join(', ')} FROM ${st} WHERE __slot = 0` : ''}`);
+  const rowPack = nonKeys.length ? `, arg_max(struct_pack(${nonKeys.map((n) => `${q(n)} := ${q(n)}`).join(', ')}), __seq) FILTER (WHERE __kind = 'upsert') AS e_row` : '';
+  const kd = await tmp('cdc_kd', `SELECT ${keys.map((k) => `ak.${q(k)}`).join(', ')},
+      s.__upsert_seq AS s_ups, s.__delete_seq AS s_del, s.__ts AS s_ts, (s.__slot IS NOT NULL) AS s_present${csCols.map((x) => `, s.${x} AS s_${x}`).join('')},
+      e.e_ups, e.e_del${nonKeys.length ? ', e.e_row' : ''},
+      greatest(s.__delete_seq, e.e_del, tv.t) AS d_eff,
+      greatest(s.__delete_seq, e.e_del) AS d_key,
+      greatest(s.__upsert_seq, e.e_ups) AS u_key
+    FROM ${ak} ak
+    LEFT JOIN (SELECT * FROM ${st} WHERE __slot = 0) s ON ${eqOn(keys, 'ak', 's')}
+    LEFT JOIN (SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'delete') AS e_del, max(__seq) FILTER (WHERE __kind = 'upsert') AS e_ups${rowPack}
+               FROM ${ev} GROUP BY ALL) e ON ${eqOn(keys, 'ak', 'e')}
+    CROSS JOIN ${tv} tv`);
+  // ignoreNullUpdates: per column, the latest non-null value of the batch after the key's effective delete.
+  let cand = '';
+  if (c.ignoreNull && nonKeys.length) {
+    const after = `ev.__kind = 'upsert' AND (kd.d_eff IS NULL OR ev.__seq > kd.d_eff)`;
+    cand = await tmp('cdc_cand', `SELECT ${keys.map((k) => `ev.${q(k)}`).join(', ')}, ${nonKeys
+      .map((n, i) => `arg_max(ev.${q(n)}, ev.__seq) FILTER (WHERE ${after} AND ev.${q(n)} IS NOT NULL) AS v_${i}, max(ev.__seq) FILTER (WHERE ${after} AND ev.${q(n)} IS NOT NULL) AS s_${i}`)
+      .join(', ')}
+      FROM ${ev} ev JOIN ${kd} kd ON ${eqOn(keys, 'ev', 'kd')} GROUP BY ALL`);
+  }
+  const valueExprs: string[] = [];
+  const csExprs: string[] = [];
+  nonKeys.forEach((n, i) => {
+    if (c.ignoreNull) {
+      const oldValid = `(kd.s_${cs(i)} IS NOT NULL AND (kd.d_eff IS NULL OR kd.s_${cs(i)} > kd.d_eff))`;
+      const fromBatch = `(cd.s_${i} IS NOT NULL AND (NOT ${oldValid} OR cd.s_${i} > kd.s_${cs(i)}))`;
+      valueExprs.push(`CASE WHEN ${fromBatch} THEN cd.v_${i} WHEN ${oldValid} THEN t.${q(n)} ELSE NULL END AS ${q(n)}`);
+      csExprs.push(`CASE WHEN ${fromBatch} THEN cd.s_${i} WHEN ${oldValid} THEN kd.s_${cs(i)} ELSE NULL END AS ${cs(i)}`);
+    } else {
+      valueExprs.push(`CASE WHEN kd.e_ups IS NOT NULL AND (kd.s_ups IS NULL OR kd.e_ups > kd.s_ups) THEN struct_extract(kd.e_row, ${sqlStr(n)}) ELSE t.${q(n)} END AS ${q(n)}`);
+    }
+  });
+  const nw = await tmp('cdc_nw', `SELECT ${keys.map((k) => `kd.${q(k)}`).join(', ')},
+      (kd.u_key IS NOT NULL AND (kd.d_eff IS NULL OR kd.u_key > kd.d_eff)) AS live,
+      coalesce(t.__present, false) AS old_present,
+      kd.u_key, kd.d_key, kd.d_eff, kd.s_del, kd.s_ts, kd.s_present
+      ${valueExprs.map((v) => `, ${v}`).join('')}${csExprs.map((v) => `, ${v}`).join('')}${nonKeys.map((n, i) => `, t.${q(n)} AS __old_${i}`).join('')}
+    FROM ${kd} kd
+    ${cand ? `LEFT JOIN ${cand} cd ON ${eqOn(keys, 'kd', 'cd')}` : ''}
+    LEFT JOIN (SELECT *, true AS __present FROM (${c.targetSql})) t ON ${eqOn(keys, 'kd', 't')}`);
+  const changed = nonKeys.length ? nonKeys.map((n, i) => `${q(n)} IS DISTINCT FROM __old_${i}`).join(' OR ') : 'false';
+  const cols = c.columns.map(q).join(', ');
+  const tch = await tmp('cdc_tch', `SELECT ${cols}, 'upsert' AS __op FROM ${nw} WHERE live AND (NOT old_present OR ${changed})
+    UNION ALL SELECT ${cols}, 'delete' AS __op FROM ${nw} WHERE NOT live AND old_present`);
+  // State: affected keys, truncate-covered and expired tombstones dropped; a new truncate row.
+  const tval = `(SELECT t FROM ${tv})`;
+  const covered = (u: string, d: string): string => `(${tval} IS NOT NULL AND (${u} IS NULL OR ${u} <= ${tval}) AND (${d} IS NULL OR ${d} <= ${tval}))`;
+  const tsExpr = `CASE WHEN d_key IS DISTINCT FROM s_del THEN ${c.now}::BIGINT ELSE coalesce(s_ts, ${c.now}::BIGINT) END`;
+  const sch = await tmp('cdc_sch', `
+    SELECT ${K.join(', ')}, u_key AS __upsert_seq, d_key AS __delete_seq${csCols.map((x) => `, ${x}`).join('')}, ${tsExpr} AS __ts, 0::INTEGER AS __slot,
+      CASE WHEN ${covered('u_key', 'd_key')} OR (NOT live AND ${tsExpr} < ${c.cutoff}) THEN 'delete' ELSE 'upsert' END AS __op
+    FROM ${nw}
+    UNION ALL
+    SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, 'delete' AS __op FROM ${st} s
+    WHERE s.__slot = 0 AND NOT EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})
+      AND (${covered('s.__upsert_seq', 's.__delete_seq')}
+           OR (NOT (s.__upsert_seq IS NOT NULL AND (greatest(s.__delete_seq, ${tval}) IS NULL OR s.__upsert_seq > greatest(s.__delete_seq, ${tval}))) AND s.__ts < ${c.cutoff}))
+    ${newTrunc ? `UNION ALL SELECT ${keys.map(() => 'NULL').join(', ')}, NULL, tb${csCols.map(() => ', NULL').join('')}, ${c.now}::BIGINT, 1::INTEGER, 'upsert' FROM ${tv}` : ''}`);
+  return { tch, sch, stateColumns };
+}
+
+/** SCD type 2. State rows: the applied events: keys, non-key columns, __seq, __kind, __ts (epoch ms applied). */
+async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[] }> {
+  const { keys, nonKeys, evAll, tmp } = c;
+  const K = keys.map(q);
+  const stateColumns = [...keys, ...nonKeys, '__seq', '__kind', '__ts'];
+  const emptyState = `SELECT ${[...keys, ...nonKeys].map(q).join(', ')}, __seq, __kind, 0::BIGINT AS __ts FROM ${evAll} WHERE false`;
+  const st = await tmp('cdc_st', c.stateSql ? `SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql})` : emptyState);
+  // New events: not applied before (re-deliveries of a (key, sequence) change nothing).
+  const nev = await tmp('cdc_nev', `SELECT e.* FROM ${evAll} e WHERE e.__kind <> 'truncate'
+    AND NOT EXISTS (SELECT 1 FROM ${st} s WHERE ${eqOn(keys, 'e', 's')} AND s.__seq = e.__seq)`);
+  const ak = await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${nev}`);
+  return { tch: await scd2Diff(c, ak, st, nev, stateColumns), sch: await scd2State(c, st, nev, stateColumns), stateColumns };
+}
+
+async function scd2Diff(c: Ctx, ak: string, st: string, nev: string, _stateColumns: string[]): Promise<string> {
+  // (Re)computes the full history of the affected keys, then diffs it with their target rows.
+  const { keys, nonKeys, tmp } = c;
+  const K = keys.map(q);
+  const dataCols = [...keys, ...nonKeys].map(q).join(', ');
+  const all = `SELECT ${dataCols}, __seq, __kind FROM ${st} s WHERE EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})
+    UNION ALL SELECT ${dataCols}, __seq, __kind FROM ${nev}`;
+  const part = `PARTITION BY ${K.join(', ')}`;
+  const eff = nonKeys.map((n) =>
+    c.ignoreNull
+      ? `last_value(CASE WHEN __kind = 'upsert' THEN ${q(n)} END IGNORE NULLS) OVER (${part}, __seg ORDER BY __seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ${q(n)}`
+      : q(n),
+  );
+  const trackedPack = c.tracked.length ? `struct_pack(${c.tracked.map((n) => `${q(n)} := ${q(n)}`).join(', ')})` : 'NULL::INTEGER';
+  const lastPack = `struct_pack(__n := __next${nonKeys.map((n) => `, ${q(n)} := ${q(n)}`).join('')})`;
+  const hist = await tmp('cdc_hist', `
+    WITH a1 AS (SELECT *, sum(CASE WHEN __kind = 'delete' THEN 1 ELSE 0 END) OVER (${part} ORDER BY __seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __seg FROM (${all})),
+    a2 AS (SELECT ${K.join(', ')}, __seq, __kind, __seg${eff.map((e) => `, ${e}`).join('')} FROM a1),
+    a3 AS (SELECT *, ${trackedPack} AS __tp FROM a2),
+    a4 AS (SELECT *, lag(__kind) OVER w AS __pk, lag(__tp) OVER w AS __ptp, lead(__seq) OVER w AS __next FROM a3 WINDOW w AS (${part} ORDER BY __seq)),
+    a5 AS (SELECT *, CASE WHEN __kind = 'upsert' AND (__pk IS NULL OR __pk = 'delete' OR __tp IS DISTINCT FROM __ptp) THEN 1 ELSE 0 END AS __new FROM a4),
+    a6 AS (SELECT *, sum(__new) OVER (${part} ORDER BY __seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __ver FROM a5),
+    v AS (SELECT ${K.join(', ')}, __ver, min(__seq) AS __start, arg_max(${lastPack}, __seq) AS __last FROM a6 WHERE __kind = 'upsert' GROUP BY ${[...K, '__ver'].join(', ')})
+    SELECT ${K.join(', ')}${nonKeys.map((n) => `, struct_extract(__last, ${sqlStr(n)}) AS ${q(n)}`).join('')}, __start AS "__START_AT", struct_extract(__last, '__n') AS "__END_AT" FROM v`);
+  // The earliest known event per key: target rows that start before it (history kept after a
+  // tombstone GC) are left alone.
+  const floor = await tmp('cdc_floor', `SELECT ${K.join(', ')}, min(__seq) AS __floor FROM (${all}) GROUP BY ALL`);
+  const old = await tmp('cdc_old', `SELECT t.* FROM (${c.targetSql}) t WHERE EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 't')})`);
+  const outCols = [...keys, ...nonKeys, '__START_AT', '__END_AT'];
+  const changed = [...nonKeys, '__END_AT'].map((n) => `h.${q(n)} IS DISTINCT FROM o.${q(n)}`).join(' OR ');
+  return tmp('cdc_tch', `
+    SELECT ${outCols.map((n) => `h.${q(n)}`).join(', ')}, 'upsert' AS __op
+    FROM ${hist} h LEFT JOIN ${old} o ON ${eqOn(keys, 'h', 'o')} AND o."__START_AT" = h."__START_AT"
+    WHERE o."__START_AT" IS NULL OR ${changed}
+    UNION ALL
+    SELECT ${outCols.map((n) => `o.${q(n)}`).join(', ')}, 'delete' AS __op
+    FROM ${old} o JOIN ${floor} f ON ${eqOn(keys, 'o', 'f')}
+    WHERE o."__START_AT" >= f.__floor
+      AND NOT EXISTS (SELECT 1 FROM ${hist} h WHERE ${eqOn(keys, 'h', 'o')} AND h."__START_AT" = o."__START_AT")`);
+}
+
+async function scd2State(c: Ctx, st: string, nev: string, stateColumns: string[]): Promise<string> {
+  const { keys, nonKeys, tmp } = c;
+  const K = keys.map(q);
+  const dataCols = [...keys, ...nonKeys].map(q).join(', ');
+  // Tombstone GC: keys whose latest event is a delete applied before the cutoff lose their events.
+  return tmp('cdc_sch', `
+    WITH allev AS (SELECT ${K.join(', ')}, __seq, __kind, __ts FROM ${st} UNION ALL SELECT ${K.join(', ')}, __seq, __kind, ${c.now}::BIGINT FROM ${nev}),
+    lastev AS (SELECT ${K.join(', ')}, arg_max(struct_pack(k := __kind, ts := __ts), __seq) AS l FROM allev GROUP BY ALL),
+    gc AS (SELECT ${K.join(', ')} FROM lastev WHERE struct_extract(l, 'k') = 'delete' AND struct_extract(l, 'ts') < ${c.cutoff})
+    SELECT ${dataCols}, __seq, __kind, ${c.now}::BIGINT AS __ts, CASE WHEN EXISTS (SELECT 1 FROM gc WHERE ${eqOn(keys, 'gc', 'n')}) THEN 'skip' ELSE 'upsert' END AS __op FROM ${nev} n
+    UNION ALL
+    SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, 'delete' AS __op FROM ${st} s WHERE EXISTS (SELECT 1 FROM gc WHERE ${eqOn(keys, 'gc', 's')})`);
+}
+
+/** Step 2: the target commit (MERGE with txn (flowName, batchId)); skipped when the target already has the txn. */
+export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ skipped: boolean; version: number | null; upserted: number; deleted: number }> {
+  const counts = (await floe.engine.allJson(`SELECT count(*) FILTER (WHERE __op = 'upsert') AS u, count(*) FILTER (WHERE __op = 'delete') AS d FROM ${p.tch}`))[0]!;
+  const upserted = Number(counts.u);
+  const deleted = Number(counts.d);
+  if (p.targetAlreadyCommitted) return { skipped: true, version: null, upserted, deleted };
+  const outCols = [...p.columns, ...(p.scd === 2 ? ['__START_AT', '__END_AT'] : [])];
+  const on = [...p.keys, ...(p.scd === 2 ? ['__START_AT'] : [])].map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ');
+  const table = (await DeltaTable.forPath(floe, p.opts.target)).alias('t');
+  const setCols = outCols.filter((c) => !p.keys.includes(c) && !(p.scd === 2 && c === '__START_AT'));
+  const builder = table
+    .merge(floe.sql(`SELECT * FROM ${p.tch}`).alias('s'), on)
+    .whenMatchedDelete({ condition: "s.__op = 'delete'" });
+  if (setCols.length) builder.whenMatchedUpdate({ set: Object.fromEntries(setCols.map((c) => [c, `s.${q(c)}`])) });
+  builder.whenNotMatchedInsert({ condition: "s.__op = 'upsert'", values: Object.fromEntries(outCols.map((c) => [c, `s.${q(c)}`])) });
+  const r = await withTxn(floe, p.opts.flowName, p.opts.batchId, () => builder.execute());
+  return { skipped: r.version === null, version: r.version, upserted, deleted };
+}
+
+/** Step 3: the state commit (MERGE, or the creating write, with txn (flowName, batchId)). */
+export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<number | null> {
+  const cols = p.stateColumns.map(q).join(', ');
+  if (!(await floe.deltaLog(p.statePath).exists())) {
+    const r = await floe.sql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
+    return r.version;
+  }
+  const src = floe.sql(`SELECT * FROM ${p.sch} WHERE __op <> 'skip'`).alias('s');
+  const table = (await DeltaTable.forPath(floe, p.statePath)).alias('t');
+  let builder;
+  if (p.scd === 1) {
+    const on = `t.__slot = 0 AND s.__slot = 0 AND ${p.keys.map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ')}`;
+    builder = table
+      .merge(src, on)
+      .whenMatchedDelete({ condition: "s.__op = 'delete'" })
+      .whenMatchedUpdate({ set: Object.fromEntries(p.stateColumns.filter((c) => !p.keys.includes(c)).map((c) => [c, `s.${q(c)}`])) })
+      .whenNotMatchedInsert({ condition: "s.__op = 'upsert'", values: Object.fromEntries(p.stateColumns.map((c) => [c, `s.${q(c)}`])) });
+  } else {
+    const on = `${p.keys.map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ')} AND t.__seq = s.__seq`;
+    builder = table
+      .merge(src, on)
+      .whenMatchedDelete({ condition: "s.__op = 'delete'" })
+      .whenNotMatchedInsert({ condition: "s.__op = 'upsert'", values: Object.fromEntries(p.stateColumns.map((c) => [c, `s.${q(c)}`])) });
+  }
+  const r = await withTxn(floe, p.opts.flowName, p.opts.batchId, () => builder.execute());
+  return r.version;
+}
+
+/** Runs DML with the session's idempotent-write settings (txnAppId / txnVersion) set, then restores them. */
+async function withTxn<T>(floe: Floe, appId: string, version: number, fn: () => Promise<T>): Promise<T> {
+  const A = 'spark.databricks.delta.write.txnAppId';
+  const V = 'spark.databricks.delta.write.txnVersion';
+  const prevA = floe.config.get(A);
+  const prevV = floe.config.get(V);
+  floe.config.set(A, appId);
+  floe.config.set(V, String(version));
+  try {
+    return await fn();
+  } finally {
+    if (prevA === undefined) floe.config.unset(A);
+    else floe.config.set(A, prevA);
+    if (prevV === undefined) floe.config.unset(V);
+    else floe.config.set(V, prevV);
+  }
+}
+
+export interface ApplyChangesFromSnapshotOptions {
+  target: string;
+  /** The full snapshot: one row per key. */
+  snapshot: DataFrame;
+  /** The snapshot's version: increasing from one snapshot to the next; the sequence of its changes. */
+  snapshotVersion: number | bigint | string | Date;
+  keys: string[];
+  storedAsScdType?: 1 | 2;
+  trackHistoryColumnList?: string[];
+  trackHistoryExceptColumnList?: string[];
+  columnList?: string[];
+  exceptColumnList?: string[];
+  flowName: string;
+  /** The txn version of this snapshot's commits; defaults to snapshotVersion when it is an integer. */
+  batchId?: number;
+  tableProperties?: Record<string, string>;
+}
+
+function versionLiteral(v: number | bigint | string | Date): string {
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new InvalidArgumentError(`snapshotVersion must be finite, got ${v}.`, {}, 'INVALID_SNAPSHOT_VERSION');
+    return Number.isInteger(v) ? `${v}::BIGINT` : `${v}::DOUBLE`;
+  }
+  if (typeof v === 'bigint') return `${v}::BIGINT`;
+  if (v instanceof Date) return `TIMESTAMPTZ ${sqlStr(v.toISOString())}`;
+  return sqlStr(v);
+}
+
+/**
+ * AUTO CDC FROM SNAPSHOT (`create_auto_cdc_from_snapshot_flow`): diffs a full snapshot against the
+ * target by key. Keys new in the snapshot are inserted, keys whose values changed are updated (SCD 2:
+ * a new version when a tracked column changed, in place otherwise), keys present in the target but
+ * absent from the snapshot are deleted (SCD 2: their current version closes at the snapshot version).
+ * Rows are sequenced by the snapshot version (`__START_AT` / `__END_AT` take its type).
+ */
+export async function applyChangesFromSnapshot(floe: Floe, opts: ApplyChangesFromSnapshotOptions): Promise<ApplyChangesResult> {
+  if (opts.snapshotVersion === null || opts.snapshotVersion === undefined) throw new InvalidArgumentError('snapshotVersion is required.', {}, 'NULL_SNAPSHOT_VERSION');
+  const scd = opts.storedAsScdType ?? 1;
+  const batchId = opts.batchId ?? (typeof opts.snapshotVersion === 'number' && Number.isInteger(opts.snapshotVersion) ? opts.snapshotVersion : typeof opts.snapshotVersion === 'bigint' ? Number(opts.snapshotVersion) : undefined);
+  if (batchId === undefined) throw new InvalidArgumentError('batchId is required when snapshotVersion is not an integer.');
+  const snapSql = await opts.snapshot.toSQL();
+  const srcCols = (await floe.engine.describe(snapSql)).map((c) => c.name);
+  const keys = opts.keys.map((k) => resolveName(srcCols, k, 'keys'));
+  for (const c of ['__snapshot_version', '__snapshot_delete']) if (srcCols.includes(c)) throw new InvalidArgumentError(`The snapshot has a reserved column '${c}'.`);
+  const K = keys.map(q).join(', ');
+  const dupRows = await floe.engine.allJson(`SELECT ${K}, count(*) AS n FROM (${snapSql}) GROUP BY ALL HAVING count(*) > 1 LIMIT 1`);
+  if (dupRows.length) {
+    throw new FloeError('DUPLICATE_KEY_VIOLATION', `The snapshot for ${opts.target} (version ${String(opts.snapshotVersion)}) has ${String(dupRows[0]!.n)} rows for key (${keys.map((k) => `${k}=${JSON.stringify(dupRows[0]![k])}`).join(', ')}); a snapshot must have at most one row per key.`, { key: dupRows[0] });
+  }
+  const ver = versionLiteral(opts.snapshotVersion);
+  // Live keys of the target that the snapshot lacks become delete events.
+  let deletes = '';
+  if (await floe.deltaLog(opts.target).exists()) {
+    const tsql = await (await floe.read.delta(opts.target)).toSQL();
+    const live = scd === 2 ? `SELECT ${K} FROM (${tsql}) WHERE "__END_AT" IS NULL` : `SELECT DISTINCT ${K} FROM (${tsql})`;
+    deletes = ` UNION ALL BY NAME SELECT ${keys.map((k) => `l.${q(k)}`).join(', ')}, ${ver} AS __snapshot_version, true AS __snapshot_delete FROM (${live}) l
+      WHERE NOT EXISTS (SELECT 1 FROM (${snapSql}) s WHERE ${eqOn(keys, 's', 'l')})`;
+  }
+  const events = floe.sql(`SELECT *, ${ver} AS __snapshot_version, false AS __snapshot_delete FROM (${snapSql})${deletes}`);
+  const except = [...(opts.exceptColumnList ?? []), '__snapshot_version', '__snapshot_delete'];
+  return applyChanges(floe, {
+    target: opts.target,
+    source: events,
+    keys,
+    sequenceBy: '__snapshot_version',
+    storedAsScdType: scd,
+    applyAsDeletes: '__snapshot_delete',
+    columnList: opts.columnList,
+    exceptColumnList: opts.columnList ? undefined : except,
+    trackHistoryColumnList: opts.trackHistoryColumnList,
+    trackHistoryExceptColumnList: opts.trackHistoryExceptColumnList,
+    flowName: opts.flowName,
+    batchId,
+    tableProperties: opts.tableProperties,
+  });
+}

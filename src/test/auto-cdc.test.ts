@@ -1,0 +1,239 @@
+/**
+ * AUTO CDC by example: the Databricks documentation's "users" example (SCD 1, SCD 1 with TRUNCATE,
+ * SCD 2, SCD 2 with TRACK HISTORY ON * EXCEPT (city)) with the documented results; out-of-order and
+ * tombstone cases; duplicate (key, sequence); crash between the target and the state commits;
+ * AUTO CDC FROM SNAPSHOT (the documented snapshot examples); the Debezium example.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { Floe } from '../floe.js';
+import { DeltaTable } from '../table/delta-table.js';
+import { type ApplyChangesOptions, STATE_DIR, applyChanges, applyChangesFromSnapshot, commitTargetStep, dropTemps, prepareApplyChanges } from '../pipelines/auto-cdc.js';
+import { runUsersExample } from '../examples/users-cdc.js';
+import { runDebeziumExample } from '../examples/debezium-cdc.js';
+import { tempDir } from './helpers.js';
+import { type Ev, eventsDf, readScd1, readScd2 } from './auto-cdc-helpers.js';
+
+let floe: Floe;
+let dir: string;
+let n = 0;
+const fresh = (): string => path.join(dir, `t${++n}`);
+before(async () => {
+  floe = await Floe.create({ threads: 2 });
+  dir = await tempDir('floe-autocdc-');
+});
+after(async () => {
+  await floe.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+async function users(target: string, order: string): Promise<Record<string, unknown>[]> {
+  const rows = await (await floe.read.delta(target)).orderBy(order).toJSON();
+  return rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : v])));
+}
+
+test('users example, SCD type 1: the documented result', async () => {
+  const t = fresh();
+  await runUsersExample(floe, t, 1);
+  assert.deepEqual(await users(t, 'userId'), [
+    { userId: 124, name: 'Raul', city: 'Oaxaca' },
+    { userId: 125, name: 'Mercedes', city: 'Guadalajara' },
+    { userId: 126, name: 'Lily', city: 'Cancun' },
+  ]);
+  const detail = await (await DeltaTable.forPath(floe, t)).detail();
+  assert.equal(detail.properties['delta.enableChangeDataFeed'], 'true');
+  // The target is a normal Delta table: its change feed is readable, the state folder is not data.
+  assert.equal((await floe.read.changes(t, { startingVersion: 0 })).constructor.name, 'DataFrame');
+  assert.ok((await fs.readdir(t)).includes(STATE_DIR));
+});
+
+test('users example, SCD type 1 with the TRUNCATE at sequenceNum 3: the documented result', async () => {
+  const t = fresh();
+  await runUsersExample(floe, t, 1, { withTruncate: true });
+  assert.deepEqual(await users(t, 'userId'), [{ userId: 125, name: 'Mercedes', city: 'Guadalajara' }]);
+});
+
+test('users example, SCD type 2: the documented result', async () => {
+  const t = fresh();
+  await runUsersExample(floe, t, 2);
+  assert.deepEqual(await users(t, 'userId, "__START_AT"'), [
+    { userId: 123, name: 'Isabel', city: 'Monterrey', __START_AT: 1, __END_AT: 5 },
+    { userId: 123, name: 'Isabel', city: 'Chihuahua', __START_AT: 5, __END_AT: 6 },
+    { userId: 124, name: 'Raul', city: 'Oaxaca', __START_AT: 1, __END_AT: null },
+    { userId: 125, name: 'Mercedes', city: 'Tijuana', __START_AT: 2, __END_AT: 5 },
+    { userId: 125, name: 'Mercedes', city: 'Mexicali', __START_AT: 5, __END_AT: 6 },
+    { userId: 125, name: 'Mercedes', city: 'Guadalajara', __START_AT: 6, __END_AT: null },
+    { userId: 126, name: 'Lily', city: 'Cancun', __START_AT: 2, __END_AT: null },
+  ]);
+  const types = Object.fromEntries((await (await floe.read.delta(t)).columns()).map((c) => [c.name, c.type]));
+  assert.equal(types.__START_AT, types.__END_AT);
+  assert.equal(types.__START_AT, 'BIGINT'); // typed like sequenceNum
+});
+
+test('users example, SCD type 2 tracking history on * EXCEPT (city): the documented result', async () => {
+  const t = fresh();
+  await runUsersExample(floe, t, 2, { trackHistoryExceptColumnList: ['city'] });
+  assert.deepEqual(await users(t, 'userId, "__START_AT"'), [
+    { userId: 123, name: 'Isabel', city: 'Chihuahua', __START_AT: 1, __END_AT: 6 },
+    { userId: 124, name: 'Raul', city: 'Oaxaca', __START_AT: 1, __END_AT: null },
+    { userId: 125, name: 'Mercedes', city: 'Guadalajara', __START_AT: 2, __END_AT: null },
+    { userId: 126, name: 'Lily', city: 'Cancun', __START_AT: 2, __END_AT: null },
+  ]);
+});
+
+const base = (target: string, scd: 1 | 2, extra: Partial<ApplyChangesOptions> = {}) => ({
+  target, keys: ['id'], sequenceBy: 'seq', applyAsDeletes: "op = 'd'", exceptColumnList: ['op', 'seq'], storedAsScdType: scd, flowName: 'f', ...extra,
+});
+const u = (id: number, seq: number, a: number | null, b: string | null = null): Ev => ({ id, seq, op: 'u', a, b });
+const d = (id: number, seq: number): Ev => ({ id, seq, op: 'd', a: null, b: null });
+
+test('SCD 1: a late event older than the target changes nothing; a tombstone stops a late resurrection', async () => {
+  const t = fresh();
+  let b = 0;
+  const apply = (evs: Ev[]) => applyChanges(floe, { ...base(t, 1), source: eventsDf(floe, evs), batchId: b++ });
+  await apply([u(1, 5, 50), u(2, 5, 20)]);
+  const v0 = (await floe.snapshot(t)).version;
+  await apply([u(1, 3, 30)]); // older than what the target reflects
+  assert.deepEqual(await readScd1(floe, t), [{ id: 1, a: 50, b: null }, { id: 2, a: 20, b: null }]);
+  assert.equal((await floe.snapshot(t)).version, v0, 'nothing to change: no target commit');
+  await apply([d(1, 7)]);
+  await apply([u(1, 6, 60)]); // late, older than the delete: the tombstone wins
+  assert.deepEqual(await readScd1(floe, t), [{ id: 2, a: 20, b: null }]);
+  await apply([u(1, 8, 80)]); // newer than the delete: back
+  assert.deepEqual(await readScd1(floe, t), [{ id: 1, a: 80, b: null }, { id: 2, a: 20, b: null }]);
+  // ignore null updates: a NULL keeps the current value.
+  const t2 = fresh();
+  await applyChanges(floe, { ...base(t2, 1, { ignoreNullUpdates: true }), source: eventsDf(floe, [u(1, 1, 1, 'x')]), batchId: 0 });
+  await applyChanges(floe, { ...base(t2, 1, { ignoreNullUpdates: true }), source: eventsDf(floe, [u(1, 2, null, 'y')]), batchId: 1 });
+  assert.deepEqual(await readScd1(floe, t2), [{ id: 1, a: 1, b: 'y' }]);
+});
+
+test('SCD 1: tombstones are garbage-collected after pipelines.cdc.tombstoneGCThresholdInSeconds', async () => {
+  const t = fresh();
+  const opts = (batchId: number, now: number, evs: Ev[]) => ({ ...base(t, 1), source: eventsDf(floe, evs), batchId, now, tombstoneGCThresholdInSeconds: 60 });
+  await applyChanges(floe, opts(0, 0, [u(1, 5, 50), d(1, 7)]));
+  await applyChanges(floe, opts(1, 30_000, [u(1, 6, 60)])); // within retention: rejected
+  assert.deepEqual(await readScd1(floe, t), []);
+  await applyChanges(floe, opts(2, 120_000, [u(2, 1, 1)])); // the tombstone of key 1 is collected here
+  const state = await (await floe.read.delta(path.join(t, STATE_DIR))).toJSON();
+  assert.deepEqual(state.map((r) => Number(r.id)), [2]);
+  await applyChanges(floe, opts(3, 130_000, [u(1, 6, 60)])); // after GC the late event is applied, as in DLT
+  assert.deepEqual(await readScd1(floe, t), [{ id: 1, a: 60, b: null }, { id: 2, a: 1, b: null }]);
+});
+
+test('SCD 2: a late event is placed into history; a delete closes the current version', async () => {
+  const t = fresh();
+  await applyChanges(floe, { ...base(t, 2), source: eventsDf(floe, [u(1, 1, 10), u(1, 5, 50)]), batchId: 0 });
+  await applyChanges(floe, { ...base(t, 2), source: eventsDf(floe, [u(1, 3, 30), d(1, 9)]), batchId: 1 });
+  assert.deepEqual(await readScd2(floe, t), [
+    { id: 1, a: 10, b: null, start: 1, end: 3 },
+    { id: 1, a: 30, b: null, start: 3, end: 5 },
+    { id: 1, a: 50, b: null, start: 5, end: 9 },
+  ]);
+  // Only untracked columns change: in place (no new version).
+  const t2 = fresh();
+  await applyChanges(floe, { ...base(t2, 2, { trackHistoryColumnList: ['a'] }), source: eventsDf(floe, [u(1, 1, 10, 'x')]), batchId: 0 });
+  await applyChanges(floe, { ...base(t2, 2, { trackHistoryColumnList: ['a'] }), source: eventsDf(floe, [u(1, 2, 10, 'y')]), batchId: 1 });
+  assert.deepEqual(await readScd2(floe, t2), [{ id: 1, a: 10, b: 'y', start: 1, end: null }]);
+});
+
+test('the same key and sequence twice in a batch is an error naming the key', async () => {
+  const t = fresh();
+  await assert.rejects(
+    applyChanges(floe, { ...base(t, 1), source: eventsDf(floe, [u(7, 4, 1), u(7, 4, 2), u(8, 4, 1)]), batchId: 0 }),
+    (e: Error & { code?: string }) => e.code === 'AUTO_CDC_DUPLICATE_SEQUENCE' && /id=7/.test(e.message) && /sequence 4/.test(e.message),
+  );
+  // The very same event delivered twice is one event.
+  await applyChanges(floe, { ...base(t, 1), source: eventsDf(floe, [u(7, 4, 1), u(7, 4, 1)]), batchId: 0 });
+  assert.deepEqual(await readScd1(floe, t), [{ id: 7, a: 1, b: null }]);
+  // Option checks.
+  await assert.rejects(applyChanges(floe, { ...base(fresh(), 2), applyAsTruncates: "op = 't'", source: eventsDf(floe, [u(1, 1, 1)]), batchId: 0 }), /SCD type 1 only/);
+  await assert.rejects(applyChanges(floe, { ...base(fresh(), 1), columnList: ['id'], source: eventsDf(floe, [u(1, 1, 1)]), batchId: 0 }), /mutually exclusive/);
+  await assert.rejects(applyChanges(floe, { ...base(fresh(), 1), sequenceBy: 'a', source: eventsDf(floe, [u(1, 1, null)]), batchId: 0 }), /NULL sequenceBy/);
+});
+
+for (const scd of [1, 2] as const) {
+  test(`SCD ${scd}: a crash between the target and the state commits, then a rerun, equals an uninterrupted run`, async () => {
+    const batches: Ev[][] = [[u(1, 1, 10), u(2, 1, 20)], [u(1, 4, 40), d(2, 5)], [u(2, 3, 30), u(3, 2, 7)]];
+    const clean = fresh();
+    for (let i = 0; i < batches.length; i++) await applyChanges(floe, { ...base(clean, scd), source: eventsDf(floe, batches[i]!), batchId: i });
+
+    const crashed = fresh();
+    await applyChanges(floe, { ...base(crashed, scd), source: eventsDf(floe, batches[0]!), batchId: 0 });
+    // Batch 1: the target commits, then the process "dies" before the state commit.
+    const p = await prepareApplyChanges(floe, { ...base(crashed, scd), source: eventsDf(floe, batches[1]!), batchId: 1 });
+    await commitTargetStep(floe, p);
+    await dropTemps(floe, p);
+    const targetVersion = (await floe.snapshot(crashed)).version;
+    // The rerun of batch 1 skips the target (its txn landed) and still updates the state.
+    const r1 = await applyChanges(floe, { ...base(crashed, scd), source: eventsDf(floe, batches[1]!), batchId: 1 });
+    assert.equal(r1.skipped, false);
+    assert.equal(r1.targetSkipped, true);
+    assert.equal((await floe.snapshot(crashed)).version, targetVersion);
+    // A rerun of a completed batch does nothing at all.
+    const again = await applyChanges(floe, { ...base(crashed, scd), source: eventsDf(floe, batches[1]!), batchId: 1 });
+    assert.equal(again.skipped, true);
+    await applyChanges(floe, { ...base(crashed, scd), source: eventsDf(floe, batches[2]!), batchId: 2 });
+    const read = scd === 1 ? readScd1 : readScd2;
+    assert.deepEqual(await read(floe, crashed), await read(floe, clean));
+    const st = async (t: string) => (await (await floe.read.delta(path.join(t, STATE_DIR))).toJSON()).map((r) => ({ ...r, __ts: 0 })).sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)));
+    assert.deepEqual(await st(crashed), await st(clean));
+  });
+}
+
+test('AUTO CDC FROM SNAPSHOT: the documented historical snapshot example (SCD 2, TRACK HISTORY ON TrackingColumn)', async () => {
+  const t = fresh();
+  const snap = (rows: [number, string, string][]) =>
+    floe.sql(`SELECT * FROM (VALUES ${rows.map(([k, a, b]) => `(${k}::BIGINT, '${a}', '${b}')`).join(', ')}) AS s(Key, TrackingColumn, NonTrackingColumn)`);
+  const o = { target: t, keys: ['Key'], storedAsScdType: 2 as const, trackHistoryColumnList: ['TrackingColumn'], flowName: 'snap' };
+  await applyChangesFromSnapshot(floe, { ...o, snapshot: snap([[1, 'a1', 'b1'], [2, 'a2', 'b2'], [4, 'a4', 'b4']]), snapshotVersion: 1 });
+  await applyChangesFromSnapshot(floe, { ...o, snapshot: snap([[2, 'a2_new', 'b2'], [3, 'a3', 'b3'], [4, 'a4', 'b4_new']]), snapshotVersion: 2 });
+  assert.deepEqual(await users(t, 'Key, "__START_AT"'), [
+    { Key: 1, TrackingColumn: 'a1', NonTrackingColumn: 'b1', __START_AT: 1, __END_AT: 2 },
+    { Key: 2, TrackingColumn: 'a2', NonTrackingColumn: 'b2', __START_AT: 1, __END_AT: 2 },
+    { Key: 2, TrackingColumn: 'a2_new', NonTrackingColumn: 'b2', __START_AT: 2, __END_AT: null },
+    { Key: 3, TrackingColumn: 'a3', NonTrackingColumn: 'b3', __START_AT: 2, __END_AT: null },
+    { Key: 4, TrackingColumn: 'a4', NonTrackingColumn: 'b4_new', __START_AT: 1, __END_AT: null },
+  ]);
+});
+
+test('AUTO CDC FROM SNAPSHOT: the documented periodic snapshot example (timestamps as versions), and SCD 1', async () => {
+  const snap = (rows: [number, string][]) => floe.sql(`SELECT * FROM (VALUES ${rows.map(([k, v]) => `(${k}::BIGINT, '${v}')`).join(', ')}) AS s(Key, Value)`);
+  const t = fresh();
+  const o = { target: t, keys: ['Key'], storedAsScdType: 2 as const, flowName: 'snap' };
+  await applyChangesFromSnapshot(floe, { ...o, snapshot: snap([[1, 'a1'], [2, 'a2']]), snapshotVersion: new Date('2024-01-01T00:00:00Z'), batchId: 0 });
+  await applyChangesFromSnapshot(floe, { ...o, snapshot: snap([[2, 'b2'], [3, 'a3']]), snapshotVersion: new Date('2024-01-01T12:00:00Z'), batchId: 1 });
+  const rows = await (await floe.read.delta(t)).orderBy('Key', '"__START_AT"').toJSON();
+  const ts = (v: unknown) => (v === null ? null : new Date(String(v)).toISOString());
+  assert.deepEqual(rows.map((r) => [Number(r.Key), r.Value, ts(r.__START_AT), ts(r.__END_AT)]), [
+    [1, 'a1', '2024-01-01T00:00:00.000Z', '2024-01-01T12:00:00.000Z'],
+    [2, 'a2', '2024-01-01T00:00:00.000Z', '2024-01-01T12:00:00.000Z'],
+    [2, 'b2', '2024-01-01T12:00:00.000Z', null],
+    [3, 'a3', '2024-01-01T12:00:00.000Z', null],
+  ]);
+  const t1 = fresh();
+  await applyChangesFromSnapshot(floe, { target: t1, keys: ['Key'], flowName: 's1', snapshot: snap([[1, 'a1'], [2, 'a2']]), snapshotVersion: 1 });
+  await applyChangesFromSnapshot(floe, { target: t1, keys: ['Key'], flowName: 's1', snapshot: snap([[2, 'b2'], [3, 'a3']]), snapshotVersion: 2 });
+  assert.deepEqual(await users(t1, 'Key'), [{ Key: 2, Value: 'b2' }, { Key: 3, Value: 'a3' }]);
+  await assert.rejects(applyChangesFromSnapshot(floe, { target: t1, keys: ['Key'], flowName: 's1', snapshot: snap([[5, 'x'], [5, 'y']]), snapshotVersion: 3 }), (e: Error & { code?: string }) => e.code === 'DUPLICATE_KEY_VIOLATION');
+});
+
+test('Debezium envelope (op c/u/d/r, before/after) mapped to AUTO CDC with a STRUCT sequence', async () => {
+  const out = path.join(dir, 'debezium');
+  await fs.mkdir(out);
+  const { scd1, scd2 } = await runDebeziumExample(floe, out);
+  assert.deepEqual(await users(scd1, 'id'), [
+    { id: 1, name: 'Ada Lovelace', email: 'ada@new.example' },
+    { id: 2, name: 'Grace', email: 'grace@example' },
+  ]);
+  const h = (await (await floe.read.delta(scd2)).orderBy('id', '"__START_AT"').toJSON()).map((r) => [Number(r.id), r.name, JSON.stringify(r.__START_AT), JSON.stringify(r.__END_AT)]);
+  assert.deepEqual(h, [
+    [1, 'Ada', '{"ts_ms":"1000","lsn":"10"}', '{"ts_ms":"1005","lsn":"15"}'],
+    [1, 'Ada', '{"ts_ms":"1005","lsn":"15"}', '{"ts_ms":"1005","lsn":"16"}'],
+    [1, 'Ada Lovelace', '{"ts_ms":"1005","lsn":"16"}', 'null'],
+    [2, 'Grace', '{"ts_ms":"1001","lsn":"11"}', 'null'],
+    [3, 'Linus', '{"ts_ms":"1002","lsn":"12"}', '{"ts_ms":"1007","lsn":"18"}'],
+  ]);
+});

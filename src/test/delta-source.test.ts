@@ -1,0 +1,86 @@
+/** Incremental reads of a Delta table: the append-only stream and the change feed, in micro-batches. */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { Floe } from '../floe.js';
+import { DeltaTable } from '../table/delta-table.js';
+import { readChangeFeedBatch, readStreamBatch } from '../streaming/delta-source.js';
+import { applyChanges } from '../pipelines/auto-cdc.js';
+import { tempDir } from './helpers.js';
+
+let floe: Floe;
+let dir: string;
+before(async () => {
+  floe = await Floe.create({ threads: 2, config: { 'spark.databricks.delta.properties.defaults.enableChangeDataFeed': 'true' } });
+  dir = await tempDir('floe-source-');
+});
+after(async () => {
+  await floe.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+const ids = async (df: { toJSON(): Promise<Record<string, unknown>[]> }): Promise<number[]> => (await df.toJSON()).map((r) => Number(r.id)).sort((a, b) => a - b);
+const append = (t: string, from: number, to: number) => floe.sql(`SELECT range AS id, 'v' || range AS v FROM range(${from}, ${to})`).write.delta(t, { mode: 'append' });
+
+test('append-only stream: first the snapshot, then only new appends, whole commits per batch', async () => {
+  const t = path.join(dir, 'appends');
+  await append(t, 0, 2); // v0
+  const first = await readStreamBatch(floe, t);
+  assert.ok(first);
+  assert.deepEqual(await ids(first.df), [0, 1]);
+  assert.equal(first.endVersion, 0);
+  assert.equal(await readStreamBatch(floe, t, { lastVersion: 0 }), null);
+  await append(t, 2, 4); // v1
+  await append(t, 4, 6); // v2
+  await append(t, 6, 8); // v3
+  const b1 = await readStreamBatch(floe, t, { lastVersion: 0, maxFilesPerTrigger: 2 });
+  assert.ok(b1);
+  assert.deepEqual([b1.startVersion, b1.endVersion], [1, 2]);
+  assert.deepEqual(await ids(b1.df), [2, 3, 4, 5]);
+  const b2 = await readStreamBatch(floe, t, { lastVersion: b1.endVersion, maxBytesPerTrigger: 1 }); // at least one commit
+  assert.ok(b2);
+  assert.deepEqual([b2.startVersion, b2.endVersion], [3, 3]);
+  assert.deepEqual(await ids(b2.df), [6, 7]);
+  // startingVersion without a checkpoint.
+  const fromV2 = await readStreamBatch(floe, t, { startingVersion: 2 });
+  assert.deepEqual(await ids(fromV2!.df), [4, 5, 6, 7]);
+});
+
+test('append-only stream: a commit that deletes rows fails the stream unless skipChangeCommits', async () => {
+  const t = path.join(dir, 'changes');
+  await append(t, 0, 3); // v0
+  await (await DeltaTable.forPath(floe, t)).delete('id = 1'); // v1
+  await append(t, 3, 5); // v2
+  await assert.rejects(readStreamBatch(floe, t, { lastVersion: 0 }), (e: Error & { code?: string }) => e.code === 'DELTA_SOURCE_TABLE_IGNORE_CHANGES' && /version 1/.test(e.message));
+  const b = await readStreamBatch(floe, t, { lastVersion: 0, skipChangeCommits: true });
+  assert.ok(b);
+  assert.deepEqual(b.skippedChangeCommits, [1]);
+  assert.deepEqual(await ids(b.df), [3, 4]);
+  assert.equal(b.endVersion, 2);
+});
+
+test('change feed batches, applied to an AUTO CDC target (sequence = commit version)', async () => {
+  const src = path.join(dir, 'cdf_src');
+  await append(src, 0, 3); // v0: inserts 0,1,2
+  const table = await DeltaTable.forPath(floe, src);
+  await table.update({ condition: 'id = 1', set: { v: "'changed'" } }); // v1
+  await table.delete('id = 2'); // v2
+  const target = path.join(dir, 'cdf_target');
+  let last: number | undefined;
+  let batchId = 0;
+  for (;;) {
+    const b = await readChangeFeedBatch(floe, src, { lastVersion: last, maxFilesPerTrigger: 1 });
+    if (!b) break;
+    assert.equal(b.startVersion, b.endVersion, 'one commit per batch here');
+    const events = floe.sql(`SELECT * FROM (${await b.df.toSQL()}) WHERE _change_type <> 'update_preimage'`);
+    await applyChanges(floe, {
+      target, source: events, keys: ['id'], sequenceBy: '_commit_version', applyAsDeletes: "_change_type = 'delete'",
+      exceptColumnList: ['_change_type', '_commit_version', '_commit_timestamp'], storedAsScdType: 1, flowName: 'cdf', batchId: batchId++,
+    });
+    last = b.endVersion;
+  }
+  assert.equal(last, 2);
+  const rows = (await (await floe.read.delta(target)).orderBy('id').toJSON()).map((r) => [Number(r.id), r.v]);
+  assert.deepEqual(rows, [[0, 'v0'], [1, 'changed']]);
+});
