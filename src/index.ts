@@ -13,3 +13,6 @@ export type { StructType, StructField, DataType } from './core/schema.js';
 export { MergeBuilder, type MergeMetrics } from './table/merge.js';
 export { type DmlResult, type UpdateOptions } from './table/dml.js';
 export type { ChangeFeedOptions } from './core/cdf.js';
+export { applyChanges, applyChangesFromSnapshot, type ApplyChangesOptions, type ApplyChangesResult, type ApplyChangesFromSnapshotOptions } from './pipelines/auto-cdc.js';
+export { readStreamBatch, readChangeFeedBatch, type DeltaSourceOptions, type DeltaSourceBatch } from './streaming/delta-source.js';
+export { runTrusted } from './expression-guard.js';

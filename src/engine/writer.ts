@@ -5,6 +5,7 @@
  * (PROTOCOL.md "Per-file Statistics"). Rows never pass through JavaScript.
  */
 import * as path from 'node:path';
+import { promises as fs } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { AddFile } from '../core/actions.js';
 import { encodePath } from '../core/actions.js';
@@ -174,6 +175,7 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
     if (ids.length) copyOpts.push(`FIELD_IDS {${ids.join(', ')}}`);
   }
   const sql = `COPY (SELECT ${select.join(', ')} FROM (${sourceSql}) s) TO ${quoteString(dir)} (${copyOpts.join(', ')})`;
+  await fs.mkdir(dir, { recursive: true }); // DuckDB creates the last folder only
   let rows;
   try {
     rows = await engine.allJson(sql);

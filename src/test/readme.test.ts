@@ -12,17 +12,23 @@ const run = promisify(execFile);
 const dist = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const repo = path.dirname(dist);
 
-test('README TypeScript snippet runs', async () => {
+test('README TypeScript snippets run', async () => {
   const readme = await fs.readFile(path.join(repo, 'README.md'), 'utf8');
-  const m = /```ts\n([\s\S]*?)```/.exec(readme);
-  assert.ok(m, 'README has a ts snippet');
-  const dir = await tempDir('floe-readme-');
-  await fs.writeFile(path.join(dir, 'new.csv'), 'id,name,country\n5,Eve,UK\n');
-  const code = m[1]!.replace("from 'floe'", `from ${JSON.stringify(path.join(dist, 'index.js'))}`);
-  await fs.writeFile(path.join(dir, 'snippet.mjs'), code);
-  const { stdout } = await run(process.execPath, ['snippet.mjs'], { cwd: dir });
-  assert.match(stdout, /Ada/);
-  assert.match(stdout, /CREATE TABLE/);
+  const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  assert.ok(blocks.length >= 2, 'README has the API and AUTO CDC snippets');
+  const outputs: string[] = [];
+  for (const block of blocks) {
+    const dir = await tempDir('floe-readme-');
+    await fs.writeFile(path.join(dir, 'new.csv'), 'id,name,country\n5,Eve,UK\n');
+    await fs.writeFile(path.join(dir, 'snippet.mjs'), block.replace("from 'floe'", `from ${JSON.stringify(path.join(dist, 'index.js'))}`));
+    outputs.push((await run(process.execPath, ['snippet.mjs'], { cwd: dir })).stdout);
+  }
+  assert.match(outputs[0]!, /Ada/);
+  assert.match(outputs[0]!, /CREATE TABLE/);
+  // AUTO CDC SCD 2: Isabel's history closes at 5 and 6 (deleted), Raul stays current.
+  assert.match(outputs[1]!, /\| 123 +\| Isabel +\| Monterrey +\| 1 +\| 5 +\|/);
+  assert.match(outputs[1]!, /\| 123 +\| Isabel +\| Chihuahua +\| 5 +\| 6 +\|/);
+  assert.match(outputs[1]!, /\| 124 +\| Raul +\| Oaxaca +\| 1 +\| NULL +\|/);
 });
 
 test('Quick start demo: a CDC job, idempotent on rerun', async () => {
