@@ -54,7 +54,8 @@ export function checkConflicts(read: ReadSet, winners: { version: number; batch:
     if (read.readTable) {
       // WriteSerializable lets blind appends by others pass; Serializable does not.
       const blind = batch.commitInfo?.isBlindAppend === true;
-      if (isolation === 'Serializable' || !blind) {
+      // A blind append by another writer passes only when this transaction left the metadata alone.
+      if (isolation === 'Serializable' || !blind || read.changesMetadata) {
         const hit = batch.adds.find((a) => a.dataChange !== false && (read.readPredicate ? read.readPredicate(a) : true));
         if (hit) {
           throw new ConcurrentModificationError('ConcurrentAppendException', `Files were added to ${table} by a concurrent commit (version ${version}) in data this transaction read (e.g. ${hit.path}). ${hint}`, { ...at, file: hit.path });

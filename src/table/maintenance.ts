@@ -7,11 +7,12 @@ import * as path from 'node:path';
 import { type AddFile, type Protocol, decodePath, fileKey } from '../core/actions.js';
 import { parseSchema } from '../core/schema.js';
 import { withColumnMappingMode } from './alter.js';
+import { guardExpression } from '../expression-guard.js';
 import { parseInterval } from '../engine/checkpoint-writer.js';
 import { dvRelativePath } from '../core/deletion-vectors.js';
 import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
-import { planScan } from '../engine/scan.js';
+import { dataFilePath, planScan } from '../engine/scan.js';
 import { DEFAULT_TARGET_FILE_SIZE } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import type { DeltaReadOptions, Floe } from '../floe.js';
@@ -44,8 +45,10 @@ export async function setProperties(floe: Floe, location: string, props: Record<
   const meta = rest['delta.columnMapping.mode'] !== undefined ? withColumnMappingMode(s.metadata, rest['delta.columnMapping.mode'], s.files.length > 0 || s.version > 0) : s.metadata;
   const configuration = { ...meta.configuration, ...rest, ...(rest['delta.columnMapping.mode'] !== undefined ? { 'delta.columnMapping.mode': meta.configuration['delta.columnMapping.mode']! } : {}) };
   const schema = parseSchema(meta.schemaString);
+  const addsConstraint = Object.keys(props).some((k) => k.startsWith('delta.constraints.'));
   for (const [k, v] of Object.entries(props)) {
     if (!k.startsWith('delta.constraints.')) continue;
+    guardExpression(v);
     const df = await floe.read.delta(location);
     const bad = await count(floe, `SELECT 1 FROM (${await df.toSQL()}) WHERE (${v}) IS NOT TRUE`);
     if (bad > 0) throw new FloeError('DELTA_NEW_CHECK_CONSTRAINT_VIOLATION', `${bad} row(s) in ${s.tablePath} violate the new CHECK constraint ${k.slice(18)} (${v}). Fix or delete them first.`, { table: s.tablePath, rows: bad });
@@ -53,6 +56,8 @@ export async function setProperties(floe: Floe, location: string, props: Record<
   const needed = mergeProtocols(mergeProtocols(s.protocol, protocolFor(schema, configuration)), floor);
   checkWriteSupport(needed, s.tablePath, schema);
   const txn = new Transaction(log, s);
+  // A new CHECK constraint was validated against the rows read: rows added concurrently conflict.
+  if (addsConstraint) txn.readWhole();
   if (JSON.stringify(needed) !== JSON.stringify(s.protocol)) txn.setProtocol(needed);
   txn.setMetadata({ ...meta, configuration });
   const r = await txn.commit('SET TBLPROPERTIES', { properties: JSON.stringify(props) });
@@ -137,23 +142,33 @@ export async function vacuum(floe: Floe, location: string, options: VacuumOption
   const retentionMs = options.retentionHours !== undefined ? options.retentionHours * 36e5 : defaultMs;
   if (options.retentionHours !== undefined && (!Number.isFinite(options.retentionHours) || options.retentionHours < 0)) throw new InvalidArgumentError('retentionHours must be a non-negative number.');
   const checkOn = (floe.config.get('spark.databricks.delta.retentionDurationCheck.enabled') ?? 'true') !== 'false';
-  if (retentionMs < 168 * 36e5 && checkOn && !options.allowShortRetention) {
-    throw new FloeError('DELTA_VACUUM_RETENTION_PERIOD_TOO_SHORT', `VACUUM with a retention of ${retentionMs / 36e5} hours could delete files that running readers or time travel within the last 7 days still need. Use at least 168 hours, or pass allowShortRetention (SQL: SET spark.databricks.delta.retentionDurationCheck.enabled = false) if you are sure.`, { retentionHours: retentionMs / 36e5 });
+  const minimum = Math.max(168 * 36e5, defaultMs); // the table's own retention, never under 7 days
+  if (retentionMs < minimum && checkOn && !options.allowShortRetention) {
+    throw new FloeError('DELTA_VACUUM_RETENTION_PERIOD_TOO_SHORT', `VACUUM with a retention of ${retentionMs / 36e5} hours could delete files that running readers or time travel within the table's retention (${minimum / 36e5} hours: delta.deletedFileRetentionDuration, at least 7 days) still need. Use at least ${minimum / 36e5} hours, or pass allowShortRetention (SQL: SET spark.databricks.delta.retentionDurationCheck.enabled = false) if you are sure.`, { retentionHours: retentionMs / 36e5 });
   }
   const cutoff = Date.now() - retentionMs;
+  // Everything still referenced, as absolute local paths (log paths may be relative, URL-encoded or
+  // absolute URIs; DVs may be table-relative or absolute).
   const keep = new Set<string>();
+  const ref = (p: string): void => {
+    try {
+      keep.add(dataFilePath(log.store, p));
+    } catch {
+      // a remote URI: not in this folder, nothing to protect here
+    }
+  };
   const dv = (f: { deletionVector?: AddFile['deletionVector'] }): void => {
-    const p = f.deletionVector?.storageType === 'u' ? dvRelativePath(f.deletionVector) : null;
-    if (p) keep.add(p);
+    const d = f.deletionVector;
+    if (d && d.storageType !== 'i') ref(d.storageType === 'u' ? dvRelativePath(d) : dvRelativePath(d));
   };
   for (const f of s.files) {
-    keep.add(decodePath(f.path));
+    ref(f.path);
     dv(f);
   }
   // Files removed after the cutoff are still read by versions inside the retention window.
   for (const r of s.state.tombstones) {
     if ((r.deletionTimestamp ?? 0) >= cutoff) {
-      keep.add(decodePath(r.path));
+      ref(r.path);
       dv(r);
     }
   }
@@ -161,7 +176,7 @@ export async function vacuum(floe: Floe, location: string, options: VacuumOption
   const commits = await log.commits(s.configuration);
   for (const c of commits) {
     if (c.timestamp < cutoff) continue;
-    for (const cdc of (await log.readCommit(c.version)).cdcs) keep.add(decodePath(cdc.path));
+    for (const cdc of (await log.readCommit(c.version)).cdcs) ref(cdc.path);
   }
   const all = await log.store.list('', { recursive: true });
   const victims = all.filter((m) => {
@@ -169,7 +184,7 @@ export async function vacuum(floe: Floe, location: string, options: VacuumOption
     if (m.path.startsWith('_delta_log/')) return false;
     if ((top.startsWith('_') && top !== '_change_data') || top.startsWith('.')) return false;
     if (path.basename(m.path).startsWith('.') || path.basename(m.path).startsWith('_')) return false;
-    return !keep.has(m.path) && m.lastModified < cutoff;
+    return !keep.has(path.normalize(log.store.localPath(m.path) ?? m.path)) && m.lastModified < cutoff;
   }).map((m) => m.path);
   if (!options.dryRun) {
     for (const v of victims) await log.store.delete(v);
@@ -190,6 +205,8 @@ export async function restore(floe: Floe, location: string, to: DeltaReadOptions
   const missing: string[] = [];
   for (const f of toAdd) {
     if (!(await log.store.head(decodePath(f.path)))) missing.push(f.path);
+    // A restored file's deletion vector must still be there too.
+    if (f.deletionVector?.storageType === 'u' && !(await log.store.head(dvRelativePath(f.deletionVector)))) missing.push(dvRelativePath(f.deletionVector));
   }
   if (missing.length) {
     throw new FloeError('DELTA_CANNOT_RESTORE_MISSING_FILES', `Cannot restore ${s.tablePath} to version ${target.version}: ${missing.length} of its data files were deleted (by VACUUM?), e.g. ${missing[0]}. Restore to a later version.`, { table: s.tablePath, version: target.version, missing: missing.slice(0, 10) });

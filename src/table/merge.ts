@@ -14,7 +14,7 @@ import { FloeError, InvalidArgumentError } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
 import type { Floe } from '../floe.js';
 import { cdfOnForWrites, checkCanModify, commitRewrite, constraintFailure, count, type DmlResult, materialize, scanWithFileInfo } from './dml.js';
-import { constraintChecks, dataFrameSchema } from './write.js';
+import { constraintChecks, dataFrameSchema, withColumnMapping } from './write.js';
 import { reconcileSchema } from './schema-evolution.js';
 
 type Clause =
@@ -132,10 +132,11 @@ function equiKeys(condition: string, t: string, s: string): { target: string; so
  * A plain SQL literal of a Delta primitive type, as the predicate parser reads it for file skipping
  * (numbers bare, dates and timestamps typed, strings quoted); null for types not used in pruning.
  */
-function literalFor(type: string): ((v: string) => string) | null {
+function literalFor(type: string): ((v: string) => string | null) | null {
   const q = (v: string): string => `'${v.replace(/'/g, "''")}'`;
-  if (/^(long|integer|short|byte)$/.test(type) || type.startsWith('decimal')) return (v) => (/^-?\d+(\.\d+)?$/.test(v) ? v : 'NULL');
-  if (type === 'double' || type === 'float') return (v) => (Number.isFinite(Number(v)) ? String(Number(v)) : 'NULL');
+  // null when a value has no exact literal: the caller then does not prune on it (never a NULL bound).
+  if (/^(long|integer|short|byte)$/.test(type) || type.startsWith('decimal')) return (v) => (/^-?\d+(\.\d+)?$/.test(v) ? v : null);
+  if (type === 'double' || type === 'float') return (v) => (Number.isFinite(Number(v)) && !/[eE]/.test(String(Number(v))) ? String(Number(v)) : null);
   if (type === 'string') return q;
   if (type === 'date') return (v) => `DATE ${q(v)}`;
   if (type === 'timestamp' || type === 'timestamp_ntz') return (v) => `TIMESTAMP ${q(v)}`;
@@ -165,7 +166,12 @@ async function filesHoldingKeys(floe: Floe, snap: Snapshot, files: AddFile[], ke
     const lo = st?.minValues?.[phys];
     const hi = st?.maxValues?.[phys];
     if (lo === undefined || hi === undefined || lo === null || hi === null || typeof lo === 'object' || typeof hi === 'object') keep.add(i);
-    else rows.push(`(${i}, ${lit(String(lo))}, ${lit(String(hi))})`);
+    else {
+      const l = lit(String(lo));
+      const h = lit(String(hi));
+      if (l === null || h === null) keep.add(i);
+      else rows.push(`(${i}, ${l}, ${h})`);
+    }
   });
   if (!rows.length) return files;
   const t = duckType(tf.type);
@@ -201,8 +207,10 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   if (evolve) {
     const r = reconcileSchema(snap.tablePath, snap.schema, srcSchema, true);
     if (r.changed) {
-      schema = r.schema;
-      newMetadata = { ...snap.metadata, schemaString: JSON.stringify(schema) };
+      // New columns of a column-mapped table get ids and physical names, as at creation.
+      const configuration = { ...snap.configuration };
+      schema = withColumnMapping(r.schema, configuration);
+      newMetadata = { ...snap.metadata, schemaString: JSON.stringify(schema), configuration };
     }
   }
   const srcCols = new Map(srcSchema.fields.map((f) => [f.name.toLowerCase(), f.name]));
@@ -262,10 +270,12 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
       const lit = literalFor(tf.type);
       if (!lit) continue;
       if (snap.partitionColumns.includes(tf.name) && Number(r!.n) <= 1000) {
-        const vals = await floe.engine.allJson(`SELECT DISTINCT ${quoteIdent(sc)}::VARCHAR AS v FROM ${src} WHERE ${quoteIdent(sc)} IS NOT NULL`);
-        filters.push(`${col} IN (${vals.map((v) => lit(String(v.v))).join(', ')})`);
+        const vals = (await floe.engine.allJson(`SELECT DISTINCT ${quoteIdent(sc)}::VARCHAR AS v FROM ${src} WHERE ${quoteIdent(sc)} IS NOT NULL`)).map((v) => lit(String(v.v)));
+        if (vals.every((v) => v !== null)) filters.push(`${col} IN (${vals.join(', ')})`);
       } else {
-        filters.push(`${col} BETWEEN ${lit(String(r!.lo))} AND ${lit(String(r!.hi))}`);
+        const lo = lit(String(r!.lo));
+        const hi = lit(String(r!.hi));
+        if (lo !== null && hi !== null) filters.push(`${col} BETWEEN ${lo} AND ${hi}`);
       }
     }
     candidates = filters.includes('false') ? [] : pruneFileList(snap.files, snap.schema, snap.partitionColumns, filters.filter((f) => f !== 'false'));

@@ -19,6 +19,7 @@ import { cdfOnForWrites, count, fileCouldMatch, materialize, scanWithFileInfo } 
 import { DEFAULT_TARGET_FILE_SIZE, writeDataFiles } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError, TableNotFoundError } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
+import { checkExpression } from '../sql/check-expression.js';
 import type { Floe } from '../floe.js';
 import { reconcileSchema } from './schema-evolution.js';
 import { assignColumnMapping } from './alter.js';
@@ -105,6 +106,7 @@ export function constraintChecks(table: string, schema: StructType, configuratio
   for (const [k, v] of Object.entries(configuration)) {
     if (!k.startsWith('delta.constraints.')) continue;
     const name = k.slice('delta.constraints.'.length);
+    checkExpression(v); // constraint text comes from the log: never trusted to be a plain expression
     const msg = `[DELTA_VIOLATE_CONSTRAINT_WITH_VALUES] CHECK constraint ${name} (${v}) violated by a row of the data written to ${table}.`;
     checks.push(`CASE WHEN (${v}) IS NOT TRUE THEN error(${quoteString(msg)}) ELSE true END`);
   }
@@ -213,8 +215,10 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
     partitionColumns = snapshot.partitionColumns;
     configuration = snapshot.configuration;
     if (r.changed) {
-      if (snapshot.columnMapping !== 'none') throw new FloeError('FLOE_UNSUPPORTED_OPERATION', `mergeSchema on a column-mapped table (${log.tablePath}) is not supported yet.`);
-      txn.setMetadata({ ...snapshot.metadata, schemaString: JSON.stringify(schema) });
+      // New columns of a column-mapped table get ids and physical names, as at creation.
+      configuration = { ...snapshot.configuration };
+      schema = withColumnMapping(schema, configuration);
+      txn.setMetadata({ ...snapshot.metadata, schemaString: JSON.stringify(schema), configuration });
     }
     operation = 'WRITE';
   }
