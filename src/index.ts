@@ -16,3 +16,4 @@ export type { ChangeFeedOptions } from './core/cdf.js';
 export { applyChanges, applyChangesFromSnapshot, type ApplyChangesOptions, type ApplyChangesResult, type ApplyChangesFromSnapshotOptions } from './pipelines/auto-cdc.js';
 export { readStreamBatch, readChangeFeedBatch, type DeltaSourceOptions, type DeltaSourceBatch } from './streaming/delta-source.js';
 export { runTrusted } from './expression-guard.js';
+export * from './pipelines/index.js';

@@ -9,6 +9,7 @@ import { DeltaTable } from '../table/delta-table.js';
 import { formatTable } from '../dataframe.js';
 import { FloeError } from '../errors.js';
 import { sqlCommand } from './sql.js';
+import { pipelinesCommand } from './pipelines.js';
 
 const USAGE = `floe: Delta Lake tables, the change data feed and CDC pipelines
 
@@ -24,6 +25,7 @@ Usage:
   floe vacuum PATH [--retain HOURS] [--dry-run] [--format json|table]
   floe restore PATH --version N | --timestamp T [--format json|table]
   floe sql [-e "SQL;…" | -f FILE.sql] [--warehouse DIR] [--format table|csv|json]   (a REPL without -e/-f)
+  floe pipelines init|validate|dry-run|run|status|events …   (floe pipelines help)
   floe help
 
 Exit status: 0 success, 1 error (message on stderr), 2 usage error.
@@ -54,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
     return cmd ? 0 : 2;
   }
   if (cmd === 'sql') return sqlCommand(rest);
+  if (cmd === 'pipelines') return pipelinesCommand(rest);
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,

@@ -225,7 +225,8 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   }
 
   // The batch: projected columns, sequence, kind; identical duplicates collapse.
-  const kind = `CASE ${opts.applyAsTruncates ? `WHEN (${opts.applyAsTruncates}) THEN 'truncate' ` : ''}${opts.applyAsDeletes ? `WHEN (${opts.applyAsDeletes}) THEN 'delete' ` : ''}ELSE 'upsert' END`;
+  const whens = `${opts.applyAsTruncates ? `WHEN (${opts.applyAsTruncates}) THEN 'truncate' ` : ''}${opts.applyAsDeletes ? `WHEN (${opts.applyAsDeletes}) THEN 'delete' ` : ''}`;
+  const kind = whens ? `CASE ${whens}ELSE 'upsert' END` : `'upsert'`;
   const evAll = await tmp('cdc_ev_all', `SELECT DISTINCT ${columns.map(q).join(', ')}, (${opts.sequenceBy}) AS __seq, ${kind} AS __kind FROM (${srcSql}) AS __src`);
   const numSourceRows = Number((await eng.allJson(`SELECT count(*) AS n FROM (${srcSql})`))[0]!.n);
   const keyText = (r: Record<string, unknown>): string => keys.map((k) => `${k}=${show(r[k])}`).join(', ');

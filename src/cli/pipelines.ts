@@ -1,0 +1,234 @@
+/**
+ * `floe pipelines …`: init, validate (dry-run), run, status, events. Human output on a terminal,
+ * JSON lines otherwise (or with `--format json`). Errors go to stderr as `error [CODE] message`
+ * with exit status 1; usage errors exit 2. `status` exits 1 when the last update failed.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { resolveWarehouse } from '../catalog/catalog.js';
+import { formatTable } from '../dataframe.js';
+import { FloeError } from '../errors.js';
+import { Floe } from '../floe.js';
+import { type PipelineEvent, listUpdates, readEvents } from '../pipelines/event-log.js';
+import { kindText } from '../pipelines/graph.js';
+import { runPipeline, validatePipeline } from '../pipelines/runner.js';
+import { findSpec, loadSpec } from '../pipelines/spec.js';
+
+export const PIPELINES_USAGE = `Usage:
+  floe pipelines init NAME                      a working example project in ./NAME
+  floe pipelines validate [--spec FILE]         resolve and check the graph (alias: dry-run)
+  floe pipelines run [--spec FILE] [--warehouse DIR] [--full-refresh a,b | --full-refresh-all] [--refresh a,b] [--format json|text]
+  floe pipelines status [--spec FILE] [--warehouse DIR] [--limit N] [--format json|text]
+  floe pipelines events [--spec FILE] [--warehouse DIR] [--limit N] [--update ID] [--format json|text]
+
+The spec (spark-pipeline.yml / pipeline.yml) is found in the current folder or its parents unless
+--spec is given. Libraries are .js/.mjs modules whose default export is definePipeline((p) => …)
+or a plain function (p) => { … }; compile TypeScript first. Output is human on a terminal and JSON
+lines otherwise. status exits 1 when the last update failed.
+`;
+
+class PipelinesUsageError extends Error {}
+
+const list = (s: string | undefined): string[] | undefined => (s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter(Boolean));
+
+function out(s: string): void {
+  process.stdout.write(s);
+}
+
+/** `floe pipelines …`; returns the exit status. */
+export async function pipelinesCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  try {
+    if (!sub || sub === 'help' || sub === '--help' || sub === '-h') {
+      out(PIPELINES_USAGE);
+      return sub ? 0 : 2;
+    }
+    const { values, positionals } = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: {
+        spec: { type: 'string' },
+        warehouse: { type: 'string', short: 'w' },
+        'full-refresh': { type: 'string' },
+        'full-refresh-all': { type: 'boolean' },
+        refresh: { type: 'string' },
+        limit: { type: 'string' },
+        update: { type: 'string' },
+        format: { type: 'string' },
+      },
+    });
+    if (values.format !== undefined && !['json', 'text'].includes(values.format)) throw new PipelinesUsageError(`--format must be json or text, got '${values.format}'`);
+    const json = values.format === 'json' || (values.format === undefined && !process.stdout.isTTY);
+    const limit = values.limit === undefined ? undefined : Number(values.limit);
+    if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new PipelinesUsageError(`--limit needs a positive integer, got '${values.limit}'`);
+    switch (sub) {
+      case 'init': {
+        const name = positionals[0];
+        if (!name) throw new PipelinesUsageError('floe pipelines init needs a NAME');
+        if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new PipelinesUsageError(`the project name '${name}' must use letters, digits, '_' and '-'`);
+        const dir = await initProject(name);
+        out(json ? JSON.stringify({ created: dir }) + '\n' : `Created the pipeline project ${dir}\n  cd ${name} && floe pipelines run\nthen query it: floe sql --warehouse ${path.join(name, 'warehouse')} -e "SELECT * FROM gold_orders_by_status"\n`);
+        return 0;
+      }
+      case 'validate':
+      case 'dry-run': {
+        const spec = values.spec ?? (await findSpec());
+        const { pipeline, graph } = await validatePipeline({ spec, warehouse: values.warehouse });
+        if (json) {
+          out(JSON.stringify({ valid: true, pipeline: pipeline.name, datasets: [...graph.datasets.values()].map((d) => ({ name: d.name, type: d.resolvedKind, flows: d.flows })), flows: graph.order.map((n) => { const f = graph.flows.get(n)!; return { name: n, target: f.target, kind: f.def.kind, streaming: f.streaming, inputs: f.inputs }; }) }) + '\n');
+        } else {
+          out(`Pipeline '${pipeline.name}' is valid: ${graph.datasets.size} datasets, ${graph.flows.size} flows.\n`);
+          for (const n of graph.order) {
+            const f = graph.flows.get(n)!;
+            out(`  ${f.inputs.join(', ') || '(no dataset inputs)'} -> ${f.target} (${kindText(graph.datasets.get(f.target)!.resolvedKind)}, flow ${n}${f.def.kind === 'autoCdc' ? ', AUTO CDC' : ''})\n`);
+          }
+        }
+        return 0;
+      }
+      case 'run': {
+        if (values['full-refresh-all'] && (values['full-refresh'] !== undefined || values.refresh !== undefined)) throw new PipelinesUsageError('--full-refresh-all conflicts with --full-refresh and --refresh');
+        const spec = values.spec ?? (await findSpec());
+        const started = Date.now();
+        const r = await runPipeline({
+          spec,
+          warehouse: values.warehouse,
+          fullRefresh: values['full-refresh-all'] ? 'all' : list(values['full-refresh']),
+          refresh: list(values.refresh),
+          onEvent: (e) => out(json ? JSON.stringify(eventJson(e)) + '\n' : humanEvent(e)),
+        });
+        if (!json) {
+          out(`\nUpdate ${r.updateId} ${r.state} in ${((Date.now() - started) / 1000).toFixed(1)} s.\n`);
+          const rows = Object.values(r.flows).map((f) => ({ flow: f.flow, dataset: f.dataset, status: f.status, rows: f.numOutputRows, upserted: f.numUpsertedRows, deleted: f.numDeletedRows, dropped: f.droppedRecords, note: f.note ?? (f.error ? f.error.message.slice(0, 80) : '') }));
+          out(formatTable(['flow', 'dataset', 'status', 'rows', 'upserted', 'deleted', 'dropped', 'note'], rows));
+        }
+        for (const f of Object.values(r.flows)) if (f.error) process.stderr.write(`error in flow ${f.flow}: ${f.error.message}\n`);
+        return r.state === 'COMPLETED' ? 0 : 1;
+      }
+      case 'status':
+      case 'events': {
+        const floe = await Floe.create();
+        try {
+          const loc = await eventLogLocation(values.spec, values.warehouse);
+          if (sub === 'status') {
+            const ups = await listUpdates(floe, loc.eventLog, limit ?? 10);
+            if (json) out(ups.map((u) => JSON.stringify({ pipeline: loc.name, ...u })).join('\n') + (ups.length ? '\n' : ''));
+            else if (!ups.length) out(`Pipeline '${loc.name}' has no updates yet.\n`);
+            else {
+              out(`Pipeline '${loc.name}': last ${ups.length} update(s), newest first\n`);
+              out(formatTable(['update_id', 'started', 'ended', 'state', 'error'], ups.map((u) => ({ ...u, error: u.error ? ((JSON.parse(u.error) as { exceptions?: { message?: string }[] }).exceptions?.[0]?.message ?? '').slice(0, 80) : '' }))));
+            }
+            return ups[0]?.state === 'FAILED' ? 1 : 0;
+          }
+          const evs = await readEvents(floe, loc.eventLog, { limit: limit ?? 100, updateId: values.update });
+          if (json) out(evs.map((e) => JSON.stringify(e)).join('\n') + (evs.length ? '\n' : ''));
+          else for (const e of evs) out(`${String(e.timestamp)} ${String(e.level).padEnd(5)} ${String(e.event_type).padEnd(16)} ${String(e.message)}\n`);
+          return 0;
+        } finally {
+          await floe.close();
+        }
+      }
+      default:
+        throw new PipelinesUsageError(`unknown pipelines command '${sub}'`);
+    }
+  } catch (e) {
+    if (e instanceof PipelinesUsageError || String((e as { code?: string }).code ?? '').startsWith('ERR_PARSE_ARGS_')) {
+      process.stderr.write(`error: ${(e as Error).message}\n\n${PIPELINES_USAGE}`);
+      return 2;
+    }
+    if (e instanceof FloeError) {
+      process.stderr.write(`error ${e.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`error: ${(e as Error)?.stack ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+async function eventLogLocation(specArg: string | undefined, warehouseArg: string | undefined): Promise<{ name: string; eventLog: string }> {
+  const spec = await loadSpec(specArg ?? (await findSpec()));
+  const warehouse = resolveWarehouse(warehouseArg ?? spec.warehouse);
+  const storage = spec.storage ?? path.join(warehouse, '_pipelines', spec.name);
+  return { name: spec.name, eventLog: path.join(storage, 'event_log') };
+}
+
+function eventJson(e: PipelineEvent): Record<string, unknown> {
+  return { ...e, details: JSON.parse(e.details) as unknown, error: e.error ? (JSON.parse(e.error) as unknown) : null };
+}
+
+function humanEvent(e: PipelineEvent): string {
+  if (e.event_type === 'flow_definition' || e.event_type === 'create_update') return '';
+  const t = e.timestamp.slice(11, 19);
+  const mark = e.level === 'ERROR' ? '✗' : e.level === 'WARN' ? '!' : '·';
+  return `${t} ${mark} ${e.message}\n`;
+}
+
+/** Writes the example project of `floe pipelines init`. */
+export async function initProject(name: string, parent = process.cwd()): Promise<string> {
+  const dir = path.resolve(parent, name);
+  try {
+    const existing = await fs.readdir(dir);
+    if (existing.length) throw new FloeError('PATH_ALREADY_EXISTS', `${dir} exists and is not empty; choose another NAME.`, { path: dir });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  await fs.mkdir(path.join(dir, 'transformations'), { recursive: true });
+  await fs.mkdir(path.join(dir, 'landing'), { recursive: true });
+  await fs.writeFile(
+    path.join(dir, 'pipeline.yml'),
+    `# A floe declarative pipeline (Spark Declarative Pipelines spec format).
+name: ${name.replace(/-/g, '_')}
+schema: default
+warehouse: ./warehouse        # floe: where the tables live (query them with floe sql --warehouse ./warehouse)
+libraries:
+  - glob:
+      include: transformations/**
+configuration:
+  landing: ./landing          # read in definitions with ctx.conf('landing')
+`,
+  );
+  await fs.writeFile(
+    path.join(dir, 'transformations', 'orders.mjs'),
+    `// Datasets of the pipeline. The default export is a function receiving the pipeline builder
+// (or definePipeline((p) => { ... }) when the floe package is installed in the project).
+// Expectations are plain objects: { name, condition, action: 'warn' | 'drop' | 'fail' }.
+export default function (p) {
+  // Bronze: every JSON file landing in ./landing, each file once.
+  p.table({
+    name: 'bronze_orders',
+    comment: 'Raw order events as landed.',
+    query: (ctx) => ctx.readStreamFiles(ctx.conf('landing'), { format: 'json' }),
+    expectations: [{ name: 'valid_order_id', condition: 'order_id IS NOT NULL', action: 'drop' }],
+  });
+
+  // Silver: the current state of each order, from its change events (AUTO CDC, SCD type 1).
+  p.createStreamingTable('silver_orders', { comment: 'Current orders.' });
+  p.createAutoCdcFlow({
+    target: 'silver_orders',
+    source: 'bronze_orders',
+    keys: ['order_id'],
+    sequenceBy: 'seq',
+    applyAsDeletes: "op = 'DELETE'",
+    exceptColumnList: ['op', 'seq'],
+  });
+
+  // Gold: a materialized view, recomputed on each update.
+  p.materializedView({
+    name: 'gold_orders_by_status',
+    query: (ctx) => ctx.sql('SELECT status, count(*) AS orders, sum(amount) AS amount FROM s GROUP BY status ORDER BY status', { s: ctx.read('silver_orders') }),
+  });
+}
+`,
+  );
+  const events = [
+    { order_id: 1, status: 'NEW', amount: 10.5, op: 'UPSERT', seq: 1 },
+    { order_id: 2, status: 'NEW', amount: 20.0, op: 'UPSERT', seq: 2 },
+    { order_id: 1, status: 'SHIPPED', amount: 10.5, op: 'UPSERT', seq: 3 },
+    { order_id: 3, status: 'NEW', amount: 7.25, op: 'UPSERT', seq: 4 },
+    { order_id: 2, status: 'NEW', amount: 20.0, op: 'DELETE', seq: 5 },
+    { order_id: null, status: 'NEW', amount: 1.0, op: 'UPSERT', seq: 6 },
+  ];
+  await fs.writeFile(path.join(dir, 'landing', 'orders-0001.json'), events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+  await fs.writeFile(path.join(dir, 'README.md'), `# ${name}\n\nA floe pipeline: landing JSON files -> bronze_orders -> silver_orders (AUTO CDC) -> gold_orders_by_status.\n\n    floe pipelines validate\n    floe pipelines run\n    floe sql --warehouse ./warehouse -e "SELECT * FROM gold_orders_by_status"\n    floe pipelines status\n    floe pipelines events --limit 20\n\nDrop more JSON files into ./landing and run again: only the new files are processed.\n`);
+  return dir;
+}

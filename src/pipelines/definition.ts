@@ -1,0 +1,287 @@
+/**
+ * The definition API of declarative pipelines, close to `pyspark.pipelines` / `dlt`:
+ *
+ * ```ts
+ * export default definePipeline((p) => {
+ *   p.table({ name: 'bronze', query: (ctx) => ctx.readStreamFiles(ctx.conf('landing')!, { format: 'json' }) });
+ *   p.createStreamingTable('silver');
+ *   p.createAutoCdcFlow({ target: 'silver', source: 'bronze', keys: ['id'], sequenceBy: 'seq', applyAsDeletes: "op = 'D'" });
+ *   p.materializedView({ name: 'gold', query: (ctx) => ctx.sql('SELECT country, count(*) AS n FROM silver GROUP BY ALL', { silver: ctx.read('silver') }) });
+ * });
+ * ```
+ *
+ * Definitions only record datasets and flows; nothing runs until the graph is resolved (graph.ts) and
+ * executed (runner.ts). Query functions are called once with a recording context during analysis
+ * (to find what they read) and once per batch during a run, so they must be free of side effects.
+ */
+import type { DataFrame } from '../dataframe.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { Floe } from '../floe.js';
+
+export type ExpectationAction = 'warn' | 'drop' | 'fail';
+
+export interface Expectation {
+  name: string;
+  /** A SQL boolean (DuckDB syntax) over the flow's output columns; a row passes when it is TRUE. */
+  condition: string;
+  action: ExpectationAction;
+}
+
+function one(name: string, condition: string, action: ExpectationAction): Expectation {
+  if (!name || typeof name !== 'string') throw new InvalidArgumentError('An expectation needs a name.', {}, 'INVALID_EXPECTATION');
+  if (!condition || typeof condition !== 'string' || !condition.trim()) throw new InvalidArgumentError(`The expectation '${name}' needs a SQL condition.`, { name }, 'INVALID_EXPECTATION');
+  return { name, condition, action };
+}
+const all = (m: Record<string, string>, action: ExpectationAction): Expectation[] => Object.entries(m).map(([n, c]) => one(n, c, action));
+
+/** `@dp.expect`: rows failing the condition are kept and counted. */
+export const expect = (name: string, condition: string): Expectation => one(name, condition, 'warn');
+/** `@dp.expect_or_drop`: rows failing the condition are dropped and counted. */
+export const expectOrDrop = (name: string, condition: string): Expectation => one(name, condition, 'drop');
+/** `@dp.expect_or_fail`: a row failing the condition fails the flow. */
+export const expectOrFail = (name: string, condition: string): Expectation => one(name, condition, 'fail');
+export const expectAll = (m: Record<string, string>): Expectation[] => all(m, 'warn');
+export const expectAllOrDrop = (m: Record<string, string>): Expectation[] => all(m, 'drop');
+export const expectAllOrFail = (m: Record<string, string>): Expectation[] => all(m, 'fail');
+
+export type Expectations = Array<Expectation | Expectation[]>;
+
+export interface StreamReadOptions {
+  /** Skip source commits that update or delete rows (instead of failing the stream). */
+  skipChangeCommits?: boolean;
+  /** Read the source's change data feed (with `_change_type`, `_commit_version`, `_commit_timestamp`). */
+  readChangeFeed?: boolean;
+  /** First version read when the flow has no checkpoint (default: the latest snapshot; 0 for the change feed). */
+  startingVersion?: number;
+}
+
+export type FileFormat = 'json' | 'csv' | 'parquet';
+
+export interface FileReadOptions {
+  format: FileFormat;
+  /** CSV: first line is a header (default true). */
+  header?: boolean;
+  /** CSV delimiter. */
+  delimiter?: string;
+}
+
+/** What a query function receives. */
+export interface QueryContext {
+  /** The session (for `floe.sql`, `createDataFrame`, ...). */
+  readonly floe: Floe;
+  /** Batch read of a dataset of the pipeline, a `schema.table` of the warehouse, or a Delta path. */
+  read(name: string): DataFrame;
+  /** Incremental read: the data of a streaming table / Delta path committed since this flow's checkpoint. */
+  readStream(name: string, options?: StreamReadOptions): DataFrame;
+  /** Incremental read of files landing in a folder (each file once): the analogue of Auto Loader. */
+  readStreamFiles(dir: string, options: FileReadOptions): DataFrame;
+  /** Batch read of every file in a folder. */
+  readFiles(dir: string, options: FileReadOptions): DataFrame;
+  /** A DuckDB query in which the given DataFrames are visible by name (as CTEs). */
+  sql(query: string, frames?: Record<string, DataFrame>): DataFrame;
+  /** A value of the spec's `configuration`. */
+  conf(key: string): string | undefined;
+  conf(key: string, fallback: string): string;
+}
+
+export type QueryFunction = (ctx: QueryContext) => DataFrame | Promise<DataFrame>;
+
+export interface TableOptions {
+  name: string;
+  comment?: string;
+  partitionBy?: string[];
+  tableProperties?: Record<string, string>;
+  expectations?: Expectations;
+}
+
+export interface TableDefinition extends TableOptions {
+  /** The default flow (named like the table). Streaming if it reads a stream, else a materialized view. */
+  query: QueryFunction;
+}
+
+export interface ViewDefinition {
+  name: string;
+  comment?: string;
+  query: QueryFunction;
+  expectations?: Expectations;
+}
+
+export interface AppendFlowDefinition {
+  target: string;
+  /** Default: `<target>_append_<n>`. */
+  name?: string;
+  query: QueryFunction;
+  /** A batch backfill that runs once (and again after a full refresh). */
+  once?: boolean;
+  comment?: string;
+  expectations?: Expectations;
+}
+
+export interface AutoCdcFlowDefinition {
+  target: string;
+  /** A dataset (streaming table or view over a stream) or a Delta path, read as a stream. */
+  source: string;
+  /** Options of the stream read of `source`. */
+  sourceOptions?: StreamReadOptions;
+  /** Default: the target's name. */
+  name?: string;
+  keys: string[];
+  sequenceBy: string;
+  storedAsScdType?: 1 | 2;
+  applyAsDeletes?: string;
+  applyAsTruncates?: string;
+  columnList?: string[];
+  exceptColumnList?: string[];
+  ignoreNullUpdates?: boolean;
+  trackHistoryColumnList?: string[];
+  trackHistoryExceptColumnList?: string[];
+}
+
+export interface SnapshotFunctionResult {
+  df: DataFrame;
+  version: number;
+}
+
+export interface AutoCdcFromSnapshotFlowDefinition {
+  target: string;
+  /**
+   * A dataset / `schema.table` / Delta path whose current content is the snapshot (versioned by the
+   * source table's version), or a function returning the snapshot after `lastVersion` (null: none).
+   */
+  source: string | ((lastVersion: number | null, ctx: QueryContext) => SnapshotFunctionResult | null | Promise<SnapshotFunctionResult | null>);
+  name?: string;
+  keys: string[];
+  storedAsScdType?: 1 | 2;
+  columnList?: string[];
+  exceptColumnList?: string[];
+  trackHistoryColumnList?: string[];
+  trackHistoryExceptColumnList?: string[];
+}
+
+export type DatasetKind = 'table' | 'streamingTable' | 'materializedView' | 'view';
+
+export interface DatasetDef {
+  name: string;
+  /** 'table' (from p.table) becomes a streaming table or a materialized view once its query is analyzed. */
+  kind: DatasetKind;
+  comment?: string;
+  partitionBy?: string[];
+  tableProperties: Record<string, string>;
+  expectations: Expectation[];
+  /** Library file that defined it (for messages). */
+  source?: string;
+}
+
+export type FlowKind = 'query' | 'append' | 'autoCdc' | 'snapshotCdc';
+
+export interface FlowDef {
+  name: string;
+  target: string;
+  kind: FlowKind;
+  query?: QueryFunction;
+  once: boolean;
+  expectations: Expectation[];
+  cdc?: AutoCdcFlowDefinition;
+  snapshot?: AutoCdcFromSnapshotFlowDefinition;
+  source?: string;
+  comment?: string;
+}
+
+export interface PipelineDefinitions {
+  datasets: DatasetDef[];
+  flows: FlowDef[];
+}
+
+/** The builder passed to a definition function. */
+export interface PipelineBuilder {
+  table(def: TableDefinition): void;
+  materializedView(def: TableDefinition): void;
+  view(def: ViewDefinition): void;
+  temporaryView(def: ViewDefinition): void;
+  createStreamingTable(name: string, options?: Omit<TableOptions, 'name'>): void;
+  appendFlow(def: AppendFlowDefinition): void;
+  createAutoCdcFlow(def: AutoCdcFlowDefinition): void;
+  /** Alias of createAutoCdcFlow (the `dlt.apply_changes` name). */
+  applyChanges(def: AutoCdcFlowDefinition): void;
+  createAutoCdcFromSnapshotFlow(def: AutoCdcFromSnapshotFlowDefinition): void;
+  applyChangesFromSnapshot(def: AutoCdcFromSnapshotFlowDefinition): void;
+}
+
+export type DefineFunction = (p: PipelineBuilder) => void;
+
+export interface PipelineModule {
+  readonly __floePipeline: true;
+  readonly define: DefineFunction;
+}
+
+/** Declares a pipeline's datasets and flows; a library file exports the result as its default export. */
+export function definePipeline(define: DefineFunction): PipelineModule {
+  if (typeof define !== 'function') throw new InvalidArgumentError('definePipeline() needs a function (p) => { p.table(...); ... }.');
+  return { __floePipeline: true, define };
+}
+
+export function isPipelineModule(x: unknown): x is PipelineModule {
+  return typeof x === 'object' && x !== null && (x as PipelineModule).__floePipeline === true && typeof (x as PipelineModule).define === 'function';
+}
+
+const flat = (e: Expectations | undefined): Expectation[] => (e ?? []).flatMap((x) => (Array.isArray(x) ? x : [x]));
+
+function need(cond: unknown, what: string, msg: string): void {
+  if (!cond) throw new InvalidArgumentError(`${what}: ${msg}`, {}, 'INVALID_PIPELINE_DEFINITION');
+}
+
+/** Runs definition functions into plain definitions (`source` names the library file for messages). */
+export function collectDefinitions(modules: Array<{ define: DefineFunction; source?: string }>): PipelineDefinitions {
+  const out: PipelineDefinitions = { datasets: [], flows: [] };
+  for (const m of modules) {
+    let appendN = 0;
+    const source = m.source;
+    const addTable = (kind: DatasetKind, def: TableDefinition): void => {
+      need(def && typeof def.name === 'string' && def.name, `${kind} definition${source ? ` in ${source}` : ''}`, 'needs a name');
+      need(typeof def.query === 'function', `${kind} '${def.name}'`, 'needs a query function (ctx) => DataFrame');
+      out.datasets.push({ name: def.name, kind, comment: def.comment, partitionBy: def.partitionBy, tableProperties: { ...(def.tableProperties ?? {}) }, expectations: flat(def.expectations), source });
+      out.flows.push({ name: def.name, target: def.name, kind: 'query', query: def.query, once: false, expectations: [], comment: def.comment, source });
+    };
+    const addView = (def: ViewDefinition): void => {
+      need(def && typeof def.name === 'string' && def.name, `view definition${source ? ` in ${source}` : ''}`, 'needs a name');
+      need(typeof def.query === 'function', `view '${def.name}'`, 'needs a query function');
+      out.datasets.push({ name: def.name, kind: 'view', comment: def.comment, tableProperties: {}, expectations: flat(def.expectations), source });
+      out.flows.push({ name: def.name, target: def.name, kind: 'query', query: def.query, once: false, expectations: [], source });
+    };
+    const addCdc = (def: AutoCdcFlowDefinition): void => {
+      need(def && def.target, 'createAutoCdcFlow', 'needs a target');
+      need(typeof def.source === 'string' && def.source, `createAutoCdcFlow into '${def.target}'`, 'needs a source dataset name or Delta path');
+      need(Array.isArray(def.keys) && def.keys.length, `createAutoCdcFlow into '${def.target}'`, 'needs keys');
+      need(typeof def.sequenceBy === 'string' && def.sequenceBy, `createAutoCdcFlow into '${def.target}'`, 'needs sequenceBy');
+      need(def.storedAsScdType === undefined || def.storedAsScdType === 1 || def.storedAsScdType === 2, `createAutoCdcFlow into '${def.target}'`, 'storedAsScdType must be 1 or 2');
+      out.flows.push({ name: def.name ?? def.target, target: def.target, kind: 'autoCdc', once: false, expectations: [], cdc: def, source });
+    };
+    const addSnap = (def: AutoCdcFromSnapshotFlowDefinition): void => {
+      need(def && def.target, 'createAutoCdcFromSnapshotFlow', 'needs a target');
+      need(typeof def.source === 'string' || typeof def.source === 'function', `createAutoCdcFromSnapshotFlow into '${def.target}'`, 'needs a source (dataset name, path or function)');
+      need(Array.isArray(def.keys) && def.keys.length, `createAutoCdcFromSnapshotFlow into '${def.target}'`, 'needs keys');
+      out.flows.push({ name: def.name ?? def.target, target: def.target, kind: 'snapshotCdc', once: false, expectations: [], snapshot: def, source });
+    };
+    const builder: PipelineBuilder = {
+      table: (d) => addTable('table', d),
+      materializedView: (d) => addTable('materializedView', d),
+      view: addView,
+      temporaryView: addView,
+      createStreamingTable: (name, o = {}) => {
+        need(typeof name === 'string' && name, 'createStreamingTable', 'needs a name');
+        out.datasets.push({ name, kind: 'streamingTable', comment: o.comment, partitionBy: o.partitionBy, tableProperties: { ...(o.tableProperties ?? {}) }, expectations: flat(o.expectations), source });
+      },
+      appendFlow: (d) => {
+        need(d && d.target, 'appendFlow', 'needs a target');
+        need(typeof d.query === 'function', `appendFlow into '${d.target}'`, 'needs a query function');
+        out.flows.push({ name: d.name ?? `${d.target}_append_${++appendN}`, target: d.target, kind: 'append', query: d.query, once: !!d.once, expectations: flat(d.expectations), comment: d.comment, source });
+      },
+      createAutoCdcFlow: addCdc,
+      applyChanges: addCdc,
+      createAutoCdcFromSnapshotFlow: addSnap,
+      applyChangesFromSnapshot: addSnap,
+    };
+    m.define(builder);
+  }
+  return out;
+}

@@ -1,0 +1,728 @@
+/**
+ * Runs one update of a pipeline (triggered: everything available at the start, then stop).
+ *
+ * - Datasets are managed tables of the warehouse catalog (`<warehouse>/<schema>/<name>`), registered
+ *   so `floe sql` sees them, and marked with the table property `floe.pipeline.name`; a table of the
+ *   same name owned by something else is an error.
+ * - Streaming flows (append / AUTO CDC) read only what their sources committed after the flow's
+ *   checkpoint. A batch is written to the checkpoint as `pending` (its exact source ranges) before
+ *   the output commit, whose `txn` is (`<pipeline>.<flow>`, batch id); then the checkpoint advances.
+ *   A rerun after a crash replays the pending batch with the same ranges and batch id; if the
+ *   target already has that txn, the write is skipped (output and checkpoint advance together).
+ * - Materialized views recompute their query and overwrite the table (skipped when every input is a
+ *   Delta table whose version did not change since the last refresh).
+ * - Full refresh (`fullRefresh: [...] | 'all'`) truncates a table and clears its flows' checkpoints
+ *   (and an AUTO CDC target's state), then replays from the start; tables with
+ *   `pipelines.reset.allowed = false` keep their data and checkpoints. `refresh: [...]` updates only
+ *   the named datasets; other flows are EXCLUDED.
+ * - Flows run in dependency order; a failed flow fails the update, flows downstream of it are
+ *   SKIPPED, and independent flows still run.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Catalog, resolveWarehouse } from '../catalog/catalog.js';
+import { quoteString } from '../core/schema.js';
+import type { DataFrame } from '../dataframe.js';
+import { FloeError } from '../errors.js';
+import { Floe } from '../floe.js';
+import { readChangeFeedBatch, readStreamBatch } from '../streaming/delta-source.js';
+import { DeltaTable } from '../table/delta-table.js';
+import { applyChanges, applyChangesFromSnapshot, STATE_DIR } from './auto-cdc.js';
+import { type DefineFunction, type Expectation, type PipelineDefinitions, type PipelineModule, type QueryContext, collectDefinitions, isPipelineModule } from './definition.js';
+import { EventLog, type PipelineEvent } from './event-log.js';
+import { type ExpectationMetric, applyExpectations } from './expectations.js';
+import { type PipelineGraph, type ResolvedFlow, type SourceRef, classify, kindText, makeContext, planSql, resolveGraph } from './graph.js';
+import { type PipelineSpec, libraryFiles, loadLibraries, loadSpec } from './spec.js';
+import { type FlowCheckpoint, PipelineState, type SourceRange } from './state.js';
+
+export const OWNER_PROPERTY = 'floe.pipeline.name';
+export const RESET_ALLOWED = 'pipelines.reset.allowed';
+
+export interface RunPipelineOptions {
+  /** A spec object or the path of a spec file. */
+  spec?: PipelineSpec | string;
+  /** Definitions given directly (instead of the spec's libraries). */
+  definitions?: PipelineDefinitions | PipelineModule | DefineFunction | Array<PipelineModule | DefineFunction>;
+  /** Pipeline name when there is no spec (default 'pipeline'). */
+  name?: string;
+  /** Warehouse folder (overrides the spec's). */
+  warehouse?: string;
+  schema?: string;
+  configuration?: Record<string, string>;
+  /** Folder relative paths in definitions resolve against (default: the spec's folder, else cwd). */
+  baseDir?: string;
+  /** Checkpoints and event log root (default `<warehouse>/_pipelines/<name>`). */
+  storage?: string;
+  fullRefresh?: string[] | 'all';
+  refresh?: string[];
+  /** Use this session (else one is created and closed). */
+  floe?: Floe;
+  /** Called for every event as it is emitted. */
+  onEvent?: (e: PipelineEvent) => void;
+}
+
+export type FlowStatus = 'COMPLETED' | 'FAILED' | 'SKIPPED' | 'EXCLUDED';
+
+export interface FlowRunResult {
+  flow: string;
+  dataset: string;
+  status: FlowStatus;
+  batchId: number | null;
+  numOutputRows: number;
+  numUpsertedRows: number;
+  numDeletedRows: number;
+  droppedRecords: number;
+  expectations: ExpectationMetric[];
+  /** Why nothing was written (no new data, up to date, ...). */
+  note?: string;
+  error?: FloeError | Error;
+}
+
+export interface RunPipelineResult {
+  pipeline: string;
+  updateId: string;
+  state: 'COMPLETED' | 'FAILED';
+  flows: Record<string, FlowRunResult>;
+  eventLog: string;
+  warehouse: string;
+}
+
+/** A resolved pipeline: what runs, where. */
+export interface LoadedPipeline {
+  name: string;
+  definitions: PipelineDefinitions;
+  warehouse: string;
+  schema: string;
+  configuration: Record<string, string>;
+  baseDir: string;
+  storage: string;
+  spec?: PipelineSpec;
+}
+
+function normalizeDefinitions(d: NonNullable<RunPipelineOptions['definitions']>): PipelineDefinitions {
+  if (Array.isArray(d)) return collectDefinitions(d.map((x) => ({ define: isPipelineModule(x) ? x.define : x })));
+  if (isPipelineModule(d)) return collectDefinitions([{ define: d.define }]);
+  if (typeof d === 'function') return collectDefinitions([{ define: d }]);
+  return d;
+}
+
+/** Loads the spec and its libraries (or takes definitions as given) and settles every location. */
+export async function loadPipeline(o: RunPipelineOptions): Promise<LoadedPipeline> {
+  let spec: PipelineSpec | undefined;
+  if (typeof o.spec === 'string') spec = await loadSpec(o.spec);
+  else spec = o.spec;
+  let definitions: PipelineDefinitions;
+  if (o.definitions) definitions = normalizeDefinitions(o.definitions);
+  else if (spec) definitions = collectDefinitions(await loadLibraries(await libraryFiles(spec)));
+  else throw new FloeError('PIPELINE_SPEC_NOT_FOUND', 'runPipeline needs a spec or definitions.');
+  const name = spec?.name ?? o.name ?? 'pipeline';
+  const warehouse = resolveWarehouse(o.warehouse ?? spec?.warehouse);
+  const storage = o.storage ? path.resolve(o.storage) : spec?.storage ?? path.join(warehouse, '_pipelines', name);
+  return {
+    name,
+    definitions,
+    warehouse,
+    schema: (o.schema ?? spec?.schema ?? 'default').toLowerCase(),
+    configuration: { ...(spec?.configuration ?? {}), ...(o.configuration ?? {}) },
+    baseDir: o.baseDir ? path.resolve(o.baseDir) : spec?.baseDir ?? process.cwd(),
+    storage,
+    spec,
+  };
+}
+
+/** Validates a pipeline without reading or writing data (a dry run). */
+export async function validatePipeline(o: RunPipelineOptions): Promise<{ pipeline: LoadedPipeline; graph: PipelineGraph }> {
+  const pipeline = await loadPipeline(o);
+  const floe = o.floe ?? (await Floe.create());
+  try {
+    const graph = await resolveGraph(floe, pipeline.definitions, { baseDir: pipeline.baseDir, configuration: pipeline.configuration });
+    return { pipeline, graph };
+  } finally {
+    if (!o.floe) await floe.close();
+  }
+}
+
+/** Runs one update; see the module comment. */
+export async function runPipeline(o: RunPipelineOptions): Promise<RunPipelineResult> {
+  const pipeline = await loadPipeline(o);
+  const floe = o.floe ?? (await Floe.create());
+  try {
+    return await new Update(floe, pipeline, o).run();
+  } finally {
+    if (!o.floe) await floe.close();
+  }
+}
+
+const emptyResult = (flow: string, dataset: string, status: FlowStatus, note?: string): FlowRunResult => ({ flow, dataset, status, batchId: null, numOutputRows: 0, numUpsertedRows: 0, numDeletedRows: 0, droppedRecords: 0, expectations: [], note });
+
+class Update {
+  private readonly state: PipelineState;
+  private readonly catalog: Catalog;
+  private readonly updateId = randomUUID();
+  private log!: EventLog;
+  private graph!: PipelineGraph;
+  private readonly results: Record<string, FlowRunResult> = {};
+  private temps: string[] = [];
+
+  constructor(private floe: Floe, private p: LoadedPipeline, private o: RunPipelineOptions) {
+    this.state = new PipelineState(p.storage);
+    this.catalog = new Catalog(p.warehouse);
+  }
+
+  location(dataset: string): string {
+    return this.catalog.managedLocation(this.p.schema, dataset);
+  }
+
+  async run(): Promise<RunPipelineResult> {
+    const release = await this.state.lock(this.p.name);
+    try {
+      const pipelineId = await this.state.pipelineId(this.p.name);
+      this.log = new EventLog(this.floe, path.join(this.p.storage, 'event_log'), { pipelineId, pipelineName: this.p.name, updateId: this.updateId }, this.o.onEvent);
+      const fr = this.o.fullRefresh;
+      this.log.emit({
+        eventType: 'create_update',
+        message: `Update ${this.updateId.slice(0, 8)} started${fr === 'all' ? ' (full refresh of all tables)' : fr?.length ? ` (full refresh of ${fr.join(', ')})` : ''}.`,
+        details: {
+          cause: 'USER_ACTION',
+          full_refresh: fr === 'all',
+          full_refresh_selection: Array.isArray(fr) ? fr : [],
+          refresh_selection: this.o.refresh ?? [],
+          config: { name: this.p.name, schema: this.p.schema, warehouse: this.p.warehouse, storage: this.p.storage, configuration: this.p.configuration, spec: this.p.spec?.file ?? null },
+        },
+      });
+      this.progress('QUEUED');
+      this.progress('INITIALIZING');
+      try {
+        this.graph = await resolveGraph(this.floe, this.p.definitions, { baseDir: this.p.baseDir, configuration: this.p.configuration });
+        this.checkSelection();
+      } catch (e) {
+        this.progress('FAILED', e);
+        await this.log.flush();
+        throw e;
+      }
+      for (const n of this.graph.order) {
+        const f = this.graph.flows.get(n)!;
+        const d = this.graph.datasets.get(f.target)!;
+        this.log.emit({
+          eventType: 'flow_definition',
+          message: `Flow '${f.name}' is defined as ${f.def.kind === 'autoCdc' ? 'an AUTO CDC' : f.def.kind === 'snapshotCdc' ? 'an AUTO CDC FROM SNAPSHOT' : f.streaming ? 'a streaming' : 'a batch'} flow into the ${kindText(d.resolvedKind)} '${f.target}'.`,
+          flow: f.name,
+          dataset: f.target,
+          details: {
+            output_dataset: f.target,
+            input_datasets: f.inputs,
+            flow_type: f.def.kind === 'autoCdc' ? 'AUTO_CDC' : f.def.kind === 'snapshotCdc' ? 'AUTO_CDC_FROM_SNAPSHOT' : d.resolvedKind === 'materializedView' ? 'MATERIALIZED_VIEW' : f.def.once ? 'APPEND_ONCE' : 'APPEND',
+            dataset_type: d.resolvedKind === 'materializedView' ? 'MATERIALIZED_VIEW' : 'STREAMING_TABLE',
+            sources: f.sources.map((s) => ({ name: s.name, kind: s.kind, mode: s.mode })),
+            expectations: this.expectationsFor(f).map((e) => ({ name: e.name, action: e.action, condition: e.condition, dataset: e.dataset })),
+            once: f.def.once,
+            source_code: f.def.source ?? null,
+          },
+        });
+      }
+      this.progress('SETTING_UP_TABLES');
+      try {
+        await this.setupTables();
+      } catch (e) {
+        this.progress('FAILED', e);
+        await this.log.flush();
+        throw e;
+      }
+      this.progress('RUNNING');
+      await this.log.flush();
+      let failed = false;
+      for (const n of this.graph.order) {
+        const r = await this.runFlow(this.graph.flows.get(n)!);
+        this.results[n] = r;
+        if (r.status === 'FAILED') failed = true;
+        await this.log.flush();
+      }
+      const firstError = Object.values(this.results).find((r) => r.error)?.error;
+      this.progress(failed ? 'FAILED' : 'COMPLETED', failed ? firstError : undefined);
+      await this.log.flush();
+      return { pipeline: this.p.name, updateId: this.updateId, state: failed ? 'FAILED' : 'COMPLETED', flows: this.results, eventLog: path.join(this.p.storage, 'event_log'), warehouse: this.p.warehouse };
+    } finally {
+      await this.floe.release(this.temps);
+      await release();
+    }
+  }
+
+  private progress(state: string, error?: unknown): void {
+    this.log.emit({
+      eventType: 'update_progress',
+      message: `Update ${this.updateId.slice(0, 8)} is ${state}.${error ? ` ${(error as Error).message}` : ''}`,
+      level: state === 'FAILED' ? 'ERROR' : 'INFO',
+      details: { state },
+      error,
+    });
+  }
+
+  private selected(dataset: string): boolean {
+    const fr = this.o.fullRefresh;
+    const sel = [...(this.o.refresh ?? []), ...(Array.isArray(fr) ? fr : [])];
+    if (fr === 'all' || !sel.length) return true;
+    return sel.map((s) => s.toLowerCase()).includes(dataset);
+  }
+
+  private fullRefresh(dataset: string): boolean {
+    const fr = this.o.fullRefresh;
+    return fr === 'all' || (Array.isArray(fr) && fr.map((s) => s.toLowerCase()).includes(dataset));
+  }
+
+  private checkSelection(): void {
+    const fr = this.o.fullRefresh;
+    if (fr === 'all' && this.o.refresh?.length) throw new FloeError('CONFLICTING_PIPELINE_REFRESH_OPTIONS', 'A full refresh of all tables cannot be combined with a refresh selection.');
+    const names = [...(this.o.refresh ?? []), ...(Array.isArray(fr) ? fr : [])];
+    const both = (this.o.refresh ?? []).filter((n) => Array.isArray(fr) && fr.includes(n));
+    if (both.length) throw new FloeError('CONFLICTING_PIPELINE_REFRESH_OPTIONS', `${both.join(', ')} cannot be both refreshed and fully refreshed.`);
+    for (const n of names) {
+      const d = this.graph.datasets.get(n.toLowerCase());
+      if (!d) throw new FloeError('DATASET_NOT_FOUND', `The refresh selection names '${n}', which is not a dataset of pipeline '${this.p.name}'. Datasets: ${[...this.graph.datasets.keys()].join(', ')}.`);
+      if (d.resolvedKind === 'view') throw new FloeError('INVALID_REFRESH_SELECTION', `'${n}' is a view; only tables can be refreshed.`);
+    }
+  }
+
+  /** Schema, ownership, pending and requested full refreshes. */
+  private async setupTables(): Promise<void> {
+    await this.catalog.ensure();
+    await this.catalog.createSchema(this.p.schema, { ifNotExists: true });
+    for (const name of this.graph.datasetOrder) {
+      const d = this.graph.datasets.get(name)!;
+      if (d.resolvedKind === 'view') continue;
+      const entry = await this.catalog.getTable(this.p.schema, name);
+      let props: Record<string, string> = {};
+      if (entry) {
+        if (await this.floe.deltaLog(entry.location).exists()) props = (await this.floe.snapshot(entry.location)).metadata.configuration;
+        if (props[OWNER_PROPERTY] !== this.p.name) {
+          throw new FloeError('TABLE_OWNED_BY_ANOTHER_PIPELINE', `The table ${this.p.schema}.${name} already exists in ${this.p.warehouse} and is not managed by pipeline '${this.p.name}'${props[OWNER_PROPERTY] ? ` (it belongs to '${props[OWNER_PROPERTY]}')` : ''}. Rename the dataset or drop the table.`, { table: `${this.p.schema}.${name}` });
+        }
+      }
+      const resetAllowed = (props[RESET_ALLOWED] ?? d.tableProperties[RESET_ALLOWED] ?? 'true').toLowerCase() !== 'false';
+      const pending = await this.state.resetPending(name);
+      if (!pending && !(this.fullRefresh(name) && this.selected(name))) continue;
+      if (!resetAllowed) {
+        this.log.emit({ eventType: 'planning_information', level: 'WARN', dataset: name, message: `'${name}' is not fully refreshed: its table property ${RESET_ALLOWED} is false. It is updated incrementally.`, details: { dataset: name, full_refresh: false, reason: 'RESET_NOT_ALLOWED' } });
+        if (pending) await this.state.setResetPending(name, false);
+        continue;
+      }
+      await this.state.setResetPending(name, true);
+      for (const f of d.flows) await this.state.resetCheckpoint(f);
+      const loc = entry?.location ?? this.location(name);
+      if (await this.floe.deltaLog(loc).exists()) {
+        if (d.resolvedKind === 'streamingTable') await (await DeltaTable.forPath(this.floe, loc)).truncate();
+        await fs.rm(path.join(loc, STATE_DIR), { recursive: true, force: true });
+        this.floe.forgetLog(path.join(loc, STATE_DIR));
+      }
+      await this.state.setResetPending(name, false);
+      this.log.emit({ eventType: 'planning_information', dataset: name, message: `'${name}' is fully refreshed: ${d.resolvedKind === 'streamingTable' ? 'truncated, its checkpoints cleared; its flows replay their sources from the start' : 'recomputed'}.`, details: { dataset: name, full_refresh: true } });
+    }
+  }
+
+  private expectationsFor(f: ResolvedFlow): Array<Expectation & { dataset: string }> {
+    const d = this.graph.datasets.get(f.target)!;
+    return [...d.expectations.map((e) => ({ ...e, dataset: d.name })), ...f.def.expectations.map((e) => ({ ...e, dataset: d.name }))];
+  }
+
+  private async runFlow(f: ResolvedFlow): Promise<FlowRunResult> {
+    const dataset = f.target;
+    if (!this.selected(dataset)) {
+      this.log.emit({ eventType: 'flow_progress', flow: f.name, dataset, message: `Flow '${f.name}' is EXCLUDED (not in the refresh selection).`, details: { status: 'EXCLUDED' } });
+      return emptyResult(f.name, dataset, 'EXCLUDED');
+    }
+    const failedUp = f.dependsOn.filter((d) => this.results[d] && (this.results[d]!.status === 'FAILED' || (this.results[d]!.status === 'SKIPPED' && this.results[d]!.note?.startsWith('upstream'))));
+    if (failedUp.length) {
+      const note = `upstream flow ${failedUp.join(', ')} failed`;
+      this.log.emit({ eventType: 'flow_progress', flow: f.name, dataset, level: 'WARN', message: `Flow '${f.name}' is SKIPPED: ${note}.`, details: { status: 'SKIPPED', reason: note } });
+      return emptyResult(f.name, dataset, 'SKIPPED', note);
+    }
+    this.log.emit({ eventType: 'flow_progress', flow: f.name, dataset, message: `Flow '${f.name}' is RUNNING.`, details: { status: 'RUNNING' } });
+    const started = Date.now();
+    try {
+      const r = await this.execute(f);
+      this.log.emit({
+        eventType: 'flow_progress',
+        flow: f.name,
+        dataset,
+        batchId: r.batchId,
+        message: `Flow '${f.name}' has COMPLETED${r.note ? ` (${r.note})` : `: ${r.numOutputRows} rows written${r.numUpsertedRows || r.numDeletedRows ? ` (${r.numUpsertedRows} upserted, ${r.numDeletedRows} deleted)` : ''}${r.droppedRecords ? `, ${r.droppedRecords} dropped by expectations` : ''}`}.`,
+        details: {
+          status: 'COMPLETED',
+          batch_id: r.batchId,
+          duration_ms: Date.now() - started,
+          note: r.note ?? null,
+          metrics: { num_output_rows: r.numOutputRows, num_upserted_rows: r.numUpsertedRows, num_deleted_rows: r.numDeletedRows },
+          ...(r.expectations.length || r.droppedRecords ? { data_quality: { dropped_records: r.droppedRecords, expectations: r.expectations } } : {}),
+        },
+      });
+      return r;
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      this.log.emit({ eventType: 'flow_progress', flow: f.name, dataset, level: 'ERROR', message: `Flow '${f.name}' has FAILED: ${err.message}`, details: { status: 'FAILED', duration_ms: Date.now() - started }, error: err });
+      return { ...emptyResult(f.name, dataset, 'FAILED'), error: err };
+    } finally {
+      await this.floe.release(this.temps);
+      this.temps = [];
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Sources
+
+  /** The Delta location behind a source (null when a pipeline table has not been created yet). */
+  private async sourceLocation(s: { kind: SourceRef['kind']; name: string }): Promise<string | null> {
+    let loc: string;
+    if (s.kind === 'dataset') loc = this.location(s.name);
+    else if (s.kind === 'catalog') {
+      const [sc, t] = s.name.split('.');
+      const e = await this.catalog.getTable(sc!, t!);
+      if (!e) throw new FloeError('TABLE_OR_VIEW_NOT_FOUND', `The table ${s.name} cannot be found in ${this.p.warehouse}.`);
+      loc = e.location;
+    } else loc = s.name;
+    return (await this.floe.deltaLog(loc).exists()) ? loc : s.kind === 'dataset' ? null : this.missing(s.name);
+  }
+
+  private missing(name: string): never {
+    throw new FloeError('DELTA_TABLE_NOT_FOUND', `No Delta table at ${name}.`, { path: name });
+  }
+
+  private async listFiles(dir: string, format: string): Promise<string[]> {
+    const ext = format === 'json' ? /\.(json|jsonl|ndjson)(\.gz)?$/i : format === 'csv' ? /\.(csv|tsv|txt)(\.gz)?$/i : /\.parquet$/i;
+    const out: string[] = [];
+    const walk = async (d: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await fs.readdir(d, { withFileTypes: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw e;
+      }
+      for (const e of entries) {
+        if (e.name.startsWith('.') || e.name.startsWith('_')) continue;
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) await walk(p);
+        else if (e.isFile() && ext.test(e.name)) out.push(p);
+      }
+    };
+    await walk(dir);
+    return out.sort();
+  }
+
+  /** The ranges of a new batch (null: nothing new in any stream source). */
+  private async planBatch(f: ResolvedFlow, cp: FlowCheckpoint): Promise<Record<string, SourceRange> | null> {
+    const ranges: Record<string, SourceRange> = {};
+    let any = false;
+    for (const s of f.sources) {
+      if (s.mode === 'stream' || s.mode === 'cdf') {
+        const loc = await this.sourceLocation(s);
+        if (!loc) continue;
+        const latest = (await this.floe.deltaLog(loc).snapshot()).version;
+        const last = cp.sources[s.key]?.version;
+        const startAt = s.stream?.startingVersion ?? (s.mode === 'cdf' ? 0 : undefined);
+        if (last === undefined) {
+          if (startAt !== undefined && startAt > latest) continue;
+          ranges[s.key] = { from: startAt === undefined ? undefined : startAt - 1, to: latest };
+          any = true;
+        } else if (latest > last) {
+          ranges[s.key] = { from: last, to: latest };
+          any = true;
+        }
+      } else if (s.mode === 'files') {
+        const done = new Set(cp.sources[s.key]?.files ?? []);
+        const files = (await this.listFiles(s.name, s.files!.format)).filter((x) => !done.has(x));
+        if (files.length) {
+          ranges[s.key] = { files };
+          any = true;
+        }
+      }
+    }
+    return any ? ranges : null;
+  }
+
+  private fileSql(files: string[], o: NonNullable<SourceRef['files']>): string {
+    const list = `[${files.map(quoteString).join(', ')}]`;
+    if (o.format === 'json') return `SELECT * FROM read_json_auto(${list}, union_by_name = true, format = 'auto')`;
+    if (o.format === 'csv') return `SELECT * FROM read_csv(${list}, union_by_name = true, header = ${o.header ?? true}${o.delimiter ? `, delim = ${quoteString(o.delimiter)}` : ''})`;
+    return `SELECT * FROM read_parquet(${list}, union_by_name = true)`;
+  }
+
+  /** SQL for each source of a batch (stream sources by range, batch sources at their latest version). */
+  private async prepareSources(f: ResolvedFlow, ranges: Record<string, SourceRange>): Promise<{ sql: Map<string, string>; versions: Record<string, number> }> {
+    const sql = new Map<string, string>();
+    const versions: Record<string, number> = {};
+    const EMPTY = 'SELECT NULL AS __floe_no_data WHERE false';
+    for (const s of f.sources) {
+      const r = ranges[s.key];
+      if (s.mode === 'files' || s.mode === 'filesBatch') {
+        const files = s.mode === 'files' ? r?.files ?? [] : await this.listFiles(s.name, s.files!.format);
+        sql.set(s.key, files.length ? this.fileSql(files, s.files!) : EMPTY);
+        continue;
+      }
+      const loc = await this.sourceLocation(s);
+      if (!loc) {
+        if (s.mode === 'batch') throw new FloeError('DATASET_NOT_MATERIALIZED', `'${f.name}' reads '${s.name}', which has no table yet (its flows produced no data).`, { dataset: s.name });
+        sql.set(s.key, EMPTY);
+        continue;
+      }
+      if (s.mode === 'batch') {
+        const df = await this.floe.read.delta(loc);
+        versions[s.key] = (await this.floe.deltaLog(loc).snapshot()).version;
+        sql.set(s.key, await df.toSQL());
+        continue;
+      }
+      if (!r) {
+        sql.set(s.key, EMPTY);
+        continue;
+      }
+      let df: DataFrame | null;
+      if (s.mode === 'stream') {
+        if (r.from === undefined) df = await this.floe.read.delta(loc, { versionAsOf: r.to! });
+        else df = (await readStreamBatch(this.floe, loc, { lastVersion: r.from, endingVersion: r.to, skipChangeCommits: s.stream?.skipChangeCommits }))?.df ?? null;
+      } else {
+        df = (await readChangeFeedBatch(this.floe, loc, { lastVersion: r.from, endingVersion: r.to }))?.df ?? null;
+      }
+      sql.set(s.key, df ? await df.toSQL() : EMPTY);
+    }
+    return { sql, versions };
+  }
+
+  /** The query context of a run: reads are served from the prepared SQL; views are expanded. */
+  private runContext(f: ResolvedFlow, prepared: Map<string, string>): { ctx: QueryContext; resolveViews: () => Promise<void> } {
+    const views = new Map<string, DataFrame>();
+    const ctx = makeContext(this.floe, this.p.configuration, this.p.baseDir, this.graph.datasets, (name, mode, o) => {
+      if (mode === 'files' || mode === 'filesBatch') return this.floe.sql(prepared.get(`${mode}:folder:${name}`) ?? this.unplanned(f, name));
+      const c = classify(name, this.graph.datasets, this.p.baseDir);
+      if (c.kind === 'dataset' && this.graph.datasets.get(c.name)!.resolvedKind === 'view') {
+        const v = views.get(c.name);
+        if (!v) throw new FloeError('PIPELINE_VIEW_NOT_READY', `The view '${c.name}' was read before it was evaluated.`);
+        return v;
+      }
+      void o;
+      const key = `${mode}:${c.kind}:${c.name}`;
+      return this.floe.sql(prepared.get(key) ?? this.unplanned(f, name));
+    });
+    // Views are evaluated (in dependency order) with this context before the flow's query runs.
+    const resolveViews = async (): Promise<void> => {
+      const needed = this.viewsOf(f);
+      for (const v of needed) {
+        const vf = this.graph.flows.get(v)!;
+        let df = await vf.def.query!(ctx);
+        const exps = this.graph.datasets.get(v)!.expectations;
+        if (exps.length) {
+          const t = await this.materialize(df);
+          const r = await applyExpectations(this.floe, t, exps.map((e) => ({ ...e, dataset: v })), f.name);
+          this.viewMetrics.push(...r.metrics);
+          this.viewDropped += r.droppedRecords;
+          df = this.floe.sql(r.sql);
+        }
+        views.set(v, df);
+      }
+    };
+    return { ctx, resolveViews };
+  }
+
+  private viewMetrics: ExpectationMetric[] = [];
+  private viewDropped = 0;
+
+  private unplanned(f: ResolvedFlow, name: string): never {
+    throw new FloeError('PIPELINE_QUERY_NOT_DETERMINISTIC', `The query of '${f.name}' read '${name}' during the run but not during analysis; query functions must read the same datasets every time they are called.`);
+  }
+
+  /** Views a flow reads, transitively, in dependency order. */
+  private viewsOf(f: ResolvedFlow): string[] {
+    const out: string[] = [];
+    const visit = (names: string[], stack: string[]): void => {
+      for (const n of names) {
+        const d = this.graph.datasets.get(n);
+        if (!d || d.resolvedKind !== 'view' || out.includes(n) || stack.includes(n)) continue;
+        visit(this.graph.flows.get(n)?.inputs ?? [], [...stack, n]);
+        out.push(n);
+      }
+    };
+    visit(f.inputs, []);
+    return out;
+  }
+
+  private async materialize(df: DataFrame): Promise<string> {
+    const t = this.floe.engine.uniqueName('pipeline_batch');
+    await this.floe.engine.run(`CREATE TABLE ${t} AS ${await df.toSQL()}`);
+    this.floe.track([t]);
+    this.temps.push(t);
+    return t;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Flows
+
+  private txnAppId(f: ResolvedFlow): string {
+    return `${this.p.name}.${f.name}`;
+  }
+
+  private tableProps(dataset: string, extra: Record<string, string> = {}): Record<string, string> {
+    const d = this.graph.datasets.get(dataset)!;
+    return { ...extra, ...d.tableProperties, [OWNER_PROPERTY]: this.p.name };
+  }
+
+  /** Runs `write(location)` registering the table in the catalog when this creates it. */
+  private async withTable<T>(dataset: string, write: (loc: string) => Promise<T>): Promise<T> {
+    const entry = await this.catalog.getTable(this.p.schema, dataset);
+    if (entry) return write(entry.location);
+    let out: T | undefined;
+    await this.catalog.createTable(this.p.schema, dataset, {}, async (loc) => {
+      out = await write(loc);
+      if (!(await this.floe.deltaLog(loc).exists())) throw new FloeError('PIPELINE_NO_OUTPUT', `The first batch of '${dataset}' created no table.`);
+    });
+    return out as T;
+  }
+
+  private async execute(f: ResolvedFlow): Promise<FlowRunResult> {
+    this.viewMetrics = [];
+    this.viewDropped = 0;
+    const d = this.graph.datasets.get(f.target)!;
+    if (f.def.kind === 'snapshotCdc') return this.executeSnapshot(f);
+    const cp = await this.state.checkpoint(f.name);
+    const isMv = d.resolvedKind === 'materializedView';
+    const result = emptyResult(f.name, f.target, 'COMPLETED');
+
+    let ranges: Record<string, SourceRange> = {};
+    let batchId: number;
+    if (isMv || (f.def.once && !f.streaming)) {
+      if (f.def.once && cp.onceDone) return { ...result, note: 'once flow already ran' };
+      batchId = cp.batchId + 1;
+    } else if (cp.pending) {
+      ranges = cp.pending.sources;
+      batchId = cp.pending.batchId;
+    } else {
+      const planned = await this.planBatch(f, cp);
+      if (!planned) return { ...result, note: 'no new data' };
+      ranges = planned;
+      batchId = cp.batchId + 1;
+      await this.state.saveCheckpoint({ ...cp, pending: { batchId, sources: ranges } });
+    }
+
+    const { sql, versions } = await this.prepareSources(f, ranges);
+    if (isMv && cp.inputVersions && Object.keys(versions).length === f.sources.length && f.sources.every((s) => s.mode === 'batch') && JSON.stringify(versions) === JSON.stringify(cp.inputVersions) && (await this.catalog.getTable(this.p.schema, f.target))) {
+      return { ...result, note: 'inputs unchanged; up to date' };
+    }
+    const { ctx, resolveViews } = this.runContext(f, sql);
+    await resolveViews();
+    const df = f.def.kind === 'autoCdc' ? ctx.readStream(f.def.cdc!.source, f.def.cdc!.sourceOptions) : await f.def.query!(ctx);
+    const batchTable = await this.materialize(df);
+    const exps = this.expectationsFor(f);
+    const ex = exps.length ? await applyExpectations(this.floe, batchTable, exps, f.name) : { sql: `SELECT * FROM ${batchTable}`, droppedRecords: 0, metrics: [] as ExpectationMetric[], numInputRows: -1 };
+    result.expectations = [...this.viewMetrics, ...ex.metrics];
+    result.droppedRecords = this.viewDropped + ex.droppedRecords;
+    result.batchId = batchId;
+    const out = this.floe.sql(ex.sql);
+    const appId = this.txnAppId(f);
+
+    if (f.def.kind === 'autoCdc') {
+      const c = f.def.cdc!;
+      const r = await this.withTable(f.target, (loc) =>
+        applyChanges(this.floe, {
+          target: loc,
+          source: out,
+          keys: c.keys,
+          sequenceBy: c.sequenceBy,
+          storedAsScdType: c.storedAsScdType,
+          applyAsDeletes: c.applyAsDeletes,
+          applyAsTruncates: c.applyAsTruncates,
+          columnList: c.columnList,
+          exceptColumnList: c.exceptColumnList,
+          ignoreNullUpdates: c.ignoreNullUpdates,
+          trackHistoryColumnList: c.trackHistoryColumnList,
+          trackHistoryExceptColumnList: c.trackHistoryExceptColumnList,
+          flowName: appId,
+          batchId,
+          tableProperties: this.tableProps(f.target),
+        }),
+      );
+      result.numUpsertedRows = r.numUpsertedRows;
+      result.numDeletedRows = r.numDeletedRows;
+      result.numOutputRows = r.numUpsertedRows + r.numDeletedRows;
+      if (r.skipped) result.note = 'batch already applied (replayed after an interruption)';
+    } else {
+      const w = await this.withTable(f.target, (loc) =>
+        out.write.delta(loc, {
+          mode: isMv ? 'overwrite' : 'append',
+          overwriteSchema: isMv ? true : undefined,
+          mergeSchema: isMv ? undefined : true,
+          partitionBy: d.partitionBy,
+          properties: this.tableProps(f.target, isMv ? {} : { 'delta.enableChangeDataFeed': 'true' }),
+          description: d.comment,
+          txnAppId: appId,
+          txnVersion: batchId,
+        }),
+      );
+      result.numOutputRows = w.skipped ? 0 : w.numOutputRows;
+      if (w.skipped) result.note = 'batch already written (replayed after an interruption)';
+    }
+
+    // Advance the checkpoint (the output commit carries the same batch id).
+    const sources = { ...cp.sources };
+    for (const [k, r] of Object.entries(ranges)) {
+      if (r.files) sources[k] = { files: [...(cp.sources[k]?.files ?? []), ...r.files] };
+      else sources[k] = { version: r.to! };
+    }
+    await this.state.saveCheckpoint({ flow: f.name, batchId, sources, onceDone: f.def.once ? true : cp.onceDone, inputVersions: isMv ? versions : undefined, snapshotVersion: cp.snapshotVersion });
+    return result;
+  }
+
+  private async executeSnapshot(f: ResolvedFlow): Promise<FlowRunResult> {
+    const s = f.def.snapshot!;
+    const result = emptyResult(f.name, f.target, 'COMPLETED');
+    let cp = await this.state.checkpoint(f.name);
+    const apply = async (df: DataFrame, version: number, batchId: number): Promise<void> => {
+      const r = await this.withTable(f.target, (loc) =>
+        applyChangesFromSnapshot(this.floe, {
+          target: loc,
+          snapshot: df,
+          snapshotVersion: version,
+          keys: s.keys,
+          storedAsScdType: s.storedAsScdType,
+          columnList: s.columnList,
+          exceptColumnList: s.exceptColumnList,
+          trackHistoryColumnList: s.trackHistoryColumnList,
+          trackHistoryExceptColumnList: s.trackHistoryExceptColumnList,
+          flowName: this.txnAppId(f),
+          batchId,
+          tableProperties: this.tableProps(f.target),
+        }),
+      );
+      result.numUpsertedRows += r.numUpsertedRows;
+      result.numDeletedRows += r.numDeletedRows;
+      result.numOutputRows += r.numUpsertedRows + r.numDeletedRows;
+      result.batchId = batchId;
+      cp = { flow: f.name, batchId, sources: {}, snapshotVersion: version };
+      await this.state.saveCheckpoint(cp);
+    };
+    if (typeof s.source === 'string') {
+      const src = f.sources[0]!;
+      const loc = await this.sourceLocation(src);
+      if (!loc) return { ...result, note: `'${src.name}' has no table yet` };
+      const latest = (await this.floe.deltaLog(loc).snapshot()).version;
+      const version = cp.pending?.snapshotVersion ?? latest;
+      if (!cp.pending && cp.snapshotVersion !== undefined && cp.snapshotVersion !== null && version <= cp.snapshotVersion) return { ...result, note: 'snapshot unchanged' };
+      const batchId = cp.pending?.batchId ?? cp.batchId + 1;
+      if (!cp.pending) await this.state.saveCheckpoint({ ...cp, pending: { batchId, sources: {}, snapshotVersion: version } });
+      await apply(await this.floe.read.delta(loc, { versionAsOf: version }), version, batchId);
+      return result;
+    }
+    const fn = s.source;
+    const ctx = makeContext(this.floe, this.p.configuration, this.p.baseDir, this.graph.datasets, (name) => {
+      throw new FloeError('PIPELINE_UNSUPPORTED_READ', `A snapshot function cannot read '${name}' through ctx; use ctx.floe.read.delta(path).`);
+    });
+    for (let i = 0; i < 10_000; i++) {
+      const next = await fn(cp.snapshotVersion ?? null, ctx);
+      if (!next) break;
+      if (cp.snapshotVersion !== undefined && cp.snapshotVersion !== null && next.version <= cp.snapshotVersion) {
+        throw new FloeError('INVALID_SNAPSHOT_VERSION', `The snapshot function of '${f.name}' returned version ${next.version}, not greater than the last applied version ${cp.snapshotVersion}.`);
+      }
+      await apply(next.df, next.version, cp.batchId + 1);
+    }
+    if (result.batchId === null) result.note = 'no new snapshot';
+    return result;
+  }
+}
+
+export { planSql };

@@ -1,0 +1,137 @@
+/**
+ * Durable pipeline state under the pipeline's storage root (`<warehouse>/_pipelines/<pipeline>/` by
+ * default), each file replaced atomically (temp file + rename):
+ * - `pipeline.json`: the pipeline's id and name;
+ * - `checkpoints/<flow>.json`: a flow's checkpoint (the source offsets processed, the last batch id,
+ *   and the batch being processed, `pending`, written before its output commit so a rerun after a
+ *   crash replays exactly the same input under the same batch id; the output commit carries the txn
+ *   `<pipeline>.<flow>` / batch id, so a replayed batch whose output was committed is not written twice);
+ * - `tables/<dataset>.json`: a full refresh in progress (`resetPending`), redone after a crash;
+ * - `run.lock`: one update at a time per pipeline (taken over when its process is gone).
+ */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { FloeError } from '../errors.js';
+
+/** Offsets of one source: the last Delta version processed, or the files processed. */
+export interface SourceOffset {
+  version?: number;
+  files?: string[];
+}
+
+/** What a pending batch reads from one stream source. */
+export interface SourceRange {
+  /** Delta: last version already processed (undefined: start from the snapshot at `to` or at `startingVersion`). */
+  from?: number;
+  to?: number;
+  /** Files: the new files of this batch. */
+  files?: string[];
+}
+
+export interface FlowCheckpoint {
+  flow: string;
+  /** Last committed batch (-1: none). Monotonic across full refreshes (txn versions only grow). */
+  batchId: number;
+  sources: Record<string, SourceOffset>;
+  pending?: { batchId: number; sources: Record<string, SourceRange>; snapshotVersion?: number };
+  /** `once` flows: the backfill ran. */
+  onceDone?: boolean;
+  /** Snapshot CDC: the last snapshot version applied. */
+  snapshotVersion?: number | null;
+  /** Materialized views: the input versions of the last refresh (skip when unchanged). */
+  inputVersions?: Record<string, number>;
+  updatedAt?: string;
+}
+
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = path.join(path.dirname(file), `.tmp-${randomUUID()}`);
+  await fs.writeFile(tmp, JSON.stringify(value, null, 2));
+  await fs.rename(tmp, file);
+}
+
+export async function readJson<T>(file: string): Promise<T | null> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new FloeError('PIPELINE_STATE_CORRUPT', `The pipeline state file ${file} is not valid JSON.`, { file });
+  }
+}
+
+const safe = (n: string): string => n.replace(/[^A-Za-z0-9_.-]/g, '_');
+
+export class PipelineState {
+  constructor(readonly root: string) {}
+
+  checkpointFile(flow: string): string {
+    return path.join(this.root, 'checkpoints', `${safe(flow)}.json`);
+  }
+  async checkpoint(flow: string): Promise<FlowCheckpoint> {
+    return (await readJson<FlowCheckpoint>(this.checkpointFile(flow))) ?? { flow, batchId: -1, sources: {} };
+  }
+  async saveCheckpoint(cp: FlowCheckpoint): Promise<void> {
+    await writeJsonAtomic(this.checkpointFile(cp.flow), { ...cp, updatedAt: new Date().toISOString() });
+  }
+  /** Forgets a flow's progress (full refresh); the batch id keeps growing. */
+  async resetCheckpoint(flow: string): Promise<void> {
+    const cp = await this.checkpoint(flow);
+    await this.saveCheckpoint({ flow, batchId: Math.max(cp.batchId, cp.pending?.batchId ?? -1), sources: {} });
+  }
+
+  tableFile(dataset: string): string {
+    return path.join(this.root, 'tables', `${safe(dataset)}.json`);
+  }
+  async resetPending(dataset: string): Promise<boolean> {
+    return (await readJson<{ resetPending?: boolean }>(this.tableFile(dataset)))?.resetPending === true;
+  }
+  async setResetPending(dataset: string, v: boolean): Promise<void> {
+    await writeJsonAtomic(this.tableFile(dataset), { dataset, resetPending: v, at: new Date().toISOString() });
+  }
+
+  /** The pipeline's id (created on first use). */
+  async pipelineId(name: string): Promise<string> {
+    const f = path.join(this.root, 'pipeline.json');
+    const cur = await readJson<{ id: string }>(f);
+    if (cur?.id) return cur.id;
+    const id = randomUUID();
+    await writeJsonAtomic(f, { id, name, createdAt: new Date().toISOString() });
+    return id;
+  }
+
+  /** Takes the run lock; returns its release function. */
+  async lock(pipeline: string): Promise<() => Promise<void>> {
+    await fs.mkdir(this.root, { recursive: true });
+    const file = path.join(this.root, 'run.lock');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const h = await fs.open(file, 'wx');
+        await h.writeFile(JSON.stringify({ pid: process.pid, host: os.hostname(), at: Date.now() }));
+        await h.close();
+        return async () => void (await fs.rm(file, { force: true }));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const info = await readJson<{ pid?: number; host?: string }>(file).catch(() => null);
+        let alive = true;
+        if (info?.host === os.hostname() && typeof info.pid === 'number') {
+          try {
+            process.kill(info.pid, 0);
+          } catch {
+            alive = false;
+          }
+        }
+        if (alive) throw new FloeError('PIPELINE_UPDATE_RUNNING', `Another update of pipeline '${pipeline}' is running (pid ${info?.pid ?? '?'}, lock ${file}). Wait for it, or delete the lock if no floe process is running.`, { lock: file });
+        await fs.rm(file, { force: true });
+      }
+    }
+    throw new FloeError('PIPELINE_UPDATE_RUNNING', `Cannot take the run lock ${file}.`);
+  }
+}

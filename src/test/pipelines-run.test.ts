@@ -1,0 +1,209 @@
+/**
+ * Pipeline runs end to end: incremental runs, full refresh (and pipelines.reset.allowed = false),
+ * expectations (warn / drop / fail), failure isolation, the event log, exactly-once replay of a
+ * pending batch, and the catalog registration of datasets.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { Catalog } from '../catalog/catalog.js';
+import { Floe } from '../floe.js';
+import { definePipeline, expect, expectOrDrop, expectOrFail } from '../pipelines/definition.js';
+import { readEvents } from '../pipelines/event-log.js';
+import { runPipeline } from '../pipelines/runner.js';
+import { PipelineState } from '../pipelines/state.js';
+import { tempDir } from './helpers.js';
+
+let floe: Floe;
+let dir: string;
+before(async () => {
+  floe = await Floe.create({ threads: 2 });
+  dir = await tempDir('floe-pipe-');
+});
+after(async () => {
+  await floe.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+const rows = async (warehouse: string, sql: string) => {
+  const r = await floe.runSql(sql, { warehouse });
+  assert.equal(r.kind, 'rows');
+  return r.kind === 'rows' ? r.dataFrame.toJSON() : [];
+};
+const append = (t: string, values: string) => floe.sql(`SELECT * FROM (VALUES ${values}) v(id, amount, seq, op)`).write.delta(t, { mode: 'append' });
+
+function orders(src: string) {
+  return definePipeline((p) => {
+    p.table({
+      name: 'bronze',
+      query: (c) => c.readStream(src),
+      expectations: [expect('positive', 'amount > 0'), expectOrDrop('has_id', 'id IS NOT NULL')],
+    });
+    p.createStreamingTable('silver');
+    p.createAutoCdcFlow({ target: 'silver', source: 'bronze', keys: ['id'], sequenceBy: 'seq', applyAsDeletes: "op = 'D'", exceptColumnList: ['op'] });
+    p.materializedView({ name: 'gold', query: (c) => c.sql('SELECT count(*)::BIGINT AS n, sum(amount)::BIGINT AS total FROM s', { s: c.read('silver') }) });
+  });
+}
+
+test('run: end to end, incremental second run, nothing new on a third, catalog tables', async () => {
+  const src = path.join(dir, 'src1');
+  const wh = path.join(dir, 'wh1');
+  await append(src, "(1, 10, 1, 'U'), (2, -5, 2, 'U'), (NULL, 1, 3, 'U')");
+  const opts = { floe, name: 'orders', definitions: orders(src), warehouse: wh };
+  const r1 = await runPipeline(opts);
+  assert.equal(r1.state, 'COMPLETED');
+  assert.equal(r1.flows.bronze!.numOutputRows, 2);
+  assert.equal(r1.flows.bronze!.droppedRecords, 1);
+  // warn: kept and counted (the NULL-id row passes 'positive'); drop: removed and counted
+  assert.deepEqual(r1.flows.bronze!.expectations, [
+    { name: 'positive', dataset: 'bronze', passed_records: 2, failed_records: 1 },
+    { name: 'has_id', dataset: 'bronze', passed_records: 2, failed_records: 1 },
+  ]);
+  assert.deepEqual(await rows(wh, 'SELECT id, amount FROM silver ORDER BY id'), [{ id: 1, amount: 10 }, { id: 2, amount: -5 }]);
+  assert.deepEqual(await rows(wh, 'SELECT * FROM gold'), [{ n: '2', total: '5' }]);
+
+  await append(src, "(1, 20, 4, 'U'), (2, 0, 5, 'D'), (3, 7, 6, 'U')");
+  const r2 = await runPipeline(opts);
+  assert.equal(r2.state, 'COMPLETED');
+  assert.equal(r2.flows.bronze!.numOutputRows, 3, 'only the new commit');
+  assert.equal(r2.flows.silver!.numDeletedRows, 1);
+  assert.deepEqual(await rows(wh, 'SELECT id, amount FROM silver ORDER BY id'), [{ id: 1, amount: 20 }, { id: 3, amount: 7 }]);
+  assert.deepEqual(await rows(wh, 'SELECT * FROM gold'), [{ n: '2', total: '27' }]);
+  assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n FROM bronze'), [{ n: 5 }]);
+
+  const r3 = await runPipeline(opts);
+  assert.equal(r3.flows.bronze!.note, 'no new data');
+  assert.equal(r3.flows.silver!.note, 'no new data');
+  assert.equal(r3.flows.gold!.note, 'inputs unchanged; up to date');
+  // Checkpoints: batch ids and source versions.
+  const cp = await new PipelineState(path.join(wh, '_pipelines', 'orders')).checkpoint('bronze');
+  assert.equal(cp.batchId, 1);
+  assert.deepEqual(Object.values(cp.sources), [{ version: 1 }]);
+  // The target commits carry the txn of their batch.
+  const snap = await floe.snapshot(path.join(wh, 'default', 'bronze'));
+  assert.equal(snap.txnVersion('orders.bronze'), 1);
+  assert.equal(snap.metadata.configuration['floe.pipeline.name'], 'orders');
+  assert.deepEqual((await new Catalog(wh).listTables('default')).map((t) => [t.name, t.type]), [['bronze', 'MANAGED'], ['gold', 'MANAGED'], ['silver', 'MANAGED']]);
+});
+
+test('run: full refresh replays from the start; pipelines.reset.allowed = false keeps the table', async () => {
+  const src = path.join(dir, 'src2');
+  const wh = path.join(dir, 'wh2');
+  await append(src, "(1, 10, 1, 'U'), (2, 5, 2, 'U')");
+  const def = definePipeline((p) => {
+    p.table({ name: 'copy', query: (c) => c.readStream(src) });
+    p.table({ name: 'keep', query: (c) => c.readStream(src), tableProperties: { 'pipelines.reset.allowed': 'false' } });
+    p.createStreamingTable('latest');
+    p.createAutoCdcFlow({ target: 'latest', source: 'copy', keys: ['id'], sequenceBy: 'seq' });
+  });
+  const opts = { floe, name: 'fr', definitions: def, warehouse: wh };
+  const ok = async (o: Parameters<typeof runPipeline>[0]) => {
+    const r = await runPipeline(o);
+    assert.equal(r.state, 'COMPLETED', JSON.stringify(Object.values(r.flows).map((f) => f.error?.message)));
+    return r;
+  };
+  await ok(opts);
+  await append(src, "(3, 1, 3, 'U')");
+  await ok(opts);
+  assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n FROM copy'), [{ n: 3 }]);
+  const r = await ok({ ...opts, fullRefresh: 'all' });
+  assert.equal(r.flows.copy!.numOutputRows, 3, 'the whole source replayed');
+  assert.deepEqual(await rows(wh, 'SELECT id FROM copy ORDER BY id'), [{ id: 1 }, { id: 2 }, { id: 3 }]);
+  assert.equal(r.flows.keep!.note, 'no new data');
+  assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n FROM keep'), [{ n: 3 }]);
+  assert.deepEqual(await rows(wh, 'SELECT id FROM latest ORDER BY id'), [{ id: 1 }, { id: 2 }, { id: 3 }]);
+  // A selected full refresh excludes the other datasets.
+  await append(src, "(4, 1, 4, 'U')");
+  const r2 = await runPipeline({ ...opts, fullRefresh: ['copy'] });
+  assert.equal(r2.flows.keep!.status, 'EXCLUDED');
+  assert.equal(r2.flows.latest!.status, 'EXCLUDED');
+  assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n FROM copy'), [{ n: 4 }]);
+  const r3 = await runPipeline({ ...opts, refresh: ['keep', 'latest'] });
+  assert.equal(r3.flows.copy!.status, 'EXCLUDED');
+  assert.equal(r3.flows.keep!.numOutputRows, 1);
+  await assert.rejects(runPipeline({ ...opts, refresh: ['nope'] }), /DATASET_NOT_FOUND.*'nope'/);
+});
+
+test('run: expect_or_fail fails its flow naming the expectation and a row; independent flows still run; downstream skipped; event log', async () => {
+  const src = path.join(dir, 'src3');
+  const wh = path.join(dir, 'wh3');
+  await append(src, "(1, 10, 1, 'U'), (2, -5, 2, 'U')");
+  const def = definePipeline((p) => {
+    p.table({ name: 'strict', query: (c) => c.readStream(src), expectations: [expectOrFail('positive_amount', 'amount > 0')] });
+    p.materializedView({ name: 'after_strict', query: (c) => c.read('strict') });
+    p.table({ name: 'lenient', query: (c) => c.readStream(src) });
+  });
+  const r = await runPipeline({ floe, name: 'q', definitions: def, warehouse: wh });
+  assert.equal(r.state, 'FAILED');
+  assert.equal(r.flows.strict!.status, 'FAILED');
+  assert.match(r.flows.strict!.error!.message, /EXPECTATION_VIOLATION.*'positive_amount' on 'strict' \(amount > 0\) was violated by 1 of 2 rows.*"id":2/);
+  assert.equal(r.flows.after_strict!.status, 'SKIPPED');
+  assert.equal(r.flows.lenient!.status, 'COMPLETED');
+  assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n FROM lenient'), [{ n: 2 }]);
+
+  const events = await readEvents(floe, r.eventLog);
+  const types = events.map((e) => e.event_type);
+  assert.equal(types[0], 'create_update');
+  assert.ok(types.includes('flow_definition'));
+  const states = events.filter((e) => e.event_type === 'update_progress').map((e) => (JSON.parse(String(e.details)) as { update_progress: { state: string } }).update_progress.state);
+  assert.deepEqual(states, ['QUEUED', 'INITIALIZING', 'SETTING_UP_TABLES', 'RUNNING', 'FAILED']);
+  const failed = events.find((e) => e.event_type === 'flow_progress' && (e.origin as { flow_name: string }).flow_name === 'strict' && e.level === 'ERROR')!;
+  assert.match(String(failed.error), /positive_amount/);
+  const def2 = events.find((e) => e.event_type === 'flow_definition' && (e.origin as { flow_name: string }).flow_name === 'after_strict')!;
+  assert.deepEqual((JSON.parse(String(def2.details)) as { flow_definition: { input_datasets: string[]; output_dataset: string } }).flow_definition.input_datasets, ['strict']);
+  const done = events.find((e) => e.event_type === 'flow_progress' && (e.origin as { flow_name: string }).flow_name === 'lenient' && /COMPLETED/.test(String(e.message)))!;
+  assert.equal((JSON.parse(String(done.details)) as { flow_progress: { metrics: { num_output_rows: number } } }).flow_progress.metrics.num_output_rows, 2);
+  // one commit per stage: setup, one per flow, the end
+  const log = await floe.snapshot(r.eventLog);
+  assert.equal(log.version + 1, 1 + 3 + 1);
+});
+
+test('run: a pending batch is replayed exactly (output committed, checkpoint not advanced)', async () => {
+  const src = path.join(dir, 'src4');
+  const wh = path.join(dir, 'wh4');
+  await append(src, "(1, 10, 1, 'U')");
+  const def = definePipeline((p) => p.table({ name: 'copy', query: (c) => c.readStream(src) }));
+  const opts = { floe, name: 'crash', definitions: def, warehouse: wh };
+  await runPipeline(opts);
+  const state = new PipelineState(path.join(wh, '_pipelines', 'crash'));
+  const before = await state.checkpoint('copy');
+  await append(src, "(2, 10, 2, 'U')");
+  await runPipeline(opts);
+  // Simulate a crash after the output commit of batch 1 but before its checkpoint: restore the old
+  // checkpoint with the batch pending; meanwhile the source moved on.
+  await state.saveCheckpoint({ ...before, pending: { batchId: 1, sources: { [Object.keys(before.sources)[0]!]: { from: 0, to: 1 } } } });
+  await append(src, "(3, 10, 3, 'U')");
+  const r = await runPipeline(opts);
+  assert.equal(r.flows.copy!.note, 'batch already written (replayed after an interruption)');
+  const r2 = await runPipeline(opts);
+  assert.equal(r2.flows.copy!.numOutputRows, 1);
+  assert.deepEqual(await rows(wh, 'SELECT id FROM copy ORDER BY id'), [{ id: 1 }, { id: 2 }, { id: 3 }]);
+});
+
+test('run: append flows (streaming and once), views, files and the change feed of a CDC target', async () => {
+  const land = path.join(dir, 'land5');
+  const wh = path.join(dir, 'wh5');
+  await fs.mkdir(land, { recursive: true });
+  await fs.writeFile(path.join(land, 'a.json'), '{"id":1,"v":"a"}\n{"id":2,"v":"b"}\n');
+  const def = definePipeline((p) => {
+    p.createStreamingTable('all_rows');
+    p.appendFlow({ target: 'all_rows', name: 'from_files', query: (c) => c.readStreamFiles(land, { format: 'json' }) });
+    p.appendFlow({ target: 'all_rows', name: 'backfill', once: true, query: (c) => c.floe.sql("SELECT 100 AS id, 'old' AS v") });
+    p.view({ name: 'upper', query: (c) => c.readStream('all_rows').select('id', 'upper(v) AS v') });
+    p.createStreamingTable('current');
+    p.createAutoCdcFlow({ target: 'current', source: 'upper', keys: ['id'], sequenceBy: 'id' });
+    p.table({ name: 'changes', query: (c) => c.readStream('current', { readChangeFeed: true }).select('id', '_change_type') });
+  });
+  const opts = { floe, name: 'mix', definitions: def, warehouse: wh };
+  const r1 = await runPipeline(opts);
+  assert.equal(r1.state, 'COMPLETED', JSON.stringify(Object.values(r1.flows).map((f) => f.error?.message)));
+  await fs.writeFile(path.join(land, 'b.json'), '{"id":3,"v":"c","extra":true}\n');
+  const r2 = await runPipeline(opts);
+  assert.equal(r2.state, 'COMPLETED', JSON.stringify(Object.values(r2.flows).map((f) => f.error?.message)));
+  assert.equal(r2.flows.from_files!.numOutputRows, 1);
+  assert.equal(r2.flows.backfill!.note, 'once flow already ran');
+  assert.deepEqual(await rows(wh, 'SELECT id::INT AS id, v, extra FROM all_rows ORDER BY id'), [{ id: 1, v: 'a', extra: null }, { id: 2, v: 'b', extra: null }, { id: 3, v: 'c', extra: true }, { id: 100, v: 'old', extra: null }]);
+  assert.deepEqual(await rows(wh, 'SELECT id::INT AS id, v FROM current ORDER BY id'), [{ id: 1, v: 'A' }, { id: 2, v: 'B' }, { id: 3, v: 'C' }, { id: 100, v: 'OLD' }]);
+  assert.deepEqual(await rows(wh, 'SELECT id::INT AS id FROM changes ORDER BY id'), [{ id: 1 }, { id: 2 }, { id: 3 }, { id: 100 }]);
+});
