@@ -15,6 +15,7 @@
  * (to find what they read) and once per batch during a run, so they must be free of side effects.
  */
 import type { DataFrame } from '../dataframe.js';
+import type { ApplyChangesOptions } from './auto-cdc.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Floe } from '../floe.js';
 
@@ -117,7 +118,12 @@ export interface AppendFlowDefinition {
   expectations?: Expectations;
 }
 
-export interface AutoCdcFlowDefinition {
+/** The AUTO CDC semantics options, as `applyChanges` takes them. */
+type AutoCdcSemantics = Pick<ApplyChangesOptions,
+  'keys' | 'sequenceBy' | 'storedAsScdType' | 'applyAsDeletes' | 'applyAsTruncates' | 'columnList' | 'exceptColumnList'
+  | 'ignoreNullUpdates' | 'trackHistoryColumnList' | 'trackHistoryExceptColumnList'>;
+
+export interface AutoCdcFlowDefinition extends AutoCdcSemantics {
   target: string;
   /** A dataset (streaming table or view over a stream) or a Delta path, read as a stream. */
   source: string;
@@ -125,16 +131,6 @@ export interface AutoCdcFlowDefinition {
   sourceOptions?: StreamReadOptions;
   /** Default: the target's name. */
   name?: string;
-  keys: string[];
-  sequenceBy: string;
-  storedAsScdType?: 1 | 2;
-  applyAsDeletes?: string;
-  applyAsTruncates?: string;
-  columnList?: string[];
-  exceptColumnList?: string[];
-  ignoreNullUpdates?: boolean;
-  trackHistoryColumnList?: string[];
-  trackHistoryExceptColumnList?: string[];
 }
 
 export interface SnapshotFunctionResult {
