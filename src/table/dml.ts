@@ -242,9 +242,7 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   checkCanModify(s, 'UPDATE');
   if (!options.set || !Object.keys(options.set).length) throw new FloeError('FLOE_INVALID_ARGUMENT', 'update() needs at least one column in set.');
   const set = new Map(Object.entries(options.set).map(([k, v]) => [resolveColumn(s.schema, k, s.tablePath), v]));
-  for (const p of s.partitionColumns) {
-    if (set.has(p)) throw new FloeError('FLOE_UNSUPPORTED_OPERATION', `Updating partition column '${p}' is not supported yet; delete and re-insert the rows instead.`);
-  }
+  // Partition columns may be updated too: rewritten rows are written under their new partition values.
   const txn = new Transaction(floe.deltaLog(location), s);
   const cand = candidates(s, options.condition);
   txn.readWhole((a) => fileCouldMatch(s, a, options.condition), cand);
