@@ -44,19 +44,26 @@ export async function planChanges(engine: Engine, store: ObjectStore, schema: St
     if (!e) dvKeys.set(id, (e = { key: dvKeys.size + 1, load: () => loadDeletionVector(store, dv) }));
     return String(e.key);
   };
-  const ct = engine.uniqueName('changes');
-  tables.push(ct);
   const partDefs = partFields.map((f, i) => `, p${i} ${duckType(f.type)}`).join('');
-  await engine.run(`CREATE TABLE ${ct} (path VARCHAR, version BIGINT, ts BIGINT, mode VARCHAR, dv_a INTEGER, dv_r INTEGER${partDefs})`);
   const values = changes.map((c) => {
     const pv = partFields.map((f) => partitionLiteral(c.partitionValues[physicalName(f)] ?? c.partitionValues[f.name], f.type));
     return `(${[quoteString(dataFilePath(store, c.path)), String(c.version), String(c.timestamp), quoteString(c.mode), dvKey(c, 'addDv'), dvKey(c, 'removeDv'), ...pv].join(', ')})`;
   });
-  for (let i = 0; i < values.length; i += 2000) await engine.run(`INSERT INTO ${ct} VALUES ${values.slice(i, i + 2000).join(', ')}`);
+  // The (file, version, mode, …) list: inline when small, an engine table when large.
+  const colNames = ['path', 'version', 'ts', 'mode', 'dv_a', 'dv_r', ...partFields.map((_, i) => `p${i}`)];
+  let ct: string;
+  if (values.length <= 2000) {
+    ct = `(SELECT * FROM (VALUES ${values.join(', ')}) AS v(${colNames.join(', ')}))`;
+  } else {
+    ct = engine.uniqueName('changes');
+    tables.push(ct);
+    await engine.run(`CREATE TABLE ${ct} (path VARCHAR, version BIGINT, ts BIGINT, mode VARCHAR, dv_a INTEGER, dv_r INTEGER${partDefs})`);
+    for (let i = 0; i < values.length; i += 2000) await engine.run(`INSERT INTO ${ct} VALUES ${values.slice(i, i + 2000).join(', ')}`);
+  }
   const dt = engine.uniqueName('cdfdv');
-  tables.push(dt);
-  await engine.run(`CREATE TABLE ${dt} (k VARCHAR, row_index BIGINT)`);
   if (dvKeys.size) {
+    tables.push(dt);
+    await engine.run(`CREATE TABLE ${dt} (k VARCHAR, row_index BIGINT)`);
     const loaded = await mapLimit([...dvKeys.values()], 8, async (e) => [String(e.key), await e.load()] as [string, number[]]);
     await engine.appendBigIntPairs(dt, loaded);
   }
@@ -70,7 +77,7 @@ export async function planChanges(engine: Engine, store: ObjectStore, schema: St
     // No deletion vectors in the range: every row of a file counts; no row positions needed.
     const sql = `SELECT ${cols.join(', ')},
       CASE c.mode WHEN 'cdc' THEN ${fileType} WHEN 'insert' THEN 'insert' ELSE 'delete' END AS _change_type,
-      c.version AS _commit_version,
+      CAST(c.version AS BIGINT) AS _commit_version,
       CAST(epoch_ms(c.ts) AS TIMESTAMPTZ) AS _commit_timestamp
     FROM read_parquet([${paths.map(quoteString).join(', ')}], union_by_name = true, filename = true) t
     JOIN ${ct} c ON c.path = t.filename
@@ -80,7 +87,7 @@ export async function planChanges(engine: Engine, store: ObjectStore, schema: St
   const sql = `SELECT ${cols.join(', ')},
       CASE c.mode WHEN 'cdc' THEN ${fileType} WHEN 'insert' THEN 'insert' WHEN 'delete' THEN 'delete'
                   ELSE CASE WHEN a.k IS NOT NULL THEN 'delete' ELSE 'insert' END END AS _change_type,
-      c.version AS _commit_version,
+      CAST(c.version AS BIGINT) AS _commit_version,
       CAST(epoch_ms(c.ts) AS TIMESTAMPTZ) AS _commit_timestamp
     FROM read_parquet([${paths.map(quoteString).join(', ')}], union_by_name = true, filename = true, file_row_number = true) t
     JOIN ${ct} c ON c.path = t.filename
