@@ -16,15 +16,16 @@ import { runPipeline, validatePipeline } from '../pipelines/runner.js';
 import { findSpec, loadSpec } from '../pipelines/spec.js';
 
 export const PIPELINES_USAGE = `Usage:
-  floe pipelines init NAME                      a working example project in ./NAME
+  floe pipelines init NAME [--sql]              a working example project in ./NAME (--sql: SQL transformations)
   floe pipelines validate [--spec FILE]         resolve and check the graph (alias: dry-run)
   floe pipelines run [--spec FILE] [--warehouse DIR] [--full-refresh a,b | --full-refresh-all] [--refresh a,b] [--format json|text]
   floe pipelines status [--spec FILE] [--warehouse DIR] [--limit N] [--format json|text]
   floe pipelines events [--spec FILE] [--warehouse DIR] [--limit N] [--update ID] [--format json|text]
 
 The spec (spark-pipeline.yml / pipeline.yml) is found in the current folder or its parents unless
---spec is given. Libraries are .js/.mjs modules whose default export is definePipeline((p) => …)
-or a plain function (p) => { … }; compile TypeScript first. Output is human on a terminal and JSON
+--spec is given. Libraries are pipeline SQL files (.sql, as on Databricks) and .js/.mjs modules
+whose default export is definePipeline((p) => …) or a plain function (p) => { … }; compile
+TypeScript first. Output is human on a terminal and JSON
 lines otherwise. status exits 1 when the last update failed.
 `;
 
@@ -56,6 +57,7 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
         limit: { type: 'string' },
         update: { type: 'string' },
         format: { type: 'string' },
+        sql: { type: 'boolean' },
       },
     });
     if (values.format !== undefined && !['json', 'text'].includes(values.format)) throw new PipelinesUsageError(`--format must be json or text, got '${values.format}'`);
@@ -67,7 +69,7 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
         const name = positionals[0];
         if (!name) throw new PipelinesUsageError('floe pipelines init needs a NAME');
         if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new PipelinesUsageError(`the project name '${name}' must use letters, digits, '_' and '-'`);
-        const dir = await initProject(name);
+        const dir = await initProject(name, process.cwd(), { sql: values.sql === true });
         out(json ? JSON.stringify({ created: dir }) + '\n' : `Created the pipeline project ${dir}\n  cd ${name} && floe pipelines run\nthen query it: floe sql --warehouse ${path.join(name, 'warehouse')} -e "SELECT * FROM gold_orders_by_status"\n`);
         return 0;
       }
@@ -164,7 +166,7 @@ function humanEvent(e: PipelineEvent): string {
 }
 
 /** Writes the example project of `floe pipelines init`. */
-export async function initProject(name: string, parent = process.cwd()): Promise<string> {
+export async function initProject(name: string, parent = process.cwd(), options: { sql?: boolean } = {}): Promise<string> {
   const dir = path.resolve(parent, name);
   try {
     const existing = await fs.readdir(dir);
@@ -184,10 +186,11 @@ libraries:
   - glob:
       include: transformations/**
 configuration:
-  landing: ./landing          # read in definitions with ctx.conf('landing')
+  landing: ./landing          # ${options.sql ? "read in SQL as '${landing}'" : "read in definitions with ctx.conf('landing')"}
 `,
   );
-  await fs.writeFile(
+  if (options.sql) await fs.writeFile(path.join(dir, 'transformations', 'orders.sql'), SQL_EXAMPLE);
+  else await fs.writeFile(
     path.join(dir, 'transformations', 'orders.mjs'),
     `// Datasets of the pipeline. The default export is a function receiving the pipeline builder
 // (or definePipeline((p) => { ... }) when the floe package is installed in the project).
@@ -232,3 +235,33 @@ export default function (p) {
   await fs.writeFile(path.join(dir, 'README.md'), `# ${name}\n\nA floe pipeline: landing JSON files -> bronze_orders -> silver_orders (AUTO CDC) -> gold_orders_by_status.\n\n    floe pipelines validate\n    floe pipelines run\n    floe sql --warehouse ./warehouse -e "SELECT * FROM gold_orders_by_status"\n    floe pipelines status\n    floe pipelines events --limit 20\n\nDrop more JSON files into ./landing and run again: only the new files are processed.\n`);
   return dir;
 }
+
+/** The SQL version of the init example (Databricks pipeline SQL; runs unchanged on Databricks). */
+export const SQL_EXAMPLE = `-- Datasets of the pipeline, in Databricks pipeline SQL. \${landing} is the spec's configuration value.
+
+-- Bronze: every JSON file landing in the folder, each file once.
+CREATE OR REFRESH STREAMING TABLE bronze_orders (
+  CONSTRAINT valid_order_id EXPECT (order_id IS NOT NULL) ON VIOLATION DROP ROW
+)
+COMMENT 'Raw order events as landed.'
+AS SELECT * FROM STREAM read_files('\${landing}', format => 'json');
+
+-- Silver: the current state of each order, from its change events (AUTO CDC, SCD type 1).
+CREATE OR REFRESH STREAMING TABLE silver_orders
+COMMENT 'Current orders.';
+
+CREATE FLOW silver_orders_cdc AS AUTO CDC INTO silver_orders
+FROM STREAM(bronze_orders)
+KEYS (order_id)
+APPLY AS DELETE WHEN op = 'DELETE'
+SEQUENCE BY seq
+COLUMNS * EXCEPT (op, seq)
+STORED AS SCD TYPE 1;
+
+-- Gold: a materialized view, recomputed on each update.
+CREATE OR REFRESH MATERIALIZED VIEW gold_orders_by_status AS
+SELECT status, count(*) AS orders, sum(amount) AS amount
+FROM silver_orders
+GROUP BY status
+ORDER BY status;
+`;

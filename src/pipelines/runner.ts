@@ -114,7 +114,7 @@ export async function loadPipeline(o: RunPipelineOptions): Promise<LoadedPipelin
   else spec = o.spec;
   let definitions: PipelineDefinitions;
   if (o.definitions) definitions = normalizeDefinitions(o.definitions);
-  else if (spec) definitions = collectDefinitions(await loadLibraries(await libraryFiles(spec)));
+  else if (spec) definitions = collectDefinitions(await loadLibraries(await libraryFiles(spec), { ...spec.configuration, ...(o.configuration ?? {}) }));
   else throw new FloeError('PIPELINE_SPEC_NOT_FOUND', 'runPipeline needs a spec or definitions.');
   const name = spec?.name ?? o.name ?? 'pipeline';
   const warehouse = resolveWarehouse(o.warehouse ?? spec?.warehouse);

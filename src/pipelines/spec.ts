@@ -16,9 +16,10 @@
  * ```
  *
  * Libraries are JavaScript modules (`.js` / `.mjs`) whose default export is `definePipeline(...)`
- * or a plain function `(p) => { ... }` (so a project needs no import of floe). TypeScript files must
- * be compiled first (point the glob at the compiled `.js`); `.sql` pipeline files are not supported
- * yet. Paths resolve against the spec's folder. Unknown fields are errors.
+ * or a plain function `(p) => { ... }` (so a project needs no import of floe), and pipeline SQL files
+ * (`.sql`, Databricks' pipeline SQL: see sql-library.ts; `${key}` reads the configuration).
+ * TypeScript files must be compiled first (point the glob at the compiled `.js`). Paths resolve
+ * against the spec's folder. Unknown fields are errors.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -26,6 +27,7 @@ import { pathToFileURL } from 'node:url';
 import { CATALOG_ALIASES, normalizeName } from '../catalog/catalog.js';
 import { FloeError } from '../errors.js';
 import { type DefineFunction, isPipelineModule } from './definition.js';
+import { loadSqlLibrary } from './sql-library.js';
 
 export const SPEC_FILE_NAMES = ['spark-pipeline.yml', 'spark-pipeline.yaml', 'pipeline.yml', 'pipeline.yaml'];
 
@@ -367,19 +369,25 @@ export async function libraryFiles(spec: PipelineSpec): Promise<string[]> {
   const libs: string[] = [];
   for (const f of files) {
     if (/\.(d\.ts|d\.mts|map)$/.test(f) || /\.(md|txt)$/i.test(f)) continue;
-    if (/\.(js|mjs)$/.test(f)) libs.push(f);
+    if (/\.(js|mjs|sql)$/i.test(f)) libs.push(f);
     else if (/\.(ts|mts|cts)$/.test(f)) throw new FloeError('PIPELINE_LIBRARY_UNSUPPORTED', `${f}: TypeScript pipeline files must be compiled first (tsc); point the spec's glob at the compiled .js/.mjs files.`, { file: f });
-    else if (/\.sql$/i.test(f)) throw new FloeError('PIPELINE_LIBRARY_UNSUPPORTED', `${f}: SQL pipeline files are not supported yet; define datasets in a .js/.mjs file with definePipeline().`, { file: f });
-    else throw new FloeError('PIPELINE_LIBRARY_UNSUPPORTED', `${f}: a pipeline library must be a .js or .mjs file (got ${path.extname(f) || 'no extension'}).`, { file: f });
+    else throw new FloeError('PIPELINE_LIBRARY_UNSUPPORTED', `${f}: a pipeline library must be a .sql, .js or .mjs file (got ${path.extname(f) || 'no extension'}).`, { file: f });
   }
-  if (!libs.length) throw new FloeError('PIPELINE_LIBRARY_NOT_FOUND', `${spec.file ?? 'spec'}: the libraries (${spec.libraries.map((l) => l.glob.include).join(', ')}) match no .js/.mjs file.`);
+  if (!libs.length) throw new FloeError('PIPELINE_LIBRARY_NOT_FOUND', `${spec.file ?? 'spec'}: the libraries (${spec.libraries.map((l) => l.glob.include).join(', ')}) match no .sql/.js/.mjs file.`);
   return libs;
 }
 
-/** Imports each library and returns its definition function. */
-export async function loadLibraries(files: string[]): Promise<Array<{ define: DefineFunction; source: string }>> {
+/**
+ * Imports each library (or parses it, for .sql) and returns its definition function. `configuration`
+ * is substituted for `${key}` in SQL files.
+ */
+export async function loadLibraries(files: string[], configuration: Record<string, string> = {}): Promise<Array<{ define: DefineFunction; source: string }>> {
   const out: Array<{ define: DefineFunction; source: string }> = [];
   for (const f of files) {
+    if (/\.sql$/i.test(f)) {
+      out.push(await loadSqlLibrary(f, configuration));
+      continue;
+    }
     let mod: { default?: unknown };
     try {
       mod = (await import(pathToFileURL(f).href)) as { default?: unknown };
