@@ -24,12 +24,13 @@ import { Replayer } from '../core/snapshot.js';
 import type { DataFrame } from '../dataframe.js';
 import { Floe } from '../floe.js';
 import { type ScanTableInfo, type SnapshotTableInfo, ensureCommitTable, ensureScanTable, ensureSnapshotTable } from './generate.js';
+import { autoCdcFull, autoCdcIncremental, ensureCdcEvents } from './auto-cdc-scenarios.js';
 import { type ComparisonRow, type MergeScenarioOptions, cdfRead100, merge1mInto10m, merge1pct } from './merge-scenarios.js';
 import { FAST_MS, type Measured, PhaseTimer, type Summary, collectGarbage, measure, nowMs, round, sameResult, summarize } from './stats.js';
 import { type WriteScenarioOptions, type WriteScenarioOutput, append10m, cleanScratch, commitLatency } from './write-scenarios.js';
 
 const DATA_DIR = fileURLToPath(new URL('../../.bench-data/', import.meta.url));
-const SCENARIOS = ['snapshot-load', 'scan-full', 'scan-selective', 'append-10m', 'commit-latency', 'merge-1m-into-10m', 'merge-1pct', 'cdf-read-100'] as const;
+const SCENARIOS = ['snapshot-load', 'scan-full', 'scan-selective', 'append-10m', 'commit-latency', 'merge-1m-into-10m', 'merge-1pct', 'cdf-read-100', 'auto-cdc-scd1', 'auto-cdc-scd2', 'auto-cdc-incremental'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /**
  * Target ratio floe / baseline (medians). commit-latency has none: its baseline is the bare
@@ -40,10 +41,11 @@ type ScenarioName = (typeof SCENARIOS)[number];
 const TARGETS: Record<ScenarioName, number | null> = {
   'snapshot-load': 1.5, 'scan-full': 1.2, 'scan-selective': 1.2, 'append-10m': 1.3, 'commit-latency': null,
   'merge-1m-into-10m': 2, 'merge-1pct': null, 'cdf-read-100': 1.3,
+  'auto-cdc-scd1': 1.5, 'auto-cdc-scd2': 1.5, 'auto-cdc-incremental': 0.05,
 };
 /** Runs when --runs is not given (heavy scenarios take fewer). */
 const DEFAULT_RUNS = 5;
-const DEFAULT_RUNS_FOR: Partial<Record<ScenarioName, number>> = { 'append-10m': 3, 'merge-1m-into-10m': 3, 'merge-1pct': 3, 'cdf-read-100': 5 };
+const DEFAULT_RUNS_FOR: Partial<Record<ScenarioName, number>> = { 'append-10m': 3, 'merge-1m-into-10m': 3, 'merge-1pct': 3, 'cdf-read-100': 5, 'auto-cdc-scd1': 3, 'auto-cdc-scd2': 3, 'auto-cdc-incremental': 3 };
 
 interface Args {
   runs: number;
@@ -470,6 +472,25 @@ async function main(): Promise<void> {
     const o: MergeScenarioOptions = { runs: args.runsGiven ? args.runs : (DEFAULT_RUNS_FOR[s] ?? args.runs), profile: args.profile, dataDir: DATA_DIR, regenerate: args.regenerate };
     try {
       const rows: ComparisonRow[] = s === 'merge-1m-into-10m' ? await merge1mInto10m(o) : s === 'merge-1pct' ? await merge1pct(o) : await cdfRead100(o);
+      for (const r of rows) {
+        const res = finish(s, r, r.notes, { label: r.label, target: r.targeted ? TARGETS[s] : null });
+        if (r.profile) res.profile = r.profile;
+        results.push(res);
+      }
+    } catch (e) {
+      results.push(failed(s, e));
+    }
+  }
+
+  const cdcs = (['auto-cdc-scd1', 'auto-cdc-scd2', 'auto-cdc-incremental'] as const).filter((s) => args.only.has(s));
+  if (cdcs.length && !writes.length && !merges.length) await cleanScratch(DATA_DIR);
+  for (const s of cdcs) {
+    const o = { runs: args.runsGiven ? args.runs : (DEFAULT_RUNS_FOR[s] ?? args.runs), profile: args.profile, dataDir: DATA_DIR, regenerate: false };
+    try {
+      const info = await ensureCdcEvents(DATA_DIR, args.regenerate && s === cdcs[0]);
+      if (info.generatedInMs !== undefined) console.log(`generated AUTO CDC events in ${(info.generatedInMs / 1000).toFixed(1)} s`);
+      console.log(`running ${s} (${o.runs} runs) …`);
+      const rows: ComparisonRow[] = s === 'auto-cdc-incremental' ? await autoCdcIncremental(o, info) : await autoCdcFull(o, info, s === 'auto-cdc-scd1' ? 1 : 2);
       for (const r of rows) {
         const res = finish(s, r, r.notes, { label: r.label, target: r.targeted ? TARGETS[s] : null });
         if (r.profile) res.profile = r.profile;

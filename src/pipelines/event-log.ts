@@ -34,6 +34,9 @@ export interface EventInput {
   batchId?: number | null;
   details: Record<string, unknown>;
   error?: unknown;
+  /** Another update's id (marking an interrupted update), with the sequence number to use. */
+  updateId?: string;
+  seqNo?: number;
 }
 
 /** The error as DLT's `error` column: exceptions with class, message and stack. */
@@ -61,8 +64,8 @@ export class EventLog {
   emit(e: EventInput): PipelineEvent {
     const ev: PipelineEvent = {
       id: randomUUID(),
-      sequence: { update_id: this.origin.updateId, seq_no: this.seq++ },
-      origin: { pipeline_id: this.origin.pipelineId, pipeline_name: this.origin.pipelineName, update_id: this.origin.updateId, flow_name: e.flow ?? null, dataset_name: e.dataset ?? null, batch_id: e.batchId ?? null },
+      sequence: { update_id: e.updateId ?? this.origin.updateId, seq_no: e.seqNo ?? this.seq++ },
+      origin: { pipeline_id: this.origin.pipelineId, pipeline_name: this.origin.pipelineName, update_id: e.updateId ?? this.origin.updateId, flow_name: e.flow ?? null, dataset_name: e.dataset ?? null, batch_id: e.batchId ?? null },
       timestamp: new Date().toISOString(),
       message: e.message,
       level: e.level ?? 'INFO',

@@ -30,7 +30,7 @@ import { readChangeFeedBatch, readStreamBatch } from '../streaming/delta-source.
 import { DeltaTable } from '../table/delta-table.js';
 import { applyChanges, applyChangesFromSnapshot, STATE_DIR } from './auto-cdc.js';
 import { type DefineFunction, type Expectation, type PipelineDefinitions, type PipelineModule, type QueryContext, collectDefinitions, isPipelineModule } from './definition.js';
-import { EventLog, type PipelineEvent } from './event-log.js';
+import { EventLog, listUpdates, type PipelineEvent } from './event-log.js';
 import { type ExpectationMetric, applyExpectations } from './expectations.js';
 import { type PipelineGraph, type ResolvedFlow, type SourceRef, classify, kindText, makeContext, planSql, resolveGraph } from './graph.js';
 import { type PipelineSpec, libraryFiles, loadLibraries, loadSpec } from './spec.js';
@@ -191,7 +191,18 @@ class Update {
           config: { name: this.p.name, schema: this.p.schema, warehouse: this.p.warehouse, storage: this.p.storage, configuration: this.p.configuration, spec: this.p.spec?.file ?? null },
         },
       });
+      // An update whose process died (SIGKILL, power loss) never wrote its end: record it as FAILED now
+      // (the run lock guarantees it is not still running).
+      for (const u of await listUpdates(this.floe, this.log.location, 50)) {
+        if (['COMPLETED', 'FAILED', 'CANCELED'].includes(u.state)) continue;
+        this.log.emit({
+          eventType: 'update_progress', updateId: u.update_id, seqNo: Number.MAX_SAFE_INTEGER, level: 'ERROR', details: { state: 'FAILED' },
+          message: `Update ${u.update_id.slice(0, 8)} is FAILED: it was interrupted (its process ended before the update finished).`,
+          error: new FloeError('PIPELINE_UPDATE_INTERRUPTED', `Update ${u.update_id} was interrupted before it finished; update ${this.updateId} recovered its flows from their checkpoints.`),
+        });
+      }
       this.progress('QUEUED');
+      await this.log.flush(); // the update is on record from its start
       this.progress('INITIALIZING');
       try {
         this.graph = await resolveGraph(this.floe, this.p.definitions, { baseDir: this.p.baseDir, configuration: this.p.configuration });
@@ -586,12 +597,14 @@ class Update {
 
     let ranges: Record<string, SourceRange> = {};
     let batchId: number;
+    let replayed = false;
     if (isMv || (f.def.once && !f.streaming)) {
       if (f.def.once && cp.onceDone) return { ...result, note: 'once flow already ran' };
       batchId = cp.batchId + 1;
     } else if (cp.pending) {
       ranges = cp.pending.sources;
       batchId = cp.pending.batchId;
+      replayed = true;
     } else {
       const planned = await this.planBatch(f, cp);
       if (!planned) return { ...result, note: 'no new data' };
@@ -650,8 +663,9 @@ class Update {
           partitionBy: d.partitionBy,
           properties: this.tableProps(f.target, isMv ? {} : { 'delta.enableChangeDataFeed': 'true' }),
           description: d.comment,
-          txnAppId: appId,
-          txnVersion: batchId,
+          // A materialized view is recomputed from its inputs' current state, so rewriting it after an
+          // interruption is always right: no txn (which would skip the rewrite when inputs changed).
+          ...(isMv ? {} : { txnAppId: appId, txnVersion: batchId }),
         }),
       );
       result.numOutputRows = w.skipped ? 0 : w.numOutputRows;
@@ -665,6 +679,17 @@ class Update {
       else sources[k] = { version: r.to! };
     }
     await this.state.saveCheckpoint({ flow: f.name, batchId, sources, onceDone: f.def.once ? true : cp.onceDone, inputVersions: isMv ? versions : undefined, snapshotVersion: cp.snapshotVersion });
+    // A replayed (interrupted) batch covers only what was planned then: process what arrived since too.
+    if (replayed) {
+      const more = await this.execute(f);
+      if (more.note !== 'no new data') {
+        result.numOutputRows += more.numOutputRows;
+        result.numUpsertedRows = (result.numUpsertedRows ?? 0) + (more.numUpsertedRows ?? 0);
+        result.numDeletedRows = (result.numDeletedRows ?? 0) + (more.numDeletedRows ?? 0);
+        result.droppedRecords += more.droppedRecords;
+        result.batchId = more.batchId;
+      }
+    }
     return result;
   }
 

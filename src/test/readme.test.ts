@@ -46,3 +46,23 @@ test('Quick start demo: a CDC job, idempotent on rerun', async () => {
   const second = await run(process.execPath, [script, dir]);
   assert.equal((second.stdout.match(/already applied, skipped/g) ?? []).length, 3);
 });
+
+test('README pipeline SQL runs verbatim through floe pipelines run (SCD 2 users)', async () => {
+  const readme = await fs.readFile(path.join(repo, 'README.md'), 'utf8');
+  const sql = /```sql\n([\s\S]*?)```/.exec(readme)![1]!;
+  const dir = await tempDir('floe-readme-pipeline-');
+  await fs.mkdir(path.join(dir, 'transformations'));
+  await fs.mkdir(path.join(dir, 'landing'));
+  await fs.writeFile(path.join(dir, 'transformations', 'users.sql'), sql);
+  await fs.writeFile(path.join(dir, 'pipeline.yml'), 'name: users\nwarehouse: ./warehouse\nlibraries:\n  - glob:\n      include: transformations/**\nconfiguration:\n  landing: ./landing\n');
+  await fs.writeFile(path.join(dir, 'landing', 'a.json'), [
+    { userId: 124, name: 'Raul', city: 'Oaxaca', operation: 'INSERT', sequenceNum: 1 },
+    { userId: 123, name: 'Isabel', city: 'Monterrey', operation: 'INSERT', sequenceNum: 1 },
+    { userId: 123, name: null, city: null, operation: 'DELETE', sequenceNum: 6 },
+    { userId: 123, name: 'Isabel', city: 'Chihuahua', operation: 'UPDATE', sequenceNum: 5 },
+  ].map((r) => JSON.stringify(r)).join('\n'));
+  const cli = path.join(dist, 'cli', 'main.js');
+  await run(process.execPath, [cli, 'pipelines', 'run'], { cwd: dir });
+  const { stdout } = await run(process.execPath, [cli, 'sql', '--warehouse', './warehouse', '--format', 'csv', '-e', 'SELECT * FROM users ORDER BY userId, __START_AT'], { cwd: dir });
+  assert.equal(stdout.trim(), 'userId,name,city,__START_AT,__END_AT\n123,Isabel,Monterrey,1,5\n123,Isabel,Chihuahua,5,6\n124,Raul,Oaxaca,1,');
+});
