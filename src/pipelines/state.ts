@@ -112,10 +112,12 @@ export class PipelineState {
     await fs.mkdir(this.root, { recursive: true });
     const file = path.join(this.root, 'run.lock');
     for (let attempt = 0; attempt < 2; attempt++) {
+      // Written whole to a temp file, then linked into place: the lock never exists half-written (a
+      // process killed in between leaves only a temp file, not an empty lock that blocks every run).
+      const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+      await fs.writeFile(tmp, JSON.stringify({ pid: process.pid, host: os.hostname(), at: Date.now() }));
       try {
-        const h = await fs.open(file, 'wx');
-        await h.writeFile(JSON.stringify({ pid: process.pid, host: os.hostname(), at: Date.now() }));
-        await h.close();
+        await fs.link(tmp, file);
         return async () => void (await fs.rm(file, { force: true }));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -130,6 +132,8 @@ export class PipelineState {
         }
         if (alive) throw new FloeError('PIPELINE_UPDATE_RUNNING', `Another update of pipeline '${pipeline}' is running (pid ${info?.pid ?? '?'}, lock ${file}). Wait for it, or delete the lock if no floe process is running.`, { lock: file });
         await fs.rm(file, { force: true });
+      } finally {
+        await fs.rm(tmp, { force: true });
       }
     }
     throw new FloeError('PIPELINE_UPDATE_RUNNING', `Cannot take the run lock ${file}.`);
