@@ -252,10 +252,11 @@ export class Catalog {
     const started = Date.now();
     let delay = 10;
     for (;;) {
+      // Written whole to a temp file, then linked into place: a lock is never seen half-written.
+      const tmp = `${lock}.${process.pid}.${Date.now()}.tmp`;
+      await fs.writeFile(tmp, JSON.stringify({ pid: process.pid, host: os.hostname(), at: Date.now() }));
       try {
-        const h = await fs.open(lock, 'wx');
-        await h.writeFile(JSON.stringify({ pid: process.pid, host: os.hostname(), at: Date.now() }));
-        await h.close();
+        await fs.link(tmp, lock);
         break;
       } catch (e) {
         if (errno(e) !== 'EEXIST') throw e;
@@ -268,6 +269,8 @@ export class Catalog {
         }
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 200);
+      } finally {
+        await fs.rm(tmp, { force: true });
       }
     }
     try {
