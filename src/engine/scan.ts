@@ -44,7 +44,8 @@ export function dataFilePath(store: ObjectStore, p: string): string {
 /** SQL literal of a partition value (PROTOCOL.md "Partition Value Serialization") typed as the column. */
 export function partitionLiteral(value: string | null | undefined, type: DataType): string {
   const t = duckType(type);
-  if (value === null || value === undefined) return `NULL::${t}`;
+  // An empty partition value is null for every type but string (Spark and the kernels read it so).
+  if (value === null || value === undefined || (value === '' && type !== 'string')) return `NULL::${t}`;
   if (type === 'binary') return `encode(${quoteString(value)})`;
   if (type === 'string') return quoteString(value);
   return `CAST(${quoteString(value)} AS ${t})`;

@@ -1,7 +1,7 @@
 import { promises as fs, constants as fsc } from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { ObjectExistsError, ObjectNotFoundError } from '../errors.js';
+import { InvalidArgumentError, ObjectExistsError, ObjectNotFoundError } from '../errors.js';
 import type { ObjectMeta, ObjectStore } from './object-store.js';
 
 function isCode(e: unknown, code: string): boolean {
@@ -20,6 +20,8 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   private abs(key: string): string {
+    // Keys are relative to the root; a `..` segment (from a crafted log, say) must not escape it.
+    if (key.split('/').includes('..')) throw new InvalidArgumentError(`Path '${key}' leaves the table folder ${this.root}; a Delta log may only name files inside its table (or absolute URIs).`, { key }, 'FLOE_PATH_OUTSIDE_TABLE');
     return path.join(this.root, ...key.split('/'));
   }
 

@@ -61,3 +61,9 @@ test('local store: putIfAbsent is exclusive across processes', async () => {
     assert.match(txt, /^writer \d+ key \d+$/);
   }
 });
+
+test('local store: keys may not leave the root', async () => {
+  const s = new LocalObjectStore(await tempDir());
+  await assert.rejects(s.get('../outside.parquet'), (e: unknown) => (e as { code?: string }).code === 'FLOE_PATH_OUTSIDE_TABLE');
+  assert.throws(() => s.localPath('data/../../etc/passwd'), (e: unknown) => (e as { code?: string }).code === 'FLOE_PATH_OUTSIDE_TABLE');
+});

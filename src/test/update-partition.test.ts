@@ -31,3 +31,20 @@ for (const dv of [false, true]) {
     }
   });
 }
+
+test('an empty partition value reads as NULL for a non-string partition column', async () => {
+  const dir = await tempDir();
+  const p = path.join(dir, 't');
+  const floe = await Floe.create();
+  try {
+    await floe.sql('SELECT 1::BIGINT AS id, 7::INTEGER AS n').write.delta(p, { partitionBy: ['n'] });
+    // Rewrite the log's partition value as "" (as some writers record a null partition).
+    const fsp = await import('node:fs/promises');
+    const commit = path.join(p, '_delta_log', '00000000000000000000.json');
+    await fsp.writeFile(commit, (await fsp.readFile(commit, 'utf8')).replace('"partitionValues":{"n":"7"}', '"partitionValues":{"n":""}'));
+    floe.forgetLog(p);
+    assert.deepEqual(await (await floe.read.delta(p)).toJSON(), [{ id: '1', n: null }]);
+  } finally {
+    await floe.close();
+  }
+});
