@@ -7,6 +7,7 @@
 import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import * as os from 'node:os';
 import type { AddFile } from '../core/actions.js';
 import { encodePath } from '../core/actions.js';
 import { type DataType, type StructField, type StructType, duckType, fieldId, physicalName, quoteIdent, quoteString } from '../core/schema.js';
@@ -176,15 +177,27 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
   }
   const sql = `COPY (SELECT ${select.join(', ')} FROM (${sourceSql}) s) TO ${quoteString(dir)} (${copyOpts.join(', ')})`;
   await fs.mkdir(dir, { recursive: true }); // DuckDB creates the last folder only
+  // DuckDB 1.5's partitioned COPY drops non-ASCII characters from the target folder's path (it would
+  // write beside the table): write through an ASCII symlink to the folder and map the names back.
+  let link: string | null = null;
+  let target = dir;
+  if (partFields.length && /[^\x20-\x7e]/.test(dir)) {
+    link = path.join(os.tmpdir(), `floe-write-${writeId}-${process.pid}`);
+    await fs.symlink(dir, link, 'dir');
+    target = link;
+  }
   let rows;
   try {
-    rows = await engine.allJson(sql);
+    rows = await engine.allJson(sql.replace(`TO ${quoteString(dir)} (`, `TO ${quoteString(target)} (`));
+    if (link) for (const r of rows) r.filename = path.join(dir, path.relative(link, String(r.filename)));
   } catch (e) {
     // A failed COPY (e.g. a constraint's error()) may have created files already: remove this write's.
     const rel = path.relative(root, dir).split(path.sep).join('/');
     const mine = await store.list(rel ? `${rel}/` : '', { recursive: true }).catch(() => []);
     await Promise.all(mine.filter((m) => m.path.includes(`-${writeId}-`)).map((m) => store.delete(m.path).catch(() => undefined)));
     throw e;
+  } finally {
+    if (link) await fs.rm(link, { force: true });
   }
   const now = Date.now();
   const out: AddFile[] = [];
