@@ -445,6 +445,12 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
   const deleted = Number(counts.d);
   if (p.targetAlreadyCommitted) return { skipped: true, version: null, upserted, deleted };
   const outCols = [...p.columns, ...(p.scd === 2 ? ['__START_AT', '__END_AT'] : [])];
+  // An empty target (the first batch, or after a truncate) takes a plain append: nothing to match.
+  if (!(await floe.snapshot(p.opts.target)).files.length) {
+    const w = await floe.sql(`SELECT ${outCols.map(q).join(', ')} FROM ${p.tch} WHERE __op = 'upsert'`)
+      .write.delta(p.opts.target, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
+    return { skipped: w.skipped, version: w.version, upserted, deleted };
+  }
   const on = [...p.keys, ...(p.scd === 2 ? ['__START_AT'] : [])].map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ');
   const table = (await DeltaTable.forPath(floe, p.opts.target)).alias('t');
   const setCols = outCols.filter((c) => !p.keys.includes(c) && !(p.scd === 2 && c === '__START_AT'));
