@@ -6,7 +6,7 @@
  *
  * Documented results (SCD 1): 124 Raul Oaxaca, 125 Mercedes Guadalajara, 126 Lily Cancun; with the
  * TRUNCATE at sequenceNum 3 only 125 Mercedes Guadalajara. SCD 2: seven versions with __START_AT /
- * __END_AT (see src/test/auto-cdc.test.ts).
+ * __END_AT (USERS_EXPECTED below).
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -28,6 +28,32 @@ export const USERS_EVENTS: { userId: number | null; name: string | null; city: s
   { userId: 123, name: 'Isabel', city: 'Chihuahua', operation: 'UPDATE', sequenceNum: 5 },
 ];
 export const USERS_TRUNCATE = { userId: null, name: null, city: null, operation: 'TRUNCATE', sequenceNum: 3 };
+
+/** The documentation's results for those events (rows ordered by userId, then __START_AT). */
+export const USERS_EXPECTED = {
+  scd1: [
+    { userId: 124, name: 'Raul', city: 'Oaxaca' },
+    { userId: 125, name: 'Mercedes', city: 'Guadalajara' },
+    { userId: 126, name: 'Lily', city: 'Cancun' },
+  ],
+  scd1Truncate: [{ userId: 125, name: 'Mercedes', city: 'Guadalajara' }],
+  scd2: [
+    { userId: 123, name: 'Isabel', city: 'Monterrey', __START_AT: 1, __END_AT: 5 },
+    { userId: 123, name: 'Isabel', city: 'Chihuahua', __START_AT: 5, __END_AT: 6 },
+    { userId: 124, name: 'Raul', city: 'Oaxaca', __START_AT: 1, __END_AT: null },
+    { userId: 125, name: 'Mercedes', city: 'Tijuana', __START_AT: 2, __END_AT: 5 },
+    { userId: 125, name: 'Mercedes', city: 'Mexicali', __START_AT: 5, __END_AT: 6 },
+    { userId: 125, name: 'Mercedes', city: 'Guadalajara', __START_AT: 6, __END_AT: null },
+    { userId: 126, name: 'Lily', city: 'Cancun', __START_AT: 2, __END_AT: null },
+  ],
+  /** SCD 2 tracking history on every column but city. */
+  scd2TrackExceptCity: [
+    { userId: 123, name: 'Isabel', city: 'Chihuahua', __START_AT: 1, __END_AT: 6 },
+    { userId: 124, name: 'Raul', city: 'Oaxaca', __START_AT: 1, __END_AT: null },
+    { userId: 125, name: 'Mercedes', city: 'Guadalajara', __START_AT: 2, __END_AT: null },
+    { userId: 126, name: 'Lily', city: 'Cancun', __START_AT: 2, __END_AT: null },
+  ],
+};
 
 export async function usersSource(floe: Floe, withTruncate = false): Promise<DataFrame> {
   return floe.createDataFrame(withTruncate ? [...USERS_EVENTS, USERS_TRUNCATE] : USERS_EVENTS);

@@ -11,7 +11,7 @@ import { promises as fs } from 'node:fs';
 import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { type ApplyChangesOptions, STATE_DIR, applyChanges, applyChangesFromSnapshot, commitTargetStep, dropTemps, prepareApplyChanges } from '../pipelines/auto-cdc.js';
-import { runUsersExample } from '../examples/users-cdc.js';
+import { USERS_EXPECTED, runUsersExample } from '../examples/users-cdc.js';
 import { runDebeziumExample } from '../examples/debezium-cdc.js';
 import { tempDir } from './helpers.js';
 import { type Ev, eventsDf, readScd1, readScd2 } from './auto-cdc-helpers.js';
@@ -37,11 +37,7 @@ async function users(target: string, order: string): Promise<Record<string, unkn
 test('users example, SCD type 1: the documented result', async () => {
   const t = fresh();
   await runUsersExample(floe, t, 1);
-  assert.deepEqual(await users(t, 'userId'), [
-    { userId: 124, name: 'Raul', city: 'Oaxaca' },
-    { userId: 125, name: 'Mercedes', city: 'Guadalajara' },
-    { userId: 126, name: 'Lily', city: 'Cancun' },
-  ]);
+  assert.deepEqual(await users(t, 'userId'), USERS_EXPECTED.scd1);
   const detail = await (await DeltaTable.forPath(floe, t)).detail();
   assert.equal(detail.properties['delta.enableChangeDataFeed'], 'true');
   // The target is a normal Delta table: its change feed is readable, the state folder is not data.
@@ -52,21 +48,13 @@ test('users example, SCD type 1: the documented result', async () => {
 test('users example, SCD type 1 with the TRUNCATE at sequenceNum 3: the documented result', async () => {
   const t = fresh();
   await runUsersExample(floe, t, 1, { withTruncate: true });
-  assert.deepEqual(await users(t, 'userId'), [{ userId: 125, name: 'Mercedes', city: 'Guadalajara' }]);
+  assert.deepEqual(await users(t, 'userId'), USERS_EXPECTED.scd1Truncate);
 });
 
 test('users example, SCD type 2: the documented result', async () => {
   const t = fresh();
   await runUsersExample(floe, t, 2);
-  assert.deepEqual(await users(t, 'userId, "__START_AT"'), [
-    { userId: 123, name: 'Isabel', city: 'Monterrey', __START_AT: 1, __END_AT: 5 },
-    { userId: 123, name: 'Isabel', city: 'Chihuahua', __START_AT: 5, __END_AT: 6 },
-    { userId: 124, name: 'Raul', city: 'Oaxaca', __START_AT: 1, __END_AT: null },
-    { userId: 125, name: 'Mercedes', city: 'Tijuana', __START_AT: 2, __END_AT: 5 },
-    { userId: 125, name: 'Mercedes', city: 'Mexicali', __START_AT: 5, __END_AT: 6 },
-    { userId: 125, name: 'Mercedes', city: 'Guadalajara', __START_AT: 6, __END_AT: null },
-    { userId: 126, name: 'Lily', city: 'Cancun', __START_AT: 2, __END_AT: null },
-  ]);
+  assert.deepEqual(await users(t, 'userId, "__START_AT"'), USERS_EXPECTED.scd2);
   const types = Object.fromEntries((await (await floe.read.delta(t)).columns()).map((c) => [c.name, c.type]));
   assert.equal(types.__START_AT, types.__END_AT);
   assert.equal(types.__START_AT, 'BIGINT'); // typed like sequenceNum
@@ -75,12 +63,7 @@ test('users example, SCD type 2: the documented result', async () => {
 test('users example, SCD type 2 tracking history on * EXCEPT (city): the documented result', async () => {
   const t = fresh();
   await runUsersExample(floe, t, 2, { trackHistoryExceptColumnList: ['city'] });
-  assert.deepEqual(await users(t, 'userId, "__START_AT"'), [
-    { userId: 123, name: 'Isabel', city: 'Chihuahua', __START_AT: 1, __END_AT: 6 },
-    { userId: 124, name: 'Raul', city: 'Oaxaca', __START_AT: 1, __END_AT: null },
-    { userId: 125, name: 'Mercedes', city: 'Guadalajara', __START_AT: 2, __END_AT: null },
-    { userId: 126, name: 'Lily', city: 'Cancun', __START_AT: 2, __END_AT: null },
-  ]);
+  assert.deepEqual(await users(t, 'userId, "__START_AT"'), USERS_EXPECTED.scd2TrackExceptCity);
 });
 
 const base = (target: string, scd: 1 | 2, extra: Partial<ApplyChangesOptions> = {}) => ({

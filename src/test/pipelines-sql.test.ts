@@ -13,7 +13,7 @@ import { Floe } from '../floe.js';
 import { collectDefinitions, type PipelineDefinitions } from '../pipelines/definition.js';
 import { runPipeline, validatePipeline } from '../pipelines/runner.js';
 import { parseSqlLibrary, substituteVariables } from '../pipelines/sql-library.js';
-import { USERS_EVENTS, USERS_TRUNCATE } from '../examples/users-cdc.js';
+import { USERS_EVENTS, USERS_EXPECTED, USERS_TRUNCATE } from '../examples/users-cdc.js';
 import { tempDir } from './helpers.js';
 
 let floe: Floe;
@@ -183,15 +183,7 @@ COLUMNS * EXCEPT
 STORED AS
   SCD TYPE 2;
 `);
-  assert.deepEqual(await rows(wh, 'SELECT * FROM target ORDER BY userId, __START_AT'), [
-    { userId: 123, name: 'Isabel', city: 'Monterrey', __START_AT: 1, __END_AT: 5 },
-    { userId: 123, name: 'Isabel', city: 'Chihuahua', __START_AT: 5, __END_AT: 6 },
-    { userId: 124, name: 'Raul', city: 'Oaxaca', __START_AT: 1, __END_AT: null },
-    { userId: 125, name: 'Mercedes', city: 'Tijuana', __START_AT: 2, __END_AT: 5 },
-    { userId: 125, name: 'Mercedes', city: 'Mexicali', __START_AT: 5, __END_AT: 6 },
-    { userId: 125, name: 'Mercedes', city: 'Guadalajara', __START_AT: 6, __END_AT: null },
-    { userId: 126, name: 'Lily', city: 'Cancun', __START_AT: 2, __END_AT: null },
-  ]);
+  assert.deepEqual(await rows(wh, 'SELECT * FROM target ORDER BY userId, __START_AT'), USERS_EXPECTED.scd2);
 });
 
 test('users example as SQL: SCD type 1 (older APPLY CHANGES INTO LIVE.… syntax), with TRUNCATE, and SCD 2 TRACK HISTORY ON * EXCEPT (city)', async () => {
@@ -212,18 +204,9 @@ CREATE FLOW scd2_track_flow AS AUTO CDC INTO scd2_track FROM STREAM(users_no_tru
 
 CREATE TEMPORARY VIEW users_no_truncate AS SELECT * FROM STREAM(users) WHERE operation <> 'TRUNCATE';
 `);
-  assert.deepEqual(await rows(wh, 'SELECT * FROM scd1 ORDER BY userId'), [
-    { userId: 124, name: 'Raul', city: 'Oaxaca' },
-    { userId: 125, name: 'Mercedes', city: 'Guadalajara' },
-    { userId: 126, name: 'Lily', city: 'Cancun' },
-  ]);
-  assert.deepEqual(await rows(wh, 'SELECT * FROM scd1_truncate ORDER BY userId'), [{ userId: 125, name: 'Mercedes', city: 'Guadalajara' }]);
-  assert.deepEqual(await rows(wh, 'SELECT * FROM scd2_track ORDER BY userId, __START_AT'), [
-    { userId: 123, name: 'Isabel', city: 'Chihuahua', __START_AT: 1, __END_AT: 6 },
-    { userId: 124, name: 'Raul', city: 'Oaxaca', __START_AT: 1, __END_AT: null },
-    { userId: 125, name: 'Mercedes', city: 'Guadalajara', __START_AT: 2, __END_AT: null },
-    { userId: 126, name: 'Lily', city: 'Cancun', __START_AT: 2, __END_AT: null },
-  ]);
+  assert.deepEqual(await rows(wh, 'SELECT * FROM scd1 ORDER BY userId'), USERS_EXPECTED.scd1);
+  assert.deepEqual(await rows(wh, 'SELECT * FROM scd1_truncate ORDER BY userId'), USERS_EXPECTED.scd1Truncate);
+  assert.deepEqual(await rows(wh, 'SELECT * FROM scd2_track ORDER BY userId, __START_AT'), USERS_EXPECTED.scd2TrackExceptCity);
 });
 
 test('a pipeline mixing a JS library and a SQL library: expectations, views, append flows, incremental runs', async () => {

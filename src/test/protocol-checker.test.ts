@@ -22,10 +22,6 @@ after(async () => {
   await floe.close();
 });
 
-const table = corpusTable;
-
-const writableCopy = copyTable;
-
 const commitFile = (dir: string, v: number): string => path.join(dir, '_delta_log', `${String(v).padStart(20, '0')}.json`);
 
 /** Rewrites one commit file through a function of its actions. */
@@ -81,7 +77,7 @@ const VALID = [
 ];
 
 test('real tables written by Spark, Databricks and delta-rs pass the checker', async (t) => {
-  const root = table(t, 'dat');
+  const root = corpusTable(t, 'dat');
   if (!root) return;
   const failures: string[] = [];
   for (const rel of VALID) {
@@ -105,23 +101,23 @@ test('a table floe writes (partitions, checkpoint, overwrite, txn) passes the ch
 // ---------------------------------------------------------------------------------------------
 
 test('an add whose size differs from the file on disk is reported', async (t) => {
-  const src = table(t, 'dat/basic_append/delta');
+  const src = corpusTable(t, 'dat/basic_append/delta');
   if (!src) return;
-  const dir = await writableCopy(src);
+  const dir = await copyTable(src);
   await editCommit(dir, 0, (as) => as.map((a) => (a.add ? { add: { ...a.add, size: a.add.size + 1 } } : a)));
   expectViolation(await checkTable(dir), /commit 0: add .*size \d+ but the file has \d+ bytes/);
 });
 
 test('stats with a wrong numRecords, min, max or nullCount are reported', async (t) => {
-  const src = table(t, 'dat/basic_append/delta');
+  const src = corpusTable(t, 'dat/basic_append/delta');
   if (!src) return;
-  const dir = await writableCopy(src);
+  const dir = await copyTable(src);
   await editCommit(dir, 0, editStats((s) => {
     s.numRecords += 1;
   }));
   expectViolation(await checkTable(dir), /stats\.numRecords = 4 but the Parquet file has 3 rows/);
 
-  const d2 = await writableCopy(src);
+  const d2 = await copyTable(src);
   await editCommit(d2, 1, editStats((s) => {
     s.minValues.number = s.minValues.number + 1;
     s.maxValues.a_float = s.maxValues.a_float - 1;
@@ -132,7 +128,7 @@ test('stats with a wrong numRecords, min, max or nullCount are reported', async 
   expectViolation(v, /commit 1: .*stats\.maxValues\.a_float = .* is wrong/);
   expectViolation(v, /commit 1: .*stats\.nullCount\.letter = 1 but the file has 0 nulls/);
 
-  const d3 = await writableCopy(src);
+  const d3 = await copyTable(src);
   await editCommit(d3, 0, editStats((s) => {
     s.minValues.nope = 1;
   }));
@@ -140,27 +136,27 @@ test('stats with a wrong numRecords, min, max or nullCount are reported', async 
 });
 
 test('bad partition values are reported: wrong serialization, wrong keys', async (t) => {
-  const src = table(t, 'dat/multi_partitioned/delta');
+  const src = corpusTable(t, 'dat/multi_partitioned/delta');
   if (!src) return;
-  const dir = await writableCopy(src);
+  const dir = await copyTable(src);
   await editCommit(dir, 0, (as) => as.map((a) => {
     if (a.add && a.add.partitionValues.date === '1970-01-02') a.add.partitionValues.date = '01/02/1970';
     return a;
   }));
   expectViolation(await checkTable(dir), /partition value of date \(date\): '01\/02\/1970' is not \{year\}-\{month\}-\{day\}/);
 
-  const src2 = table(t, 'dat/basic_partitioned/delta');
+  const src2 = corpusTable(t, 'dat/basic_partitioned/delta');
   if (!src2) return;
-  const d2 = await writableCopy(src2);
+  const d2 = await copyTable(src2);
   await editCommit(d2, 0, (as) => as.map((a) => {
     if (a.add) a.add.partitionValues = { Letter: a.add.partitionValues.letter };
     return a;
   }));
   expectViolation(await checkTable(d2), /partitionValues keys \[Letter\] differ from the partition columns' physical names \[letter\]/);
 
-  const src3 = table(t, 'dat/multi_partitioned_2/delta');
+  const src3 = corpusTable(t, 'dat/multi_partitioned_2/delta');
   if (!src3) return;
-  const d3 = await writableCopy(src3);
+  const d3 = await copyTable(src3);
   await editCommit(d3, 0, (as) => as.map((a) => {
     if (a.add) a.add.partitionValues = { ...a.add.partitionValues, bool: 'yes', amount: '12.3.4', time: '2021-01-01T00:00:00' };
     return a;
@@ -172,9 +168,9 @@ test('bad partition values are reported: wrong serialization, wrong keys', async
 });
 
 test('missing or wrongly encoded data file paths are reported', async (t) => {
-  const src = table(t, 'dat/multi_partitioned/delta');
+  const src = corpusTable(t, 'dat/multi_partitioned/delta');
   if (!src) return;
-  const dir = await writableCopy(src);
+  const dir = await copyTable(src);
   // Single- instead of double-encoding: "letter=%2F%2520%25f" is the folder name, the log must say %252F...
   await editCommit(dir, 2, (as) => as.map((a) => {
     if (a.add?.path.startsWith('letter=%252F')) a.add.path = decodeURIComponent(a.add.path);
@@ -182,32 +178,32 @@ test('missing or wrongly encoded data file paths are reported', async (t) => {
   }));
   expectViolation(await checkTable(dir), /commit 2: add letter=%2F%2520%25f.*does not exist/);
 
-  const d2 = await writableCopy(src);
+  const d2 = await copyTable(src);
   await editCommit(d2, 0, (as) => as.map((a) => {
     if (a.add) a.add.path = a.add.path.replace('part-00000', 'part 00000');
     return a;
   }));
   expectViolation(await checkTable(d2), /path is not URL-encoded \(raw whitespace\)/);
 
-  const src2 = table(t, 'dat/basic_append/delta');
+  const src2 = corpusTable(t, 'dat/basic_append/delta');
   if (!src2) return;
-  const d3 = await writableCopy(src2);
+  const d3 = await copyTable(src2);
   const live = (await fs.readdir(d3)).find((f) => f.endsWith('.parquet'))!;
   await fs.rm(path.join(d3, live));
   expectViolation(await checkTable(d3), new RegExp(`${live.replace(/\./g, '\\.')} does not exist`));
 });
 
 test('log structure violations: no commitInfo, several actions on a line, non-JSON, duplicate adds, gaps', async (t) => {
-  const src = table(t, 'dat/basic_append/delta');
+  const src = corpusTable(t, 'dat/basic_append/delta');
   if (!src) return;
-  const dir = await writableCopy(src);
+  const dir = await copyTable(src);
   await editCommit(dir, 1, (as) => as.filter((a) => !a.commitInfo));
   let v = await checkTable(dir);
   expectViolation(v, /commit 1: no commitInfo action/);
   assert.ok(!v.some((x) => x.startsWith('commit 0')), 'commit 0 is fine');
   assert.deepEqual(await checkTable(dir, { fromVersion: 2 }), [], 'fromVersion leaves earlier commits unjudged');
 
-  const d2 = await writableCopy(src);
+  const d2 = await copyTable(src);
   await editCommit(d2, 1, (as) => {
     const add = as.find((a) => a.add)!;
     return [...as, { add: add.add }, { add: add.add, remove: { path: 'x', dataChange: true } }];
@@ -216,20 +212,20 @@ test('log structure violations: no commitInfo, several actions on a line, non-JS
   expectViolation(v, /commit 1: 3 add actions for path/);
   expectViolation(v, /line \d+: an action line must hold exactly one action/);
 
-  const d3 = await writableCopy(src);
+  const d3 = await copyTable(src);
   await fs.appendFile(commitFile(d3, 1), '{"add": {"path": \n');
   expectViolation(await checkTable(d3), /commit 1 line \d+: not JSON/);
 
-  const d4 = await writableCopy(src);
+  const d4 = await copyTable(src);
   await fs.rename(commitFile(d4, 1), commitFile(d4, 2));
   expectViolation(await checkTable(d4), /skips from version 0 to 2/);
 
-  const d5 = await writableCopy(src);
+  const d5 = await copyTable(src);
   await editCommit(d5, 0, (as) => as.filter((a) => !a.protocol));
   expectViolation(await checkTable(d5), /commit 0: the first version must hold protocol and metaData/);
 
   // Re-adding a live file without removing it breaks file name uniqueness.
-  const d6 = await writableCopy(src);
+  const d6 = await copyTable(src);
   const first = (await fs.readFile(commitFile(d6, 0), 'utf8')).split('\n').filter((l) => l.includes('"add"'))[0]!;
   await fs.appendFile(commitFile(d6, 1), first + '\n');
   expectViolation(await checkTable(d6, { compareRead: false }), /already live and not removed in this commit/);
@@ -334,10 +330,10 @@ test('checkpoint violations: missing or extra live files, wrong schema, stale _l
 });
 
 test('a deletion vector whose cardinality disagrees with what floe reads is reported by the read comparison', async (t) => {
-  const src = table(t, 'kernel-rs/data/table-with-dv-small');
+  const src = corpusTable(t, 'kernel-rs/data/table-with-dv-small');
   if (!src) return;
   assert.deepEqual(await checkTable(src), []);
-  const dir = await writableCopy(src);
+  const dir = await copyTable(src);
   await editCommit(dir, 1, (as) => as.map((a) => {
     if (a.add?.deletionVector) a.add.deletionVector.cardinality = 3;
     return a;

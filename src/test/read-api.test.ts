@@ -23,8 +23,6 @@ after(async () => {
   await floe.close();
 });
 
-const table = corpusTable;
-
 async function rejectsWith(p: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
   await assert.rejects(p, (e: unknown) => {
     assert.ok(e instanceof FloeError, `expected a FloeError, got ${String(e)}`);
@@ -56,7 +54,7 @@ async function rowSet(df: DataFrame): Promise<string[]> {
 // ---------------------------------------------------------------------------------------------
 
 test('every DAT case at every expected version matches Spark rows and table_version_metadata', async (t) => {
-  const root = table(t, 'dat');
+  const root = corpusTable(t, 'dat');
   if (!root) return;
   const cases = (await fs.readdir(root)).filter((c) => existsSync(path.join(root, c, 'expected')));
   assert.ok(cases.length >= 11, `expected the 11 DAT cases, found ${cases.length}`);
@@ -85,7 +83,7 @@ test('every DAT case at every expected version matches Spark rows and table_vers
 });
 
 test('basic_append: v0 has the 3 rows of the first write, v1 and latest all 5', async (t) => {
-  const p = table(t, 'dat/basic_append/delta');
+  const p = corpusTable(t, 'dat/basic_append/delta');
   if (!p) return;
   const v0 = await floe.read.delta(p, { versionAsOf: 0 });
   assert.deepEqual(await v0.orderBy('number').toArray(), [
@@ -102,7 +100,7 @@ test('basic_append: v0 has the 3 rows of the first write, v1 and latest all 5', 
 });
 
 test('basic_partitioned: v0 3 rows; v1 adds a null-partition row and rows in partitions a and e', async (t) => {
-  const p = table(t, 'dat/basic_partitioned/delta');
+  const p = corpusTable(t, 'dat/basic_partitioned/delta');
   if (!p) return;
   assert.equal(await (await floe.read.delta(p, { versionAsOf: 0 })).count(), 3);
   const rows = await (await floe.read.delta(p)).orderBy('number').toJSON();
@@ -130,7 +128,7 @@ const BA_T0 = 1674611413970;
 const BA_T1 = 1674611422877;
 
 test('timestampAsOf: an exact commit timestamp resolves to that version, a timestamp between commits to the earlier', async (t) => {
-  const p = table(t, 'dat/basic_append/delta');
+  const p = corpusTable(t, 'dat/basic_append/delta');
   if (!p) return;
   const at = async (ts: Date | number | string): Promise<number> => (await floe.snapshot(p, { timestampAsOf: ts })).version;
   assert.equal(await at(BA_T0), 0);
@@ -146,7 +144,7 @@ test('timestampAsOf: an exact commit timestamp resolves to that version, a times
 });
 
 test('timestampAsOf before the first commit / after the last commit fails with Spark error codes', async (t) => {
-  const p = table(t, 'dat/basic_append/delta');
+  const p = corpusTable(t, 'dat/basic_append/delta');
   if (!p) return;
   await rejectsWith(floe.read.delta(p, { timestampAsOf: BA_T0 - 1 }), 'DELTA_TIMESTAMP_EARLIER_THAN_COMMIT_RETENTION', /version 0/);
   await rejectsWith(floe.read.delta(p, { timestampAsOf: '2000-01-01' }), 'DELTA_TIMESTAMP_EARLIER_THAN_COMMIT_RETENTION');
@@ -155,7 +153,7 @@ test('timestampAsOf before the first commit / after the last commit fails with S
 });
 
 test('versionAsOf beyond the latest, negative, or both options at once are errors', async (t) => {
-  const p = table(t, 'dat/basic_append/delta');
+  const p = corpusTable(t, 'dat/basic_append/delta');
   if (!p) return;
   await rejectsWith(floe.read.delta(p, { versionAsOf: 2 }), 'DELTA_VERSION_NOT_FOUND', /latest version is 1/);
   await rejectsWith(floe.read.delta(p, { versionAsOf: 1000 }), 'DELTA_VERSION_NOT_FOUND');
@@ -166,7 +164,7 @@ test('versionAsOf beyond the latest, negative, or both options at once are error
 });
 
 test('time travel on a log whose early commits were cleaned up (dat/no_replay: log starts at checkpoint 2)', async (t) => {
-  const p = table(t, 'dat/no_replay/delta');
+  const p = corpusTable(t, 'dat/no_replay/delta');
   if (!p) return;
   assert.equal((await floe.snapshot(p, { versionAsOf: 2 })).version, 2);
   await rejectsWith(floe.read.delta(p, { versionAsOf: 1 }), 'DELTA_VERSION_NOT_FOUND', /earliest version that can be read is 2/);
@@ -179,7 +177,7 @@ test('time travel on a log whose early commits were cleaned up (dat/no_replay: l
 });
 
 test('non-ICT commit timestamps come from commitInfo.timestamp and are made strictly increasing, as Spark does', async (t) => {
-  const src = table(t, 'dat/basic_append/delta');
+  const src = corpusTable(t, 'dat/basic_append/delta');
   if (!src) return;
   const dir = await copyTable(src);
   try {
@@ -209,7 +207,7 @@ test('non-ICT commit timestamps come from commitInfo.timestamp and are made stri
 // inCommitTimestamp: v0 1783874203271, v1 1683874206883 (hand-edited, out of order; commitInfo.timestamp 1783874206883),
 // v2 1783874212175, v3 1783874213881.
 test('in-commit timestamps: history reports inCommitTimestamp, including the out-of-order commit 1', async (t) => {
-  const p = table(t, 'delta-rs/cdc_ict_table');
+  const p = corpusTable(t, 'delta-rs/cdc_ict_table');
   if (!p) return;
   const hist = await (await DeltaTable.forPath(floe, p)).history();
   assert.deepEqual(hist.map((h) => [h.version, h.timestamp, h.operation]), [
@@ -223,7 +221,7 @@ test('in-commit timestamps: history reports inCommitTimestamp, including the out
 });
 
 test('in-commit timestamps: timestampAsOf resolves against inCommitTimestamp', async (t) => {
-  const p = table(t, 'delta-rs/cdc_ict_table');
+  const p = corpusTable(t, 'delta-rs/cdc_ict_table');
   if (!p) return;
   const at = async (ts: number | string): Promise<number> => (await floe.snapshot(p, { timestampAsOf: ts })).version;
   assert.equal(await at(1783874212175), 2);
@@ -248,7 +246,7 @@ test('in-commit timestamps: timestampAsOf resolves against inCommitTimestamp', a
 // ---------------------------------------------------------------------------------------------
 
 test('history: newest first, every DESCRIBE HISTORY field from commitInfo', async (t) => {
-  const p = table(t, 'dat/basic_append/delta');
+  const p = corpusTable(t, 'dat/basic_append/delta');
   if (!p) return;
   const dt = await DeltaTable.forPath(floe, p);
   const hist = await dt.history();
@@ -289,7 +287,7 @@ test('history: newest first, every DESCRIBE HISTORY field from commitInfo', asyn
     },
   ]);
   assert.deepEqual((await dt.history(1)).map((h) => h.version), [1]);
-  const wc = table(t, 'dat/with_checkpoint/delta');
+  const wc = corpusTable(t, 'dat/with_checkpoint/delta');
   if (!wc) return;
   const wh = await (await DeltaTable.forPath(floe, wc)).history();
   assert.deepEqual(wh.map((h) => [h.version, h.operation, h.readVersion, h.isBlindAppend]), [
@@ -302,7 +300,7 @@ test('history: newest first, every DESCRIBE HISTORY field from commitInfo', asyn
 });
 
 test('history: Databricks commits keep user, notebook, cluster, DELETE predicate and non-string parameters', async (t) => {
-  const p = table(t, 'delta-rs/table_with_column_mapping');
+  const p = corpusTable(t, 'delta-rs/table_with_column_mapping');
   if (!p) return;
   const [h] = await (await DeltaTable.forPath(floe, p)).history();
   assert.ok(h);
@@ -317,7 +315,7 @@ test('history: Databricks commits keep user, notebook, cluster, DELETE predicate
   assert.deepEqual(h.operationParameters, { mode: 'Overwrite', statsOnLoad: false, partitionBy: '["Company Very Short"]' });
   assert.equal(h.engineInfo, 'Databricks-Runtime/13.3.x-photon-scala2.12');
 
-  const dv = table(t, 'kernel-rs/data/table-with-dv-small');
+  const dv = corpusTable(t, 'kernel-rs/data/table-with-dv-small');
   if (!dv) return;
   const [d1, d0] = await (await DeltaTable.forPath(floe, dv)).history();
   assert.ok(d1 && d0);
@@ -331,7 +329,7 @@ test('history: Databricks commits keep user, notebook, cluster, DELETE predicate
 });
 
 test('detail: files, size, partitions, properties, protocol and features at latest and at a version', async (t) => {
-  const p = table(t, 'dat/basic_partitioned/delta');
+  const p = corpusTable(t, 'dat/basic_partitioned/delta');
   if (!p) return;
   const dt = await DeltaTable.forPath(floe, p);
   const d = await dt.detail();
@@ -357,7 +355,7 @@ test('detail: files, size, partitions, properties, protocol and features at late
   assert.equal(d0.sizeInBytes, 3 * 751);
   assert.equal(d0.lastModified, '2023-01-25T01:50:27.131Z');
 
-  const dv = table(t, 'kernel-rs/data/table-with-dv-small');
+  const dv = corpusTable(t, 'kernel-rs/data/table-with-dv-small');
   if (!dv) return;
   const dd = await (await DeltaTable.forPath(floe, dv)).detail();
   assert.equal(dd.numFiles, 1);
@@ -367,7 +365,7 @@ test('detail: files, size, partitions, properties, protocol and features at late
   assert.deepEqual(dd.tableFeatures, ['deletionVectors']);
   assert.deepEqual(dd.properties, { 'delta.enableDeletionVectors': 'true', 'delta.columnMapping.mode': 'none' });
 
-  const ict = table(t, 'delta-rs/cdc_ict_table');
+  const ict = corpusTable(t, 'delta-rs/cdc_ict_table');
   if (!ict) return;
   const di = await (await DeltaTable.forPath(floe, ict)).detail();
   assert.deepEqual(di.tableFeatures, ['appendOnly', 'changeDataFeed', 'inCommitTimestamp', 'invariants']);
@@ -377,7 +375,7 @@ test('detail: files, size, partitions, properties, protocol and features at late
   assert.equal(di.sizeInBytes, 929 + 922);
   assert.equal(di.lastModified, '2026-07-12T16:36:53.881Z');
 
-  const wc = table(t, 'dat/with_checkpoint/delta');
+  const wc = corpusTable(t, 'dat/with_checkpoint/delta');
   if (!wc) return;
   assert.deepEqual((await (await DeltaTable.forPath(floe, wc)).detail()).properties, { 'delta.checkpointInterval': '2' });
 });
@@ -385,17 +383,17 @@ test('detail: files, size, partitions, properties, protocol and features at late
 test('detail: a legacy protocol lists the features it implies, as Spark DESCRIBE DETAIL does', async (t) => {
   // Spark: tableFeatures = (protocol.implicitlySupportedFeatures ++ readerAndWriterFeatureNames).sorted;
   // protocol (1, 2) implies appendOnly and invariants.
-  const p = table(t, 'dat/basic_append/delta');
+  const p = corpusTable(t, 'dat/basic_append/delta');
   if (!p) return;
   const d = await (await DeltaTable.forPath(floe, p)).detail();
   assert.deepEqual(d.tableFeatures, ['appendOnly', 'invariants']);
   // protocol (2, 5) implies every legacy feature up to column mapping (identityColumns needs writer 6).
-  const cm = table(t, 'kernel-rs/golden/table-with-columnmapping-mode-id/delta');
+  const cm = corpusTable(t, 'kernel-rs/golden/table-with-columnmapping-mode-id/delta');
   if (!cm) return;
   const dc = await (await DeltaTable.forPath(floe, cm)).detail();
   assert.deepEqual(dc.tableFeatures, ['appendOnly', 'changeDataFeed', 'checkConstraints', 'columnMapping', 'generatedColumns', 'invariants']);
   // A table-features protocol (writer 7) implies nothing: only the listed features.
-  const ict = table(t, 'delta-rs/cdc_ict_table');
+  const ict = corpusTable(t, 'delta-rs/cdc_ict_table');
   if (!ict) return;
   assert.deepEqual((await (await DeltaTable.forPath(floe, ict)).detail()).tableFeatures, ['appendOnly', 'changeDataFeed', 'inCommitTimestamp', 'invariants']);
 });
@@ -413,7 +411,7 @@ test('DeltaTable.forPath / read.delta on a folder without a table: DELTA_TABLE_N
 });
 
 test('tables open by file:// URL; remote URLs are refused clearly', async (t) => {
-  const p = table(t, 'dat/basic_append/delta');
+  const p = corpusTable(t, 'dat/basic_append/delta');
   if (!p) return;
   assert.equal(await (await floe.read.delta(pathToFileURL(p).href)).count(), 5);
   await rejectsWith(floe.read.delta('s3://bucket/table'), 'FLOE_REMOTE_NOT_SUPPORTED');
@@ -424,7 +422,7 @@ test('tables open by file:// URL; remote URLs are refused clearly', async (t) =>
 // ---------------------------------------------------------------------------------------------
 
 test('multi_partitioned: null partitions, binary and date partition values, escaped directory names', async (t) => {
-  const p = table(t, 'dat/multi_partitioned/delta');
+  const p = corpusTable(t, 'dat/multi_partitioned/delta');
   if (!p) return;
   const v1 = await (await floe.read.delta(p, { versionAsOf: 1 })).orderBy('number').toArray();
   assert.deepEqual(canon(v1), canon([
@@ -444,7 +442,7 @@ test('multi_partitioned: null partitions, binary and date partition values, esca
 });
 
 test('multi_partitioned_2: boolean, timestamp and decimal partition columns', async (t) => {
-  const p = table(t, 'dat/multi_partitioned_2/delta');
+  const p = corpusTable(t, 'dat/multi_partitioned_2/delta');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual(await df.columns(), [
@@ -461,7 +459,7 @@ test('multi_partitioned_2: boolean, timestamp and decimal partition columns', as
 });
 
 test('deletion vectors: table-with-dv-small shows 8 of 10 rows; v0 shows all 10', async (t) => {
-  const p = table(t, 'kernel-rs/data/table-with-dv-small');
+  const p = corpusTable(t, 'kernel-rs/data/table-with-dv-small');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual((await df.orderBy('value').toJSON()).map((r) => r.value), [1, 2, 3, 4, 5, 6, 7, 8]);
@@ -475,14 +473,14 @@ test('deletion vectors: table-with-dv-small shows 8 of 10 rows; v0 shows all 10'
 });
 
 test('deletion vectors: with-short-dv drops rows 0-2 of its first file', async (t) => {
-  const p = table(t, 'kernel-rs/data/with-short-dv');
+  const p = corpusTable(t, 'kernel-rs/data/with-short-dv');
   if (!p) return;
   const ids = (await (await floe.read.delta(p)).select('id').orderBy('id').toJSON()).map((r) => r.id);
   assert.deepEqual(ids, ['3', '4', '5', '6', '7', '8', '9']);
 });
 
 test('column mapping name mode: logical names, partition column with spaces, skipping on physical stats', async (t) => {
-  const p = table(t, 'delta-rs/table_with_column_mapping');
+  const p = corpusTable(t, 'delta-rs/table_with_column_mapping');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual(await df.columns(), [
@@ -505,7 +503,7 @@ test('column mapping name mode: logical names, partition column with spaces, ski
 });
 
 test('column mapping id mode: all types, nested structs, arrays and maps under logical names', async (t) => {
-  const p = table(t, 'kernel-rs/golden/table-with-columnmapping-mode-id/delta');
+  const p = corpusTable(t, 'kernel-rs/golden/table-with-columnmapping-mode-id/delta');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual((await df.columns()).map((c) => c.name), [
@@ -536,7 +534,7 @@ test('column mapping id mode: all types, nested structs, arrays and maps under l
 // ---------------------------------------------------------------------------------------------
 
 test('file skipping: a partition filter scans only matching partitions and returns the right rows', async (t) => {
-  const p = table(t, 'dat/basic_partitioned/delta');
+  const p = corpusTable(t, 'dat/basic_partitioned/delta');
   if (!p) return;
   const df = await floe.read.delta(p);
   const a = df.filter(`letter = 'a'`).orderBy('number');
@@ -558,7 +556,7 @@ test('file skipping: a partition filter scans only matching partitions and retur
 });
 
 test('file skipping: a filter on a stats column skips files whose min/max exclude it', async (t) => {
-  const p = table(t, 'dat/basic_append/delta');
+  const p = corpusTable(t, 'dat/basic_append/delta');
   if (!p) return;
   const df = (await floe.read.delta(p)).filter('number > 3');
   assert.deepEqual(await df.toJSON(), [
@@ -572,7 +570,7 @@ test('file skipping: a filter on a stats column skips files whose min/max exclud
 });
 
 test('file skipping: partition filters on multi_partitioned, timestamp_ntz partitions and decimals', async (t) => {
-  const mp = table(t, 'dat/multi_partitioned/delta');
+  const mp = corpusTable(t, 'dat/multi_partitioned/delta');
   if (!mp) return;
   const esc = (await floe.read.delta(mp)).filter(`letter = '/%20%f'`);
   assert.deepEqual((await esc.toJSON()).map((r) => r.number), ['6']);
@@ -581,13 +579,13 @@ test('file skipping: partition filters on multi_partitioned, timestamp_ntz parti
   assert.deepEqual((await nullDate.toJSON()).map((r) => r.number), ['4', '5']);
   assert.deepEqual(nullDate.lastScan, [{ filesTotal: 5, filesScanned: 2 }]);
 
-  const mp2 = table(t, 'dat/multi_partitioned_2/delta');
+  const mp2 = corpusTable(t, 'dat/multi_partitioned_2/delta');
   if (!mp2) return;
   const dec = (await floe.read.delta(mp2)).filter('amount = 200').orderBy('int');
   assert.deepEqual((await dec.toJSON()).map((r) => r.int), ['1', '2']);
   assert.deepEqual(dec.lastScan, [{ filesTotal: 3, filesScanned: 2 }]);
 
-  const ntz = table(t, 'kernel-rs/data/data-reader-timestamp_ntz');
+  const ntz = corpusTable(t, 'kernel-rs/data/data-reader-timestamp_ntz');
   if (!ntz) return;
   const ts = (await floe.read.delta(ntz)).filter(`tsNtzPartition = TIMESTAMP '2013-07-05 17:01:00.123456'`).orderBy('id');
   assert.deepEqual((await ts.toJSON()).map((r) => r.id), [3, 4, 5]);
@@ -595,7 +593,7 @@ test('file skipping: partition filters on multi_partitioned, timestamp_ntz parti
 });
 
 test('file skipping: without min/max stats nothing is skipped and results stay correct (dat/no_stats)', async (t) => {
-  const p = table(t, 'dat/no_stats/delta');
+  const p = corpusTable(t, 'dat/no_stats/delta');
   if (!p) return;
   const df = (await floe.read.delta(p)).filter('int > 600').orderBy('int');
   assert.deepEqual(await df.toJSON(), [
@@ -611,7 +609,7 @@ test('file skipping: without min/max stats nothing is skipped and results stay c
 // ---------------------------------------------------------------------------------------------
 
 test('DataFrame: select expressions, orderBy, limit, count, columns, alias, where', async (t) => {
-  const p = table(t, 'dat/basic_append/delta');
+  const p = corpusTable(t, 'dat/basic_append/delta');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual(await df.select('letter', 'number * 2 AS twice').orderBy('twice DESC').limit(2).toArray(), [
@@ -634,7 +632,7 @@ test('DataFrame: select expressions, orderBy, limit, count, columns, alias, wher
 });
 
 test('DataFrame.show prints an ASCII table of the first n rows', async (t) => {
-  const p = table(t, 'dat/basic_append/delta');
+  const p = corpusTable(t, 'dat/basic_append/delta');
   if (!p) return;
   const df = (await floe.read.delta(p)).orderBy('number');
   const chunks: string[] = [];
@@ -737,7 +735,7 @@ test('read.csv / read.json / read.parquet of files written to a temp folder', as
 // ---------------------------------------------------------------------------------------------
 
 test('types: all_primitive_types maps every Delta primitive to its DuckDB type and value', async (t) => {
-  const p = table(t, 'dat/all_primitive_types/delta');
+  const p = corpusTable(t, 'dat/all_primitive_types/delta');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual(await df.columns(), [
@@ -769,7 +767,7 @@ test('types: all_primitive_types maps every Delta primitive to its DuckDB type a
 });
 
 test('types: timestamp_ntz is a zone-less TIMESTAMP with microseconds, in data and partition columns', async (t) => {
-  const p = table(t, 'kernel-rs/data/data-reader-timestamp_ntz');
+  const p = corpusTable(t, 'kernel-rs/data/data-reader-timestamp_ntz');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual(await df.columns(), [
@@ -793,7 +791,7 @@ test('types: timestamp_ntz is a zone-less TIMESTAMP with microseconds, in data a
 });
 
 test('types: nested struct, array and map (dat/nested_types)', async (t) => {
-  const p = table(t, 'dat/nested_types/delta');
+  const p = corpusTable(t, 'dat/nested_types/delta');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual(await df.columns(), [
@@ -815,10 +813,10 @@ test('types: nested struct, array and map (dat/nested_types)', async (t) => {
 });
 
 test('unsupported reader features are refused with the feature named', async (t) => {
-  const p = table(t, 'kernel-rs/data/unshredded-variant');
+  const p = corpusTable(t, 'kernel-rs/data/unshredded-variant');
   if (!p) return;
   await rejectsWith(floe.read.delta(p), 'DELTA_UNSUPPORTED_FEATURES_FOR_READ', /variantType-preview/);
-  const stf = table(t, 'delta-rs/simple_table_features');
+  const stf = corpusTable(t, 'delta-rs/simple_table_features');
   if (!stf) return;
   await rejectsWith(floe.read.delta(stf), 'DELTA_UNSUPPORTED_FEATURES_FOR_READ', /reader version 5/);
 });

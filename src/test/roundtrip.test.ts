@@ -26,10 +26,6 @@ after(async () => {
   await floe.close();
 });
 
-const table = corpusTable;
-
-const writableCopy = copyTable;
-
 /** Rows as sorted canonical JSON strings: a multiset that compares with deepEqual. */
 async function bag(df: DataFrame): Promise<string[]> {
   return (await df.toJSON()).map((r) => JSON.stringify(r)).sort();
@@ -78,9 +74,9 @@ async function listing(dir: string): Promise<string[]> {
 // ---------------------------------------------------------------------------------------------
 
 test('dat/basic_append: append rows from the table itself, then overwrite; Spark semantics and a valid log', async (t) => {
-  const src = table(t, 'dat/basic_append/delta');
+  const src = corpusTable(t, 'dat/basic_append/delta');
   if (!src) return;
-  const p = await writableCopy(src);
+  const p = await copyTable(src);
   const before = await bag(await floe.read.delta(p));
   const v0 = await latest(p);
   const added = (await floe.read.delta(p)).select('letter', 'number + 100 AS number', 'a_float * 2 AS a_float');
@@ -98,9 +94,9 @@ test('dat/basic_append: append rows from the table itself, then overwrite; Spark
 });
 
 test('dat/basic_partitioned: appends into existing, new and null partitions; replaceWhere and overwrite', async (t) => {
-  const src = table(t, 'dat/basic_partitioned/delta');
+  const src = corpusTable(t, 'dat/basic_partitioned/delta');
   if (!src) return;
-  const p = await writableCopy(src);
+  const p = await copyTable(src);
   const v0 = await latest(p);
   const before = await bag(await floe.read.delta(p));
   const added = floe.sql("SELECT * FROM (VALUES ('a', 100::BIGINT, 1.0::DOUBLE), (NULL, 101, 2.0), ('z z', 102, 3.0), ('', 103, 4.0)) t(letter, number, a_float)");
@@ -122,9 +118,9 @@ test('dat/basic_partitioned: appends into existing, new and null partitions; rep
 });
 
 test('dat/multi_partitioned: three partition columns (binary, date, escaped strings, emoji) round-trip', async (t) => {
-  const src = table(t, 'dat/multi_partitioned/delta');
+  const src = corpusTable(t, 'dat/multi_partitioned/delta');
   if (!src) return;
-  const p = await writableCopy(src);
+  const p = await copyTable(src);
   const v0 = await latest(p);
   const before = await bag(await floe.read.delta(p));
   assert.ok(before.length > 0);
@@ -141,9 +137,9 @@ test('dat/multi_partitioned: three partition columns (binary, date, escaped stri
 
 test('dat/all_primitive_types and dat/nested_types: every type Spark wrote is written back identically', async (t) => {
   for (const rel of ['dat/all_primitive_types/delta', 'dat/nested_types/delta']) {
-    const src = table(t, rel);
+    const src = corpusTable(t, rel);
     if (!src) return;
-    const p = await writableCopy(src);
+    const p = await copyTable(src);
     const v0 = await latest(p);
     const before = await bag(await floe.read.delta(p));
     const cols = await (await floe.read.delta(p)).columns();
@@ -160,9 +156,9 @@ test('dat/all_primitive_types and dat/nested_types: every type Spark wrote is wr
 // ---------------------------------------------------------------------------------------------
 
 test('kernel-rs table-with-dv-small: rows deleted by the DV stay deleted after append, overwrite removes everything', async (t) => {
-  const src = table(t, 'kernel-rs/data/table-with-dv-small');
+  const src = corpusTable(t, 'kernel-rs/data/table-with-dv-small');
   if (!src) return;
-  const p = await writableCopy(src);
+  const p = await copyTable(src);
   const v0 = await latest(p);
   const visible = (await (await floe.read.delta(p)).toJSON()).map((r) => Number(r.value)).sort((a, b) => a - b);
   const dataFile = (await floe.snapshot(p)).files[0]!;
@@ -201,9 +197,9 @@ test('kernel-rs table-with-dv-small: rows deleted by the DV stay deleted after a
 // ---------------------------------------------------------------------------------------------
 
 test('column mapping (name): new files use physical column names and physical partition keys', async (t) => {
-  const src = table(t, 'delta-spark/kernel-defaults-resources/data-reader-partition-values-column-mapping-name');
+  const src = corpusTable(t, 'delta-spark/kernel-defaults-resources/data-reader-partition-values-column-mapping-name');
   if (!src) return;
-  const p = await writableCopy(src);
+  const p = await copyTable(src);
   const v0 = await latest(p);
   const before = await bag(await floe.read.delta(p));
   await (await floe.read.delta(p)).write.delta(p, { mode: 'append' });
@@ -226,9 +222,9 @@ test('column mapping (name): new files use physical column names and physical pa
 });
 
 test('column mapping (id): new files carry the Parquet field ids of delta.columnMapping.id', async (t) => {
-  const src = table(t, 'kernel-rs/data/partition_cm/id');
+  const src = corpusTable(t, 'kernel-rs/data/partition_cm/id');
   if (!src) return;
-  const p = await writableCopy(src);
+  const p = await copyTable(src);
   await floe.sql("SELECT * FROM (VALUES (1::INTEGER, 'x'), (2, 'y'), (3, 'x')) t(value, category)").write.delta(p, { mode: 'append' });
   assert.deepEqual(await (await floe.read.delta(p)).orderBy('value').toJSON(), [
     { value: 1, category: 'x' }, { value: 2, category: 'y' }, { value: 3, category: 'x' },
@@ -244,9 +240,9 @@ test('column mapping (id): new files carry the Parquet field ids of delta.column
 });
 
 test('column mapping (delta-rs): a partition column with spaces in its name', async (t) => {
-  const src = table(t, 'delta-rs/table_with_column_mapping');
+  const src = corpusTable(t, 'delta-rs/table_with_column_mapping');
   if (!src) return;
-  const p = await writableCopy(src);
+  const p = await copyTable(src);
   const v0 = await latest(p);
   const before = await bag(await floe.read.delta(p));
   await (await floe.read.delta(p)).write.delta(p, { mode: 'append' });
@@ -262,9 +258,9 @@ test('column mapping (delta-rs): a partition column with spaces in its name', as
 // ---------------------------------------------------------------------------------------------
 
 test('a Spark table with a checkpoint: appends continue its log, and floe checkpoints it again at version 20', async (t) => {
-  const src = table(t, 'kernel-rs/golden/basic-with-inserts-deletes-checkpoint/delta');
+  const src = corpusTable(t, 'kernel-rs/golden/basic-with-inserts-deletes-checkpoint/delta');
   if (!src) return;
-  const p = await writableCopy(src);
+  const p = await copyTable(src);
   const v0 = await latest(p);
   assert.equal(v0, 13);
   const before = await bag(await floe.read.delta(p));
@@ -277,7 +273,7 @@ test('a Spark table with a checkpoint: appends continue its log, and floe checkp
   const expected = [...before, ...Array<string>(7).fill(JSON.stringify(one[0]))].sort();
   assert.deepEqual(await bag(await floe.read.delta(p)), expected);
   // The checkpoint alone (JSON commits before it removed) gives the same table.
-  const copy = await writableCopy(p);
+  const copy = await copyTable(p);
   for (let v = 0; v < 20; v++) await fs.rm(path.join(copy, '_delta_log', `${String(v).padStart(20, '0')}.json`), { force: true });
   const s = await Floe.create();
   try {
@@ -289,9 +285,9 @@ test('a Spark table with a checkpoint: appends continue its log, and floe checkp
 });
 
 test('dat/no_replay (log starts at a checkpoint): append and overwrite work and read back', async (t) => {
-  const src = table(t, 'dat/no_replay/delta');
+  const src = corpusTable(t, 'dat/no_replay/delta');
   if (!src) return;
-  const p = await writableCopy(src);
+  const p = await copyTable(src);
   const v0 = await latest(p);
   const before = await bag(await floe.read.delta(p));
   await (await floe.read.delta(p)).write.delta(p, { mode: 'append' });
@@ -320,9 +316,9 @@ test('overwriteSchema on a table with table features keeps a valid protocol (fea
 });
 
 test('createOrReplace on a table with table features keeps a valid protocol', async (t) => {
-  const src = table(t, 'kernel-rs/data/table-with-dv-small');
+  const src = corpusTable(t, 'kernel-rs/data/table-with-dv-small');
   if (!src) return;
-  const p = await writableCopy(src);
+  const p = await copyTable(src);
   const v0 = await latest(p);
   await DeltaTable.createOrReplace(floe).location(p).addColumn('k', 'string').execute();
   const proto = (await floe.snapshot(p)).protocol;
@@ -331,9 +327,9 @@ test('createOrReplace on a table with table features keeps a valid protocol', as
 });
 
 test('overwriteSchema on a column-mapped table is refused clearly (not yet supported) and leaves it untouched', async (t) => {
-  const src = table(t, 'delta-spark/kernel-defaults-resources/data-reader-partition-values-column-mapping-name');
+  const src = corpusTable(t, 'delta-spark/kernel-defaults-resources/data-reader-partition-values-column-mapping-name');
   if (!src) return;
-  const p = await writableCopy(src);
+  const p = await copyTable(src);
   const before = await listing(p);
   await rejectsWith(floe.sql("SELECT 'x' AS k, 1 AS v").write.delta(p, { mode: 'overwrite', overwriteSchema: true }), 'FLOE_UNSUPPORTED_OPERATION', /column-mapped/);
   assert.deepEqual(await listing(p), before);
@@ -353,9 +349,9 @@ const REFUSED: [string, RegExp][] = [
 
 test('tables with writer features floe does not implement: append and overwrite fail and leave the table untouched', async (t) => {
   for (const [rel, feature] of REFUSED) {
-    const src = table(t, rel);
+    const src = corpusTable(t, rel);
     if (!src) return;
-    const p = await writableCopy(src);
+    const p = await copyTable(src);
     const before = await listing(p);
     const own = await floe.read.delta(p); // rows shaped like the table's
     await rejectsWith(own.write.delta(p, { mode: 'append' }), 'DELTA_UNSUPPORTED_FEATURES_FOR_WRITE', feature);
@@ -375,9 +371,9 @@ const REFUSED_ALWAYS = REFUSED.filter(([rel]) => !/generated|issue-2152/.test(re
 test('tables with writer features floe does not implement: overwriteSchema and createOrReplace fail too', async (t) => {
   const problems: string[] = [];
   for (const [rel, feature] of REFUSED_ALWAYS) {
-    const src = table(t, rel);
+    const src = corpusTable(t, rel);
     if (!src) return;
-    const p = await writableCopy(src);
+    const p = await copyTable(src);
     const before = await listing(p);
     for (const [what, run] of [
       ['overwriteSchema', () => floe.sql('SELECT 1 AS x').write.delta(p, { mode: 'overwrite', overwriteSchema: true })],
@@ -398,9 +394,9 @@ test('tables with writer features floe does not implement: overwriteSchema and c
 test('tables with writer features floe does not implement: a checkpoint (a write to _delta_log) is refused too', async (t) => {
   const problems: string[] = [];
   for (const [rel] of REFUSED_ALWAYS) {
-    const src = table(t, rel);
+    const src = corpusTable(t, rel);
     if (!src) return;
-    const p = await writableCopy(src);
+    const p = await copyTable(src);
     const before = await listing(p);
     try {
       await (await DeltaTable.forPath(floe, p)).checkpoint();
