@@ -60,8 +60,29 @@ export async function count(floe: Floe, sql: string): Promise<number> {
   return Number(r[0]!.n);
 }
 
-function fileCol(): string {
-  return '_file';
+/**
+ * The rows of candidate files with a `__hit` flag (the predicate is TRUE), materialised once, and
+ * the files holding a hit: the shared first step of DELETE, UPDATE and replaceWhere on data
+ * columns. `inTouched` selects the rows of those files; `hits` counts the matching rows.
+ */
+export interface MarkedRows {
+  table: string;
+  removed: AddFile[];
+  inTouched: string;
+  hits: number;
+}
+
+export async function markRows(floe: Floe, s: Snapshot, files: AddFile[], predicate: string | undefined, prefix: string): Promise<MarkedRows> {
+  const scan = await scanWithFileInfo(floe, s, files);
+  const table = await materialize(floe, prefix, `SELECT *, ${predicate ? `(${predicate}) IS TRUE` : 'true'} AS __hit FROM (${scan})`);
+  const touched = new Set((await floe.engine.allJson(`SELECT DISTINCT _file AS f FROM ${table} WHERE __hit`)).map((r) => String(r.f)));
+  const store = floe.deltaLog(s.tablePath).store;
+  return {
+    table,
+    removed: files.filter((f) => touched.has(dataFilePath(store, f.path))),
+    inTouched: `_file IN (SELECT DISTINCT _file FROM ${table} WHERE __hit)`,
+    hits: await count(floe, `SELECT 1 FROM ${table} WHERE __hit`),
+  };
 }
 
 export interface Rewrite {
@@ -203,12 +224,8 @@ export async function deleteRows(floe: Floe, location: string, predicate?: strin
   const cand = candidates(s, predicate);
   txn.readWhole((a) => fileCouldMatch(s, a, predicate), cand);
   if (!cand.length) return { version: null, metrics: { numDeletedRows: 0, numCopiedRows: 0, numRemovedFiles: 0, numAddedFiles: 0 } };
-  const scan = await scanWithFileInfo(floe, s, cand);
-  const d = await materialize(floe, 'del', `SELECT *, (${predicate}) IS TRUE AS __hit FROM (${scan})`);
-  const touchedPaths = new Set((await floe.engine.allJson(`SELECT DISTINCT ${fileCol()} AS f FROM ${d} WHERE __hit`)).map((r) => String(r.f)));
-  const removed = cand.filter((f) => touchedPaths.has(dataFilePath(floe.deltaLog(location).store, f.path)));
-  const inTouched = `${fileCol()} IN (SELECT DISTINCT ${fileCol()} FROM ${d} WHERE __hit)`;
-  metrics.numDeletedRows = await count(floe, `SELECT 1 FROM ${d} WHERE __hit`);
+  const { table: d, removed, inTouched, hits } = await markRows(floe, s, cand, predicate, 'del');
+  metrics.numDeletedRows = hits;
   metrics.numCopiedRows = await count(floe, `SELECT 1 FROM ${d} WHERE ${inTouched} AND NOT __hit`);
   metrics.executionTimeMs = Date.now() - started;
   const cols = columnList(s.schema);
@@ -248,22 +265,17 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   txn.readWhole((a) => fileCouldMatch(s, a, options.condition), cand);
   const params = { predicate: JSON.stringify(options.condition ? [options.condition] : []) };
   if (!cand.length) return { version: null, metrics: { numUpdatedRows: 0, numCopiedRows: 0 } };
-  const scan = await scanWithFileInfo(floe, s, cand);
-  const u = await materialize(floe, 'upd', `SELECT *, ${options.condition ? `(${options.condition}) IS TRUE` : 'true'} AS __hit FROM (${scan})`);
-  const touched = new Set((await floe.engine.allJson(`SELECT DISTINCT _file AS f FROM ${u} WHERE __hit`)).map((r) => String(r.f)));
-  const store = floe.deltaLog(location).store;
-  const removed = cand.filter((f) => touched.has(dataFilePath(store, f.path)));
+  const { table: u, removed, inTouched, hits } = await markRows(floe, s, cand, options.condition, 'upd');
   const newCols = s.schema.fields.map((f) => {
     const e = set.get(f.name);
     return e === undefined ? quoteIdent(f.name) : `CASE WHEN __hit THEN CAST((${e}) AS ${duckType(f.type)}) ELSE ${quoteIdent(f.name)} END AS ${quoteIdent(f.name)}`;
   });
-  const inTouched = `_file IN (SELECT DISTINCT _file FROM ${u} WHERE __hit)`;
   const checks = constraintChecks(s.tablePath, s.schema, s.configuration);
   const checked = (q: string): string => (checks.length ? `SELECT * FROM (${q}) WHERE ${checks.join(' AND ')}` : q);
   const newData = checked(`SELECT ${newCols.join(', ')} FROM ${u} WHERE ${inTouched}`);
   const updatedOnly = checked(`SELECT ${newCols.join(', ')} FROM ${u} WHERE __hit`);
   const metrics: Metrics = {
-    numUpdatedRows: await count(floe, `SELECT 1 FROM ${u} WHERE __hit`),
+    numUpdatedRows: hits,
     numCopiedRows: await count(floe, `SELECT 1 FROM ${u} WHERE ${inTouched} AND NOT __hit`),
   };
   metrics.executionTimeMs = Date.now() - started;

@@ -159,7 +159,7 @@ export async function vacuum(floe: Floe, location: string, options: VacuumOption
   };
   const dv = (f: { deletionVector?: AddFile['deletionVector'] }): void => {
     const d = f.deletionVector;
-    if (d && d.storageType !== 'i') ref(d.storageType === 'u' ? dvRelativePath(d) : dvRelativePath(d));
+    if (d && d.storageType !== 'i') ref(dvRelativePath(d)); // 'u': table-relative, 'p': absolute
   };
   for (const f of s.files) {
     ref(f.path);

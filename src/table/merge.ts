@@ -288,19 +288,18 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   // The join: one row per (target row, source row) pair, plus unmatched rows of either side.
   const tscan = await scanWithFileInfo(floe, snap, candidates);
   const present = { t: `${tq}._file IS NOT NULL`, s: `${sq}.__sid IS NOT NULL` };
-  const codes: string[] = [];
   const group = (kind: Clause['kind'], base: number): string => {
     const cs = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind);
     if (!cs.length) return '0';
     return `CASE ${cs.map(({ c, i }) => `WHEN ${c.condition ? `(${c.condition}) IS TRUE` : 'true'} THEN ${base + i}`).join(' ')} ELSE 0 END`;
   };
-  codes.push(`CASE WHEN ${present.t} AND ${present.s} THEN ${group('matched', 1000)} WHEN ${present.s} THEN ${group('notMatched', 2000)} ELSE ${group('notMatchedBySource', 3000)} END`);
+  const clauseCode = `CASE WHEN ${present.t} AND ${present.s} THEN ${group('matched', 1000)} WHEN ${present.s} THEN ${group('notMatched', 2000)} ELSE ${group('notMatchedBySource', 3000)} END`;
   // Without NOT MATCHED BY SOURCE clauses, target rows no source row matches play no part: join from
   // the source side only, so the (large) untouched part of the target is never materialised.
   const joinSql = hasNbs
     ? `FROM (${tscan}) ${tq} FULL OUTER JOIN ${src} ${sq} ON ${condition}`
     : `FROM ${src} ${sq} LEFT JOIN (${tscan}) ${tq} ON ${condition}`;
-  const joined = await materialize(floe, 'mjoin', `SELECT ${tq}, ${sq}, ${tq}._file AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${codes[0]} AS __clause ${joinSql}`);
+  const joined = await materialize(floe, 'mjoin', `SELECT ${tq}, ${sq}, ${tq}._file AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${clauseCode} AS __clause ${joinSql}`);
 
   // A target row matched by several source rows: an error when a matched clause could change it.
   if (hasMatched && !(clauses.filter((c) => c.kind === 'matched').length === 1 && clauses.find((c) => c.kind === 'matched')!.action === 'delete' && !clauses.find((c) => c.kind === 'matched')!.condition)) {
@@ -310,13 +309,11 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     }
   }
 
-  const kindOf = (code: number): Clause => resolved[code % 1000]!;
   const updCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'update').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
   const delCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'delete').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
   const insCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'insert').map((x) => 2000 + x.i);
   const isIn = (xs: number[]): string => (xs.length ? `__clause IN (${xs.join(', ')})` : 'false');
   const notIn = (xs: number[]): string => (xs.length ? `__clause NOT IN (${xs.join(', ')})` : 'true');
-  void kindOf;
 
   // New values of every output column, per clause.
   const valueOf = (f: StructType['fields'][number], codesFor: number[], fallback: string): string => {

@@ -8,14 +8,14 @@ import type { AddCDCFile, AddFile, Metadata } from '../core/actions.js';
 import { parsePredicate } from '../core/predicate.js';
 import { partitionOnly } from '../core/skipping.js';
 import type { DeltaLog } from '../core/delta-log.js';
-import { type StructField, type StructType, columnMappingMode, deltaTypeFromDuck, duckType, parseSchema, quoteIdent, quoteString } from '../core/schema.js';
+import { type StructType, columnMappingMode, physicalName, deltaTypeFromDuck, duckType, parseSchema, quoteIdent, quoteString } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
 import type { DataFrame } from '../dataframe.js';
 import { writeCheckpoint } from '../engine/checkpoint-writer.js';
-import { dataFilePath, partitionLiteral, pruneFiles } from '../engine/scan.js';
-import { cdfOnForWrites, count, fileCouldMatch, materialize, scanWithFileInfo } from './dml.js';
+import { partitionLiteral, pruneFiles } from '../engine/scan.js';
+import { cdfOnForWrites, count, fileCouldMatch, markRows } from './dml.js';
 import { DEFAULT_TARGET_FILE_SIZE, writeDataFiles } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError, TableNotFoundError } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
@@ -124,7 +124,7 @@ export async function filesMatchingPartitionPredicate(floe: Floe, snapshot: Snap
   const parts = snapshot.partitionColumns;
   if (!snapshot.files.length) return [];
   const fields = new Map(snapshot.schema.fields.map((f) => [f.name, f]));
-  const rows = snapshot.files.map((f, i) => `(${[String(i), ...parts.map((p) => partitionLiteral(f.partitionValues[physical(fields.get(p)!)] ?? f.partitionValues[p], fields.get(p)!.type))].join(', ')})`);
+  const rows = snapshot.files.map((f, i) => `(${[String(i), ...parts.map((p) => partitionLiteral(f.partitionValues[physicalName(fields.get(p)!)] ?? f.partitionValues[p], fields.get(p)!.type))].join(', ')})`);
   const cols = ['__i', ...parts.map((p) => quoteIdent(p))].join(', ');
   const idx = new Set<number>();
   for (let i = 0; i < rows.length; i += 5000) {
@@ -138,10 +138,6 @@ export async function filesMatchingPartitionPredicate(floe: Floe, snapshot: Snap
   return snapshot.files.filter((_, i) => idx.has(i));
 }
 
-function physical(f: StructField): string {
-  const p = f.metadata['delta.columnMapping.physicalName'];
-  return typeof p === 'string' ? p : f.name;
-}
 
 /** The Delta schema of a DataFrame's result. */
 export async function dataFrameSchema(df: DataFrame): Promise<{ sql: string; schema: StructType }> {
@@ -261,12 +257,11 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
       const cand = pruneFiles(snapshot, [pred]);
       txn.readWhole((a) => fileCouldMatch(snapshot, a, pred), cand);
       if (cand.length) {
-        const d = await materialize(floe, 'rw', `SELECT *, (${pred}) IS TRUE AS __hit FROM (${await scanWithFileInfo(floe, snapshot, cand)})`);
-        const touched = new Set((await floe.engine.allJson(`SELECT DISTINCT _file AS f FROM ${d} WHERE __hit`)).map((r) => String(r.f)));
-        removed = cand.filter((f) => touched.has(dataFilePath(log.store, f.path)));
-        const inTouched = `_file IN (SELECT DISTINCT _file FROM ${d} WHERE __hit)`;
-        copySql = `SELECT ${cols} FROM ${d} WHERE ${inTouched} AND NOT __hit`;
-        metrics.numDeletedRows = await count(floe, `SELECT 1 FROM ${d} WHERE __hit`);
+        const m = await markRows(floe, snapshot, cand, pred, 'rw');
+        const d = m.table;
+        removed = m.removed;
+        copySql = `SELECT ${cols} FROM ${d} WHERE ${m.inTouched} AND NOT __hit`;
+        metrics.numDeletedRows = m.hits;
         metrics.numCopiedRows = await count(floe, copySql);
         if (cdfOnForWrites(snapshot)) cdcSql = `SELECT ${cols}, 'delete' AS _change_type FROM ${d} WHERE __hit UNION ALL SELECT ${cols}, 'insert' AS _change_type FROM (${rowsSql})`;
       }
