@@ -107,7 +107,7 @@ export class Floe {
    * Runs Databricks SQL (one or several statements separated by `;`, in order) against the catalog in
    * the warehouse folder; returns the last statement's result: rows as a DataFrame, or a status.
    */
-  async runSql(text: string, options: { warehouse?: string } = {}): Promise<SqlResult> {
+  async sql(text: string, options: { warehouse?: string } = {}): Promise<SqlResult> {
     return executeSql(this, text, options);
   }
 
@@ -150,8 +150,11 @@ export class Floe {
     return new DataFrame(this, { kind: 'sql', sql: `SELECT * FROM ${fn}(${list}${args ? ', ' + args : ''})` });
   }
 
-  /** A DataFrame over an SQL query run by DuckDB. */
-  sql(query: string): DataFrame {
+  /**
+   * A DataFrame over a query in DuckDB's own SQL dialect, run as written (no Spark translation, no
+   * catalog). For Databricks SQL over the warehouse's catalog use `sql()`.
+   */
+  duckdbSql(query: string): DataFrame {
     return new DataFrame(this, { kind: 'sql', sql: query });
   }
 

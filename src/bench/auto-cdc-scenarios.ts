@@ -108,7 +108,7 @@ const DUCKDB_SCD1_MERGE = (tgt: string, src: string): string => `MERGE INTO ${tg
 function cdcOptions(floe: Floe, target: string, scd: 1 | 2, src: string, batchId: number): ApplyChangesOptions {
   return {
     target,
-    source: floe.sql(`SELECT * FROM ${src}`),
+    source: floe.duckdbSql(`SELECT * FROM ${src}`),
     keys: ['id'],
     sequenceBy: 'seq',
     storedAsScdType: scd,

@@ -143,7 +143,7 @@ async function generateCdfTable(root: string): Promise<CdfTableInfo> {
   await fs.rm(table, { recursive: true, force: true });
   const floe = await Floe.create();
   try {
-    const r0 = await floe.sql(cdfRowsSql(0, P.baseRows, 'str')).write.delta(table, { mode: 'error', properties: { 'delta.enableChangeDataFeed': 'true' } });
+    const r0 = await floe.duckdbSql(cdfRowsSql(0, P.baseRows, 'str')).write.delta(table, { mode: 'error', properties: { 'delta.enableChangeDataFeed': 'true' } });
     if (r0.version !== 0) throw new Error(`cdf-read-100: create committed version ${r0.version}`);
     let next = 1_000_000;
     const half = P.changedRowsPerVersion / 2;
@@ -151,14 +151,14 @@ async function generateCdfTable(root: string): Promise<CdfTableInfo> {
       const t = await DeltaTable.forPath(floe, table);
       let version: number | null;
       if (v % 10 === 0) {
-        version = (await floe.sql(cdfRowsSql(next, P.changedRowsPerVersion, 'app')).write.delta(table, { mode: 'append' })).version;
+        version = (await floe.duckdbSql(cdfRowsSql(next, P.changedRowsPerVersion, 'app')).write.delta(table, { mode: 'append' })).version;
         next += P.changedRowsPerVersion;
       } else if (v % 10 === 5) {
         const lo = P.baseRows / 2 + ((v - 5) / 10) * P.changedRowsPerVersion;
         version = (await t.delete(`id >= ${lo} AND id < ${lo + P.changedRowsPerVersion}`)).version;
       } else if (v % 10 === 3) {
         const lo = (v * half) % (P.baseRows / 2);
-        const src = floe.sql(`SELECT id, -v AS v, 'mrg-${v}' AS s, d FROM (${cdfRowsSql(lo, half / 2, 'x')}) UNION ALL ${cdfRowsSql(next, half, 'new')}`);
+        const src = floe.duckdbSql(`SELECT id, -v AS v, 'mrg-${v}' AS s, d FROM (${cdfRowsSql(lo, half / 2, 'x')}) UNION ALL ${cdfRowsSql(next, half, 'new')}`);
         next += half;
         version = (await t.alias('target').merge(src.alias('source'), 'target.id = source.id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()).version;
       } else {
@@ -301,7 +301,7 @@ const MERGE_CONDITION = 'target.id = source.id';
 
 async function floeMerge(floe: Floe, dir: string): Promise<{ version: number | null; metrics: MergeMetrics }> {
   const t = await DeltaTable.forPath(floe, dir);
-  return t.alias('target').merge(floe.sql(`SELECT * FROM ${SRC}`).alias('source'), MERGE_CONDITION).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute();
+  return t.alias('target').merge(floe.duckdbSql(`SELECT * FROM ${SRC}`).alias('source'), MERGE_CONDITION).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute();
 }
 
 const DUCKDB_MERGE = (tgt: string): string => `MERGE INTO ${tgt} USING ${SRC} ON ${tgt}.id = ${SRC}.id

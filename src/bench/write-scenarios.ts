@@ -194,7 +194,7 @@ export async function append10m(o: WriteScenarioOptions): Promise<WriteScenarioO
       const dir = await scratchDir(o, 'append-floe');
       await fs.mkdir(dir);
       try {
-        const df = floe.sql(rowsSql);
+        const df = floe.duckdbSql(rowsSql);
         const c0 = cpuMs();
         const t0 = nowMs();
         const r = await df.write.delta(dir, { mode: 'append' });
@@ -250,7 +250,7 @@ async function profileAppend(o: WriteScenarioOptions, floe: Floe, rowsSql: strin
     try {
       collectGarbage();
       const t0 = nowMs();
-      await floe.sql(rowsSql).write.delta(dir, { mode: 'append' });
+      await floe.duckdbSql(rowsSql).write.delta(dir, { mode: 'append' });
       phases = t.take(nowMs() - t0);
       copySql = t.lastCopySql;
     } finally {
@@ -329,7 +329,7 @@ async function commitRun(o: WriteScenarioOptions, info: CommitTableInfo, n: numb
     let bytes = payload;
     const floeOne = async (i: number): Promise<void> => {
       collectGarbage();
-      const df = floe.sql(oneRowSql(info.version + 1 + i));
+      const df = floe.duckdbSql(oneRowSql(info.version + 1 + i));
       const c0 = cpuMs();
       const s = nowMs();
       const r = await df.write.delta(floeDir, { mode: 'append' });

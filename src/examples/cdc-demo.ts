@@ -66,7 +66,7 @@ async function main(): Promise<void> {
       // recorded as (silver-merge, batchNo).
       const bronzeVersion = b.skipped ? await versionOfBatch(floe, bronze, batchNo) : b.version!;
       const events = (await floe.read.changes(bronze, { startingVersion: bronzeVersion, endingVersion: bronzeVersion })).filter("_change_type = 'insert'");
-      const latest = floe.sql(`SELECT * EXCLUDE (rn, _change_type, _commit_version, _commit_timestamp) FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY seq DESC) AS rn FROM (${await events.toSQL()})) WHERE rn = 1`);
+      const latest = floe.duckdbSql(`SELECT * EXCLUDE (rn, _change_type, _commit_version, _commit_timestamp) FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY seq DESC) AS rn FROM (${await events.toSQL()})) WHERE rn = 1`);
       floe.config.set('spark.databricks.delta.write.txnAppId', 'silver-merge');
       floe.config.set('spark.databricks.delta.write.txnVersion', String(batchNo));
       const target = await DeltaTable.forPath(floe, silver);

@@ -27,7 +27,7 @@ export const DEBEZIUM_EVENTS = [
 
 /** The mapping: one SELECT from the envelope to AUTO CDC's flat shape. */
 export function fromDebezium(floe: Floe, envelopeSql: string): DataFrame {
-  return floe.sql(`
+  return floe.duckdbSql(`
     SELECT coalesce(after.id, before.id) AS id,
            after.name AS name,
            after.email AS email,

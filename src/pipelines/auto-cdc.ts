@@ -255,7 +255,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const targetLog = floe.deltaLog(opts.target);
   if (!(await targetLog.exists())) {
     const extra = scd === 2 ? ', __seq AS "__START_AT", __seq AS "__END_AT"' : '';
-    await floe.sql(`SELECT ${columns.map(q).join(', ')}${extra} FROM ${evAll} WHERE false`).write.delta(opts.target, {
+    await floe.duckdbSql(`SELECT ${columns.map(q).join(', ')}${extra} FROM ${evAll} WHERE false`).write.delta(opts.target, {
       mode: 'append',
       properties: { 'delta.enableChangeDataFeed': 'true', ...(opts.tableProperties ?? {}) },
     });
@@ -447,7 +447,7 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
   const outCols = [...p.columns, ...(p.scd === 2 ? ['__START_AT', '__END_AT'] : [])];
   // An empty target (the first batch, or after a truncate) takes a plain append: nothing to match.
   if (!(await floe.snapshot(p.opts.target)).files.length) {
-    const w = await floe.sql(`SELECT ${outCols.map(q).join(', ')} FROM ${p.tch} WHERE __op = 'upsert'`)
+    const w = await floe.duckdbSql(`SELECT ${outCols.map(q).join(', ')} FROM ${p.tch} WHERE __op = 'upsert'`)
       .write.delta(p.opts.target, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
     return { skipped: w.skipped, version: w.version, upserted, deleted };
   }
@@ -455,7 +455,7 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
   const table = (await DeltaTable.forPath(floe, p.opts.target)).alias('t');
   const setCols = outCols.filter((c) => !p.keys.includes(c) && !(p.scd === 2 && c === '__START_AT'));
   const builder = table
-    .merge(floe.sql(`SELECT * FROM ${p.tch}`).alias('s'), on)
+    .merge(floe.duckdbSql(`SELECT * FROM ${p.tch}`).alias('s'), on)
     .whenMatchedDelete({ condition: "s.__op = 'delete'" });
   if (setCols.length) builder.whenMatchedUpdate({ set: Object.fromEntries(setCols.map((c) => [c, `s.${q(c)}`])) });
   builder.whenNotMatchedInsert({ condition: "s.__op = 'upsert'", values: Object.fromEntries(outCols.map((c) => [c, `s.${q(c)}`])) });
@@ -467,10 +467,10 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
 export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<number | null> {
   const cols = p.stateColumns.map(q).join(', ');
   if (!(await floe.deltaLog(p.statePath).exists())) {
-    const r = await floe.sql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
+    const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
     return r.version;
   }
-  const src = floe.sql(`SELECT * FROM ${p.sch} WHERE __op <> 'skip'`).alias('s');
+  const src = floe.duckdbSql(`SELECT * FROM ${p.sch} WHERE __op <> 'skip'`).alias('s');
   const table = (await DeltaTable.forPath(floe, p.statePath)).alias('t');
   let builder;
   if (p.scd === 1) {
@@ -567,7 +567,7 @@ export async function applyChangesFromSnapshot(floe: Floe, opts: ApplyChangesFro
     deletes = ` UNION ALL BY NAME SELECT ${keys.map((k) => `l.${q(k)}`).join(', ')}, ${ver} AS __snapshot_version, true AS __snapshot_delete FROM (${live}) l
       WHERE NOT EXISTS (SELECT 1 FROM (${snapSql}) s WHERE ${eqOn(keys, 's', 'l')})`;
   }
-  const events = floe.sql(`SELECT *, ${ver} AS __snapshot_version, false AS __snapshot_delete FROM (${snapSql})${deletes}`);
+  const events = floe.duckdbSql(`SELECT *, ${ver} AS __snapshot_version, false AS __snapshot_delete FROM (${snapSql})${deletes}`);
   const except = [...(opts.exceptColumnList ?? []), '__snapshot_version', '__snapshot_delete'];
   return applyChanges(floe, {
     target: opts.target,

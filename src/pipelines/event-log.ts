@@ -91,7 +91,7 @@ export class EventLog {
       `${nul(r.error)} AS error, ${quoteString(r.details)} AS details, ${quoteString(r.event_type)} AS event_type`,
     );
     try {
-      await this.floe.sql(sel.join(' UNION ALL ')).write.delta(this.location, { mode: 'append', description: `Event log of pipeline ${this.origin.pipelineName}` });
+      await this.floe.duckdbSql(sel.join(' UNION ALL ')).write.delta(this.location, { mode: 'append', description: `Event log of pipeline ${this.origin.pipelineName}` });
     } catch (e) {
       this.buffer = [...rows, ...this.buffer];
       throw e;

@@ -140,7 +140,7 @@ export function planSql(p: Plan): string {
 /** `ctx.sql(query, { name: df })`: the frames become CTEs of the query. */
 function sqlWithFrames(floe: Floe, query: string, frames: Record<string, DataFrame>): DataFrame {
   const ctes = Object.entries(frames).map(([n, df]) => `${quoteIdent(n)} AS (${planSql(df.plan)})`);
-  return floe.sql(ctes.length ? `WITH ${ctes.join(', ')} ${query}` : query);
+  return floe.duckdbSql(ctes.length ? `WITH ${ctes.join(', ')} ${query}` : query);
 }
 
 const PLACEHOLDER = 'SELECT NULL AS __floe_analysis_placeholder WHERE false';
@@ -218,19 +218,19 @@ export async function analyzeGraph(floe: Floe, defs: PipelineDefinitions, option
       if (mode === 'files' || mode === 'filesBatch') {
         rec.sources.push({ key: sourceKey(mode, 'folder', name), mode, kind: 'folder', name, files: o.files });
         if (mode === 'files') rec.streaming = true;
-        return floe.sql(PLACEHOLDER);
+        return floe.duckdbSql(PLACEHOLDER);
       }
       const c1 = classify(name, datasets, baseDir);
       if (c1.kind === 'unknown') {
         rec.unknown.push(name);
-        return floe.sql(PLACEHOLDER);
+        return floe.duckdbSql(PLACEHOLDER);
       }
       if (c1.kind === 'dataset' && datasets.get(c1.name)!.kind === 'view') {
         const vn = c1.name;
         rec.viewsRead.push(vn);
-        if (stack.includes(vn)) return floe.sql(PLACEHOLDER); // cycle: reported by the cycle check
+        if (stack.includes(vn)) return floe.duckdbSql(PLACEHOLDER); // cycle: reported by the cycle check
         const vf = viewDefs.get(vn);
-        if (!vf?.query) return floe.sql(PLACEHOLDER);
+        if (!vf?.query) return floe.duckdbSql(PLACEHOLDER);
         // Expand the view with this context (nested reads are not direct inputs of the flow).
         depth.v++;
         try {
@@ -243,11 +243,11 @@ export async function analyzeGraph(floe: Floe, defs: PipelineDefinitions, option
         }
         if (mode !== 'batch' && viewStreaming.get(vn) === false) rec.invalidStream.push(`${vn} (a view that reads no stream)`);
         if (mode !== 'batch') rec.streaming = true;
-        return floe.sql(PLACEHOLDER);
+        return floe.duckdbSql(PLACEHOLDER);
       }
       if (mode !== 'batch') rec.streaming = true;
       rec.sources.push({ key: sourceKey(mode, c1.kind, c1.name), mode, kind: c1.kind as SourceRef['kind'], name: c1.name, stream: o.stream });
-      return floe.sql(PLACEHOLDER);
+      return floe.duckdbSql(PLACEHOLDER);
     });
     try {
       await q(ctx);

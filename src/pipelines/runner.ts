@@ -501,7 +501,7 @@ class Update {
   private runContext(f: ResolvedFlow, prepared: Map<string, string>): { ctx: QueryContext; resolveViews: () => Promise<void> } {
     const views = new Map<string, DataFrame>();
     const ctx = makeContext(this.floe, this.p.configuration, this.p.baseDir, this.graph.datasets, (name, mode, o) => {
-      if (mode === 'files' || mode === 'filesBatch') return this.floe.sql(prepared.get(`${mode}:folder:${name}`) ?? this.unplanned(f, name));
+      if (mode === 'files' || mode === 'filesBatch') return this.floe.duckdbSql(prepared.get(`${mode}:folder:${name}`) ?? this.unplanned(f, name));
       const c = classify(name, this.graph.datasets, this.p.baseDir);
       if (c.kind === 'dataset' && this.graph.datasets.get(c.name)!.resolvedKind === 'view') {
         const v = views.get(c.name);
@@ -510,7 +510,7 @@ class Update {
       }
       void o;
       const key = `${mode}:${c.kind}:${c.name}`;
-      return this.floe.sql(prepared.get(key) ?? this.unplanned(f, name));
+      return this.floe.duckdbSql(prepared.get(key) ?? this.unplanned(f, name));
     });
     // Views are evaluated (in dependency order) with this context before the flow's query runs.
     const resolveViews = async (): Promise<void> => {
@@ -524,7 +524,7 @@ class Update {
           const r = await applyExpectations(this.floe, t, exps.map((e) => ({ ...e, dataset: v })), f.name);
           this.viewMetrics.push(...r.metrics);
           this.viewDropped += r.droppedRecords;
-          df = this.floe.sql(r.sql);
+          df = this.floe.duckdbSql(r.sql);
         }
         views.set(v, df);
       }
@@ -626,7 +626,7 @@ class Update {
     result.expectations = [...this.viewMetrics, ...ex.metrics];
     result.droppedRecords = this.viewDropped + ex.droppedRecords;
     result.batchId = batchId;
-    const out = this.floe.sql(ex.sql);
+    const out = this.floe.duckdbSql(ex.sql);
     const appId = this.txnAppId(f);
 
     if (f.def.kind === 'autoCdc') {

@@ -14,9 +14,9 @@ const lit = (v: number | string | null, type: string): string => (v === null ? `
 
 /** A DataFrame of events with fixed column types (id, seq, op, a, b). */
 export function eventsDf(floe: Floe, events: Ev[]): DataFrame {
-  if (!events.length) return floe.sql(`SELECT 0::BIGINT AS id, 0::BIGINT AS seq, 'u' AS op, NULL::BIGINT AS a, NULL::VARCHAR AS b WHERE false`);
+  if (!events.length) return floe.duckdbSql(`SELECT 0::BIGINT AS id, 0::BIGINT AS seq, 'u' AS op, NULL::BIGINT AS a, NULL::VARCHAR AS b WHERE false`);
   const rows = events.map((e) => `(${lit(e.id, 'BIGINT')}, ${lit(e.seq, 'BIGINT')}, ${lit(e.op, 'VARCHAR')}, ${lit(e.a, 'BIGINT')}, ${lit(e.b, 'VARCHAR')})`);
-  return floe.sql(`SELECT * FROM (VALUES ${rows.join(', ')}) AS t(id, seq, op, a, b)`);
+  return floe.duckdbSql(`SELECT * FROM (VALUES ${rows.join(', ')}) AS t(id, seq, op, a, b)`);
 }
 
 export interface Row1 { id: number; a: number | null; b: string | null }

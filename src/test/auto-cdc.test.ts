@@ -169,7 +169,7 @@ for (const scd of [1, 2] as const) {
 test('AUTO CDC FROM SNAPSHOT: the documented historical snapshot example (SCD 2, TRACK HISTORY ON TrackingColumn)', async () => {
   const t = fresh();
   const snap = (rows: [number, string, string][]) =>
-    floe.sql(`SELECT * FROM (VALUES ${rows.map(([k, a, b]) => `(${k}::BIGINT, '${a}', '${b}')`).join(', ')}) AS s(Key, TrackingColumn, NonTrackingColumn)`);
+    floe.duckdbSql(`SELECT * FROM (VALUES ${rows.map(([k, a, b]) => `(${k}::BIGINT, '${a}', '${b}')`).join(', ')}) AS s(Key, TrackingColumn, NonTrackingColumn)`);
   const o = { target: t, keys: ['Key'], storedAsScdType: 2 as const, trackHistoryColumnList: ['TrackingColumn'], flowName: 'snap' };
   await applyChangesFromSnapshot(floe, { ...o, snapshot: snap([[1, 'a1', 'b1'], [2, 'a2', 'b2'], [4, 'a4', 'b4']]), snapshotVersion: 1 });
   await applyChangesFromSnapshot(floe, { ...o, snapshot: snap([[2, 'a2_new', 'b2'], [3, 'a3', 'b3'], [4, 'a4', 'b4_new']]), snapshotVersion: 2 });
@@ -183,7 +183,7 @@ test('AUTO CDC FROM SNAPSHOT: the documented historical snapshot example (SCD 2,
 });
 
 test('AUTO CDC FROM SNAPSHOT: the documented periodic snapshot example (timestamps as versions), and SCD 1', async () => {
-  const snap = (rows: [number, string][]) => floe.sql(`SELECT * FROM (VALUES ${rows.map(([k, v]) => `(${k}::BIGINT, '${v}')`).join(', ')}) AS s(Key, Value)`);
+  const snap = (rows: [number, string][]) => floe.duckdbSql(`SELECT * FROM (VALUES ${rows.map(([k, v]) => `(${k}::BIGINT, '${v}')`).join(', ')}) AS s(Key, Value)`);
   const t = fresh();
   const o = { target: t, keys: ['Key'], storedAsScdType: 2 as const, flowName: 'snap' };
   await applyChangesFromSnapshot(floe, { ...o, snapshot: snap([[1, 'a1'], [2, 'a2']]), snapshotVersion: new Date('2024-01-01T00:00:00Z'), batchId: 0 });

@@ -76,7 +76,7 @@ async function apply(floe: Floe, p: string, o: Op, partitioned: boolean): Promis
   const t = await DeltaTable.forPath(floe, p);
   switch (o.op) {
     case 'append':
-      await floe.sql(valuesSql(o.rows)).write.delta(p, { mode: 'append' });
+      await floe.duckdbSql(valuesSql(o.rows)).write.delta(p, { mode: 'append' });
       return;
     case 'delete':
       await (o.predicate === null ? t.delete() : t.delete(o.predicate));
@@ -86,12 +86,12 @@ async function apply(floe: Floe, p: string, o: Op, partitioned: boolean): Promis
       return;
     case 'overwrite': {
       if (o.replaceX && partitioned) {
-        await floe.sql(valuesSql(o.rows.map((r) => ({ ...r, g: 'x' })))).write.delta(p, { mode: 'overwrite', replaceWhere: "g = 'x'" });
-      } else await floe.sql(valuesSql(o.rows)).write.delta(p, { mode: 'overwrite' });
+        await floe.duckdbSql(valuesSql(o.rows.map((r) => ({ ...r, g: 'x' })))).write.delta(p, { mode: 'overwrite', replaceWhere: "g = 'x'" });
+      } else await floe.duckdbSql(valuesSql(o.rows)).write.delta(p, { mode: 'overwrite' });
       return;
     }
     case 'merge': {
-      const m = t.alias('target').merge(floe.sql(valuesSql(o.source)).alias('source'), 'target.id = source.id');
+      const m = t.alias('target').merge(floe.duckdbSql(valuesSql(o.source)).alias('source'), 'target.id = source.id');
       switch (MERGES[o.clauses]) {
         case 'upsert':
           await m.whenMatchedUpdateAll().whenNotMatchedInsertAll().execute();

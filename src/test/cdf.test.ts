@@ -53,16 +53,16 @@ async function expectCode(p: Promise<unknown>, code: string, check?: (e: FloeErr
  */
 async function history(floe: Floe, dir: string): Promise<{ p: string; ts: number[] }> {
   const p = path.join(dir, 't');
-  await floe.sql('SELECT range::BIGINT AS id, (range * 10)::INTEGER AS v FROM range(5)').write.delta(p, { properties: CDF });
+  await floe.duckdbSql('SELECT range::BIGINT AS id, (range * 10)::INTEGER AS v FROM range(5)').write.delta(p, { properties: CDF });
   await sleep(25);
-  await floe.sql('SELECT range::BIGINT AS id, (range * 10)::INTEGER AS v FROM range(5, 8)').write.delta(p, { mode: 'append' });
+  await floe.duckdbSql('SELECT range::BIGINT AS id, (range * 10)::INTEGER AS v FROM range(5, 8)').write.delta(p, { mode: 'append' });
   await sleep(25);
   const t = await DeltaTable.forPath(floe, p);
   await t.update({ condition: 'id = 1', set: { v: '-1' } });
   await sleep(25);
   await t.delete('id = 6');
   await sleep(25);
-  await t.alias('target').merge(floe.sql('SELECT * FROM (VALUES (2::BIGINT, -2), (9, 90)) AS s(id, v)').alias('source'), 'target.id = source.id')
+  await t.alias('target').merge(floe.duckdbSql('SELECT * FROM (VALUES (2::BIGINT, -2), (9, 90)) AS s(id, v)').alias('source'), 'target.id = source.id')
     .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute();
   const ts: number[] = [];
   for (let v = 0; v <= 4; v++) ts.push(Number((await commitInfo(p, v)).timestamp));
@@ -195,8 +195,8 @@ test('versions without the feed: DELTA_MISSING_CHANGE_DATA names the version (en
   const floe = await Floe.create({ threads: 2 });
   try {
     const p = path.join(dir, 't');
-    await floe.sql('SELECT range::BIGINT AS id, range::INTEGER AS v FROM range(4)').write.delta(p); // v0, no feed
-    await floe.sql('SELECT 4::BIGINT AS id, 4::INTEGER AS v').write.delta(p, { mode: 'append' }); // v1
+    await floe.duckdbSql('SELECT range::BIGINT AS id, range::INTEGER AS v FROM range(4)').write.delta(p); // v0, no feed
+    await floe.duckdbSql('SELECT 4::BIGINT AS id, 4::INTEGER AS v').write.delta(p, { mode: 'append' }); // v1
     assert.equal(await setProperties(floe, p, CDF), 2); // v2: feed on
     const t = await DeltaTable.forPath(floe, p);
     const u = await t.update({ condition: 'id = 1', set: { v: '100' } }); // v3
@@ -204,7 +204,7 @@ test('versions without the feed: DELTA_MISSING_CHANGE_DATA names the version (en
     assert.ok(u.metrics.numAddedChangeFiles! >= 1, 'writers honour a feed enabled after creation');
     await t.delete('id = 2'); // v4
     assert.equal(await setProperties(floe, p, { 'delta.enableChangeDataFeed': 'false' }), 5); // v5: feed off
-    await floe.sql('SELECT 9::BIGINT AS id, 9::INTEGER AS v').write.delta(p, { mode: 'append' }); // v6
+    await floe.duckdbSql('SELECT 9::BIGINT AS id, 9::INTEGER AS v').write.delta(p, { mode: 'append' }); // v6
 
     for (const [start, end, bad] of [[0, 4, 0], [1, 4, 1], [0, undefined, 0], [2, 5, 5], [3, 6, 5], [6, 6, 6]] as const) {
       await expectCode(floe.read.changes(p, { startingVersion: start, ...(end === undefined ? {} : { endingVersion: end }) }), 'DELTA_MISSING_CHANGE_DATA', (e) => {
@@ -220,8 +220,8 @@ test('versions without the feed: DELTA_MISSING_CHANGE_DATA names the version (en
     ], 'the metadata-only version contributes no rows');
     // The feed can also be turned on by an overwrite that replaces the schema and sets properties.
     const q = path.join(dir, 'q');
-    await floe.sql('SELECT 1::BIGINT AS id').write.delta(q);
-    await floe.sql('SELECT range::BIGINT AS id FROM range(2)').write.delta(q, { mode: 'overwrite', overwriteSchema: true, properties: CDF });
+    await floe.duckdbSql('SELECT 1::BIGINT AS id').write.delta(q);
+    await floe.duckdbSql('SELECT range::BIGINT AS id FROM range(2)').write.delta(q, { mode: 'overwrite', overwriteSchema: true, properties: CDF });
     sameRows(strip(await changes(floe, q, { startingVersion: 1 })), [
       { id: 1, _change_type: 'delete', _commit_version: 1 }, { id: 0, _change_type: 'insert', _commit_version: 1 }, { id: 1, _change_type: 'insert', _commit_version: 1 },
     ]);

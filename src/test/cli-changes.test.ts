@@ -90,16 +90,16 @@ before(async () => {
   const s = await Floe.create({ threads: 2 });
   try {
     const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 25));
-    await s.sql("SELECT range::BIGINT AS id, range::INTEGER AS v, 'x,\"y\"' AS note FROM range(3)").write.delta(table, { properties: { 'delta.enableChangeDataFeed': 'true' } });
+    await s.duckdbSql("SELECT range::BIGINT AS id, range::INTEGER AS v, 'x,\"y\"' AS note FROM range(3)").write.delta(table, { properties: { 'delta.enableChangeDataFeed': 'true' } });
     await pause();
     const t = await DeltaTable.forPath(s, table);
     await t.update({ condition: 'id = 1', set: { v: '10' } });
     await pause();
     await t.delete('id = 0');
     await pause();
-    await s.sql("SELECT 3::BIGINT AS id, 3::INTEGER AS v, 'z' AS note").write.delta(table, { mode: 'append' });
+    await s.duckdbSql("SELECT 3::BIGINT AS id, 3::INTEGER AS v, 'z' AS note").write.delta(table, { mode: 'append' });
     for (const h of (await t.history()).reverse()) ts.push(Date.parse(h.timestamp));
-    await s.sql('SELECT 1::BIGINT AS id').write.delta(noFeed);
+    await s.duckdbSql('SELECT 1::BIGINT AS id').write.delta(noFeed);
   } finally {
     await s.close();
   }

@@ -12,7 +12,7 @@ test('a new name-mode table: physical names and ids, writes by physical name, DM
   const p = path.join(dir, 't');
   const floe = await Floe.create();
   try {
-    await floe.sql("SELECT range::BIGINT AS id, 'p' || (range % 2) AS part, {'a': range, 'b': 'x'} AS st FROM range(6)")
+    await floe.duckdbSql("SELECT range::BIGINT AS id, 'p' || (range % 2) AS part, {'a': range, 'b': 'x'} AS st FROM range(6)")
       .write.delta(p, { partitionBy: ['part'], properties: { 'delta.columnMapping.mode': 'name', 'delta.enableChangeDataFeed': 'true' } });
     const snap = await floe.snapshot(p);
     assert.equal(snap.configuration['delta.columnMapping.maxColumnId'], '5'); // id, part, st, st.a, st.b
@@ -28,7 +28,7 @@ test('a new name-mode table: physical names and ids, writes by physical name, DM
 
     const t = await DeltaTable.forPath(floe, p);
     await t.update({ condition: 'id = 2', set: { st: "{'a': 99, 'b': 'y'}" } });
-    await floe.sql("SELECT 10::BIGINT AS id, 'p0' AS part, {'a': 10, 'b': 'z'} AS st").write.delta(p, { mode: 'append' });
+    await floe.duckdbSql("SELECT 10::BIGINT AS id, 'p0' AS part, {'a': 10, 'b': 'z'} AS st").write.delta(p, { mode: 'append' });
     const rows = (await (await floe.read.delta(p)).orderBy('id').toJSON()).map((r) => `${r.id}:${r.part}:${(r.st as { a: string }).a}`);
     assert.deepEqual(rows, ['0:p0:0', '1:p1:1', '2:p0:99', '3:p1:3', '4:p0:4', '5:p1:5', '10:p0:10']);
     const feed = (await (await floe.read.changes(p, { startingVersion: 1 })).toJSON()).map((r) => `${r._commit_version}:${r._change_type}:${r.id}`).sort();

@@ -281,7 +281,7 @@ test('racing overwrites, and an overwrite racing an append: typed conflict or re
   const ROUNDS = 6;
   const servers: Server[] = [];
   try {
-    await floe.sql(`SELECT 'base' AS tag, range::BIGINT AS n, md5(range::VARCHAR) || repeat('x', 48) AS payload FROM range(1000)`).write.delta(dir);
+    await floe.duckdbSql(`SELECT 'base' AS tag, range::BIGINT AS n, md5(range::VARCHAR) || repeat('x', 48) AS payload FROM range(1000)`).write.delta(dir);
     let model: Record<string, number> = { base: 1000 };
     servers.push(...(await Promise.all([Server.start(dir), Server.start(dir)])));
     const [a, b] = servers as [Server, Server];
@@ -352,7 +352,7 @@ test('the same idempotent (txnAppId, txnVersion) written by two processes at onc
   const ROUNDS = 8;
   const servers: Server[] = [];
   try {
-    await floe.sql(`SELECT 'base' AS tag, range::BIGINT AS n, md5(range::VARCHAR) || repeat('x', 48) AS payload FROM range(10)`).write.delta(dir);
+    await floe.duckdbSql(`SELECT 'base' AS tag, range::BIGINT AS n, md5(range::VARCHAR) || repeat('x', 48) AS payload FROM range(10)`).write.delta(dir);
     const model: Record<string, number> = { base: 10 };
     servers.push(...(await Promise.all([Server.start(dir), Server.start(dir)])));
     const [a, b] = servers as [Server, Server];

@@ -21,7 +21,7 @@ after(async () => {
 });
 
 const ids = async (df: { toJSON(): Promise<Record<string, unknown>[]> }): Promise<number[]> => (await df.toJSON()).map((r) => Number(r.id)).sort((a, b) => a - b);
-const append = (t: string, from: number, to: number) => floe.sql(`SELECT range AS id, 'v' || range AS v FROM range(${from}, ${to})`).write.delta(t, { mode: 'append' });
+const append = (t: string, from: number, to: number) => floe.duckdbSql(`SELECT range AS id, 'v' || range AS v FROM range(${from}, ${to})`).write.delta(t, { mode: 'append' });
 
 test('append-only stream: first the snapshot, then only new appends, whole commits per batch', async () => {
   const t = path.join(dir, 'appends');
@@ -73,7 +73,7 @@ test('change feed batches, applied to an AUTO CDC target (sequence = commit vers
     const b = await readChangeFeedBatch(floe, src, { lastVersion: last, maxFilesPerTrigger: 1 });
     if (!b) break;
     assert.equal(b.startVersion, b.endVersion, 'one commit per batch here');
-    const events = floe.sql(`SELECT * FROM (${await b.df.toSQL()}) WHERE _change_type <> 'update_preimage'`);
+    const events = floe.duckdbSql(`SELECT * FROM (${await b.df.toSQL()}) WHERE _change_type <> 'update_preimage'`);
     await applyChanges(floe, {
       target, source: events, keys: ['id'], sequenceBy: '_commit_version', applyAsDeletes: "_change_type = 'delete'",
       exceptColumnList: ['_change_type', '_commit_version', '_commit_timestamp'], storedAsScdType: 1, flowName: 'cdf', batchId: batchId++,

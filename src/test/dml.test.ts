@@ -128,7 +128,7 @@ const ids = (lo: number, hi: number): string => `SELECT range::BIGINT AS id, (ra
 async function filesTable(floe: Floe, dir: string, name: string, files: number, properties: Record<string, string> = CDF): Promise<string> {
   const p = path.join(dir, name);
   for (let i = 0; i < files; i++) {
-    await floe.sql(ids(i * 10, i * 10 + 10)).write.delta(p, i === 0 ? { properties } : { mode: 'append' });
+    await floe.duckdbSql(ids(i * 10, i * 10 + 10)).write.delta(p, i === 0 ? { properties } : { mode: 'append' });
   }
   return p;
 }
@@ -136,12 +136,12 @@ async function filesTable(floe: Floe, dir: string, name: string, files: number, 
 /** A table partitioned by `part` ('a' rows id < 10, 'b' rows 10..19, 'c' rows 20..29). */
 async function partTable(floe: Floe, dir: string, name: string, properties: Record<string, string> = CDF): Promise<string> {
   const p = path.join(dir, name);
-  await floe.sql(`SELECT range::BIGINT AS id, (range % 7)::INTEGER AS v, chr(97 + (range // 10)::INTEGER) AS part FROM range(30)`).write.delta(p, { partitionBy: ['part'], properties });
+  await floe.duckdbSql(`SELECT range::BIGINT AS id, (range % 7)::INTEGER AS v, chr(97 + (range // 10)::INTEGER) AS part FROM range(30)`).write.delta(p, { partitionBy: ['part'], properties });
   return p;
 }
 
 function src(floe: Floe, values: string, cols = 'id, v'): DataFrame {
-  return floe.sql(`SELECT * FROM (VALUES ${values}) AS s(${cols})`);
+  return floe.duckdbSql(`SELECT * FROM (VALUES ${values}) AS s(${cols})`);
 }
 
 async function session(): Promise<Floe> {
@@ -348,7 +348,7 @@ test('UPDATE: NOT NULL and CHECK violations fail with their codes and leave the 
       schema: [{ name: 'id', type: 'long', nullable: false }, { name: 'v', type: 'integer' }],
       properties: { ...CDF, 'delta.constraints.v_nonneg': 'v >= 0' },
     });
-    await floe.sql('SELECT range::BIGINT AS id, range::INTEGER AS v FROM range(10)').write.delta(p, { mode: 'append' });
+    await floe.duckdbSql('SELECT range::BIGINT AS id, range::INTEGER AS v FROM range(10)').write.delta(p, { mode: 'append' });
     const t = await DeltaTable.forPath(floe, p);
     const before = await rows(floe, p);
     await expectCode(t.update({ condition: 'id = 3', set: { id: 'NULL' } }), 'DELTA_NOT_NULL_CONSTRAINT_VIOLATED');
@@ -445,7 +445,7 @@ test('MERGE with every clause kind: conditions, first match wins, the rows each 
   try {
     const p = path.join(dir, 't');
     // target ids 1..8, v = id
-    await floe.sql('SELECT range::BIGINT AS id, range::INTEGER AS v FROM range(1, 9)').write.delta(p, { properties: CDF });
+    await floe.duckdbSql('SELECT range::BIGINT AS id, range::INTEGER AS v FROM range(1, 9)').write.delta(p, { properties: CDF });
     const before = await rows(floe, p);
     const t = await DeltaTable.forPath(floe, p);
     // source: 1..4 match, 10..12 do not
@@ -503,18 +503,18 @@ test('MERGE clause order: the first clause whose condition holds wins', async ()
     const base = 'SELECT range::BIGINT AS id, range::INTEGER AS v FROM range(1, 4)';
     const s = (): DataFrame => src(floe, '(1::BIGINT, 10), (2, 20)').alias('source');
     const p1 = path.join(dir, 'a');
-    await floe.sql(base).write.delta(p1);
+    await floe.duckdbSql(base).write.delta(p1);
     await (await DeltaTable.forPath(floe, p1)).alias('target').merge(s(), 'target.id = source.id')
       .whenMatchedDelete({ condition: 'source.v > 5' }).whenMatchedUpdate({ set: { v: '0' } }).execute();
     sameRows(await rows(floe, p1), [{ id: 3, v: 3 }]);
     const p2 = path.join(dir, 'b');
-    await floe.sql(base).write.delta(p2);
+    await floe.duckdbSql(base).write.delta(p2);
     await (await DeltaTable.forPath(floe, p2)).alias('target').merge(s(), 'target.id = source.id')
       .whenMatchedUpdate({ condition: 'source.v > 5', set: { v: '0' } }).whenMatchedDelete().execute();
     sameRows(await rows(floe, p2), [{ id: 1, v: 0 }, { id: 2, v: 0 }, { id: 3, v: 3 }]);
     // Not matched: the first insert whose condition holds, once per source row.
     const p3 = path.join(dir, 'c');
-    await floe.sql(base).write.delta(p3);
+    await floe.duckdbSql(base).write.delta(p3);
     await (await DeltaTable.forPath(floe, p3)).alias('target').merge(src(floe, '(7::BIGINT, 70), (8, 1)').alias('source'), 'target.id = source.id')
       .whenNotMatchedInsert({ condition: 'source.v > 50', values: { id: 'source.id', v: '-1' } })
       .whenNotMatchedInsertAll().execute();
@@ -551,7 +551,7 @@ test('MERGE: a target row matched by several source rows is an error, except ins
   try {
     const dup = (): DataFrame => src(floe, '(1::BIGINT, 10), (1, 11), (5, 50), (5, 51)').alias('source');
     const p = path.join(dir, 't');
-    await floe.sql('SELECT range::BIGINT AS id, range::INTEGER AS v FROM range(1, 4)').write.delta(p, { properties: CDF });
+    await floe.duckdbSql('SELECT range::BIGINT AS id, range::INTEGER AS v FROM range(1, 4)').write.delta(p, { properties: CDF });
     const t = await DeltaTable.forPath(floe, p);
     await expectCode(t.alias('target').merge(dup(), 'target.id = source.id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(), 'DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE');
     await expectCode(t.alias('target').merge(dup(), 'target.id = source.id').whenMatchedDelete({ condition: 'source.v > 0' }).execute(), 'DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE');
@@ -582,7 +582,7 @@ test('MERGE: null keys never match (inserted as new rows, or handled as not matc
   const floe = await session();
   try {
     const p = path.join(dir, 't');
-    await floe.sql('SELECT * FROM (VALUES (1::BIGINT, 1), (NULL, 2)) AS t(id, v)').write.delta(p, { properties: CDF });
+    await floe.duckdbSql('SELECT * FROM (VALUES (1::BIGINT, 1), (NULL, 2)) AS t(id, v)').write.delta(p, { properties: CDF });
     const t = await DeltaTable.forPath(floe, p);
     const r = await t.alias('target').merge(src(floe, '(NULL::BIGINT, 10), (1, 11)').alias('source'), 'target.id = source.id')
       .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute();
@@ -604,7 +604,7 @@ test('MERGE withSchemaEvolution adds the source columns to the target schema', a
   const floe = await session();
   try {
     const p = path.join(dir, 't');
-    await floe.sql('SELECT range::BIGINT AS id, range::INTEGER AS v FROM range(1, 4)').write.delta(p, { properties: CDF });
+    await floe.duckdbSql('SELECT range::BIGINT AS id, range::INTEGER AS v FROM range(1, 4)').write.delta(p, { properties: CDF });
     const t = await DeltaTable.forPath(floe, p);
     const s = (): DataFrame => src(floe, "(2::BIGINT, 20, 'x'), (9, 90, 'y')", 'id, v, extra').alias('source');
     const r = await t.alias('target').merge(s(), 'target.id = source.id').whenMatchedUpdateAll().whenNotMatchedInsertAll().withSchemaEvolution().execute();
@@ -824,7 +824,7 @@ test('two processes MERGE into disjoint partitions at once: both commit', async 
       const { DeltaTable } = await import(${JSON.stringify(dtJs)});
       const floe = await Floe.create({ threads: 1 });
       const t = await DeltaTable.forPath(floe, ${JSON.stringify(p)});
-      const s = floe.sql("SELECT * FROM (VALUES (${id}::BIGINT, 1000, '${part}'), (${id + 1000}::BIGINT, 1000, '${part}')) AS s(id, v, part)");
+      const s = floe.duckdbSql("SELECT * FROM (VALUES (${id}::BIGINT, 1000, '${part}'), (${id + 1000}::BIGINT, 1000, '${part}')) AS s(id, v, part)");
       const { existsSync } = await import('node:fs');
       process.stderr.write('ready\\n');
       while (!existsSync(${JSON.stringify(go)})) await new Promise((r) => setTimeout(r, 1));
@@ -875,16 +875,16 @@ test('MERGE INSERT * / UPDATE SET * resolve target columns by name in the source
   const floe = await session();
   try {
     const p = `${dir}/t`;
-    await floe.sql("SELECT 1::BIGINT AS id, 'a' AS name").write.delta(p);
+    await floe.duckdbSql("SELECT 1::BIGINT AS id, 'a' AS name").write.delta(p);
     const t = await DeltaTable.forPath(floe, p);
-    const extra = floe.sql("SELECT 1::BIGINT AS id, 'b' AS name, 42 AS extra UNION ALL SELECT 2, 'c', 43").alias('source');
+    const extra = floe.duckdbSql("SELECT 1::BIGINT AS id, 'b' AS name, 42 AS extra UNION ALL SELECT 2, 'c', 43").alias('source');
     const r = await t.alias('target').merge(extra, 'target.id = source.id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute();
     assert.equal(r.metrics.numTargetRowsUpdated, 1);
     assert.equal(r.metrics.numTargetRowsInserted, 1);
     assert.deepEqual((await (await floe.read.delta(p)).orderBy('id').toJSON()).map((x) => Object.keys(x)), [['id', 'name'], ['id', 'name']]);
-    const missing = floe.sql('SELECT 3::BIGINT AS id').alias('source');
+    const missing = floe.duckdbSql('SELECT 3::BIGINT AS id').alias('source');
     await expectCode(t.alias('target').merge(missing, 'target.id = source.id').whenNotMatchedInsertAll().execute(), 'DELTA_MERGE_UNRESOLVED_EXPRESSION');
-    const ev = await t.alias('target').merge(floe.sql('SELECT 3::BIGINT AS id').alias('source'), 'target.id = source.id').whenNotMatchedInsertAll().withSchemaEvolution().execute();
+    const ev = await t.alias('target').merge(floe.duckdbSql('SELECT 3::BIGINT AS id').alias('source'), 'target.id = source.id').whenNotMatchedInsertAll().withSchemaEvolution().execute();
     assert.equal(ev.metrics.numTargetRowsInserted, 1);
   } finally {
     await floe.close();

@@ -46,7 +46,7 @@ test('with delta.enableDeletionVectors, DELETE/UPDATE/MERGE keep files and mark 
     },
   });
   try {
-    await floe.sql("SELECT range::BIGINT AS id, 'v' || range AS name FROM range(20)").write.delta(p);
+    await floe.duckdbSql("SELECT range::BIGINT AS id, 'v' || range AS name FROM range(20)").write.delta(p);
     const t = await DeltaTable.forPath(floe, p);
     const detail = await t.detail();
     assert.ok(detail.tableFeatures.includes('deletionVectors'));
@@ -65,7 +65,7 @@ test('with delta.enableDeletionVectors, DELETE/UPDATE/MERGE keep files and mark 
     const u = await t.update({ condition: 'id = 7', set: { name: "'seven'" } });
     assert.equal(u.metrics.numUpdatedRows, 1);
     assert.equal(u.metrics.numDeletionVectorsUpdated, 1);
-    const m = await t.alias('t').merge(floe.sql("SELECT * FROM (VALUES (8::BIGINT, 'eight'), (100, 'hundred')) s(id, name)").alias('s'), 't.id = s.id')
+    const m = await t.alias('t').merge(floe.duckdbSql("SELECT * FROM (VALUES (8::BIGINT, 'eight'), (100, 'hundred')) s(id, name)").alias('s'), 't.id = s.id')
       .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute();
     assert.equal(m.metrics.numTargetRowsUpdated, 1);
     assert.equal(m.metrics.numTargetRowsInserted, 1);

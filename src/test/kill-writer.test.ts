@@ -225,7 +225,7 @@ test(`a writer SIGKILLed at random points (${TRIALS} trials) never damages the t
       // 5. Rerun the last attempted txn version: it lands exactly once. (Killed before its first
       // attempt, under heavy load: there is nothing to rerun.)
       if (attempted === 0) continue;
-      const rerun = await floe.sql(appendSql(attempted)).write.delta(dir, { mode: 'append', txnAppId: APP_ID, txnVersion: attempted });
+      const rerun = await floe.duckdbSql(appendSql(attempted)).write.delta(dir, { mode: 'append', txnAppId: APP_ID, txnVersion: attempted });
       if (attempted <= nowCommitted) {
         assert.equal(rerun.skipped, true, `trial ${trial}: rerunning committed txn version ${attempted} is skipped`);
         rerunsSkipped++;
@@ -235,7 +235,7 @@ test(`a writer SIGKILLed at random points (${TRIALS} trials) never damages the t
         addsPerVersion.set(rerun.version!, rerun.numFiles);
         rerunsCommitted++;
       }
-      const again = await floe.sql(appendSql(attempted)).write.delta(dir, { mode: 'append', txnAppId: APP_ID, txnVersion: attempted });
+      const again = await floe.duckdbSql(appendSql(attempted)).write.delta(dir, { mode: 'append', txnAppId: APP_ID, txnVersion: attempted });
       assert.equal(again.skipped, true, `trial ${trial}: a second rerun of txn version ${attempted} is skipped`);
       const after = await floe.snapshot(dir);
       assert.equal(after.txnVersion(APP_ID), attempted);

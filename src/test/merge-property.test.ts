@@ -251,10 +251,10 @@ test('MERGE agrees with a reference implementation of Spark semantics (property)
           partitionBy: c.partitioned ? ['g'] : [],
           properties: c.feedOn ? { 'delta.enableChangeDataFeed': 'true' } : {},
         });
-        for (const chunk of c.target) await floe.sql(valuesSql(chunk)).write.delta(p, { mode: 'append' });
+        for (const chunk of c.target) await floe.duckdbSql(valuesSql(chunk)).write.delta(p, { mode: 'append' });
         const before = c.target.length;
         const table = await DeltaTable.forPath(floe, p);
-        let b = table.alias('target').merge(floe.sql(valuesSql(c.source)).alias('source'), MERGE_CONDS[c.on]!.sql);
+        let b = table.alias('target').merge(floe.duckdbSql(valuesSql(c.source)).alias('source'), MERGE_CONDS[c.on]!.sql);
         for (const x of c.clauses) {
           const condition = x.cond?.sql;
           if (x.kind === 'matched' && x.action === 'update') b = x.assign!.sql === '*' ? b.whenMatchedUpdateAll({ condition }) : b.whenMatchedUpdate({ condition, set: x.assign!.sql });

@@ -150,7 +150,7 @@ test(`a pipeline update SIGKILLed at random points (${TRIALS} trials): reruns eq
     nextFile++;
   };
   const q = async (warehouse: string, sql: string): Promise<Record<string, unknown>[]> => {
-    const r = await floe.runSql(sql, { warehouse });
+    const r = await floe.sql(sql, { warehouse });
     assert.equal(r.kind, 'rows');
     return r.kind === 'rows' ? r.dataFrame.toJSON() : [];
   };
@@ -273,8 +273,8 @@ test(`a pipeline update SIGKILLed at random points (${TRIALS} trials): reruns eq
     const fresh = await Floe.create({ threads: 1 });
     try {
       for (const [name, sql] of Object.entries(TABLES)) {
-        const a = await fresh.runSql(sql, { warehouse: wh });
-        const b = await fresh.runSql(sql, { warehouse: refWh });
+        const a = await fresh.sql(sql, { warehouse: wh });
+        const b = await fresh.sql(sql, { warehouse: refWh });
         assert.deepEqual(a.kind === 'rows' ? await a.dataFrame.toJSON() : null, b.kind === 'rows' ? await b.dataFrame.toJSON() : null, `final ${name}`);
       }
     } finally {

@@ -32,7 +32,7 @@ test('medallion: two runs, the second processes only the new file; silver and go
     assert.equal(r2.state, 'COMPLETED');
     assert.equal(r2.flows.bronze_events!.numOutputRows, b2.filter((e) => e.id !== null).length, 'only the new file');
     const q = async (sql: string) => {
-      const r = await floe.runSql(sql, { warehouse });
+      const r = await floe.sql(sql, { warehouse });
       return r.kind === 'rows' ? r.dataFrame.toJSON() : [];
     };
     assert.deepEqual(await q('SELECT count(*)::INT AS n FROM bronze_events'), [{ n: b1.length + b2.length - nulls1 - b2.filter((e) => e.id === null).length }]);

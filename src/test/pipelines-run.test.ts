@@ -27,11 +27,11 @@ after(async () => {
 });
 
 const rows = async (warehouse: string, sql: string) => {
-  const r = await floe.runSql(sql, { warehouse });
+  const r = await floe.sql(sql, { warehouse });
   assert.equal(r.kind, 'rows');
   return r.kind === 'rows' ? r.dataFrame.toJSON() : [];
 };
-const append = (t: string, values: string) => floe.sql(`SELECT * FROM (VALUES ${values}) v(id, amount, seq, op)`).write.delta(t, { mode: 'append' });
+const append = (t: string, values: string) => floe.duckdbSql(`SELECT * FROM (VALUES ${values}) v(id, amount, seq, op)`).write.delta(t, { mode: 'append' });
 
 function orders(src: string) {
   return definePipeline((p) => {
@@ -191,7 +191,7 @@ test('run: append flows (streaming and once), views, files and the change feed o
   const def = definePipeline((p) => {
     p.createStreamingTable('all_rows');
     p.appendFlow({ target: 'all_rows', name: 'from_files', query: (c) => c.readStreamFiles(land, { format: 'json' }) });
-    p.appendFlow({ target: 'all_rows', name: 'backfill', once: true, query: (c) => c.floe.sql("SELECT 100 AS id, 'old' AS v") });
+    p.appendFlow({ target: 'all_rows', name: 'backfill', once: true, query: (c) => c.floe.duckdbSql("SELECT 100 AS id, 'old' AS v") });
     p.view({ name: 'upper', query: (c) => c.readStream('all_rows').select('id', 'upper(v) AS v') });
     p.createStreamingTable('current');
     p.createAutoCdcFlow({ target: 'current', source: 'upper', keys: ['id'], sequenceBy: 'id' });

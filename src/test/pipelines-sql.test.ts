@@ -30,7 +30,7 @@ after(async () => {
 const defs = async (sql: string, conf: Record<string, string> = {}): Promise<PipelineDefinitions> => collectDefinitions([{ define: await parseSqlLibrary(sql, 'lib.sql', conf), source: 'lib.sql' }]);
 
 const rows = async (warehouse: string, sql: string): Promise<Record<string, unknown>[]> => {
-  const r = await floe.runSql(sql, { warehouse });
+  const r = await floe.sql(sql, { warehouse });
   assert.equal(r.kind, 'rows');
   const out = r.kind === 'rows' ? await r.dataFrame.toJSON() : [];
   return out.map((x) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : v])));
@@ -115,14 +115,14 @@ test('parse: every statement form', async () => {
 
   // What the query functions read: recorded through a context.
   const reads: string[] = [];
-  const frame = floe.sql('SELECT 1 AS id');
+  const frame = floe.duckdbSql('SELECT 1 AS id');
   const ctx = {
     floe,
     read: (n: string) => (reads.push(`read ${n}`), frame),
     readStream: (n: string) => (reads.push(`stream ${n}`), frame),
     readStreamFiles: (n: string, o: { format: string; header?: boolean }) => (reads.push(`files ${n} ${o.format}${o.header === false ? ' noheader' : ''}`), frame),
     readFiles: (n: string, o: { format: string }) => (reads.push(`batchfiles ${n} ${o.format}`), frame),
-    sql: (q: string, f: Record<string, unknown> = {}) => (reads.push(`sql ${Object.keys(f).length}`), floe.sql(q)),
+    sql: (q: string, f: Record<string, unknown> = {}) => (reads.push(`sql ${Object.keys(f).length}`), floe.duckdbSql(q)),
     conf: () => undefined,
   } as unknown as Parameters<NonNullable<PipelineDefinitions['flows'][number]['query']>>[0];
   for (const f of d.flows) if (f.query) await f.query(ctx);

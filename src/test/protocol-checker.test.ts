@@ -90,9 +90,9 @@ test('real tables written by Spark, Databricks and delta-rs pass the checker', a
 test('a table floe writes (partitions, checkpoint, overwrite, txn) passes the checker', async () => {
   const p = path.join(await tempDir('floe-chk-'), 't');
   await DeltaTable.create(floe, { path: p, schema: [{ name: 'id', type: 'long' }, { name: 'p', type: 'string' }], partitionBy: ['p'], properties: { 'delta.checkpointInterval': '2' } });
-  await floe.sql("SELECT * FROM (VALUES (1::BIGINT, 'a b'), (2, NULL)) t(id, p)").write.delta(p, { mode: 'append' });
-  await floe.sql("SELECT 3::BIGINT AS id, 'x/y' AS p").write.delta(p, { mode: 'append', txnAppId: 'a', txnVersion: 1 });
-  await floe.sql("SELECT 4::BIGINT AS id, 'a b' AS p").write.delta(p, { mode: 'overwrite', replaceWhere: "p = 'a b'" });
+  await floe.duckdbSql("SELECT * FROM (VALUES (1::BIGINT, 'a b'), (2, NULL)) t(id, p)").write.delta(p, { mode: 'append' });
+  await floe.duckdbSql("SELECT 3::BIGINT AS id, 'x/y' AS p").write.delta(p, { mode: 'append', txnAppId: 'a', txnVersion: 1 });
+  await floe.duckdbSql("SELECT 4::BIGINT AS id, 'a b' AS p").write.delta(p, { mode: 'overwrite', replaceWhere: "p = 'a b'" });
   assert.deepEqual(await checkTable(p), []);
 });
 
@@ -233,7 +233,7 @@ test('log structure violations: no commitInfo, several actions on a line, non-JS
 
 test('metaData and protocol violations: bad schema, foreign partition column, features the table needs', async () => {
   const p = path.join(await tempDir('floe-chk-'), 't');
-  await floe.sql("SELECT 1::BIGINT AS id, 2.0::DOUBLE AS amount, TIMESTAMP '2024-01-01 00:00:00' AS tn").write.delta(p, { properties: { 'delta.constraints.positive': 'amount > 0' } });
+  await floe.duckdbSql("SELECT 1::BIGINT AS id, 2.0::DOUBLE AS amount, TIMESTAMP '2024-01-01 00:00:00' AS tn").write.delta(p, { properties: { 'delta.constraints.positive': 'amount > 0' } });
   assert.deepEqual(await checkTable(p), []);
   const variants: [string, (m: Json, pr: Json) => void, RegExp][] = [
     ['constraint without writer 3', (_m, pr) => Object.assign(pr, { minReaderVersion: 3, minWriterVersion: 7, readerFeatures: ['timestampNtz'], writerFeatures: ['timestampNtz'] }), /CHECK constraint.*requires writer feature checkConstraints/],
@@ -284,7 +284,7 @@ test('metaData and protocol violations: bad schema, foreign partition column, fe
 test('checkpoint violations: missing or extra live files, wrong schema, stale _last_checkpoint', async () => {
   const p = path.join(await tempDir('floe-chk-'), 't');
   await DeltaTable.create(floe, { path: p, schema: [{ name: 'id', type: 'long' }, { name: 'p', type: 'string' }], partitionBy: ['p'] });
-  for (let i = 1; i <= 3; i++) await floe.sql(`SELECT ${i}::BIGINT AS id, 'p${i % 2}' AS p`).write.delta(p, { mode: 'append', txnAppId: 'app', txnVersion: i });
+  for (let i = 1; i <= 3; i++) await floe.duckdbSql(`SELECT ${i}::BIGINT AS id, 'p${i % 2}' AS p`).write.delta(p, { mode: 'append', txnAppId: 'app', txnVersion: i });
   await (await DeltaTable.forPath(floe, p)).checkpoint();
   assert.deepEqual(await checkTable(p), []);
   const cp = (d: string): string => path.join(d, '_delta_log', '00000000000000000003.checkpoint.parquet');

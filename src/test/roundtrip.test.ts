@@ -86,7 +86,7 @@ test('dat/basic_append: append rows from the table itself, then overwrite; Spark
   assert.deepEqual(await bag(await floe.read.delta(p)), [...before, ...addedRows].sort(), 'append = old rows + new rows');
   assert.deepEqual(await bag(await floe.read.delta(p, { versionAsOf: v0 })), before, 'the old version is unchanged');
 
-  const fresh = floe.sql("SELECT * FROM (VALUES ('x', 1000::BIGINT, 0.5::DOUBLE), ('y', 1001, 1.5)) t(letter, number, a_float)");
+  const fresh = floe.duckdbSql("SELECT * FROM (VALUES ('x', 1000::BIGINT, 0.5::DOUBLE), ('y', 1001, 1.5)) t(letter, number, a_float)");
   await fresh.write.delta(p, { mode: 'overwrite' });
   assert.deepEqual(await bag(await floe.read.delta(p)), await bag(fresh), 'overwrite = new rows only');
   assert.deepEqual((await floe.snapshot(p)).schema.fields.map((f) => [f.name, f.type]), [['letter', 'string'], ['number', 'long'], ['a_float', 'double']]);
@@ -99,7 +99,7 @@ test('dat/basic_partitioned: appends into existing, new and null partitions; rep
   const p = await copyTable(src);
   const v0 = await latest(p);
   const before = await bag(await floe.read.delta(p));
-  const added = floe.sql("SELECT * FROM (VALUES ('a', 100::BIGINT, 1.0::DOUBLE), (NULL, 101, 2.0), ('z z', 102, 3.0), ('', 103, 4.0)) t(letter, number, a_float)");
+  const added = floe.duckdbSql("SELECT * FROM (VALUES ('a', 100::BIGINT, 1.0::DOUBLE), (NULL, 101, 2.0), ('z z', 102, 3.0), ('', 103, 4.0)) t(letter, number, a_float)");
   await added.write.delta(p, { mode: 'append' });
   const expectedAdded = ['{"letter":"a","number":"100","a_float":1}', '{"letter":null,"number":"101","a_float":2}', '{"letter":"z z","number":"102","a_float":3}', '{"letter":null,"number":"103","a_float":4}'];
   assert.deepEqual(await bag(await floe.read.delta(p)), [...before, ...expectedAdded].sort());
@@ -107,12 +107,12 @@ test('dat/basic_partitioned: appends into existing, new and null partitions; rep
   assert.equal(nullRows, 3, 'the corpus null-partition row plus the two new ones');
 
   // replaceWhere: partition a only.
-  await floe.sql("SELECT 'a' AS letter, 200::BIGINT AS number, 9.0::DOUBLE AS a_float").write.delta(p, { mode: 'overwrite', replaceWhere: "letter = 'a'" });
+  await floe.duckdbSql("SELECT 'a' AS letter, 200::BIGINT AS number, 9.0::DOUBLE AS a_float").write.delta(p, { mode: 'overwrite', replaceWhere: "letter = 'a'" });
   const rowsNow = await (await floe.read.delta(p)).toJSON();
   assert.deepEqual(rowsNow.filter((r) => r.letter === 'a'), [{ letter: 'a', number: '200', a_float: 9 }]);
   assert.equal(rowsNow.length, before.length + 4 - 3 + 1, 'the two corpus rows and the new row of partition a are replaced by one');
 
-  await floe.sql("SELECT 'q' AS letter, 1::BIGINT AS number, 1.0::DOUBLE AS a_float").write.delta(p, { mode: 'overwrite' });
+  await floe.duckdbSql("SELECT 'q' AS letter, 1::BIGINT AS number, 1.0::DOUBLE AS a_float").write.delta(p, { mode: 'overwrite' });
   assert.deepEqual(await (await floe.read.delta(p)).toJSON(), [{ letter: 'q', number: '1', a_float: 1 }]);
   await assertValidTable(p, { fromVersion: v0 + 1 });
 });
@@ -185,7 +185,7 @@ test('kernel-rs table-with-dv-small: rows deleted by the DV stay deleted after a
     await s2.close();
   }
 
-  await floe.sql('SELECT 7::INTEGER AS value').write.delta(p, { mode: 'overwrite' });
+  await floe.duckdbSql('SELECT 7::INTEGER AS value').write.delta(p, { mode: 'overwrite' });
   assert.deepEqual(await (await floe.read.delta(p)).toJSON(), [{ value: 7 }]);
   const removes = (await commitActions(p, v0 + 2)).filter((a) => a.remove).map((a) => a.remove);
   assert.ok(removes.some((r) => r.deletionVector), 'removing a file with a DV names its DV');
@@ -212,7 +212,7 @@ test('column mapping (name): new files use physical column names and physical pa
   for (const a of adds) {
     assert.deepEqual(Object.keys(a.partitionValues).sort(), [...parts].sort(), 'partition values keyed by physical name');
     const file = path.join(p, decodeURIComponent(a.path)).replace(/'/g, "''");
-    const cols = (await floe.sql(`SELECT * FROM read_parquet('${file}', hive_partitioning = false)`).columns()).map((c) => c.name);
+    const cols = (await floe.duckdbSql(`SELECT * FROM read_parquet('${file}', hive_partitioning = false)`).columns()).map((c) => c.name);
     const logical = snap.schema.fields.filter((f) => !snap.partitionColumns.includes(f.name));
     assert.deepEqual(cols.sort(), logical.map((f) => phys.get(f.name)!).sort(), 'data files use physical names');
   }
@@ -225,7 +225,7 @@ test('column mapping (id): new files carry the Parquet field ids of delta.column
   const src = corpusTable(t, 'kernel-rs/data/partition_cm/id');
   if (!src) return;
   const p = await copyTable(src);
-  await floe.sql("SELECT * FROM (VALUES (1::INTEGER, 'x'), (2, 'y'), (3, 'x')) t(value, category)").write.delta(p, { mode: 'append' });
+  await floe.duckdbSql("SELECT * FROM (VALUES (1::INTEGER, 'x'), (2, 'y'), (3, 'x')) t(value, category)").write.delta(p, { mode: 'append' });
   assert.deepEqual(await (await floe.read.delta(p)).orderBy('value').toJSON(), [
     { value: 1, category: 'x' }, { value: 2, category: 'y' }, { value: 3, category: 'x' },
   ]);
@@ -233,7 +233,7 @@ test('column mapping (id): new files carry the Parquet field ids of delta.column
   const valueField = snap.schema.fields.find((f) => f.name === 'value')!;
   for (const f of snap.files) {
     const file = path.join(p, decodeURIComponent(f.path));
-    const schema = await floe.sql(`SELECT name, field_id FROM parquet_schema('${file.replace(/'/g, "''")}') WHERE num_children IS NULL OR num_children = 0`).toJSON();
+    const schema = await floe.duckdbSql(`SELECT name, field_id FROM parquet_schema('${file.replace(/'/g, "''")}') WHERE num_children IS NULL OR num_children = 0`).toJSON();
     assert.deepEqual(schema.map((r) => [r.name, Number(r.field_id)]), [[valueField.metadata['delta.columnMapping.physicalName'], valueField.metadata['delta.columnMapping.id']]]);
   }
   await assertValidTable(p, { fromVersion: 1 });
@@ -308,8 +308,8 @@ test('dat/no_replay (log starts at a checkpoint): append and overwrite work and 
 test('overwriteSchema on a table with table features keeps a valid protocol (features are never dropped)', async () => {
   // A floe table with timestamp_ntz (3/7, timestampNtz) overwritten with a schema that needs no features.
   const p = path.join(await tempDir('floe-rt-'), 't');
-  await floe.sql("SELECT 1::BIGINT AS id, TIMESTAMP '2024-01-01 00:00:00' AS tn").write.delta(p);
-  await floe.sql("SELECT 'x' AS k").write.delta(p, { mode: 'overwrite', overwriteSchema: true });
+  await floe.duckdbSql("SELECT 1::BIGINT AS id, TIMESTAMP '2024-01-01 00:00:00' AS tn").write.delta(p);
+  await floe.duckdbSql("SELECT 'x' AS k").write.delta(p, { mode: 'overwrite', overwriteSchema: true });
   const proto = (await floe.snapshot(p)).protocol;
   assert.deepEqual(await checkTable(p), [], `protocol after overwriteSchema: ${JSON.stringify(proto)}`);
   assert.ok(proto.readerFeatures?.includes('timestampNtz') && proto.writerFeatures?.includes('timestampNtz'), 'a protocol is never downgraded by a write');
@@ -331,7 +331,7 @@ test('overwriteSchema on a column-mapped table is refused clearly (not yet suppo
   if (!src) return;
   const p = await copyTable(src);
   const before = await listing(p);
-  await rejectsWith(floe.sql("SELECT 'x' AS k, 1 AS v").write.delta(p, { mode: 'overwrite', overwriteSchema: true }), 'FLOE_UNSUPPORTED_OPERATION', /column-mapped/);
+  await rejectsWith(floe.duckdbSql("SELECT 'x' AS k, 1 AS v").write.delta(p, { mode: 'overwrite', overwriteSchema: true }), 'FLOE_UNSUPPORTED_OPERATION', /column-mapped/);
   assert.deepEqual(await listing(p), before);
 });
 
@@ -376,7 +376,7 @@ test('tables with writer features floe does not implement: overwriteSchema and c
     const p = await copyTable(src);
     const before = await listing(p);
     for (const [what, run] of [
-      ['overwriteSchema', () => floe.sql('SELECT 1 AS x').write.delta(p, { mode: 'overwrite', overwriteSchema: true })],
+      ['overwriteSchema', () => floe.duckdbSql('SELECT 1 AS x').write.delta(p, { mode: 'overwrite', overwriteSchema: true })],
       ['createOrReplace', () => DeltaTable.createOrReplace(floe).location(p).addColumn('x', 'long').execute()],
     ] as [string, () => Promise<unknown>][]) {
       try {

@@ -69,7 +69,7 @@ async function hostile(run: (floe: Floe, table: string, secret: string, marker: 
     const secret = path.join(dir, 'secret.csv');
     const marker = path.join(dir, 'written.csv');
     await fs.writeFile(secret, 'id\n42\n');
-    await writeDelta(floe, floe.sql("SELECT 1::INT AS id, 'a' AS name"), table);
+    await writeDelta(floe, floe.duckdbSql("SELECT 1::INT AS id, 'a' AS name"), table);
     const v0 = await (await DeltaTable.forPath(floe, table)).version();
     let leaked = false;
     try {

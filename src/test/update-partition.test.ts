@@ -12,7 +12,7 @@ for (const dv of [false, true]) {
     const p = path.join(dir, 't');
     const floe = await Floe.create();
     try {
-      await floe.sql("SELECT range::BIGINT AS id, CASE WHEN range < 3 THEN 'a' ELSE 'b' END AS part FROM range(6)")
+      await floe.duckdbSql("SELECT range::BIGINT AS id, CASE WHEN range < 3 THEN 'a' ELSE 'b' END AS part FROM range(6)")
         .write.delta(p, { partitionBy: ['part'], properties: { 'delta.enableChangeDataFeed': 'true', ...(dv ? { 'delta.enableDeletionVectors': 'true' } : {}) } });
       const t = await DeltaTable.forPath(floe, p);
       const r = await t.update({ condition: 'id IN (1, 4)', set: { part: "'c'" } });
@@ -37,7 +37,7 @@ test('an empty partition value reads as NULL for a non-string partition column',
   const p = path.join(dir, 't');
   const floe = await Floe.create();
   try {
-    await floe.sql('SELECT 1::BIGINT AS id, 7::INTEGER AS n').write.delta(p, { partitionBy: ['n'] });
+    await floe.duckdbSql('SELECT 1::BIGINT AS id, 7::INTEGER AS n').write.delta(p, { partitionBy: ['n'] });
     // Rewrite the log's partition value as "" (as some writers record a null partition).
     const fsp = await import('node:fs/promises');
     const commit = path.join(p, '_delta_log', '00000000000000000000.json');

@@ -106,7 +106,7 @@ test('DeltaTable.create with options: schema, partitioning, properties and comme
   await rejectsWith(DeltaTable.create(floe, { path: await newTable(), schema: [{ name: 'x', type: 'varchar2' }] }), 'DELTA_UNSUPPORTED_DATA_TYPE');
   await rejectsWith(DeltaTable.create(floe, { path: await newTable(), schema: [{ name: 'x', type: 'long' }], partitionBy: ['nope'] }), 'DELTA_PARTITION_COLUMN_NOT_FOUND');
 
-  await floe.sql("SELECT 1::BIGINT AS id, 'eu' AS region, 12.5::DECIMAL(10,2) AS amount, TIMESTAMPTZ '2024-05-01 10:00:00+00' AS ts").write.delta(p, { mode: 'append' });
+  await floe.duckdbSql("SELECT 1::BIGINT AS id, 'eu' AS region, 12.5::DECIMAL(10,2) AS amount, TIMESTAMPTZ '2024-05-01 10:00:00+00' AS ts").write.delta(p, { mode: 'append' });
   assert.deepEqual(await rows(p), [{ id: '1', region: 'eu', amount: '12.50', ts: '2024-05-01 10:00:00+00' }]);
   await assertValidTable(p);
 });
@@ -128,7 +128,7 @@ test('the builder form: create, createIfNotExists (no new version), createOrRepl
   assert.equal(await version(p), 0, 'createIfNotExists on an existing table commits nothing');
   assert.deepEqual((await floe.snapshot(p)).schema.fields.map((f) => f.name), ['id', 'p']);
 
-  await floe.sql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'b')) t(id, p)").write.delta(p, { mode: 'append' });
+  await floe.duckdbSql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'b')) t(id, p)").write.delta(p, { mode: 'append' });
   assert.equal(await version(p), 1);
 
   await DeltaTable.createOrReplace(floe).location(p).addColumn('k', 'string').addColumn('v', 'double').execute();
@@ -155,7 +155,7 @@ test('the builder form: create, createIfNotExists (no new version), createOrRepl
 
 test('save modes: error (default) creates then refuses, ignore skips, append adds, overwrite replaces', async () => {
   const p = await newTable();
-  const first = floe.sql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'b')) t(id, name)");
+  const first = floe.duckdbSql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'b')) t(id, name)");
   const r0 = await first.write.delta(p);
   assert.equal(r0.version, 0);
   assert.equal(r0.skipped, false);
@@ -166,16 +166,16 @@ test('save modes: error (default) creates then refuses, ignore skips, append add
   await rejectsWith(first.write.delta(p, { mode: 'error' }), 'DELTA_PATH_EXISTS');
   await rejectsWith(first.write.delta(p, { mode: 'errorifexists' }), 'DELTA_PATH_EXISTS');
 
-  const ri = await floe.sql("SELECT 99::BIGINT AS id, 'z' AS name").write.delta(p, { mode: 'ignore' });
+  const ri = await floe.duckdbSql("SELECT 99::BIGINT AS id, 'z' AS name").write.delta(p, { mode: 'ignore' });
   assert.equal(ri.skipped, true);
   assert.equal(ri.version, null);
   assert.equal(await version(p), 0);
 
-  const ra = await floe.sql("SELECT 3::BIGINT AS id, 'c' AS name").write.delta(p, { mode: 'append' });
+  const ra = await floe.duckdbSql("SELECT 3::BIGINT AS id, 'c' AS name").write.delta(p, { mode: 'append' });
   assert.equal(ra.version, 1);
   assert.deepEqual(await rows(p), [{ id: '1', name: 'a' }, { id: '2', name: 'b' }, { id: '3', name: 'c' }]);
 
-  const ro = await floe.sql("SELECT 10::BIGINT AS id, 'x' AS name").write.delta(p, { mode: 'overwrite' });
+  const ro = await floe.duckdbSql("SELECT 10::BIGINT AS id, 'x' AS name").write.delta(p, { mode: 'overwrite' });
   assert.equal(ro.version, 2);
   assert.ok(ro.numRemovedFiles >= 2, `the overwrite removes the files of both earlier writes (${ro.numRemovedFiles})`);
   assert.deepEqual(await rows(p), [{ id: '10', name: 'x' }]);
@@ -199,7 +199,7 @@ test('save modes: error (default) creates then refuses, ignore skips, append add
 
 test('partitioned writes: null, spaces, =, /, %, quotes, unicode, dates, timestamps, booleans, decimals, ints read back exactly', async () => {
   const p = await newTable();
-  const df = floe.sql(`SELECT id, s, d, ts, b, CAST(dec AS DECIMAL(10,2)) AS dec, i FROM (VALUES
+  const df = floe.duckdbSql(`SELECT id, s, d, ts, b, CAST(dec AS DECIMAL(10,2)) AS dec, i FROM (VALUES
     (1::BIGINT, 'a b', DATE '2024-01-02', TIMESTAMPTZ '2024-01-02 03:04:05.123456+00', true, 1.25::DECIMAL(10,2), 7::INTEGER),
     (2, 'x=y/z%', NULL, NULL, NULL, NULL, NULL),
     (3, NULL, DATE '1999-12-31', TIMESTAMPTZ '1970-01-01 00:00:00+00', false, -3.5, -1),
@@ -248,7 +248,7 @@ test('partitioned writes: null, spaces, =, /, %, quotes, unicode, dates, timesta
   assert.deepEqual(ids(await (await floe.read.delta(p)).filter("ts = TIMESTAMPTZ '2024-02-29 23:59:59.999999+00'").toJSON()), [6]);
 
   // Appending into an existing partition and a new one.
-  await floe.sql("SELECT 7::BIGINT AS id, 'a b' AS s, DATE '2024-01-02' AS d, TIMESTAMPTZ '2024-01-02 03:04:05.123456+00' AS ts, true AS b, 1.25::DECIMAL(10,2) AS dec, 7 AS i")
+  await floe.duckdbSql("SELECT 7::BIGINT AS id, 'a b' AS s, DATE '2024-01-02' AS d, TIMESTAMPTZ '2024-01-02 03:04:05.123456+00' AS ts, true AS b, 1.25::DECIMAL(10,2) AS dec, 7 AS i")
     .write.delta(p, { mode: 'append' });
   assert.deepEqual(ids(await (await floe.read.delta(p)).filter("s = 'a b'").orderBy('id').toJSON()), [1, 7]);
   await assertValidTable(p);
@@ -256,7 +256,7 @@ test('partitioned writes: null, spaces, =, /, %, quotes, unicode, dates, timesta
 
 test('an empty string partition value reads back as NULL, as in Spark; whitespace and control characters survive', async () => {
   const p = await newTable();
-  await floe.sql("SELECT * FROM (VALUES (1::BIGINT, ''), (2, 'x'), (3, NULL), (4, ' a '), (5, 'tab\tx'), (6, 'nl\nx'), (7, 'a/../b'), (8, '.hidden'), (9, '_under')) t(id, s)")
+  await floe.duckdbSql("SELECT * FROM (VALUES (1::BIGINT, ''), (2, 'x'), (3, NULL), (4, ' a '), (5, 'tab\tx'), (6, 'nl\nx'), (7, 'a/../b'), (8, '.hidden'), (9, '_under')) t(id, s)")
     .write.delta(p, { partitionBy: ['s'] });
   assert.deepEqual(await rows(p), [
     { id: '1', s: null }, { id: '2', s: 'x' }, { id: '3', s: null }, { id: '4', s: ' a ' }, { id: '5', s: 'tab\tx' },
@@ -267,16 +267,16 @@ test('an empty string partition value reads back as NULL, as in Spark; whitespac
 
 test('append with a different partitionBy than the table has fails', async () => {
   const p = await newTable();
-  await floe.sql("SELECT 1::BIGINT AS id, 'a' AS p").write.delta(p, { partitionBy: ['p'] });
-  await rejectsWith(floe.sql("SELECT 2::BIGINT AS id, 'b' AS p").write.delta(p, { mode: 'append', partitionBy: ['id'] }), 'DELTA_PARTITION_COLUMNS_MISMATCH');
-  await floe.sql("SELECT 2::BIGINT AS id, 'b' AS p").write.delta(p, { mode: 'append', partitionBy: ['p'] });
+  await floe.duckdbSql("SELECT 1::BIGINT AS id, 'a' AS p").write.delta(p, { partitionBy: ['p'] });
+  await rejectsWith(floe.duckdbSql("SELECT 2::BIGINT AS id, 'b' AS p").write.delta(p, { mode: 'append', partitionBy: ['id'] }), 'DELTA_PARTITION_COLUMNS_MISMATCH');
+  await floe.duckdbSql("SELECT 2::BIGINT AS id, 'b' AS p").write.delta(p, { mode: 'append', partitionBy: ['p'] });
   assert.equal(await version(p), 1);
   await assertValidTable(p);
 });
 
 test('types: timestamp_ntz needs the timestampNtz table feature; nested struct / array / map columns round-trip', async () => {
   const p = await newTable();
-  await floe.sql("SELECT 1::BIGINT AS id, TIMESTAMP '2024-01-01 10:00:00.123456' AS tn").write.delta(p);
+  await floe.duckdbSql("SELECT 1::BIGINT AS id, TIMESTAMP '2024-01-01 10:00:00.123456' AS tn").write.delta(p);
   const d = await (await DeltaTable.forPath(floe, p)).detail();
   assert.equal(d.minReaderVersion, 3);
   assert.equal(d.minWriterVersion, 7);
@@ -286,8 +286,8 @@ test('types: timestamp_ntz needs the timestampNtz table feature; nested struct /
   await assertValidTable(p);
 
   const q = await newTable();
-  await floe.sql("SELECT 1::BIGINT AS id, {'a': 1, 'b': 'x', 'c': {'d': 2.5}} AS s, [1, 2, NULL] AS arr, MAP {'k': 10, 'l': NULL} AS m").write.delta(q);
-  await floe.sql('SELECT 2::BIGINT AS id, NULL::STRUCT(a INTEGER, b VARCHAR, c STRUCT(d DECIMAL(2,1))) AS s, []::INTEGER[] AS arr, NULL::MAP(VARCHAR, INTEGER) AS m').write.delta(q, { mode: 'append' });
+  await floe.duckdbSql("SELECT 1::BIGINT AS id, {'a': 1, 'b': 'x', 'c': {'d': 2.5}} AS s, [1, 2, NULL] AS arr, MAP {'k': 10, 'l': NULL} AS m").write.delta(q);
+  await floe.duckdbSql('SELECT 2::BIGINT AS id, NULL::STRUCT(a INTEGER, b VARCHAR, c STRUCT(d DECIMAL(2,1))) AS s, []::INTEGER[] AS arr, NULL::MAP(VARCHAR, INTEGER) AS m').write.delta(q, { mode: 'append' });
   const t = (await floe.snapshot(q)).schema.fields.map((f) => [f.name, typeof f.type === 'string' ? f.type : f.type.type]);
   assert.deepEqual(t, [['id', 'long'], ['s', 'struct'], ['arr', 'array'], ['m', 'map']]);
   const got = await (await floe.read.delta(q)).orderBy('id').select('id', "to_json(s) AS s", 'to_json(arr) AS arr', 'to_json(m) AS m').toJSON();
@@ -300,26 +300,26 @@ test('types: timestamp_ntz needs the timestampNtz table feature; nested struct /
 
 test('writes match columns by name, whatever their order; an empty DataFrame creates an empty table', async () => {
   const p = await newTable();
-  await floe.sql("SELECT 1::BIGINT AS id, 'a' AS name").write.delta(p);
-  await floe.sql("SELECT 'b' AS name, 2::BIGINT AS id").write.delta(p, { mode: 'append' });
+  await floe.duckdbSql("SELECT 1::BIGINT AS id, 'a' AS name").write.delta(p);
+  await floe.duckdbSql("SELECT 'b' AS name, 2::BIGINT AS id").write.delta(p, { mode: 'append' });
   assert.deepEqual(await rows(p), [{ id: '1', name: 'a' }, { id: '2', name: 'b' }]);
   await assertValidTable(p);
 
   const q = await newTable();
-  const r = await floe.sql("SELECT 1::BIGINT AS id, 'x' AS name WHERE false").write.delta(q);
+  const r = await floe.duckdbSql("SELECT 1::BIGINT AS id, 'x' AS name WHERE false").write.delta(q);
   assert.equal(r.version, 0);
   assert.equal(r.numFiles, 0);
   assert.deepEqual((await floe.snapshot(q)).schema.fields.map((f) => f.name), ['id', 'name']);
   assert.equal(await (await floe.read.delta(q)).count(), 0);
-  await floe.sql("SELECT 1::BIGINT AS id, 'x' AS name").write.delta(q, { mode: 'append' });
-  await floe.sql("SELECT 1::BIGINT AS id, 'x' AS name WHERE false").write.delta(q, { mode: 'overwrite' });
+  await floe.duckdbSql("SELECT 1::BIGINT AS id, 'x' AS name").write.delta(q, { mode: 'append' });
+  await floe.duckdbSql("SELECT 1::BIGINT AS id, 'x' AS name WHERE false").write.delta(q, { mode: 'overwrite' });
   assert.equal(await (await floe.read.delta(q)).count(), 0, 'overwriting with no rows empties the table');
   await assertValidTable(q);
 });
 
 test('a large write under a small delta.targetFileSize is split into several files, each with exact stats', async () => {
   const p = await newTable();
-  const r = await floe.sql("SELECT i::BIGINT AS id, md5(i::VARCHAR) || md5((i + 1)::VARCHAR) AS s FROM range(300000) r(i)")
+  const r = await floe.duckdbSql("SELECT i::BIGINT AS id, md5(i::VARCHAR) || md5((i + 1)::VARCHAR) AS s FROM range(300000) r(i)")
     .write.delta(p, { properties: { 'delta.targetFileSize': String(1024 * 1024) } });
   assert.ok(r.numFiles > 1, `expected several files, got ${r.numFiles}`);
   assert.equal(r.numOutputRows, 300000);
@@ -330,16 +330,16 @@ test('a large write under a small delta.targetFileSize is split into several fil
 
 test('the table root may contain spaces, %, quotes and unicode', async () => {
   const p = path.join(await tempDir('floe-write-'), "my table 100% it's 日本");
-  await floe.sql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'b c')) t(id, p)").write.delta(p, { partitionBy: ['p'] });
-  await floe.sql("SELECT 3::BIGINT AS id, 'a' AS p").write.delta(p, { mode: 'append' });
+  await floe.duckdbSql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'b c')) t(id, p)").write.delta(p, { partitionBy: ['p'] });
+  await floe.duckdbSql("SELECT 3::BIGINT AS id, 'a' AS p").write.delta(p, { mode: 'append' });
   assert.deepEqual(ids(await rows(p)), [1, 2, 3]);
   await assertValidTable(p);
 });
 
 test('write options description and userMetadata are recorded (metaData.description, commitInfo.userMetadata)', async () => {
   const p = await newTable();
-  await floe.sql('SELECT 1::BIGINT AS id').write.delta(p, { description: 'my table', userMetadata: 'batch 1' });
-  await floe.sql('SELECT 2::BIGINT AS id').write.delta(p, { mode: 'append', userMetadata: 'batch 2' });
+  await floe.duckdbSql('SELECT 1::BIGINT AS id').write.delta(p, { description: 'my table', userMetadata: 'batch 1' });
+  await floe.duckdbSql('SELECT 2::BIGINT AS id').write.delta(p, { mode: 'append', userMetadata: 'batch 2' });
   const t = await DeltaTable.forPath(floe, p);
   assert.equal((await t.detail()).description, 'my table');
   const h = await t.history();
@@ -354,16 +354,16 @@ test('write options description and userMetadata are recorded (metaData.descript
 
 test('schema enforcement: an unknown column or an incompatible type fails with DELTA_SCHEMA_MISMATCH showing both schemas', async () => {
   const p = await newTable();
-  await floe.sql("SELECT 1::BIGINT AS id, 'a' AS name").write.delta(p);
-  const e = await rejectsWith(floe.sql("SELECT 2::BIGINT AS id, 'b' AS name, 3.5::DOUBLE AS extra").write.delta(p, { mode: 'append' }), 'DELTA_SCHEMA_MISMATCH');
+  await floe.duckdbSql("SELECT 1::BIGINT AS id, 'a' AS name").write.delta(p);
+  const e = await rejectsWith(floe.duckdbSql("SELECT 2::BIGINT AS id, 'b' AS name, 3.5::DOUBLE AS extra").write.delta(p, { mode: 'append' }), 'DELTA_SCHEMA_MISMATCH');
   assert.match(e.message, /extra/);
   assert.match(e.message, /id: long, name: string(?!, extra)/, 'the table schema');
   assert.match(e.message, /id: long, name: string, extra: double/, 'the data schema');
-  const e2 = await rejectsWith(floe.sql("SELECT 'not a number' AS id, 'b' AS name").write.delta(p, { mode: 'append' }), 'DELTA_SCHEMA_MISMATCH');
+  const e2 = await rejectsWith(floe.duckdbSql("SELECT 'not a number' AS id, 'b' AS name").write.delta(p, { mode: 'append' }), 'DELTA_SCHEMA_MISMATCH');
   assert.match(e2.message, /id/);
   assert.match(e2.message, /id: string/);
   assert.match(e2.message, /id: long/);
-  await rejectsWith(floe.sql('SELECT 2::BIGINT AS id, 5 AS name2').write.delta(p, { mode: 'overwrite' }), 'DELTA_SCHEMA_MISMATCH');
+  await rejectsWith(floe.duckdbSql('SELECT 2::BIGINT AS id, 5 AS name2').write.delta(p, { mode: 'overwrite' }), 'DELTA_SCHEMA_MISMATCH');
   assert.equal(await version(p), 0, 'failed writes commit nothing');
   assert.deepEqual(await rows(p), [{ id: '1', name: 'a' }]);
   await assertValidTable(p);
@@ -371,10 +371,10 @@ test('schema enforcement: an unknown column or an incompatible type fails with D
 
 test('implicit upcast: int data into a long column, missing nullable columns, case-insensitive names', async () => {
   const p = await newTable();
-  await floe.sql("SELECT 1::BIGINT AS id, 'a' AS name, 1.5::DOUBLE AS score").write.delta(p);
-  await floe.sql("SELECT 2::INTEGER AS id, 'b' AS name, 2::INTEGER AS score").write.delta(p, { mode: 'append' });
-  await floe.sql('SELECT 3::SMALLINT AS id').write.delta(p, { mode: 'append' });
-  await floe.sql("SELECT 4::BIGINT AS ID, 'd' AS Name").write.delta(p, { mode: 'append' });
+  await floe.duckdbSql("SELECT 1::BIGINT AS id, 'a' AS name, 1.5::DOUBLE AS score").write.delta(p);
+  await floe.duckdbSql("SELECT 2::INTEGER AS id, 'b' AS name, 2::INTEGER AS score").write.delta(p, { mode: 'append' });
+  await floe.duckdbSql('SELECT 3::SMALLINT AS id').write.delta(p, { mode: 'append' });
+  await floe.duckdbSql("SELECT 4::BIGINT AS ID, 'd' AS Name").write.delta(p, { mode: 'append' });
   const snap = await floe.snapshot(p);
   assert.deepEqual(snap.schema.fields.map((f) => [f.name, f.type]), [['id', 'long'], ['name', 'string'], ['score', 'double']], 'the table schema is unchanged');
   assert.deepEqual(await rows(p), [
@@ -389,8 +389,8 @@ test('implicit upcast: int data into a long column, missing nullable columns, ca
 
 test('mergeSchema adds the new column; rows written before read NULL in it', async () => {
   const p = await newTable();
-  await floe.sql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'b')) t(id, name)").write.delta(p);
-  const r = await floe.sql("SELECT 3::BIGINT AS id, 'c' AS name, 9.5::DOUBLE AS score, DATE '2024-03-01' AS day").write.delta(p, { mode: 'append', mergeSchema: true });
+  await floe.duckdbSql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'b')) t(id, name)").write.delta(p);
+  const r = await floe.duckdbSql("SELECT 3::BIGINT AS id, 'c' AS name, 9.5::DOUBLE AS score, DATE '2024-03-01' AS day").write.delta(p, { mode: 'append', mergeSchema: true });
   assert.equal(r.version, 1);
   const snap = await floe.snapshot(p);
   assert.deepEqual(snap.schema.fields.map((f) => [f.name, f.type, f.nullable]), [['id', 'long', true], ['name', 'string', true], ['score', 'double', true], ['day', 'date', true]]);
@@ -403,15 +403,15 @@ test('mergeSchema adds the new column; rows written before read NULL in it', asy
   // The old version still has the old schema.
   assert.deepEqual((await (await floe.read.delta(p, { versionAsOf: 0 })).columns()).map((c) => c.name), ['id', 'name']);
   // A later append without the new columns works too.
-  await floe.sql("SELECT 4::BIGINT AS id, 'd' AS name").write.delta(p, { mode: 'append' });
+  await floe.duckdbSql("SELECT 4::BIGINT AS id, 'd' AS name").write.delta(p, { mode: 'append' });
   assert.equal(await (await floe.read.delta(p)).filter('score IS NULL').count(), 3);
   await assertValidTable(p);
 });
 
 test('overwriteSchema replaces schema and partitioning; overwrite without it keeps enforcing the schema', async () => {
   const p = await newTable();
-  await floe.sql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'b')) t(id, name)").write.delta(p, { partitionBy: ['name'] });
-  const next = floe.sql("SELECT * FROM (VALUES ('k1', 1.5::DOUBLE), ('k2', 2.5)) t(key, value)");
+  await floe.duckdbSql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'b')) t(id, name)").write.delta(p, { partitionBy: ['name'] });
+  const next = floe.duckdbSql("SELECT * FROM (VALUES ('k1', 1.5::DOUBLE), ('k2', 2.5)) t(key, value)");
   await rejectsWith(next.write.delta(p, { mode: 'overwrite' }), 'DELTA_SCHEMA_MISMATCH');
   const r = await next.write.delta(p, { mode: 'overwrite', overwriteSchema: true, partitionBy: ['key'] });
   assert.equal(r.version, 1);
@@ -431,14 +431,14 @@ test('overwriteSchema replaces schema and partitioning; overwrite without it kee
 test('NOT NULL: a null in a non-nullable column fails with DELTA_NOT_NULL_CONSTRAINT_VIOLATED and changes nothing', async () => {
   const p = await newTable();
   await DeltaTable.create(floe, { path: p, schema: [{ name: 'id', type: 'long', nullable: false }, { name: 'name', type: 'string' }] });
-  await floe.sql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, NULL)) t(id, name)").write.delta(p, { mode: 'append' });
+  await floe.duckdbSql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, NULL)) t(id, name)").write.delta(p, { mode: 'append' });
   const before = await rows(p);
   const files = (await floe.snapshot(p)).files.map((f) => f.path).sort();
-  const bad = floe.sql("SELECT * FROM (VALUES (3::BIGINT, 'c'), (NULL, 'd')) t(id, name)");
+  const bad = floe.duckdbSql("SELECT * FROM (VALUES (3::BIGINT, 'c'), (NULL, 'd')) t(id, name)");
   const e = await rejectsWith(bad.write.delta(p, { mode: 'append' }), 'DELTA_NOT_NULL_CONSTRAINT_VIOLATED');
   assert.match(e.message, /\bid\b/);
   await rejectsWith(bad.write.delta(p, { mode: 'overwrite' }), 'DELTA_NOT_NULL_CONSTRAINT_VIOLATED');
-  await rejectsWith(floe.sql("SELECT 'e' AS name").write.delta(p, { mode: 'append' }), 'DELTA_NOT_NULL_CONSTRAINT_VIOLATED', /\bid\b/);
+  await rejectsWith(floe.duckdbSql("SELECT 'e' AS name").write.delta(p, { mode: 'append' }), 'DELTA_NOT_NULL_CONSTRAINT_VIOLATED', /\bid\b/);
   assert.equal(await version(p), 1);
   assert.deepEqual(await rows(p), before);
   assert.deepEqual((await floe.snapshot(p)).files.map((f) => f.path).sort(), files);
@@ -450,21 +450,21 @@ test('CHECK constraint from delta.constraints.*: violation fails with DELTA_VIOL
   await DeltaTable.create(floe, { path: p, schema: [{ name: 'id', type: 'long' }, { name: 'amount', type: 'double' }], properties: { 'delta.constraints.positive': 'amount > 0' } });
   const d = await (await DeltaTable.forPath(floe, p)).detail();
   assert.ok(d.minWriterVersion >= 3, 'CHECK constraints need writer version 3');
-  await floe.sql('SELECT * FROM (VALUES (1::BIGINT, 10.0::DOUBLE), (2, 0.5)) t(id, amount)').write.delta(p, { mode: 'append' });
-  const e = await rejectsWith(floe.sql('SELECT * FROM (VALUES (3::BIGINT, 5.0::DOUBLE), (4, -1.0)) t(id, amount)').write.delta(p, { mode: 'append' }), 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES');
+  await floe.duckdbSql('SELECT * FROM (VALUES (1::BIGINT, 10.0::DOUBLE), (2, 0.5)) t(id, amount)').write.delta(p, { mode: 'append' });
+  const e = await rejectsWith(floe.duckdbSql('SELECT * FROM (VALUES (3::BIGINT, 5.0::DOUBLE), (4, -1.0)) t(id, amount)').write.delta(p, { mode: 'append' }), 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES');
   assert.match(e.message, /positive/);
   assert.match(e.message, /amount > 0/);
-  await rejectsWith(floe.sql('SELECT 5::BIGINT AS id, 0.0::DOUBLE AS amount').write.delta(p, { mode: 'overwrite' }), 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES');
+  await rejectsWith(floe.duckdbSql('SELECT 5::BIGINT AS id, 0.0::DOUBLE AS amount').write.delta(p, { mode: 'overwrite' }), 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES');
   assert.equal(await version(p), 1);
   assert.deepEqual(await rows(p), [{ id: '1', amount: 10 }, { id: '2', amount: 0.5 }]);
-  await floe.sql('SELECT 6::BIGINT AS id, 3.0::DOUBLE AS amount').write.delta(p, { mode: 'append' });
+  await floe.duckdbSql('SELECT 6::BIGINT AS id, 3.0::DOUBLE AS amount').write.delta(p, { mode: 'append' });
   assert.equal(await (await floe.read.delta(p)).count(), 3);
 
   // A constraint given as a property of the write that creates the table applies to later writes.
   const q = await newTable();
-  await floe.sql('SELECT 1::BIGINT AS id, 1.0::DOUBLE AS amount').write.delta(q, { properties: { 'delta.constraints.positive': 'amount > 0' } });
+  await floe.duckdbSql('SELECT 1::BIGINT AS id, 1.0::DOUBLE AS amount').write.delta(q, { properties: { 'delta.constraints.positive': 'amount > 0' } });
   assert.ok((await (await DeltaTable.forPath(floe, q)).detail()).minWriterVersion >= 3);
-  await rejectsWith(floe.sql('SELECT 2::BIGINT AS id, -2.0::DOUBLE AS amount').write.delta(q, { mode: 'append' }), 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES');
+  await rejectsWith(floe.duckdbSql('SELECT 2::BIGINT AS id, -2.0::DOUBLE AS amount').write.delta(q, { mode: 'append' }), 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES');
   assert.equal(await version(q), 0);
   await assertValidTable(p);
   await assertValidTable(q);
@@ -476,9 +476,9 @@ test('CHECK constraint from delta.constraints.*: violation fails with DELTA_VIOL
 
 test('replaceWhere on a partition column replaces only that partition and rejects rows outside it', async () => {
   const p = await newTable();
-  await floe.sql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'a'), (3, 'b'), (4, 'c')) t(id, p)").write.delta(p, { partitionBy: ['p'] });
+  await floe.duckdbSql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'a'), (3, 'b'), (4, 'c')) t(id, p)").write.delta(p, { partitionBy: ['p'] });
   const bFiles = (await floe.snapshot(p)).files.filter((f) => f.partitionValues.p !== 'a').map((f) => f.path).sort();
-  const r = await floe.sql("SELECT * FROM (VALUES (10::BIGINT, 'a'), (11, 'a'), (12, 'a')) t(id, p)").write.delta(p, { mode: 'overwrite', replaceWhere: "p = 'a'" });
+  const r = await floe.duckdbSql("SELECT * FROM (VALUES (10::BIGINT, 'a'), (11, 'a'), (12, 'a')) t(id, p)").write.delta(p, { mode: 'overwrite', replaceWhere: "p = 'a'" });
   assert.equal(r.version, 1);
   assert.equal(r.numRemovedFiles, 1);
   assert.deepEqual(await rows(p), [{ id: '3', p: 'b' }, { id: '4', p: 'c' }, { id: '10', p: 'a' }, { id: '11', p: 'a' }, { id: '12', p: 'a' }]);
@@ -486,15 +486,15 @@ test('replaceWhere on a partition column replaces only that partition and reject
   assert.ok(v1.filter((a) => a.remove).every((a) => a.remove.partitionValues.p === 'a'), 'only files of partition a are removed');
   assert.deepEqual((await floe.snapshot(p)).files.filter((f) => f.partitionValues.p !== 'a').map((f) => f.path).sort(), bFiles, 'other partitions keep their files');
 
-  const e = await rejectsWith(floe.sql("SELECT * FROM (VALUES (20::BIGINT, 'a'), (21, 'b')) t(id, p)").write.delta(p, { mode: 'overwrite', replaceWhere: "p = 'a'" }), 'DELTA_REPLACE_WHERE_MISMATCH');
+  const e = await rejectsWith(floe.duckdbSql("SELECT * FROM (VALUES (20::BIGINT, 'a'), (21, 'b')) t(id, p)").write.delta(p, { mode: 'overwrite', replaceWhere: "p = 'a'" }), 'DELTA_REPLACE_WHERE_MISMATCH');
   assert.match(e.message, /p = 'a'/);
   assert.equal(await version(p), 1);
   assert.equal(await (await floe.read.delta(p)).count(), 5);
 
   // replaceWhere covering two partitions, one of which receives no new rows.
-  await floe.sql("SELECT 30::BIGINT AS id, 'b' AS p").write.delta(p, { mode: 'overwrite', replaceWhere: "p IN ('b', 'c')" });
+  await floe.duckdbSql("SELECT 30::BIGINT AS id, 'b' AS p").write.delta(p, { mode: 'overwrite', replaceWhere: "p IN ('b', 'c')" });
   assert.deepEqual(await rows(p), [{ id: '10', p: 'a' }, { id: '11', p: 'a' }, { id: '12', p: 'a' }, { id: '30', p: 'b' }]);
-  await rejectsWith(floe.sql("SELECT 1::BIGINT AS id, 'a' AS p").write.delta(p, { mode: 'append', replaceWhere: "p = 'a'" }), 'FLOE_INVALID_ARGUMENT');
+  await rejectsWith(floe.duckdbSql("SELECT 1::BIGINT AS id, 'a' AS p").write.delta(p, { mode: 'append', replaceWhere: "p = 'a'" }), 'FLOE_INVALID_ARGUMENT');
   await assertValidTable(p);
 });
 
@@ -504,7 +504,7 @@ test('replaceWhere on a partition column replaces only that partition and reject
 
 test('idempotent writes: a repeated (txnAppId, txnVersion) is skipped, a higher version lands', async () => {
   const p = await newTable();
-  const batch = (id: number) => floe.sql(`SELECT ${id}::BIGINT AS id`);
+  const batch = (id: number) => floe.duckdbSql(`SELECT ${id}::BIGINT AS id`);
   const r0 = await batch(1).write.delta(p, { mode: 'append', txnAppId: 'ingest-job', txnVersion: 1 });
   assert.equal(r0.version, 0);
   const r1 = await batch(1).write.delta(p, { mode: 'append', txnAppId: 'ingest-job', txnVersion: 1 });
@@ -534,14 +534,14 @@ test('session table defaults: appendOnly default makes new tables append-only; o
   const s = await Floe.create({ config: { 'spark.databricks.delta.properties.defaults.appendOnly': 'true' } });
   try {
     const p = await newTable();
-    await s.sql("SELECT 1::BIGINT AS id, 'a' AS name").write.delta(p);
+    await s.duckdbSql("SELECT 1::BIGINT AS id, 'a' AS name").write.delta(p);
     const d = await (await DeltaTable.forPath(s, p)).detail();
     assert.equal(d.properties['delta.appendOnly'], 'true');
     assert.ok(d.minWriterVersion >= 2, 'appendOnly needs writer version 2');
-    await rejectsWith(s.sql("SELECT 2::BIGINT AS id, 'b' AS name").write.delta(p, { mode: 'overwrite' }), 'DELTA_CANNOT_MODIFY_APPEND_ONLY');
-    await rejectsWith(floe.sql("SELECT 2::BIGINT AS id, 'b' AS name").write.delta(p, { mode: 'overwrite' }), 'DELTA_CANNOT_MODIFY_APPEND_ONLY', undefined);
+    await rejectsWith(s.duckdbSql("SELECT 2::BIGINT AS id, 'b' AS name").write.delta(p, { mode: 'overwrite' }), 'DELTA_CANNOT_MODIFY_APPEND_ONLY');
+    await rejectsWith(floe.duckdbSql("SELECT 2::BIGINT AS id, 'b' AS name").write.delta(p, { mode: 'overwrite' }), 'DELTA_CANNOT_MODIFY_APPEND_ONLY', undefined);
     assert.equal(await version(p), 0);
-    await s.sql("SELECT 2::BIGINT AS id, 'b' AS name").write.delta(p, { mode: 'append' });
+    await s.duckdbSql("SELECT 2::BIGINT AS id, 'b' AS name").write.delta(p, { mode: 'append' });
     assert.equal(await (await s.read.delta(p)).count(), 2);
 
     const q = await newTable();
@@ -549,12 +549,12 @@ test('session table defaults: appendOnly default makes new tables append-only; o
     assert.equal((await (await DeltaTable.forPath(s, q)).detail()).properties['delta.appendOnly'], 'true');
     // An explicit property wins over the session default.
     const r = await newTable();
-    await s.sql('SELECT 1::BIGINT AS id').write.delta(r, { properties: { 'delta.appendOnly': 'false' } });
+    await s.duckdbSql('SELECT 1::BIGINT AS id').write.delta(r, { properties: { 'delta.appendOnly': 'false' } });
     assert.equal((await (await DeltaTable.forPath(s, r)).detail()).properties['delta.appendOnly'], 'false');
-    await s.sql('SELECT 2::BIGINT AS id').write.delta(r, { mode: 'overwrite' });
+    await s.duckdbSql('SELECT 2::BIGINT AS id').write.delta(r, { mode: 'overwrite' });
     // The session default does not apply to tables created without it.
     const u = await newTable();
-    await floe.sql('SELECT 1::BIGINT AS id').write.delta(u);
+    await floe.duckdbSql('SELECT 1::BIGINT AS id').write.delta(u);
     assert.equal((await (await DeltaTable.forPath(floe, u)).detail()).properties['delta.appendOnly'], undefined);
     for (const x of [p, q, r, u]) await assertValidTable(x);
   } finally {
@@ -564,10 +564,10 @@ test('session table defaults: appendOnly default makes new tables append-only; o
 
 test('session table defaults apply only to tables being created, not to an overwriteSchema of an existing table', async () => {
   const p = await newTable();
-  await floe.sql('SELECT 1::BIGINT AS id').write.delta(p);
+  await floe.duckdbSql('SELECT 1::BIGINT AS id').write.delta(p);
   const s = await Floe.create({ config: { 'spark.databricks.delta.properties.defaults.appendOnly': 'true' } });
   try {
-    await s.sql("SELECT 'x' AS k").write.delta(p, { mode: 'overwrite', overwriteSchema: true });
+    await s.duckdbSql("SELECT 'x' AS k").write.delta(p, { mode: 'overwrite', overwriteSchema: true });
     const d = await (await DeltaTable.forPath(s, p)).detail();
     assert.equal(d.properties['delta.appendOnly'], undefined, 'Spark merges the session defaults into the configuration of new tables only');
   } finally {
@@ -583,7 +583,7 @@ test('session table defaults apply only to tables being created, not to an overw
 test('a checkpoint is written at every delta.checkpointInterval (default 10) and the table reads the same from it', async () => {
   const p = await newTable();
   for (let v = 0; v <= 11; v++) {
-    await floe.sql(`SELECT ${v}::BIGINT AS id, 'r${v}' AS name, ${v % 3} AS grp`).write.delta(p, { mode: v === 0 ? 'error' : 'append', partitionBy: ['grp'] });
+    await floe.duckdbSql(`SELECT ${v}::BIGINT AS id, 'r${v}' AS name, ${v % 3} AS grp`).write.delta(p, { mode: v === 0 ? 'error' : 'append', partitionBy: ['grp'] });
   }
   const log = path.join(p, '_delta_log');
   const cps = (await fs.readdir(log)).filter((f) => f.includes('.checkpoint.')).sort();
@@ -605,7 +605,7 @@ test('a checkpoint is written at every delta.checkpointInterval (default 10) and
     assert.deepEqual(await (await s.read.delta(copy, { versionAsOf: 10 })).orderBy('id').toJSON(), atTen);
     assert.equal((await s.snapshot(copy)).version, 11);
     // And writes continue on the truncated log.
-    await s.sql("SELECT 100::BIGINT AS id, 'x' AS name, 1 AS grp").write.delta(copy, { mode: 'append' });
+    await s.duckdbSql("SELECT 100::BIGINT AS id, 'x' AS name, 1 AS grp").write.delta(copy, { mode: 'append' });
     assert.equal(await (await s.read.delta(copy)).count(), 13);
   } finally {
     await s.close();
@@ -616,9 +616,9 @@ test('a checkpoint is written at every delta.checkpointInterval (default 10) and
 test('delta.checkpointInterval = 3 checkpoints at 3 and 6; DeltaTable.checkpoint() writes one on demand', async () => {
   const p = await newTable();
   await DeltaTable.create(floe, { path: p, schema: [{ name: 'id', type: 'long' }], properties: { 'delta.checkpointInterval': '3' } });
-  for (let v = 1; v <= 7; v++) await floe.sql(`SELECT ${v}::BIGINT AS id`).write.delta(p, { mode: 'append' });
+  for (let v = 1; v <= 7; v++) await floe.duckdbSql(`SELECT ${v}::BIGINT AS id`).write.delta(p, { mode: 'append' });
   // A removal, a txn and a metadata change make the checkpoint content more than adds.
-  await floe.sql('SELECT 50::BIGINT AS id').write.delta(p, { mode: 'overwrite', txnAppId: 'app', txnVersion: 7 }); // v8
+  await floe.duckdbSql('SELECT 50::BIGINT AS id').write.delta(p, { mode: 'overwrite', txnAppId: 'app', txnVersion: 7 }); // v8
   const log = path.join(p, '_delta_log');
   assert.deepEqual((await fs.readdir(log)).filter((f) => f.includes('.checkpoint.')).sort(), [
     '00000000000000000003.checkpoint.parquet', '00000000000000000006.checkpoint.parquet',
@@ -628,7 +628,7 @@ test('delta.checkpointInterval = 3 checkpoints at 3 and 6; DeltaTable.checkpoint
   assert.equal(r.version, 8);
   assert.ok(existsSync(path.join(log, '00000000000000000008.checkpoint.parquet')));
   assert.equal((JSON.parse(await fs.readFile(path.join(log, '_last_checkpoint'), 'utf8')) as Json).version, 8);
-  await floe.sql('SELECT 51::BIGINT AS id').write.delta(p, { mode: 'append' }); // v9 -> checkpoint
+  await floe.duckdbSql('SELECT 51::BIGINT AS id').write.delta(p, { mode: 'append' }); // v9 -> checkpoint
   assert.ok(existsSync(path.join(log, '00000000000000000009.checkpoint.parquet')));
   await assertValidTable(p);
   const s = await Floe.create();
@@ -647,7 +647,7 @@ test('delta.checkpointInterval = 3 checkpoints at 3 and 6; DeltaTable.checkpoint
 test('every add carries stats (numRecords, minValues, maxValues, nullCount) that let filters skip files', async () => {
   const p = await newTable();
   for (let b = 0; b < 3; b++) {
-    await floe.sql(`SELECT i::BIGINT AS id, 'name-' || lpad(i::VARCHAR, 3, '0') AS name, CASE WHEN i % 5 = 0 THEN NULL ELSE i * 1.5 END AS score,
+    await floe.duckdbSql(`SELECT i::BIGINT AS id, 'name-' || lpad(i::VARCHAR, 3, '0') AS name, CASE WHEN i % 5 = 0 THEN NULL ELSE i * 1.5 END AS score,
       DATE '2024-01-01' + i::INTEGER AS day, TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_seconds(i) AS ts
       FROM range(${b * 10 + 1}, ${b * 10 + 11}) r(i)`).write.delta(p, { mode: b ? 'append' : 'error' });
   }
@@ -686,7 +686,7 @@ test('every add carries stats (numRecords, minValues, maxValues, nullCount) that
 test('long strings: min is a 32-character prefix, max is left out or still an upper bound', async () => {
   const p = await newTable();
   const long = 'x'.repeat(40);
-  await floe.sql(`SELECT * FROM (VALUES (1::BIGINT, '${long}a'), (2, '${long}b'), (3, 'a${long}')) t(id, s)`).write.delta(p);
+  await floe.duckdbSql(`SELECT * FROM (VALUES (1::BIGINT, '${long}a'), (2, '${long}b'), (3, 'a${long}')) t(id, s)`).write.delta(p);
   const st = JSON.parse((await allAdds(p))[0]!.add.stats) as Json;
   assert.equal(st.minValues.s, ('a' + long).slice(0, 32));
   if (st.maxValues.s !== undefined) assert.ok(st.maxValues.s >= long + 'b');
@@ -700,10 +700,10 @@ test('long strings: min is a 32-character prefix, max is left out or still an up
 
 test('history shows operation, operationParameters and operationMetrics of each write', async () => {
   const p = await newTable();
-  await floe.sql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'b'), (3, 'a')) t(id, p)").write.delta(p, { partitionBy: ['p'] });
-  await floe.sql("SELECT 4::BIGINT AS id, 'c' AS p").write.delta(p, { mode: 'append' });
-  await floe.sql("SELECT 5::BIGINT AS id, 'a' AS p").write.delta(p, { mode: 'overwrite', replaceWhere: "p = 'a'" });
-  await floe.sql("SELECT 6::BIGINT AS id, 'd' AS p").write.delta(p, { mode: 'overwrite' });
+  await floe.duckdbSql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'b'), (3, 'a')) t(id, p)").write.delta(p, { partitionBy: ['p'] });
+  await floe.duckdbSql("SELECT 4::BIGINT AS id, 'c' AS p").write.delta(p, { mode: 'append' });
+  await floe.duckdbSql("SELECT 5::BIGINT AS id, 'a' AS p").write.delta(p, { mode: 'overwrite', replaceWhere: "p = 'a'" });
+  await floe.duckdbSql("SELECT 6::BIGINT AS id, 'd' AS p").write.delta(p, { mode: 'overwrite' });
   const h = await (await DeltaTable.forPath(floe, p)).history();
   assert.deepEqual(h.map((e) => e.version), [3, 2, 1, 0]);
   const [ow, rw, ap, cr] = h as [typeof h[0], typeof h[0], typeof h[0], typeof h[0]];
@@ -731,7 +731,7 @@ test('history shows operation, operationParameters and operationMetrics of each 
 
 test('history records writes as Spark does: a path write is WRITE with mode ErrorIfExists, createOrReplace is CREATE OR REPLACE TABLE', async () => {
   const p = await newTable();
-  await floe.sql('SELECT 1::BIGINT AS id').write.delta(p);
+  await floe.duckdbSql('SELECT 1::BIGINT AS id').write.delta(p);
   await DeltaTable.createOrReplace(floe).location(p).addColumn('id', 'long').execute();
   const h = await (await DeltaTable.forPath(floe, p)).history();
   // Spark's DataFrameWriter.save(path) commits DeltaOperations.Write ("WRITE") even for a new table,

@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     await writeLanding(landing, 'events-0002.json', generateEvents(500, 300, 2001, 2));
     const r2 = await runPipeline(opts);
     console.log(`update 2: ${r2.state}`, Object.values(r2.flows).map((f) => `${f.flow}=${f.numOutputRows}`).join(' '));
-    const gold = await floe.runSql('SELECT * FROM gold_customers_by_country ORDER BY country', { warehouse });
+    const gold = await floe.sql('SELECT * FROM gold_customers_by_country ORDER BY country', { warehouse });
     if (gold.kind === 'rows') await gold.dataFrame.show();
     console.log(await listUpdates(floe, r2.eventLog));
     console.log(`\nQuery it: npx floe sql --warehouse ${warehouse} -e "SELECT * FROM silver_customers LIMIT 5"`);
