@@ -89,6 +89,25 @@ export class Transaction {
     return (this.metadata ?? this.snapshot?.metadata)?.configuration ?? {};
   }
 
+  /**
+   * Enabling in-commit timestamps on an existing table (PROTOCOL.md "Writer Requirements for In-Commit
+   * Timestamps"): the enabling commit's metadata records its own version and ICT, so readers know from
+   * which version on commitInfo.inCommitTimestamp is the commit time. Recomputed on every attempt, as
+   * a retry lands at another version.
+   */
+  private recordIctEnablement(version: number, ict: number): void {
+    if (!this.metadata || version === 0) return;
+    if (this.snapshot?.metadata.configuration['delta.enableInCommitTimestamps'] === 'true') return;
+    this.metadata = {
+      ...this.metadata,
+      configuration: {
+        ...this.metadata.configuration,
+        'delta.inCommitTimestampEnablementVersion': String(version),
+        'delta.inCommitTimestampEnablementTimestamp': String(ict),
+      },
+    };
+  }
+
   private serialize(version: number, commitInfo: CommitInfo): string {
     const lines: string[] = [JSON.stringify({ commitInfo })];
     if (this.protocol) lines.push(JSON.stringify({ protocol: this.protocol }));
@@ -115,7 +134,10 @@ export class Transaction {
       const conf = this.effectiveConfig();
       const now = Date.now();
       const commitInfo: CommitInfo = {};
-      if (conf['delta.enableInCommitTimestamps'] === 'true') commitInfo.inCommitTimestamp = Math.max(now, prevIct + 1);
+      if (conf['delta.enableInCommitTimestamps'] === 'true') {
+        commitInfo.inCommitTimestamp = Math.max(now, prevIct + 1);
+        this.recordIctEnablement(version, commitInfo.inCommitTimestamp);
+      }
       Object.assign(commitInfo, {
         timestamp: now,
         operation,

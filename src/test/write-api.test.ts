@@ -741,3 +741,26 @@ test('history records writes as Spark does: a path write is WRITE with mode Erro
   assert.equal(h[0]!.operation, 'CREATE OR REPLACE TABLE');
   await assertValidTable(p);
 });
+
+test('enabling in-commit timestamps on an existing table records the enabling version and ICT in its metadata', async () => {
+  const p = await newTable();
+  await floe.duckdbSql('SELECT 1 AS id').write.delta(p);
+  await floe.duckdbSql('SELECT 2 AS id').write.delta(p, { mode: 'append' });
+  const t = await DeltaTable.forPath(floe, p);
+  const v = await t.setProperties({ 'delta.enableInCommitTimestamps': 'true' });
+  assert.equal(v, 2);
+  const actions = await commitActions(p, 2);
+  const ict = actions.find((a) => a.commitInfo)!.commitInfo.inCommitTimestamp;
+  assert.equal(typeof ict, 'number');
+  const conf = actions.find((a) => a.metaData)!.metaData.configuration;
+  assert.equal(conf['delta.inCommitTimestampEnablementVersion'], '2');
+  assert.equal(conf['delta.inCommitTimestampEnablementTimestamp'], String(ict));
+  await assertValidTable(p);
+  // Later commits keep the recorded enablement, and the timestamps of versions 2+ are ICTs.
+  await floe.duckdbSql('SELECT 3 AS id').write.delta(p, { mode: 'append' });
+  assert.equal((await floe.snapshot(p)).metadata.configuration['delta.inCommitTimestampEnablementVersion'], '2');
+  assert.equal((await floe.snapshot(p, { versionAsOf: 2 })).timestamp, ict);
+  // Setting another property later does not move the enablement version.
+  await t.setProperties({ 'delta.appendOnly': 'false' });
+  assert.equal((await floe.snapshot(p)).metadata.configuration['delta.inCommitTimestampEnablementVersion'], '2');
+});
