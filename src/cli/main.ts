@@ -10,6 +10,7 @@ import { formatTable } from '../dataframe.js';
 import { FloeError } from '../errors.js';
 import { sqlCommand } from './sql.js';
 import { pipelinesCommand } from './pipelines.js';
+import { UiUsageError, uiCommand } from '../ui/cli.js';
 
 const USAGE = `floe: Delta Lake tables, the change data feed and CDC pipelines
 
@@ -26,6 +27,7 @@ Usage:
   floe restore PATH --version N | --timestamp T [--format json|table]
   floe sql [-e "SQL;…" | -f FILE.sql] [--warehouse DIR] [--format table|csv|json]   (a REPL without -e/-f)
   floe pipelines init|validate|dry-run|run|status|events …   (floe pipelines help)
+  floe ui [--warehouse DIR] [--port N] [--host H] [--token T]   the monitoring page (floe ui --help)
   floe help
 
 Exit status: 0 success, 1 error (message on stderr), 2 usage error.
@@ -57,6 +59,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === 'sql') return sqlCommand(rest);
   if (cmd === 'pipelines') return pipelinesCommand(rest);
+  if (cmd === 'ui') return uiCommand(rest);
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
@@ -194,7 +197,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof UsageError || String((e as { code?: string }).code ?? '').startsWith('ERR_PARSE_ARGS_')) {
+    if (e instanceof UsageError || e instanceof UiUsageError || String((e as { code?: string }).code ?? '').startsWith('ERR_PARSE_ARGS_')) {
       process.stderr.write(`error: ${(e as Error).message}\n\n${USAGE}`);
       process.exitCode = 2;
     } else if (e instanceof FloeError) {
