@@ -69,7 +69,8 @@ function toUiEvent(r: Record<string, unknown>): UiEvent {
   if (r.error) {
     try {
       const e = JSON.parse(String(r.error)) as { exceptions?: Array<{ class_name?: string; code?: string | null; message?: string }> };
-      error = e.exceptions?.[0] ?? { message: String(r.error) };
+      const x = e.exceptions?.[0];
+      error = x ? { class_name: x.class_name, code: x.code ?? null, message: String(x.message ?? '').replace(/^\[[A-Z0-9_]+\]\s*/, '') } : { message: String(r.error) };
     } catch {
       error = { message: String(r.error) };
     }
