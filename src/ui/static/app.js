@@ -255,7 +255,7 @@ function miniChart({ labels, bars, barClass, line, title, lineLabel }) {
     s('line', { class: 'axis', x1: L, x2: W - 4, y1: H - B, y2: H - B }),
     s('text', { class: 'small', x: L - 4, y: T + 8, 'text-anchor': 'end' }, fmtN(maxB)),
     s('text', { class: 'small', x: L - 4, y: H - B, 'text-anchor': 'end' }, '0'),
-    bars.map((v, i) => s('rect', { class: barClass[i] ?? 'bar-ok', x: xs(i), y: yB(v), width: bw, height: Math.max(H - B - yB(v), v > 0 ? 1 : 0) }, s('title', {}, `${labels[i]}: ${fmtN(v)}${line && line[i] !== null ? ` · ${lineLabel} ${fmtMs(line[i])}` : ''}`))),
+    bars.map((v, i) => s('rect', { class: barClass[i] ?? 'bar-ok', x: xs(i), y: v > 0 ? yB(v) : H - B - (barClass[i] === 'bar-bad' || barClass[i] === 'bar-warn' ? 4 : 0), width: bw, height: v > 0 ? Math.max(H - B - yB(v), 1) : barClass[i] === 'bar-bad' || barClass[i] === 'bar-warn' ? 4 : 0 }, s('title', {}, `${labels[i]}: ${fmtN(v)}${line && line[i] !== null ? ` · ${lineLabel} ${fmtMs(line[i])}` : ''}`))),
     pts.length > 1 ? s('polyline', { class: 'line', points: pts.map((p) => p.join(',')).join(' ') }) : null,
     pts.map((p) => s('circle', { class: 'dotp', cx: p[0], cy: p[1], r: 2.5 })),
     line ? s('text', { class: 'small', x: W - 4, y: T + 8, 'text-anchor': 'end' }, `${lineLabel} max ${fmtMs(maxL)}`) : null,
