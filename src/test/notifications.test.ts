@@ -10,6 +10,7 @@ import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Floe } from '../floe.js';
 import { readEvents } from '../pipelines/event-log.js';
 import { type NotificationBody, parseNotifications } from '../pipelines/notifications.js';
@@ -191,4 +192,14 @@ test('notifications: the spec is validated with clear errors', async () => {
   const f = path.join(dir, 'bad.yml');
   await fs.writeFile(f, 'name: x\nlibraries:\n  - glob: { include: a.sql }\nnotifications:\n  - alerts: [on-update-failure]\n');
   await assert.rejects(loadSpec(f), /bad\.yml: notifications\[0\]: give 'webhook: URL'/);
+});
+
+test("the README's notifications example is a valid spec", async () => {
+  const readme = await fs.readFile(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+  const yaml = /## Monitoring[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(yaml, 'README has the notifications example');
+  const f = path.join(dir, 'readme-pipeline.yml');
+  await fs.writeFile(f, `name: readme\nlibraries:\n  - glob: { include: a.sql }\n${yaml}`);
+  const spec = await loadSpec(f);
+  assert.deepEqual(spec.notifications?.map((n) => [n.alerts.length, n.webhook, n.command, n.expectationThreshold, n.maxDurationSeconds, n.retries]), [[4, 'https://hooks.example.com/floe', './notify.sh', 0.05, 900, 3]]);
 });

@@ -10,6 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { Floe } from '../floe.js';
 import { startUiServer, type UiServer } from '../ui/server.js';
@@ -21,7 +22,7 @@ declare const document: { querySelectorAll(s: string): ArrayLike<{ getAttribute(
 declare function getComputedStyle(e: unknown): { stroke: string; backgroundColor: string };
 
 const CHROMIUM = [process.env.FLOE_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => p && existsSync(p));
-const ARTIFACTS = path.resolve('test-artifacts', 'ui');
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/ui', import.meta.url));
 if (!CHROMIUM) console.log('# skipping the browser tests of floe ui: no Chromium found (apt-get install chromium, or set FLOE_CHROMIUM)');
 
 let floe: Floe;

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { Floe } from '../floe.js';
 import { startUiServer, type UiServer } from '../ui/server.js';
@@ -268,7 +269,7 @@ test('security: the access token (Bearer header or a cookie set from ?token=) on
 });
 
 test('cli: floe ui prints the link, serves the API, needs the token when exposed, stops on SIGTERM', async () => {
-  const bin = path.resolve('dist/cli/main.js');
+  const bin = fileURLToPath(new URL('../cli/main.js', import.meta.url));
   const child = spawn(process.execPath, [bin, 'ui', '--warehouse', fx.warehouse, '--port', '0', '--host', '0.0.0.0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOE_UI_TOKEN: 'cli-token-0123456789abcdef' } });
   let outText = '';
   child.stdout.on('data', (c: Buffer) => (outText += c.toString()));
