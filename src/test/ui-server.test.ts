@@ -294,3 +294,19 @@ test('cli: floe ui prints the link, serves the API, needs the token when exposed
   assert.equal(await new Promise((res) => bad.on('exit', res)), 2);
   assert.match(err, /--port needs a port number/);
 });
+
+test('api: a table dropped and created again by another process shows its new content', async () => {
+  const other = await Floe.create({ threads: 1 });
+  try {
+    await other.sql('CREATE TABLE recreated (a INT) USING delta; INSERT INTO recreated VALUES (1); INSERT INTO recreated VALUES (2)', { warehouse: fx.warehouse });
+    const first = await getJson<{ version: number; columns: Array<{ name: string }> }>('/api/tables/default/recreated');
+    assert.deepEqual([first.version, first.columns.map((c) => c.name)], [2, ['a']]);
+    await other.sql("DROP TABLE recreated; CREATE TABLE recreated (b STRING) USING delta; INSERT INTO recreated VALUES ('x')", { warehouse: fx.warehouse });
+    const second = await getJson<{ version: number; columns: Array<{ name: string }> }>('/api/tables/default/recreated');
+    assert.deepEqual([second.version, second.columns.map((c) => c.name)], [1, ['b']]);
+    const rows = await getJson<{ rows: unknown[] }>('/api/tables/default/recreated/preview');
+    assert.deepEqual(rows.rows, [{ b: 'x' }]);
+  } finally {
+    await other.close();
+  }
+});

@@ -151,6 +151,7 @@ const FINAL = new Set(['COMPLETED', 'FAILED', 'CANCELED']);
 export class UiData {
   readonly catalog: Catalog;
   readonly pipelinesRoot: string;
+  private readonly created = new Map<string, string>();
 
   constructor(readonly floe: Floe, readonly warehouse: string) {
     this.catalog = new Catalog(warehouse);
@@ -171,7 +172,7 @@ export class UiData {
   async events(name: string): Promise<UiEvent[]> {
     const loc = this.eventLogOf(name);
     if (!(await this.floe.deltaLog(loc).exists())) throw new NotFoundError(`No pipeline '${name}' in ${this.warehouse} (no event log at ${loc}).`);
-    return (await readEvents(this.floe, loc)).map(toUiEvent);
+    return (await this.fresh(loc, () => readEvents(this.floe, loc))).map(toUiEvent);
   }
 
   /** The event log's latest version (-1 when absent): what the live stream polls. */
@@ -253,6 +254,19 @@ export class UiData {
     return out;
   }
 
+  /**
+   * Runs `f` over a table; on an error, forgets what the session cached about its log and tries once
+   * more (a long-running server outlives tables dropped and created again at the same location).
+   */
+  private async fresh<T>(location: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch {
+      this.floe.forgetLog(location);
+      return f();
+    }
+  }
+
   /** The table's location, only through the catalog. */
   private async location(schema: string, table: string): Promise<string> {
     let s: string;
@@ -265,14 +279,19 @@ export class UiData {
     }
     const entry = await this.catalog.getTable(s, t);
     if (!entry) throw new NotFoundError(`The table ${s}.${t} is not in the catalog of ${this.warehouse}.`);
+    // A table dropped and created again (its catalog entry is new): forget the cached log.
+    const seen = this.created.get(entry.location);
+    if (seen !== undefined && seen !== entry.createdAt) this.floe.forgetLog(entry.location);
+    this.created.set(entry.location, entry.createdAt);
     return entry.location;
   }
 
   async tableInfo(schema: string, table: string): Promise<Record<string, unknown>> {
     const loc = await this.location(schema, table);
-    const t = await DeltaTable.forPath(this.floe, loc);
-    const d = await t.detail();
-    const snap = await t.snapshot();
+    const { d, snap } = await this.fresh(loc, async () => {
+      const t = await DeltaTable.forPath(this.floe, loc);
+      return { d: await t.detail(), snap: await t.snapshot() };
+    });
     return {
       schema,
       name: table,
@@ -289,14 +308,15 @@ export class UiData {
   }
 
   async history(schema: string, table: string, limit?: number): Promise<unknown[]> {
-    const t = await DeltaTable.forPath(this.floe, await this.location(schema, table));
-    return (await t.history(limit)).map((h) => ({ version: h.version, timestamp: h.timestamp, operation: h.operation, operationParameters: h.operationParameters, operationMetrics: h.operationMetrics }));
+    const loc = await this.location(schema, table);
+    const h = await this.fresh(loc, async () => (await DeltaTable.forPath(this.floe, loc)).history(limit));
+    return h.map((h) => ({ version: h.version, timestamp: h.timestamp, operation: h.operation, operationParameters: h.operationParameters, operationMetrics: h.operationMetrics }));
   }
 
   async preview(schema: string, table: string, version: number | undefined, limit: number): Promise<{ version: number; columns: string[]; rows: Record<string, unknown>[]; limit: number }> {
     const loc = await this.location(schema, table);
     const n = Math.min(Math.max(limit, 1), PREVIEW_MAX_ROWS);
-    const snapVersion = (await this.floe.snapshot(loc, version === undefined ? {} : { versionAsOf: version })).version;
+    const snapVersion = (await this.fresh(loc, () => this.floe.snapshot(loc, version === undefined ? {} : { versionAsOf: version }))).version;
     const df = (await this.floe.read.delta(loc, { versionAsOf: snapVersion })).limit(n);
     const columns = (await df.columns()).map((c) => c.name);
     return { version: snapVersion, columns, rows: await df.toJSON(), limit: n };
@@ -305,6 +325,7 @@ export class UiData {
   async changes(schema: string, table: string, from: number, to: number | undefined, limit: number): Promise<{ from: number; to: number | null; columns: string[]; rows: Record<string, unknown>[]; limit: number; counts: Record<string, number> }> {
     const loc = await this.location(schema, table);
     const n = Math.min(Math.max(limit, 1), PREVIEW_MAX_ROWS);
+    await this.fresh(loc, () => this.floe.snapshot(loc));
     const feed = await this.floe.read.changes(loc, { startingVersion: from, ...(to === undefined ? {} : { endingVersion: to }) });
     const counts: Record<string, number> = {};
     for (const r of await this.floe.engine.allJson(`SELECT _change_type, count(*) AS n FROM (${await feed.toSQL()}) GROUP BY 1`)) counts[String(r._change_type)] = Number(r.n);
