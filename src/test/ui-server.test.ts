@@ -310,3 +310,10 @@ test('api: a table dropped and created again by another process shows its new co
     await other.close();
   }
 });
+
+test('api: the live stream of an unknown pipeline is a 404; HEAD does not open a stream', async () => {
+  assert.equal((await get('/api/pipelines/nope/events/stream')).status, 404);
+  const h = await request(ui.port, '/api/pipelines/shop/events/stream', { method: 'HEAD' });
+  assert.equal(h.status, 200);
+  assert.match(String(h.headers['content-type']), /text\/event-stream/);
+});

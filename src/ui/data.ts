@@ -175,6 +175,16 @@ export class UiData {
     return (await this.fresh(loc, () => readEvents(this.floe, loc))).map(toUiEvent);
   }
 
+  /** Fails with a 404 unless the pipeline has a folder (it may not have run yet). */
+  async requirePipeline(name: string): Promise<void> {
+    try {
+      if ((await fs.stat(this.pipelineDir(name))).isDirectory()) return;
+    } catch {
+      /* below */
+    }
+    throw new NotFoundError(`No pipeline '${name}' in ${this.warehouse}.`);
+  }
+
   /** The event log's latest version (-1 when absent): what the live stream polls. */
   async eventLogVersion(name: string): Promise<number> {
     const loc = this.eventLogOf(name);

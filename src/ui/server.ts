@@ -216,6 +216,10 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
           return json(await lock.run(() => data.filteredEvents(name, f)));
         }
         case 'events/stream':
+          await data.requirePipeline(name);
+          if (head) {
+            return send(res, 200, '', 'text/event-stream; charset=utf-8', {}, true);
+          }
           return stream(req, res, name, u);
       }
     } else if (seg[0] === 'tables') {
@@ -239,7 +243,6 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
 
   /** Server-sent events: polls the event log and sends each new event once. */
   async function stream(req: http.IncomingMessage, res: http.ServerResponse, name: string, u: URL): Promise<void> {
-    await lock.run(() => data.eventLogVersion(name)); // validates the name
     let lastId = u.searchParams.get('after') ?? (req.headers['last-event-id'] as string | undefined) ?? null;
     let seen = new Set<string>();
     let version = -2;
