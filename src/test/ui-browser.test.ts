@@ -4,7 +4,7 @@
  * is red with its error, the change-feed view shows the right rows with their change types, the event
  * log filters and updates live, and no page breaks the Content-Security-Policy. Screenshots of the
  * main pages go to `test-artifacts/ui/` (gitignored). Skips with a notice when no Chromium is found
- * (`FLOE_CHROMIUM` or `/usr/bin/chromium`).
+ * (`FLOE_CHROMIUM`, else `/usr/bin/chromium`).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +21,8 @@ import { type ShopFixture, shopFixture } from './ui-fixture.js';
 declare const document: { querySelectorAll(s: string): ArrayLike<{ getAttribute(n: string): string | null }> & Iterable<{ getAttribute(n: string): string | null }>; documentElement: { getAttribute(n: string): string | null } };
 declare function getComputedStyle(e: unknown): { stroke: string; backgroundColor: string };
 
-const CHROMIUM = [process.env.FLOE_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => p && existsSync(p));
+// FLOE_CHROMIUM names the browser (set it empty to skip these tests); else Debian's chromium.
+const CHROMIUM = (process.env.FLOE_CHROMIUM !== undefined ? [process.env.FLOE_CHROMIUM] : ['/usr/bin/chromium', '/usr/bin/chromium-browser']).find((p) => p && existsSync(p));
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/ui', import.meta.url));
 if (!CHROMIUM) console.log('# skipping the browser tests of floe ui: no Chromium found (apt-get install chromium, or set FLOE_CHROMIUM)');
 

@@ -266,6 +266,7 @@ test('security: the access token (Bearer header or a cookie set from ?token=) on
     await exposed.close();
   }
   await assert.rejects(startUiServer({ warehouse: fx.warehouse, port: 0, floe, token: 'short' }), /UI_TOKEN_TOO_SHORT/);
+  await assert.rejects(startUiServer({ warehouse: fx.warehouse, port: ui.port, floe }), /UI_PORT_IN_USE.*--port N/);
 });
 
 test('cli: floe ui prints the link, serves the API, needs the token when exposed, stops on SIGTERM', async () => {

@@ -292,10 +292,18 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
     req.on('close', stop);
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port ?? DEFAULT_UI_PORT, host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(o.port ?? DEFAULT_UI_PORT, host, () => resolve());
+    });
+  } catch (e) {
+    if (!o.floe) await floe.close();
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new FloeError('UI_PORT_IN_USE', `Port ${o.port ?? DEFAULT_UI_PORT} on ${host} is in use: choose another with --port N (0: any free port).`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new FloeError('UI_BAD_HOST', `Cannot listen on '${host}': it is not an address of this machine.`);
+    throw e;
+  }
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const url = `http://${urlHost}:${port}/`;
