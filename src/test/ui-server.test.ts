@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { Floe } from '../floe.js';
+import { runPipeline } from '../pipelines/runner.js';
 import { startUiServer, type UiServer } from '../ui/server.js';
 import { tempDir } from './helpers.js';
 import { type ShopFixture, shopFixture } from './ui-fixture.js';
@@ -317,4 +318,21 @@ test('api: the live stream of an unknown pipeline is a 404; HEAD does not open a
   const h = await request(ui.port, '/api/pipelines/shop/events/stream', { method: 'HEAD' });
   assert.equal(h.status, 200);
   assert.match(String(h.headers['content-type']), /text\/event-stream/);
+});
+
+test('api: views appear in the graph between their sources and their readers', async () => {
+  const src = path.join(dir, 'viewsrc');
+  await floe.duckdbSql('SELECT 1 AS id, 5 AS amount UNION ALL SELECT 2, -1').write.delta(src);
+  const r = await runPipeline({
+    floe, name: 'viewed', warehouse: fx.warehouse,
+    definitions: (p) => {
+      p.table({ name: 'vbronze', query: (c) => c.readStream(src) });
+      p.view({ name: 'positive_rows', query: (c) => c.sql('SELECT * FROM b WHERE amount > 0', { b: c.readStream('vbronze') }) });
+      p.table({ name: 'vsilver', query: (c) => c.readStream('positive_rows') });
+    },
+  });
+  assert.equal(r.state, 'COMPLETED');
+  const g = await getJson<{ nodes: Array<{ name: string; kind: string; rows_written: number | null }>; edges: Array<{ from: string; to: string }> }>('/api/pipelines/viewed/graph');
+  assert.deepEqual(Object.fromEntries(g.nodes.map((n) => [n.name, [n.kind, n.rows_written]])), { vbronze: ['streaming_table', 2], vsilver: ['streaming_table', 1], positive_rows: ['view', null], [src]: ['source', null] });
+  assert.deepEqual(g.edges.map((e) => `${e.from}->${e.to}`).sort(), [`${src}->vbronze`, 'positive_rows->vsilver', 'vbronze->positive_rows'].sort());
 });

@@ -439,9 +439,11 @@ export function graphOf(pipeline: string, evs: UiEvent[], tables: Set<string> = 
     }
   }
   const schema = (lastUpdate && schemaOf.get(lastUpdate)) || 'default';
-  for (const e of defs) {
-    if (e.update_id !== lastUpdate) continue;
-    const d = e.details as { output_dataset?: string; input_datasets?: string[]; dataset_type?: string };
+  const latestDefs = defs.filter((e) => e.update_id === lastUpdate);
+  const outputs = new Set(latestDefs.map((e) => String((e.details as { output_dataset?: string }).output_dataset ?? e.dataset ?? '')));
+  const viewEdges = new Set<string>();
+  for (const e of latestDefs) {
+    const d = e.details as { output_dataset?: string; input_datasets?: string[]; dataset_type?: string; sources?: Array<{ name: string }> };
     const out = d.output_dataset ?? e.dataset ?? '';
     const kind: GraphNode['kind'] = d.dataset_type === 'MATERIALIZED_VIEW' ? 'materialized_view' : d.dataset_type === 'VIEW' ? 'view' : 'streaming_table';
     const n = nodes.get(out) ?? { name: out, kind, flows: [], state: 'IDLE', rows_written: null, error: null, table: tables.has(`${schema}.${out}`) || !tables.size ? { schema, name: out } : null };
@@ -449,6 +451,18 @@ export function graphOf(pipeline: string, evs: UiEvent[], tables: Set<string> = 
     if (e.flow && !n.flows.includes(e.flow)) n.flows.push(e.flow);
     nodes.set(out, n);
     for (const i of d.input_datasets ?? []) edges.push({ from: i, to: out, flow: e.flow ?? out });
+    // Views are expanded into their sources: a direct input that is neither a source nor a dataset
+    // of the pipeline is a view, fed by the sources that are not direct inputs.
+    const inputs = d.input_datasets ?? [];
+    const sourceNames = (d.sources ?? []).map((x) => x.name);
+    for (const v of inputs.filter((i) => !sourceNames.includes(i) && !outputs.has(i))) {
+      if (!nodes.has(v)) nodes.set(v, { name: v, kind: 'view', flows: [], state: 'VIEW', rows_written: null, error: null, table: null });
+      for (const src of sourceNames.filter((x) => !inputs.includes(x))) {
+        if (viewEdges.has(`${src}\u0000${v}`)) continue;
+        viewEdges.add(`${src}\u0000${v}`);
+        edges.push({ from: src, to: v, flow: e.flow ?? out });
+      }
+    }
   }
   for (const ed of edges) if (!nodes.has(ed.from)) nodes.set(ed.from, { name: ed.from, kind: 'source', flows: [], state: 'SOURCE', rows_written: null, error: null, table: null });
   // The latest update's flow results (or the running update's progress so far).
