@@ -143,7 +143,15 @@ test('browser: updates timeline, flows, data quality, event log with filters and
   await page.waitForSelector('[data-expectation="bronze.has_id"]');
   assert.match(await page.$eval('[data-expectation="bronze.has_id"]', (e) => e.textContent ?? ''), /drop/);
   await shot(page, 'quality');
+  // The link a notification carries: the update's events.
+  const u1 = fx.runs[0]!.updateId;
+  await page.goto(`${ui.url}#/p/shop/events/${u1}`);
+  await page.waitForFunction((u) => {
+    const trs = [...document.querySelectorAll('#events tbody tr')];
+    return trs.length > 5 && trs.every((tr) => tr.getAttribute('data-update') === u);
+  }, u1);
   await page.goto(`${ui.url}#/p/shop/events`);
+  await page.waitForFunction((u) => [...document.querySelectorAll('#events tbody tr')].some((tr) => tr.getAttribute('data-update') !== u), u1);
   await page.waitForSelector('#events tbody tr');
   await page.selectOption('#f-level', 'ERROR');
   await page.waitForFunction(() => {

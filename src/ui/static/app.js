@@ -350,7 +350,7 @@ async function eventsView(name, rest) {
   const table = h('table', { class: 'grid', id: 'events' }, h('thead', {}, h('tr', {}, ['Time', 'Level', 'Type', 'Update', 'Flow', 'Message'].map((c) => h('th', {}, c)))), tbody);
   const val = (id) => filters.querySelector(`#${id}`).value;
   const matches = (e) => (!val('f-level') || e.level === val('f-level')) && (!val('f-type') || e.event_type === val('f-type')) && (!val('f-flow') || e.flow === val('f-flow')) && (!val('f-update') || e.update_id === val('f-update'));
-  const row = (e, isNew) => h('tr', { class: isNew ? 'new' : null, 'data-event': e.id, 'data-level': e.level, 'data-type': e.event_type },
+  const row = (e, isNew) => h('tr', { class: isNew ? 'new' : null, 'data-event': e.id, 'data-level': e.level, 'data-type': e.event_type, 'data-update': e.update_id },
     h('td', {}, fmtTime(e.timestamp)), h('td', {}, badge(e.level)), h('td', {}, e.event_type), h('td', {}, short(e.update_id)), h('td', {}, e.flow ?? ''),
     h('td', { class: 'wrap' }, e.message, e.error && !e.message.includes(e.error.message) ? h('div', { class: 'error-text' }, `${e.error.code ? `[${e.error.code}] ` : ''}${e.error.message}`) : null));
   let lastId = null;
