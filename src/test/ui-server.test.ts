@@ -336,3 +336,16 @@ test('api: views appear in the graph between their sources and their readers', a
   assert.deepEqual(Object.fromEntries(g.nodes.map((n) => [n.name, [n.kind, n.rows_written]])), { vbronze: ['streaming_table', 2], vsilver: ['streaming_table', 1], positive_rows: ['view', null], [src]: ['source', null] });
   assert.deepEqual(g.edges.map((e) => `${e.from}->${e.to}`).sort(), [`${src}->vbronze`, 'positive_rows->vsilver', 'vbronze->positive_rows'].sort());
 });
+
+test('api: an empty or missing warehouse shows nothing and is not created', async () => {
+  const missing = path.join(dir, 'no-such-warehouse');
+  const s = await startUiServer({ warehouse: missing, port: 0, floe });
+  try {
+    assert.equal((await request(s.port, '/api/pipelines')).body, '[]');
+    assert.equal((await request(s.port, '/api/tables')).body, '[]');
+    assert.equal((await request(s.port, '/api/pipelines/x/graph')).status, 404);
+    await assert.rejects(fs.access(missing), 'the server writes nothing');
+  } finally {
+    await s.close();
+  }
+});

@@ -260,7 +260,16 @@ export class UiData {
     } catch {
       return out;
     }
-    for (const s of await this.catalog.listSchemas()) for (const t of await this.catalog.listTables(s)) out.push({ schema: t.schema, name: t.name, type: t.type });
+    // Read-only: only schemas that have catalog entries (Catalog.listSchemas would create `default`).
+    const schemas = (await fs.readdir(this.catalog.root, { withFileTypes: true })).filter((d) => d.isDirectory() && /^[a-z0-9_]+$/.test(d.name)).map((d) => d.name).sort();
+    for (const s of schemas) {
+      try {
+        await fs.access(path.join(this.catalog.root, s, '.floe-catalog'));
+      } catch {
+        continue;
+      }
+      for (const t of await this.catalog.listTables(s)) out.push({ schema: t.schema, name: t.name, type: t.type });
+    }
     return out;
   }
 
