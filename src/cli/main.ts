@@ -10,6 +10,8 @@ import { formatTable } from '../dataframe.js';
 import { FloeError } from '../errors.js';
 import { sqlCommand } from './sql.js';
 import { pipelinesCommand } from './pipelines.js';
+import { UiUsageError, uiCommand } from '../ui/cli.js';
+import { startProgress } from './progress.js';
 
 const USAGE = `floe: Delta Lake tables, the change data feed and CDC pipelines
 
@@ -26,7 +28,11 @@ Usage:
   floe restore PATH --version N | --timestamp T [--format json|table]
   floe sql [-e "SQL;…" | -f FILE.sql] [--warehouse DIR] [--format table|csv|json]   (a REPL without -e/-f)
   floe pipelines init|validate|dry-run|run|status|events …   (floe pipelines help)
+  floe ui [--warehouse DIR] [--port N] [--host H] [--token T]   the monitoring page (floe ui --help)
   floe help
+
+write, checkpoint, optimize, vacuum and restore show progress on stderr (a live line on a terminal, else
+structured lines 'floe: op=… phase=start|done …'); --json means --format json; --quiet prints nothing on success.
 
 Exit status: 0 success, 1 error (message on stderr), 2 usage error.
 `;
@@ -57,6 +63,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === 'sql') return sqlCommand(rest);
   if (cmd === 'pipelines') return pipelinesCommand(rest);
+  if (cmd === 'ui') return uiCommand(rest);
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
@@ -76,9 +83,28 @@ async function main(argv: string[]): Promise<number> {
       'txn-version': { type: 'string' },
       retain: { type: 'string' },
       'dry-run': { type: 'boolean' },
+      quiet: { type: 'boolean', short: 'q' },
+      json: { type: 'boolean' },
     },
   });
-  const format = values.format ?? (cmd === 'show' ? 'table' : 'table');
+  if (values.json && values.format !== undefined && values.format !== 'json') throw new UsageError(`--json and --format ${values.format} disagree; give one`);
+  const format = values.json ? 'json' : values.format ?? (cmd === 'show' ? 'table' : 'table');
+  const quiet = values.quiet === true;
+  /** Long work with progress on stderr (see progress.ts); --quiet prints nothing on success. */
+  const long = async <T>(what: () => Promise<T>, fields: (r: T) => Record<string, string | number | boolean | null> = () => ({})): Promise<T> => {
+    const p = startProgress(cmd, path!, { quiet, json: format === 'json' });
+    try {
+      const r = await what();
+      p.end(true, fields(r));
+      return r;
+    } catch (e) {
+      p.end(false);
+      throw e;
+    }
+  };
+  const result = (s: string): void => {
+    if (!quiet) out(s);
+  };
   if (!['json', 'table', 'csv'].includes(format)) throw new UsageError(`--format must be json, table or csv, got '${format}'`);
   if (format === 'csv' && !['show', 'changes'].includes(cmd)) throw new UsageError(`--format csv applies to show and changes; use json or table for ${cmd}`);
   const path = positionals[0];
@@ -136,43 +162,45 @@ async function main(argv: string[]): Promise<number> {
         if (!df) throw new UsageError(`cannot tell the format of ${src}: name it .csv, .json/.ndjson or .parquet`);
         const mode = values.mode ?? 'append';
         if (!['append', 'overwrite', 'error', 'errorifexists', 'ignore'].includes(mode)) throw new UsageError(`--mode must be append, overwrite, error or ignore, got '${mode}'`);
-        const r = await df.write.delta(path, {
+        const r = await long(() => df.write.delta(path, {
           mode: mode as 'append',
           partitionBy: values['partition-by'] ? values['partition-by'].split(',').map((s) => s.trim()).filter(Boolean) : undefined,
           mergeSchema: values['merge-schema'],
           replaceWhere: values['replace-where'],
           txnAppId: values['txn-app-id'],
           txnVersion: intOpt(values['txn-version'], 'txn-version'),
-        });
-        if (format === 'json') out(JSON.stringify(r) + '\n');
-        else out(r.skipped ? 'nothing written (table exists and mode is ignore, or this txn version was already written)\n' : `wrote version ${r.version}: ${r.numOutputRows} rows in ${r.numFiles} files${r.numRemovedFiles ? `, removed ${r.numRemovedFiles} files` : ''}\n`);
+        }), (w) => ({ version: w.version ?? null, rows: w.numOutputRows ?? null, files: w.numFiles ?? null }));
+        if (format === 'json') result(JSON.stringify(r) + '\n');
+        else result(r.skipped ? 'nothing written (table exists and mode is ignore, or this txn version was already written)\n' : `wrote version ${r.version}: ${r.numOutputRows} rows in ${r.numFiles} files${r.numRemovedFiles ? `, removed ${r.numRemovedFiles} files` : ''}\n`);
         return 0;
       }
       case 'checkpoint': {
         const t = await DeltaTable.forPath(floe, path);
-        const r = await t.checkpoint();
-        if (format === 'json') out(JSON.stringify(r) + '\n');
-        else out(`checkpoint written at version ${r.version}: ${r.path}\n`);
+        const r = await long(() => t.checkpoint(), (c) => ({ version: c.version }));
+        if (format === 'json') result(JSON.stringify(r) + '\n');
+        else result(`checkpoint written at version ${r.version}: ${r.path}\n`);
         return 0;
       }
       case 'optimize': {
-        const r = await (await DeltaTable.forPath(floe, path)).optimize({ where: values.where });
-        out(format === 'json' ? JSON.stringify(r) + '\n' : r.version === null ? 'nothing to compact\n' : `version ${r.version}: compacted ${r.metrics.numFilesRemoved} files into ${r.metrics.numFilesAdded}\n`);
+        const t = await DeltaTable.forPath(floe, path);
+        const r = await long(() => t.optimize({ where: values.where }), (o) => ({ version: o.version, files_removed: o.metrics.numFilesRemoved, files_added: o.metrics.numFilesAdded }));
+        result(format === 'json' ? JSON.stringify(r) + '\n' : r.version === null ? 'nothing to compact\n' : `version ${r.version}: compacted ${r.metrics.numFilesRemoved} files into ${r.metrics.numFilesAdded}\n`);
         return 0;
       }
       case 'vacuum': {
         const retain = values.retain === undefined ? undefined : Number(values.retain);
         if (retain !== undefined && !(retain >= 0)) throw new UsageError(`--retain needs a number of hours, got '${values.retain}'`);
-        const r = await (await DeltaTable.forPath(floe, path)).vacuum(retain, { dryRun: values['dry-run'] });
-        if (format === 'json') out(JSON.stringify(r) + '\n');
-        else out(`${r.dryRun ? 'would delete' : 'deleted'} ${r.filesDeleted.length} files (retention ${r.retentionHours} hours)\n${r.filesDeleted.map((f) => `  ${f}\n`).join('')}`);
+        const t = await DeltaTable.forPath(floe, path);
+        const r = await long(() => t.vacuum(retain, { dryRun: values['dry-run'] }), (v) => ({ files: v.filesDeleted.length, dry_run: v.dryRun }));
+        if (format === 'json') result(JSON.stringify(r) + '\n');
+        else result(`${r.dryRun ? 'would delete' : 'deleted'} ${r.filesDeleted.length} files (retention ${r.retentionHours} hours)\n${r.filesDeleted.map((f) => `  ${f}\n`).join('')}`);
         return 0;
       }
       case 'restore': {
         if (travel.versionAsOf === undefined && travel.timestampAsOf === undefined) throw new UsageError('floe restore needs --version N or --timestamp T');
         const t = await DeltaTable.forPath(floe, path);
-        const r = travel.versionAsOf !== undefined ? await t.restoreToVersion(travel.versionAsOf) : await t.restoreToTimestamp(travel.timestampAsOf!);
-        out(format === 'json' ? JSON.stringify(r) + '\n' : `restored as version ${r.version}: ${r.metrics.numRestoredFiles} files restored, ${r.metrics.numRemovedFiles} removed\n`);
+        const r = await long(() => (travel.versionAsOf !== undefined ? t.restoreToVersion(travel.versionAsOf) : t.restoreToTimestamp(travel.timestampAsOf!)), (x) => ({ version: x.version }));
+        result(format === 'json' ? JSON.stringify(r) + '\n' : `restored as version ${r.version}: ${r.metrics.numRestoredFiles} files restored, ${r.metrics.numRemovedFiles} removed\n`);
         return 0;
       }
       default:
@@ -194,7 +222,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof UsageError || String((e as { code?: string }).code ?? '').startsWith('ERR_PARSE_ARGS_')) {
+    if (e instanceof UsageError || e instanceof UiUsageError || String((e as { code?: string }).code ?? '').startsWith('ERR_PARSE_ARGS_')) {
       process.stderr.write(`error: ${(e as Error).message}\n\n${USAGE}`);
       process.exitCode = 2;
     } else if (e instanceof FloeError) {

@@ -35,6 +35,7 @@ import { type ExpectationMetric, applyExpectations } from './expectations.js';
 import { type PipelineGraph, type ResolvedFlow, type SourceRef, classify, kindText, makeContext, planSql, resolveGraph } from './graph.js';
 import { type PipelineSpec, libraryFiles, loadLibraries, loadSpec } from './spec.js';
 import { type FlowCheckpoint, PipelineState, type SourceRange } from './state.js';
+import { type NotificationSpec, Notifier } from './notifications.js';
 
 export const OWNER_PROPERTY = 'floe.pipeline.name';
 export const RESET_ALLOWED = 'pipelines.reset.allowed';
@@ -60,6 +61,8 @@ export interface RunPipelineOptions {
   floe?: Floe;
   /** Called for every event as it is emitted. */
   onEvent?: (e: PipelineEvent) => void;
+  /** Notifications (else the spec's `notifications`); see notifications.ts. */
+  notifications?: NotificationSpec[];
 }
 
 export type FlowStatus = 'COMPLETED' | 'FAILED' | 'SKIPPED' | 'EXCLUDED';
@@ -161,6 +164,7 @@ class Update {
   private readonly catalog: Catalog;
   private readonly updateId = randomUUID();
   private log!: EventLog;
+  private notifier?: Notifier;
   private graph!: PipelineGraph;
   private readonly results: Record<string, FlowRunResult> = {};
   private temps: string[] = [];
@@ -178,7 +182,11 @@ class Update {
     const release = await this.state.lock(this.p.name);
     try {
       const pipelineId = await this.state.pipelineId(this.p.name);
-      this.log = new EventLog(this.floe, path.join(this.p.storage, 'event_log'), { pipelineId, pipelineName: this.p.name, updateId: this.updateId }, this.o.onEvent);
+      this.notifier = Notifier.create(this.o.notifications ?? this.p.spec?.notifications, { pipeline: this.p.name, pipelineId, updateId: this.updateId, baseDir: this.p.baseDir });
+      this.log = new EventLog(this.floe, path.join(this.p.storage, 'event_log'), { pipelineId, pipelineName: this.p.name, updateId: this.updateId }, (e) => {
+        this.notifier?.onEvent(e);
+        this.o.onEvent?.(e);
+      });
       const fr = this.o.fullRefresh;
       this.log.emit({
         eventType: 'create_update',
@@ -254,6 +262,8 @@ class Update {
       await this.log.flush();
       return { pipeline: this.p.name, updateId: this.updateId, state: failed ? 'FAILED' : 'COMPLETED', flows: this.results, eventLog: path.join(this.p.storage, 'event_log'), warehouse: this.p.warehouse };
     } finally {
+      // Notifications are delivered (with retries) and recorded before the update lets go; never fatal.
+      if (this.notifier) await this.notifier.finish((e) => this.log.emit(e)).then(() => this.log.flush()).catch(() => undefined);
       await this.floe.release(this.temps);
       await release();
     }

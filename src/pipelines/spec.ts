@@ -28,6 +28,7 @@ import { CATALOG_ALIASES, normalizeName } from '../catalog/catalog.js';
 import { FloeError } from '../errors.js';
 import { type DefineFunction, isPipelineModule } from './definition.js';
 import { loadSqlLibrary } from './sql-library.js';
+import { type NotificationSpec, parseNotifications } from './notifications.js';
 
 export const SPEC_FILE_NAMES = ['spark-pipeline.yml', 'spark-pipeline.yaml', 'pipeline.yml', 'pipeline.yaml'];
 
@@ -43,6 +44,7 @@ export interface PipelineSpec {
   libraries: Array<{ glob: { include: string } }>;
   configuration: Record<string, string>;
   continuous?: boolean;
+  notifications?: NotificationSpec[];
 }
 
 const KNOWN = new Set(['name', 'catalog', 'schema', 'database', 'storage', 'warehouse', 'libraries', 'definitions', 'configuration', 'continuous', 'development', 'notifications', 'channel', 'edition', 'serverless', 'id']);
@@ -325,6 +327,7 @@ export function validateSpec(raw: unknown, file: string): PipelineSpec {
     libraries,
     configuration,
     continuous: continuous === true,
+    notifications: parseNotifications(r.notifications, file),
   };
 }
 
