@@ -102,6 +102,8 @@ test('browser: clicking a node opens the table; the change feed shows the right 
   await page.click('g.node[data-node="silver"]');
   await page.waitForSelector('#changes tbody tr');
   assert.match(page.url(), /#\/t\/default\/silver$/);
+  // A table without a description shows none (not the word "null").
+  assert.doesNotMatch(await page.$eval('main', (m) => m.textContent ?? ''), /^Table default\.silver version \d+null/);
   const v = Number(await page.inputValue('#cdf-to'));
   await page.fill('#cdf-from', String(v));
   await page.click('#cdf-go');

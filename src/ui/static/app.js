@@ -404,7 +404,7 @@ async function tablePage(schema, name) {
   }
   main.replaceChildren(
     h('h1', {}, `Table ${schema}.${name}`, ' ', h('span', { class: 'muted' }, `version ${info.version}`)),
-    info.description ? h('p', {}, info.description) : null,
+    ...(info.description ? [h('p', {}, info.description)] : []),
     h('div', { class: 'cards' },
       h('div', { class: 'panel' }, h('h2', {}, 'Schema'), grid([{ key: 'name', label: 'Column' }, { key: 'type', label: 'Type' }, { key: 'nullable', label: 'Nullable' }], info.columns)),
       h('div', { class: 'panel' }, h('h2', {}, 'Properties'), grid([{ key: 'k', label: 'Property' }, { key: 'v', label: 'Value', wrap: true }], [
