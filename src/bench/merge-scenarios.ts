@@ -11,6 +11,9 @@
  *   before timing); (b) DuckDB rewriting just the touched files: `COPY (touched Parquet files FULL
  *   OUTER JOIN source) TO dir (FORMAT parquet)`, the least floe must do (no stats, no change data,
  *   no log). The source is a DuckDB table in the session (created before timing) on every side.
+ *   Extra rows, not targeted: floe with `delta.enableDeletionVectors=true` (set on the copy before
+ *   timing; only new rows are written) against (a); and floe against DuckDB's MERGE into a table of a
+ *   file-backed DuckDB database followed by `CHECKPOINT` (durable, as floe's commit is).
  * - merge-1pct: the same MERGE with a source of 100,000 existing ids (1% of the keys, every 10th id
  *   of [4.5M, 5.5M): 2 of the 20 files), no inserts. Checks that only those files are rewritten.
  * - cdf-read-100: `floe.read.changes(p, { startingVersion: 1, endingVersion: 100 })` and one

@@ -115,7 +115,7 @@ function statsColumns(fields: StructField[], n: number): Set<string> {
 
 /** Checks and resolves ZORDER BY columns (Spark's errors: partition column, unknown column, no stats). */
 function zOrderColumns(floe: Floe, s: Snapshot, cols: string[]): string[] {
-  if (!cols.length) throw new InvalidArgumentError('zOrderBy needs at least one column.', {}, 'DELTA_ZORDERING_COLUMN_DOES_NOT_EXIST');
+  if (!cols.length) throw new InvalidArgumentError('zOrderBy needs at least one column.');
   const resolved = cols.map((c) => {
     const part = s.partitionColumns.find((p) => p.toLowerCase() === c.toLowerCase());
     if (part) throw new FloeError('DELTA_ZORDERING_ON_PARTITION_COLUMN', `${part} is a partition column of ${s.tablePath}. Z-Ordering can only be performed on data columns; drop it from ZORDER BY (partitions already cluster by it).`, { column: part });
@@ -123,7 +123,7 @@ function zOrderColumns(floe: Floe, s: Snapshot, cols: string[]): string[] {
     if (!f) throw new FloeError('DELTA_ZORDERING_COLUMN_DOES_NOT_EXIST', `Z-Ordering column ${c} does not exist in the data schema of ${s.tablePath} (columns: ${s.schema.fields.map((x) => x.name).join(', ')}).`, { column: c });
     return f.name;
   });
-  if (new Set(resolved).size !== resolved.length) throw new InvalidArgumentError(`ZORDER BY names a column twice: ${cols.join(', ')}.`, {}, 'DELTA_ZORDERING_COLUMN_DOES_NOT_EXIST');
+  if (new Set(resolved).size !== resolved.length) throw new InvalidArgumentError(`ZORDER BY names a column twice: ${cols.join(', ')}.`);
   const check = (floe.config.get('spark.databricks.delta.optimize.zorder.checkStatsCollection.enabled') ?? 'true').toLowerCase() !== 'false';
   if (check) {
     const withStats = statsColumns(s.schema.fields.filter((f) => !s.partitionColumns.includes(f.name)), Number(s.configuration['delta.dataSkippingNumIndexedCols'] ?? 32));

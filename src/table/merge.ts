@@ -124,8 +124,9 @@ function equiKeys(condition: string, t: string, s: string): { target: string; so
     if (a.toLowerCase() === t.toLowerCase() && b.toLowerCase() === s.toLowerCase()) out.push({ target: ac, source: bc });
     else if (b.toLowerCase() === t.toLowerCase() && a.toLowerCase() === s.toLowerCase()) out.push({ target: bc, source: ac });
   }
-  // Only safe when the condition is a plain conjunction (an OR could match rows outside the ranges).
-  return /\bOR\b/i.test(condition) ? [] : out;
+  // Only safe when the condition is a plain conjunction (an OR, a NOT or a CASE could match rows
+  // outside the ranges, or one target row to several source rows with distinct keys).
+  return /\b(OR|NOT|CASE)\b/i.test(condition) ? [] : out;
 }
 
 /**

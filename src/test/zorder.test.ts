@@ -104,6 +104,8 @@ test('ZORDER BY errors: partition column, unknown column, column without stats (
   };
   await code(() => t.optimize({ zOrderBy: ['p'] }), 'DELTA_ZORDERING_ON_PARTITION_COLUMN', /p is a partition column/);
   await code(() => t.optimize({ zOrderBy: ['x', 'nope'] }), 'DELTA_ZORDERING_COLUMN_DOES_NOT_EXIST', /nope does not exist/);
+  await code(() => t.optimize({ zOrderBy: ['x', 'X'] }), 'FLOE_INVALID_ARGUMENT', /names a column twice/);
+  await code(() => t.optimize({ zOrderBy: [] }), 'FLOE_INVALID_ARGUMENT', /at least one column/);
   await t.setProperties({ 'delta.dataSkippingNumIndexedCols': '1' });
   await code(() => t.optimize({ zOrderBy: ['x', 'y'] }), 'DELTA_ZORDERING_ON_COLUMN_WITHOUT_STATS', /\[y\].*checkStatsCollection\.enabled = false/s);
   const version = (await floe.deltaLog(p).snapshot()).version;
