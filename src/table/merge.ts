@@ -331,20 +331,13 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     return `CAST(${expr} AS ${duckType(f.type)}) AS ${quoteIdent(f.name)}`;
   };
   const codesOf = (kind: Clause['kind'], action: string): number[] => resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind && x.c.action === action).map((x) => (kind === 'matched' ? 1000 : kind === 'notMatched' ? 2000 : 3000) + x.i);
-  // One grouping of the target rows in play (matched ones, and those a NOT MATCHED BY SOURCE clause
-  // changes): how many source rows matched each, whether a clause changes it, whether a matched
-  // delete does. It answers the duplicate-match check, the changed rows and the delete count.
-  // When the source is unique on the equi-join keys of a plain conjunction, no target row can match
-  // two source rows: the join's rows are already one per target row, no grouping needed.
-  const keys = equiKeys(condition, tAlias, sAlias).map((k) => srcCols.get(k.source.toLowerCase())).filter((c): c is string => c !== undefined);
-  let unique = false;
-  if (keys.length) {
-    // One key: distinct non-null values plus at most one null (a null key matches only through <=>).
-    const [u] = await floe.engine.allJson(keys.length === 1
-      ? `SELECT count(*) - least(count(*) - count(${quoteIdent(keys[0]!)}), 1) AS n, count(DISTINCT ${quoteIdent(keys[0]!)}) AS d FROM ${srcTable}`
-      : `SELECT count(*) AS n, count(DISTINCT struct_pack(${keys.map((k, i) => `k${i} := ${quoteIdent(k)}`).join(', ')})) AS d FROM ${srcTable}`);
-    unique = Number(u!.n) === Number(u!.d);
-  }
+  // A quick screen for target rows matched by several source rows: two pairs of one target row
+  // share its join-key values and row number, so when no (keys, row number) group of the matched
+  // pairs has two, every target row has at most one match and the join's rows need no grouping
+  // (the exact grouping by file and row number, with its long file names, runs only otherwise).
+  const keyCols = equiKeys(condition, tAlias, sAlias).map((k) => snap.schema.fields.find((f) => f.name.toLowerCase() === k.target.toLowerCase())).filter((f) => f !== undefined);
+  const screen = [...keyCols.map((f) => `${tq}.${quoteIdent(f.name)}`), '__row'].join(', ');
+  const unique = (await count(floe, `SELECT 1 FROM ${joined} WHERE __file IS NOT NULL AND __sid IS NOT NULL GROUP BY ${screen} HAVING count(*) > 1 LIMIT 1`)) === 0;
   const chIn = isIn([...updCodes, ...delCodes]);
   let rowsInPlay: string;
   let rc: Record<string, unknown>;
@@ -354,6 +347,9 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     [rc] = (await floe.engine.allJs(`SELECT 0 AS dup, count(*) FILTER (WHERE ${chIn}) AS ch, count(*) FILTER (WHERE ${isIn(codesOf('matched', 'delete'))}) AS md,
       coalesce(list(DISTINCT __file) FILTER (WHERE ${chIn}), []) AS files FROM ${joined} WHERE __file IS NOT NULL`)) as [Record<string, unknown>];
   } else {
+    // One grouping of the target rows in play (matched ones, and those a NOT MATCHED BY SOURCE
+    // clause changes): how many source rows matched each, whether a clause changes it, whether a
+    // matched delete does: the duplicate-match check, the changed rows and the delete count.
     rowsInPlay = await materialize(floe, 'mrows', `SELECT __file, __row, count(__sid) AS __n, max(__clause) FILTER (WHERE __sid IS NOT NULL) AS __mc,
         bool_or(${chIn}) AS __ch, bool_or(${isIn(codesOf('matched', 'delete'))}) AS __md
       FROM ${joined} WHERE __file IS NOT NULL AND (__sid IS NOT NULL OR ${chIn}) GROUP BY __file, __row`);
