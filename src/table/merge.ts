@@ -341,7 +341,6 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const chIn = isIn([...updCodes, ...delCodes]);
   let rowsInPlay: string;
   let rc: Record<string, unknown>;
-  let touchedFiles: unknown[];
   if (unique) {
     rowsInPlay = `(SELECT __file, __row, ${chIn} AS __ch FROM ${joined} WHERE __file IS NOT NULL)`;
     [rc] = (await floe.engine.allJs(`SELECT 0 AS dup, count(*) FILTER (WHERE ${chIn}) AS ch, count(*) FILTER (WHERE ${isIn(codesOf('matched', 'delete'))}) AS md,
@@ -356,7 +355,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     [rc] = (await floe.engine.allJs(`SELECT count(*) FILTER (WHERE __n > 1 AND __mc > 0) AS dup, count(*) FILTER (WHERE __ch) AS ch, count(*) FILTER (WHERE __md) AS md,
       coalesce(list(DISTINCT __file) FILTER (WHERE __ch), []) AS files FROM ${rowsInPlay}`)) as [Record<string, unknown>];
   }
-  touchedFiles = rc!.files as unknown[];
+  const touchedFiles = rc!.files as unknown[];
   // A target row matched by several source rows: an error when a matched clause could change it.
   const dup = Number(rc!.dup);
   if (dup > 0 && hasMatched && !(clauses.filter((c) => c.kind === 'matched').length === 1 && clauses.find((c) => c.kind === 'matched')!.action === 'delete' && !clauses.find((c) => c.kind === 'matched')!.condition)) {
