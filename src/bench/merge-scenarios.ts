@@ -11,6 +11,9 @@
  *   before timing); (b) DuckDB rewriting just the touched files: `COPY (touched Parquet files FULL
  *   OUTER JOIN source) TO dir (FORMAT parquet)`, the least floe must do (no stats, no change data,
  *   no log). The source is a DuckDB table in the session (created before timing) on every side.
+ *   Extra rows, not targeted: floe with `delta.enableDeletionVectors=true` (set on the copy before
+ *   timing; only new rows are written) against (a); and floe against DuckDB's MERGE into a table of a
+ *   file-backed DuckDB database followed by `CHECKPOINT` (durable, as floe's commit is).
  * - merge-1pct: the same MERGE with a source of 100,000 existing ids (1% of the keys, every 10th id
  *   of [4.5M, 5.5M): 2 of the 20 files), no inserts. Checks that only those files are rewritten.
  * - cdf-read-100: `floe.read.changes(p, { startingVersion: 1, endingVersion: 100 })` and one
@@ -337,6 +340,58 @@ async function mergeCase(o: MergeScenarioOptions, info: MergeTableInfo, scenario
   let mergeAgg: Record<string, unknown> | null = null;
   let rewriteOut: { rows: number; files: number; bytes: number } | null = null;
   const cpu: number[][] = [[], [], []];
+  let dvMetrics: MergeMetrics | null = null;
+  let dvAgg: Record<string, unknown> | null = null;
+  let fileAgg: Record<string, unknown> | null = null;
+
+  // floe's MERGE with deletion vectors on (enabled on the copy before timing): only new rows are written.
+  const floeDvRun: Measured = async () => {
+    const dir = await scratchDir(o, 'merge-floe-dv');
+    await cloneDeltaTable(info.path, dir);
+    const floe = await Floe.create();
+    try {
+      await (await DeltaTable.forPath(floe, dir)).setProperties({ 'delta.enableDeletionVectors': 'true' });
+      floe.forgetLog(dir);
+      await floe.engine.run(`CREATE TABLE ${SRC} AS ${srcSql}`);
+      collectGarbage();
+      const t0 = nowMs();
+      const r = await floeMerge(floe, dir);
+      const ms = nowMs() - t0;
+      if (r.version !== 2 || r.metrics.numTargetRowsUpdated !== c.updates || r.metrics.numTargetRowsInserted !== c.inserts) {
+        throw new Error(`${scenario} ${c.name} (DVs): floe committed version ${r.version}, ${r.metrics.numTargetRowsUpdated} updated, ${r.metrics.numTargetRowsInserted} inserted; expected 2, ${c.updates}, ${c.inserts}`);
+      }
+      dvMetrics = r.metrics;
+      if (!dvAgg) dvAgg = (await floe.engine.allJson(`SELECT ${AGG} FROM (${await (await floe.read.delta(dir)).toSQL()})`))[0]!;
+      return ms;
+    } finally {
+      await floe.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  };
+  // DuckDB's MERGE on a file-backed DuckDB database, made durable by CHECKPOINT (timed with the MERGE).
+  const mergeFileRun: Measured = async () => {
+    const dir = await scratchDir(o, 'merge-duckdb-file');
+    await fs.mkdir(dir);
+    const floe = await Floe.create();
+    try {
+      await floe.engine.run(`ATTACH ${sqlString(path.join(dir, 'bench.duckdb'))} AS fb`);
+      await floe.engine.run(`CREATE TABLE fb.bench_target AS SELECT * FROM read_parquet(${sqlList(info.dataFiles)})`);
+      await floe.engine.run('CHECKPOINT fb');
+      await floe.engine.run(`CREATE TABLE ${SRC} AS ${srcSql}`);
+      collectGarbage();
+      const t0 = nowMs();
+      await floe.engine.allJson(`MERGE INTO fb.bench_target AS t USING ${SRC} AS s ON t.id = s.id
+        WHEN MATCHED THEN UPDATE SET v = s.v, s = s.s, d = s.d
+        WHEN NOT MATCHED THEN INSERT (id, v, s, d) VALUES (s.id, s.v, s.s, s.d)`);
+      await floe.engine.run('CHECKPOINT fb');
+      const ms = nowMs() - t0;
+      if (!fileAgg) fileAgg = (await floe.engine.allJson(`SELECT ${AGG} FROM fb.bench_target`))[0]!;
+      return ms;
+    } finally {
+      await floe.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  };
 
   const floeRun: Measured = async () => {
     const dir = await scratchDir(o, 'merge-floe');
@@ -412,7 +467,7 @@ async function mergeCase(o: MergeScenarioOptions, info: MergeTableInfo, scenario
     }
   };
 
-  const [f, a, b] = await measureEach(o.runs, [floeRun, mergeRun, rewriteRun]);
+  const [f, a, b, fdv, af] = await measureEach(o.runs, [floeRun, mergeRun, rewriteRun, floeDvRun, mergeFileRun]);
   const m = floeMetrics as MergeMetrics | null;
   const notes: string[] = [];
   notes.push(`source ${c.updates + c.inserts} rows (${c.updates} updates, ${c.inserts} inserts)`);
@@ -450,6 +505,29 @@ async function mergeCase(o: MergeScenarioOptions, info: MergeTableInfo, scenario
       notes: [`baseline: COPY (${touched.length} touched files FULL OUTER JOIN source) TO parquet${rw ? `: ${rw.rows} rows, ${rw.files} files, ${mb(rw.bytes)}` : ''}; no stats, change data or log`, cpuNote(cpu[0]!.slice(1), cpu[2]!.slice(1), 'per MERGE (median)')],
     },
   ];
+  const dm = dvMetrics as MergeMetrics | null;
+  const same = (x: Record<string, unknown> | null): string => (x && ma && sameResult(x, ma) ? 'same aggregate as DuckDB\'s MERGE' : `WARNING: aggregate differs: ${JSON.stringify(x)} vs ${JSON.stringify(ma)}`);
+  rows.push(
+    {
+      label: `${scenario} ${c.name} with deletion vectors vs DuckDB MERGE`,
+      targeted: false,
+      floe: fdv!,
+      base: a!,
+      notes: [
+        'floe: delta.enableDeletionVectors=true (set before timing): touched files get DVs, only updated and inserted rows are written',
+        dm ? `DVs added ${dm.numDeletionVectorsAdded ?? 0}, files added ${dm.numTargetFilesAdded} + ${dm.numAddedChangeFiles ?? 0} change files, copied ${dm.numTargetRowsCopied}` : '',
+        same(dvAgg as Record<string, unknown> | null),
+        'baseline: MERGE INTO an in-memory DuckDB table',
+      ].filter(Boolean),
+    },
+    {
+      label: `${scenario} ${c.name} vs DuckDB MERGE, file-backed + CHECKPOINT`,
+      targeted: false,
+      floe: f!,
+      base: af!,
+      notes: ['baseline: MERGE INTO a table of a file-backed DuckDB database, then CHECKPOINT (durable, as floe\'s commit); loaded and checkpointed untimed', same(fileAgg as Record<string, unknown> | null)],
+    },
+  );
   if (o.profile) rows[0]!.profile = await profileMerge(o, info, srcSql, touched);
   return rows;
 }

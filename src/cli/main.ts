@@ -23,7 +23,7 @@ Usage:
              [--merge-schema] [--replace-where SQL] [--txn-app-id ID --txn-version N] [--format json|table]
   floe changes PATH --from V|TIMESTAMP [--to V|TIMESTAMP] [--where SQL] [--limit N] [--format table|csv|json]
   floe checkpoint PATH
-  floe optimize PATH [--where PARTITION_PREDICATE] [--format json|table]
+  floe optimize PATH [--where PARTITION_PREDICATE] [--zorder-by COL,COL] [--format json|table]
   floe vacuum PATH [--retain HOURS] [--dry-run] [--format json|table]
   floe restore PATH --version N | --timestamp T [--format json|table]
   floe sql [-e "SQL;…" | -f FILE.sql] [--warehouse DIR] [--format table|csv|json]   (a REPL without -e/-f)
@@ -85,6 +85,7 @@ async function main(argv: string[]): Promise<number> {
       'dry-run': { type: 'boolean' },
       quiet: { type: 'boolean', short: 'q' },
       json: { type: 'boolean' },
+      'zorder-by': { type: 'string' },
     },
   });
   if (values.json && values.format !== undefined && values.format !== 'json') throw new UsageError(`--json and --format ${values.format} disagree; give one`);
@@ -182,9 +183,12 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'optimize': {
+        const zOrderBy = values['zorder-by'] === undefined ? undefined : values['zorder-by'].split(',').map((c) => c.trim()).filter(Boolean);
+        if (zOrderBy && !zOrderBy.length) throw new UsageError('--zorder-by needs column names, e.g. --zorder-by a,b');
         const t = await DeltaTable.forPath(floe, path);
-        const r = await long(() => t.optimize({ where: values.where }), (o) => ({ version: o.version, files_removed: o.metrics.numFilesRemoved, files_added: o.metrics.numFilesAdded }));
-        result(format === 'json' ? JSON.stringify(r) + '\n' : r.version === null ? 'nothing to compact\n' : `version ${r.version}: compacted ${r.metrics.numFilesRemoved} files into ${r.metrics.numFilesAdded}\n`);
+        const r = await long(() => t.optimize({ where: values.where, zOrderBy }), (o) => ({ version: o.version, files_removed: o.metrics.numFilesRemoved, files_added: o.metrics.numFilesAdded }));
+        const done = zOrderBy ? `z-ordered ${r.metrics.numFilesRemoved} files by ${zOrderBy.join(', ')} into ${r.metrics.numFilesAdded}` : `compacted ${r.metrics.numFilesRemoved} files into ${r.metrics.numFilesAdded}`;
+        result(format === 'json' ? JSON.stringify(r) + '\n' : r.version === null ? 'nothing to compact\n' : `version ${r.version}: ${done}\n`);
         return 0;
       }
       case 'vacuum': {

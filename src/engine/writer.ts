@@ -35,6 +35,11 @@ export interface WriteFilesOptions {
   extraColumns?: string[];
   /** File name prefix (`part` for data files, `cdc` for change data files). */
   filePrefix?: string;
+  /**
+   * Rotate files by row count instead of size, keeping the source's order across files (Z-order
+   * clustering); unpartitioned writes only.
+   */
+  maxRowsPerFile?: number;
 }
 
 /** SQL expression serialising a partition column's value as the log stores it (PROTOCOL.md "Partition Value Serialization"). */
@@ -170,7 +175,10 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
   ];
   // DuckDB cannot rotate files within partitioned output: one file per partition per write.
   if (partFields.length) copyOpts.push(`PARTITION_BY (${partFields.map((f) => quoteIdent(physicalName(f))).join(', ')})`);
-  else copyOpts.push(`FILE_SIZE_BYTES ${Math.max(1024 * 1024, opts.targetFileSize ?? DEFAULT_TARGET_FILE_SIZE)}`);
+  else if (opts.maxRowsPerFile) {
+    const rg = Math.max(2048, Math.min(122_880, opts.maxRowsPerFile));
+    copyOpts.push(`ROW_GROUP_SIZE ${rg}`, `ROW_GROUPS_PER_FILE ${Math.max(1, Math.round(opts.maxRowsPerFile / rg))}`);
+  } else copyOpts.push(`FILE_SIZE_BYTES ${Math.max(1024 * 1024, opts.targetFileSize ?? DEFAULT_TARGET_FILE_SIZE)}`);
   if (opts.columnMapping === 'id') {
     const ids = dataFields.filter((f) => fieldId(f) !== undefined).map((f) => `${quoteIdent(physicalName(f))}: ${fieldId(f)}`);
     if (ids.length) copyOpts.push(`FIELD_IDS {${ids.join(', ')}}`);

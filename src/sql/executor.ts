@@ -403,8 +403,9 @@ class Executor {
       case 'optimize': {
         const r = await this.resolve(s.table);
         const where = s.where ? await this.expr(s.where) : undefined;
-        const res = await (await DeltaTable.forPath(this.floe, r.location)).optimize({ where });
-        return { kind: 'status', message: res.version === null ? 'nothing to compact' : `compacted ${res.metrics.numFilesRemoved} file(s) into ${res.metrics.numFilesAdded}`, rows: [{ path: r.location, metrics: res.metrics }] };
+        const res = await (await DeltaTable.forPath(this.floe, r.location)).optimize({ where, zOrderBy: s.zOrderBy });
+        const done = s.zOrderBy ? `z-ordered ${res.metrics.numFilesRemoved} file(s) by ${s.zOrderBy.join(', ')} into ${res.metrics.numFilesAdded}` : `compacted ${res.metrics.numFilesRemoved} file(s) into ${res.metrics.numFilesAdded}`;
+        return { kind: 'status', message: res.version === null ? 'nothing to compact' : done, rows: [{ path: r.location, metrics: res.metrics }] };
       }
       case 'restore': {
         const r = await this.resolve(s.table);

@@ -75,7 +75,7 @@ export type Statement = { at: Token; text: string } & (
   | { kind: 'alterColumn'; table: NameRef; column: Token[]; nullable?: boolean; comment?: string; type?: DataType; position?: ColumnPosition }
   | { kind: 'convertToDelta'; path: Token; partitionSchema: { name: string; type: DataType }[] }
   | { kind: 'vacuum'; table: NameRef; retainHours?: number; dryRun: boolean }
-  | { kind: 'optimize'; table: NameRef; where?: Token[] }
+  | { kind: 'optimize'; table: NameRef; where?: Token[]; zOrderBy?: string[] }
   | { kind: 'restore'; table: NameRef; travel: NonNullable<TimeTravel> }
   | { kind: 'set'; key?: string; value?: string }
   | { kind: 'reset'; key?: string }
@@ -167,9 +167,17 @@ function parseInner(c: Cursor, text: string): Inner {
       const table = parseName(c);
       let where: Token[] | undefined;
       if (c.acceptKw('WHERE')) where = c.until(['ZORDER'], [], 'a partition predicate');
-      if (c.isKw('ZORDER')) unsupported(c.peek(), 'OPTIMIZE … ZORDER BY');
+      let zOrderBy: string[] | undefined;
+      if (c.acceptKw('ZORDER')) {
+        // ZORDER BY (a, b) or ZORDER BY a, b, as Spark.
+        c.expectKw('BY');
+        const paren = c.acceptOp('(');
+        zOrderBy = [c.ident('a column name').value];
+        while (c.acceptOp(',')) zOrderBy.push(c.ident('a column name').value);
+        if (paren) c.expectOp(')');
+      }
       c.expectEnd();
-      return { kind: 'optimize', table, where };
+      return { kind: 'optimize', table, where, zOrderBy };
     }
     case 'RESTORE': {
       c.next();

@@ -36,14 +36,19 @@ export async function changesQuery(floe: Floe, location: string, options: Change
   if (!range) return { sql: emptyChangesSql(latest.schema), tables: [], start: null, end: null };
 
   const versions = Array.from({ length: range.end - range.start + 1 }, (_, i) => range.start + i);
-  const files = new Map((await log.listLogFiles(range.start > 0 ? range.start - 1 : undefined)).filter((f) => f.kind === 'commit').map((f) => [f.version, f]));
+  // Commits are read by name (no listing): the log cache usually has them; a missing one was
+  // removed by log retention. The file's mtime is looked up only for a commit without a timestamp.
   const batches: { version: number; batch: ActionBatch; ts: number }[] = await mapLimit(versions, 16, async (v) => {
-    const f = files.get(v);
-    if (!f) {
+    let batch: ActionBatch;
+    try {
+      batch = await log.readCommit(v);
+    } catch (e) {
+      if (!(e instanceof FloeError && e.code === 'DELTA_VERSION_NOT_FOUND')) throw e;
       throw new FloeError('DELTA_MISSING_CHANGE_DATA', `Cannot read the change data feed of ${log.tablePath} at version ${v}: its commit file was removed by log retention (delta.logRetentionDuration). Read from a later version.`, { table: log.tablePath, version: v });
     }
-    const batch = await log.readCommit(v, f.path);
-    return { version: v, batch, ts: commitTimestamp(latest.configuration, v, batch.commitInfo ?? null, f.lastModified) };
+    const ci = batch.commitInfo ?? null;
+    const mtime = typeof ci?.timestamp === 'number' || typeof ci?.inCommitTimestamp === 'number' ? 0 : ((await log.store.head(commitKey(v)))?.lastModified ?? 0);
+    return { version: v, batch, ts: commitTimestamp(latest.configuration, v, ci, mtime) };
   });
   // The start version's metadata: the latest's when no later commit changed it (saves a replay).
   const unchangedSinceStart = range.end === latest.version && !batches.some((b) => b.version > range.start && b.batch.metaData);
@@ -55,10 +60,15 @@ export async function changesQuery(floe: Floe, location: string, options: Change
   // (a tampered or clock-skewed log) a version outside the requested instants is left out, as delta-rs does.
   const inWindow = (ts: number): boolean => (ps === undefined || ts >= ps) && (pe === undefined || ts <= pe);
   const changes: FileChange[] = batches.filter((b) => inWindow(b.ts)).flatMap((b) => versionChanges(b.version, b.ts, b.batch));
-  // A change file VACUUM removed: name the version and the retention that removed it.
-  const missing = await mapLimit(changes, 32, async (c) => ((await log.store.head(decodePath(c.path))) ? null : c));
-  const gone = missing.find((c) => c !== null);
-  if (gone) {
+  // Planning opens every file (their Parquet schemas); only when that fails are the files checked
+  // one by one, to name a change file VACUUM removed, its version and the retention that removed it.
+  let plan;
+  try {
+    plan = await planChanges(floe.engine, log.store, endSnap.schema, endSnap.partitionColumns, changes, endSnap.columnMapping !== 'none');
+  } catch (e) {
+    const missing = await mapLimit(changes, 32, async (c) => ((await log.store.head(decodePath(c.path))) ? null : c));
+    const gone = missing.find((c) => c !== null);
+    if (!gone) throw e;
     const retention = latest.configuration['delta.deletedFileRetentionDuration'] ?? 'interval 7 days (the default)';
     throw new FloeError(
       'DELTA_CHANGE_DATA_FILE_NOT_FOUND',
@@ -66,6 +76,7 @@ export async function changesQuery(floe: Floe, location: string, options: Change
       { table: log.tablePath, version: gone.version, file: gone.path },
     );
   }
-  const plan = await planChanges(floe.engine, log.store, endSnap.schema, endSnap.partitionColumns, changes, endSnap.columnMapping !== 'none');
   return { ...plan, start: range.start, end: range.end };
 }
+
+const commitKey = (v: number): string => `_delta_log/${String(v).padStart(20, '0')}.json`;

@@ -104,6 +104,8 @@ export interface Rewrite {
   dataChange?: boolean;
   /** The schema new files are written with (an evolved schema in MERGE WITH SCHEMA EVOLUTION). */
   schemaOverride?: StructType;
+  /** Rows per new data file, in the source's order (OPTIMIZE ZORDER BY); default: by size. */
+  maxRowsPerFile?: number;
   /**
    * The deletion-vector variant, used when the table has them enabled: rows (`_file`, `_row_index`)
    * of the removed files to mark deleted, and the rows to write instead of `newDataSql`.
@@ -169,7 +171,7 @@ export async function commitRewrite(floe: Floe, r: Rewrite): Promise<DmlResult> 
       r.metrics.numCopiedRows = 0;
       if ('numTargetRowsCopied' in r.metrics) r.metrics.numTargetRowsCopied = 0;
     }
-    const adds = newDataSql ? await writeDataFiles(floe.engine, log.store, newDataSql, common) : [];
+    const adds = newDataSql ? await writeDataFiles(floe.engine, log.store, newDataSql, { ...common, maxRowsPerFile: r.maxRowsPerFile }) : [];
     written.push(...adds.map((a) => a.path));
     if (r.dataChange === false) for (const a of adds) a.dataChange = false;
     let cdcs: AddCDCFile[] = [];

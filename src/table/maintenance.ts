@@ -5,7 +5,8 @@
  */
 import * as path from 'node:path';
 import { type AddFile, type Protocol, decodePath, fileKey } from '../core/actions.js';
-import { parseSchema } from '../core/schema.js';
+import { type StructField, parseSchema, quoteIdent } from '../core/schema.js';
+import type { Snapshot } from '../core/snapshot.js';
 import { withColumnMappingMode } from './alter.js';
 import { guardExpression } from '../expression-guard.js';
 import { parseInterval } from '../engine/checkpoint-writer.js';
@@ -83,6 +84,78 @@ export interface OptimizeOptions {
   where?: string;
   /** Target size of compacted files in bytes (default delta.targetFileSize or 128 MB). */
   targetFileSize?: number;
+  /**
+   * Z-order: cluster the rows of every file in scope by the interleaved bits of these (data,
+   * stats-collected) columns' ranks, so a selective filter on any of them skips files.
+   */
+  zOrderBy?: string[];
+}
+
+/** Types whose min/max the writer records (floe's writer.ts `statValue`). */
+const STATS_TYPES = /^(long|integer|short|byte|double|float|date|string|timestamp|timestamp_ntz|decimal.*)$/;
+
+/** The data columns that get min/max stats: the first `delta.dataSkippingNumIndexedCols` leaf columns. */
+function statsColumns(fields: StructField[], n: number): Set<string> {
+  const out = new Set<string>();
+  let leaves = 0;
+  const walk = (fs: StructField[], top: string | null): void => {
+    for (const f of fs) {
+      if (leaves >= n) return;
+      if (typeof f.type !== 'string') {
+        if (f.type.type === 'struct') walk(f.type.fields, top ?? f.name);
+        continue;
+      }
+      leaves++;
+      if (top === null && STATS_TYPES.test(f.type)) out.add(f.name);
+    }
+  };
+  walk(fields, null);
+  return out;
+}
+
+/** Checks and resolves ZORDER BY columns (Spark's errors: partition column, unknown column, no stats). */
+function zOrderColumns(floe: Floe, s: Snapshot, cols: string[]): string[] {
+  if (!cols.length) throw new InvalidArgumentError('zOrderBy needs at least one column.');
+  const resolved = cols.map((c) => {
+    const part = s.partitionColumns.find((p) => p.toLowerCase() === c.toLowerCase());
+    if (part) throw new FloeError('DELTA_ZORDERING_ON_PARTITION_COLUMN', `${part} is a partition column of ${s.tablePath}. Z-Ordering can only be performed on data columns; drop it from ZORDER BY (partitions already cluster by it).`, { column: part });
+    const f = s.schema.fields.find((x) => x.name.toLowerCase() === c.toLowerCase());
+    if (!f) throw new FloeError('DELTA_ZORDERING_COLUMN_DOES_NOT_EXIST', `Z-Ordering column ${c} does not exist in the data schema of ${s.tablePath} (columns: ${s.schema.fields.map((x) => x.name).join(', ')}).`, { column: c });
+    return f.name;
+  });
+  if (new Set(resolved).size !== resolved.length) throw new InvalidArgumentError(`ZORDER BY names a column twice: ${cols.join(', ')}.`);
+  const check = (floe.config.get('spark.databricks.delta.optimize.zorder.checkStatsCollection.enabled') ?? 'true').toLowerCase() !== 'false';
+  if (check) {
+    const withStats = statsColumns(s.schema.fields.filter((f) => !s.partitionColumns.includes(f.name)), Number(s.configuration['delta.dataSkippingNumIndexedCols'] ?? 32));
+    const without = resolved.filter((c) => !withStats.has(c));
+    if (without.length) {
+      throw new FloeError(
+        'DELTA_ZORDERING_ON_COLUMN_WITHOUT_STATS',
+        `Z-Ordering on [${without.join(', ')}] will be ineffective, because no min/max statistics are collected for these columns of ${s.tablePath} (only the first delta.dataSkippingNumIndexedCols columns of types with an order are indexed). Move them among the first indexed columns or raise delta.dataSkippingNumIndexedCols, or disable this check with SET spark.databricks.delta.optimize.zorder.checkStatsCollection.enabled = false.`,
+        { columns: without },
+      );
+    }
+  }
+  return resolved;
+}
+
+/**
+ * The Z-value of a row: each column's rank among the rows, scaled to `bits` bits (nulls first),
+ * then the bits of all columns interleaved, most significant first (as Delta's interleave_bits of
+ * range ids). Sorting by it keeps rows close in every column close together.
+ */
+function zValueSql(cols: string[]): { ranks: string; z: string } {
+  const bits = Math.min(20, Math.floor(62 / cols.length));
+  const max = 2 ** bits - 1;
+  const ranks = cols.map((c, i) => `floor(percent_rank() OVER (ORDER BY ${quoteIdent(c)} NULLS FIRST) * ${max})::BIGINT AS __r${i}`).join(', ');
+  const terms: string[] = [];
+  for (let b = bits - 1; b >= 0; b--) {
+    cols.forEach((_, i) => {
+      const pos = b * cols.length + (cols.length - 1 - i);
+      terms.push(`(((__r${i} >> ${b}) & 1) << ${pos})`);
+    });
+  }
+  return { ranks, z: terms.join(' | ') };
 }
 
 /** OPTIMIZE: compacts each partition's small files into files near the target size. */
@@ -92,6 +165,7 @@ export async function optimize(floe: Floe, location: string, options: OptimizeOp
   const s = await log.snapshot();
   checkWriteSupport(s.protocol, s.tablePath, s.schema);
   const target = options.targetFileSize ?? Number(s.configuration['delta.targetFileSize'] ?? DEFAULT_TARGET_FILE_SIZE);
+  if (options.zOrderBy !== undefined) return zOrder(floe, s, options, target, started);
   const scope = options.where ? await filesMatchingPartitionPredicate(floe, s, options.where) : s.files;
   // Small files (or files with deletion vectors, which compaction purges), grouped by partition.
   const groups = new Map<string, AddFile[]>();
@@ -112,6 +186,36 @@ export async function optimize(floe: Floe, location: string, options: OptimizeOp
     snapshot: s, txn, removed: chosen, newDataSql: `SELECT * FROM (${scan.sql})`, cdcSql: null, operation: 'OPTIMIZE',
     params: { predicate: JSON.stringify(options.where ? [options.where] : []), zOrderBy: '[]' }, metrics, addedFilesMetric: 'numFilesAdded', removedFilesMetric: 'numFilesRemoved',
     dataChange: false,
+  });
+}
+
+/** OPTIMIZE … ZORDER BY: rewrites every file in scope, its rows ordered by Z-value into files of the target size. */
+async function zOrder(floe: Floe, s: Snapshot, options: OptimizeOptions, target: number, started: number): Promise<DmlResult> {
+  const log = floe.deltaLog(s.tablePath);
+  const cols = zOrderColumns(floe, s, options.zOrderBy!);
+  const scope = options.where ? await filesMatchingPartitionPredicate(floe, s, options.where) : s.files;
+  const params = { predicate: JSON.stringify(options.where ? [options.where] : []), zOrderBy: JSON.stringify(cols) };
+  const metrics: Metrics = { numFilesRemoved: scope.length, numFilesAdded: 0, numBatches: 1, totalConsideredFiles: scope.length, totalFilesSkipped: 0 };
+  if (!scope.length) return { version: null, metrics };
+  const scan = await planScan(floe.engine, log.store, s, { files: scope });
+  floe.track(scan.tables);
+  const txn = new Transaction(log, s);
+  for (const f of scope) txn.read.readFiles.add(f.path);
+  // Ranks within each partition (partitions are written apart), Z-value order inside the COPY.
+  const { ranks, z } = zValueSql(cols);
+  const parts = s.partitionColumns.map(quoteIdent).join(', ');
+  const ranked = s.partitionColumns.length ? ranks.replace(/OVER \(ORDER BY/g, `OVER (PARTITION BY ${parts} ORDER BY`) : ranks;
+  const names = s.schema.fields.map((f) => quoteIdent(f.name)).join(', ');
+  const sql = `SELECT ${names} FROM (SELECT *, ${z} AS __z FROM (SELECT *, ${ranked} FROM (${scan.sql}))) ORDER BY ${parts ? `${parts}, ` : ''}__z`;
+  // As many files as the data needs at the target size (Spark's approxNumPartitions), equal in rows.
+  const bytes = scope.reduce((n, f) => n + f.size, 0);
+  const files = Math.max(1, Math.ceil(bytes / target));
+  const rows = await count(floe, `SELECT 1 FROM (${scan.sql})`);
+  metrics.executionTimeMs = Date.now() - started;
+  return commitRewrite(floe, {
+    snapshot: s, txn, removed: scope, newDataSql: sql, cdcSql: null, operation: 'OPTIMIZE', params, metrics,
+    addedFilesMetric: 'numFilesAdded', removedFilesMetric: 'numFilesRemoved', dataChange: false,
+    maxRowsPerFile: s.partitionColumns.length ? undefined : Math.max(1, Math.ceil(rows / files)),
   });
 }
 

@@ -124,8 +124,9 @@ function equiKeys(condition: string, t: string, s: string): { target: string; so
     if (a.toLowerCase() === t.toLowerCase() && b.toLowerCase() === s.toLowerCase()) out.push({ target: ac, source: bc });
     else if (b.toLowerCase() === t.toLowerCase() && a.toLowerCase() === s.toLowerCase()) out.push({ target: bc, source: ac });
   }
-  // Only safe when the condition is a plain conjunction (an OR could match rows outside the ranges).
-  return /\bOR\b/i.test(condition) ? [] : out;
+  // Only safe when the condition is a plain conjunction (an OR, a NOT or a CASE could match rows
+  // outside the ranges, or one target row to several source rows with distinct keys).
+  return /\b(OR|NOT|CASE)\b/i.test(condition) ? [] : out;
 }
 
 /**
@@ -159,7 +160,7 @@ async function filesHoldingKeys(floe: Floe, snap: Snapshot, files: AddFile[], ke
   const lit = literalFor(tf.type);
   if (!lit) return files;
   const phys = physicalName(tf);
-  const rows: string[] = [];
+  const rows: { i: number; lo: string; hi: string }[] = [];
   const keep = new Set<number>();
   files.forEach((f, i) => {
     const st = parseStats(f.stats);
@@ -170,14 +171,21 @@ async function filesHoldingKeys(floe: Floe, snap: Snapshot, files: AddFile[], ke
       const l = lit(String(lo));
       const h = lit(String(hi));
       if (l === null || h === null) keep.add(i);
-      else rows.push(`(${i}, ${l}, ${h})`);
+      else rows.push({ i, lo: l, hi: h });
     }
   });
   if (!rows.length) return files;
   const t = duckType(tf.type);
-  const hits = await floe.engine.allJson(`SELECT f.i FROM (VALUES ${rows.join(', ')}) AS f(i, lo, hi)
-    WHERE EXISTS (SELECT 1 FROM ${src} s WHERE s.${quoteIdent(sc)}::${t} BETWEEN f.lo::${t} AND f.hi::${t})`);
-  for (const h of hits) keep.add(Number(h.i));
+  const k = `s.${quoteIdent(sc)}::${t}`;
+  if (rows.length <= 512) {
+    // One pass over the source: a bool_or per file (cheaper than a range join for a few hundred files).
+    const [hit] = await floe.engine.allJson(`SELECT ${rows.map((r) => `bool_or(${k} BETWEEN ${r.lo}::${t} AND ${r.hi}::${t}) AS f${r.i}`).join(', ')} FROM ${src} s`);
+    for (const r of rows) if (hit![`f${r.i}`] === true) keep.add(r.i);
+  } else {
+    const hits = await floe.engine.allJson(`SELECT f.i FROM (VALUES ${rows.map((r) => `(${r.i}, ${r.lo}, ${r.hi})`).join(', ')}) AS f(i, lo, hi)
+      WHERE EXISTS (SELECT 1 FROM ${src} s WHERE ${k} BETWEEN f.lo::${t} AND f.hi::${t})`);
+    for (const h of hits) keep.add(Number(h.i));
+  }
   return files.filter((_, i) => keep.has(i));
 }
 
@@ -249,8 +257,12 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const hasMatched = clauses.some((c) => c.kind === 'matched');
 
   // Source, materialised once (it is read several times and must not change in between).
-  const src = await materialize(floe, 'msrc', `SELECT *, row_number() OVER () AS __sid FROM (${srcSql})`);
-  const numSourceRows = await count(floe, `SELECT 1 FROM ${src}`);
+  // Source rows are told apart by the table's rowid (no window over the source), unless a source
+  // column shadows it.
+  const byRowid = !srcCols.has('rowid') && !srcCols.has('__sid');
+  const srcTable = await materialize(floe, 'msrc', byRowid ? `SELECT * FROM (${srcSql})` : `SELECT *, row_number() OVER () AS __sid FROM (${srcSql})`);
+  const src = byRowid ? `(SELECT *, rowid AS __sid FROM ${srcTable})` : srcTable;
+  const numSourceRows = await count(floe, `SELECT 1 FROM ${srcTable}`);
 
   // Prune target files by the source's key ranges on equi-join columns (not with NOT MATCHED BY SOURCE: it reads every row).
   let candidates: AddFile[] = snap.files;
@@ -299,15 +311,9 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const joinSql = hasNbs
     ? `FROM (${tscan}) ${tq} FULL OUTER JOIN ${src} ${sq} ON ${condition}`
     : `FROM ${src} ${sq} LEFT JOIN (${tscan}) ${tq} ON ${condition}`;
-  const joined = await materialize(floe, 'mjoin', `SELECT ${tq}, ${sq}, ${tq}._file AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${clauseCode} AS __clause ${joinSql}`);
-
-  // A target row matched by several source rows: an error when a matched clause could change it.
-  if (hasMatched && !(clauses.filter((c) => c.kind === 'matched').length === 1 && clauses.find((c) => c.kind === 'matched')!.action === 'delete' && !clauses.find((c) => c.kind === 'matched')!.condition)) {
-    const dup = await count(floe, `SELECT 1 FROM ${joined} WHERE __file IS NOT NULL AND __sid IS NOT NULL GROUP BY __file, __row HAVING count(*) > 1 AND max(__clause) > 0`);
-    if (dup > 0) {
-      throw new FloeError('DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE', `The MERGE into ${snap.tablePath} failed: ${dup} target row(s) matched more than one source row, so which update applies is ambiguous. Deduplicate the source on the merge keys (e.g. keep the latest row per key) and retry.`, { table: snap.tablePath, rows: dup });
-    }
-  }
+  // The sides as structs of their columns only (the target's file and row number once, as columns).
+  const tStruct = `CASE WHEN ${present.t} THEN struct_pack(${snap.schema.fields.map((f) => `${quoteIdent(f.name)} := ${tq}.${quoteIdent(f.name)}`).join(', ')}) END`;
+  const joined = await materialize(floe, 'mjoin', `SELECT ${tStruct} AS ${tq}, ${sq}, ${tq}._file AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${clauseCode} AS __clause ${joinSql}`);
 
   const updCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'update').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
   const delCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'delete').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
@@ -324,9 +330,40 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     const expr = whens.length ? `CASE __clause ${whens.join(' ')} ELSE ${fallback} END` : fallback;
     return `CAST(${expr} AS ${duckType(f.type)}) AS ${quoteIdent(f.name)}`;
   };
+  const codesOf = (kind: Clause['kind'], action: string): number[] => resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind && x.c.action === action).map((x) => (kind === 'matched' ? 1000 : kind === 'notMatched' ? 2000 : 3000) + x.i);
+  // A quick screen for target rows matched by several source rows: two pairs of one target row
+  // share its join-key values and row number, so when no (keys, row number) group of the matched
+  // pairs has two, every target row has at most one match and the join's rows need no grouping
+  // (the exact grouping by file and row number, with its long file names, runs only otherwise).
+  const keyCols = equiKeys(condition, tAlias, sAlias).map((k) => snap.schema.fields.find((f) => f.name.toLowerCase() === k.target.toLowerCase())).filter((f) => f !== undefined);
+  const screen = [...keyCols.map((f) => `${tq}.${quoteIdent(f.name)}`), '__row'].join(', ');
+  const unique = (await count(floe, `SELECT 1 FROM ${joined} WHERE __file IS NOT NULL AND __sid IS NOT NULL GROUP BY ${screen} HAVING count(*) > 1 LIMIT 1`)) === 0;
+  const chIn = isIn([...updCodes, ...delCodes]);
+  let rowsInPlay: string;
+  let rc: Record<string, unknown>;
+  if (unique) {
+    rowsInPlay = `(SELECT __file, __row, ${chIn} AS __ch FROM ${joined} WHERE __file IS NOT NULL)`;
+    [rc] = (await floe.engine.allJs(`SELECT 0 AS dup, count(*) FILTER (WHERE ${chIn}) AS ch, count(*) FILTER (WHERE ${isIn(codesOf('matched', 'delete'))}) AS md,
+      coalesce(list(DISTINCT __file) FILTER (WHERE ${chIn}), []) AS files FROM ${joined} WHERE __file IS NOT NULL`)) as [Record<string, unknown>];
+  } else {
+    // One grouping of the target rows in play (matched ones, and those a NOT MATCHED BY SOURCE
+    // clause changes): how many source rows matched each, whether a clause changes it, whether a
+    // matched delete does: the duplicate-match check, the changed rows and the delete count.
+    rowsInPlay = await materialize(floe, 'mrows', `SELECT __file, __row, count(__sid) AS __n, max(__clause) FILTER (WHERE __sid IS NOT NULL) AS __mc,
+        bool_or(${chIn}) AS __ch, bool_or(${isIn(codesOf('matched', 'delete'))}) AS __md
+      FROM ${joined} WHERE __file IS NOT NULL AND (__sid IS NOT NULL OR ${chIn}) GROUP BY __file, __row`);
+    [rc] = (await floe.engine.allJs(`SELECT count(*) FILTER (WHERE __n > 1 AND __mc > 0) AS dup, count(*) FILTER (WHERE __ch) AS ch, count(*) FILTER (WHERE __md) AS md,
+      coalesce(list(DISTINCT __file) FILTER (WHERE __ch), []) AS files FROM ${rowsInPlay}`)) as [Record<string, unknown>];
+  }
+  const touchedFiles = rc!.files as unknown[];
+  // A target row matched by several source rows: an error when a matched clause could change it.
+  const dup = Number(rc!.dup);
+  if (dup > 0 && hasMatched && !(clauses.filter((c) => c.kind === 'matched').length === 1 && clauses.find((c) => c.kind === 'matched')!.action === 'delete' && !clauses.find((c) => c.kind === 'matched')!.condition)) {
+    throw new FloeError('DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE', `The MERGE into ${snap.tablePath} failed: ${dup} target row(s) matched more than one source row, so which update applies is ambiguous. Deduplicate the source on the merge keys (e.g. keep the latest row per key) and retry.`, { table: snap.tablePath, rows: dup });
+  }
   // Target rows an update or delete clause changes, and the files holding them.
-  const changed = await materialize(floe, 'mchanged', `SELECT DISTINCT __file, __row FROM ${joined} WHERE ${isIn([...updCodes, ...delCodes])}`);
-  const touched = new Set((await floe.engine.allJson(`SELECT DISTINCT __file FROM ${changed}`)).map((r) => String(r.__file)));
+  const changed = `(SELECT __file, __row FROM ${rowsInPlay} WHERE __ch)`;
+  const touched = new Set(touchedFiles.map(String));
   const store = log.store;
   const removed = candidates.filter((f) => touched.has(dataFilePath(store, f.path)));
   const keptCols = schema.fields.map((f) => valueOf(f, updCodes, targetCol(f.name))).join(', ');
@@ -346,15 +383,13 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const dvRows = `SELECT __file AS _file, __row AS _row_index FROM ${changed}`;
 
   // Every row metric in one pass over the join.
-  const codesOf = (kind: Clause['kind'], action: string): number[] => resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind && x.c.action === action).map((x) => (kind === 'matched' ? 1000 : kind === 'notMatched' ? 2000 : 3000) + x.i);
   const [agg] = await floe.engine.allJson(`SELECT
       count(*) FILTER (WHERE ${isIn(insCodes)}) AS ins,
       count(*) FILTER (WHERE ${isIn(codesOf('matched', 'update'))}) AS mupd,
       count(*) FILTER (WHERE ${isIn(codesOf('notMatchedBySource', 'update'))}) AS nupd,
-      count(DISTINCT (__file, __row)) FILTER (WHERE ${isIn(codesOf('matched', 'delete'))}) AS mdel,
       count(*) FILTER (WHERE ${isIn(codesOf('notMatchedBySource', 'delete'))}) AS ndel
     FROM ${joined}`);
-  const changedCount = await count(floe, `SELECT 1 FROM ${changed}`);
+  const changedCount = Number(rc!.ch);
   const touchedRows = removed.reduce<number | null>((n, f) => {
     const r = parseStats(f.stats)?.numRecords;
     return n === null || r === undefined ? null : n + r - (f.deletionVector?.cardinality ?? 0);
@@ -365,7 +400,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     numTargetRowsMatchedUpdated: Number(agg!.mupd),
     numTargetRowsNotMatchedBySourceUpdated: Number(agg!.nupd),
     // A row deleted by several matching source rows counts once (Spark's DeduplicateCDFDeletes).
-    numTargetRowsMatchedDeleted: Number(agg!.mdel),
+    numTargetRowsMatchedDeleted: Number(rc!.md),
     numTargetRowsNotMatchedBySourceDeleted: Number(agg!.ndel),
     numTargetRowsUpdated: 0,
     numTargetRowsDeleted: 0,

@@ -295,7 +295,7 @@ test('DESCRIBE HISTORY / DETAIL, VACUUM [RETAIN n HOURS] [DRY RUN], OPTIMIZE [WH
     const opt = await s.rows("OPTIMIZE t WHERE p = 'a'");
     assert.equal((opt[0]!.metrics as Record<string, number>).numFilesRemoved, 3);
     assert.equal((await s.rows('DESCRIBE DETAIL t'))[0]!.numFiles, 4);
-    await s.fails('OPTIMIZE t ZORDER BY (id)', 'FLOE_SQL_ANALYSIS_ERROR', /ZORDER/);
+    await s.fails('OPTIMIZE t ZORDER BY (p)', 'DELTA_ZORDERING_ON_PARTITION_COLUMN');
     await s.fails('VACUUM t RETAIN 0 HOURS', 'DELTA_VACUUM_RETENTION_PERIOD_TOO_SHORT');
     await s.run('SET spark.databricks.delta.retentionDurationCheck.enabled = false');
     const dry = await s.rows('VACUUM t RETAIN 0 HOURS DRY RUN');
