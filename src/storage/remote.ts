@@ -236,8 +236,10 @@ function sortMeta(m: ObjectMeta[]): ObjectMeta[] {
 }
 
 export function message(e: unknown): string {
-  if (e instanceof Error) return e.message.split('\n')[0]!;
-  return String(e);
+  const status = statusOf(e);
+  const code = e && typeof e === 'object' ? (e as { code?: unknown; name?: string }).code ?? (e as { name?: string }).name : undefined;
+  const text = e instanceof Error ? e.message.split('\n')[0]!.trim() : String(e);
+  return [status !== undefined ? `HTTP ${status}` : '', typeof code === 'string' && !text.includes(code) ? code : '', text].filter(Boolean).join(' ') || 'unknown error';
 }
 
 /** The HTTP status of an SDK error, when it has one. */

@@ -256,7 +256,7 @@ export async function startS3Server(options: { ignoreConditional?: boolean; maxK
 export interface FaultProxy {
   port: number;
   /** Requests seen and faults injected. */
-  counts: { requests: number; failed: number; dropped: number; hung: number };
+  counts: { requests: number; exposed: number; failed: number; dropped: number; hung: number };
   /** Fault rates while enabled (0..1 each). */
   setRates(r: { fail?: number; drop?: number; hang?: number }): void;
   stop(): Promise<void>;
@@ -270,7 +270,7 @@ export interface FaultProxy {
  */
 export async function startFaultProxy(targetPort: number, seed = 1): Promise<FaultProxy> {
   let rates = { fail: 0, drop: 0, hang: 0 };
-  const counts = { requests: 0, failed: 0, dropped: 0, hung: 0 };
+  const counts = { requests: 0, exposed: 0, failed: 0, dropped: 0, hung: 0 };
   let s = seed >>> 0 || 1;
   const rand = (): number => {
     s ^= s << 13;
@@ -283,6 +283,7 @@ export async function startFaultProxy(targetPort: number, seed = 1): Promise<Fau
   const hung = new Set<http.ServerResponse>();
   const server = http.createServer((req, res) => {
     counts.requests++;
+    if (rates.fail + rates.drop + rates.hang > 0) counts.exposed++; // requests sent while faults were on
     const r = rand();
     const fault = r < rates.fail ? 'fail' : r < rates.fail + rates.drop ? 'drop' : r < rates.fail + rates.drop + rates.hang ? 'hang' : null;
     if (fault === 'fail') {
