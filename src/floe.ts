@@ -212,6 +212,8 @@ export class Floe {
 
   async close(): Promise<void> {
     this.logs.clear();
+    for (const s of this.stores.values()) (s as { close?: () => void }).close?.();
+    this.stores.clear();
     await this.engine.close();
   }
 }

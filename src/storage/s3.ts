@@ -82,6 +82,11 @@ export class S3Store extends RemoteObjectStore {
     this.identity = `${endpoint ?? 'aws'}|${loc.bucket}|${loc.prefix}`;
   }
 
+  /** Frees the client's connections. */
+  close(): void {
+    this.client.destroy();
+  }
+
   private k(key: string): string {
     return this.prefix ? (key ? `${this.prefix}/${key}` : this.prefix) : key;
   }
