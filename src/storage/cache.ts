@@ -7,7 +7,8 @@
  * Eviction is least-recently-used when the cache holds more than `maxBytes`; files used within the
  * last `pinMs` are never evicted (a scan plans its files, then DuckDB opens them a moment later), so
  * the cache can exceed its limit while one query needs more than fits. Each process evicts only the
- * files it downloaded or wrote itself.
+ * files it downloaded, wrote or used itself, and never one whose access time (set on every use) says
+ * another process sharing the folder used it within `pinMs`.
  */
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -42,6 +43,8 @@ export class FileCache {
       const st = await fs.stat(file).catch(() => null);
       const fresh = st && st.isFile() && (expect.size === undefined || st.size === expect.size) && (expect.mtime === undefined || Math.abs(st.mtimeMs - expect.mtime) < 1000);
       if (fresh) {
+        // The access time tells other processes sharing the folder that the file is in use.
+        await fs.utimes(file, new Date(), st.mtime).catch(() => undefined);
         this.touch(file, st.size);
         return;
       }
@@ -95,6 +98,9 @@ export class FileCache {
       if (this.total <= this.maxBytes) break;
       if (e.used >= cutoff) break; // in LRU order: everything after is newer
       if (this.inflight.has(file)) continue;
+      // Another process sharing the folder may have used it since: its access time says so.
+      const st = await fs.stat(file).catch(() => null);
+      if (st && Date.now() - st.atimeMs < this.pinMs) continue;
       this.entries.delete(file);
       this.total -= e.size;
       await fs.rm(file, { force: true }).catch(() => undefined);
