@@ -171,6 +171,26 @@ export function tableSuite(backend: () => Backend): void {
     }
   });
 
+  test('SQL: an external catalog table LOCATION in the store; INSERT, UPDATE, SELECT, history', async () => {
+    const b = backend();
+    const loc = b.location('sqlcat');
+    const warehouse = await tempDir('floe-wh-');
+    const floe = await session(b);
+    try {
+      const run = (q: string) => floe.sql(q, { warehouse });
+      await run(`CREATE TABLE ev (id BIGINT, name STRING) USING DELTA LOCATION '${loc}'`);
+      await run(`INSERT INTO ev VALUES (1, 'a'), (2, 'b'); UPDATE ev SET name = 'z' WHERE id = 2`);
+      const r = await run('SELECT * FROM ev ORDER BY id');
+      assert.ok(r.kind === 'rows');
+      assert.deepEqual(plain(await r.dataFrame.toArray()), [{ id: 1, name: 'a' }, { id: 2, name: 'z' }]);
+      const h = await run('DESCRIBE HISTORY ev');
+      assert.equal((h.kind === 'rows' ? await h.dataFrame.toArray() : h.rows ?? []).length, 3);
+      assert.ok((await b.list(loc)).includes('_delta_log/00000000000000000002.json'));
+    } finally {
+      await floe.close();
+    }
+  });
+
   test('AUTO CDC (SCD type 1) into a table in the store', async () => {
     const b = backend();
     const loc = b.location('autocdc');
