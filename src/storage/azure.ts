@@ -146,10 +146,12 @@ export class AzureBlobStore extends RemoteObjectStore {
     const full = this.k(prefix);
     const listPrefix = this.prefix && !prefix ? `${this.prefix}/` : full;
     const out: ObjectMeta[] = [];
-    const iter = delimited ? this.container.listBlobsByHierarchy('/', { prefix: listPrefix, abortSignal: c.signal }) : this.container.listBlobsFlat({ prefix: listPrefix, abortSignal: c.signal });
+    // includeMetadata: ADLS Gen2 (hierarchical namespace) lists folders as empty blobs marked hdi_isfolder.
+    const iter = delimited ? this.container.listBlobsByHierarchy('/', { prefix: listPrefix, includeMetadata: true, abortSignal: c.signal }) : this.container.listBlobsFlat({ prefix: listPrefix, includeMetadata: true, abortSignal: c.signal });
     for await (const item of iter) {
       if ((item as { kind?: string }).kind === 'prefix') continue;
-      const b = item as { name: string; properties: { contentLength?: number; lastModified?: Date } };
+      const b = item as { name: string; metadata?: Record<string, string>; properties: { contentLength?: number; lastModified?: Date } };
+      if (b.metadata?.hdi_isfolder === 'true') continue;
       out.push({ path: this.rel(b.name), size: b.properties.contentLength ?? 0, lastModified: b.properties.lastModified?.getTime() ?? 0 });
     }
     return out;

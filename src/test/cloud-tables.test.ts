@@ -72,6 +72,27 @@ describe('Azure (Azurite)', () => {
     }
   });
 
+  test('ADLS Gen2 folder markers (empty blobs with hdi_isfolder) are not listed as objects; VACUUM ignores them', async () => {
+    const a = az!;
+    const name = uniqueName('hns');
+    const opts = { azure_storage_connection_string: a.connectionString, cache_dir: await cacheDir() };
+    const floe = await Floe.create({ storageOptions: opts });
+    try {
+      const url = `az://tables/${name}`;
+      await (await floe.createDataFrame([{ id: 1, g: 'x' }])).write.delta(url, { partitionBy: ['g'] });
+      const { BlobServiceClient } = require('@azure/storage-blob') as typeof import('@azure/storage-blob');
+      const container = BlobServiceClient.fromConnectionString(a.connectionString).getContainerClient('tables');
+      for (const dir of ['g=x', '_delta_log']) await container.getBlockBlobClient(`${name}/${dir}`).upload('', 0, { metadata: { hdi_isfolder: 'true' } });
+      const keys = (await openStore(url, opts).list('', { recursive: true })).map((m) => m.path);
+      assert.ok(!keys.includes('g=x') && !keys.includes('_delta_log'), keys.join(', '));
+      const { DeltaTable } = await import('../table/delta-table.js');
+      assert.deepEqual((await (await DeltaTable.forPath(floe, url)).vacuum(0, { allowShortRetention: true })).filesDeleted, []);
+      assert.equal(await (await floe.read.delta(url)).count(), 1);
+    } finally {
+      await floe.close();
+    }
+  });
+
   test('put-if-absent refuses the second writer; a wrong key is a typed, non-retried error', async () => {
     const a = az!;
     const s = new AzureBlobStore(parseAzureUrl(`az://tables/${uniqueName('pia')}`), { azure_storage_connection_string: a.connectionString, cache_dir: await cacheDir() });
