@@ -100,8 +100,10 @@ class ScriptedStore extends RemoteObjectStore {
     const o = this.objects.get(key);
     return o ? { path: key, size: o.length, lastModified: 0 } : null;
   }
-  protected async rawList(): Promise<ObjectMeta[]> {
-    return [...this.objects].map(([k, v]) => ({ path: k, size: v.length, lastModified: 0 }));
+  protected async rawList(prefix: string, delimited: boolean): Promise<ObjectMeta[]> {
+    return [...this.objects]
+      .filter(([k]) => k.startsWith(prefix) && (!delimited || !k.slice(prefix.length).includes('/')))
+      .map(([k, v]) => ({ path: k, size: v.length, lastModified: Date.now() }));
   }
   protected async rawDelete(key: string): Promise<void> {
     this.objects.delete(key);
@@ -160,4 +162,39 @@ test('remote keys map to cache paths; ensureLocal downloads once and readPath na
   await s.delete('part-1.parquet');
   assert.equal(await fs.stat(p).catch(() => null), null, 'deleting the object drops its cached copy');
   assert.throws(() => s.cachePath('../escape'), (e: unknown) => e instanceof FloeError && e.code === 'FLOE_PATH_OUTSIDE_TABLE');
+});
+
+test('a commit whose outcome is unknown keeps its data files (the commit may reference them); one that landed succeeds', async () => {
+  const { Floe } = await import('../floe.js');
+  const floe = await Floe.create();
+  try {
+    const s = new ScriptedStore(await tempDir(), 2);
+    (floe as unknown as { storeFor: () => ScriptedStore }).storeFor = () => s;
+    await (await floe.createDataFrame([{ id: 1 }])).write.delta('mem://t');
+    const dataFiles = (): string[] => [...s.objects.keys()].filter((k) => k.endsWith('.parquet'));
+    assert.equal(dataFiles().length, 1);
+    // Every attempt of the commit is lost: outcome unknown, not safe to retry, files kept.
+    s.script = ['lost', 'lost'];
+    await assert.rejects((await floe.createDataFrame([{ id: 2 }])).write.delta('mem://t', { mode: 'append' }), (e: unknown) => e instanceof StorageError && !e.retrySafe && e.code === 'FLOE_STORAGE_COMMIT_UNKNOWN');
+    assert.equal(dataFiles().length, 2, 'the staged data file was not deleted');
+    floe.forgetLog('mem://t');
+    assert.equal((await floe.snapshot('mem://t')).version, 0);
+    // The first attempt landed but its answer was lost: the retry recognises the commit.
+    s.script = ['applied-then-lost'];
+    const r = await (await floe.createDataFrame([{ id: 3 }])).write.delta('mem://t', { mode: 'append' });
+    assert.equal(r.version, 1);
+    floe.forgetLog('mem://t');
+    assert.deepEqual((await (await floe.read.delta('mem://t')).toArray()).map((x) => Number(x.id)).sort(), [1, 3]);
+    // A plain failure before the commit (every upload attempt busy) is safe to retry and leaves no files.
+    const before = dataFiles().length;
+    const upload = (s as unknown as { rawUpload: (...a: unknown[]) => Promise<void> }).rawUpload;
+    (s as unknown as { rawUpload: () => Promise<void> }).rawUpload = async () => {
+      throw Object.assign(new Error('503'), { kind: 'throttled' });
+    };
+    await assert.rejects((await floe.createDataFrame([{ id: 4 }])).write.delta('mem://t', { mode: 'append' }), (e: unknown) => e instanceof StorageError && e.retrySafe);
+    (s as unknown as { rawUpload: unknown }).rawUpload = upload;
+    assert.equal(dataFiles().length, before);
+  } finally {
+    await floe.close();
+  }
 });
