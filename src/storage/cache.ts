@@ -94,13 +94,14 @@ export class FileCache {
   private async evict(): Promise<void> {
     if (this.total <= this.maxBytes) return;
     const cutoff = Date.now() - this.pinMs;
+    const pinned = (t: number): boolean => this.pinMs > 0 && t >= cutoff;
     for (const [file, e] of [...this.entries]) {
       if (this.total <= this.maxBytes) break;
-      if (e.used >= cutoff) break; // in LRU order: everything after is newer
+      if (pinned(e.used)) break; // in LRU order: everything after is newer
       if (this.inflight.has(file)) continue;
       // Another process sharing the folder may have used it since: its access time says so.
       const st = await fs.stat(file).catch(() => null);
-      if (st && Date.now() - st.atimeMs < this.pinMs) continue;
+      if (st && pinned(st.atimeMs)) continue;
       this.entries.delete(file);
       this.total -= e.size;
       await fs.rm(file, { force: true }).catch(() => undefined);
