@@ -61,3 +61,22 @@ export class ObjectNotFoundError extends FloeError {
     this.name = 'ObjectNotFoundError';
   }
 }
+
+/**
+ * A request to remote object storage failed after retries. `retrySafe` says whether running the same
+ * operation again is safe: true when nothing was committed (a failed upload or read), false when a
+ * commit's outcome is unknown (its log entry may or may not have been written: check the history).
+ */
+export class StorageError extends FloeError {
+  readonly retrySafe: boolean;
+  constructor(code: string, message: string, retrySafe: boolean, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(code, `${message} ${retrySafe ? 'Nothing was committed: retrying the operation is safe.' : 'The commit may or may not have been written: check DESCRIBE HISTORY (its txnId) before retrying.'}`, { ...details, retrySafe }, options);
+    this.name = 'StorageError';
+    this.retrySafe = retrySafe;
+  }
+}
+
+/** True when a commit's outcome is unknown: files it references must not be cleaned up (the commit may exist). */
+export function commitOutcomeUnknown(e: unknown): boolean {
+  return e instanceof StorageError && !e.retrySafe;
+}

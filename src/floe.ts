@@ -13,7 +13,7 @@ import type { Snapshot } from './core/snapshot.js';
 import { DataFrame } from './dataframe.js';
 import { Engine, type EngineOptions } from './engine/engine.js';
 import { FloeError, InvalidArgumentError } from './errors.js';
-import { LocalObjectStore } from './storage/local.js';
+import { isCloudUrl, openStore } from './storage/open.js';
 import type { ChangeFeedOptions } from './core/cdf.js';
 import { changesQuery } from './table/changes.js';
 import { type SqlResult, executeSql } from './sql/executor.js';
@@ -25,6 +25,15 @@ export const TABLE_DEFAULTS_PREFIX = 'spark.databricks.delta.properties.defaults
 export interface FloeOptions extends EngineOptions {
   /** Spark-style configuration, e.g. `{ 'spark.databricks.delta.properties.defaults.enableChangeDataFeed': 'true' }`. */
   config?: Record<string, string>;
+  /**
+   * Cloud storage settings (delta-rs names; unset ones come from the environment variables of the
+   * same name in upper case): `azure_storage_connection_string`, `azure_storage_account_name`,
+   * `azure_storage_account_key`, `azure_storage_sas_token`, `aws_access_key_id`,
+   * `aws_secret_access_key`, `aws_session_token`, `aws_region`, `aws_endpoint_url`,
+   * `aws_s3_allow_unsafe_rename` (single-writer mode), and floe's `cache_dir`, `cache_max_bytes`,
+   * `max_attempts`, `request_timeout_ms`.
+   */
+  storageOptions?: Record<string, string>;
 }
 
 export interface DeltaReadOptions {
@@ -51,13 +60,17 @@ export class Floe {
   private readonly tracked = new Set<string>();
   private readonly logs = new Map<string, DeltaLog>();
 
-  private constructor(engine: Engine, config: Record<string, string>) {
+  private readonly stores = new Map<string, ObjectStore>();
+  private readonly storageOptions: Record<string, string>;
+
+  private constructor(engine: Engine, config: Record<string, string>, storageOptions: Record<string, string>) {
     this.engine = engine;
     this.conf = new Map(Object.entries(config));
+    this.storageOptions = storageOptions;
   }
 
   static async create(options: FloeOptions = {}): Promise<Floe> {
-    return new Floe(await Engine.create(options), options.config ?? {});
+    return new Floe(await Engine.create(options), options.config ?? {}, options.storageOptions ?? {});
   }
 
   /** Reads and sets Spark-style configuration. */
@@ -75,13 +88,16 @@ export class Floe {
     return out;
   }
 
-  /** The object store for a table path or `file://` URL. */
+  /**
+   * The object store for a table path, `file://` URL or cloud URL (`abfss://`, `az://`, `azure://`,
+   * `s3://`, `s3a://`); cloud stores are kept per location (their clients and cache are reused).
+   */
   storeFor(location: string): ObjectStore {
-    if (/^[a-zA-Z][a-zA-Z0-9+.-]+:\/\//.test(location)) {
-      if (location.startsWith('file://')) return new LocalObjectStore(fileURLToPath(location));
-      throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', `Cannot open ${location}: cloud object storage is not supported yet; use a local path.`, { location });
-    }
-    return new LocalObjectStore(location);
+    if (!isCloudUrl(location)) return openStore(location);
+    const key = location.replace(/\/+$/, '');
+    let s = this.stores.get(key);
+    if (!s) this.stores.set(key, (s = openStore(key, this.storageOptions)));
+    return s;
   }
 
   /** The DeltaLog for a table location (cached per session: commits are immutable). */
@@ -196,6 +212,8 @@ export class Floe {
 
   async close(): Promise<void> {
     this.logs.clear();
+    for (const s of this.stores.values()) (s as { close?: () => void }).close?.();
+    this.stores.clear();
     await this.engine.close();
   }
 }

@@ -11,6 +11,8 @@
  * each run). Results are printed and written to `.bench-data/results.json`.
  * MERGE and change-feed scenarios (merge-scenarios.ts): merge-1m-into-10m (two variants, each against
  * two baselines: one row per pair), merge-1pct, cdf-read-100 (3 runs each unless --runs is given).
+ * Cloud scenarios (cloud-scenarios.ts): cloud-append and cloud-scan (cold and warm cache) on Azurite
+ * against the same operation on local files; the ratio is Azurite / local.
  */
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -25,12 +27,13 @@ import type { DataFrame } from '../dataframe.js';
 import { Floe } from '../floe.js';
 import { type ScanTableInfo, type SnapshotTableInfo, ensureCommitTable, ensureScanTable, ensureSnapshotTable } from './generate.js';
 import { autoCdcFull, autoCdcIncremental, ensureCdcEvents } from './auto-cdc-scenarios.js';
+import { type CloudScenarioOptions, cloudAppend, cloudScan } from './cloud-scenarios.js';
 import { type ComparisonRow, type MergeScenarioOptions, cdfRead100, merge1mInto10m, merge1pct } from './merge-scenarios.js';
 import { FAST_MS, type Measured, PhaseTimer, type Summary, collectGarbage, measure, nowMs, round, sameResult, summarize } from './stats.js';
 import { type WriteScenarioOptions, type WriteScenarioOutput, append10m, cleanScratch, commitLatency } from './write-scenarios.js';
 
 const DATA_DIR = fileURLToPath(new URL('../../.bench-data/', import.meta.url));
-const SCENARIOS = ['snapshot-load', 'scan-full', 'scan-selective', 'append-10m', 'commit-latency', 'merge-1m-into-10m', 'merge-1pct', 'cdf-read-100', 'auto-cdc-scd1', 'auto-cdc-scd2', 'auto-cdc-incremental'] as const;
+const SCENARIOS = ['snapshot-load', 'scan-full', 'scan-selective', 'append-10m', 'commit-latency', 'merge-1m-into-10m', 'merge-1pct', 'cdf-read-100', 'auto-cdc-scd1', 'auto-cdc-scd2', 'auto-cdc-incremental', 'cloud-append', 'cloud-scan'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /**
  * Target ratio floe / baseline (medians). commit-latency has none: its baseline is the bare
@@ -42,10 +45,11 @@ const TARGETS: Record<ScenarioName, number | null> = {
   'snapshot-load': 1.5, 'scan-full': 1.2, 'scan-selective': 1.2, 'append-10m': 1.3, 'commit-latency': null,
   'merge-1m-into-10m': 2, 'merge-1pct': null, 'cdf-read-100': 1.3,
   'auto-cdc-scd1': 1.5, 'auto-cdc-scd2': 1.5, 'auto-cdc-incremental': 0.05,
+  'cloud-append': null, 'cloud-scan': null, // Azurite / local: reported, no target (an emulator is not a cloud)
 };
 /** Runs when --runs is not given (heavy scenarios take fewer). */
 const DEFAULT_RUNS = 5;
-const DEFAULT_RUNS_FOR: Partial<Record<ScenarioName, number>> = { 'append-10m': 3, 'merge-1m-into-10m': 3, 'merge-1pct': 3, 'cdf-read-100': 5, 'auto-cdc-scd1': 3, 'auto-cdc-scd2': 3, 'auto-cdc-incremental': 3 };
+const DEFAULT_RUNS_FOR: Partial<Record<ScenarioName, number>> = { 'append-10m': 3, 'merge-1m-into-10m': 3, 'merge-1pct': 3, 'cdf-read-100': 5, 'auto-cdc-scd1': 3, 'auto-cdc-scd2': 3, 'auto-cdc-incremental': 3, 'cloud-append': 3, 'cloud-scan': 5 };
 
 interface Args {
   runs: number;
@@ -496,6 +500,18 @@ async function main(): Promise<void> {
         if (r.profile) res.profile = r.profile;
         results.push(res);
       }
+    } catch (e) {
+      results.push(failed(s, e));
+    }
+  }
+
+  const clouds = (['cloud-append', 'cloud-scan'] as const).filter((s) => args.only.has(s));
+  for (const s of clouds) {
+    const o: CloudScenarioOptions = { runs: args.runsGiven ? args.runs : (DEFAULT_RUNS_FOR[s] ?? args.runs), dataDir: DATA_DIR };
+    try {
+      console.log(`running ${s} (${o.runs} runs) …`);
+      const rows = s === 'cloud-append' ? await cloudAppend(o) : await cloudScan(o);
+      for (const r of rows) results.push(finish(s, r, r.notes, { label: r.label, target: null }));
     } catch (e) {
       results.push(failed(s, e));
     }

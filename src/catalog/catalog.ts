@@ -15,6 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { FloeError } from '../errors.js';
+import { resolveLocation } from '../storage/open.js';
 
 export const DEFAULT_CATALOG = 'spark_catalog';
 export const CATALOG_ALIASES = new Set(['spark_catalog', 'main', 'hive_metastore']);
@@ -191,14 +192,14 @@ export class Catalog {
       if (existing) {
         if (options.ifNotExists) return 'exists';
         if (!options.orReplace) throw new FloeError('TABLE_OR_VIEW_ALREADY_EXISTS', `Cannot create table ${s}.${t}: it already exists.`, { table: `${s}.${t}` });
-        if (options.location && path.resolve(options.location) !== existing.location) {
-          throw new FloeError('FLOE_UNSUPPORTED_OPERATION', `CREATE OR REPLACE cannot move ${s}.${t} from ${existing.location} to ${path.resolve(options.location)}; drop it first.`);
+        if (options.location && resolveLocation(options.location) !== existing.location) {
+          throw new FloeError('FLOE_UNSUPPORTED_OPERATION', `CREATE OR REPLACE cannot move ${s}.${t} from ${existing.location} to ${resolveLocation(options.location)}; drop it first.`);
         }
         await create(existing.location, existing);
         return 'replaced';
       }
       const managed = !options.location;
-      const location = managed ? this.managedLocation(s, t) : path.resolve(options.location!);
+      const location = managed ? this.managedLocation(s, t) : resolveLocation(options.location!);
       if (managed) {
         // An unregistered managed folder is a leftover of a crashed create or drop: nothing points at it.
         await fs.rm(location, { recursive: true, force: true });

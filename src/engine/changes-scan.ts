@@ -10,7 +10,7 @@ import { mapLimit } from '../core/delta-log.js';
 import { type StructField, type StructType, duckType, physicalName, quoteIdent, quoteString } from '../core/schema.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { Engine } from './engine.js';
-import { dataColumnSelect, dataFilePath, parquetColumns, partitionLiteral } from './scan.js';
+import { dataColumnSelect, dataFilePath, ensureFilesLocal, parquetColumns, partitionLiteral } from './scan.js';
 
 export const CDF_COLUMNS = ['_change_type', '_commit_version', '_commit_timestamp'] as const;
 
@@ -68,6 +68,7 @@ export async function planChanges(engine: Engine, store: ObjectStore, schema: St
     await engine.appendBigIntPairs(dt, loaded);
   }
 
+  await ensureFilesLocal(store, changes);
   const paths = [...new Set(changes.map((c) => dataFilePath(store, c.path)))];
   const fileCols = await parquetColumns(engine, paths);
   const dataSel = dataColumnSelect(dataFields, fileCols, mapped);

@@ -14,6 +14,7 @@ import { LAST_CHECKPOINT, checkpointPath } from '../core/log-files.js';
 import { quoteString } from '../core/schema.js';
 import { FloeError } from '../errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { readPath, remoteOf } from '../storage/open.js';
 import type { Engine } from './engine.js';
 
 const DV = 'STRUCT(storageType VARCHAR, pathOrInlineDv VARCHAR, "offset" INTEGER, sizeInBytes INTEGER, cardinality BIGINT, maxRowIndex BIGINT)';
@@ -55,15 +56,19 @@ export async function writeCheckpoint(engine: Engine, store: ObjectStore, snapsh
     lines.push(JSON.stringify({ remove: rest }));
   }
   const tmpJson = path.join(os.tmpdir(), `floe-cp-${randomUUID()}.json`);
-  const root = store.localPath('');
-  if (!root) throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', 'Checkpoints on remote stores are not supported yet.');
+  // Remote stores: written into the table's folder in the local cache, then uploaded.
+  const remote = remoteOf(store);
+  const root = readPath(store, '');
+  if (!root) throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', 'This store cannot stage a checkpoint locally.');
   const key = checkpointPath(snapshot.version);
   const tmpParquet = path.join(root, '_delta_log', `.${path.basename(key)}.${randomUUID()}.tmp`);
   await fs.writeFile(tmpJson, lines.join('\n') + '\n');
   try {
     const cols = Object.entries(CHECKPOINT_COLUMNS).map(([k, v]) => `${k}: ${quoteString(v)}`).join(', ');
+    if (remote) await fs.mkdir(path.dirname(tmpParquet), { recursive: true });
     await engine.run(`COPY (SELECT ${Object.keys(CHECKPOINT_COLUMNS).join(', ')} FROM read_json(${quoteString(tmpJson)}, format = 'newline_delimited', columns = {${cols}})) TO ${quoteString(tmpParquet)} (FORMAT parquet)`);
-    await fs.rename(tmpParquet, path.join(root, ...key.split('/')));
+    if (remote) await remote.uploadFile(tmpParquet, key, (await fs.stat(tmpParquet)).size);
+    else await fs.rename(tmpParquet, path.join(root, ...key.split('/')));
   } finally {
     await fs.rm(tmpJson, { force: true });
     await fs.rm(tmpParquet, { force: true });

@@ -8,6 +8,7 @@ import { FloeError } from '../errors.js';
 import type { ParquetRowReader } from '../core/delta-log.js';
 import { quoteIdent, quoteString } from '../core/schema.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { ensureLocal, readPath } from '../storage/open.js';
 
 export type JsonRow = Record<string, unknown>;
 
@@ -105,8 +106,9 @@ export class Engine implements ParquetRowReader {
    * objects (via DuckDB's to_json, so MAP columns become JSON objects, as in JSON commits).
    */
   async readRows(store: ObjectStore, keys: string[], columns?: string[]): Promise<Record<string, unknown>[]> {
+    await ensureLocal(store, keys.map((k) => ({ path: k })));
     const paths = keys.map((k) => {
-      const p = store.localPath(k);
+      const p = readPath(store, k);
       if (!p) throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', `Cannot read ${k}: remote stores are not supported yet.`);
       return p;
     });

@@ -16,6 +16,7 @@ import { fileMayMatch } from '../core/skipping.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { FloeError } from '../errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { ensureLocal, readPath } from '../storage/open.js';
 import type { Engine } from './engine.js';
 
 export interface ScanPlan {
@@ -36,9 +37,15 @@ export function dataFilePath(store: ObjectStore, p: string): string {
     if (p.startsWith('file:')) return fileURLToPath(p.startsWith('file:///') ? p : p.replace(/^file:/, 'file://'));
     throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', `Data file ${p} is in remote storage, which floe cannot read yet.`, { file: p });
   }
-  const local = store.localPath(decodePath(p));
+  const local = readPath(store, decodePath(p));
   if (!local) throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', `Data file ${p} is not on the local filesystem.`, { file: p });
   return path.normalize(local);
+}
+
+/** Remote stores: downloads the data files (named relative to the table) that a query will read into the local cache. */
+export async function ensureFilesLocal(store: ObjectStore, files: { path: string; size?: number }[]): Promise<void> {
+  const rel = files.filter((f) => !/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(f.path));
+  await ensureLocal(store, rel.map((f) => ({ path: decodePath(f.path), size: f.size })));
 }
 
 /** SQL literal of a partition value (PROTOCOL.md "Partition Value Serialization") typed as the column. */
@@ -150,6 +157,7 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
     return { sql: `SELECT ${cols.join(', ')} WHERE false`, tables: [], filesTotal: snapshot.files.length, filesScanned: 0 };
   }
 
+  await ensureFilesLocal(store, files);
   const tables: string[] = [];
   // Deletion vectors: row indexes per file path into one engine table.
   const dvFiles = files.filter((f) => f.deletionVector);

@@ -9,9 +9,12 @@ import { promises as fs } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import type { AddFile } from '../core/actions.js';
-import { encodePath } from '../core/actions.js';
+import { decodePath, encodePath } from '../core/actions.js';
 import { type DataType, type StructField, type StructType, duckType, fieldId, physicalName, quoteIdent, quoteString } from '../core/schema.js';
-import { FloeError } from '../errors.js';
+import { FloeError, StorageError } from '../errors.js';
+import { LocalObjectStore } from '../storage/local.js';
+import { readPath, remoteOf } from '../storage/open.js';
+import type { RemoteObjectStore } from '../storage/remote.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { Engine } from './engine.js';
 import { hasNestedMapping } from './scan.js';
@@ -153,8 +156,11 @@ function physicalExpr(expr: string, type: DataType, mapped: boolean): string {
  * (dataChange = true). The source's columns are matched by logical name and cast to the table types.
  */
 export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceSql: string, opts: WriteFilesOptions): Promise<AddFile[]> {
-  const root = store.localPath('');
-  if (!root) throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', 'Writing to remote stores is not supported yet.');
+  // Remote stores: DuckDB writes into the table's folder in the local cache (the staging area), and
+  // the files are uploaded before this returns, so no `add` names a file whose upload did not finish.
+  const remote = remoteOf(store);
+  const root = readPath(store, '');
+  if (!root) throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', 'This store cannot stage written files locally.');
   const dir = opts.subdir ? path.join(root, opts.subdir) : root;
   // Names this write's files (Spark's task-number slot), so a failed write can find and remove them.
   const writeId = randomBytes(4).toString('hex');
@@ -201,8 +207,9 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
   } catch (e) {
     // A failed COPY (e.g. a constraint's error()) may have created files already: remove this write's.
     const rel = path.relative(root, dir).split(path.sep).join('/');
-    const mine = await store.list(rel ? `${rel}/` : '', { recursive: true }).catch(() => []);
-    await Promise.all(mine.filter((m) => m.path.includes(`-${writeId}-`)).map((m) => store.delete(m.path).catch(() => undefined)));
+    const local = remote ? new LocalObjectStore(root) : store;
+    const mine = await local.list(rel ? `${rel}/` : '', { recursive: true }).catch(() => []);
+    await Promise.all(mine.filter((m) => m.path.includes(`-${writeId}-`)).map((m) => local.delete(m.path).catch(() => undefined)));
     throw e;
   } finally {
     if (link) await fs.rm(link, { force: true });
@@ -213,7 +220,8 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
     const count = Number(r.count);
     const file = String(r.filename);
     if (count === 0) {
-      await store.delete(path.relative(root, file).split(path.sep).join('/'));
+      if (remote) await fs.rm(file, { force: true });
+      else await store.delete(path.relative(root, file).split(path.sep).join('/'));
       continue;
     }
     const colStats = new Map<string, StatEntry>();
@@ -243,5 +251,32 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
       stats: deltaStats(count, colStats, dataFields, opts.numIndexedCols ?? 32),
     });
   }
+  if (remote) await uploadStaged(remote, root, out.map((a) => ({ key: decodePath(a.path), size: a.size })));
   return out;
+}
+
+/**
+ * Uploads staged files (4 at a time). On failure, removes what was uploaded and the staged copies and
+ * throws a StorageError saying that retrying is safe (nothing was committed).
+ */
+export async function uploadStaged(remote: RemoteObjectStore, root: string, files: { key: string; size: number }[]): Promise<void> {
+  const queue = [...files];
+  const done: string[] = [];
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    for (let f = queue.shift(); f && failure === undefined; f = queue.shift()) {
+      try {
+        await remote.uploadFile(path.join(root, ...f.key.split('/')), f.key, f.size);
+        done.push(f.key);
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(4, files.length) }, worker));
+  if (failure === undefined) return;
+  await Promise.all(done.map((k) => remote.delete(k).catch(() => undefined)));
+  await Promise.all(files.map((f) => fs.rm(path.join(root, ...f.key.split('/')), { force: true })));
+  if (failure instanceof StorageError) throw failure;
+  throw new StorageError('FLOE_STORAGE_UPLOAD_FAILED', `Uploading data files to ${remote.root} failed: ${(failure as Error).message}.`, true, { root: remote.root }, { cause: failure });
 }

@@ -26,6 +26,7 @@ import { tokenize, type Token } from './lexer.js';
 import { parseName, parseScript, type MergeClause, type NameRef, type Statement } from './parser.js';
 import { translateExpr, translateQuery, type TableRef, type TimeTravel, type TranslateContext } from './translate.js';
 import { sparkTypeName } from './types.js';
+import { resolveLocation } from '../storage/open.js';
 
 export type SqlResult =
   | { kind: 'rows'; dataFrame: DataFrame }
@@ -120,7 +121,7 @@ class Executor {
   private target(ref: NameRef): Target {
     const p = ref.parts;
     if (p.length === 2 && p[0]!.kind === 'ident' && p[0]!.upper === 'DELTA' && p[1]!.kind === 'qident') {
-      const location = path.resolve(p[1]!.value);
+      const location = resolveLocation(p[1]!.value);
       return { kind: 'path', location, display: `delta.\`${p[1]!.value}\``, lastName: path.basename(location) };
     }
     if (p.length === 3 && !CATALOG_ALIASES.has(p[0]!.value.toLowerCase())) {
@@ -184,7 +185,7 @@ class Executor {
     const nameTok = lit(args[0]!, byPath ? 'path' : 'table name');
     if (nameTok.kind !== 'string') throw analysisErrorAt(nameTok, `${fn.value}(): the ${byPath ? 'path' : 'table name'} must be a string`);
     let location: string;
-    if (byPath) location = path.resolve(nameTok.value);
+    if (byPath) location = resolveLocation(nameTok.value);
     else {
       let ref: NameRef;
       try {
@@ -390,7 +391,7 @@ class Executor {
         return { kind: 'status', message: `changed column ${s.column.map((t) => t.value).join('.')} of ${r.display} (version ${v})` };
       }
       case 'convertToDelta': {
-        const location = path.resolve(s.path.value);
+        const location = resolveLocation(s.path.value);
         const res = await convertToDelta(this.floe, location, { partitionSchema: s.partitionSchema });
         return { kind: 'status', message: `converted ${res.numFiles} Parquet file(s) at ${location} to a Delta table (version ${res.version})`, rows: [{ path: location, num_files: res.numFiles }] };
       }

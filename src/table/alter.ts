@@ -17,6 +17,7 @@ import { deltaStats } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import type { Floe } from '../floe.js';
 import { maybeCheckpoint, newMetadata } from './write.js';
+import { ensureLocal, readPath } from '../storage/open.js';
 
 const MAPPING_ID = 'delta.columnMapping.id';
 const MAPPING_PHYSICAL = 'delta.columnMapping.physicalName';
@@ -396,8 +397,8 @@ export async function convertToDelta(floe: Floe, location: string, options: Conv
   if (await log.exists()) {
     throw new FloeError('DELTA_TABLE_ALREADY_EXISTS', `Cannot convert ${log.tablePath}: it is already a Delta table (its _delta_log has commits).`, { path: log.tablePath });
   }
-  const root = log.store.localPath('');
-  if (!root) throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', 'CONVERT TO DELTA works on local folders only.');
+  const root = readPath(log.store, '');
+  if (!root) throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', 'CONVERT TO DELTA cannot read this store\'s files locally.');
   const listed = await log.store.list('', { recursive: true }).catch(() => []);
   const files = listed.filter((e) => {
     const parts = e.path.split('/');
@@ -426,6 +427,7 @@ export async function convertToDelta(floe: Floe, location: string, options: Conv
     });
     return { file: f, values, abs: path.join(root, ...f.path.split('/')) };
   });
+  await ensureLocal(log.store, files); // remote stores: into the local cache
   // Values must cast to the declared types.
   for (const p of partSchema) {
     const distinct = [...new Set(perFile.map((x) => x.values[p.name]).filter((v): v is string => v !== null))];

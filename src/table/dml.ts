@@ -16,7 +16,7 @@ import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport } from '../core/write-support.js';
 import { dataFilePath, planScan, pruneFileList, pruneFiles } from '../engine/scan.js';
 import { writeDataFiles, DEFAULT_TARGET_FILE_SIZE } from '../engine/writer.js';
-import { FloeError } from '../errors.js';
+import { FloeError, commitOutcomeUnknown } from '../errors.js';
 import type { Floe } from '../floe.js';
 import { constraintChecks, filesMatchingPartitionPredicate, maybeCheckpoint } from './write.js';
 
@@ -191,7 +191,7 @@ export async function commitRewrite(floe: Floe, r: Rewrite): Promise<DmlResult> 
     await maybeCheckpoint(floe, log, res.version, s.configuration);
     return { version: res.version, metrics: r.metrics };
   } catch (e) {
-    await Promise.all(written.map((p) => log.store.delete(decodeURIComponent(p)).catch(() => undefined)));
+    if (!commitOutcomeUnknown(e)) await Promise.all(written.map((p) => log.store.delete(decodeURIComponent(p)).catch(() => undefined)));
     throw e;
   }
 }

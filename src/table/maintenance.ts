@@ -14,6 +14,7 @@ import { dvRelativePath } from '../core/deletion-vectors.js';
 import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
 import { dataFilePath, planScan } from '../engine/scan.js';
+import { readPath } from '../storage/open.js';
 import { DEFAULT_TARGET_FILE_SIZE } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import type { DeltaReadOptions, Floe } from '../floe.js';
@@ -288,7 +289,7 @@ export async function vacuum(floe: Floe, location: string, options: VacuumOption
     if (m.path.startsWith('_delta_log/')) return false;
     if ((top.startsWith('_') && top !== '_change_data') || top.startsWith('.')) return false;
     if (path.basename(m.path).startsWith('.') || path.basename(m.path).startsWith('_')) return false;
-    return !keep.has(path.normalize(log.store.localPath(m.path) ?? m.path)) && m.lastModified < cutoff;
+    return !keep.has(path.normalize(readPath(log.store, m.path) ?? m.path)) && m.lastModified < cutoff;
   }).map((m) => m.path);
   if (!options.dryRun) {
     for (const v of victims) await log.store.delete(v);

@@ -17,7 +17,7 @@ import { writeCheckpoint } from '../engine/checkpoint-writer.js';
 import { partitionLiteral, pruneFiles } from '../engine/scan.js';
 import { cdfOnForWrites, count, fileCouldMatch, markRows } from './dml.js';
 import { DEFAULT_TARGET_FILE_SIZE, writeDataFiles } from '../engine/writer.js';
-import { FloeError, InvalidArgumentError, TableNotFoundError } from '../errors.js';
+import { FloeError, InvalidArgumentError, TableNotFoundError, commitOutcomeUnknown } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
 import { checkExpression } from '../sql/check-expression.js';
 import type { Floe } from '../floe.js';
@@ -302,8 +302,9 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
   try {
     result = await txn.commit(operation, params, metrics, options.userMetadata);
   } catch (e) {
-    // Nothing references the files just written; remove them so a failed write leaves no litter.
-    await Promise.all([...adds, ...cdcs].map((a) => log.store.delete(decodeURIComponent(a.path)).catch(() => undefined)));
+    // Nothing references the files just written; remove them so a failed write leaves no litter
+    // (unless the commit's outcome is unknown: it may reference them).
+    if (!commitOutcomeUnknown(e)) await Promise.all([...adds, ...cdcs].map((a) => log.store.delete(decodeURIComponent(a.path)).catch(() => undefined)));
     throw e;
   }
   await maybeCheckpoint(floe, log, result.version, { ...configuration, ...(txn.metadata?.configuration ?? {}) });

@@ -410,11 +410,11 @@ test('DeltaTable.forPath / read.delta on a folder without a table: DELTA_TABLE_N
   }
 });
 
-test('tables open by file:// URL; remote URLs are refused clearly', async (t) => {
+test('tables open by file:// URL; unsupported URL schemes are refused clearly (s3:// and Azure: cloud-tables.test.ts)', async (t) => {
   const p = corpusTable(t, 'dat/basic_append/delta');
   if (!p) return;
   assert.equal(await (await floe.read.delta(pathToFileURL(p).href)).count(), 5);
-  await rejectsWith(floe.read.delta('s3://bucket/table'), 'FLOE_REMOTE_NOT_SUPPORTED');
+  await rejectsWith(floe.read.delta('gs://bucket/table'), 'FLOE_REMOTE_NOT_SUPPORTED');
 });
 
 // ---------------------------------------------------------------------------------------------
