@@ -17,13 +17,13 @@ import { addColumns, addConstraint, assignColumnMapping, changeColumn, convertTo
 import { createTable, toStructType, type ColumnSpec } from '../table/create.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { resolveColumn } from '../table/dml.js';
-import { writeDelta } from '../table/write.js';
-import { checkExpression } from './check-expression.js';
+import { columnDefault, writeDelta } from '../table/write.js';
 import { Cursor } from './cursor.js';
 import { ANALYSIS_ERROR, analysisErrorAt, parseErrorAt, PARSE_ERROR } from './errors.js';
 import { SESSION_MACROS } from './functions.js';
 import { tokenize, type Token } from './lexer.js';
-import { parseName, parseScript, type MergeClause, type NameRef, type Statement } from './parser.js';
+import { storedExprToDuck } from './spark-expr.js';
+import { parseName, parseScript, type ColumnDef, type MergeClause, type NameRef, type Statement } from './parser.js';
 import { translateExpr, translateQuery, type TableRef, type TimeTravel, type TranslateContext } from './translate.js';
 import { sparkTypeName } from './types.js';
 
@@ -366,15 +366,15 @@ class Executor {
       }
       case 'alterAddConstraint': {
         const r = await this.resolve(s.table);
-        checkExpression(s.exprText);
-        const checkSql = await this.expr(s.expr);
+        // Stored as written (Spark SQL, as Spark stores it); writers translate it when they enforce it.
+        const checkSql = await storedExprToDuck(s.exprText, { what: `CHECK constraint ${s.name.value}` }).catch((e: unknown) => {
+          throw analysisErrorAt(s.expr[0]!, (e as Error).message.replace(/^\[[A-Z_]+\]\s*/, ''), { construct: 'CHECK expression' });
+        });
         const df = await this.floe.read.delta(r.location);
-        const src = await df.toSQL();
-        // The writer enforces the stored text as DuckDB SQL; refuse what it could not evaluate.
         try {
-          await this.floe.engine.describe(`SELECT (${s.exprText}) AS c FROM (${src}) LIMIT 0`);
-        } catch {
-          throw analysisErrorAt(s.expr[0]!, `CHECK constraint (${s.exprText}) uses Spark SQL that floe's writer cannot enforce yet (it evaluates constraints as written); use plain comparisons and common functions`, { construct: 'CHECK expression' });
+          await this.floe.engine.describe(`SELECT (${checkSql}) AS c FROM (${await df.toSQL()}) LIMIT 0`);
+        } catch (e) {
+          throw analysisErrorAt(s.expr[0]!, `CHECK constraint (${s.exprText}) cannot be evaluated over ${r.display}: ${(e as Error).message.split('\n')[0]}`, { construct: 'CHECK expression' });
         }
         const v = await addConstraint(this.floe, r.location, s.name.value, s.exprText, checkSql);
         return { kind: 'status', message: `added constraint ${s.name.value.toLowerCase()} to ${r.display} (version ${v})` };
@@ -443,11 +443,12 @@ class Executor {
 
   private async createTable(s: Extract<Statement, { kind: 'createTable' }>): Promise<SqlResult> {
     const t = this.target(s.table);
-    let columns: ColumnSpec[] | StructType | undefined = s.columns?.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable, comment: c.comment }));
+    const spec = (c: ColumnDef): ColumnSpec => ({ name: c.name, type: c.type, nullable: c.nullable, comment: c.comment, generatedAlwaysAs: c.generatedAlwaysAs, default: c.default });
+    let columns: ColumnSpec[] | StructType | undefined = s.columns?.map(spec);
     const mappingMode = (s.properties['delta.columnMapping.mode'] ?? '').toLowerCase();
     if (s.columns && (mappingMode === 'name' || mappingMode === 'id')) {
       // Column mapping from the start: every field gets an id and a `col-<uuid>` physical name, as Spark.
-      const st = toStructType(s.columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable, comment: c.comment })));
+      const st = toStructType(s.columns.map(spec));
       const max = assignColumnMapping(st, 0, false);
       columns = st;
       s = { ...s, properties: { ...s.properties, 'delta.columnMapping.maxColumnId': String(max) } };
@@ -508,7 +509,14 @@ class Executor {
       for (const row of s.values) {
         if (row.length !== targetCols.length) throw new FloeError('INSERT_COLUMN_ARITY_MISMATCH', `Cannot write to ${r.display}: a VALUES row has ${row.length} value(s) but ${targetCols.length} column(s) are written (line ${row[0]?.[0]?.line ?? s.at.line}, column ${row[0]?.[0]?.col ?? s.at.col}).`);
         const vals: string[] = [];
-        for (const v of row) vals.push(await this.expr(v));
+        for (const [i, v] of row.entries()) {
+          // VALUES (…, DEFAULT, …): the column's DEFAULT, or NULL when it has none (Spark).
+          if (v.length === 1 && v[0]!.kind === 'ident' && v[0]!.upper === 'DEFAULT') {
+            const f = snap.schema.fields.find((x) => x.name === targetCols[i])!;
+            const d = columnDefault(f);
+            vals.push(d === undefined ? 'NULL' : await storedExprToDuck(d, { what: `the DEFAULT of column ${f.name}` }));
+          } else vals.push(await this.expr(v));
+        }
         rows.push(`(${vals.join(', ')})`);
       }
       sql = `SELECT ${casts} FROM (VALUES ${rows.join(', ')}) AS __floe_values${alias}`;
@@ -521,7 +529,7 @@ class Executor {
     }
     const replaceWhere = s.replaceWhere ? await this.expr(s.replaceWhere) : undefined;
     if (replaceWhere && !s.overwrite && !s.replaceWhere) throw analysisErrorAt(s.at, 'REPLACE WHERE needs INSERT INTO … REPLACE WHERE');
-    const res = await writeDelta(this.floe, new DataFrame(this.floe, { kind: 'sql', sql }), r.location, { mode: s.overwrite || replaceWhere ? 'overwrite' : 'append', replaceWhere });
+    const res = await writeDelta(this.floe, new DataFrame(this.floe, { kind: 'sql', sql }), r.location, { mode: s.overwrite || replaceWhere ? 'overwrite' : 'append', replaceWhere, columnDefaults: true });
     return { kind: 'status', message: `inserted ${res.numOutputRows} row(s) into ${r.display}`, rows: [{ num_affected_rows: res.numOutputRows, num_inserted_rows: res.numOutputRows }] };
   }
 

@@ -19,7 +19,19 @@ export interface ColumnDef {
   type: DataType;
   nullable: boolean;
   comment?: string;
+  /** GENERATED ALWAYS AS (expr): the expression's Spark SQL text. */
+  generatedAlwaysAs?: string;
+  /** DEFAULT expr: the expression's Spark SQL text. */
+  default?: string;
 }
+
+/** The Spark SQL text of an expression's tokens (single spaces where the source had white space). */
+export function tokensText(toks: Token[]): string {
+  return toks.map((t, i) => (i > 0 && t.ws ? ' ' : '') + t.text).join('');
+}
+
+/** Stops of a column definition's DEFAULT expression. */
+const COLUMN_DEF_KWS = ['NOT', 'COMMENT', 'GENERATED', 'PRIMARY', 'CONSTRAINT', 'MASK', 'REFERENCES', 'FIRST', 'AFTER'];
 
 export type ColumnPosition = { first: true } | { after: string };
 
@@ -322,16 +334,25 @@ function parseColumnDef(c: Cursor): ColumnDef {
   const type = parseType(c);
   let nullable = true;
   let comment: string | undefined;
+  let generatedAlwaysAs: string | undefined;
+  let def: string | undefined;
   for (;;) {
     if (c.acceptKw('NOT', 'NULL')) nullable = false;
     else if (c.acceptKw('NULL')) nullable = true;
     else if (c.acceptKw('COMMENT')) comment = c.string('a comment string').value;
-    else if (c.isKw('GENERATED')) unsupported(c.peek(), 'GENERATED columns');
-    else if (c.isKw('DEFAULT')) unsupported(c.peek(), 'DEFAULT column values');
+    else if (c.isKw('GENERATED')) {
+      const g = c.next();
+      if (c.isKw('BY') || (c.isKw('ALWAYS') && c.isKw('AS', 1) && c.isKw('IDENTITY', 2))) unsupported(g, 'IDENTITY columns');
+      c.expectKw('ALWAYS', 'AS');
+      if (c.isKw('IDENTITY')) unsupported(g, 'IDENTITY columns');
+      c.expectOp('(');
+      generatedAlwaysAs = tokensText(c.until([], [], 'a generation expression'));
+      c.expectOp(')');
+    } else if (c.acceptKw('DEFAULT')) def = tokensText(c.until(COLUMN_DEF_KWS, [',', ')'], 'a DEFAULT expression'));
     else if (c.isKw('PRIMARY') || c.isKw('CONSTRAINT') || c.isKw('MASK') || c.isKw('REFERENCES')) unsupported(c.peek(), `Column ${c.peek().upper}`);
     else break;
   }
-  return { name: name.value, type, nullable, comment };
+  return { name: name.value, type, nullable, comment, ...(generatedAlwaysAs !== undefined ? { generatedAlwaysAs } : {}), ...(def !== undefined ? { default: def } : {}) };
 }
 
 /** `(key = value, 'k' = 'v', k v)`; keys are dotted identifiers or strings; values literals or identifiers. */

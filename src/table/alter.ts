@@ -11,6 +11,7 @@ import type { AddFile, Metadata } from '../core/actions.js';
 import { encodePath } from '../core/actions.js';
 import { type DataType, type StructField, type StructType, deltaTypeFromDuck, duckType, parseSchema, quoteIdent, quoteString } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
+import { storedExprToDuck } from '../sql/spark-expr.js';
 import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
 import { deltaStats } from '../engine/writer.js';
@@ -322,11 +323,12 @@ export async function changeColumn(floe: Floe, location: string, column: string[
 
 /**
  * ALTER TABLE … ADD CONSTRAINT name CHECK (expr): `expr` is stored as written (`delta.constraints.<name>`,
- * name lower-cased as Spark); `checkSql` is its DuckDB form, used to validate existing rows
+ * name lower-cased as Spark) in Spark SQL; `checkSql` is its DuckDB form (translated when absent), used to validate existing rows
  * (DELTA_NEW_CHECK_CONSTRAINT_VIOLATION). Writer version 3 at least.
  */
-export async function addConstraint(floe: Floe, location: string, name: string, expr: string, checkSql: string = expr): Promise<number> {
+export async function addConstraint(floe: Floe, location: string, name: string, expr: string, checkSql?: string): Promise<number> {
   const s = await openSnapshot(floe, location);
+  checkSql ??= await storedExprToDuck(expr, { what: `CHECK constraint ${name}` });
   const key = `delta.constraints.${name.toLowerCase()}`;
   if (!/^[A-Za-z0-9_]+$/.test(name)) throw new InvalidArgumentError(`Invalid constraint name '${name}': use letters, digits and underscores.`, { name });
   if (s.configuration[key] !== undefined) {

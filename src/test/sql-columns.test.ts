@@ -1,0 +1,119 @@
+/**
+ * Column features through floe.sql and the API: GENERATED ALWAYS AS columns (computed when a write
+ * leaves them out, checked when it sets them, on append, overwrite, INSERT, UPDATE and MERGE), CHECK
+ * constraints and generation expressions stored as Spark SQL, legacy column invariants.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { DeltaTable } from '../table/delta-table.js';
+import { FloeError } from '../errors.js';
+import { copyTable, corpusTable, tempDir } from './helpers.js';
+import { sqlSession, type SqlSession } from './sql-helpers.js';
+
+async function locationOf(s: SqlSession, table: string): Promise<string> {
+  return (await s.rows(`DESCRIBE DETAIL ${table}`))[0]!.location as string;
+}
+
+async function rejects(p: Promise<unknown>, code: string, fragment?: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof FloeError, String(e));
+    assert.equal(e.code, code, e.message);
+    if (fragment) assert.match(e.message, fragment);
+    return true;
+  });
+}
+
+test('GENERATED ALWAYS AS: stored as delta.generationExpression, writer version 4, computed on INSERT when left out', async () => {
+  const s = await sqlSession();
+  try {
+    await s.run('CREATE TABLE ev (id INT, ts TIMESTAMP, d DATE GENERATED ALWAYS AS (CAST(ts AS DATE)), y INT GENERATED ALWAYS AS (year(ts))) USING delta PARTITIONED BY (d)');
+    const loc = await locationOf(s, 'ev');
+    const snap = await s.floe.snapshot(loc);
+    assert.deepEqual(snap.schema.fields.map((f) => f.metadata['delta.generationExpression']), [undefined, undefined, 'CAST(ts AS DATE)', 'year(ts)']);
+    assert.deepEqual(snap.protocol, { minReaderVersion: 1, minWriterVersion: 4 });
+    await s.run("INSERT INTO ev (id, ts) VALUES (1, TIMESTAMP'2024-03-05 10:00:00'), (2, NULL)");
+    // all columns, generated values consistent with the expression: accepted
+    await s.run("INSERT INTO ev VALUES (3, TIMESTAMP'2024-03-06 23:00:00', DATE'2024-03-06', 2024)");
+    assert.deepEqual(await s.rows('SELECT id, d, y FROM ev ORDER BY id'), [
+      { id: 1, d: '2024-03-05', y: 2024 }, { id: 2, d: null, y: null }, { id: 3, d: '2024-03-06', y: 2024 },
+    ]);
+    // partitioned by the generated column: one folder per computed date
+    const dirs = (await fs.readdir(loc)).filter((d) => d.startsWith('d=')).sort();
+    assert.deepEqual(dirs, ['d=2024-03-05', 'd=2024-03-06', 'd=__HIVE_DEFAULT_PARTITION__']);
+    // a value that differs from the expression: Spark's check, nothing written
+    const e = await s.fails("INSERT INTO ev VALUES (4, TIMESTAMP'2024-03-06 10:00:00', DATE'2024-03-07', 2024)", 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES', /Generated Column \(d <=> CAST\(ts AS DATE\)\).*d : 2024-03-07/);
+    assert.match(e.message, /leave d out/);
+    assert.equal(Number((await s.rows('SELECT count(*) AS n FROM ev'))[0]!.n), 3);
+    assert.equal((await s.floe.snapshot(loc)).version, 2);
+    await s.fails('CREATE TABLE bad (a INT, b INT GENERATED ALWAYS AS (c + 1))', 'DELTA_INVALID_GENERATED_COLUMN_REFERENCES');
+    await s.fails('CREATE TABLE bad (a INT, b INT GENERATED ALWAYS AS (a + 1), c INT GENERATED ALWAYS AS (b + 1))', 'DELTA_INVALID_GENERATED_COLUMN_REFERENCES');
+    await s.fails('CREATE TABLE bad (a INT, b DOUBLE GENERATED ALWAYS AS (rand()))', 'DELTA_NON_DETERMINISTIC_EXPRESSION_IN_GENERATED_COLUMN');
+    await s.fails('CREATE TABLE bad (a BIGINT GENERATED ALWAYS AS IDENTITY)', 'FLOE_SQL_ANALYSIS_ERROR', /IDENTITY/);
+  } finally {
+    await s.close();
+  }
+});
+
+test('GENERATED columns on UPDATE (recomputed from new values; an explicit value is checked) and MERGE (updates and inserts)', async () => {
+  const s = await sqlSession();
+  try {
+    await s.run("CREATE TABLE t (id INT, a INT, b INT GENERATED ALWAYS AS (a * 10), tag STRING GENERATED ALWAYS AS (concat('id-', id))) USING delta");
+    await s.run('INSERT INTO t (id, a) VALUES (1, 1), (2, 2), (3, 3)');
+    await s.run('UPDATE t SET a = a + 100 WHERE id = 1');
+    await s.run('UPDATE t SET a = 7, b = 70 WHERE id = 2');
+    await s.fails('UPDATE t SET b = 5 WHERE id = 3', 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES', /Generated Column \(b <=> a \* 10\)/);
+    assert.deepEqual(await s.rows('SELECT * FROM t ORDER BY id'), [
+      { id: 1, a: 101, b: 1010, tag: 'id-1' }, { id: 2, a: 7, b: 70, tag: 'id-2' }, { id: 3, a: 3, b: 30, tag: 'id-3' },
+    ]);
+    await s.run(`MERGE INTO t USING (SELECT 3 AS id, 9 AS a UNION ALL SELECT 4, 4) AS s ON t.id = s.id
+      WHEN MATCHED THEN UPDATE SET a = s.a WHEN NOT MATCHED THEN INSERT *`);
+    await s.run(`MERGE INTO t USING (SELECT 5 AS id, 5 AS a) AS s ON t.id = s.id WHEN NOT MATCHED THEN INSERT (id, a) VALUES (s.id, s.a)`);
+    assert.deepEqual(await s.rows('SELECT * FROM t WHERE id >= 3 ORDER BY id'), [
+      { id: 3, a: 9, b: 90, tag: 'id-3' }, { id: 4, a: 4, b: 40, tag: 'id-4' }, { id: 5, a: 5, b: 50, tag: 'id-5' },
+    ]);
+    await s.fails(`MERGE INTO t USING (SELECT 6 AS id, 6 AS a, 1 AS b) AS s ON t.id = s.id WHEN NOT MATCHED THEN INSERT (id, a, b) VALUES (s.id, s.a, s.b)`, 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES', /Generated Column/);
+    assert.equal(Number((await s.rows('SELECT count(*) AS n FROM t'))[0]!.n), 5);
+  } finally {
+    await s.close();
+  }
+});
+
+test('GENERATED columns through the API: builder generatedAlwaysAs, DataFrame append/overwrite compute or check', async () => {
+  const s = await sqlSession();
+  try {
+    const dir = path.join(await tempDir('floe-gen-'), 't');
+    const table = await DeltaTable.create(s.floe).location(dir)
+      .addColumn('id', 'long')
+      .addColumn('price', 'double')
+      .addColumn('price_cents', 'long', { generatedAlwaysAs: 'CAST(price * 100 AS BIGINT)' })
+      .execute();
+    void table;
+    await (await s.floe.createDataFrame([{ id: 1, price: 1.5 }])).write.delta(dir, { mode: 'append' });
+    await (await s.floe.createDataFrame([{ id: 2, price: 2.5, price_cents: 250 }])).write.delta(dir, { mode: 'append' });
+    await rejects((await s.floe.createDataFrame([{ id: 3, price: 3.5, price_cents: 1 }])).write.delta(dir, { mode: 'append' }), 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES');
+    assert.deepEqual(await (await s.floe.read.delta(dir)).orderBy('id').toJSON(), [{ id: '1', price: 1.5, price_cents: '150' }, { id: '2', price: 2.5, price_cents: '250' }]);
+    await (await s.floe.createDataFrame([{ id: 9, price: 0.25 }])).write.delta(dir, { mode: 'overwrite' });
+    assert.deepEqual(await (await s.floe.read.delta(dir)).toJSON(), [{ id: '9', price: 0.25, price_cents: '25' }]);
+  } finally {
+    await s.close();
+  }
+});
+
+test('A Spark-written table with a generated column (dbr_8_1_generated_columns, writer v4) is written with the expression', async (t) => {
+  const src = corpusTable(t, 'delta-spark/spark-test-resources/dbr_8_1_generated_columns');
+  if (!src) return;
+  const dir = await copyTable(src);
+  const s = await sqlSession();
+  try {
+    await s.floe.duckdbSql('SELECT * FROM (VALUES (1::INT), (41::INT)) v(c1)').write.delta(dir, { mode: 'append' });
+    assert.deepEqual(await (await s.floe.read.delta(dir)).orderBy('c1').toJSON(), [{ c1: 1, c2: 2 }, { c1: 41, c2: 42 }]);
+    await rejects(s.floe.duckdbSql('SELECT 1::INT AS c1, 5::INT AS c2').write.delta(dir, { mode: 'append' }), 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES', /c2 <=> c1 \+ 1/);
+    await s.run(`UPDATE delta.\`${dir}\` SET c1 = 10 WHERE c1 = 1`);
+    assert.deepEqual(await s.rows(`SELECT * FROM delta.\`${dir}\` ORDER BY c1`), [{ c1: 10, c2: 11 }, { c1: 41, c2: 42 }]);
+    assert.deepEqual((await s.floe.snapshot(dir)).protocol, { minReaderVersion: 1, minWriterVersion: 4 });
+  } finally {
+    await s.close();
+  }
+});
