@@ -117,3 +117,48 @@ test('A Spark-written table with a generated column (dbr_8_1_generated_columns, 
     await s.close();
   }
 });
+
+test('CHECK constraints are Spark SQL: stored as written, translated when enforced (Spark functions, Spark-written constraints)', async () => {
+  const s = await sqlSession();
+  try {
+    await s.run("CREATE TABLE c (id INT, name STRING, d DATE) USING delta; INSERT INTO c VALUES (1, 'ab', DATE'2024-01-02')");
+    await s.run("ALTER TABLE c ADD CONSTRAINT name_ok CHECK (nvl(length(name), 0) < 5 AND date_format(d, 'yyyy') >= '2020')");
+    const loc = await locationOf(s, 'c');
+    assert.equal((await s.floe.snapshot(loc)).configuration['delta.constraints.name_ok'], "nvl(length(name), 0) < 5 AND date_format(d, 'yyyy') >= '2020'");
+    await s.run("INSERT INTO c VALUES (2, NULL, DATE'2021-05-05')");
+    await s.fails("INSERT INTO c VALUES (3, 'abcdef', DATE'2021-05-05')", 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES', /name_ok/);
+    await s.fails("UPDATE c SET d = DATE'2019-12-31' WHERE id = 1", 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES', /name_ok/);
+    await s.fails("ALTER TABLE c ADD CONSTRAINT year_ok CHECK (date_format(d, 'yyyy') = '2024')", 'DELTA_NEW_CHECK_CONSTRAINT_VIOLATION');
+    // A constraint written by another engine (set as a table property), with Spark's functions.
+    await s.run("ALTER TABLE c SET TBLPROPERTIES ('delta.constraints.id_pos' = 'nvl(id, 1) > 0 AND `id` IS NOT NULL')");
+    await s.fails("INSERT INTO c VALUES (NULL, 'x', DATE'2024-01-01')", 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES', /id_pos/);
+    await s.fails("ALTER TABLE c SET TBLPROPERTIES ('delta.constraints.bad' = 'id > 0; DROP TABLE c')", /SQL_PARSE|UNSAFE|INVALID_STORED/);
+    assert.equal(Number((await s.rows('SELECT count(*) AS n FROM c'))[0]!.n), 2);
+  } finally {
+    await s.close();
+  }
+});
+
+test('legacy column invariants (delta.invariants field metadata) are enforced on every write path', async () => {
+  const s = await sqlSession();
+  try {
+    const dir = path.join(await tempDir('floe-inv-'), 't');
+    const { createTable } = await import('../table/create.js');
+    await createTable(s.floe, {
+      path: dir,
+      schema: { type: 'struct', fields: [
+        { name: 'id', type: 'integer', nullable: true, metadata: {} },
+        { name: 'v', type: 'integer', nullable: true, metadata: { 'delta.invariants': JSON.stringify({ expression: { expression: 'v > 0' } }) } },
+      ] },
+    });
+    assert.deepEqual((await s.floe.snapshot(dir)).protocol, { minReaderVersion: 1, minWriterVersion: 2 });
+    const t = `delta.\`${dir}\``;
+    await s.run(`INSERT INTO ${t} VALUES (1, 5), (2, NULL)`);
+    await s.fails(`INSERT INTO ${t} VALUES (3, 0)`, 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES', /EXPRESSION\(v > 0\)/);
+    await s.fails(`UPDATE ${t} SET v = -1 WHERE id = 1`, 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES', /invariant of column v/);
+    await s.fails(`MERGE INTO ${t} AS t USING (SELECT 9 AS id, -9 AS v) AS s ON t.id = s.id WHEN NOT MATCHED THEN INSERT *`, 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES');
+    assert.deepEqual(await s.rows(`SELECT * FROM ${t} ORDER BY id`), [{ id: 1, v: 5 }, { id: 2, v: null }]);
+  } finally {
+    await s.close();
+  }
+});
