@@ -277,8 +277,10 @@ class Executor {
         const set: Record<string, string> = {};
         for (const [col, value] of s.set) {
           const name = assignTarget(col, quals);
-          resolveColumnAt(snap.schema, name, r.display, col[0]!);
-          set[name] = await this.expr(value, { column });
+          const f = snap.schema.fields.find((x) => x.name === resolveColumnAt(snap.schema, name, r.display, col[0]!));
+          // SET c = DEFAULT: the column's DEFAULT, or NULL when it has none (Spark).
+          const d = f && value.length === 1 && value[0]!.kind === 'ident' && value[0]!.upper === 'DEFAULT' ? columnDefault(f) ?? 'NULL' : undefined;
+          set[name] = d !== undefined ? (d === 'NULL' ? d : await storedExprToDuck(d, { what: `the DEFAULT of column ${f!.name}` })) : await this.expr(value, { column });
         }
         const condition = s.where ? await this.expr(s.where, { column }) : undefined;
         const res = await (await DeltaTable.forPath(this.floe, r.location)).update({ condition, set });
@@ -386,7 +388,7 @@ class Executor {
       }
       case 'alterColumn': {
         const r = await this.resolve(s.table);
-        const v = await changeColumn(this.floe, r.location, s.column.map((t) => t.value), { nullable: s.nullable, comment: s.comment, type: s.type, position: s.position });
+        const v = await changeColumn(this.floe, r.location, s.column.map((t) => t.value), { nullable: s.nullable, comment: s.comment, type: s.type, position: s.position, default: s.default });
         return { kind: 'status', message: `changed column ${s.column.map((t) => t.value).join('.')} of ${r.display} (version ${v})` };
       }
       case 'convertToDelta': {

@@ -84,7 +84,7 @@ export type Statement = { at: Token; text: string } & (
   | { kind: 'alterDropColumns'; table: NameRef; columns: Token[][]; ifExists: boolean }
   | { kind: 'alterAddConstraint'; table: NameRef; name: Token; expr: Token[]; exprText: string }
   | { kind: 'alterDropConstraint'; table: NameRef; name: Token; ifExists: boolean }
-  | { kind: 'alterColumn'; table: NameRef; column: Token[]; nullable?: boolean; comment?: string; type?: DataType; position?: ColumnPosition }
+  | { kind: 'alterColumn'; table: NameRef; column: Token[]; nullable?: boolean; comment?: string; type?: DataType; position?: ColumnPosition; default?: string | null }
   | { kind: 'convertToDelta'; path: Token; partitionSchema: { name: string; type: DataType }[] }
   | { kind: 'vacuum'; table: NameRef; retainHours?: number; dryRun: boolean }
   | { kind: 'optimize'; table: NameRef; where?: Token[] }
@@ -559,6 +559,8 @@ function parseAlter(c: Cursor, text: string): Inner {
     const out: Extract<Inner, { kind: 'alterColumn' }> = { kind: 'alterColumn', table, column };
     if (c.acceptKw('SET', 'NOT', 'NULL')) out.nullable = false;
     else if (c.acceptKw('DROP', 'NOT', 'NULL')) out.nullable = true;
+    else if (c.acceptKw('SET', 'DEFAULT')) out.default = tokensText(c.until([], [], 'a DEFAULT expression'));
+    else if (c.acceptKw('DROP', 'DEFAULT')) out.default = null;
     else if (c.isKw('SET') || c.isKw('DROP')) unsupported(c.peek(), `ALTER COLUMN … ${c.peek().upper} ${c.peek(1).upper}`);
     else if (c.acceptKw('TYPE')) out.type = parseType(c);
     else if (change && !c.isKw('COMMENT') && !c.isKw('FIRST') && !c.isKw('AFTER') && !c.atEnd()) {
@@ -572,7 +574,7 @@ function parseAlter(c: Cursor, text: string): Inner {
     if (c.acceptKw('COMMENT')) out.comment = c.string('a comment string').value;
     if (c.acceptKw('FIRST')) out.position = { first: true };
     else if (c.acceptKw('AFTER')) out.position = { after: c.ident('a column name').value };
-    if (out.nullable === undefined && out.type === undefined && out.comment === undefined && !out.position) {
+    if (out.nullable === undefined && out.type === undefined && out.comment === undefined && !out.position && out.default === undefined) {
       throw parseErrorAt(c.peek(), `Expected SET NOT NULL, DROP NOT NULL, TYPE, COMMENT, FIRST or AFTER but found ${tokenDesc(c.peek())}`);
     }
     c.expectEnd();

@@ -99,7 +99,7 @@ export async function validateColumnExpressions(floe: Floe, schema: StructType):
     const d = columnDefault(f)!;
     const sql = await storedExprToDuck(d, { what: `the DEFAULT of column ${f.name}` });
     try {
-      await floe.engine.describe(`SELECT CAST((${sql}) AS ${duckType(f.type)}) AS v`);
+      await floe.engine.allJson(`SELECT CAST((${sql}) AS ${duckType(f.type)}) AS v`);
     } catch (e) {
       throw new FloeError('INVALID_DEFAULT_VALUE', `The DEFAULT of column ${f.name} (${d}) is not a constant expression of type ${typeof f.type === 'string' ? f.type : f.type.type}: ${(e as Error).message.split('\n')[0]}.`, { column: f.name });
     }

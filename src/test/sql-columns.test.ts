@@ -162,3 +162,76 @@ test('legacy column invariants (delta.invariants field metadata) are enforced on
     await s.close();
   }
 });
+
+test('DEFAULT values: need delta.feature.allowColumnDefaults; INSERT with a column list, VALUES DEFAULT, UPDATE SET DEFAULT, MERGE INSERT; SET/DROP DEFAULT', async () => {
+  const s = await sqlSession();
+  try {
+    await s.fails('CREATE TABLE d (a INT, b INT DEFAULT 5)', 'WRONG_COLUMN_DEFAULTS_FOR_DELTA_FEATURE_NOT_ENABLED', /delta\.feature\.allowColumnDefaults/);
+    await s.run("CREATE TABLE d (a INT, b INT DEFAULT 5, c STRING DEFAULT concat('x', 'y'), ts DATE) TBLPROPERTIES ('delta.feature.allowColumnDefaults' = 'supported')");
+    const loc = await locationOf(s, 'd');
+    const snap = await s.floe.snapshot(loc);
+    assert.ok(snap.protocol.writerFeatures?.includes('allowColumnDefaults'));
+    assert.equal(snap.configuration['delta.feature.allowColumnDefaults'], undefined);
+    assert.deepEqual(snap.schema.fields.map((f) => f.metadata.CURRENT_DEFAULT), [undefined, '5', "concat('x', 'y')", undefined]);
+    await s.run('INSERT INTO d (a) VALUES (1)');
+    await s.run("INSERT INTO d VALUES (2, DEFAULT, 'z', DEFAULT)");
+    await s.run('INSERT INTO d (a, b) SELECT 3, 30');
+    await s.run('UPDATE d SET b = 0 WHERE a = 3');
+    await s.run('UPDATE d SET b = DEFAULT, c = DEFAULT WHERE a = 3');
+    await s.run('MERGE INTO d USING (SELECT 4 AS a) AS s ON d.a = s.a WHEN NOT MATCHED THEN INSERT (a) VALUES (s.a)');
+    assert.deepEqual(await s.rows('SELECT a, b, c, ts FROM d ORDER BY a'), [
+      { a: 1, b: 5, c: 'xy', ts: null }, { a: 2, b: 5, c: 'z', ts: null }, { a: 3, b: 5, c: 'xy', ts: null }, { a: 4, b: 5, c: 'xy', ts: null },
+    ]);
+    await s.run("ALTER TABLE d ALTER COLUMN ts SET DEFAULT DATE'2024-01-01'");
+    await s.run('ALTER TABLE d ALTER COLUMN b DROP DEFAULT');
+    await s.run('INSERT INTO d (a) VALUES (5)');
+    assert.deepEqual(await s.rows('SELECT a, b, c, ts FROM d WHERE a = 5'), [{ a: 5, b: null, c: 'xy', ts: '2024-01-01' }]);
+    await s.fails("ALTER TABLE d ALTER COLUMN a SET DEFAULT 'nope'", 'INVALID_DEFAULT_VALUE');
+    // a table without the feature: SET DEFAULT says how to enable it; enabling it works
+    await s.run('CREATE TABLE e (a INT, b INT)');
+    await s.fails('ALTER TABLE e ALTER COLUMN b SET DEFAULT 1', 'WRONG_COLUMN_DEFAULTS_FOR_DELTA_FEATURE_NOT_ENABLED');
+    await s.run("ALTER TABLE e SET TBLPROPERTIES ('delta.feature.allowColumnDefaults' = 'supported')");
+    await s.run('ALTER TABLE e ALTER COLUMN b SET DEFAULT 1 + 1');
+    await s.run('INSERT INTO e (a) VALUES (1)');
+    assert.deepEqual(await s.rows('SELECT * FROM e'), [{ a: 1, b: 2 }]);
+    const h = (await s.rows('DESCRIBE HISTORY e LIMIT 1'))[0]!;
+    assert.equal(h.operation, 'WRITE');
+  } finally {
+    await s.close();
+  }
+});
+
+test('ALTER COLUMN TYPE: widening with delta.enableTypeWidening, recorded in delta.typeChanges; old files read in the new type; other changes fail', async () => {
+  const s = await sqlSession();
+  try {
+    await s.run('CREATE TABLE w (id INT, small SMALLINT, f FLOAT, d DATE, m DECIMAL(5,2), s STRING) USING delta PARTITIONED BY (id)');
+    await s.run("INSERT INTO w VALUES (1, 100, 1.5, DATE'2024-01-02', 123.45, 'a')");
+    await s.fails('ALTER TABLE w ALTER COLUMN small TYPE INT', 'DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP', /delta\.enableTypeWidening/);
+    await s.run("ALTER TABLE w SET TBLPROPERTIES ('delta.enableTypeWidening' = 'true')");
+    const loc = await locationOf(s, 'w');
+    const p = (await s.floe.snapshot(loc)).protocol;
+    assert.ok(p.readerFeatures?.includes('typeWidening') && p.writerFeatures?.includes('typeWidening'), JSON.stringify(p));
+    await s.run('ALTER TABLE w ALTER COLUMN small TYPE INT');
+    await s.run('ALTER TABLE w ALTER COLUMN small TYPE BIGINT');
+    await s.run('ALTER TABLE w ALTER COLUMN f TYPE DOUBLE');
+    await s.run('ALTER TABLE w ALTER COLUMN d TYPE TIMESTAMP_NTZ');
+    await s.run('ALTER TABLE w ALTER COLUMN m TYPE DECIMAL(10,4)');
+    await s.run('ALTER TABLE w ALTER COLUMN id TYPE BIGINT');
+    const fields = (await s.floe.snapshot(loc)).schema.fields;
+    assert.deepEqual(fields.map((f) => f.type), ['long', 'long', 'double', 'timestamp_ntz', 'decimal(10,4)', 'string']);
+    assert.deepEqual(fields[1]!.metadata['delta.typeChanges'], [{ fromType: 'short', toType: 'integer' }, { fromType: 'integer', toType: 'long' }]);
+    assert.deepEqual(fields[3]!.metadata['delta.typeChanges'], [{ fromType: 'date', toType: 'timestamp_ntz' }]);
+    await s.run("INSERT INTO w VALUES (2, 5000000000, 2.25, CAST('2024-05-06 07:08:09' AS TIMESTAMP_NTZ), 123456.7891, 'b')");
+    assert.deepEqual(await s.rows('SELECT id, small, f, CAST(d AS STRING) AS d, CAST(m AS STRING) AS m FROM w ORDER BY id'), [
+      { id: '1', small: '100', f: 1.5, d: '2024-01-02 00:00:00', m: '123.4500' },
+      { id: '2', small: '5000000000', f: 2.25, d: '2024-05-06 07:08:09', m: '123456.7891' },
+    ]);
+    assert.equal(Number((await s.rows('SELECT count(*) AS n FROM w WHERE small > 1000')).at(0)!.n), 1);
+    await s.fails('ALTER TABLE w ALTER COLUMN small TYPE INT', 'DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP');
+    await s.fails('ALTER TABLE w ALTER COLUMN s TYPE INT', 'DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP');
+    await s.fails('ALTER TABLE w ALTER COLUMN m TYPE DECIMAL(12,8)', 'DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP');
+    await s.fails('ALTER TABLE w ALTER COLUMN f TYPE FLOAT', 'DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP');
+  } finally {
+    await s.close();
+  }
+});
