@@ -17,7 +17,7 @@ import { addColumns, addConstraint, assignColumnMapping, changeColumn, convertTo
 import { createTable, toStructType, type ColumnSpec } from '../table/create.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { resolveColumn } from '../table/dml.js';
-import { columnDefault, writeDelta } from '../table/write.js';
+import { columnDefault, generationExpression, writeDelta } from '../table/write.js';
 import { Cursor } from './cursor.js';
 import { ANALYSIS_ERROR, analysisErrorAt, parseErrorAt, PARSE_ERROR } from './errors.js';
 import { SESSION_MACROS } from './functions.js';
@@ -332,7 +332,7 @@ class Executor {
       case 'showCreateTable': {
         const r = await this.resolve(s.table);
         const snap = await this.floe.snapshot(r.location);
-        const cols = snap.schema.fields.map((f) => `  ${quoteBacktick(f.name)} ${sparkTypeName(f.type).toUpperCase()}${f.nullable ? '' : ' NOT NULL'}${typeof f.metadata.comment === 'string' ? ` COMMENT ${sqlString(f.metadata.comment)}` : ''}`);
+        const cols = snap.schema.fields.map((f) => `  ${quoteBacktick(f.name)} ${sparkTypeName(f.type).toUpperCase()}${f.nullable ? '' : ' NOT NULL'}${generationExpression(f) !== undefined ? ` GENERATED ALWAYS AS (${generationExpression(f)})` : ''}${columnDefault(f) !== undefined ? ` DEFAULT ${columnDefault(f)}` : ''}${typeof f.metadata.comment === 'string' ? ` COMMENT ${sqlString(f.metadata.comment)}` : ''}`);
         let ddl = `CREATE TABLE ${r.display} (\n${cols.join(',\n')})\nUSING delta`;
         if (snap.partitionColumns.length) ddl += `\nPARTITIONED BY (${snap.partitionColumns.map(quoteBacktick).join(', ')})`;
         if (r.entry?.type === 'EXTERNAL' || !r.entry) ddl += `\nLOCATION ${sqlString(r.location)}`;
