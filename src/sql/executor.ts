@@ -34,6 +34,8 @@ export type SqlResult =
 export interface SqlOptions {
   /** The warehouse folder (default: FLOE_WAREHOUSE, else ./floe-warehouse). */
   warehouse?: string;
+  /** Called before each statement runs (1-based index), e.g. for a progress indicator. */
+  onStatement?: (index: number, count: number, statement: Statement) => void;
 }
 
 interface SessionState {
@@ -70,10 +72,14 @@ export async function executeSql(floe: Floe, text: string, options: SqlOptions =
   const statements = parseScript(text);
   if (!statements.length) throw new FloeError(PARSE_ERROR, 'No SQL statement to run (the text is empty or only comments)');
   await prepareEngine(floe.engine);
+  sessionOf(floe); // the settings RESET returns to are the session's settings before its first statement
   const ex = new Executor(floe, new Catalog(options.warehouse));
   let result: SqlResult = { kind: 'status', message: 'OK' };
   // Statements were parsed and their expressions translated and checked here: run trusted.
-  for (const s of statements) result = await runTrusted(() => ex.run(s));
+  for (const [i, s] of statements.entries()) {
+    options.onStatement?.(i + 1, statements.length, s);
+    result = await runTrusted(() => ex.run(s));
+  }
   return result;
 }
 
