@@ -11,6 +11,7 @@ import { DeltaTable } from '../table/delta-table.js';
 import { FloeError } from '../errors.js';
 import { copyTable, corpusTable, tempDir } from './helpers.js';
 import { sqlSession, type SqlSession } from './sql-helpers.js';
+import { checkTable } from './protocol-checker.js';
 
 async function locationOf(s: SqlSession, table: string): Promise<string> {
   return (await s.rows(`DESCRIBE DETAIL ${table}`))[0]!.location as string;
@@ -51,6 +52,7 @@ test('GENERATED ALWAYS AS: stored as delta.generationExpression, writer version 
     await s.fails('CREATE TABLE bad (a INT, b INT GENERATED ALWAYS AS (a + 1), c INT GENERATED ALWAYS AS (b + 1))', 'DELTA_INVALID_GENERATED_COLUMN_REFERENCES');
     await s.fails('CREATE TABLE bad (a INT, b DOUBLE GENERATED ALWAYS AS (rand()))', 'DELTA_NON_DETERMINISTIC_EXPRESSION_IN_GENERATED_COLUMN');
     await s.fails('CREATE TABLE bad (a BIGINT GENERATED ALWAYS AS IDENTITY)', 'FLOE_SQL_ANALYSIS_ERROR', /IDENTITY/);
+    assert.deepEqual(await checkTable(loc), []);
   } finally {
     await s.close();
   }
@@ -75,6 +77,7 @@ test('GENERATED columns on UPDATE (recomputed from new values; an explicit value
     ]);
     await s.fails(`MERGE INTO t USING (SELECT 6 AS id, 6 AS a, 1 AS b) AS s ON t.id = s.id WHEN NOT MATCHED THEN INSERT (id, a, b) VALUES (s.id, s.a, s.b)`, 'DELTA_VIOLATE_CONSTRAINT_WITH_VALUES', /Generated Column/);
     assert.equal(Number((await s.rows('SELECT count(*) AS n FROM t'))[0]!.n), 5);
+    assert.deepEqual(await checkTable(await locationOf(s, 't')), []);
   } finally {
     await s.close();
   }
@@ -113,6 +116,7 @@ test('A Spark-written table with a generated column (dbr_8_1_generated_columns, 
     await s.run(`UPDATE delta.\`${dir}\` SET c1 = 10 WHERE c1 = 1`);
     assert.deepEqual(await s.rows(`SELECT * FROM delta.\`${dir}\` ORDER BY c1`), [{ c1: 10, c2: 11 }, { c1: 41, c2: 42 }]);
     assert.deepEqual((await s.floe.snapshot(dir)).protocol, { minReaderVersion: 1, minWriterVersion: 4 });
+    assert.deepEqual(await checkTable(dir, { fromVersion: 1 }), []);
   } finally {
     await s.close();
   }
@@ -194,6 +198,8 @@ test('DEFAULT values: need delta.feature.allowColumnDefaults; INSERT with a colu
     await s.run('ALTER TABLE e ALTER COLUMN b SET DEFAULT 1 + 1');
     await s.run('INSERT INTO e (a) VALUES (1)');
     assert.deepEqual(await s.rows('SELECT * FROM e'), [{ a: 1, b: 2 }]);
+    assert.deepEqual(await checkTable(loc), []);
+    assert.deepEqual(await checkTable(await locationOf(s, 'e')), []);
     const h = (await s.rows('DESCRIBE HISTORY e LIMIT 1'))[0]!;
     assert.equal(h.operation, 'WRITE');
   } finally {
@@ -231,6 +237,7 @@ test('ALTER COLUMN TYPE: widening with delta.enableTypeWidening, recorded in del
     await s.fails('ALTER TABLE w ALTER COLUMN s TYPE INT', 'DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP');
     await s.fails('ALTER TABLE w ALTER COLUMN m TYPE DECIMAL(12,8)', 'DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP');
     await s.fails('ALTER TABLE w ALTER COLUMN f TYPE FLOAT', 'DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP');
+    assert.deepEqual(await checkTable(loc), []);
   } finally {
     await s.close();
   }
