@@ -242,6 +242,20 @@ function dependentConstraints(s: Snapshot, column: string): string[] {
     .map(([k, v]) => `${k.slice('delta.constraints.'.length)} -> ${v}`);
 }
 
+/** Generated columns whose expression mentions a top-level column (Spark refuses to rename, drop or retype it). */
+function dependentGenerated(s: Snapshot, column: string): string[] {
+  return s.schema.fields
+    .filter((f) => typeof f.metadata[GENERATION_EXPRESSION] === 'string' && !eqName(f.name, column) && mentions(f.metadata[GENERATION_EXPRESSION] as string, column))
+    .map((f) => `${f.name} -> ${f.metadata[GENERATION_EXPRESSION] as string}`);
+}
+
+function refuseGeneratedDependents(s: Snapshot, column: string, verb: string): void {
+  const gen = dependentGenerated(s, column);
+  if (gen.length) {
+    throw new FloeError('DELTA_GENERATED_COLUMNS_DEPENDENT_COLUMN_CHANGE', `Cannot ${verb} column ${column} of ${s.tablePath} because this column is referenced by the following generated column(s):\n${gen.join('\n')}`, { table: s.tablePath, column });
+  }
+}
+
 function insertAt(fields: StructField[], f: StructField, position: NewColumn['position'], table: string): void {
   if (!position) fields.push(f);
   else if ('first' in position) fields.unshift(f);
@@ -289,6 +303,7 @@ export async function renameColumn(floe: Floe, location: string, from: string[],
   const { fields, index, canonical } = locate(schema, from, s.tablePath);
   const clash = fields.findIndex((f) => eqName(f.name, to));
   if (clash >= 0 && clash !== index) throw new FloeError('FIELD_ALREADY_EXISTS', `Cannot rename ${from.join('.')} to ${to} in ${s.tablePath}: a column named ${fields[clash]!.name} exists.`, { table: s.tablePath, column: to });
+  if (from.length === 1) refuseGeneratedDependents(s, canonical[0]!, 'rename');
   const deps = from.length === 1 ? dependentConstraints(s, canonical[0]!) : [];
   if (deps.length) {
     throw new FloeError('DELTA_CONSTRAINT_DEPENDENT_COLUMN_CHANGE', `Cannot rename column ${canonical.join('.')} of ${s.tablePath} because this column is referenced by the following check constraint(s):\n${deps.join('\n')}\nDrop them first.`, { table: s.tablePath, column: canonical.join('.') });
@@ -313,6 +328,7 @@ export async function dropColumns(floe: Floe, location: string, columns: string[
     if (c.length === 1 && s.partitionColumns.includes(canonical[0]!)) {
       throw new FloeError('DELTA_UNSUPPORTED_DROP_PARTITION_COLUMN', `Dropping partition columns (${name}) is not allowed (table ${s.tablePath}).`, { table: s.tablePath, column: name });
     }
+    if (c.length === 1) refuseGeneratedDependents(s, canonical[0]!, 'drop');
     const deps = c.length === 1 ? dependentConstraints(s, canonical[0]!) : [];
     if (deps.length) {
       throw new FloeError('DELTA_CONSTRAINT_DEPENDENT_COLUMN_CHANGE', `Cannot drop column ${name} of ${s.tablePath} because this column is referenced by the following check constraint(s):\n${deps.join('\n')}\nDrop them first.`, { table: s.tablePath, column: name });
@@ -340,6 +356,7 @@ export async function changeColumn(floe: Floe, location: string, column: string[
   const params: Record<string, unknown> = {};
   if (change.type !== undefined && JSON.stringify(change.type) !== JSON.stringify(f.type)) {
     const shown = (t: DataType): string => (typeof t === 'string' ? t : JSON.stringify(t));
+    if (column.length === 1) refuseGeneratedDependents(s, canonical[0]!, 'change the type of');
     const widening = isTypeWidening(f.type, change.type);
     if (!widening || s.configuration['delta.enableTypeWidening'] !== 'true') {
       const hint = widening

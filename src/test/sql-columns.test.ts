@@ -242,3 +242,21 @@ test('ALTER COLUMN TYPE: widening with delta.enableTypeWidening, recorded in del
     await s.close();
   }
 });
+
+test('columns a generated column uses cannot be renamed, dropped or retyped (column mapping on)', async () => {
+  const s = await sqlSession();
+  try {
+    await s.run(`CREATE TABLE g (id INT, ts TIMESTAMP, other STRING, d DATE GENERATED ALWAYS AS (CAST(ts AS DATE))) USING delta
+      TBLPROPERTIES ('delta.columnMapping.mode' = 'name', 'delta.enableTypeWidening' = 'true')`);
+    await s.run("INSERT INTO g (id, ts, other) VALUES (1, TIMESTAMP'2024-01-01 05:00:00', 'x')");
+    await s.fails('ALTER TABLE g RENAME COLUMN ts TO ts2', 'DELTA_GENERATED_COLUMNS_DEPENDENT_COLUMN_CHANGE', /d -> CAST\(ts AS DATE\)/);
+    await s.fails('ALTER TABLE g DROP COLUMN ts', 'DELTA_GENERATED_COLUMNS_DEPENDENT_COLUMN_CHANGE');
+    await s.run('ALTER TABLE g RENAME COLUMN other TO other2');
+    await s.run('ALTER TABLE g ALTER COLUMN id TYPE BIGINT');
+    await s.run("INSERT INTO g (id, ts, other2) VALUES (2, TIMESTAMP'2024-02-02 05:00:00', 'y')");
+    assert.deepEqual(await s.rows('SELECT id, d, other2 FROM g ORDER BY id'), [{ id: '1', d: '2024-01-01', other2: 'x' }, { id: '2', d: '2024-02-02', other2: 'y' }]);
+    assert.deepEqual(await checkTable(await locationOf(s, 'g')), []);
+  } finally {
+    await s.close();
+  }
+});
