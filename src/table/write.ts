@@ -170,9 +170,10 @@ function invariants(schema: StructType): Array<{ column: string; expr: string }>
  * SQL conditions over a written row (the table's columns by name) that raise an error for rows
  * violating NOT NULL, CHECK constraints, legacy invariants, or a generated column whose value differs
  * from its expression (Spark's check `col <=> expr`, reported as a CHECK constraint "Generated
- * Column"). Constraint and generation expressions are Spark SQL, translated here.
+ * Column"; `computed` names generated columns the write itself computed, which need no check).
+ * Constraint and generation expressions are Spark SQL, translated here.
  */
-export async function constraintChecks(table: string, schema: StructType, configuration: Record<string, string>): Promise<string[]> {
+export async function constraintChecks(table: string, schema: StructType, configuration: Record<string, string>, computed: ReadonlySet<string> = new Set()): Promise<string[]> {
   const checks: string[] = [];
   for (const f of schema.fields) {
     if (!f.nullable) {
@@ -195,7 +196,7 @@ export async function constraintChecks(table: string, schema: StructType, config
   }
   for (const f of schema.fields) {
     const g = generationExpression(f);
-    if (g === undefined) continue;
+    if (g === undefined || computed.has(f.name)) continue; // computed by this write: equal by construction
     const sql = await storedExprToDuck(g, { what: `the generation expression of column ${f.name}` });
     const col = quoteIdent(f.name);
     const msg = `[DELTA_VIOLATE_CONSTRAINT_WITH_VALUES] CHECK constraint Generated Column (${f.name} <=> ${g}) violated by row with values: ${f.name} : `;
@@ -321,9 +322,11 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
     const s = srcByLower.get(f.name.toLowerCase());
     if (s !== undefined) values.set(f.name, `CAST(${quoteIdent(s)} AS ${duckType(f.type)})`);
   }
+  const given = new Set(values.keys());
   await completeRow(schema, values, (c) => `NULL::${duckType(schema.fields.find((f) => f.name === c)!.type)}`, { defaults: options.columnDefaults === true });
   const shaped = schema.fields.map((f) => `${values.get(f.name) ?? `NULL::${duckType(f.type)}`} AS ${quoteIdent(f.name)}`);
-  const checks = await constraintChecks(log.tablePath, schema, configuration);
+  const computed = new Set(schema.fields.filter((f) => generationExpression(f) !== undefined && !given.has(f.name)).map((f) => f.name));
+  const checks = await constraintChecks(log.tablePath, schema, configuration, computed);
   if (options.replaceWhere) {
     const msg = `[DELTA_REPLACE_WHERE_MISMATCH] Data written with replaceWhere must all satisfy '${options.replaceWhere}'; a row does not.`;
     checks.push(`CASE WHEN (${options.replaceWhere}) IS NOT TRUE THEN error(${quoteString(msg)}) ELSE true END`);
