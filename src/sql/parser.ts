@@ -606,8 +606,8 @@ function parseAddColumn(c: Cursor): AddColumnDef {
     else if (c.acceptKw('COMMENT')) def.comment = c.string('a comment string').value;
     else if (c.acceptKw('FIRST')) def.position = { first: true };
     else if (c.acceptKw('AFTER')) def.position = { after: c.ident('a column name').value };
-    else if (c.isKw('DEFAULT')) unsupported(c.peek(), 'DEFAULT column values');
-    else if (c.isKw('GENERATED')) unsupported(c.peek(), 'GENERATED columns');
+    else if (c.isKw('DEFAULT')) throw analysisErrorAt(c.peek(), 'A column added to an existing Delta table cannot have a DEFAULT (existing rows read NULL, as on Databricks); add the column, then ALTER TABLE … ALTER COLUMN … SET DEFAULT', { construct: 'ADD COLUMN … DEFAULT' });
+    else if (c.isKw('GENERATED')) throw analysisErrorAt(c.peek(), 'A generated column cannot be added to an existing Delta table (Delta allows GENERATED ALWAYS AS only in CREATE TABLE)', { construct: 'ADD COLUMN … GENERATED' });
     else break;
   }
   return def;
