@@ -260,3 +260,32 @@ test('columns a generated column uses cannot be renamed, dropped or retyped (col
     await s.close();
   }
 });
+
+test('stored expressions from the log cannot read files or run statements: the write fails and writes nothing', async () => {
+  const s = await sqlSession();
+  try {
+    const { createTable } = await import('../table/create.js');
+    const bad: Array<[string, Record<string, string>, Record<string, unknown>]> = [
+      ['check', { 'delta.constraints.x': "id > (SELECT count(*) FROM read_csv('/etc/passwd'))" }, {}],
+      ['check2', { 'delta.constraints.x': "length(read_text('/etc/passwd')) > 0" }, {}],
+      ['gen', {}, { 'delta.generationExpression': "(SELECT 1); DROP TABLE t" }],
+      ['inv', {}, { 'delta.invariants': JSON.stringify({ expression: { expression: "getenv('HOME') IS NOT NULL" } }) }],
+    ];
+    let checked = 0;
+    for (const [name, properties, metadata] of bad) {
+      const dir = path.join(await tempDir('floe-stored-'), name);
+      await createTable(s.floe, { path: dir, properties, schema: { type: 'struct', fields: [
+        { name: 'id', type: 'integer', nullable: true, metadata: {} },
+        { name: 'v', type: 'integer', nullable: true, metadata },
+      ] } }).catch(() => undefined);
+      if (!(await s.floe.snapshot(dir).then(() => true, () => false))) continue; // refused at creation: fine too
+      const before = (await s.floe.snapshot(dir)).version;
+      await assert.rejects(s.run(`INSERT INTO delta.\`${dir}\` (id, v) VALUES (1, 1)`), (e: unknown) => e instanceof FloeError && /INVALID_STORED_EXPRESSION|UNSAFE|NOT_AVAILABLE|ANALYSIS/.test(e.code), name);
+      assert.equal((await s.floe.snapshot(dir)).version, before, name);
+      checked++;
+    }
+    assert.ok(checked >= 3, `${checked} tables reached the write`);
+  } finally {
+    await s.close();
+  }
+});
