@@ -226,6 +226,14 @@ class Executor {
     return translateExpr(tokens, this.translateContext(extra));
   }
 
+  /** A value written to a column: the `DEFAULT` keyword is the column's DEFAULT, or NULL when it has none (Spark). */
+  private async valueFor(schema: StructType, column: string, tokens: Token[], translate: (t: Token[]) => Promise<string>): Promise<string> {
+    if (tokens.length !== 1 || tokens[0]!.kind !== 'ident' || tokens[0]!.upper !== 'DEFAULT') return translate(tokens);
+    const f = schema.fields.find((x) => x.name.toLowerCase() === column.toLowerCase());
+    const d = f ? columnDefault(f) : undefined;
+    return d === undefined ? 'NULL' : storedExprToDuck(d, { what: `the DEFAULT of column ${f!.name}` });
+  }
+
   // ---- statements ----
 
   private async dispatch(s: Statement): Promise<SqlResult> {
@@ -283,10 +291,8 @@ class Executor {
         const set: Record<string, string> = {};
         for (const [col, value] of s.set) {
           const name = assignTarget(col, quals);
-          const f = snap.schema.fields.find((x) => x.name === resolveColumnAt(snap.schema, name, r.display, col[0]!));
-          // SET c = DEFAULT: the column's DEFAULT, or NULL when it has none (Spark).
-          const d = f && value.length === 1 && value[0]!.kind === 'ident' && value[0]!.upper === 'DEFAULT' ? columnDefault(f) ?? 'NULL' : undefined;
-          set[name] = d !== undefined ? (d === 'NULL' ? d : await storedExprToDuck(d, { what: `the DEFAULT of column ${f!.name}` })) : await this.expr(value, { column });
+          resolveColumnAt(snap.schema, name, r.display, col[0]!);
+          set[name] = await this.valueFor(snap.schema, name, value, (t) => this.expr(t, { column }));
         }
         const condition = s.where ? await this.expr(s.where, { column }) : undefined;
         const res = await (await DeltaTable.forPath(this.floe, r.location)).update({ condition, set });
@@ -517,14 +523,7 @@ class Executor {
       for (const row of s.values) {
         if (row.length !== targetCols.length) throw new FloeError('INSERT_COLUMN_ARITY_MISMATCH', `Cannot write to ${r.display}: a VALUES row has ${row.length} value(s) but ${targetCols.length} column(s) are written (line ${row[0]?.[0]?.line ?? s.at.line}, column ${row[0]?.[0]?.col ?? s.at.col}).`);
         const vals: string[] = [];
-        for (const [i, v] of row.entries()) {
-          // VALUES (…, DEFAULT, …): the column's DEFAULT, or NULL when it has none (Spark).
-          if (v.length === 1 && v[0]!.kind === 'ident' && v[0]!.upper === 'DEFAULT') {
-            const f = snap.schema.fields.find((x) => x.name === targetCols[i])!;
-            const d = columnDefault(f);
-            vals.push(d === undefined ? 'NULL' : await storedExprToDuck(d, { what: `the DEFAULT of column ${f.name}` }));
-          } else vals.push(await this.expr(v));
-        }
+        for (const [i, v] of row.entries()) vals.push(await this.valueFor(snap.schema, targetCols[i]!, v, (t) => this.expr(t)));
         rows.push(`(${vals.join(', ')})`);
       }
       sql = `SELECT ${casts} FROM (VALUES ${rows.join(', ')}) AS __floe_values${alias}`;
@@ -577,7 +576,8 @@ class Executor {
       const out: Record<string, string> = {};
       for (const [col, v] of set) {
         const name = assignTarget(col, [tAlias]);
-        out[resolveColumnAt(snap.schema, name, r.display, col[0]!)] = await x(v);
+        const target = resolveColumnAt(snap.schema, name, r.display, col[0]!);
+        out[target] = await this.valueFor(snap.schema, target, v, x);
       }
       return out;
     };
@@ -592,8 +592,9 @@ class Executor {
         else {
           const values: Record<string, string> = {};
           for (let i = 0; i < c.columns.length; i++) {
-            const col = c.columns[i]!;
-            values[s.schemaEvolution ? col.value : resolveColumnAt(snap.schema, col.value, r.display, col)] = await x(c.values![i]!);
+            const col: Token = c.columns[i]!;
+            const target: string = s.schemaEvolution ? col.value : resolveColumnAt(snap.schema, col.value, r.display, col);
+            values[target] = await this.valueFor(snap.schema, target, c.values![i]!, x);
           }
           b.whenNotMatchedInsert({ condition, values });
         }

@@ -183,8 +183,10 @@ test('DEFAULT values: need delta.feature.allowColumnDefaults; INSERT with a colu
     await s.run('UPDATE d SET b = 0 WHERE a = 3');
     await s.run('UPDATE d SET b = DEFAULT, c = DEFAULT WHERE a = 3');
     await s.run('MERGE INTO d USING (SELECT 4 AS a) AS s ON d.a = s.a WHEN NOT MATCHED THEN INSERT (a) VALUES (s.a)');
+    await s.run("MERGE INTO d USING (SELECT 6 AS a UNION ALL SELECT 2) AS s ON d.a = s.a WHEN MATCHED THEN UPDATE SET c = DEFAULT WHEN NOT MATCHED THEN INSERT (a, b, c) VALUES (s.a, DEFAULT, 'm')");
     assert.deepEqual(await s.rows('SELECT a, b, c, ts FROM d ORDER BY a'), [
-      { a: 1, b: 5, c: 'xy', ts: null }, { a: 2, b: 5, c: 'z', ts: null }, { a: 3, b: 5, c: 'xy', ts: null }, { a: 4, b: 5, c: 'xy', ts: null },
+      { a: 1, b: 5, c: 'xy', ts: null }, { a: 2, b: 5, c: 'xy', ts: null }, { a: 3, b: 5, c: 'xy', ts: null }, { a: 4, b: 5, c: 'xy', ts: null },
+      { a: 6, b: 5, c: 'm', ts: null },
     ]);
     await s.run("ALTER TABLE d ALTER COLUMN ts SET DEFAULT DATE'2024-01-01'");
     await s.run('ALTER TABLE d ALTER COLUMN b DROP DEFAULT');
