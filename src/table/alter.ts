@@ -1,6 +1,7 @@
 /**
  * Table-level schema changes, as Spark's ALTER TABLE commits them: ADD COLUMNS, RENAME COLUMN and
- * DROP COLUMNS (column mapping), CHANGE COLUMN (nullability, comment, position), ADD / DROP
+ * DROP COLUMNS (column mapping), CHANGE COLUMN (nullability, comment, position, DEFAULT, type
+ * widening), ADD / DROP
  * CONSTRAINT, enabling column mapping on an existing table, and CONVERT TO DELTA (a log over
  * Parquet files in place). Each change is one commit through a Transaction; the protocol is
  * upgraded (never downgraded) to what the new metadata needs.
@@ -345,7 +346,9 @@ export async function dropColumns(floe: Floe, location: string, columns: string[
 
 /**
  * ALTER TABLE … ALTER / CHANGE COLUMN: nullability (SET NOT NULL is checked against the rows:
- * DELTA_NOT_NULL_CONSTRAINT_VIOLATED), comment, position. Top-level columns for SET NOT NULL.
+ * DELTA_NOT_NULL_CONSTRAINT_VIOLATED), comment, position, SET / DROP DEFAULT (allowColumnDefaults),
+ * TYPE (type widening with delta.enableTypeWidening, recorded in the field's delta.typeChanges; no
+ * data is rewritten: readers cast old files). Top-level columns for SET NOT NULL and DEFAULT.
  */
 export async function changeColumn(floe: Floe, location: string, column: string[], change: ChangeColumn): Promise<number> {
   const s = await openSnapshot(floe, location);

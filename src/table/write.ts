@@ -1,7 +1,9 @@
 /**
  * `df.write.delta(path, options)`: create, append, overwrite (whole table or `replaceWhere` on
  * partition columns), schema enforcement and `mergeSchema`, NOT NULL and CHECK constraints,
- * idempotent writes through `txn`, then the commit and the checkpoint it may trigger.
+ * idempotent writes through `txn`, then the commit and the checkpoint it may trigger. Also the row
+ * preparation every write path shares (`completeRow`: generated and DEFAULT values;
+ * `constraintChecks`: NOT NULL, CHECK, invariants, generated-column checks).
  */
 import { randomUUID } from 'node:crypto';
 import type { AddCDCFile, AddFile, Metadata } from '../core/actions.js';
