@@ -1,11 +1,16 @@
 /**
  * `floe sql`: `-e "…"` (one or several statements), `-f file.sql`, or a REPL when stdin is a terminal
  * (statements end with `;`, `.help`, `.quit`, timing, history). Piped stdin runs as a script.
- * `--warehouse DIR`, `--format table|csv|json` (csv with a header row, json one object per line);
- * the last statement's result is printed; errors go to stderr with exit status 1.
+ * `--warehouse DIR`, `--config FILE` (default `./floe.config.json` when present: the warehouse and
+ * session settings), `--format table|csv|json` (csv with a header row, json one object per line);
+ * the last statement's result is printed; errors go to stderr with exit status 1. On a terminal,
+ * a statement running longer than a second shows a progress line on stderr.
  */
 import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { chooseWarehouse, loadWarehouseConfig } from '../catalog/config-file.js';
 import { parseArgs } from 'node:util';
 import { formatTable } from '../dataframe.js';
 import { FloeError } from '../errors.js';
@@ -14,9 +19,14 @@ import { endsStatement } from '../sql/lexer.js';
 import { executeSql, type SqlResult } from '../sql/executor.js';
 
 export const SQL_USAGE = `Usage:
-  floe sql -e "STATEMENT; …" [--warehouse DIR] [--format table|csv|json]
-  floe sql -f FILE.sql [--warehouse DIR] [--format table|csv|json]
-  floe sql [--warehouse DIR]            (interactive when stdin is a terminal; else runs stdin)
+  floe sql -e "STATEMENT; …" [--warehouse DIR] [--config FILE] [--format table|csv|json]
+  floe sql -f FILE.sql [--warehouse DIR] [--config FILE] [--format table|csv|json]
+  floe sql [--warehouse DIR] [--config FILE]   (interactive when stdin is a terminal; else runs stdin)
+
+The warehouse is --warehouse, else FLOE_WAREHOUSE, else "warehouse" in the config file, else
+./floe-warehouse. The config file (--config FILE, else ./floe.config.json when present) is JSON:
+  {"warehouse": "./wh", "settings": {"spark.databricks.delta.properties.defaults.enableChangeDataFeed": "true"}}
+Its settings are the session's defaults (as SET; RESET returns to them).
 `;
 
 type Format = 'table' | 'csv' | 'json';
@@ -65,6 +75,7 @@ export async function sqlCommand(argv: string[]): Promise<number> {
         execute: { type: 'string', short: 'e' },
         file: { type: 'string', short: 'f' },
         warehouse: { type: 'string', short: 'w' },
+        config: { type: 'string', short: 'c' },
         format: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -89,21 +100,75 @@ export async function sqlCommand(argv: string[]): Promise<number> {
       return 1;
     }
   }
-  const floe = await Floe.create();
+  let warehouse: string;
+  let settings: Record<string, string>;
   try {
-    if (script === undefined && process.stdin.isTTY) return await repl(floe, values.warehouse, format);
+    const config = await loadWarehouseConfig(values.config);
+    warehouse = chooseWarehouse(values.warehouse, config);
+    settings = config.settings;
+  } catch (e) {
+    process.stderr.write(errorText(e));
+    return 1;
+  }
+  const floe = await Floe.create({ config: settings });
+  try {
+    if (script === undefined && process.stdin.isTTY) return await repl(floe, warehouse, format);
     if (script === undefined) script = await readStdin();
+    const progress = startProgress(process.stderr);
     try {
-      const r = await executeSql(floe, script, { warehouse: values.warehouse });
-      process.stdout.write(await renderResult(r, format));
+      const r = await executeSql(floe, script, { warehouse, onStatement: (i, n, st) => progress.step(n > 1 ? `statement ${i}/${n} (line ${st.at.line})` : 'running') });
+      const out = await renderResult(r, format);
+      progress.stop();
+      process.stdout.write(out);
       return 0;
     } catch (e) {
+      progress.stop();
       process.stderr.write(errorText(e));
       return 1;
     }
   } finally {
     await floe.close();
   }
+}
+
+export interface Progress {
+  /** A new step (statement) starts: its clock restarts. */
+  step(label: string): void;
+  /** Clears the indicator line, if shown. */
+  stop(): void;
+}
+
+/**
+ * A progress line for long statements: on a terminal only, after a statement has run for a second,
+ * `… <label> <n>s` is redrawn every second on the stream (stderr), and cleared when it ends.
+ */
+export function startProgress(stream: { isTTY?: boolean; write(s: string): unknown }, label = 'running'): Progress {
+  if (!stream.isTTY) return { step: () => undefined, stop: () => undefined };
+  let started = Date.now();
+  let current = label;
+  let shown = false;
+  const clear = (): void => {
+    if (shown) stream.write('\r\x1b[K');
+    shown = false;
+  };
+  const timer = setInterval(() => {
+    const secs = Math.floor((Date.now() - started) / 1000);
+    if (secs < 1) return;
+    stream.write(`\r\x1b[K… ${current} ${secs}s`);
+    shown = true;
+  }, 250);
+  timer.unref();
+  return {
+    step(l: string) {
+      clear();
+      started = Date.now();
+      current = l;
+    },
+    stop() {
+      clearInterval(timer);
+      clear();
+    },
+  };
 }
 
 function errorText(e: unknown): string {
@@ -120,15 +185,30 @@ async function readStdin(): Promise<string> {
 const REPL_HELP = `Statements end with ';' and may span lines. Commands:
   .help            this help
   .format FORMAT   table, csv or json
-  .timing on|off   print how long each statement took
+  .timing on|off   print how long each statement took (on by default)
   .quit            leave (or Ctrl-D)
+Up/down arrows recall earlier statements (kept in ~/.floe_sql_history, or FLOE_SQL_HISTORY).
+A statement running longer than a second shows a progress line; Ctrl-C leaves.
 `;
 
-async function repl(floe: Floe, warehouse: string | undefined, initial: Format): Promise<number> {
+/** The REPL's history file (FLOE_SQL_HISTORY, else ~/.floe_sql_history); lines are statements, newest last. */
+function historyFile(): string {
+  return process.env.FLOE_SQL_HISTORY ?? path.join(os.homedir(), '.floe_sql_history');
+}
+
+async function loadHistory(): Promise<string[]> {
+  try {
+    return (await fs.readFile(historyFile(), 'utf8')).split('\n').filter(Boolean).slice(-1000).reverse();
+  } catch {
+    return [];
+  }
+}
+
+async function repl(floe: Floe, warehouse: string, initial: Format): Promise<number> {
   let format = initial;
   let timing = true;
-  const rl = readline.createInterface({ input: process.stdin, output: process.stdout, prompt: 'floe> ', historySize: 1000, terminal: true });
-  process.stdout.write(`floe SQL — warehouse ${warehouse ?? process.env.FLOE_WAREHOUSE ?? './floe-warehouse'}. End statements with ';'. .help for help.\n`);
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout, prompt: 'floe> ', historySize: 1000, terminal: true, history: await loadHistory() });
+  process.stdout.write(`floe SQL — warehouse ${warehouse}. End statements with ';'. .help for help.\n`);
   let buf = '';
   rl.prompt();
   for await (const line of rl) {
@@ -153,18 +233,17 @@ async function repl(floe: Floe, warehouse: string | undefined, initial: Format):
     buf = '';
     rl.setPrompt('floe> ');
     const started = Date.now();
-    const spinner = process.stdout.isTTY ? setInterval(() => process.stdout.write(`\r… running ${((Date.now() - started) / 1000).toFixed(0)}s`), 1000) : undefined;
+    await fs.appendFile(historyFile(), text.replace(/\s*\n\s*/g, ' ') + '\n').catch(() => undefined);
+    const progress = startProgress(process.stderr);
     try {
       const r = await executeSql(floe, text, { warehouse });
       const out = await renderResult(r, format);
-      if (spinner) process.stdout.write('\r\x1b[K');
+      progress.stop();
       process.stdout.write(out);
       if (timing) process.stdout.write(`(${((Date.now() - started) / 1000).toFixed(3)} s)\n`);
     } catch (e) {
-      if (spinner) process.stdout.write('\r\x1b[K');
+      progress.stop();
       process.stderr.write(errorText(e));
-    } finally {
-      if (spinner) clearInterval(spinner);
     }
     rl.prompt();
   }

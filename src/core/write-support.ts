@@ -5,14 +5,37 @@
  */
 import { FloeError, UnsupportedFeatureError } from '../errors.js';
 import type { Protocol } from './actions.js';
-import { protocolHasFeature } from './table-features.js';
+import { KNOWN_WRITER_FEATURES, protocolHasFeature } from './table-features.js';
 import type { StructType, DataType } from './schema.js';
 
 /** Writer features floe honours on every write path it offers. */
 export const SUPPORTED_WRITER_FEATURES = new Set([
   'appendOnly', 'invariants', 'checkConstraints', 'changeDataFeed', 'columnMapping', 'deletionVectors', 'timestampNtz',
-  'vacuumProtocolCheck', 'domainMetadata', 'inCommitTimestamp', 'typeWidening', 'typeWidening-preview',
+  'vacuumProtocolCheck', 'domainMetadata', 'inCommitTimestamp', 'typeWidening', 'typeWidening-preview', 'generatedColumns', 'allowColumnDefaults',
 ]);
+
+/** Features that are reader-writer features (listed in readerFeatures too). */
+const READER_WRITER_FEATURES = new Set(['columnMapping', 'deletionVectors', 'timestampNtz', 'v2Checkpoint', 'vacuumProtocolCheck', 'typeWidening', 'typeWidening-preview', 'variantType', 'catalogManaged']);
+
+/** The configuration without `delta.feature.*` keys: they change the protocol and are not stored (as Spark). */
+export function withoutFeatureProps(configuration: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(configuration).filter(([k]) => !k.startsWith('delta.feature.')));
+}
+
+/** Features named by `delta.feature.<name> = 'supported'` table properties (Spark's way to enable a feature explicitly). */
+export function explicitFeatures(configuration: Record<string, string>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(configuration)) {
+    if (!k.startsWith('delta.feature.')) continue;
+    const name = k.slice('delta.feature.'.length);
+    if (!['supported', 'enabled'].includes(String(v).toLowerCase())) {
+      throw new FloeError('DELTA_INVALID_FEATURE_PROPERTY_VALUE', `Table property ${k} = '${v}' is not valid; the only value is 'supported'.`, { key: k });
+    }
+    if (!KNOWN_WRITER_FEATURES.has(name)) throw new UnsupportedFeatureError(`Unknown table feature '${name}' in ${k}.`, { features: [name] });
+    out.push(name);
+  }
+  return out;
+}
 
 /** Features whose writer duties apply only when the schema uses them (a column with an expression). */
 const SCHEMA_ACTIVATED: Record<string, string> = {
@@ -71,6 +94,17 @@ export function protocolFor(schema: StructType, configuration: Record<string, st
     writerFeatures.add('deletionVectors');
   }
   if (configuration['delta.enableInCommitTimestamps'] === 'true') writerFeatures.add('inCommitTimestamp');
+  if (configuration['delta.enableTypeWidening'] === 'true') {
+    readerFeatures.add('typeWidening');
+    writerFeatures.add('typeWidening');
+  }
+  if (schemaUses(schema, 'CURRENT_DEFAULT')) writerFeatures.add('allowColumnDefaults');
+  for (const f of explicitFeatures(configuration)) {
+    writerFeatures.add(f);
+    if (READER_WRITER_FEATURES.has(f)) readerFeatures.add(f);
+  }
+  const generated = schemaUses(schema, 'delta.generationExpression');
+  if (generated) writer = Math.max(writer, 4);
   const mode = configuration['delta.columnMapping.mode'];
   if (mode === 'name' || mode === 'id') {
     if (!readerFeatures.size && !writerFeatures.size) return { minReaderVersion: 2, minWriterVersion: Math.max(writer, 5) };
@@ -82,7 +116,8 @@ export function protocolFor(schema: StructType, configuration: Record<string, st
   writerFeatures.add('appendOnly');
   writerFeatures.add('invariants');
   if (writer >= 3) writerFeatures.add('checkConstraints');
-  if (writer >= 4) writerFeatures.add('changeDataFeed');
+  if (writer >= 4 && configuration['delta.enableChangeDataFeed'] === 'true') writerFeatures.add('changeDataFeed');
+  if (generated) writerFeatures.add('generatedColumns');
   const rf = [...readerFeatures].sort();
   return { minReaderVersion: rf.length ? 3 : 1, minWriterVersion: 7, ...(rf.length ? { readerFeatures: rf } : {}), writerFeatures: [...writerFeatures].sort() };
 }

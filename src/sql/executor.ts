@@ -17,13 +17,13 @@ import { addColumns, addConstraint, assignColumnMapping, changeColumn, convertTo
 import { createTable, toStructType, type ColumnSpec } from '../table/create.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { resolveColumn } from '../table/dml.js';
-import { writeDelta } from '../table/write.js';
-import { checkExpression } from './check-expression.js';
+import { columnDefault, generationExpression, writeDelta } from '../table/write.js';
 import { Cursor } from './cursor.js';
 import { ANALYSIS_ERROR, analysisErrorAt, parseErrorAt, PARSE_ERROR } from './errors.js';
 import { SESSION_MACROS } from './functions.js';
 import { tokenize, type Token } from './lexer.js';
-import { parseName, parseScript, type MergeClause, type NameRef, type Statement } from './parser.js';
+import { storedExprToDuck } from './spark-expr.js';
+import { parseName, parseScript, type ColumnDef, type MergeClause, type NameRef, type Statement } from './parser.js';
 import { translateExpr, translateQuery, type TableRef, type TimeTravel, type TranslateContext } from './translate.js';
 import { sparkTypeName } from './types.js';
 import { resolveLocation } from '../storage/open.js';
@@ -35,6 +35,8 @@ export type SqlResult =
 export interface SqlOptions {
   /** The warehouse folder (default: FLOE_WAREHOUSE, else ./floe-warehouse). */
   warehouse?: string;
+  /** Called before each statement runs (1-based index), e.g. for a progress indicator. */
+  onStatement?: (index: number, count: number, statement: Statement) => void;
 }
 
 interface SessionState {
@@ -71,10 +73,14 @@ export async function executeSql(floe: Floe, text: string, options: SqlOptions =
   const statements = parseScript(text);
   if (!statements.length) throw new FloeError(PARSE_ERROR, 'No SQL statement to run (the text is empty or only comments)');
   await prepareEngine(floe.engine);
+  sessionOf(floe); // the settings RESET returns to are the session's settings before its first statement
   const ex = new Executor(floe, new Catalog(options.warehouse));
   let result: SqlResult = { kind: 'status', message: 'OK' };
   // Statements were parsed and their expressions translated and checked here: run trusted.
-  for (const s of statements) result = await runTrusted(() => ex.run(s));
+  for (const [i, s] of statements.entries()) {
+    options.onStatement?.(i + 1, statements.length, s);
+    result = await runTrusted(() => ex.run(s));
+  }
   return result;
 }
 
@@ -221,6 +227,14 @@ class Executor {
     return translateExpr(tokens, this.translateContext(extra));
   }
 
+  /** A value written to a column: the `DEFAULT` keyword is the column's DEFAULT, or NULL when it has none (Spark). */
+  private async valueFor(schema: StructType, column: string, tokens: Token[], translate: (t: Token[]) => Promise<string>): Promise<string> {
+    if (tokens.length !== 1 || tokens[0]!.kind !== 'ident' || tokens[0]!.upper !== 'DEFAULT') return translate(tokens);
+    const f = schema.fields.find((x) => x.name.toLowerCase() === column.toLowerCase());
+    const d = f ? columnDefault(f) : undefined;
+    return d === undefined ? 'NULL' : storedExprToDuck(d, { what: `the DEFAULT of column ${f!.name}` });
+  }
+
   // ---- statements ----
 
   private async dispatch(s: Statement): Promise<SqlResult> {
@@ -279,7 +293,7 @@ class Executor {
         for (const [col, value] of s.set) {
           const name = assignTarget(col, quals);
           resolveColumnAt(snap.schema, name, r.display, col[0]!);
-          set[name] = await this.expr(value, { column });
+          set[name] = await this.valueFor(snap.schema, name, value, (t) => this.expr(t, { column }));
         }
         const condition = s.where ? await this.expr(s.where, { column }) : undefined;
         const res = await (await DeltaTable.forPath(this.floe, r.location)).update({ condition, set });
@@ -331,7 +345,7 @@ class Executor {
       case 'showCreateTable': {
         const r = await this.resolve(s.table);
         const snap = await this.floe.snapshot(r.location);
-        const cols = snap.schema.fields.map((f) => `  ${quoteBacktick(f.name)} ${sparkTypeName(f.type).toUpperCase()}${f.nullable ? '' : ' NOT NULL'}${typeof f.metadata.comment === 'string' ? ` COMMENT ${sqlString(f.metadata.comment)}` : ''}`);
+        const cols = snap.schema.fields.map((f) => `  ${quoteBacktick(f.name)} ${sparkTypeName(f.type).toUpperCase()}${f.nullable ? '' : ' NOT NULL'}${generationExpression(f) !== undefined ? ` GENERATED ALWAYS AS (${generationExpression(f)})` : ''}${columnDefault(f) !== undefined ? ` DEFAULT ${columnDefault(f)}` : ''}${typeof f.metadata.comment === 'string' ? ` COMMENT ${sqlString(f.metadata.comment)}` : ''}`);
         let ddl = `CREATE TABLE ${r.display} (\n${cols.join(',\n')})\nUSING delta`;
         if (snap.partitionColumns.length) ddl += `\nPARTITIONED BY (${snap.partitionColumns.map(quoteBacktick).join(', ')})`;
         if (r.entry?.type === 'EXTERNAL' || !r.entry) ddl += `\nLOCATION ${sqlString(r.location)}`;
@@ -367,15 +381,15 @@ class Executor {
       }
       case 'alterAddConstraint': {
         const r = await this.resolve(s.table);
-        checkExpression(s.exprText);
-        const checkSql = await this.expr(s.expr);
+        // Stored as written (Spark SQL, as Spark stores it); writers translate it when they enforce it.
+        const checkSql = await storedExprToDuck(s.exprText, { what: `CHECK constraint ${s.name.value}` }).catch((e: unknown) => {
+          throw analysisErrorAt(s.expr[0]!, (e as Error).message.replace(/^\[[A-Z_]+\]\s*/, ''), { construct: 'CHECK expression' });
+        });
         const df = await this.floe.read.delta(r.location);
-        const src = await df.toSQL();
-        // The writer enforces the stored text as DuckDB SQL; refuse what it could not evaluate.
         try {
-          await this.floe.engine.describe(`SELECT (${s.exprText}) AS c FROM (${src}) LIMIT 0`);
-        } catch {
-          throw analysisErrorAt(s.expr[0]!, `CHECK constraint (${s.exprText}) uses Spark SQL that floe's writer cannot enforce yet (it evaluates constraints as written); use plain comparisons and common functions`, { construct: 'CHECK expression' });
+          await this.floe.engine.describe(`SELECT (${checkSql}) AS c FROM (${await df.toSQL()}) LIMIT 0`);
+        } catch (e) {
+          throw analysisErrorAt(s.expr[0]!, `CHECK constraint (${s.exprText}) cannot be evaluated over ${r.display}: ${(e as Error).message.split('\n')[0]}`, { construct: 'CHECK expression' });
         }
         const v = await addConstraint(this.floe, r.location, s.name.value, s.exprText, checkSql);
         return { kind: 'status', message: `added constraint ${s.name.value.toLowerCase()} to ${r.display} (version ${v})` };
@@ -387,7 +401,7 @@ class Executor {
       }
       case 'alterColumn': {
         const r = await this.resolve(s.table);
-        const v = await changeColumn(this.floe, r.location, s.column.map((t) => t.value), { nullable: s.nullable, comment: s.comment, type: s.type, position: s.position });
+        const v = await changeColumn(this.floe, r.location, s.column.map((t) => t.value), { nullable: s.nullable, comment: s.comment, type: s.type, position: s.position, default: s.default });
         return { kind: 'status', message: `changed column ${s.column.map((t) => t.value).join('.')} of ${r.display} (version ${v})` };
       }
       case 'convertToDelta': {
@@ -445,11 +459,12 @@ class Executor {
 
   private async createTable(s: Extract<Statement, { kind: 'createTable' }>): Promise<SqlResult> {
     const t = this.target(s.table);
-    let columns: ColumnSpec[] | StructType | undefined = s.columns?.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable, comment: c.comment }));
+    const spec = (c: ColumnDef): ColumnSpec => ({ name: c.name, type: c.type, nullable: c.nullable, comment: c.comment, generatedAlwaysAs: c.generatedAlwaysAs, default: c.default });
+    let columns: ColumnSpec[] | StructType | undefined = s.columns?.map(spec);
     const mappingMode = (s.properties['delta.columnMapping.mode'] ?? '').toLowerCase();
     if (s.columns && (mappingMode === 'name' || mappingMode === 'id')) {
       // Column mapping from the start: every field gets an id and a `col-<uuid>` physical name, as Spark.
-      const st = toStructType(s.columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable, comment: c.comment })));
+      const st = toStructType(s.columns.map(spec));
       const max = assignColumnMapping(st, 0, false);
       columns = st;
       s = { ...s, properties: { ...s.properties, 'delta.columnMapping.maxColumnId': String(max) } };
@@ -510,7 +525,7 @@ class Executor {
       for (const row of s.values) {
         if (row.length !== targetCols.length) throw new FloeError('INSERT_COLUMN_ARITY_MISMATCH', `Cannot write to ${r.display}: a VALUES row has ${row.length} value(s) but ${targetCols.length} column(s) are written (line ${row[0]?.[0]?.line ?? s.at.line}, column ${row[0]?.[0]?.col ?? s.at.col}).`);
         const vals: string[] = [];
-        for (const v of row) vals.push(await this.expr(v));
+        for (const [i, v] of row.entries()) vals.push(await this.valueFor(snap.schema, targetCols[i]!, v, (t) => this.expr(t)));
         rows.push(`(${vals.join(', ')})`);
       }
       sql = `SELECT ${casts} FROM (VALUES ${rows.join(', ')}) AS __floe_values${alias}`;
@@ -523,7 +538,7 @@ class Executor {
     }
     const replaceWhere = s.replaceWhere ? await this.expr(s.replaceWhere) : undefined;
     if (replaceWhere && !s.overwrite && !s.replaceWhere) throw analysisErrorAt(s.at, 'REPLACE WHERE needs INSERT INTO … REPLACE WHERE');
-    const res = await writeDelta(this.floe, new DataFrame(this.floe, { kind: 'sql', sql }), r.location, { mode: s.overwrite || replaceWhere ? 'overwrite' : 'append', replaceWhere });
+    const res = await writeDelta(this.floe, new DataFrame(this.floe, { kind: 'sql', sql }), r.location, { mode: s.overwrite || replaceWhere ? 'overwrite' : 'append', replaceWhere, columnDefaults: true });
     return { kind: 'status', message: `inserted ${res.numOutputRows} row(s) into ${r.display}`, rows: [{ num_affected_rows: res.numOutputRows, num_inserted_rows: res.numOutputRows }] };
   }
 
@@ -563,7 +578,8 @@ class Executor {
       const out: Record<string, string> = {};
       for (const [col, v] of set) {
         const name = assignTarget(col, [tAlias]);
-        out[resolveColumnAt(snap.schema, name, r.display, col[0]!)] = await x(v);
+        const target = resolveColumnAt(snap.schema, name, r.display, col[0]!);
+        out[target] = await this.valueFor(snap.schema, target, v, x);
       }
       return out;
     };
@@ -578,8 +594,9 @@ class Executor {
         else {
           const values: Record<string, string> = {};
           for (let i = 0; i < c.columns.length; i++) {
-            const col = c.columns[i]!;
-            values[s.schemaEvolution ? col.value : resolveColumnAt(snap.schema, col.value, r.display, col)] = await x(c.values![i]!);
+            const col: Token = c.columns[i]!;
+            const target: string = s.schemaEvolution ? col.value : resolveColumnAt(snap.schema, col.value, r.display, col);
+            values[target] = await this.valueFor(snap.schema, target, c.values![i]!, x);
           }
           b.whenNotMatchedInsert({ condition, values });
         }

@@ -19,7 +19,19 @@ export interface ColumnDef {
   type: DataType;
   nullable: boolean;
   comment?: string;
+  /** GENERATED ALWAYS AS (expr): the expression's Spark SQL text. */
+  generatedAlwaysAs?: string;
+  /** DEFAULT expr: the expression's Spark SQL text. */
+  default?: string;
 }
+
+/** The Spark SQL text of an expression's tokens (single spaces where the source had white space). */
+export function tokensText(toks: Token[]): string {
+  return toks.map((t, i) => (i > 0 && t.ws ? ' ' : '') + t.text).join('');
+}
+
+/** Stops of a column definition's DEFAULT expression. */
+const COLUMN_DEF_KWS = ['NOT', 'COMMENT', 'GENERATED', 'PRIMARY', 'CONSTRAINT', 'MASK', 'REFERENCES', 'FIRST', 'AFTER'];
 
 export type ColumnPosition = { first: true } | { after: string };
 
@@ -72,7 +84,7 @@ export type Statement = { at: Token; text: string } & (
   | { kind: 'alterDropColumns'; table: NameRef; columns: Token[][]; ifExists: boolean }
   | { kind: 'alterAddConstraint'; table: NameRef; name: Token; expr: Token[]; exprText: string }
   | { kind: 'alterDropConstraint'; table: NameRef; name: Token; ifExists: boolean }
-  | { kind: 'alterColumn'; table: NameRef; column: Token[]; nullable?: boolean; comment?: string; type?: DataType; position?: ColumnPosition }
+  | { kind: 'alterColumn'; table: NameRef; column: Token[]; nullable?: boolean; comment?: string; type?: DataType; position?: ColumnPosition; default?: string | null }
   | { kind: 'convertToDelta'; path: Token; partitionSchema: { name: string; type: DataType }[] }
   | { kind: 'vacuum'; table: NameRef; retainHours?: number; dryRun: boolean }
   | { kind: 'optimize'; table: NameRef; where?: Token[]; zOrderBy?: string[] }
@@ -330,16 +342,25 @@ function parseColumnDef(c: Cursor): ColumnDef {
   const type = parseType(c);
   let nullable = true;
   let comment: string | undefined;
+  let generatedAlwaysAs: string | undefined;
+  let def: string | undefined;
   for (;;) {
     if (c.acceptKw('NOT', 'NULL')) nullable = false;
     else if (c.acceptKw('NULL')) nullable = true;
     else if (c.acceptKw('COMMENT')) comment = c.string('a comment string').value;
-    else if (c.isKw('GENERATED')) unsupported(c.peek(), 'GENERATED columns');
-    else if (c.isKw('DEFAULT')) unsupported(c.peek(), 'DEFAULT column values');
+    else if (c.isKw('GENERATED')) {
+      const g = c.next();
+      if (c.isKw('BY') || (c.isKw('ALWAYS') && c.isKw('AS', 1) && c.isKw('IDENTITY', 2))) unsupported(g, 'IDENTITY columns');
+      c.expectKw('ALWAYS', 'AS');
+      if (c.isKw('IDENTITY')) unsupported(g, 'IDENTITY columns');
+      c.expectOp('(');
+      generatedAlwaysAs = tokensText(c.until([], [], 'a generation expression'));
+      c.expectOp(')');
+    } else if (c.acceptKw('DEFAULT')) def = tokensText(c.until(COLUMN_DEF_KWS, [',', ')'], 'a DEFAULT expression'));
     else if (c.isKw('PRIMARY') || c.isKw('CONSTRAINT') || c.isKw('MASK') || c.isKw('REFERENCES')) unsupported(c.peek(), `Column ${c.peek().upper}`);
     else break;
   }
-  return { name: name.value, type, nullable, comment };
+  return { name: name.value, type, nullable, comment, ...(generatedAlwaysAs !== undefined ? { generatedAlwaysAs } : {}), ...(def !== undefined ? { default: def } : {}) };
 }
 
 /** `(key = value, 'k' = 'v', k v)`; keys are dotted identifiers or strings; values literals or identifiers. */
@@ -546,6 +567,8 @@ function parseAlter(c: Cursor, text: string): Inner {
     const out: Extract<Inner, { kind: 'alterColumn' }> = { kind: 'alterColumn', table, column };
     if (c.acceptKw('SET', 'NOT', 'NULL')) out.nullable = false;
     else if (c.acceptKw('DROP', 'NOT', 'NULL')) out.nullable = true;
+    else if (c.acceptKw('SET', 'DEFAULT')) out.default = tokensText(c.until([], [], 'a DEFAULT expression'));
+    else if (c.acceptKw('DROP', 'DEFAULT')) out.default = null;
     else if (c.isKw('SET') || c.isKw('DROP')) unsupported(c.peek(), `ALTER COLUMN … ${c.peek().upper} ${c.peek(1).upper}`);
     else if (c.acceptKw('TYPE')) out.type = parseType(c);
     else if (change && !c.isKw('COMMENT') && !c.isKw('FIRST') && !c.isKw('AFTER') && !c.atEnd()) {
@@ -559,7 +582,7 @@ function parseAlter(c: Cursor, text: string): Inner {
     if (c.acceptKw('COMMENT')) out.comment = c.string('a comment string').value;
     if (c.acceptKw('FIRST')) out.position = { first: true };
     else if (c.acceptKw('AFTER')) out.position = { after: c.ident('a column name').value };
-    if (out.nullable === undefined && out.type === undefined && out.comment === undefined && !out.position) {
+    if (out.nullable === undefined && out.type === undefined && out.comment === undefined && !out.position && out.default === undefined) {
       throw parseErrorAt(c.peek(), `Expected SET NOT NULL, DROP NOT NULL, TYPE, COMMENT, FIRST or AFTER but found ${tokenDesc(c.peek())}`);
     }
     c.expectEnd();
@@ -591,8 +614,8 @@ function parseAddColumn(c: Cursor): AddColumnDef {
     else if (c.acceptKw('COMMENT')) def.comment = c.string('a comment string').value;
     else if (c.acceptKw('FIRST')) def.position = { first: true };
     else if (c.acceptKw('AFTER')) def.position = { after: c.ident('a column name').value };
-    else if (c.isKw('DEFAULT')) unsupported(c.peek(), 'DEFAULT column values');
-    else if (c.isKw('GENERATED')) unsupported(c.peek(), 'GENERATED columns');
+    else if (c.isKw('DEFAULT')) throw analysisErrorAt(c.peek(), 'A column added to an existing Delta table cannot have a DEFAULT (existing rows read NULL, as on Databricks); add the column, then ALTER TABLE … ALTER COLUMN … SET DEFAULT', { construct: 'ADD COLUMN … DEFAULT' });
+    else if (c.isKw('GENERATED')) throw analysisErrorAt(c.peek(), 'A generated column cannot be added to an existing Delta table (Delta allows GENERATED ALWAYS AS only in CREATE TABLE)', { construct: 'ADD COLUMN … GENERATED' });
     else break;
   }
   return def;

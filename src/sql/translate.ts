@@ -421,6 +421,11 @@ class Translator {
       const u = t.upper;
       if (u === 'DIV' && pieces.length && pieces[pieces.length - 1]!.term) return this.binary(toks, i, pieces, scope, 'div');
       if ((u === 'RLIKE' || u === 'REGEXP') && pieces.length) return this.binary(toks, i, pieces, scope, 'rlike');
+      // Spark's TIMESTAMP_NTZ '…' / TIMESTAMP_LTZ '…' typed literals.
+      if ((u === 'TIMESTAMP_NTZ' || u === 'TIMESTAMP_LTZ') && toks[i + 1]?.kind === 'string') {
+        pieces.push({ text: `CAST(${quoteString(toks[i + 1]!.value)} AS ${u === 'TIMESTAMP_NTZ' ? 'TIMESTAMP' : 'TIMESTAMPTZ'})`, ws, term: true });
+        return this.postfix(toks, i + 2, pieces, scope);
+      }
       if (u === 'NULL' || u === 'TRUE' || u === 'FALSE') {
         pieces.push({ text: u, ws, term: true });
         return i + 1;

@@ -1,6 +1,7 @@
 /**
  * Table-level schema changes, as Spark's ALTER TABLE commits them: ADD COLUMNS, RENAME COLUMN and
- * DROP COLUMNS (column mapping), CHANGE COLUMN (nullability, comment, position), ADD / DROP
+ * DROP COLUMNS (column mapping), CHANGE COLUMN (nullability, comment, position, DEFAULT, type
+ * widening), ADD / DROP
  * CONSTRAINT, enabling column mapping on an existing table, and CONVERT TO DELTA (a log over
  * Parquet files in place). Each change is one commit through a Transaction; the protocol is
  * upgraded (never downgraded) to what the new metadata needs.
@@ -11,12 +12,15 @@ import type { AddFile, Metadata } from '../core/actions.js';
 import { encodePath } from '../core/actions.js';
 import { type DataType, type StructField, type StructType, deltaTypeFromDuck, duckType, parseSchema, quoteIdent, quoteString } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
+import { storedExprToDuck } from '../sql/spark-expr.js';
 import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
 import { deltaStats } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import type { Floe } from '../floe.js';
-import { maybeCheckpoint, newMetadata } from './write.js';
+import { CURRENT_DEFAULT, GENERATION_EXPRESSION, maybeCheckpoint, newMetadata } from './write.js';
+import { validateColumnExpressions } from './create.js';
+import { protocolHasFeature } from '../core/table-features.js';
 import { ensureLocal, readPath } from '../storage/open.js';
 
 const MAPPING_ID = 'delta.columnMapping.id';
@@ -38,8 +42,43 @@ export interface ChangeColumn {
   nullable?: boolean;
   comment?: string;
   position?: { first: true } | { after: string };
-  /** A new type: only the column's current type is accepted (type changes need a rewrite). */
+  /** A new type: a widening Delta allows with type widening (delta.enableTypeWidening), or the current type. */
   type?: DataType;
+  /** SET DEFAULT (Spark SQL text) or DROP DEFAULT (null); needs the allowColumnDefaults feature. */
+  default?: string | null;
+}
+
+const INTEGRAL_DIGITS: Record<string, number> = { byte: 3, short: 5, integer: 10, long: 20 };
+const INTEGRAL_ORDER = ['byte', 'short', 'integer', 'long'];
+
+function decimalOf(t: DataType): [number, number] | null {
+  const m = typeof t === 'string' ? /^decimal\((\d+),\s*(\d+)\)$/.exec(t) : null;
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+/**
+ * The type changes Delta's type widening allows (PROTOCOL.md "Type Widening"): byte → short →
+ * integer → long; float → double; byte/short/integer → double; date → timestamp_ntz; decimal(p, s)
+ * → decimal(p + k1, s + k2) with k1 ≥ k2 ≥ 0; byte/short/integer/long → decimal with room for
+ * every value.
+ */
+export function isTypeWidening(from: DataType, to: DataType): boolean {
+  if (typeof from !== 'string' || typeof to !== 'string' || from === to) return false;
+  const fi = INTEGRAL_ORDER.indexOf(from);
+  const ti = INTEGRAL_ORDER.indexOf(to);
+  if (fi >= 0 && ti > fi) return true;
+  if (from === 'float' && to === 'double') return true;
+  if (fi >= 0 && fi <= 2 && to === 'double') return true;
+  if (from === 'date' && to === 'timestamp_ntz') return true;
+  const dt = decimalOf(to);
+  const df = decimalOf(from);
+  if (df && dt) {
+    const k1 = dt[0] - df[0];
+    const k2 = dt[1] - df[1];
+    return k1 >= k2 && k2 >= 0 && k1 > 0;
+  }
+  if (fi >= 0 && dt) return dt[0] - dt[1] >= INTEGRAL_DIGITS[from]!;
+  return false;
 }
 
 // ---------------------------------------------------------------- schema helpers
@@ -205,6 +244,20 @@ function dependentConstraints(s: Snapshot, column: string): string[] {
     .map(([k, v]) => `${k.slice('delta.constraints.'.length)} -> ${v}`);
 }
 
+/** Generated columns whose expression mentions a top-level column (Spark refuses to rename, drop or retype it). */
+function dependentGenerated(s: Snapshot, column: string): string[] {
+  return s.schema.fields
+    .filter((f) => typeof f.metadata[GENERATION_EXPRESSION] === 'string' && !eqName(f.name, column) && mentions(f.metadata[GENERATION_EXPRESSION] as string, column))
+    .map((f) => `${f.name} -> ${f.metadata[GENERATION_EXPRESSION] as string}`);
+}
+
+function refuseGeneratedDependents(s: Snapshot, column: string, verb: string): void {
+  const gen = dependentGenerated(s, column);
+  if (gen.length) {
+    throw new FloeError('DELTA_GENERATED_COLUMNS_DEPENDENT_COLUMN_CHANGE', `Cannot ${verb} column ${column} of ${s.tablePath} because this column is referenced by the following generated column(s):\n${gen.join('\n')}`, { table: s.tablePath, column });
+  }
+}
+
 function insertAt(fields: StructField[], f: StructField, position: NewColumn['position'], table: string): void {
   if (!position) fields.push(f);
   else if ('first' in position) fields.unshift(f);
@@ -252,6 +305,7 @@ export async function renameColumn(floe: Floe, location: string, from: string[],
   const { fields, index, canonical } = locate(schema, from, s.tablePath);
   const clash = fields.findIndex((f) => eqName(f.name, to));
   if (clash >= 0 && clash !== index) throw new FloeError('FIELD_ALREADY_EXISTS', `Cannot rename ${from.join('.')} to ${to} in ${s.tablePath}: a column named ${fields[clash]!.name} exists.`, { table: s.tablePath, column: to });
+  if (from.length === 1) refuseGeneratedDependents(s, canonical[0]!, 'rename');
   const deps = from.length === 1 ? dependentConstraints(s, canonical[0]!) : [];
   if (deps.length) {
     throw new FloeError('DELTA_CONSTRAINT_DEPENDENT_COLUMN_CHANGE', `Cannot rename column ${canonical.join('.')} of ${s.tablePath} because this column is referenced by the following check constraint(s):\n${deps.join('\n')}\nDrop them first.`, { table: s.tablePath, column: canonical.join('.') });
@@ -276,6 +330,7 @@ export async function dropColumns(floe: Floe, location: string, columns: string[
     if (c.length === 1 && s.partitionColumns.includes(canonical[0]!)) {
       throw new FloeError('DELTA_UNSUPPORTED_DROP_PARTITION_COLUMN', `Dropping partition columns (${name}) is not allowed (table ${s.tablePath}).`, { table: s.tablePath, column: name });
     }
+    if (c.length === 1) refuseGeneratedDependents(s, canonical[0]!, 'drop');
     const deps = c.length === 1 ? dependentConstraints(s, canonical[0]!) : [];
     if (deps.length) {
       throw new FloeError('DELTA_CONSTRAINT_DEPENDENT_COLUMN_CHANGE', `Cannot drop column ${name} of ${s.tablePath} because this column is referenced by the following check constraint(s):\n${deps.join('\n')}\nDrop them first.`, { table: s.tablePath, column: name });
@@ -292,7 +347,9 @@ export async function dropColumns(floe: Floe, location: string, columns: string[
 
 /**
  * ALTER TABLE … ALTER / CHANGE COLUMN: nullability (SET NOT NULL is checked against the rows:
- * DELTA_NOT_NULL_CONSTRAINT_VIOLATED), comment, position. Top-level columns for SET NOT NULL.
+ * DELTA_NOT_NULL_CONSTRAINT_VIOLATED), comment, position, SET / DROP DEFAULT (allowColumnDefaults),
+ * TYPE (type widening with delta.enableTypeWidening, recorded in the field's delta.typeChanges; no
+ * data is rewritten: readers cast old files). Top-level columns for SET NOT NULL and DEFAULT.
  */
 export async function changeColumn(floe: Floe, location: string, column: string[], change: ChangeColumn): Promise<number> {
   const s = await openSnapshot(floe, location);
@@ -300,8 +357,35 @@ export async function changeColumn(floe: Floe, location: string, column: string[
   const { fields, index, canonical } = locate(schema, column, s.tablePath);
   const f = { ...fields[index]!, metadata: { ...fields[index]!.metadata } };
   const name = canonical.join('.');
+  const params: Record<string, unknown> = {};
   if (change.type !== undefined && JSON.stringify(change.type) !== JSON.stringify(f.type)) {
-    throw new FloeError('DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP', `ALTER TABLE CHANGE COLUMN is not supported for changing column ${name} of ${s.tablePath} from ${JSON.stringify(f.type)} to ${JSON.stringify(change.type)}: a type change rewrites the data. Overwrite the table with the new type instead.`, { table: s.tablePath, column: name });
+    const shown = (t: DataType): string => (typeof t === 'string' ? t : JSON.stringify(t));
+    if (column.length === 1) refuseGeneratedDependents(s, canonical[0]!, 'change the type of');
+    const widening = isTypeWidening(f.type, change.type);
+    if (!widening || s.configuration['delta.enableTypeWidening'] !== 'true') {
+      const hint = widening
+        ? ` This widening needs type widening: ALTER TABLE … SET TBLPROPERTIES ('delta.enableTypeWidening' = 'true') first.`
+        : ' Delta allows only widening type changes (byte → short → int → long, float → double, date → timestamp_ntz, decimal precision increases); overwrite the table with the new type instead (overwriteSchema).';
+      throw new FloeError('DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP', `ALTER TABLE CHANGE COLUMN is not supported for changing column ${name} of ${s.tablePath} from ${shown(f.type)} to ${shown(change.type)}.${hint}`, { table: s.tablePath, column: name, from: f.type, to: change.type });
+    }
+    // The protocol's record of the change (the preview feature also records the table version).
+    const preview = s.protocol.writerFeatures?.includes('typeWidening-preview') && !s.protocol.writerFeatures?.includes('typeWidening');
+    const prior = Array.isArray(f.metadata['delta.typeChanges']) ? (f.metadata['delta.typeChanges'] as unknown[]) : [];
+    f.metadata['delta.typeChanges'] = [...prior, { ...(preview ? { tableVersion: s.version + 1 } : {}), fromType: f.type, toType: change.type }];
+    params.newType = shown(change.type);
+    f.type = change.type;
+  }
+  if (change.default !== undefined) {
+    if (change.default === null) delete f.metadata[CURRENT_DEFAULT];
+    else {
+      if (!protocolHasFeature(s.protocol, 'allowColumnDefaults')) {
+        throw new FloeError('WRONG_COLUMN_DEFAULTS_FOR_DELTA_FEATURE_NOT_ENABLED', `Failed to set a DEFAULT on column ${name} of ${s.tablePath}: the table feature allowColumnDefaults is not enabled. Run ALTER TABLE … SET TBLPROPERTIES ('delta.feature.allowColumnDefaults' = 'supported') first.`, { table: s.tablePath, column: name });
+      }
+      if (column.length !== 1) throw new FloeError('DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP', `A DEFAULT on the nested field ${name} is not supported; only top-level columns.`, { table: s.tablePath, column: name });
+      if (f.metadata[GENERATION_EXPRESSION] !== undefined) throw new FloeError('DELTA_INVALID_DEFAULT_VALUE', `Column ${name} is a generated column; it cannot have a DEFAULT.`, { column: name });
+      f.metadata[CURRENT_DEFAULT] = change.default;
+      await validateColumnExpressions(floe, { type: 'struct', fields: [f] });
+    }
   }
   if (change.nullable === false && f.nullable) {
     if (column.length !== 1) throw new FloeError('DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP', `SET NOT NULL on the nested field ${name} is not supported by floe; only top-level columns.`, { table: s.tablePath, column: name });
@@ -315,7 +399,7 @@ export async function changeColumn(floe: Floe, location: string, column: string[
   fields.splice(index, 1);
   if (change.position) insertAt(fields, f, change.position, s.tablePath);
   else fields.splice(index, 0, f);
-  const params: Record<string, unknown> = { column: JSON.stringify({ name: f.name, type: f.type, nullable: f.nullable, metadata: f.metadata }) };
+  params.column = JSON.stringify({ name: f.name, type: f.type, nullable: f.nullable, metadata: f.metadata });
   if (change.position) params.position = 'first' in change.position ? 'FIRST' : `AFTER ${change.position.after}`;
   // SET NOT NULL read the rows: a concurrent write of a null must conflict.
   return commitMetadata(floe, s, { schema }, 'CHANGE COLUMN', params, change.nullable === false);
@@ -323,11 +407,12 @@ export async function changeColumn(floe: Floe, location: string, column: string[
 
 /**
  * ALTER TABLE … ADD CONSTRAINT name CHECK (expr): `expr` is stored as written (`delta.constraints.<name>`,
- * name lower-cased as Spark); `checkSql` is its DuckDB form, used to validate existing rows
+ * name lower-cased as Spark) in Spark SQL; `checkSql` is its DuckDB form (translated when absent), used to validate existing rows
  * (DELTA_NEW_CHECK_CONSTRAINT_VIOLATION). Writer version 3 at least.
  */
-export async function addConstraint(floe: Floe, location: string, name: string, expr: string, checkSql: string = expr): Promise<number> {
+export async function addConstraint(floe: Floe, location: string, name: string, expr: string, checkSql?: string): Promise<number> {
   const s = await openSnapshot(floe, location);
+  checkSql ??= await storedExprToDuck(expr, { what: `CHECK constraint ${name}` });
   const key = `delta.constraints.${name.toLowerCase()}`;
   if (!/^[A-Za-z0-9_]+$/.test(name)) throw new InvalidArgumentError(`Invalid constraint name '${name}': use letters, digits and underscores.`, { name });
   if (s.configuration[key] !== undefined) {

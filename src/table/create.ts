@@ -4,10 +4,13 @@
  */
 import type { StructField, StructType, DataType } from '../core/schema.js';
 import { Transaction } from '../core/transaction.js';
-import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
+import { checkWriteSupport, explicitFeatures, mergeProtocols, protocolFor, withoutFeatureProps } from '../core/write-support.js';
+import { protocolHasFeature } from '../core/table-features.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import type { Floe } from '../floe.js';
-import { newMetadata } from './write.js';
+import { CURRENT_DEFAULT, GENERATION_EXPRESSION, columnDefault, generationExpression, newMetadata } from './write.js';
+import { duckType, quoteIdent } from '../core/schema.js';
+import { storedExprToDuck } from '../sql/spark-expr.js';
 
 /** A column as users write it: `{ name: 'id', type: 'long', nullable: false, comment: '…' }`. */
 export interface ColumnSpec {
@@ -15,6 +18,10 @@ export interface ColumnSpec {
   type: DataType;
   nullable?: boolean;
   comment?: string;
+  /** Spark SQL expression over the other columns: a generated column (`GENERATED ALWAYS AS (expr)`). */
+  generatedAlwaysAs?: string;
+  /** Spark SQL expression: the column's DEFAULT (needs the table property delta.feature.allowColumnDefaults = supported). */
+  default?: string;
 }
 
 export interface CreateTableOptions {
@@ -43,7 +50,10 @@ function validateType(t: DataType, where: string): DataType {
 
 export function toStructType(schema: StructType | ColumnSpec[]): StructType {
   const cols: StructField[] = Array.isArray(schema)
-    ? schema.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable ?? true, metadata: c.comment ? { comment: c.comment } : {} }))
+    ? schema.map((c) => ({
+      name: c.name, type: c.type, nullable: c.nullable ?? true,
+      metadata: { ...(c.comment ? { comment: c.comment } : {}), ...(c.generatedAlwaysAs !== undefined ? { [GENERATION_EXPRESSION]: c.generatedAlwaysAs } : {}), ...(c.default !== undefined ? { [CURRENT_DEFAULT]: c.default } : {}) },
+    }))
     : schema.fields;
   const seen = new Set<string>();
   const fields = cols.map((f) => {
@@ -54,6 +64,46 @@ export function toStructType(schema: StructType | ColumnSpec[]): StructType {
   });
   if (!fields.length) throw new InvalidArgumentError('A table needs at least one column.');
   return { type: 'struct', fields };
+}
+
+/**
+ * Checks generation expressions and defaults when a table is created: a generated column uses only
+ * the table's other, non-generated columns (Spark's DELTA_INVALID_GENERATED_COLUMN_REFERENCES), a
+ * partition-free, deterministic row expression that can be cast to the column's type; a DEFAULT is
+ * a constant expression of the column's type.
+ */
+export async function validateColumnExpressions(floe: Floe, schema: StructType): Promise<void> {
+  const gen = schema.fields.filter((f) => generationExpression(f) !== undefined);
+  const defaults = schema.fields.filter((f) => columnDefault(f) !== undefined);
+  if (!gen.length && !defaults.length) return;
+  const base = schema.fields.filter((f) => generationExpression(f) === undefined);
+  const row = `SELECT ${base.map((f) => `NULL::${duckType(f.type)} AS ${quoteIdent(f.name)}`).join(', ') || '1 AS __none'}`;
+  for (const f of gen) {
+    if (columnDefault(f) !== undefined) throw new FloeError('DELTA_INVALID_DEFAULT_VALUE', `Column ${f.name} cannot have both a DEFAULT and GENERATED ALWAYS AS.`);
+    const g = generationExpression(f)!;
+    if (/\b(rand|random|randn|uuid|current_timestamp|current_date|now|monotonically_increasing_id)\s*\(|\bcurrent_(timestamp|date)\b/i.test(g)) {
+      throw new FloeError('DELTA_NON_DETERMINISTIC_EXPRESSION_IN_GENERATED_COLUMN', `The generation expression of column ${f.name} (${g}) is not deterministic; a generated column needs the same value every time it is computed.`, { column: f.name });
+    }
+    const sql = await storedExprToDuck(g, { what: `the generation expression of column ${f.name}` });
+    try {
+      await floe.engine.describe(`SELECT CAST((${sql}) AS ${duckType(f.type)}) AS v FROM (${row})`);
+    } catch (e) {
+      const msg = (e as Error).message.split('\n')[0];
+      if (/not found|does not exist|Referenced column/i.test(msg)) {
+        throw new FloeError('DELTA_INVALID_GENERATED_COLUMN_REFERENCES', `A generated column cannot use a non-existent column or another generated column: ${f.name} GENERATED ALWAYS AS (${g}) (${msg}).`, { column: f.name });
+      }
+      throw new FloeError('DELTA_UNSUPPORTED_EXPRESSION_GENERATED_COLUMN', `The generation expression of column ${f.name} (${g}) cannot be used: ${msg}.`, { column: f.name });
+    }
+  }
+  for (const f of defaults) {
+    const d = columnDefault(f)!;
+    const sql = await storedExprToDuck(d, { what: `the DEFAULT of column ${f.name}` });
+    try {
+      await floe.engine.allJson(`SELECT CAST((${sql}) AS ${duckType(f.type)}) AS v`);
+    } catch (e) {
+      throw new FloeError('INVALID_DEFAULT_VALUE', `The DEFAULT of column ${f.name} (${d}) is not a constant expression of type ${typeof f.type === 'string' ? f.type : f.type.type}: ${(e as Error).message.split('\n')[0]}.`, { column: f.name });
+    }
+  }
 }
 
 /** Creates (or replaces) a table; returns the committed version, or null when it existed and mode is ifNotExists. */
@@ -68,7 +118,12 @@ export async function createTable(floe: Floe, opts: CreateTableOptions): Promise
   const snapshot = exists ? await log.snapshot() : null;
   if (snapshot) checkWriteSupport(snapshot.protocol, log.tablePath, snapshot.schema);
   const meta = newMetadata(floe, schema, opts.partitionBy ?? [], opts.properties ?? {}, opts.comment, opts.name, !snapshot);
+  if (schema.fields.some((f) => columnDefault(f) !== undefined) && !explicitFeatures(meta.configuration).includes('allowColumnDefaults') && !(snapshot && protocolHasFeature(snapshot.protocol, 'allowColumnDefaults'))) {
+    throw new FloeError('WRONG_COLUMN_DEFAULTS_FOR_DELTA_FEATURE_NOT_ENABLED', `Failed to create ${log.tablePath}: it assigns a column DEFAULT value, but the table feature allowColumnDefaults is not enabled. Add the table property 'delta.feature.allowColumnDefaults' = 'supported' (TBLPROPERTIES or properties).`, { path: log.tablePath });
+  }
+  await validateColumnExpressions(floe, schema);
   const required = protocolFor(schema, meta.configuration);
+  meta.configuration = withoutFeatureProps(meta.configuration);
   const protocol = snapshot ? mergeProtocols(snapshot.protocol, required) : required;
   checkWriteSupport(protocol, log.tablePath, schema);
   const txn = new Transaction(log, snapshot);
@@ -106,7 +161,7 @@ export class DeltaTableBuilder<T = unknown> {
     this.tableName = name;
     return this;
   }
-  addColumn(name: string, type: DataType, options: { nullable?: boolean; comment?: string } = {}): this {
+  addColumn(name: string, type: DataType, options: { nullable?: boolean; comment?: string; generatedAlwaysAs?: string; default?: string } = {}): this {
     this.cols.push({ name, type, ...options });
     return this;
   }

@@ -18,7 +18,7 @@ import { dataFilePath, planScan, pruneFileList, pruneFiles } from '../engine/sca
 import { writeDataFiles, DEFAULT_TARGET_FILE_SIZE } from '../engine/writer.js';
 import { FloeError, commitOutcomeUnknown } from '../errors.js';
 import type { Floe } from '../floe.js';
-import { constraintChecks, filesMatchingPartitionPredicate, maybeCheckpoint } from './write.js';
+import { completeRow, constraintChecks, filesMatchingPartitionPredicate, maybeCheckpoint } from './write.js';
 
 export type Metrics = Record<string, number>;
 
@@ -261,6 +261,8 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   checkCanModify(s, 'UPDATE');
   if (!options.set || !Object.keys(options.set).length) throw new FloeError('FLOE_INVALID_ARGUMENT', 'update() needs at least one column in set.');
   const set = new Map(Object.entries(options.set).map(([k, v]) => [resolveColumn(s.schema, k, s.tablePath), v]));
+  // Generated columns the SET list leaves out are recomputed from the row's new values.
+  await completeRow(s.schema, set, (c) => quoteIdent(c));
   // Partition columns may be updated too: rewritten rows are written under their new partition values.
   const txn = new Transaction(floe.deltaLog(location), s);
   const cand = candidates(s, options.condition);
@@ -272,7 +274,7 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
     const e = set.get(f.name);
     return e === undefined ? quoteIdent(f.name) : `CASE WHEN __hit THEN CAST((${e}) AS ${duckType(f.type)}) ELSE ${quoteIdent(f.name)} END AS ${quoteIdent(f.name)}`;
   });
-  const checks = constraintChecks(s.tablePath, s.schema, s.configuration);
+  const checks = await constraintChecks(s.tablePath, s.schema, s.configuration);
   const checked = (q: string): string => (checks.length ? `SELECT * FROM (${q}) WHERE ${checks.join(' AND ')}` : q);
   const newData = checked(`SELECT ${newCols.join(', ')} FROM ${u} WHERE ${inTouched}`);
   const updatedOnly = checked(`SELECT ${newCols.join(', ')} FROM ${u} WHERE __hit`);

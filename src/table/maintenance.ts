@@ -8,7 +8,6 @@ import { type AddFile, type Protocol, decodePath, fileKey } from '../core/action
 import { type StructField, parseSchema, quoteIdent } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { withColumnMappingMode } from './alter.js';
-import { guardExpression } from '../expression-guard.js';
 import { parseInterval } from '../engine/checkpoint-writer.js';
 import { dvRelativePath } from '../core/deletion-vectors.js';
 import { Transaction } from '../core/transaction.js';
@@ -20,6 +19,7 @@ import { FloeError, InvalidArgumentError } from '../errors.js';
 import type { DeltaReadOptions, Floe } from '../floe.js';
 import { commitRewrite, count, type DmlResult, type Metrics } from './dml.js';
 import { filesMatchingPartitionPredicate, maybeCheckpoint } from './write.js';
+import { storedExprToDuck } from '../sql/spark-expr.js';
 
 const KNOWN_PROPERTIES = new Set([
   'delta.appendOnly', 'delta.enableChangeDataFeed', 'delta.checkpointInterval', 'delta.deletedFileRetentionDuration', 'delta.logRetentionDuration',
@@ -34,7 +34,7 @@ export async function setProperties(floe: Floe, location: string, props: Record<
   const log = floe.deltaLog(location);
   const s = await log.snapshot();
   for (const k of Object.keys(props)) {
-    if (k.startsWith('delta.') && !k.startsWith('delta.constraints.') && !KNOWN_PROPERTIES.has(k)) {
+    if (k.startsWith('delta.') && !k.startsWith('delta.constraints.') && !k.startsWith('delta.feature.') && !KNOWN_PROPERTIES.has(k)) {
       throw new InvalidArgumentError(`Unknown Delta table property '${k}'. Check the spelling; custom properties must not start with 'delta.'.`, { key: k }, 'DELTA_UNKNOWN_CONFIGURATION');
     }
   }
@@ -45,17 +45,19 @@ export async function setProperties(floe: Floe, location: string, props: Record<
   delete rest['delta.minWriterVersion'];
   // Enabling column mapping gives every field an id and a physical name (alter.ts).
   const meta = rest['delta.columnMapping.mode'] !== undefined ? withColumnMappingMode(s.metadata, rest['delta.columnMapping.mode'], s.files.length > 0 || s.version > 0) : s.metadata;
-  const configuration = { ...meta.configuration, ...rest, ...(rest['delta.columnMapping.mode'] !== undefined ? { 'delta.columnMapping.mode': meta.configuration['delta.columnMapping.mode']! } : {}) };
+  const configuration: Record<string, string> = { ...meta.configuration, ...rest, ...(rest['delta.columnMapping.mode'] !== undefined ? { 'delta.columnMapping.mode': meta.configuration['delta.columnMapping.mode']! } : {}) };
   const schema = parseSchema(meta.schemaString);
   const addsConstraint = Object.keys(props).some((k) => k.startsWith('delta.constraints.'));
   for (const [k, v] of Object.entries(props)) {
     if (!k.startsWith('delta.constraints.')) continue;
-    guardExpression(v);
+    const sql = await storedExprToDuck(v, { what: `CHECK constraint ${k.slice(18)}` }); // Spark SQL, as writers enforce it
     const df = await floe.read.delta(location);
-    const bad = await count(floe, `SELECT 1 FROM (${await df.toSQL()}) WHERE (${v}) IS NOT TRUE`);
+    const bad = await count(floe, `SELECT 1 FROM (${await df.toSQL()}) WHERE (${sql}) IS NOT TRUE`);
     if (bad > 0) throw new FloeError('DELTA_NEW_CHECK_CONSTRAINT_VIOLATION', `${bad} row(s) in ${s.tablePath} violate the new CHECK constraint ${k.slice(18)} (${v}). Fix or delete them first.`, { table: s.tablePath, rows: bad });
   }
   const needed = mergeProtocols(mergeProtocols(s.protocol, protocolFor(schema, configuration)), floor);
+  // delta.feature.<name> = 'supported' adds the feature to the protocol and is not stored (as Spark).
+  for (const k of Object.keys(configuration)) if (k.startsWith('delta.feature.')) delete configuration[k];
   checkWriteSupport(needed, s.tablePath, schema);
   const txn = new Transaction(log, s);
   // A new CHECK constraint was validated against the rows read: rows added concurrently conflict.

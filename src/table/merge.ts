@@ -14,7 +14,7 @@ import { FloeError, InvalidArgumentError } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
 import type { Floe } from '../floe.js';
 import { cdfOnForWrites, checkCanModify, commitRewrite, constraintFailure, count, type DmlResult, materialize, scanWithFileInfo } from './dml.js';
-import { constraintChecks, dataFrameSchema, withColumnMapping } from './write.js';
+import { completeRow, constraintChecks, generationExpression, dataFrameSchema, withColumnMapping } from './write.js';
 import { reconcileSchema } from './schema-evolution.js';
 
 type Clause =
@@ -234,6 +234,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
       for (const f of schema.fields) {
         const sc = srcCols.get(f.name.toLowerCase());
         if (sc === undefined) {
+          if (generationExpression(f) !== undefined) continue; // computed by completeRow
           if (!evolve) {
             throw new FloeError('DELTA_MERGE_UNRESOLVED_EXPRESSION', `Cannot resolve ${tAlias}.${f.name} in ${what === 'insert' ? 'INSERT *' : 'UPDATE SET *'}: the MERGE source has no column '${f.name}' (source columns: ${srcSchema.fields.map((x) => x.name).join(', ')}). Select it in the source, list the columns explicitly, or use withSchemaEvolution().`, { column: f.name });
           }
@@ -253,6 +254,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     return out;
   };
   const resolved = clauses.map((c) => ({ ...c, map: c.action === 'delete' ? new Map<string, string>() : resolveSet(c.action === 'insert' ? c.values : c.set, c.action) }));
+  for (const c of resolved) if (c.action !== 'delete') await completeRow(schema, c.map, c.action === 'insert' ? () => 'NULL' : targetCol, { defaults: c.action === 'insert' });
   const hasNbs = clauses.some((c) => c.kind === 'notMatchedBySource');
   const hasMatched = clauses.some((c) => c.kind === 'matched');
 
@@ -368,7 +370,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const removed = candidates.filter((f) => touched.has(dataFilePath(store, f.path)));
   const keptCols = schema.fields.map((f) => valueOf(f, updCodes, targetCol(f.name))).join(', ');
   const insCols = schema.fields.map((f) => valueOf(f, insCodes, 'NULL')).join(', ');
-  const checks = constraintChecks(snap.tablePath, schema, snap.configuration);
+  const checks = await constraintChecks(snap.tablePath, schema, snap.configuration);
   const checked = (q: string): string => (checks.length ? `SELECT * FROM (${q}) WHERE ${checks.join(' AND ')}` : q);
   const updated = `SELECT ${keptCols} FROM ${joined} WHERE ${isIn(updCodes)}`;
   const inserted = `SELECT ${insCols} FROM ${joined} WHERE ${isIn(insCodes)}`;

@@ -1,17 +1,19 @@
 /**
  * `df.write.delta(path, options)`: create, append, overwrite (whole table or `replaceWhere` on
  * partition columns), schema enforcement and `mergeSchema`, NOT NULL and CHECK constraints,
- * idempotent writes through `txn`, then the commit and the checkpoint it may trigger.
+ * idempotent writes through `txn`, then the commit and the checkpoint it may trigger. Also the row
+ * preparation every write path shares (`completeRow`: generated and DEFAULT values;
+ * `constraintChecks`: NOT NULL, CHECK, invariants, generated-column checks).
  */
 import { randomUUID } from 'node:crypto';
 import type { AddCDCFile, AddFile, Metadata } from '../core/actions.js';
 import { parsePredicate } from '../core/predicate.js';
 import { partitionOnly } from '../core/skipping.js';
 import type { DeltaLog } from '../core/delta-log.js';
-import { type StructType, columnMappingMode, physicalName, deltaTypeFromDuck, duckType, parseSchema, quoteIdent, quoteString } from '../core/schema.js';
+import { type StructField, type StructType, columnMappingMode, physicalName, deltaTypeFromDuck, duckType, parseSchema, quoteIdent, quoteString } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { Transaction } from '../core/transaction.js';
-import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
+import { checkWriteSupport, mergeProtocols, protocolFor, withoutFeatureProps } from '../core/write-support.js';
 import type { DataFrame } from '../dataframe.js';
 import { writeCheckpoint } from '../engine/checkpoint-writer.js';
 import { partitionLiteral, pruneFiles } from '../engine/scan.js';
@@ -19,7 +21,7 @@ import { cdfOnForWrites, count, fileCouldMatch, markRows } from './dml.js';
 import { DEFAULT_TARGET_FILE_SIZE, writeDataFiles } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError, TableNotFoundError, commitOutcomeUnknown } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
-import { checkExpression } from '../sql/check-expression.js';
+import { storedExprToDuck } from '../sql/spark-expr.js';
 import type { Floe } from '../floe.js';
 import { reconcileSchema } from './schema-evolution.js';
 import { assignColumnMapping } from './alter.js';
@@ -43,6 +45,8 @@ export interface DeltaWriteOptions {
   /** Description of a table this write creates. */
   description?: string;
   userMetadata?: string;
+  /** Columns the data lacks take their DEFAULT values (SQL INSERT with a column list). */
+  columnDefaults?: boolean;
 }
 
 export interface WriteResult {
@@ -94,8 +98,84 @@ export function withColumnMapping(schema: StructType, configuration: Record<stri
   return out;
 }
 
-/** SQL conditions that raise an error for rows violating NOT NULL or CHECK constraints. */
-export function constraintChecks(table: string, schema: StructType, configuration: Record<string, string>): string[] {
+/** Field metadata keys of the column features writers honour. */
+export const GENERATION_EXPRESSION = 'delta.generationExpression';
+export const CURRENT_DEFAULT = 'CURRENT_DEFAULT';
+export const INVARIANTS = 'delta.invariants';
+
+export function generationExpression(f: StructField): string | undefined {
+  const g = f.metadata?.[GENERATION_EXPRESSION];
+  return typeof g === 'string' ? g : undefined;
+}
+
+export function columnDefault(f: StructField): string | undefined {
+  const d = f.metadata?.[CURRENT_DEFAULT];
+  return typeof d === 'string' ? d : undefined;
+}
+
+/**
+ * Completes the values a write gives a table's columns (column name → DuckDB SQL for the new value),
+ * in place: with `defaults`, a column the write does not set takes its DEFAULT (INSERT with a column
+ * list, MERGE's INSERT); a generated column the write does not set is computed from its generation
+ * expression over the row's new values (`fallback(column)` for the columns the write leaves as they
+ * are: the old value on UPDATE, NULL on INSERT). A generated column the write does set is checked by
+ * `constraintChecks`. This is the one place writes prepare generated and default values.
+ */
+export async function completeRow(schema: StructType, values: Map<string, string>, fallback: (column: string) => string, opts: { defaults?: boolean } = {}): Promise<void> {
+  const byLower = new Map(schema.fields.map((f) => [f.name.toLowerCase(), f.name]));
+  if (opts.defaults) {
+    for (const f of schema.fields) {
+      const d = columnDefault(f);
+      if (d === undefined || values.has(f.name) || generationExpression(f) !== undefined) continue;
+      values.set(f.name, `CAST((${await storedExprToDuck(d, { what: `the DEFAULT of column ${f.name}` })}) AS ${duckType(f.type)})`);
+    }
+  }
+  const base = new Map(values);
+  for (const f of schema.fields) {
+    const g = generationExpression(f);
+    if (g === undefined || values.has(f.name)) continue;
+    const e = await storedExprToDuck(g, {
+      what: `the generation expression of column ${f.name}`,
+      column: (n) => {
+        const c = byLower.get(n.toLowerCase());
+        return c === undefined ? undefined : `(${base.get(c) ?? fallback(c)})`;
+      },
+    });
+    values.set(f.name, `CAST((${e}) AS ${duckType(f.type)})`);
+  }
+}
+
+/** Legacy column invariants (`delta.invariants` field metadata: `{"expression":{"expression":"…"}}`), nested fields included. */
+function invariants(schema: StructType): Array<{ column: string; expr: string }> {
+  const out: Array<{ column: string; expr: string }> = [];
+  const walk = (fields: StructField[], prefix: string): void => {
+    for (const f of fields) {
+      const raw = f.metadata?.[INVARIANTS];
+      if (typeof raw === 'string') {
+        let expr: unknown;
+        try {
+          expr = (JSON.parse(raw) as { expression?: { expression?: unknown } }).expression?.expression;
+        } catch {
+          expr = undefined;
+        }
+        if (typeof expr !== 'string') throw new FloeError('DELTA_INVALID_STORED_EXPRESSION', `The invariant of column ${prefix}${f.name} is not of the form {"expression":{"expression":"…"}}: ${raw}`);
+        out.push({ column: prefix + f.name, expr });
+      }
+      if (typeof f.type !== 'string' && f.type.type === 'struct') walk(f.type.fields, `${prefix}${f.name}.`);
+    }
+  };
+  walk(schema.fields, '');
+  return out;
+}
+
+/**
+ * SQL conditions over a written row (the table's columns by name) that raise an error for rows
+ * violating NOT NULL, CHECK constraints, legacy invariants, or a generated column whose value differs
+ * from its expression (Spark's check `col <=> expr`, reported as a CHECK constraint "Generated
+ * Column"; `computed` names generated columns the write itself computed, which need no check).
+ * Constraint and generation expressions are Spark SQL, translated here.
+ */
+export async function constraintChecks(table: string, schema: StructType, configuration: Record<string, string>, computed: ReadonlySet<string> = new Set()): Promise<string[]> {
   const checks: string[] = [];
   for (const f of schema.fields) {
     if (!f.nullable) {
@@ -106,9 +186,23 @@ export function constraintChecks(table: string, schema: StructType, configuratio
   for (const [k, v] of Object.entries(configuration)) {
     if (!k.startsWith('delta.constraints.')) continue;
     const name = k.slice('delta.constraints.'.length);
-    checkExpression(v); // constraint text comes from the log: never trusted to be a plain expression
+    const sql = await storedExprToDuck(v, { what: `CHECK constraint ${name}` });
     const msg = `[DELTA_VIOLATE_CONSTRAINT_WITH_VALUES] CHECK constraint ${name} (${v}) violated by a row of the data written to ${table}.`;
-    checks.push(`CASE WHEN (${v}) IS NOT TRUE THEN error(${quoteString(msg)}) ELSE true END`);
+    checks.push(`CASE WHEN (${sql}) IS NOT TRUE THEN error(${quoteString(msg)}) ELSE true END`);
+  }
+  for (const inv of invariants(schema)) {
+    const sql = await storedExprToDuck(inv.expr, { what: `the invariant of column ${inv.column}` });
+    const msg = `[DELTA_VIOLATE_CONSTRAINT_WITH_VALUES] CHECK constraint EXPRESSION(${inv.expr}) (invariant of column ${inv.column}) violated by a row of the data written to ${table}.`;
+    // Invariants fail only on false (a NULL result passes), as Spark's InvariantChecker.
+    checks.push(`CASE WHEN (${sql}) = false THEN error(${quoteString(msg)}) ELSE true END`);
+  }
+  for (const f of schema.fields) {
+    const g = generationExpression(f);
+    if (g === undefined || computed.has(f.name)) continue; // computed by this write: equal by construction
+    const sql = await storedExprToDuck(g, { what: `the generation expression of column ${f.name}` });
+    const col = quoteIdent(f.name);
+    const msg = `[DELTA_VIOLATE_CONSTRAINT_WITH_VALUES] CHECK constraint Generated Column (${f.name} <=> ${g}) violated by row with values: ${f.name} : `;
+    checks.push(`CASE WHEN ${col} IS NOT DISTINCT FROM CAST((${sql}) AS ${duckType(f.type)}) THEN true ELSE error(${quoteString(msg)} || coalesce(CAST(${col} AS VARCHAR), 'null') || ${quoteString(` (the expression gives `)} || coalesce(CAST(CAST((${sql}) AS ${duckType(f.type)}) AS VARCHAR), 'null') || ${quoteString(`; leave ${f.name} out of the write to have it computed).`)}) END`);
   }
   return checks;
 }
@@ -193,6 +287,7 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
     configuration = meta.configuration;
     schema = parseSchema(meta.schemaString);
     const required = protocolFor(schema, configuration);
+    configuration = meta.configuration = withoutFeatureProps(configuration);
     const protocol = snapshot ? mergeProtocols(snapshot.protocol, required) : required;
     checkWriteSupport(protocol, log.tablePath, schema);
     if (!snapshot || JSON.stringify(protocol) !== JSON.stringify(snapshot.protocol)) txn.setProtocol(protocol);
@@ -222,12 +317,18 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
   if (options.replaceWhere) params.predicate = JSON.stringify([options.replaceWhere]);
 
   // Rows of the table's shape: source columns by name (case-insensitive), absent ones NULL.
+  // Generated columns the data lacks are computed; with columnDefaults (SQL INSERT), DEFAULTs fill the rest.
   const srcByLower = new Map(sourceSchema.fields.map((f) => [f.name.toLowerCase(), f.name]));
-  const shaped = schema.fields.map((f) => {
+  const values = new Map<string, string>();
+  for (const f of schema.fields) {
     const s = srcByLower.get(f.name.toLowerCase());
-    return s !== undefined ? `CAST(${quoteIdent(s)} AS ${duckType(f.type)}) AS ${quoteIdent(f.name)}` : `NULL::${duckType(f.type)} AS ${quoteIdent(f.name)}`;
-  });
-  const checks = constraintChecks(log.tablePath, schema, configuration);
+    if (s !== undefined) values.set(f.name, `CAST(${quoteIdent(s)} AS ${duckType(f.type)})`);
+  }
+  const given = new Set(values.keys());
+  await completeRow(schema, values, (c) => `NULL::${duckType(schema.fields.find((f) => f.name === c)!.type)}`, { defaults: options.columnDefaults === true });
+  const shaped = schema.fields.map((f) => `${values.get(f.name) ?? `NULL::${duckType(f.type)}`} AS ${quoteIdent(f.name)}`);
+  const computed = new Set(schema.fields.filter((f) => generationExpression(f) !== undefined && !given.has(f.name)).map((f) => f.name));
+  const checks = await constraintChecks(log.tablePath, schema, configuration, computed);
   if (options.replaceWhere) {
     const msg = `[DELTA_REPLACE_WHERE_MISMATCH] Data written with replaceWhere must all satisfy '${options.replaceWhere}'; a row does not.`;
     checks.push(`CASE WHEN (${options.replaceWhere}) IS NOT TRUE THEN error(${quoteString(msg)}) ELSE true END`);

@@ -28,6 +28,8 @@ const CASES: [string, unknown][] = [
   ["to_date('03/02/2024', 'dd/MM/yyyy')", '2024-02-03'],
   ["to_date('not a date')", null],
   ["to_timestamp('2024-02-03 04:05:06')", '2024-02-03 04:05:06+00'],
+  ["TIMESTAMP_NTZ '2024-02-03 04:05:06'", '2024-02-03 04:05:06'],
+  ["CAST(TIMESTAMP_NTZ'2024-02-03 04:05:06' AS DATE)", '2024-02-03'],
   ['current_timestamp() IS NOT NULL', true],
   ['current_date() = current_date', true],
   ['now() IS NOT NULL', true],

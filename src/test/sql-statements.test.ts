@@ -72,7 +72,7 @@ test('CREATE TABLE: columns, NOT NULL, COMMENT, PARTITIONED BY, TBLPROPERTIES, I
     assert.equal(h[0]!.operation, 'CREATE OR REPLACE TABLE');
     await s.fails('CREATE TABLE bad (a INT) USING parquet', 'FLOE_SQL_ANALYSIS_ERROR', /USING DELTA.*parquet/);
     await s.fails('CREATE TABLE bad (a INT) PARTITIONED BY (b)', 'FLOE_SQL_ANALYSIS_ERROR', /Partition column 'b'/);
-    await s.fails('CREATE TABLE bad (a INT GENERATED ALWAYS AS (1))', 'FLOE_SQL_ANALYSIS_ERROR', /GENERATED.*line 1, column 25/);
+    await s.fails('CREATE TABLE bad (a BIGINT GENERATED ALWAYS AS IDENTITY)', 'FLOE_SQL_ANALYSIS_ERROR', /IDENTITY.*line 1, column 28/);
     assert.ok(!existsSync(path.join(s.warehouse, 'default', 'bad')));
   } finally {
     await s.close();
