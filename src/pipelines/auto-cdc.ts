@@ -227,14 +227,23 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   // The batch: projected columns, sequence, kind; identical duplicates collapse.
   const whens = `${opts.applyAsTruncates ? `WHEN (${opts.applyAsTruncates}) THEN 'truncate' ` : ''}${opts.applyAsDeletes ? `WHEN (${opts.applyAsDeletes}) THEN 'delete' ` : ''}`;
   const kind = whens ? `CASE ${whens}ELSE 'upsert' END` : `'upsert'`;
-  const evAll = await tmp('cdc_ev_all', `SELECT DISTINCT ${columns.map(q).join(', ')}, (${opts.sequenceBy}) AS __seq, ${kind} AS __kind FROM (${srcSql}) AS __src`);
+  // The batch is read in place (no copy) when its (key, sequence) pairs are unique, the common case;
+  // only when some pair repeats is it copied with identical rows collapsed, then checked exactly.
+  const evSql = `SELECT ${columns.map(q).join(', ')}, (${opts.sequenceBy}) AS __seq, ${kind} AS __kind FROM (${srcSql}) AS __src`;
+  const K0 = keys.map(q).join(', ');
+  const repeated = await eng.allJson(`SELECT 1 AS x FROM (${evSql}) WHERE __kind <> 'truncate' GROUP BY ${K0}, __seq HAVING count(*) > 1 LIMIT 1`);
+  let evAll: string;
+  if (repeated.length) evAll = await tmp('cdc_ev_all', `SELECT DISTINCT * FROM (${evSql})`);
+  // Type 2 and ignoreNullUpdates read the batch several times: one plain copy.
+  else if (scd === 2 || opts.ignoreNullUpdates) evAll = await tmp('cdc_ev_all', evSql);
+  else evAll = `(${evSql})`;
   const numSourceRows = Number((await eng.allJson(`SELECT count(*) AS n FROM (${srcSql})`))[0]!.n);
   const keyText = (r: Record<string, unknown>): string => keys.map((k) => `${k}=${show(r[k])}`).join(', ');
   const nullSeq = await eng.allJson(`SELECT ${keys.map(q).join(', ')} FROM ${evAll} WHERE __seq IS NULL LIMIT 1`);
   if (nullSeq.length) throw new FloeError('AUTO_CDC_NULL_SEQUENCE', `AUTO CDC into ${opts.target}: an event for key (${keyText(nullSeq[0]!)}) has a NULL sequenceBy value (${opts.sequenceBy}); NULL sequence values are not supported.`, { key: nullSeq[0] });
   const nullKey = await eng.allJson(`SELECT __seq FROM ${evAll} WHERE __kind <> 'truncate' AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')}) LIMIT 1`);
   if (nullKey.length) throw new FloeError('AUTO_CDC_NULL_KEY', `AUTO CDC into ${opts.target}: an event (sequence ${show(nullKey[0]!.__seq)}) has a NULL key column (${keys.join(', ')}).`, {});
-  const dup = await eng.allJson(`SELECT ${keys.map(q).join(', ')}, __seq, count(*) AS n FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL HAVING count(*) > 1 LIMIT 1`);
+  const dup = repeated.length ? await eng.allJson(`SELECT ${keys.map(q).join(', ')}, __seq, count(*) AS n FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL HAVING count(*) > 1 LIMIT 1`) : [];
   if (dup.length) {
     const r = dup[0]!;
     throw new FloeError(
@@ -270,7 +279,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const stateSql = stateSnap ? await (await floe.read.delta(statePath, { versionAsOf: stateSnap.version })).toSQL() : null;
   const thresholdMs = (await tombstoneThreshold(floe, opts, targetSnap)) * 1000;
   const now = opts.now ?? Date.now();
-  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, stateSql, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, tmp };
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, stateSql, hasTruncates: !!opts.applyAsTruncates, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, tmp };
   const r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
   return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns };
 }
@@ -284,6 +293,8 @@ interface Ctx {
   evAll: string;
   targetSql: string;
   stateSql: string | null;
+  /** applyAsTruncates is set. */
+  hasTruncates: boolean;
   ignoreNull: boolean;
   now: number;
   cutoff: number;
@@ -301,23 +312,34 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const csCols = c.ignoreNull ? nonKeys.map((_, i) => cs(i)) : [];
   const stateColumns = [...keys, '__upsert_seq', '__delete_seq', ...csCols, '__ts', '__slot'];
   const emptyState = `SELECT ${K.join(', ')}, __seq AS __upsert_seq, __seq AS __delete_seq${csCols.map((x) => `, __seq AS ${x}`).join('')}, 0::BIGINT AS __ts, 0::INTEGER AS __slot FROM ${evAll} WHERE false`;
-  const st = await tmp('cdc_st', c.stateSql ? `SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql})` : emptyState);
+  // No copy of the state: it is read in place (empty on the first batch).
+  const st = c.stateSql ? `(SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql}))` : `(${emptyState})`;
   const tv = await tmp('cdc_tv', `SELECT t0, tb, greatest(t0, tb) AS t, (tb IS NOT NULL AND (t0 IS NULL OR tb > t0)) AS newtrunc FROM
-    (SELECT (SELECT max(__delete_seq) FROM ${st} WHERE __slot = 1) AS t0, (SELECT max(__seq) FROM ${evAll} WHERE __kind = 'truncate') AS tb)`);
+    (SELECT ${c.stateSql ? `(SELECT max(__delete_seq) FROM ${st} WHERE __slot = 1)` : `(SELECT max(__seq) FROM ${evAll} WHERE false)`} AS t0,
+      (SELECT max(__seq) FROM ${evAll} WHERE ${c.hasTruncates ? `__kind = 'truncate'` : 'false'}) AS tb)`);
   const newTrunc = (await c.floe.engine.allJson(`SELECT newtrunc FROM ${tv}`))[0]!.newtrunc === true;
-  const ev = await tmp('cdc_ev', `SELECT * FROM ${evAll} WHERE __kind <> 'truncate'`);
-  const ak = await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${ev}${newTrunc ? ` UNION SELECT ${K.join(', ')} FROM ${st} WHERE __slot = 0` : ''}`);
+  const ev = c.hasTruncates ? `(SELECT * FROM ${evAll} WHERE __kind <> 'truncate')` : evAll;
   const rowPack = nonKeys.length ? `, arg_max(struct_pack(${nonKeys.map((n) => `${q(n)} := ${q(n)}`).join(', ')}), __seq) FILTER (WHERE __kind = 'upsert') AS e_row` : '';
-  const kd = await tmp('cdc_kd', `SELECT ${keys.map((k) => `ak.${q(k)}`).join(', ')},
-      s.__upsert_seq AS s_ups, s.__delete_seq AS s_del, s.__ts AS s_ts, (s.__slot IS NOT NULL) AS s_present${csCols.map((x) => `, s.${x} AS s_${x}`).join('')},
-      e.e_ups, e.e_del${nonKeys.length ? ', e.e_row' : ''},
+  // One aggregation of the batch per key: latest upsert (its row), latest delete.
+  const batchAgg = `SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'delete') AS e_del, max(__seq) FILTER (WHERE __kind = 'upsert') AS e_ups${rowPack}
+               FROM ${ev} GROUP BY ALL`;
+  // The affected keys: the batch's, plus every key of the state when a new truncate covers them.
+  const ak = newTrunc ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${ev} UNION SELECT ${K.join(', ')} FROM ${st} WHERE __slot = 0`) : null;
+  const stCols = `s.__upsert_seq AS s_ups, s.__delete_seq AS s_del, s.__ts AS s_ts, (s.__slot IS NOT NULL) AS s_present${csCols.map((x) => `, s.${x} AS s_${x}`).join('')}`;
+  const kdCols = `e.e_ups, e.e_del${nonKeys.length ? ', e.e_row' : ''},
       greatest(s.__delete_seq, e.e_del, tv.t) AS d_eff,
       greatest(s.__delete_seq, e.e_del) AS d_key,
-      greatest(s.__upsert_seq, e.e_ups) AS u_key
+      greatest(s.__upsert_seq, e.e_ups) AS u_key`;
+  const stJoin = c.stateSql ? `LEFT JOIN (SELECT * FROM ${st} WHERE __slot = 0) s ON ${eqOn(keys, 'e', 's')}` : `LEFT JOIN (SELECT * FROM ${st}) s ON false`;
+  const kd = ak
+    ? await tmp('cdc_kd', `SELECT ${keys.map((k) => `ak.${q(k)}`).join(', ')}, ${stCols}, ${kdCols}
     FROM ${ak} ak
     LEFT JOIN (SELECT * FROM ${st} WHERE __slot = 0) s ON ${eqOn(keys, 'ak', 's')}
-    LEFT JOIN (SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'delete') AS e_del, max(__seq) FILTER (WHERE __kind = 'upsert') AS e_ups${rowPack}
-               FROM ${ev} GROUP BY ALL) e ON ${eqOn(keys, 'ak', 'e')}
+    LEFT JOIN (${batchAgg}) e ON ${eqOn(keys, 'ak', 'e')}
+    CROSS JOIN ${tv} tv`)
+    : await tmp('cdc_kd', `SELECT ${keys.map((k) => `e.${q(k)}`).join(', ')}, ${stCols}, ${kdCols}
+    FROM (${batchAgg}) e
+    ${stJoin}
     CROSS JOIN ${tv} tv`);
   // ignoreNullUpdates: per column, the latest non-null value of the batch after the key's effective delete.
   let cand = '';
@@ -362,7 +384,7 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
     FROM ${nw}
     UNION ALL
     SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, 'delete' AS __op FROM ${st} s
-    WHERE s.__slot = 0 AND NOT EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})
+    WHERE s.__slot = 0 AND NOT EXISTS (SELECT 1 FROM ${kd} ak WHERE ${eqOn(keys, 'ak', 's')})
       AND (${covered('s.__upsert_seq', 's.__delete_seq')}
            OR (NOT (s.__upsert_seq IS NOT NULL AND (greatest(s.__delete_seq, ${tval}) IS NULL OR s.__upsert_seq > greatest(s.__delete_seq, ${tval}))) AND s.__ts < ${c.cutoff}))
     ${newTrunc ? `UNION ALL SELECT ${keys.map(() => 'NULL').join(', ')}, NULL, tb${csCols.map(() => ', NULL').join('')}, ${c.now}::BIGINT, 1::INTEGER, 'upsert' FROM ${tv}` : ''}`);
