@@ -279,7 +279,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const stateSql = stateSnap ? await (await floe.read.delta(statePath, { versionAsOf: stateSnap.version })).toSQL() : null;
   const thresholdMs = (await tombstoneThreshold(floe, opts, targetSnap)) * 1000;
   const now = opts.now ?? Date.now();
-  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, stateSql, hasTruncates: !!opts.applyAsTruncates, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, tmp };
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, stateSql, hasTruncates: !!opts.applyAsTruncates, targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, tmp };
   const r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
   return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns };
 }
@@ -295,6 +295,8 @@ interface Ctx {
   stateSql: string | null;
   /** applyAsTruncates is set. */
   hasTruncates: boolean;
+  /** The target has no data files (its first batch, or after a truncate). */
+  targetEmpty: boolean;
   ignoreNull: boolean;
   now: number;
   cutoff: number;
@@ -395,32 +397,59 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
 async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[] }> {
   const { keys, nonKeys, evAll, tmp } = c;
   const K = keys.map(q);
-  const stateColumns = [...keys, ...nonKeys, '__seq', '__kind', '__ts'];
-  const emptyState = `SELECT ${[...keys, ...nonKeys].map(q).join(', ')}, __seq, __kind, 0::BIGINT AS __ts FROM ${evAll} WHERE false`;
-  const st = await tmp('cdc_st', c.stateSql ? `SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql})` : emptyState);
+  // With every column tracked (and no ignoreNullUpdates) the upserts of one version all carry the
+  // version's values, so the state keeps only (keys, __seq, __kind, __ts): an event's values are
+  // those of the target version holding its sequence. A state created with data columns keeps them.
+  const stateHas = c.stateSql ? new Set((await c.floe.engine.describe(c.stateSql)).map((x) => x.name)) : null;
+  const allTracked = c.tracked.length === nonKeys.length && !c.ignoreNull;
+  const slim = allTracked && (!stateHas || nonKeys.every((n) => !stateHas.has(n)));
+  const stateColumns = [...keys, ...(slim ? [] : nonKeys), '__seq', '__kind', '__ts'];
+  const st = c.stateSql ? await tmp('cdc_st', `SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql})`) : null;
   // New events: not applied before (re-deliveries of a (key, sequence) change nothing).
   const nev = await tmp('cdc_nev', `SELECT e.* FROM ${evAll} e WHERE e.__kind <> 'truncate'
-    AND NOT EXISTS (SELECT 1 FROM ${st} s WHERE ${eqOn(keys, 'e', 's')} AND s.__seq = e.__seq)`);
-  const ak = await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${nev}`);
-  return { tch: await scd2Diff(c, ak, st, nev, stateColumns), sch: await scd2State(c, st, nev, stateColumns), stateColumns };
+    ${st ? `AND NOT EXISTS (SELECT 1 FROM ${st} s WHERE ${eqOn(keys, 'e', 's')} AND s.__seq = e.__seq)` : ''}`);
+  const ak = st || !c.targetEmpty ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${nev}`) : null;
+  return { tch: await scd2Diff(c, ak, st, nev, slim, allTracked), sch: await scd2State(c, st, nev, stateColumns, slim), stateColumns };
 }
 
-async function scd2Diff(c: Ctx, ak: string, st: string, nev: string, _stateColumns: string[]): Promise<string> {
+async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: string, slim: boolean, allTracked: boolean): Promise<string> {
   // (Re)computes the full history of the affected keys, then diffs it with their target rows.
   const { keys, nonKeys, tmp } = c;
   const K = keys.map(q);
   const dataCols = [...keys, ...nonKeys].map(q).join(', ');
-  const all = `SELECT ${dataCols}, __seq, __kind FROM ${st} s WHERE EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})
-    UNION ALL SELECT ${dataCols}, __seq, __kind FROM ${nev}`;
+  const old = ak && !c.targetEmpty ? await tmp('cdc_old', `SELECT t.* FROM (${c.targetSql}) t WHERE EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 't')})`) : null;
+  let stateEvents = '';
+  if (st && ak) {
+    const inAk = `EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})`;
+    stateEvents = slim
+      ? old
+        ? `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, o.${q(n)}`).join('')}, s.__seq, s.__kind FROM ${st} s
+            LEFT JOIN ${old} o ON ${eqOn(keys, 's', 'o')} AND o."__START_AT" <= s.__seq AND (o."__END_AT" IS NULL OR s.__seq < o."__END_AT")
+            WHERE ${inAk} QUALIFY row_number() OVER (PARTITION BY ${keys.map((k) => `s.${q(k)}`).join(', ')}, s.__seq ORDER BY o."__START_AT" DESC NULLS LAST) = 1`
+        : `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, NULL AS ${q(n)}`).join('')}, s.__seq, s.__kind FROM ${st} s WHERE ${inAk}`
+      : `SELECT ${dataCols}, __seq, __kind FROM ${st} s WHERE ${inAk}`;
+  }
+  const all = stateEvents ? `SELECT ${dataCols}, __seq, __kind FROM (${stateEvents}) UNION ALL SELECT ${dataCols}, __seq, __kind FROM ${nev}` : `SELECT ${dataCols}, __seq, __kind FROM ${nev}`;
   const part = `PARTITION BY ${K.join(', ')}`;
-  const eff = nonKeys.map((n) =>
-    c.ignoreNull
-      ? `last_value(CASE WHEN __kind = 'upsert' THEN ${q(n)} END IGNORE NULLS) OVER (${part}, __seg ORDER BY __seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ${q(n)}`
-      : q(n),
-  );
-  const trackedPack = c.tracked.length ? `struct_pack(${c.tracked.map((n) => `${q(n)} := ${q(n)}`).join(', ')})` : 'NULL::INTEGER';
-  const lastPack = `struct_pack(__n := __next${nonKeys.map((n) => `, ${q(n)} := ${q(n)}`).join('')})`;
-  const hist = await tmp('cdc_hist', `
+  let histSql: string;
+  if (allTracked) {
+    // A version starts at an upsert after nothing, after a delete, or with different values; it ends
+    // at the next such boundary (the next version or a delete).
+    const differs = nonKeys.length ? nonKeys.map((n, i) => `${q(n)} IS DISTINCT FROM __p${i}`).join(' OR ') : 'false';
+    histSql = `SELECT ${dataCols}, "__START_AT", "__END_AT" FROM (
+        SELECT *, __seq AS "__START_AT", lead(__seq) OVER (${part} ORDER BY __seq) AS "__END_AT" FROM (
+          SELECT * FROM (SELECT *, lag(__kind) OVER w AS __pk${nonKeys.map((n, i) => `, lag(${q(n)}) OVER w AS __p${i}`).join('')} FROM (${all}) WINDOW w AS (${part} ORDER BY __seq))
+          WHERE __kind = 'delete' OR __pk IS NULL OR __pk = 'delete' OR ${differs}))
+      WHERE __kind = 'upsert'`;
+  } else {
+    const eff = nonKeys.map((n) =>
+      c.ignoreNull
+        ? `last_value(CASE WHEN __kind = 'upsert' THEN ${q(n)} END IGNORE NULLS) OVER (${part}, __seg ORDER BY __seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ${q(n)}`
+        : q(n),
+    );
+    const trackedPack = c.tracked.length ? `struct_pack(${c.tracked.map((n) => `${q(n)} := ${q(n)}`).join(', ')})` : 'NULL::INTEGER';
+    const lastPack = `struct_pack(__n := __next${nonKeys.map((n) => `, ${q(n)} := ${q(n)}`).join('')})`;
+    histSql = `
     WITH a1 AS (SELECT *, sum(CASE WHEN __kind = 'delete' THEN 1 ELSE 0 END) OVER (${part} ORDER BY __seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __seg FROM (${all})),
     a2 AS (SELECT ${K.join(', ')}, __seq, __kind, __seg${eff.map((e) => `, ${e}`).join('')} FROM a1),
     a3 AS (SELECT *, ${trackedPack} AS __tp FROM a2),
@@ -428,12 +457,15 @@ async function scd2Diff(c: Ctx, ak: string, st: string, nev: string, _stateColum
     a5 AS (SELECT *, CASE WHEN __kind = 'upsert' AND (__pk IS NULL OR __pk = 'delete' OR __tp IS DISTINCT FROM __ptp) THEN 1 ELSE 0 END AS __new FROM a4),
     a6 AS (SELECT *, sum(__new) OVER (${part} ORDER BY __seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __ver FROM a5),
     v AS (SELECT ${K.join(', ')}, __ver, min(__seq) AS __start, arg_max(${lastPack}, __seq) AS __last FROM a6 WHERE __kind = 'upsert' GROUP BY ${[...K, '__ver'].join(', ')})
-    SELECT ${K.join(', ')}${nonKeys.map((n) => `, struct_extract(__last, ${sqlStr(n)}) AS ${q(n)}`).join('')}, __start AS "__START_AT", struct_extract(__last, '__n') AS "__END_AT" FROM v`);
+    SELECT ${K.join(', ')}${nonKeys.map((n) => `, struct_extract(__last, ${sqlStr(n)}) AS ${q(n)}`).join('')}, __start AS "__START_AT", struct_extract(__last, '__n') AS "__END_AT" FROM v`;
+  }
+  const outCols = [...keys, ...nonKeys, '__START_AT', '__END_AT'];
+  // An empty target: the history is the change.
+  if (!old) return tmp('cdc_tch', `SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op FROM (${histSql})`);
+  const hist = await tmp('cdc_hist', histSql);
   // The earliest known event per key: target rows that start before it (history kept after a
   // tombstone GC) are left alone.
   const floor = await tmp('cdc_floor', `SELECT ${K.join(', ')}, min(__seq) AS __floor FROM (${all}) GROUP BY ALL`);
-  const old = await tmp('cdc_old', `SELECT t.* FROM (${c.targetSql}) t WHERE EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 't')})`);
-  const outCols = [...keys, ...nonKeys, '__START_AT', '__END_AT'];
   const changed = [...nonKeys, '__END_AT'].map((n) => `h.${q(n)} IS DISTINCT FROM o.${q(n)}`).join(' OR ');
   return tmp('cdc_tch', `
     SELECT ${outCols.map((n) => `h.${q(n)}`).join(', ')}, 'upsert' AS __op
@@ -446,18 +478,18 @@ async function scd2Diff(c: Ctx, ak: string, st: string, nev: string, _stateColum
       AND NOT EXISTS (SELECT 1 FROM ${hist} h WHERE ${eqOn(keys, 'h', 'o')} AND h."__START_AT" = o."__START_AT")`);
 }
 
-async function scd2State(c: Ctx, st: string, nev: string, stateColumns: string[]): Promise<string> {
+async function scd2State(c: Ctx, st: string | null, nev: string, stateColumns: string[], slim: boolean): Promise<string> {
   const { keys, nonKeys, tmp } = c;
   const K = keys.map(q);
-  const dataCols = [...keys, ...nonKeys].map(q).join(', ');
+  const dataCols = [...keys, ...(slim ? [] : nonKeys)].map(q).join(', ');
   // Tombstone GC: keys whose latest event is a delete applied before the cutoff lose their events.
   return tmp('cdc_sch', `
-    WITH allev AS (SELECT ${K.join(', ')}, __seq, __kind, __ts FROM ${st} UNION ALL SELECT ${K.join(', ')}, __seq, __kind, ${c.now}::BIGINT FROM ${nev}),
+    WITH allev AS (${st ? `SELECT ${K.join(', ')}, __seq, __kind, __ts FROM ${st} UNION ALL ` : ''}SELECT ${K.join(', ')}, __seq, __kind, ${c.now}::BIGINT AS __ts FROM ${nev}),
     lastev AS (SELECT ${K.join(', ')}, arg_max(struct_pack(k := __kind, ts := __ts), __seq) AS l FROM allev GROUP BY ALL),
     gc AS (SELECT ${K.join(', ')} FROM lastev WHERE struct_extract(l, 'k') = 'delete' AND struct_extract(l, 'ts') < ${c.cutoff})
     SELECT ${dataCols}, __seq, __kind, ${c.now}::BIGINT AS __ts, CASE WHEN EXISTS (SELECT 1 FROM gc WHERE ${eqOn(keys, 'gc', 'n')}) THEN 'skip' ELSE 'upsert' END AS __op FROM ${nev} n
-    UNION ALL
-    SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, 'delete' AS __op FROM ${st} s WHERE EXISTS (SELECT 1 FROM gc WHERE ${eqOn(keys, 'gc', 's')})`);
+    ${st ? `UNION ALL
+    SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, 'delete' AS __op FROM ${st} s WHERE EXISTS (SELECT 1 FROM gc WHERE ${eqOn(keys, 'gc', 's')})` : ''}`);
 }
 
 /** Step 2: the target commit (MERGE with txn (flowName, batchId)); skipped when the target already has the txn. */
