@@ -234,8 +234,8 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const repeated = await eng.allJson(`SELECT 1 AS x FROM (${evSql}) WHERE __kind <> 'truncate' GROUP BY ${K0}, __seq HAVING count(*) > 1 LIMIT 1`);
   let evAll: string;
   if (repeated.length) evAll = await tmp('cdc_ev_all', `SELECT DISTINCT * FROM (${evSql})`);
-  // Type 2 and ignoreNullUpdates read the batch several times: one plain copy.
-  else if (scd === 2 || opts.ignoreNullUpdates) evAll = await tmp('cdc_ev_all', evSql);
+  // ignoreNullUpdates reads the batch several times: one plain copy.
+  else if (opts.ignoreNullUpdates) evAll = await tmp('cdc_ev_all', evSql);
   else evAll = `(${evSql})`;
   const numSourceRows = Number((await eng.allJson(`SELECT count(*) AS n FROM (${srcSql})`))[0]!.n);
   const keyText = (r: Record<string, unknown>): string => keys.map((k) => `${k}=${show(r[k])}`).join(', ');
@@ -406,8 +406,9 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const stateColumns = [...keys, ...(slim ? [] : nonKeys), '__seq', '__kind', '__ts'];
   const st = c.stateSql ? await tmp('cdc_st', `SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql})`) : null;
   // New events: not applied before (re-deliveries of a (key, sequence) change nothing).
-  const nev = await tmp('cdc_nev', `SELECT e.* FROM ${evAll} e WHERE e.__kind <> 'truncate'
-    ${st ? `AND NOT EXISTS (SELECT 1 FROM ${st} s WHERE ${eqOn(keys, 'e', 's')} AND s.__seq = e.__seq)` : ''}`);
+  // (Type 2 has no truncates; without a state every event is new and the batch is read in place.)
+  const nev = st ? await tmp('cdc_nev', `SELECT e.* FROM ${evAll} e WHERE e.__kind <> 'truncate'
+    AND NOT EXISTS (SELECT 1 FROM ${st} s WHERE ${eqOn(keys, 'e', 's')} AND s.__seq = e.__seq)`) : evAll;
   const ak = st || !c.targetEmpty ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${nev}`) : null;
   return { tch: await scd2Diff(c, ak, st, nev, slim, allTracked), sch: await scd2State(c, st, nev, stateColumns, slim), stateColumns };
 }
@@ -482,7 +483,10 @@ async function scd2State(c: Ctx, st: string | null, nev: string, stateColumns: s
   const { keys, nonKeys, tmp } = c;
   const K = keys.map(q);
   const dataCols = [...keys, ...(slim ? [] : nonKeys)].map(q).join(', ');
-  // Tombstone GC: keys whose latest event is a delete applied before the cutoff lose their events.
+  // Tombstone GC: keys whose latest event is a delete applied before the cutoff lose their events
+  // (none on the first batch: its events are applied now).
+  // Read once, by the state's creating write: no copy.
+  if (!st && c.cutoff <= c.now) return `(SELECT ${dataCols}, __seq, __kind, ${c.now}::BIGINT AS __ts, 'upsert' AS __op FROM ${nev})`;
   return tmp('cdc_sch', `
     WITH allev AS (${st ? `SELECT ${K.join(', ')}, __seq, __kind, __ts FROM ${st} UNION ALL ` : ''}SELECT ${K.join(', ')}, __seq, __kind, ${c.now}::BIGINT AS __ts FROM ${nev}),
     lastev AS (SELECT ${K.join(', ')}, arg_max(struct_pack(k := __kind, ts := __ts), __seq) AS l FROM allev GROUP BY ALL),
