@@ -48,6 +48,28 @@ export function errorJson(e: unknown): string {
   });
 }
 
+/** Receives every event-log record as it is emitted (before it is flushed to the table). */
+export type PipelineEventListener = (e: PipelineEvent) => void;
+
+const subscribers = new Set<PipelineEventListener>();
+
+/**
+ * Subscribes to the events of every pipeline update of this process (notifications, UIs, progress
+ * displays). A listener that throws is ignored: it never fails an update. Returns the unsubscribe.
+ */
+export function subscribePipelineEvents(listener: PipelineEventListener): () => void {
+  subscribers.add(listener);
+  return () => void subscribers.delete(listener);
+}
+
+function deliver(listener: PipelineEventListener, ev: PipelineEvent): void {
+  try {
+    listener(ev);
+  } catch {
+    // A subscriber's failure is its own.
+  }
+}
+
 const nul = (v: string | null): string => (v === null ? 'NULL::VARCHAR' : quoteString(v));
 
 export class EventLog {
@@ -58,7 +80,7 @@ export class EventLog {
     private floe: Floe,
     readonly location: string,
     private origin: { pipelineId: string; pipelineName: string; updateId: string },
-    private listener?: (e: PipelineEvent) => void,
+    private listener?: PipelineEventListener | PipelineEventListener[],
   ) {}
 
   emit(e: EventInput): PipelineEvent {
@@ -75,7 +97,8 @@ export class EventLog {
       event_type: e.eventType,
     };
     this.buffer.push(ev);
-    this.listener?.(ev);
+    const own = Array.isArray(this.listener) ? this.listener : this.listener ? [this.listener] : [];
+    for (const l of [...own, ...subscribers]) deliver(l, ev);
     return ev;
   }
 

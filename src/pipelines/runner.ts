@@ -30,7 +30,7 @@ import { readChangeFeedBatch, readStreamBatch } from '../streaming/delta-source.
 import { DeltaTable } from '../table/delta-table.js';
 import { applyChanges, applyChangesFromSnapshot, STATE_DIR } from './auto-cdc.js';
 import { type DefineFunction, type Expectation, type PipelineDefinitions, type PipelineModule, type QueryContext, collectDefinitions, isPipelineModule } from './definition.js';
-import { EventLog, listUpdates, type PipelineEvent } from './event-log.js';
+import { EventLog, listUpdates, type PipelineEvent, type PipelineEventListener } from './event-log.js';
 import { type ExpectationMetric, applyExpectations } from './expectations.js';
 import { type PipelineGraph, type ResolvedFlow, type SourceRef, classify, kindText, makeContext, planSql, resolveGraph } from './graph.js';
 import { type PipelineSpec, libraryFiles, loadLibraries, loadSpec } from './spec.js';
@@ -58,8 +58,8 @@ export interface RunPipelineOptions {
   refresh?: string[];
   /** Use this session (else one is created and closed). */
   floe?: Floe;
-  /** Called for every event as it is emitted. */
-  onEvent?: (e: PipelineEvent) => void;
+  /** Called for every event as it is emitted (one listener or several; see also subscribePipelineEvents). */
+  onEvent?: PipelineEventListener | PipelineEventListener[];
 }
 
 export type FlowStatus = 'COMPLETED' | 'FAILED' | 'SKIPPED' | 'EXCLUDED';

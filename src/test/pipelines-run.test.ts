@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Catalog } from '../catalog/catalog.js';
 import { Floe } from '../floe.js';
 import { definePipeline, expect, expectOrDrop, expectOrFail } from '../pipelines/definition.js';
-import { readEvents } from '../pipelines/event-log.js';
+import { readEvents, subscribePipelineEvents } from '../pipelines/event-log.js';
 import { runPipeline } from '../pipelines/runner.js';
 import { PipelineState } from '../pipelines/state.js';
 import { tempDir } from './helpers.js';
@@ -209,3 +209,35 @@ test('run: append flows (streaming and once), views, files and the change feed o
   assert.deepEqual(await rows(wh, 'SELECT id::INT AS id, v FROM current ORDER BY id'), [{ id: 1, v: 'A' }, { id: 2, v: 'B' }, { id: 3, v: 'C' }, { id: 100, v: 'OLD' }]);
   assert.deepEqual(await rows(wh, 'SELECT id::INT AS id FROM changes ORDER BY id'), [{ id: 1 }, { id: 2 }, { id: 3 }, { id: 100 }]);
 });
+
+test('run: every event-log record reaches onEvent listeners and subscribePipelineEvents subscribers; a throwing subscriber fails nothing', async () => {
+  const src = path.join(dir, 'src-sub');
+  const wh = path.join(dir, 'wh-sub');
+  await append(src, "(1, 10, 1, 'U')");
+  const seenA: string[] = [];
+  const seenB: string[] = [];
+  const seenSub: string[] = [];
+  const off = subscribePipelineEvents((e) => seenSub.push(e.id));
+  const offBad = subscribePipelineEvents(() => {
+    throw new Error('subscriber bug');
+  });
+  try {
+    const r = await runPipeline({ floe, name: 'subs', definitions: orders(src), warehouse: wh, onEvent: [(e) => seenA.push(e.id), (e) => seenB.push(e.id)] });
+    assert.equal(r.state, 'COMPLETED');
+  } finally {
+    off();
+    offBad();
+  }
+  const logged = (await readEvents(floe, r_eventLog(wh, 'subs'))).map((e) => String(e.id));
+  assert.ok(logged.length > 5);
+  assert.deepEqual([...seenA].sort(), [...logged].sort());
+  assert.deepEqual(seenB, seenA);
+  assert.deepEqual(seenSub, seenA);
+  // Unsubscribed: a later run is not seen.
+  await runPipeline({ floe, name: 'subs', definitions: orders(src), warehouse: wh });
+  assert.equal(seenSub.length, seenA.length);
+});
+
+function r_eventLog(wh: string, name: string): string {
+  return path.join(wh, '_pipelines', name, 'event_log');
+}
