@@ -18,7 +18,10 @@ import { findSpec, loadSpec } from '../pipelines/spec.js';
 export const PIPELINES_USAGE = `Usage:
   floe pipelines init NAME [--sql]              a working example project in ./NAME (--sql: SQL transformations)
   floe pipelines validate [--spec FILE]         resolve and check the graph (alias: dry-run)
-  floe pipelines run [--spec FILE] [--warehouse DIR] [--full-refresh a,b | --full-refresh-all] [--refresh a,b] [--format json|text]
+  floe pipelines run [--spec FILE] [--warehouse DIR] [--full-refresh a,b | --full-refresh-all] [--refresh a,b] [--continuous] [--format json|text]
+                                                --continuous (or continuous: true in the spec): process new input every
+                                                pipelines.trigger.interval (default 5 s) until SIGINT/SIGTERM, then finish
+                                                the flow in progress, record the update CANCELED and exit 0
   floe pipelines status [--spec FILE] [--warehouse DIR] [--limit N] [--format json|text]
   floe pipelines events [--spec FILE] [--warehouse DIR] [--limit N] [--update ID] [--format json|text]
 
@@ -58,6 +61,7 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
         update: { type: 'string' },
         format: { type: 'string' },
         sql: { type: 'boolean' },
+        continuous: { type: 'boolean' },
       },
     });
     if (values.format !== undefined && !['json', 'text'].includes(values.format)) throw new PipelinesUsageError(`--format must be json or text, got '${values.format}'`);
@@ -92,20 +96,38 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
         if (values['full-refresh-all'] && (values['full-refresh'] !== undefined || values.refresh !== undefined)) throw new PipelinesUsageError('--full-refresh-all conflicts with --full-refresh and --refresh');
         const spec = values.spec ?? (await findSpec());
         const started = Date.now();
-        const r = await runPipeline({
-          spec,
-          warehouse: values.warehouse,
-          fullRefresh: values['full-refresh-all'] ? 'all' : list(values['full-refresh']),
-          refresh: list(values.refresh),
-          onEvent: (e) => out(json ? JSON.stringify(eventJson(e)) + '\n' : humanEvent(e)),
-        });
+        // SIGINT / SIGTERM: the flow in progress finishes, the update is recorded CANCELED, exit 0.
+        // A second signal exits at once (130); the next run resumes from the checkpoints.
+        const stop = new AbortController();
+        const onSignal = (sig: NodeJS.Signals): void => {
+          if (stop.signal.aborted) process.exit(130);
+          process.stderr.write(`${sig}: stopping after the flow in progress (again to exit at once)\n`);
+          stop.abort();
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        let r;
+        try {
+          r = await runPipeline({
+            spec,
+            warehouse: values.warehouse,
+            fullRefresh: values['full-refresh-all'] ? 'all' : list(values['full-refresh']),
+            refresh: list(values.refresh),
+            continuous: values.continuous ? true : undefined,
+            signal: stop.signal,
+            onEvent: (e) => out(json ? JSON.stringify(eventJson(e)) + '\n' : humanEvent(e)),
+          });
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
         if (!json) {
           out(`\nUpdate ${r.updateId} ${r.state} in ${((Date.now() - started) / 1000).toFixed(1)} s.\n`);
           const rows = Object.values(r.flows).map((f) => ({ flow: f.flow, dataset: f.dataset, status: f.status, rows: f.numOutputRows, upserted: f.numUpsertedRows, deleted: f.numDeletedRows, dropped: f.droppedRecords, note: f.note ?? (f.error ? f.error.message.slice(0, 80) : '') }));
           out(formatTable(['flow', 'dataset', 'status', 'rows', 'upserted', 'deleted', 'dropped', 'note'], rows));
         }
         for (const f of Object.values(r.flows)) if (f.error) process.stderr.write(`error in flow ${f.flow}: ${f.error.message}\n`);
-        return r.state === 'COMPLETED' ? 0 : 1;
+        return r.state === 'FAILED' ? 1 : 0;
       }
       case 'status':
       case 'events': {

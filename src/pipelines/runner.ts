@@ -58,6 +58,15 @@ export interface RunPipelineOptions {
   refresh?: string[];
   /** Use this session (else one is created and closed). */
   floe?: Floe;
+  /**
+   * Continuous mode: process new input every trigger interval until `signal` aborts (the flow in
+   * progress finishes; the update ends CANCELED). Default: the spec's `continuous`, else triggered.
+   */
+  continuous?: boolean;
+  /** Continuous mode's trigger interval in ms (default: configuration pipelines.trigger.interval, else 5 s). */
+  triggerIntervalMs?: number;
+  /** Stops a continuous update (also stops a triggered one between flows). */
+  signal?: AbortSignal;
   /** Called for every event as it is emitted (one listener or several; see also subscribePipelineEvents). */
   onEvent?: PipelineEventListener | PipelineEventListener[];
 }
@@ -82,7 +91,8 @@ export interface FlowRunResult {
 export interface RunPipelineResult {
   pipeline: string;
   updateId: string;
-  state: 'COMPLETED' | 'FAILED';
+  /** CANCELED: a continuous update stopped by its signal. */
+  state: 'COMPLETED' | 'FAILED' | 'CANCELED';
   flows: Record<string, FlowRunResult>;
   eventLog: string;
   warehouse: string;
@@ -152,6 +162,56 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunPipelineRes
   } finally {
     if (!o.floe) await floe.close();
   }
+}
+
+/** A flow's results over the rounds of a continuous update: counts add up, the last status wins. */
+function addUp(a: FlowRunResult, b: FlowRunResult): FlowRunResult {
+  const exp = new Map(a.expectations.map((e) => [`${e.dataset}.${e.name}`, { ...e }]));
+  for (const e of b.expectations) {
+    const k = `${e.dataset}.${e.name}`;
+    const x = exp.get(k);
+    if (x) {
+      x.passed_records += e.passed_records;
+      x.failed_records += e.failed_records;
+    } else exp.set(k, { ...e });
+  }
+  return {
+    ...b,
+    batchId: b.batchId ?? a.batchId,
+    numOutputRows: a.numOutputRows + b.numOutputRows,
+    numUpsertedRows: a.numUpsertedRows + b.numUpsertedRows,
+    numDeletedRows: a.numDeletedRows + b.numDeletedRows,
+    droppedRecords: a.droppedRecords + b.droppedRecords,
+    expectations: [...exp.values()],
+  };
+}
+
+/** Waits `ms`, or less when the signal aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+export const TRIGGER_INTERVAL = 'pipelines.trigger.interval';
+
+/** The continuous trigger interval: the option, else `pipelines.trigger.interval` ("10 seconds", "500 ms", "1 minute"), else 5 s. */
+export function triggerIntervalMs(o: RunPipelineOptions, p: LoadedPipeline): number {
+  if (o.triggerIntervalMs !== undefined) return o.triggerIntervalMs;
+  const raw = p.configuration[TRIGGER_INTERVAL];
+  if (raw === undefined) return 5000;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?)?\s*$/i.exec(raw);
+  if (!m) throw new FloeError('PIPELINE_SPEC_INVALID_FIELD', `${TRIGGER_INTERVAL} must be a duration such as '10 seconds', '500 ms' or '1 minute', got '${raw}'.`);
+  const unit = (m[2] ?? 's').toLowerCase();
+  const mult = unit.startsWith('ms') || unit.startsWith('milli') ? 1 : unit.startsWith('h') ? 3_600_000 : unit.startsWith('m') ? 60_000 : 1000;
+  return Number(m[1]) * mult;
 }
 
 const emptyResult = (flow: string, dataset: string, status: FlowStatus, note?: string): FlowRunResult => ({ flow, dataset, status, batchId: null, numOutputRows: 0, numUpsertedRows: 0, numDeletedRows: 0, droppedRecords: 0, expectations: [], note });
@@ -243,16 +303,39 @@ class Update {
       this.progress('RUNNING');
       await this.log.flush();
       let failed = false;
-      for (const n of this.graph.order) {
-        const r = await this.runFlow(this.graph.flows.get(n)!);
-        this.results[n] = r;
-        if (r.status === 'FAILED') failed = true;
-        await this.log.flush();
+      let stopped = false;
+      const signal = this.o.signal;
+      const continuous = this.o.continuous ?? this.p.spec?.continuous ?? false;
+      // Triggered: one round over the flows. Continuous: rounds every trigger interval until the
+      // signal aborts; the flow in progress finishes (its batch commits), the rest wait for the next run.
+      for (let round = 0; ; round++) {
+        for (const n of this.graph.order) {
+          if (signal?.aborted) {
+            stopped = true;
+            this.results[n] ??= emptyResult(n, this.graph.flows.get(n)!.target, 'SKIPPED', 'stopped before it ran');
+            continue;
+          }
+          const r = await this.runFlow(this.graph.flows.get(n)!);
+          this.results[n] = round && this.results[n] ? addUp(this.results[n]!, r) : r;
+          if (r.status === 'FAILED') failed = true;
+          await this.log.flush();
+        }
+        if (failed || !continuous || signal?.aborted) {
+          stopped ||= !!signal?.aborted && continuous;
+          break;
+        }
+        await sleep(triggerIntervalMs(this.o, this.p), signal);
+        if (signal?.aborted) {
+          stopped = true;
+          break;
+        }
       }
       const firstError = Object.values(this.results).find((r) => r.error)?.error;
-      this.progress(failed ? 'FAILED' : 'COMPLETED', failed ? firstError : undefined);
+      const state = failed ? 'FAILED' : stopped ? 'CANCELED' : 'COMPLETED';
+      if (state === 'CANCELED') this.progress('STOPPING');
+      this.progress(state, failed ? firstError : undefined);
       await this.log.flush();
-      return { pipeline: this.p.name, updateId: this.updateId, state: failed ? 'FAILED' : 'COMPLETED', flows: this.results, eventLog: path.join(this.p.storage, 'event_log'), warehouse: this.p.warehouse };
+      return { pipeline: this.p.name, updateId: this.updateId, state, flows: this.results, eventLog: path.join(this.p.storage, 'event_log'), warehouse: this.p.warehouse };
     } finally {
       await this.floe.release(this.temps);
       await release();
