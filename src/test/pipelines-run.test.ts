@@ -241,3 +241,24 @@ test('run: every event-log record reaches onEvent listeners and subscribePipelin
 function r_eventLog(wh: string, name: string): string {
   return path.join(wh, '_pipelines', name, 'event_log');
 }
+
+test("SQL: event_log('pipeline') by name or path reads the event log as a table; SHOW SCHEMAS hides _pipelines; clear error otherwise", async () => {
+  const src = path.join(dir, 'src-evsql');
+  const wh = path.join(dir, 'wh-evsql');
+  await append(src, "(1, 10, 1, 'U'), (2, 5, 2, 'U')");
+  const r = await runPipeline({ floe, name: 'evsql', definitions: orders(src), warehouse: wh });
+  const byName = await rows(wh, "SELECT event_type, count(*)::INT AS n FROM event_log('evsql') WHERE origin.update_id = '" + r.updateId + "' AND event_type IN ('create_update', 'flow_definition') GROUP BY ALL ORDER BY 1");
+  assert.deepEqual(byName, [{ event_type: 'create_update', n: 1 }, { event_type: 'flow_definition', n: 3 }]);
+  // DLT's usual query: flow progress metrics from the details JSON.
+  const silver = await rows(wh, "SELECT CAST(get_json_object(details, '$.flow_progress.metrics.num_upserted_rows') AS INT) AS u FROM event_log('evsql') e WHERE e.event_type = 'flow_progress' AND e.origin.flow_name = 'silver' AND get_json_object(details, '$.flow_progress.status') = 'COMPLETED'");
+  assert.deepEqual(silver, [{ u: 2 }]);
+  const storage = path.join(wh, '_pipelines', 'evsql');
+  for (const p of [storage, path.join(storage, 'event_log')]) {
+    const n = await rows(wh, `SELECT count(*)::INT AS n FROM event_log('${p}')`);
+    assert.equal(n[0]!.n, (await readEvents(floe, path.join(storage, 'event_log'))).length);
+  }
+  const schemas = await floe.sql('SHOW SCHEMAS', { warehouse: wh });
+  assert.deepEqual(schemas.kind === 'status' ? schemas.rows!.map((x) => x.databaseName) : null, ['default']);
+  await assert.rejects(floe.sql("SELECT * FROM event_log('no_such_pipeline')", { warehouse: wh }), (e: Error & { code?: string }) => e.code === 'PIPELINE_EVENT_LOG_NOT_FOUND' && /no_such_pipeline/.test(e.message));
+  await assert.rejects(floe.sql('SELECT * FROM event_log(1)', { warehouse: wh }), /event_log\(\) takes one string/);
+});
