@@ -23,7 +23,8 @@ export const PIPELINES_USAGE = `Usage:
                                                 pipelines.trigger.interval (default 5 s) until SIGINT/SIGTERM, then finish
                                                 the flow in progress, record the update CANCELED and exit 0
   floe pipelines status [--spec FILE] [--warehouse DIR] [--limit N] [--format json|text]
-  floe pipelines events [--spec FILE] [--warehouse DIR] [--limit N] [--update ID] [--format json|text]
+  floe pipelines events [--spec FILE] [--warehouse DIR] [--limit N] [--update ID] [--follow] [--format json|text]
+                                                --follow: keep printing new events until SIGINT/SIGTERM (exit 0)
 
 The spec (spark-pipeline.yml / pipeline.yml) is found in the current folder or its parents unless
 --spec is given. Libraries are pipeline SQL files (.sql, as on Databricks) and .js/.mjs modules
@@ -62,6 +63,7 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
         format: { type: 'string' },
         sql: { type: 'boolean' },
         continuous: { type: 'boolean' },
+        follow: { type: 'boolean', short: 'f' },
       },
     });
     if (values.format !== undefined && !['json', 'text'].includes(values.format)) throw new PipelinesUsageError(`--format must be json or text, got '${values.format}'`);
@@ -144,9 +146,10 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
             }
             return ups[0]?.state === 'FAILED' ? 1 : 0;
           }
+          const show = (e: Record<string, unknown>): void => out(json ? JSON.stringify(e) + '\n' : `${String(e.timestamp)} ${String(e.level).padEnd(5)} ${String(e.event_type).padEnd(16)} ${String(e.message)}\n`);
           const evs = await readEvents(floe, loc.eventLog, { limit: limit ?? 100, updateId: values.update });
-          if (json) out(evs.map((e) => JSON.stringify(e)).join('\n') + (evs.length ? '\n' : ''));
-          else for (const e of evs) out(`${String(e.timestamp)} ${String(e.level).padEnd(5)} ${String(e.event_type).padEnd(16)} ${String(e.message)}\n`);
+          for (const e of evs) show(e);
+          if (values.follow) await followEvents(floe, loc.eventLog, values.update, evs, show);
           return 0;
         } finally {
           await floe.close();
@@ -166,6 +169,38 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
     }
     process.stderr.write(`error: ${(e as Error)?.stack ?? String(e)}\n`);
     return 1;
+  }
+}
+
+/** Tails an event log (new commits, polled every 500 ms) until SIGINT / SIGTERM. */
+async function followEvents(floe: Floe, location: string, updateId: string | undefined, shown: Record<string, unknown>[], show: (e: Record<string, unknown>) => void): Promise<void> {
+  const seen = new Set(shown.map((e) => String(e.id)));
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    let last = -1;
+    while (!stop.signal.aborted) {
+      if (await floe.deltaLog(location).exists()) {
+        const v = (await floe.snapshot(location)).version;
+        if (v !== last) {
+          for (const e of await readEvents(floe, location, { updateId })) {
+            if (seen.has(String(e.id))) continue;
+            seen.add(String(e.id));
+            show(e);
+          }
+          last = v;
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 500);
+        stop.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 

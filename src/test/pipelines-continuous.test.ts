@@ -93,3 +93,31 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     }
   });
 }
+
+test('pipelines events --follow: prints the events of a run happening meanwhile, stops on SIGINT with exit 0', async () => {
+  const dir = await tempDir('floe-follow-');
+  try {
+    assert.equal(spawnSync(process.execPath, [CLI, 'init', 'tail'], { cwd: dir, encoding: 'utf8' }).status, 0);
+    const proj = path.join(dir, 'tail');
+    // Follows before the event log exists.
+    const child = spawn(process.execPath, [CLI, 'events', '--follow', '--format', 'json'], { cwd: proj, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const run = spawnSync(process.execPath, [CLI, 'run', '--format', 'json'], { cwd: proj, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(run.status, 0, run.stderr);
+    const ids = run.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
+    const deadline = Date.now() + 30_000;
+    const printed = (): string[] => stdout.trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: string }).id);
+    while (printed().length < ids.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(child.exitCode, null, 'still following');
+    child.kill('SIGINT');
+    assert.equal(await exited, 0, stderr);
+    // Every event of the run, once each, in order.
+    assert.deepEqual(printed(), ids);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
