@@ -525,14 +525,17 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
 export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<number | null> {
   const cols = p.stateColumns.map(q).join(', ');
   if (!(await floe.deltaLog(p.statePath).exists())) {
-    const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
+    // Deletion vectors: a batch's state changes are written alone, not by rewriting the state's files.
+    const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, properties: { 'delta.enableDeletionVectors': 'true' } });
     return r.version;
   }
   const src = floe.duckdbSql(`SELECT * FROM ${p.sch} WHERE __op <> 'skip'`).alias('s');
   const table = (await DeltaTable.forPath(floe, p.statePath)).alias('t');
   let builder;
   if (p.scd === 1) {
-    const on = `t.__slot = 0 AND s.__slot = 0 AND ${p.keys.map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ')}`;
+    // Key rows match by key (keys are never NULL there); truncate rows (slot 1, NULL keys) never
+    // match, so they are inserted. Equalities only: the join stays a hash join.
+    const on = `${p.keys.map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ')} AND t.__slot = s.__slot`;
     builder = table
       .merge(src, on)
       .whenMatchedDelete({ condition: "s.__op = 'delete'" })
