@@ -266,7 +266,9 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
     const extra = scd === 2 ? ', __seq AS "__START_AT", __seq AS "__END_AT"' : '';
     await floe.duckdbSql(`SELECT ${columns.map(q).join(', ')}${extra} FROM ${evAll} WHERE false`).write.delta(opts.target, {
       mode: 'append',
-      properties: { 'delta.enableChangeDataFeed': 'true', ...(opts.tableProperties ?? {}) },
+      // Deletion vectors on, as DLT's targets: a batch changing a few keys writes those rows and a DV,
+      // not a copy of every file it touches (`delta.enableDeletionVectors = false` in tableProperties to opt out).
+      properties: { 'delta.enableChangeDataFeed': 'true', 'delta.enableDeletionVectors': 'true', ...(opts.tableProperties ?? {}) },
     });
   }
   const targetSnap = await floe.snapshot(opts.target);

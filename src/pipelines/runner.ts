@@ -22,14 +22,14 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Catalog, resolveWarehouse } from '../catalog/catalog.js';
-import { quoteString } from '../core/schema.js';
+import { quoteIdent, quoteString } from '../core/schema.js';
 import type { DataFrame } from '../dataframe.js';
 import { FloeError } from '../errors.js';
 import { Floe } from '../floe.js';
 import { readChangeFeedBatch, readStreamBatch } from '../streaming/delta-source.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { applyChanges, applyChangesFromSnapshot, STATE_DIR } from './auto-cdc.js';
-import { type DefineFunction, type Expectation, type PipelineDefinitions, type PipelineModule, type QueryContext, collectDefinitions, isPipelineModule } from './definition.js';
+import { type DeclaredColumn, type DefineFunction, type Expectation, type PipelineDefinitions, type PipelineModule, type QueryContext, collectDefinitions, isPipelineModule } from './definition.js';
 import { EventLog, listUpdates, type PipelineEvent, type PipelineEventListener } from './event-log.js';
 import { type ExpectationMetric, applyExpectations } from './expectations.js';
 import { type PipelineGraph, type ResolvedFlow, type SourceRef, classify, kindText, makeContext, planSql, resolveGraph } from './graph.js';
@@ -709,7 +709,7 @@ class Update {
     result.expectations = [...this.viewMetrics, ...ex.metrics];
     result.droppedRecords = this.viewDropped + ex.droppedRecords;
     result.batchId = batchId;
-    const out = this.floe.duckdbSql(ex.sql);
+    const out = this.floe.duckdbSql(d.schema ? await this.fitSchema(f, d.name, d.schema, ex.sql) : ex.sql);
     const appId = this.txnAppId(f);
 
     if (f.def.kind === 'autoCdc') {
@@ -774,6 +774,48 @@ class Update {
       }
     }
     return result;
+  }
+
+  /**
+   * Checks a batch against the target's declared schema and casts it to the declared types: a column
+   * the schema lacks, a value that does not convert, or a NULL in a NOT NULL column fails the flow
+   * with an error naming the column. Declared columns the batch lacks are NULL.
+   */
+  private async fitSchema(f: ResolvedFlow, dataset: string, schema: DeclaredColumn[], sql: string): Promise<string> {
+    const cols = (await this.floe.engine.describe(sql)).map((c) => c.name);
+    const lower = (x: string): string => x.toLowerCase();
+    const declared = new Map(schema.map((c) => [lower(c.name), c]));
+    const cdc = f.def.kind === 'autoCdc' ? f.def.cdc! : null;
+    // The columns that reach the table (AUTO CDC: the keys and the selected columns).
+    let written = cols;
+    if (cdc?.columnList) written = cols.filter((x) => [...cdc.keys, ...cdc.columnList!].some((k) => lower(k) === lower(x)));
+    else if (cdc?.exceptColumnList) written = cols.filter((x) => !cdc.exceptColumnList!.some((k) => lower(k) === lower(x)));
+    const list = schema.map((c) => `${c.name} ${c.duckType}${c.nullable ? '' : ' NOT NULL'}`).join(', ');
+    const fail = (column: string, why: string): never => {
+      throw new FloeError('PIPELINE_SCHEMA_MISMATCH', `Flow '${f.name}' cannot write to '${dataset}': ${why} (declared schema: ${list}).`, { dataset, flow: f.name, column });
+    };
+    const extra = written.find((x) => !declared.has(lower(x)));
+    if (extra) fail(extra, `it produces the column '${extra}', which the declared schema does not have; declare it or leave it out of the query${cdc ? ' (or of the target with exceptColumnList / columnList)' : ''}`);
+    const system = new Set(['__start_at', '__end_at']);
+    const present = schema.filter((c) => cols.some((x) => lower(x) === lower(c.name)));
+    const missing = schema.filter((c) => !present.includes(c) && !(cdc && system.has(lower(c.name))));
+    const notNullMissing = missing.find((c) => !c.nullable);
+    if (notNullMissing) fail(notNullMissing.name, `the NOT NULL column '${notNullMissing.name}' is not produced by the flow`);
+    const actual = (c: DeclaredColumn): string => cols.find((x) => lower(x) === lower(c.name))!;
+    if (present.length) {
+      const checks = present.map((c, i) => {
+        const col = quoteIdent(actual(c));
+        const bad = `${col} IS NOT NULL AND TRY_CAST(${col} AS ${c.duckType}) IS NULL`;
+        return `count(*) FILTER (WHERE ${bad}) AS b${i}, any_value(${col}::VARCHAR) FILTER (WHERE ${bad}) AS e${i}, ${c.nullable ? '0' : `count(*) FILTER (WHERE ${col} IS NULL)`} AS n${i}`;
+      });
+      const [r] = await this.floe.engine.allJson(`SELECT ${checks.join(', ')} FROM (${sql})`);
+      present.forEach((c, i) => {
+        if (Number(r![`b${i}`]) > 0) fail(c.name, `${String(r![`b${i}`])} value(s) of the column '${c.name}' do not convert to its declared type ${c.duckType} (e.g. '${String(r![`e${i}`])}')`);
+        if (Number(r![`n${i}`]) > 0) fail(c.name, `${String(r![`n${i}`])} row(s) have NULL in the NOT NULL column '${c.name}'`);
+      });
+    }
+    const replace = present.map((c) => `CAST(${quoteIdent(actual(c))} AS ${c.duckType}) AS ${quoteIdent(actual(c))}`);
+    return `SELECT *${replace.length ? ` REPLACE (${replace.join(', ')})` : ''}${missing.map((c) => `, NULL::${c.duckType} AS ${quoteIdent(c.name)}`).join('')} FROM (${sql})`;
   }
 
   private async executeSnapshot(f: ResolvedFlow): Promise<FlowRunResult> {

@@ -9,7 +9,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Catalog } from '../catalog/catalog.js';
 import { Floe } from '../floe.js';
-import { definePipeline, expect, expectOrDrop, expectOrFail } from '../pipelines/definition.js';
+import { collectDefinitions, definePipeline, expect, expectOrDrop, expectOrFail } from '../pipelines/definition.js';
+import { parseSqlLibrary } from '../pipelines/sql-library.js';
 import { readEvents, subscribePipelineEvents } from '../pipelines/event-log.js';
 import { runPipeline } from '../pipelines/runner.js';
 import { PipelineState } from '../pipelines/state.js';
@@ -261,4 +262,47 @@ test("SQL: event_log('pipeline') by name or path reads the event log as a table;
   assert.deepEqual(schemas.kind === 'status' ? schemas.rows!.map((x) => x.databaseName) : null, ['default']);
   await assert.rejects(floe.sql("SELECT * FROM event_log('no_such_pipeline')", { warehouse: wh }), (e: Error & { code?: string }) => e.code === 'PIPELINE_EVENT_LOG_NOT_FOUND' && /no_such_pipeline/.test(e.message));
   await assert.rejects(floe.sql('SELECT * FROM event_log(1)', { warehouse: wh }), /event_log\(\) takes one string/);
+});
+
+test('declared schemas: AUTO CDC and append targets are cast to the declared types; a column that does not fit fails naming it (JS and SQL)', async () => {
+  const src = path.join(dir, 'src-schema');
+  await floe.duckdbSql("SELECT * FROM (VALUES (1, '10', 1, 'U'), (2, '5', 2, 'U')) v(id, amount, seq, op)").write.delta(src, { mode: 'append' });
+  const cdc = (schema: string) => definePipeline((p) => {
+    p.createStreamingTable('silver', { schema });
+    p.createAutoCdcFlow({ target: 'silver', source: src, keys: ['id'], sequenceBy: 'seq', applyAsDeletes: "op = 'D'", exceptColumnList: ['op'] });
+    p.createStreamingTable('raw', { schema: [{ name: 'id', type: 'INT', nullable: false }, { name: 'amount', type: 'STRING' }, { name: 'seq', type: 'BIGINT' }, { name: 'op', type: 'STRING' }, { name: 'note', type: 'STRING' }] });
+    p.appendFlow({ target: 'raw', query: (c) => c.readStream(src) });
+  });
+  // Fits: amount '10' becomes a DECIMAL; raw gets the undeclared-but-nullable note as NULL.
+  const wh1 = path.join(dir, 'wh-schema1');
+  const ok = await runPipeline({ floe, name: 'schema1', definitions: cdc('id INT NOT NULL, amount DECIMAL(10,2), seq BIGINT'), warehouse: wh1 });
+  assert.equal(ok.state, 'COMPLETED', String(Object.values(ok.flows).find((x) => x.error)?.error));
+  assert.deepEqual(await rows(wh1, 'SELECT id, amount, typeof(amount) AS t FROM silver ORDER BY id'), [{ id: 1, amount: '10.00', t: 'DECIMAL(10,2)' }, { id: 2, amount: '5.00', t: 'DECIMAL(10,2)' }]);
+  assert.deepEqual(await rows(wh1, 'SELECT id, note FROM raw ORDER BY id'), [{ id: 1, note: null }, { id: 2, note: null }]);
+  // A value that does not convert: the flow fails naming the column and the value.
+  const src2 = path.join(dir, 'src-schema-bad');
+  await floe.duckdbSql("SELECT * FROM (VALUES (1, 'ten', 1, 'U')) v(id, amount, seq, op)").write.delta(src2, { mode: 'append' });
+  const bad = await runPipeline({ floe, name: 'schema2', warehouse: path.join(dir, 'wh-schema2'), definitions: definePipeline((p) => {
+    p.createStreamingTable('silver', { schema: 'id INT, amount INT, seq BIGINT' });
+    p.createAutoCdcFlow({ target: 'silver', source: src2, keys: ['id'], sequenceBy: 'seq', exceptColumnList: ['op'] });
+  }) });
+  assert.equal(bad.state, 'FAILED');
+  const e = bad.flows.silver!.error as Error & { code?: string };
+  assert.equal(e.code, 'PIPELINE_SCHEMA_MISMATCH');
+  assert.match(e.message, /column 'amount' do not convert to its declared type INTEGER \(e\.g\. 'ten'\)/);
+  // A column the schema does not declare (SQL: CREATE OR REFRESH STREAMING TABLE t (cols)).
+  const sqlDefs = collectDefinitions([{ define: await parseSqlLibrary(`CREATE OR REFRESH STREAMING TABLE silver (id INT NOT NULL, seq BIGINT);
+    CREATE FLOW f AS AUTO CDC INTO silver FROM STREAM(delta.\`${src}\`) KEYS (id) SEQUENCE BY seq COLUMNS * EXCEPT (op);`, 'lib.sql'), source: 'lib.sql' }]);
+  const r3 = await runPipeline({ floe, name: 'schema3', warehouse: path.join(dir, 'wh-schema3'), definitions: sqlDefs });
+  assert.equal(r3.state, 'FAILED');
+  assert.match(String(r3.flows.f!.error?.message), /produces the column 'amount', which the declared schema does not have/);
+  // A NULL in a NOT NULL column; and a bad declared type is an error at definition time.
+  const src4 = path.join(dir, 'src-schema-null');
+  await floe.duckdbSql("SELECT * FROM (VALUES (NULL::INT, 1, 'x')) v(id, seq, op)").write.delta(src4, { mode: 'append' });
+  const r4 = await runPipeline({ floe, name: 'schema4', warehouse: path.join(dir, 'wh-schema4'), definitions: definePipeline((p) => {
+    p.createStreamingTable('raw', { schema: 'id INT NOT NULL, seq INT, op STRING' });
+    p.appendFlow({ target: 'raw', query: (c) => c.readStream(src4) });
+  }) });
+  assert.match(String(r4.flows.raw_append_1?.error?.message ?? Object.values(r4.flows)[0]!.error?.message), /NULL in the NOT NULL column 'id'/);
+  assert.throws(() => collectDefinitions([{ define: (p) => p.createStreamingTable('x', { schema: 'id NOTATYPE' }) }]), /schema of 'x'.*Unknown data type 'NOTATYPE'/);
 });
