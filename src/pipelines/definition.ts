@@ -68,6 +68,11 @@ export interface FileReadOptions {
   header?: boolean;
   /** CSV delimiter. */
   delimiter?: string;
+  /**
+   * At most this many new files per batch (oldest first, by modification time then name); a run
+   * processes everything available in as many batches as needed (Auto Loader's `maxFilesPerTrigger`).
+   */
+  maxFilesPerTrigger?: number;
 }
 
 /** What a query function receives. */

@@ -34,7 +34,7 @@ import { EventLog, listUpdates, type PipelineEvent, type PipelineEventListener }
 import { type ExpectationMetric, applyExpectations } from './expectations.js';
 import { type PipelineGraph, type ResolvedFlow, type SourceRef, classify, kindText, makeContext, planSql, resolveGraph } from './graph.js';
 import { type PipelineSpec, libraryFiles, loadLibraries, loadSpec } from './spec.js';
-import { type FlowCheckpoint, PipelineState, type SourceRange } from './state.js';
+import { FILE_WINDOW_MS, type FlowCheckpoint, PipelineState, type SourceOffset, type SourceRange } from './state.js';
 
 export const OWNER_PROPERTY = 'floe.pipeline.name';
 export const RESET_ALLOWED = 'pipelines.reset.allowed';
@@ -184,6 +184,22 @@ function addUp(a: FlowRunResult, b: FlowRunResult): FlowRunResult {
     droppedRecords: a.droppedRecords + b.droppedRecords,
     expectations: [...exp.values()],
   };
+}
+
+/**
+ * A file source's offset after a batch: the high-water mark moves to the newest processed file and
+ * only the files within FILE_WINDOW_MS of it stay listed (a legacy full list is kept as it is, plus
+ * the new files, until its files age out of the window).
+ */
+function advanceFiles(prev: SourceOffset | undefined, r: SourceRange): SourceOffset {
+  const times = new Map<string, number>();
+  const prevFiles = prev?.files ?? [];
+  prevFiles.forEach((f, i) => times.set(f, prev?.mtimes?.[i] ?? Number.POSITIVE_INFINITY));
+  r.files!.forEach((f, i) => times.set(f, r.mtimes?.[i] ?? Number.POSITIVE_INFINITY));
+  const known = [...times.values()].filter((t) => Number.isFinite(t));
+  const hwm = Math.max(prev?.hwm ?? -Infinity, ...known);
+  const keep = [...times].filter(([, t]) => !Number.isFinite(hwm) || t >= hwm - FILE_WINDOW_MS);
+  return { files: keep.map(([f]) => f), mtimes: keep.map(([, t]) => (Number.isFinite(t) ? t : hwm)), ...(Number.isFinite(hwm) ? { hwm } : {}) };
 }
 
 /** Waits `ms`, or less when the signal aborts. */
@@ -481,8 +497,13 @@ class Update {
   }
 
   private async listFiles(dir: string, format: string): Promise<string[]> {
+    return (await this.listFilesWithTimes(dir, format)).map((x) => x.path);
+  }
+
+  /** The data files under a folder with their modification times, oldest first (then by name). */
+  private async listFilesWithTimes(dir: string, format: string): Promise<Array<{ path: string; mtime: number }>> {
     const ext = format === 'json' ? /\.(json|jsonl|ndjson)(\.gz)?$/i : format === 'csv' ? /\.(csv|tsv|txt)(\.gz)?$/i : /\.parquet$/i;
-    const out: string[] = [];
+    const out: Array<{ path: string; mtime: number }> = [];
     const walk = async (d: string): Promise<void> => {
       let entries;
       try {
@@ -495,11 +516,14 @@ class Update {
         if (e.name.startsWith('.') || e.name.startsWith('_')) continue;
         const p = path.join(d, e.name);
         if (e.isDirectory()) await walk(p);
-        else if (e.isFile() && ext.test(e.name)) out.push(p);
+        else if (e.isFile() && ext.test(e.name)) {
+          const st = await fs.stat(p).catch(() => null);
+          if (st) out.push({ path: p, mtime: Math.floor(st.mtimeMs) });
+        }
       }
     };
     await walk(dir);
-    return out.sort();
+    return out.sort((a, b) => a.mtime - b.mtime || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
   /** The ranges of a new batch (null: nothing new in any stream source). */
@@ -522,10 +546,16 @@ class Update {
           any = true;
         }
       } else if (s.mode === 'files') {
-        const done = new Set(cp.sources[s.key]?.files ?? []);
-        const files = (await this.listFiles(s.name, s.files!.format)).filter((x) => !done.has(x));
-        if (files.length) {
-          ranges[s.key] = { files };
+        const off = cp.sources[s.key];
+        const done = new Set(off?.files ?? []);
+        // Older than the window before the high-water mark: processed (not listed in the checkpoint).
+        const floor = off?.hwm !== undefined ? off.hwm - FILE_WINDOW_MS : -Infinity;
+        let fresh = (await this.listFilesWithTimes(s.name, s.files!.format)).filter((x) => x.mtime >= floor && !done.has(x.path));
+        const max = s.files!.maxFilesPerTrigger;
+        const more = max !== undefined && fresh.length > max;
+        if (more) fresh = fresh.slice(0, max);
+        if (fresh.length) {
+          ranges[s.key] = { files: fresh.map((x) => x.path), mtimes: fresh.map((x) => x.mtime), ...(more ? { more: true } : {}) };
           any = true;
         }
       }
@@ -758,12 +788,13 @@ class Update {
     // Advance the checkpoint (the output commit carries the same batch id).
     const sources = { ...cp.sources };
     for (const [k, r] of Object.entries(ranges)) {
-      if (r.files) sources[k] = { files: [...(cp.sources[k]?.files ?? []), ...r.files] };
+      if (r.files) sources[k] = advanceFiles(cp.sources[k], r);
       else sources[k] = { version: r.to! };
     }
     await this.state.saveCheckpoint({ flow: f.name, batchId, sources, onceDone: f.def.once ? true : cp.onceDone, inputVersions: isMv ? versions : undefined, snapshotVersion: cp.snapshotVersion });
-    // A replayed (interrupted) batch covers only what was planned then: process what arrived since too.
-    if (replayed) {
+    // A replayed (interrupted) batch covers only what was planned then, and a batch capped by
+    // maxFilesPerTrigger leaves files: process the rest too, in further batches.
+    if (replayed || Object.values(ranges).some((r) => r.more)) {
       const more = await this.execute(f);
       if (more.note !== 'no new data') {
         result.numOutputRows += more.numOutputRows;

@@ -196,6 +196,12 @@ function fileOptions(fn: Token, args: Token[][]): { dir: string; files: FileRead
   if (opts.header !== undefined) files.header = opts.header.toLowerCase() !== 'false';
   const delim = opts.delimiter ?? opts.sep;
   if (delim !== undefined) files.delimiter = delim;
+  const maxFiles = opts.maxfilespertrigger ?? opts.maxFilesPerTrigger;
+  if (maxFiles !== undefined) {
+    const n = Number(maxFiles);
+    if (!Number.isInteger(n) || n < 1) throw analysisErrorAt(fn, `${fn.value}(): maxFilesPerTrigger must be a positive integer, got '${maxFiles}'`);
+    files.maxFilesPerTrigger = n;
+  }
   return { dir, files };
 }
 
