@@ -28,8 +28,8 @@ export const PIPELINES_USAGE = `Usage:
 
 The spec (spark-pipeline.yml / pipeline.yml) is found in the current folder or its parents unless
 --spec is given. Libraries are pipeline SQL files (.sql, as on Databricks) and .js/.mjs modules
-whose default export is definePipeline((p) => …) or a plain function (p) => { … }; compile
-TypeScript first. Output is human on a terminal and JSON
+whose default export is definePipeline((p) => …) or a plain function (p) => { … }; .ts/.mts
+modules load as they are when the typescript package is installed. Output is human on a terminal and JSON
 lines otherwise. status exits 1 when the last update failed.
 `;
 

@@ -341,3 +341,27 @@ test('file ingestion: maxFilesPerTrigger splits a run into batches of at most N 
   assert.equal(r2.flows.raw!.numOutputRows, 1);
   assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n, count(DISTINCT id)::INT AS d FROM raw'), [{ n: 6, d: 6 }]);
 });
+
+test('a .ts pipeline library loads without a compile step (types stripped by TypeScript), with its relative imports', async () => {
+  const proj = path.join(dir, 'ts-proj');
+  await fs.mkdir(path.join(proj, 'transformations'), { recursive: true });
+  await fs.mkdir(path.join(proj, 'lib'), { recursive: true });
+  await fs.writeFile(path.join(proj, 'pipeline.yml'), 'name: tsdemo\nwarehouse: ./warehouse\nlibraries:\n  - glob:\n      include: transformations/**\n');
+  await fs.writeFile(path.join(proj, 'lib', 'helpers.mjs'), 'export const double = (n) => n * 2;\n');
+  await fs.writeFile(path.join(proj, 'transformations', 'numbers.ts'), `import { double } from '../lib/helpers.mjs';
+interface Builder { materializedView(def: { name: string; query: (c: { sql(q: string): unknown }) => unknown }): void }
+type N = number;
+const n: N = double(21);
+export default function (p: Builder): void {
+  p.materializedView({ name: 'answer', query: (c) => c.sql(\`SELECT \${n}::INT AS answer\`) });
+}
+`);
+  const r = await runPipeline({ floe, spec: path.join(proj, 'pipeline.yml') });
+  assert.equal(r.state, 'COMPLETED', String(Object.values(r.flows).find((x) => x.error)?.error));
+  assert.deepEqual(await rows(path.join(proj, 'warehouse'), 'SELECT answer FROM answer'), [{ answer: 42 }]);
+  // The hidden transpiled module is gone.
+  assert.deepEqual((await fs.readdir(path.join(proj, 'transformations'))).sort(), ['numbers.ts']);
+  // A syntax error names the file.
+  await fs.writeFile(path.join(proj, 'transformations', 'numbers.ts'), 'export default function (p: { x: number ) {}\n');
+  await assert.rejects(runPipeline({ floe, spec: path.join(proj, 'pipeline.yml') }), /PIPELINE_LIBRARY_LOAD_FAILED.*numbers\.ts/);
+});
