@@ -12,6 +12,7 @@ import { FloeError } from '../errors.js';
 import { Floe } from '../floe.js';
 import { type PipelineEvent, listUpdates, readEvents } from '../pipelines/event-log.js';
 import { kindText } from '../pipelines/graph.js';
+import { ProgressDisplay } from '../pipelines/progress.js';
 import { runPipeline, validatePipeline } from '../pipelines/runner.js';
 import { findSpec, loadSpec } from '../pipelines/spec.js';
 
@@ -108,6 +109,8 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
         };
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
+        // A terminal gets one live line per flow; --format text elsewhere gets the event lines.
+        const display = !json && process.stdout.isTTY ? new ProgressDisplay() : null;
         let r;
         try {
           r = await runPipeline({
@@ -117,7 +120,7 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
             refresh: list(values.refresh),
             continuous: values.continuous ? true : undefined,
             signal: stop.signal,
-            onEvent: (e) => out(json ? JSON.stringify(eventJson(e)) + '\n' : humanEvent(e)),
+            onEvent: (e) => out(json ? JSON.stringify(eventJson(e)) + '\n' : display ? display.render(e) : humanEvent(e)),
           });
         } finally {
           process.off('SIGINT', onSignal);

@@ -11,7 +11,8 @@ import { Catalog } from '../catalog/catalog.js';
 import { Floe } from '../floe.js';
 import { collectDefinitions, definePipeline, expect, expectOrDrop, expectOrFail } from '../pipelines/definition.js';
 import { parseSqlLibrary } from '../pipelines/sql-library.js';
-import { readEvents, subscribePipelineEvents } from '../pipelines/event-log.js';
+import { type PipelineEvent, readEvents, subscribePipelineEvents } from '../pipelines/event-log.js';
+import { ProgressDisplay } from '../pipelines/progress.js';
 import { runPipeline } from '../pipelines/runner.js';
 import { PipelineState } from '../pipelines/state.js';
 import { tempDir } from './helpers.js';
@@ -364,4 +365,30 @@ export default function (p: Builder): void {
   // A syntax error names the file.
   await fs.writeFile(path.join(proj, 'transformations', 'numbers.ts'), 'export default function (p: { x: number ) {}\n');
   await assert.rejects(runPipeline({ floe, spec: path.join(proj, 'pipeline.yml') }), /PIPELINE_LIBRARY_LOAD_FAILED.*numbers\.ts/);
+});
+
+test('progress display: one line per flow, redrawn in place from the events; failures print above the block', async () => {
+  const src = path.join(dir, 'src-prog');
+  const wh = path.join(dir, 'wh-prog');
+  await append(src, "(1, 10, 1, 'U'), (2, 5, 2, 'U')");
+  const events: PipelineEvent[] = [];
+  await runPipeline({ floe, name: 'prog', definitions: orders(src), warehouse: wh, onEvent: (e) => events.push(e) });
+  const d = new ProgressDisplay(() => 0);
+  const outs = events.map((e) => d.render(e));
+  const block = d.block();
+  assert.equal(block.length, 3);
+  assert.match(block[0]!, /^✓ bronze\s+COMPLETED\s+2 rows/);
+  assert.match(block[1]!, /^✓ silver\s+COMPLETED\s+2 rows \(2 upserted, 0 deleted\)/);
+  assert.match(block[2]!, /^✓ gold\s+COMPLETED\s+1 rows/);
+  // Later renders move the cursor back over the 3 lines before redrawing them.
+  assert.ok(outs.some((o) => o.startsWith('\x1b[3A\x1b[0J')));
+  assert.match(outs.at(-1)!, /Update \w+ is COMPLETED/);
+  // A failing flow: its error above the block, ✗ on its line.
+  const failing = definePipeline((p) => p.materializedView({ name: 'bad', query: (c) => c.sql('SELECT no_such_column FROM s', { s: c.read(src) }) }));
+  const evs: PipelineEvent[] = [];
+  await runPipeline({ floe, name: 'prog2', definitions: failing, warehouse: wh, onEvent: (e) => evs.push(e) });
+  const d2 = new ProgressDisplay(() => 0);
+  const text = evs.map((e) => d2.render(e)).join('');
+  assert.match(text, /✗ Flow 'bad' has FAILED: .*no_such_column/);
+  assert.match(d2.block()[0]!, /^✗ bad\s+FAILED/);
 });
