@@ -424,13 +424,17 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
   let stateEvents = '';
   if (st && ak) {
     const inAk = `EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})`;
-    stateEvents = slim
-      ? old
-        ? `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, o.${q(n)}`).join('')}, s.__seq, s.__kind FROM ${st} s
-            LEFT JOIN ${old} o ON ${eqOn(keys, 's', 'o')} AND o."__START_AT" <= s.__seq AND (o."__END_AT" IS NULL OR s.__seq < o."__END_AT")
-            WHERE ${inAk} QUALIFY row_number() OVER (PARTITION BY ${keys.map((k) => `s.${q(k)}`).join(', ')}, s.__seq ORDER BY o."__START_AT" DESC NULLS LAST) = 1`
-        : `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, NULL AS ${q(n)}`).join('')}, s.__seq, s.__kind FROM ${st} s WHERE ${inAk}`
-      : `SELECT ${dataCols}, __seq, __kind FROM ${st} s WHERE ${inAk}`;
+    if (slim && old) {
+      // Each state event's values: those of the target version holding its sequence. An inner
+      // equi-join on the keys with the interval as a filter (a hash join), then matched back by
+      // (keys, sequence); materialised once (the history and the floor both read it).
+      const vals = `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}, s.__seq${nonKeys.map((n) => `, o.${q(n)}`).join('')} FROM ${st} s JOIN ${old} o ON ${eqOn(keys, 's', 'o')}
+            WHERE o."__START_AT" <= s.__seq AND (o."__END_AT" IS NULL OR s.__seq < o."__END_AT")
+            QUALIFY row_number() OVER (PARTITION BY ${keys.map((k) => `s.${q(k)}`).join(', ')}, s.__seq ORDER BY o."__START_AT" DESC) = 1`;
+      stateEvents = 'SELECT * FROM ' + await tmp('cdc_sev', `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, v.${q(n)}`).join('')}, s.__seq, s.__kind FROM ${st} s
+            LEFT JOIN (${vals}) v ON ${eqOn(keys, 's', 'v')} AND v.__seq = s.__seq WHERE ${inAk}`);
+    } else if (slim) stateEvents = `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, NULL AS ${q(n)}`).join('')}, s.__seq, s.__kind FROM ${st} s WHERE ${inAk}`;
+    else stateEvents = `SELECT ${dataCols}, __seq, __kind FROM ${st} s WHERE ${inAk}`;
   }
   const all = stateEvents ? `SELECT ${dataCols}, __seq, __kind FROM (${stateEvents}) UNION ALL SELECT ${dataCols}, __seq, __kind FROM ${nev}` : `SELECT ${dataCols}, __seq, __kind FROM ${nev}`;
   const part = `PARTITION BY ${K.join(', ')}`;

@@ -313,7 +313,7 @@ test('file ingestion: maxFilesPerTrigger splits a run into batches of at most N 
   const wh = path.join(dir, 'wh-max');
   await fs.mkdir(land, { recursive: true });
   const day = 24 * 3600 * 1000;
-  const base = Date.now() - 10 * day;
+  const base = Math.floor(Date.now() / 1000) * 1000 - 10 * day; // whole seconds: exact on every file system
   // Five files; the two oldest are over a day older than the rest.
   const mt = [base, base + 1000, base + 3 * day, base + 3 * day + 1000, base + 3 * day + 2000];
   for (let i = 0; i < 5; i++) {
