@@ -12,20 +12,25 @@ import { FloeError } from '../errors.js';
 import { Floe } from '../floe.js';
 import { type PipelineEvent, listUpdates, readEvents } from '../pipelines/event-log.js';
 import { kindText } from '../pipelines/graph.js';
+import { ProgressDisplay } from '../pipelines/progress.js';
 import { runPipeline, validatePipeline } from '../pipelines/runner.js';
 import { findSpec, loadSpec } from '../pipelines/spec.js';
 
 export const PIPELINES_USAGE = `Usage:
   floe pipelines init NAME [--sql]              a working example project in ./NAME (--sql: SQL transformations)
   floe pipelines validate [--spec FILE]         resolve and check the graph (alias: dry-run)
-  floe pipelines run [--spec FILE] [--warehouse DIR] [--full-refresh a,b | --full-refresh-all] [--refresh a,b] [--format json|text]
+  floe pipelines run [--spec FILE] [--warehouse DIR] [--full-refresh a,b | --full-refresh-all] [--refresh a,b] [--continuous] [--format json|text]
+                                                --continuous (or continuous: true in the spec): process new input every
+                                                pipelines.trigger.interval (default 5 s) until SIGINT/SIGTERM, then finish
+                                                the flow in progress, record the update CANCELED and exit 0
   floe pipelines status [--spec FILE] [--warehouse DIR] [--limit N] [--format json|text]
-  floe pipelines events [--spec FILE] [--warehouse DIR] [--limit N] [--update ID] [--format json|text]
+  floe pipelines events [--spec FILE] [--warehouse DIR] [--limit N] [--update ID] [--follow] [--format json|text]
+                                                --follow: keep printing new events until SIGINT/SIGTERM (exit 0)
 
 The spec (spark-pipeline.yml / pipeline.yml) is found in the current folder or its parents unless
 --spec is given. Libraries are pipeline SQL files (.sql, as on Databricks) and .js/.mjs modules
-whose default export is definePipeline((p) => …) or a plain function (p) => { … }; compile
-TypeScript first. Output is human on a terminal and JSON
+whose default export is definePipeline((p) => …) or a plain function (p) => { … }; .ts/.mts
+modules load as they are when the typescript package is installed. Output is human on a terminal and JSON
 lines otherwise. status exits 1 when the last update failed.
 `;
 
@@ -58,6 +63,8 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
         update: { type: 'string' },
         format: { type: 'string' },
         sql: { type: 'boolean' },
+        continuous: { type: 'boolean' },
+        follow: { type: 'boolean', short: 'f' },
       },
     });
     if (values.format !== undefined && !['json', 'text'].includes(values.format)) throw new PipelinesUsageError(`--format must be json or text, got '${values.format}'`);
@@ -92,20 +99,40 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
         if (values['full-refresh-all'] && (values['full-refresh'] !== undefined || values.refresh !== undefined)) throw new PipelinesUsageError('--full-refresh-all conflicts with --full-refresh and --refresh');
         const spec = values.spec ?? (await findSpec());
         const started = Date.now();
-        const r = await runPipeline({
-          spec,
-          warehouse: values.warehouse,
-          fullRefresh: values['full-refresh-all'] ? 'all' : list(values['full-refresh']),
-          refresh: list(values.refresh),
-          onEvent: (e) => out(json ? JSON.stringify(eventJson(e)) + '\n' : humanEvent(e)),
-        });
+        // SIGINT / SIGTERM: the flow in progress finishes, the update is recorded CANCELED, exit 0.
+        // A second signal exits at once (130); the next run resumes from the checkpoints.
+        const stop = new AbortController();
+        const onSignal = (sig: NodeJS.Signals): void => {
+          if (stop.signal.aborted) process.exit(130);
+          process.stderr.write(`${sig}: stopping after the flow in progress (again to exit at once)\n`);
+          stop.abort();
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        // A terminal gets one live line per flow; --format text elsewhere gets the event lines.
+        const display = !json && process.stdout.isTTY ? new ProgressDisplay() : null;
+        let r;
+        try {
+          r = await runPipeline({
+            spec,
+            warehouse: values.warehouse,
+            fullRefresh: values['full-refresh-all'] ? 'all' : list(values['full-refresh']),
+            refresh: list(values.refresh),
+            continuous: values.continuous ? true : undefined,
+            signal: stop.signal,
+            onEvent: (e) => out(json ? JSON.stringify(eventJson(e)) + '\n' : display ? display.render(e) : humanEvent(e)),
+          });
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
         if (!json) {
           out(`\nUpdate ${r.updateId} ${r.state} in ${((Date.now() - started) / 1000).toFixed(1)} s.\n`);
           const rows = Object.values(r.flows).map((f) => ({ flow: f.flow, dataset: f.dataset, status: f.status, rows: f.numOutputRows, upserted: f.numUpsertedRows, deleted: f.numDeletedRows, dropped: f.droppedRecords, note: f.note ?? (f.error ? f.error.message.slice(0, 80) : '') }));
           out(formatTable(['flow', 'dataset', 'status', 'rows', 'upserted', 'deleted', 'dropped', 'note'], rows));
         }
         for (const f of Object.values(r.flows)) if (f.error) process.stderr.write(`error in flow ${f.flow}: ${f.error.message}\n`);
-        return r.state === 'COMPLETED' ? 0 : 1;
+        return r.state === 'FAILED' ? 1 : 0;
       }
       case 'status':
       case 'events': {
@@ -122,9 +149,10 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
             }
             return ups[0]?.state === 'FAILED' ? 1 : 0;
           }
+          const show = (e: Record<string, unknown>): void => out(json ? JSON.stringify(e) + '\n' : `${String(e.timestamp)} ${String(e.level).padEnd(5)} ${String(e.event_type).padEnd(16)} ${String(e.message)}\n`);
           const evs = await readEvents(floe, loc.eventLog, { limit: limit ?? 100, updateId: values.update });
-          if (json) out(evs.map((e) => JSON.stringify(e)).join('\n') + (evs.length ? '\n' : ''));
-          else for (const e of evs) out(`${String(e.timestamp)} ${String(e.level).padEnd(5)} ${String(e.event_type).padEnd(16)} ${String(e.message)}\n`);
+          for (const e of evs) show(e);
+          if (values.follow) await followEvents(floe, loc.eventLog, values.update, evs, show);
           return 0;
         } finally {
           await floe.close();
@@ -144,6 +172,38 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
     }
     process.stderr.write(`error: ${(e as Error)?.stack ?? String(e)}\n`);
     return 1;
+  }
+}
+
+/** Tails an event log (new commits, polled every 500 ms) until SIGINT / SIGTERM. */
+async function followEvents(floe: Floe, location: string, updateId: string | undefined, shown: Record<string, unknown>[], show: (e: Record<string, unknown>) => void): Promise<void> {
+  const seen = new Set(shown.map((e) => String(e.id)));
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    let last = -1;
+    while (!stop.signal.aborted) {
+      if (await floe.deltaLog(location).exists()) {
+        const v = (await floe.snapshot(location)).version;
+        if (v !== last) {
+          for (const e of await readEvents(floe, location, { updateId })) {
+            if (seen.has(String(e.id))) continue;
+            seen.add(String(e.id));
+            show(e);
+          }
+          last = v;
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 500);
+        stop.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 

@@ -227,14 +227,23 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   // The batch: projected columns, sequence, kind; identical duplicates collapse.
   const whens = `${opts.applyAsTruncates ? `WHEN (${opts.applyAsTruncates}) THEN 'truncate' ` : ''}${opts.applyAsDeletes ? `WHEN (${opts.applyAsDeletes}) THEN 'delete' ` : ''}`;
   const kind = whens ? `CASE ${whens}ELSE 'upsert' END` : `'upsert'`;
-  const evAll = await tmp('cdc_ev_all', `SELECT DISTINCT ${columns.map(q).join(', ')}, (${opts.sequenceBy}) AS __seq, ${kind} AS __kind FROM (${srcSql}) AS __src`);
+  // The batch is read in place (no copy) when its (key, sequence) pairs are unique, the common case;
+  // only when some pair repeats is it copied with identical rows collapsed, then checked exactly.
+  const evSql = `SELECT ${columns.map(q).join(', ')}, (${opts.sequenceBy}) AS __seq, ${kind} AS __kind FROM (${srcSql}) AS __src`;
+  const K0 = keys.map(q).join(', ');
+  const repeated = await eng.allJson(`SELECT 1 AS x FROM (${evSql}) WHERE __kind <> 'truncate' GROUP BY ${K0}, __seq HAVING count(*) > 1 LIMIT 1`);
+  let evAll: string;
+  if (repeated.length) evAll = await tmp('cdc_ev_all', `SELECT DISTINCT * FROM (${evSql})`);
+  // ignoreNullUpdates reads the batch several times: one plain copy.
+  else if (opts.ignoreNullUpdates) evAll = await tmp('cdc_ev_all', evSql);
+  else evAll = `(${evSql})`;
   const numSourceRows = Number((await eng.allJson(`SELECT count(*) AS n FROM (${srcSql})`))[0]!.n);
   const keyText = (r: Record<string, unknown>): string => keys.map((k) => `${k}=${show(r[k])}`).join(', ');
   const nullSeq = await eng.allJson(`SELECT ${keys.map(q).join(', ')} FROM ${evAll} WHERE __seq IS NULL LIMIT 1`);
   if (nullSeq.length) throw new FloeError('AUTO_CDC_NULL_SEQUENCE', `AUTO CDC into ${opts.target}: an event for key (${keyText(nullSeq[0]!)}) has a NULL sequenceBy value (${opts.sequenceBy}); NULL sequence values are not supported.`, { key: nullSeq[0] });
   const nullKey = await eng.allJson(`SELECT __seq FROM ${evAll} WHERE __kind <> 'truncate' AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')}) LIMIT 1`);
   if (nullKey.length) throw new FloeError('AUTO_CDC_NULL_KEY', `AUTO CDC into ${opts.target}: an event (sequence ${show(nullKey[0]!.__seq)}) has a NULL key column (${keys.join(', ')}).`, {});
-  const dup = await eng.allJson(`SELECT ${keys.map(q).join(', ')}, __seq, count(*) AS n FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL HAVING count(*) > 1 LIMIT 1`);
+  const dup = repeated.length ? await eng.allJson(`SELECT ${keys.map(q).join(', ')}, __seq, count(*) AS n FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL HAVING count(*) > 1 LIMIT 1`) : [];
   if (dup.length) {
     const r = dup[0]!;
     throw new FloeError(
@@ -257,7 +266,9 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
     const extra = scd === 2 ? ', __seq AS "__START_AT", __seq AS "__END_AT"' : '';
     await floe.duckdbSql(`SELECT ${columns.map(q).join(', ')}${extra} FROM ${evAll} WHERE false`).write.delta(opts.target, {
       mode: 'append',
-      properties: { 'delta.enableChangeDataFeed': 'true', ...(opts.tableProperties ?? {}) },
+      // Deletion vectors on, as DLT's targets: a batch changing a few keys writes those rows and a DV,
+      // not a copy of every file it touches (`delta.enableDeletionVectors = false` in tableProperties to opt out).
+      properties: { 'delta.enableChangeDataFeed': 'true', 'delta.enableDeletionVectors': 'true', ...(opts.tableProperties ?? {}) },
     });
   }
   const targetSnap = await floe.snapshot(opts.target);
@@ -270,7 +281,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const stateSql = stateSnap ? await (await floe.read.delta(statePath, { versionAsOf: stateSnap.version })).toSQL() : null;
   const thresholdMs = (await tombstoneThreshold(floe, opts, targetSnap)) * 1000;
   const now = opts.now ?? Date.now();
-  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, stateSql, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, tmp };
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, stateSql, hasTruncates: !!opts.applyAsTruncates, targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, tmp };
   const r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
   return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns };
 }
@@ -284,6 +295,10 @@ interface Ctx {
   evAll: string;
   targetSql: string;
   stateSql: string | null;
+  /** applyAsTruncates is set. */
+  hasTruncates: boolean;
+  /** The target has no data files (its first batch, or after a truncate). */
+  targetEmpty: boolean;
   ignoreNull: boolean;
   now: number;
   cutoff: number;
@@ -301,23 +316,34 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const csCols = c.ignoreNull ? nonKeys.map((_, i) => cs(i)) : [];
   const stateColumns = [...keys, '__upsert_seq', '__delete_seq', ...csCols, '__ts', '__slot'];
   const emptyState = `SELECT ${K.join(', ')}, __seq AS __upsert_seq, __seq AS __delete_seq${csCols.map((x) => `, __seq AS ${x}`).join('')}, 0::BIGINT AS __ts, 0::INTEGER AS __slot FROM ${evAll} WHERE false`;
-  const st = await tmp('cdc_st', c.stateSql ? `SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql})` : emptyState);
+  // No copy of the state: it is read in place (empty on the first batch).
+  const st = c.stateSql ? `(SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql}))` : `(${emptyState})`;
   const tv = await tmp('cdc_tv', `SELECT t0, tb, greatest(t0, tb) AS t, (tb IS NOT NULL AND (t0 IS NULL OR tb > t0)) AS newtrunc FROM
-    (SELECT (SELECT max(__delete_seq) FROM ${st} WHERE __slot = 1) AS t0, (SELECT max(__seq) FROM ${evAll} WHERE __kind = 'truncate') AS tb)`);
+    (SELECT ${c.stateSql ? `(SELECT max(__delete_seq) FROM ${st} WHERE __slot = 1)` : `(SELECT max(__seq) FROM ${evAll} WHERE false)`} AS t0,
+      (SELECT max(__seq) FROM ${evAll} WHERE ${c.hasTruncates ? `__kind = 'truncate'` : 'false'}) AS tb)`);
   const newTrunc = (await c.floe.engine.allJson(`SELECT newtrunc FROM ${tv}`))[0]!.newtrunc === true;
-  const ev = await tmp('cdc_ev', `SELECT * FROM ${evAll} WHERE __kind <> 'truncate'`);
-  const ak = await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${ev}${newTrunc ? ` UNION SELECT ${K.join(', ')} FROM ${st} WHERE __slot = 0` : ''}`);
+  const ev = c.hasTruncates ? `(SELECT * FROM ${evAll} WHERE __kind <> 'truncate')` : evAll;
   const rowPack = nonKeys.length ? `, arg_max(struct_pack(${nonKeys.map((n) => `${q(n)} := ${q(n)}`).join(', ')}), __seq) FILTER (WHERE __kind = 'upsert') AS e_row` : '';
-  const kd = await tmp('cdc_kd', `SELECT ${keys.map((k) => `ak.${q(k)}`).join(', ')},
-      s.__upsert_seq AS s_ups, s.__delete_seq AS s_del, s.__ts AS s_ts, (s.__slot IS NOT NULL) AS s_present${csCols.map((x) => `, s.${x} AS s_${x}`).join('')},
-      e.e_ups, e.e_del${nonKeys.length ? ', e.e_row' : ''},
+  // One aggregation of the batch per key: latest upsert (its row), latest delete.
+  const batchAgg = `SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'delete') AS e_del, max(__seq) FILTER (WHERE __kind = 'upsert') AS e_ups${rowPack}
+               FROM ${ev} GROUP BY ALL`;
+  // The affected keys: the batch's, plus every key of the state when a new truncate covers them.
+  const ak = newTrunc ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${ev} UNION SELECT ${K.join(', ')} FROM ${st} WHERE __slot = 0`) : null;
+  const stCols = `s.__upsert_seq AS s_ups, s.__delete_seq AS s_del, s.__ts AS s_ts, (s.__slot IS NOT NULL) AS s_present${csCols.map((x) => `, s.${x} AS s_${x}`).join('')}`;
+  const kdCols = `e.e_ups, e.e_del${nonKeys.length ? ', e.e_row' : ''},
       greatest(s.__delete_seq, e.e_del, tv.t) AS d_eff,
       greatest(s.__delete_seq, e.e_del) AS d_key,
-      greatest(s.__upsert_seq, e.e_ups) AS u_key
+      greatest(s.__upsert_seq, e.e_ups) AS u_key`;
+  const stJoin = c.stateSql ? `LEFT JOIN (SELECT * FROM ${st} WHERE __slot = 0) s ON ${eqOn(keys, 'e', 's')}` : `LEFT JOIN (SELECT * FROM ${st}) s ON false`;
+  const kd = ak
+    ? await tmp('cdc_kd', `SELECT ${keys.map((k) => `ak.${q(k)}`).join(', ')}, ${stCols}, ${kdCols}
     FROM ${ak} ak
     LEFT JOIN (SELECT * FROM ${st} WHERE __slot = 0) s ON ${eqOn(keys, 'ak', 's')}
-    LEFT JOIN (SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'delete') AS e_del, max(__seq) FILTER (WHERE __kind = 'upsert') AS e_ups${rowPack}
-               FROM ${ev} GROUP BY ALL) e ON ${eqOn(keys, 'ak', 'e')}
+    LEFT JOIN (${batchAgg}) e ON ${eqOn(keys, 'ak', 'e')}
+    CROSS JOIN ${tv} tv`)
+    : await tmp('cdc_kd', `SELECT ${keys.map((k) => `e.${q(k)}`).join(', ')}, ${stCols}, ${kdCols}
+    FROM (${batchAgg}) e
+    ${stJoin}
     CROSS JOIN ${tv} tv`);
   // ignoreNullUpdates: per column, the latest non-null value of the batch after the key's effective delete.
   let cand = '';
@@ -362,7 +388,7 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
     FROM ${nw}
     UNION ALL
     SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, 'delete' AS __op FROM ${st} s
-    WHERE s.__slot = 0 AND NOT EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})
+    WHERE s.__slot = 0 AND NOT EXISTS (SELECT 1 FROM ${kd} ak WHERE ${eqOn(keys, 'ak', 's')})
       AND (${covered('s.__upsert_seq', 's.__delete_seq')}
            OR (NOT (s.__upsert_seq IS NOT NULL AND (greatest(s.__delete_seq, ${tval}) IS NULL OR s.__upsert_seq > greatest(s.__delete_seq, ${tval}))) AND s.__ts < ${c.cutoff}))
     ${newTrunc ? `UNION ALL SELECT ${keys.map(() => 'NULL').join(', ')}, NULL, tb${csCols.map(() => ', NULL').join('')}, ${c.now}::BIGINT, 1::INTEGER, 'upsert' FROM ${tv}` : ''}`);
@@ -373,32 +399,64 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
 async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[] }> {
   const { keys, nonKeys, evAll, tmp } = c;
   const K = keys.map(q);
-  const stateColumns = [...keys, ...nonKeys, '__seq', '__kind', '__ts'];
-  const emptyState = `SELECT ${[...keys, ...nonKeys].map(q).join(', ')}, __seq, __kind, 0::BIGINT AS __ts FROM ${evAll} WHERE false`;
-  const st = await tmp('cdc_st', c.stateSql ? `SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql})` : emptyState);
+  // With every column tracked (and no ignoreNullUpdates) the upserts of one version all carry the
+  // version's values, so the state keeps only (keys, __seq, __kind, __ts): an event's values are
+  // those of the target version holding its sequence. A state created with data columns keeps them.
+  const stateHas = c.stateSql ? new Set((await c.floe.engine.describe(c.stateSql)).map((x) => x.name)) : null;
+  const allTracked = c.tracked.length === nonKeys.length && !c.ignoreNull;
+  const slim = allTracked && (!stateHas || nonKeys.every((n) => !stateHas.has(n)));
+  const stateColumns = [...keys, ...(slim ? [] : nonKeys), '__seq', '__kind', '__ts'];
+  const st = c.stateSql ? await tmp('cdc_st', `SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql})`) : null;
   // New events: not applied before (re-deliveries of a (key, sequence) change nothing).
-  const nev = await tmp('cdc_nev', `SELECT e.* FROM ${evAll} e WHERE e.__kind <> 'truncate'
-    AND NOT EXISTS (SELECT 1 FROM ${st} s WHERE ${eqOn(keys, 'e', 's')} AND s.__seq = e.__seq)`);
-  const ak = await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${nev}`);
-  return { tch: await scd2Diff(c, ak, st, nev, stateColumns), sch: await scd2State(c, st, nev, stateColumns), stateColumns };
+  // (Type 2 has no truncates; without a state every event is new and the batch is read in place.)
+  const nev = st ? await tmp('cdc_nev', `SELECT e.* FROM ${evAll} e WHERE e.__kind <> 'truncate'
+    AND NOT EXISTS (SELECT 1 FROM ${st} s WHERE ${eqOn(keys, 'e', 's')} AND s.__seq = e.__seq)`) : evAll;
+  const ak = st || !c.targetEmpty ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${nev}`) : null;
+  return { tch: await scd2Diff(c, ak, st, nev, slim, allTracked), sch: await scd2State(c, st, nev, stateColumns, slim), stateColumns };
 }
 
-async function scd2Diff(c: Ctx, ak: string, st: string, nev: string, _stateColumns: string[]): Promise<string> {
+async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: string, slim: boolean, allTracked: boolean): Promise<string> {
   // (Re)computes the full history of the affected keys, then diffs it with their target rows.
   const { keys, nonKeys, tmp } = c;
   const K = keys.map(q);
   const dataCols = [...keys, ...nonKeys].map(q).join(', ');
-  const all = `SELECT ${dataCols}, __seq, __kind FROM ${st} s WHERE EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})
-    UNION ALL SELECT ${dataCols}, __seq, __kind FROM ${nev}`;
+  const old = ak && !c.targetEmpty ? await tmp('cdc_old', `SELECT t.* FROM (${c.targetSql}) t WHERE EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 't')})`) : null;
+  let stateEvents = '';
+  if (st && ak) {
+    const inAk = `EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})`;
+    if (slim && old) {
+      // Each state event's values: those of the target version holding its sequence. An inner
+      // equi-join on the keys with the interval as a filter (a hash join), then matched back by
+      // (keys, sequence); materialised once (the history and the floor both read it).
+      const vals = `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}, s.__seq${nonKeys.map((n) => `, o.${q(n)}`).join('')} FROM ${st} s JOIN ${old} o ON ${eqOn(keys, 's', 'o')}
+            WHERE o."__START_AT" <= s.__seq AND (o."__END_AT" IS NULL OR s.__seq < o."__END_AT")
+            QUALIFY row_number() OVER (PARTITION BY ${keys.map((k) => `s.${q(k)}`).join(', ')}, s.__seq ORDER BY o."__START_AT" DESC) = 1`;
+      stateEvents = 'SELECT * FROM ' + await tmp('cdc_sev', `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, v.${q(n)}`).join('')}, s.__seq, s.__kind FROM ${st} s
+            LEFT JOIN (${vals}) v ON ${eqOn(keys, 's', 'v')} AND v.__seq = s.__seq WHERE ${inAk}`);
+    } else if (slim) stateEvents = `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, NULL AS ${q(n)}`).join('')}, s.__seq, s.__kind FROM ${st} s WHERE ${inAk}`;
+    else stateEvents = `SELECT ${dataCols}, __seq, __kind FROM ${st} s WHERE ${inAk}`;
+  }
+  const all = stateEvents ? `SELECT ${dataCols}, __seq, __kind FROM (${stateEvents}) UNION ALL SELECT ${dataCols}, __seq, __kind FROM ${nev}` : `SELECT ${dataCols}, __seq, __kind FROM ${nev}`;
   const part = `PARTITION BY ${K.join(', ')}`;
-  const eff = nonKeys.map((n) =>
-    c.ignoreNull
-      ? `last_value(CASE WHEN __kind = 'upsert' THEN ${q(n)} END IGNORE NULLS) OVER (${part}, __seg ORDER BY __seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ${q(n)}`
-      : q(n),
-  );
-  const trackedPack = c.tracked.length ? `struct_pack(${c.tracked.map((n) => `${q(n)} := ${q(n)}`).join(', ')})` : 'NULL::INTEGER';
-  const lastPack = `struct_pack(__n := __next${nonKeys.map((n) => `, ${q(n)} := ${q(n)}`).join('')})`;
-  const hist = await tmp('cdc_hist', `
+  let histSql: string;
+  if (allTracked) {
+    // A version starts at an upsert after nothing, after a delete, or with different values; it ends
+    // at the next such boundary (the next version or a delete).
+    const differs = nonKeys.length ? nonKeys.map((n, i) => `${q(n)} IS DISTINCT FROM __p${i}`).join(' OR ') : 'false';
+    histSql = `SELECT ${dataCols}, "__START_AT", "__END_AT" FROM (
+        SELECT *, __seq AS "__START_AT", lead(__seq) OVER (${part} ORDER BY __seq) AS "__END_AT" FROM (
+          SELECT * FROM (SELECT *, lag(__kind) OVER w AS __pk${nonKeys.map((n, i) => `, lag(${q(n)}) OVER w AS __p${i}`).join('')} FROM (${all}) WINDOW w AS (${part} ORDER BY __seq))
+          WHERE __kind = 'delete' OR __pk IS NULL OR __pk = 'delete' OR ${differs}))
+      WHERE __kind = 'upsert'`;
+  } else {
+    const eff = nonKeys.map((n) =>
+      c.ignoreNull
+        ? `last_value(CASE WHEN __kind = 'upsert' THEN ${q(n)} END IGNORE NULLS) OVER (${part}, __seg ORDER BY __seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ${q(n)}`
+        : q(n),
+    );
+    const trackedPack = c.tracked.length ? `struct_pack(${c.tracked.map((n) => `${q(n)} := ${q(n)}`).join(', ')})` : 'NULL::INTEGER';
+    const lastPack = `struct_pack(__n := __next${nonKeys.map((n) => `, ${q(n)} := ${q(n)}`).join('')})`;
+    histSql = `
     WITH a1 AS (SELECT *, sum(CASE WHEN __kind = 'delete' THEN 1 ELSE 0 END) OVER (${part} ORDER BY __seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __seg FROM (${all})),
     a2 AS (SELECT ${K.join(', ')}, __seq, __kind, __seg${eff.map((e) => `, ${e}`).join('')} FROM a1),
     a3 AS (SELECT *, ${trackedPack} AS __tp FROM a2),
@@ -406,12 +464,15 @@ async function scd2Diff(c: Ctx, ak: string, st: string, nev: string, _stateColum
     a5 AS (SELECT *, CASE WHEN __kind = 'upsert' AND (__pk IS NULL OR __pk = 'delete' OR __tp IS DISTINCT FROM __ptp) THEN 1 ELSE 0 END AS __new FROM a4),
     a6 AS (SELECT *, sum(__new) OVER (${part} ORDER BY __seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __ver FROM a5),
     v AS (SELECT ${K.join(', ')}, __ver, min(__seq) AS __start, arg_max(${lastPack}, __seq) AS __last FROM a6 WHERE __kind = 'upsert' GROUP BY ${[...K, '__ver'].join(', ')})
-    SELECT ${K.join(', ')}${nonKeys.map((n) => `, struct_extract(__last, ${sqlStr(n)}) AS ${q(n)}`).join('')}, __start AS "__START_AT", struct_extract(__last, '__n') AS "__END_AT" FROM v`);
+    SELECT ${K.join(', ')}${nonKeys.map((n) => `, struct_extract(__last, ${sqlStr(n)}) AS ${q(n)}`).join('')}, __start AS "__START_AT", struct_extract(__last, '__n') AS "__END_AT" FROM v`;
+  }
+  const outCols = [...keys, ...nonKeys, '__START_AT', '__END_AT'];
+  // An empty target: the history is the change.
+  if (!old) return tmp('cdc_tch', `SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op FROM (${histSql})`);
+  const hist = await tmp('cdc_hist', histSql);
   // The earliest known event per key: target rows that start before it (history kept after a
   // tombstone GC) are left alone.
   const floor = await tmp('cdc_floor', `SELECT ${K.join(', ')}, min(__seq) AS __floor FROM (${all}) GROUP BY ALL`);
-  const old = await tmp('cdc_old', `SELECT t.* FROM (${c.targetSql}) t WHERE EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 't')})`);
-  const outCols = [...keys, ...nonKeys, '__START_AT', '__END_AT'];
   const changed = [...nonKeys, '__END_AT'].map((n) => `h.${q(n)} IS DISTINCT FROM o.${q(n)}`).join(' OR ');
   return tmp('cdc_tch', `
     SELECT ${outCols.map((n) => `h.${q(n)}`).join(', ')}, 'upsert' AS __op
@@ -424,18 +485,21 @@ async function scd2Diff(c: Ctx, ak: string, st: string, nev: string, _stateColum
       AND NOT EXISTS (SELECT 1 FROM ${hist} h WHERE ${eqOn(keys, 'h', 'o')} AND h."__START_AT" = o."__START_AT")`);
 }
 
-async function scd2State(c: Ctx, st: string, nev: string, stateColumns: string[]): Promise<string> {
+async function scd2State(c: Ctx, st: string | null, nev: string, stateColumns: string[], slim: boolean): Promise<string> {
   const { keys, nonKeys, tmp } = c;
   const K = keys.map(q);
-  const dataCols = [...keys, ...nonKeys].map(q).join(', ');
-  // Tombstone GC: keys whose latest event is a delete applied before the cutoff lose their events.
+  const dataCols = [...keys, ...(slim ? [] : nonKeys)].map(q).join(', ');
+  // Tombstone GC: keys whose latest event is a delete applied before the cutoff lose their events
+  // (none on the first batch: its events are applied now).
+  // Read once, by the state's creating write: no copy.
+  if (!st && c.cutoff <= c.now) return `(SELECT ${dataCols}, __seq, __kind, ${c.now}::BIGINT AS __ts, 'upsert' AS __op FROM ${nev})`;
   return tmp('cdc_sch', `
-    WITH allev AS (SELECT ${K.join(', ')}, __seq, __kind, __ts FROM ${st} UNION ALL SELECT ${K.join(', ')}, __seq, __kind, ${c.now}::BIGINT FROM ${nev}),
+    WITH allev AS (${st ? `SELECT ${K.join(', ')}, __seq, __kind, __ts FROM ${st} UNION ALL ` : ''}SELECT ${K.join(', ')}, __seq, __kind, ${c.now}::BIGINT AS __ts FROM ${nev}),
     lastev AS (SELECT ${K.join(', ')}, arg_max(struct_pack(k := __kind, ts := __ts), __seq) AS l FROM allev GROUP BY ALL),
     gc AS (SELECT ${K.join(', ')} FROM lastev WHERE struct_extract(l, 'k') = 'delete' AND struct_extract(l, 'ts') < ${c.cutoff})
     SELECT ${dataCols}, __seq, __kind, ${c.now}::BIGINT AS __ts, CASE WHEN EXISTS (SELECT 1 FROM gc WHERE ${eqOn(keys, 'gc', 'n')}) THEN 'skip' ELSE 'upsert' END AS __op FROM ${nev} n
-    UNION ALL
-    SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, 'delete' AS __op FROM ${st} s WHERE EXISTS (SELECT 1 FROM gc WHERE ${eqOn(keys, 'gc', 's')})`);
+    ${st ? `UNION ALL
+    SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, 'delete' AS __op FROM ${st} s WHERE EXISTS (SELECT 1 FROM gc WHERE ${eqOn(keys, 'gc', 's')})` : ''}`);
 }
 
 /** Step 2: the target commit (MERGE with txn (flowName, batchId)); skipped when the target already has the txn. */
@@ -467,14 +531,17 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
 export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<number | null> {
   const cols = p.stateColumns.map(q).join(', ');
   if (!(await floe.deltaLog(p.statePath).exists())) {
-    const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
+    // Deletion vectors: a batch's state changes are written alone, not by rewriting the state's files.
+    const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, properties: { 'delta.enableDeletionVectors': 'true' } });
     return r.version;
   }
   const src = floe.duckdbSql(`SELECT * FROM ${p.sch} WHERE __op <> 'skip'`).alias('s');
   const table = (await DeltaTable.forPath(floe, p.statePath)).alias('t');
   let builder;
   if (p.scd === 1) {
-    const on = `t.__slot = 0 AND s.__slot = 0 AND ${p.keys.map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ')}`;
+    // Key rows match by key (keys are never NULL there); truncate rows (slot 1, NULL keys) never
+    // match, so they are inserted. Equalities only: the join stays a hash join.
+    const on = `${p.keys.map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ')} AND t.__slot = s.__slot`;
     builder = table
       .merge(src, on)
       .whenMatchedDelete({ condition: "s.__op = 'delete'" })

@@ -16,7 +16,11 @@
  */
 import type { DataFrame } from '../dataframe.js';
 import type { ApplyChangesOptions } from './auto-cdc.js';
+import { duckType } from '../core/schema.js';
 import { InvalidArgumentError } from '../errors.js';
+import { Cursor } from '../sql/cursor.js';
+import { tokenize } from '../sql/lexer.js';
+import { parseType } from '../sql/types.js';
 import type { Floe } from '../floe.js';
 
 export type ExpectationAction = 'warn' | 'drop' | 'fail';
@@ -64,6 +68,11 @@ export interface FileReadOptions {
   header?: boolean;
   /** CSV delimiter. */
   delimiter?: string;
+  /**
+   * At most this many new files per batch (oldest first, by modification time then name); a run
+   * processes everything available in as many batches as needed (Auto Loader's `maxFilesPerTrigger`).
+   */
+  maxFilesPerTrigger?: number;
 }
 
 /** What a query function receives. */
@@ -87,9 +96,30 @@ export interface QueryContext {
 
 export type QueryFunction = (ctx: QueryContext) => DataFrame | Promise<DataFrame>;
 
+/** A declared column: a Spark SQL type (`BIGINT`, `STRING`, `DECIMAL(10,2)`, `ARRAY<STRING>`, …). */
+export interface SchemaColumn {
+  name: string;
+  type: string;
+  /** false: NULL values fail the flow (NOT NULL). Default true. */
+  nullable?: boolean;
+}
+
+/** A declared column, resolved: the DuckDB type the data is checked against and cast to. */
+export interface DeclaredColumn {
+  name: string;
+  duckType: string;
+  nullable: boolean;
+}
+
 export interface TableOptions {
   name: string;
   comment?: string;
+  /**
+   * The table's declared schema, a DDL string (`'id BIGINT NOT NULL, name STRING'`) or columns. Data
+   * written by the table's flows must fit it: a column it does not declare, a value that does not
+   * convert to the declared type, or a NULL in a NOT NULL column fails the flow naming the column.
+   */
+  schema?: string | SchemaColumn[];
   partitionBy?: string[];
   tableProperties?: Record<string, string>;
   expectations?: Expectations;
@@ -164,6 +194,8 @@ export interface DatasetDef {
   partitionBy?: string[];
   tableProperties: Record<string, string>;
   expectations: Expectation[];
+  /** The declared schema (resolved), if any. */
+  schema?: DeclaredColumn[];
   /** Library file that defined it (for messages). */
   source?: string;
 }
@@ -235,7 +267,7 @@ export function collectDefinitions(modules: Array<{ define: DefineFunction; sour
     const addTable = (kind: DatasetKind, def: TableDefinition): void => {
       need(def && typeof def.name === 'string' && def.name, `${kind} definition${source ? ` in ${source}` : ''}`, 'needs a name');
       need(typeof def.query === 'function', `${kind} '${def.name}'`, 'needs a query function (ctx) => DataFrame');
-      out.datasets.push({ name: def.name, kind, comment: def.comment, partitionBy: def.partitionBy, tableProperties: { ...(def.tableProperties ?? {}) }, expectations: flat(def.expectations), source });
+      out.datasets.push({ name: def.name, kind, comment: def.comment, partitionBy: def.partitionBy, tableProperties: { ...(def.tableProperties ?? {}) }, expectations: flat(def.expectations), schema: declaredSchema(def.name, def.schema), source });
       out.flows.push({ name: def.name, target: def.name, kind: 'query', query: def.query, once: false, expectations: [], comment: def.comment, source });
     };
     const addView = (def: ViewDefinition): void => {
@@ -265,7 +297,7 @@ export function collectDefinitions(modules: Array<{ define: DefineFunction; sour
       temporaryView: addView,
       createStreamingTable: (name, o = {}) => {
         need(typeof name === 'string' && name, 'createStreamingTable', 'needs a name');
-        out.datasets.push({ name, kind: 'streamingTable', comment: o.comment, partitionBy: o.partitionBy, tableProperties: { ...(o.tableProperties ?? {}) }, expectations: flat(o.expectations), source });
+        out.datasets.push({ name, kind: 'streamingTable', comment: o.comment, partitionBy: o.partitionBy, tableProperties: { ...(o.tableProperties ?? {}) }, expectations: flat(o.expectations), schema: declaredSchema(name, o.schema), source });
       },
       appendFlow: (d) => {
         need(d && d.target, 'appendFlow', 'needs a target');
@@ -278,6 +310,62 @@ export function collectDefinitions(modules: Array<{ define: DefineFunction; sour
       applyChangesFromSnapshot: addSnap,
     };
     m.define(builder);
+  }
+  return out;
+}
+
+/** Resolves a declared schema (DDL string or columns) to DuckDB types; clear errors for bad input. */
+export function declaredSchema(dataset: string, schema: TableOptions['schema']): DeclaredColumn[] | undefined {
+  if (schema === undefined || schema === null) return undefined;
+  const cols: SchemaColumn[] = typeof schema === 'string' ? parseDdlColumns(dataset, schema) : schema;
+  if (!Array.isArray(cols) || !cols.length) throw new InvalidArgumentError(`The schema of '${dataset}' must be a DDL string ('id BIGINT, name STRING') or a non-empty list of { name, type } columns.`, { dataset }, 'INVALID_SCHEMA');
+  const seen = new Set<string>();
+  return cols.map((c) => {
+    if (!c || typeof c.name !== 'string' || !c.name || typeof c.type !== 'string') throw new InvalidArgumentError(`The schema of '${dataset}' has a column without a name or type: ${JSON.stringify(c)}.`, { dataset }, 'INVALID_SCHEMA');
+    if (seen.has(c.name.toLowerCase())) throw new InvalidArgumentError(`The schema of '${dataset}' declares the column '${c.name}' twice.`, { dataset, column: c.name }, 'INVALID_SCHEMA');
+    seen.add(c.name.toLowerCase());
+    return { name: c.name, duckType: sparkTypeToDuck(dataset, c.name, c.type), nullable: c.nullable !== false };
+  });
+}
+
+function sparkTypeToDuck(dataset: string, column: string, type: string): string {
+  try {
+    const c = new Cursor(tokenize(type));
+    const t = parseType(c);
+    c.expectEnd();
+    return duckType(t);
+  } catch (e) {
+    throw new InvalidArgumentError(`The schema of '${dataset}': column '${column}' has the type '${type}', which is not a Spark SQL type (${(e as Error).message}).`, { dataset, column }, 'INVALID_SCHEMA');
+  }
+}
+
+/** `name TYPE [NOT NULL] [COMMENT '…'], …` */
+function parseDdlColumns(dataset: string, ddl: string): SchemaColumn[] {
+  const out: SchemaColumn[] = [];
+  let c: Cursor;
+  try {
+    c = new Cursor(tokenize(ddl));
+  } catch (e) {
+    throw new InvalidArgumentError(`The schema of '${dataset}' is not a column list: ${(e as Error).message}`, { dataset }, 'INVALID_SCHEMA');
+  }
+  try {
+    while (!c.atEnd()) {
+      const name = c.ident('a column name').value;
+      const start = c.i;
+      parseType(c);
+      const type = c.tokens.slice(start, c.i).map((t) => t.text).join(' ');
+      let nullable = true;
+      for (;;) {
+        if (c.acceptKw('NOT', 'NULL')) nullable = false;
+        else if (c.acceptKw('NULL')) nullable = true;
+        else if (c.acceptKw('COMMENT')) c.string('a comment string');
+        else break;
+      }
+      out.push({ name, type, nullable });
+      if (!c.acceptOp(',')) c.expectEnd();
+    }
+  } catch (e) {
+    throw new InvalidArgumentError(`The schema of '${dataset}' is not a column list ('id BIGINT NOT NULL, name STRING'): ${(e as Error).message}`, { dataset }, 'INVALID_SCHEMA');
   }
   return out;
 }

@@ -7,6 +7,9 @@
  * flow_progress, planning_information). Events are buffered and appended one commit per stage.
  */
 import { randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { FloeError } from '../errors.js';
 import { quoteString } from '../core/schema.js';
 import type { Floe } from '../floe.js';
 
@@ -48,6 +51,28 @@ export function errorJson(e: unknown): string {
   });
 }
 
+/** Receives every event-log record as it is emitted (before it is flushed to the table). */
+export type PipelineEventListener = (e: PipelineEvent) => void;
+
+const subscribers = new Set<PipelineEventListener>();
+
+/**
+ * Subscribes to the events of every pipeline update of this process (notifications, UIs, progress
+ * displays). A listener that throws is ignored: it never fails an update. Returns the unsubscribe.
+ */
+export function subscribePipelineEvents(listener: PipelineEventListener): () => void {
+  subscribers.add(listener);
+  return () => void subscribers.delete(listener);
+}
+
+function deliver(listener: PipelineEventListener, ev: PipelineEvent): void {
+  try {
+    listener(ev);
+  } catch {
+    // A subscriber's failure is its own.
+  }
+}
+
 const nul = (v: string | null): string => (v === null ? 'NULL::VARCHAR' : quoteString(v));
 
 export class EventLog {
@@ -58,7 +83,7 @@ export class EventLog {
     private floe: Floe,
     readonly location: string,
     private origin: { pipelineId: string; pipelineName: string; updateId: string },
-    private listener?: (e: PipelineEvent) => void,
+    private listener?: PipelineEventListener | PipelineEventListener[],
   ) {}
 
   emit(e: EventInput): PipelineEvent {
@@ -75,7 +100,8 @@ export class EventLog {
       event_type: e.eventType,
     };
     this.buffer.push(ev);
-    this.listener?.(ev);
+    const own = Array.isArray(this.listener) ? this.listener : this.listener ? [this.listener] : [];
+    for (const l of [...own, ...subscribers]) deliver(l, ev);
     return ev;
   }
 
@@ -132,4 +158,43 @@ export async function listUpdates(floe: Floe, location: string, limit = 10): Pro
     SELECT u.update_id, u.started::VARCHAR AS started, u.ended::VARCHAR AS ended, coalesce(s.state, 'UNKNOWN') AS state, c.full_refresh, s.error
     FROM u LEFT JOIN s USING (update_id) LEFT JOIN c USING (update_id) ORDER BY u.started DESC LIMIT ${limit}`);
   return rows as unknown as UpdateSummary[];
+}
+
+/** The warehouse folder holding each pipeline's storage (checkpoints, event log) by default. */
+export const PIPELINES_DIR = '_pipelines';
+
+const isDir = async (p: string): Promise<boolean> => (await fs.stat(p).catch(() => null))?.isDirectory() ?? false;
+
+/**
+ * The event log table of a pipeline given by name (its storage in `warehouse`) or by path: the event
+ * log table itself, a pipeline's storage folder, its spec file, or a folder holding the spec.
+ */
+export async function eventLogLocation(warehouse: string, nameOrPath: string): Promise<string> {
+  const candidates: string[] = [];
+  const p = path.resolve(nameOrPath);
+  const stat = await fs.stat(p).catch(() => null);
+  if (stat) {
+    if (await isDir(path.join(p, '_delta_log'))) return p;
+    if (await isDir(path.join(p, 'event_log', '_delta_log'))) return path.join(p, 'event_log');
+    const { SPEC_FILE_NAMES, loadSpec } = await import('./spec.js');
+    let specFile: string | null = stat.isFile() ? p : null;
+    for (const n of SPEC_FILE_NAMES) if (!specFile && (await fs.stat(path.join(p, n)).catch(() => null))?.isFile()) specFile = path.join(p, n);
+    if (specFile) {
+      const spec = await loadSpec(specFile);
+      const { resolveWarehouse } = await import('../catalog/catalog.js');
+      const loc = path.join(spec.storage ?? path.join(resolveWarehouse(spec.warehouse), PIPELINES_DIR, spec.name), 'event_log');
+      if (await isDir(path.join(loc, '_delta_log'))) return loc;
+      candidates.push(loc);
+    }
+  }
+  if (/^[A-Za-z0-9_-]+$/.test(nameOrPath)) {
+    const loc = path.join(warehouse, PIPELINES_DIR, nameOrPath, 'event_log');
+    if (await isDir(path.join(loc, '_delta_log'))) return loc;
+    candidates.push(loc);
+  }
+  throw new FloeError(
+    'PIPELINE_EVENT_LOG_NOT_FOUND',
+    `No event log for pipeline '${nameOrPath}'${candidates.length ? ` (looked in ${candidates.join(', ')})` : ''}. Give the name of a pipeline that has run in this warehouse, or the path of its spec, storage folder or event log; a pipeline has an event log once it has run.`,
+    { pipeline: nameOrPath },
+  );
 }

@@ -22,19 +22,19 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Catalog, resolveWarehouse } from '../catalog/catalog.js';
-import { quoteString } from '../core/schema.js';
+import { quoteIdent, quoteString } from '../core/schema.js';
 import type { DataFrame } from '../dataframe.js';
 import { FloeError } from '../errors.js';
 import { Floe } from '../floe.js';
 import { readChangeFeedBatch, readStreamBatch } from '../streaming/delta-source.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { applyChanges, applyChangesFromSnapshot, STATE_DIR } from './auto-cdc.js';
-import { type DefineFunction, type Expectation, type PipelineDefinitions, type PipelineModule, type QueryContext, collectDefinitions, isPipelineModule } from './definition.js';
-import { EventLog, listUpdates, type PipelineEvent } from './event-log.js';
+import { type DeclaredColumn, type DefineFunction, type Expectation, type PipelineDefinitions, type PipelineModule, type QueryContext, collectDefinitions, isPipelineModule } from './definition.js';
+import { EventLog, listUpdates, type PipelineEvent, type PipelineEventListener } from './event-log.js';
 import { type ExpectationMetric, applyExpectations } from './expectations.js';
 import { type PipelineGraph, type ResolvedFlow, type SourceRef, classify, kindText, makeContext, planSql, resolveGraph } from './graph.js';
 import { type PipelineSpec, libraryFiles, loadLibraries, loadSpec } from './spec.js';
-import { type FlowCheckpoint, PipelineState, type SourceRange } from './state.js';
+import { FILE_WINDOW_MS, type FlowCheckpoint, PipelineState, type SourceOffset, type SourceRange } from './state.js';
 import { type NotificationSpec, Notifier } from './notifications.js';
 
 export const OWNER_PROPERTY = 'floe.pipeline.name';
@@ -59,8 +59,17 @@ export interface RunPipelineOptions {
   refresh?: string[];
   /** Use this session (else one is created and closed). */
   floe?: Floe;
-  /** Called for every event as it is emitted. */
-  onEvent?: (e: PipelineEvent) => void;
+  /**
+   * Continuous mode: process new input every trigger interval until `signal` aborts (the flow in
+   * progress finishes; the update ends CANCELED). Default: the spec's `continuous`, else triggered.
+   */
+  continuous?: boolean;
+  /** Continuous mode's trigger interval in ms (default: configuration pipelines.trigger.interval, else 5 s). */
+  triggerIntervalMs?: number;
+  /** Stops a continuous update (also stops a triggered one between flows). */
+  signal?: AbortSignal;
+  /** Called for every event as it is emitted (one listener or several; see also subscribePipelineEvents). */
+  onEvent?: PipelineEventListener | PipelineEventListener[];
   /** Notifications (else the spec's `notifications`); see notifications.ts. */
   notifications?: NotificationSpec[];
 }
@@ -85,7 +94,8 @@ export interface FlowRunResult {
 export interface RunPipelineResult {
   pipeline: string;
   updateId: string;
-  state: 'COMPLETED' | 'FAILED';
+  /** CANCELED: a continuous update stopped by its signal. */
+  state: 'COMPLETED' | 'FAILED' | 'CANCELED';
   flows: Record<string, FlowRunResult>;
   eventLog: string;
   warehouse: string;
@@ -157,6 +167,72 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunPipelineRes
   }
 }
 
+/** A flow's results over the rounds of a continuous update: counts add up, the last status wins. */
+function addUp(a: FlowRunResult, b: FlowRunResult): FlowRunResult {
+  const exp = new Map(a.expectations.map((e) => [`${e.dataset}.${e.name}`, { ...e }]));
+  for (const e of b.expectations) {
+    const k = `${e.dataset}.${e.name}`;
+    const x = exp.get(k);
+    if (x) {
+      x.passed_records += e.passed_records;
+      x.failed_records += e.failed_records;
+    } else exp.set(k, { ...e });
+  }
+  return {
+    ...b,
+    batchId: b.batchId ?? a.batchId,
+    numOutputRows: a.numOutputRows + b.numOutputRows,
+    numUpsertedRows: a.numUpsertedRows + b.numUpsertedRows,
+    numDeletedRows: a.numDeletedRows + b.numDeletedRows,
+    droppedRecords: a.droppedRecords + b.droppedRecords,
+    expectations: [...exp.values()],
+  };
+}
+
+/**
+ * A file source's offset after a batch: the high-water mark moves to the newest processed file and
+ * only the files within FILE_WINDOW_MS of it stay listed (a legacy full list is kept as it is, plus
+ * the new files, until its files age out of the window).
+ */
+function advanceFiles(prev: SourceOffset | undefined, r: SourceRange): SourceOffset {
+  const times = new Map<string, number>();
+  const prevFiles = prev?.files ?? [];
+  prevFiles.forEach((f, i) => times.set(f, prev?.mtimes?.[i] ?? Number.POSITIVE_INFINITY));
+  r.files!.forEach((f, i) => times.set(f, r.mtimes?.[i] ?? Number.POSITIVE_INFINITY));
+  const known = [...times.values()].filter((t) => Number.isFinite(t));
+  const hwm = Math.max(prev?.hwm ?? -Infinity, ...known);
+  const keep = [...times].filter(([, t]) => !Number.isFinite(hwm) || t >= hwm - FILE_WINDOW_MS);
+  return { files: keep.map(([f]) => f), mtimes: keep.map(([, t]) => (Number.isFinite(t) ? t : hwm)), ...(Number.isFinite(hwm) ? { hwm } : {}) };
+}
+
+/** Waits `ms`, or less when the signal aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+export const TRIGGER_INTERVAL = 'pipelines.trigger.interval';
+
+/** The continuous trigger interval: the option, else `pipelines.trigger.interval` ("10 seconds", "500 ms", "1 minute"), else 5 s. */
+export function triggerIntervalMs(o: RunPipelineOptions, p: LoadedPipeline): number {
+  if (o.triggerIntervalMs !== undefined) return o.triggerIntervalMs;
+  const raw = p.configuration[TRIGGER_INTERVAL];
+  if (raw === undefined) return 5000;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?)?\s*$/i.exec(raw);
+  if (!m) throw new FloeError('PIPELINE_SPEC_INVALID_FIELD', `${TRIGGER_INTERVAL} must be a duration such as '10 seconds', '500 ms' or '1 minute', got '${raw}'.`);
+  const unit = (m[2] ?? 's').toLowerCase();
+  const mult = unit.startsWith('ms') || unit.startsWith('milli') ? 1 : unit.startsWith('h') ? 3_600_000 : unit.startsWith('m') ? 60_000 : 1000;
+  return Number(m[1]) * mult;
+}
+
 const emptyResult = (flow: string, dataset: string, status: FlowStatus, note?: string): FlowRunResult => ({ flow, dataset, status, batchId: null, numOutputRows: 0, numUpsertedRows: 0, numDeletedRows: 0, droppedRecords: 0, expectations: [], note });
 
 class Update {
@@ -183,10 +259,9 @@ class Update {
     try {
       const pipelineId = await this.state.pipelineId(this.p.name);
       this.notifier = Notifier.create(this.o.notifications ?? this.p.spec?.notifications, { pipeline: this.p.name, pipelineId, updateId: this.updateId, baseDir: this.p.baseDir });
-      this.log = new EventLog(this.floe, path.join(this.p.storage, 'event_log'), { pipelineId, pipelineName: this.p.name, updateId: this.updateId }, (e) => {
-        this.notifier?.onEvent(e);
-        this.o.onEvent?.(e);
-      });
+      const notifier = this.notifier;
+      const listeners = [...(notifier ? [(e: PipelineEvent) => notifier.onEvent(e)] : []), ...[this.o.onEvent ?? []].flat()];
+      this.log = new EventLog(this.floe, path.join(this.p.storage, 'event_log'), { pipelineId, pipelineName: this.p.name, updateId: this.updateId }, listeners);
       const fr = this.o.fullRefresh;
       this.log.emit({
         eventType: 'create_update',
@@ -251,16 +326,39 @@ class Update {
       this.progress('RUNNING');
       await this.log.flush();
       let failed = false;
-      for (const n of this.graph.order) {
-        const r = await this.runFlow(this.graph.flows.get(n)!);
-        this.results[n] = r;
-        if (r.status === 'FAILED') failed = true;
-        await this.log.flush();
+      let stopped = false;
+      const signal = this.o.signal;
+      const continuous = this.o.continuous ?? this.p.spec?.continuous ?? false;
+      // Triggered: one round over the flows. Continuous: rounds every trigger interval until the
+      // signal aborts; the flow in progress finishes (its batch commits), the rest wait for the next run.
+      for (let round = 0; ; round++) {
+        for (const n of this.graph.order) {
+          if (signal?.aborted) {
+            stopped = true;
+            this.results[n] ??= emptyResult(n, this.graph.flows.get(n)!.target, 'SKIPPED', 'stopped before it ran');
+            continue;
+          }
+          const r = await this.runFlow(this.graph.flows.get(n)!);
+          this.results[n] = round && this.results[n] ? addUp(this.results[n]!, r) : r;
+          if (r.status === 'FAILED') failed = true;
+          await this.log.flush();
+        }
+        if (failed || !continuous || signal?.aborted) {
+          stopped ||= !!signal?.aborted && continuous;
+          break;
+        }
+        await sleep(triggerIntervalMs(this.o, this.p), signal);
+        if (signal?.aborted) {
+          stopped = true;
+          break;
+        }
       }
       const firstError = Object.values(this.results).find((r) => r.error)?.error;
-      this.progress(failed ? 'FAILED' : 'COMPLETED', failed ? firstError : undefined);
+      const state = failed ? 'FAILED' : stopped ? 'CANCELED' : 'COMPLETED';
+      if (state === 'CANCELED') this.progress('STOPPING');
+      this.progress(state, failed ? firstError : undefined);
       await this.log.flush();
-      return { pipeline: this.p.name, updateId: this.updateId, state: failed ? 'FAILED' : 'COMPLETED', flows: this.results, eventLog: path.join(this.p.storage, 'event_log'), warehouse: this.p.warehouse };
+      return { pipeline: this.p.name, updateId: this.updateId, state, flows: this.results, eventLog: path.join(this.p.storage, 'event_log'), warehouse: this.p.warehouse };
     } finally {
       // Notifications are delivered (with retries) and recorded before the update lets go; never fatal.
       if (this.notifier) await this.notifier.finish((e) => this.log.emit(e)).then(() => this.log.flush()).catch(() => undefined);
@@ -408,8 +506,13 @@ class Update {
   }
 
   private async listFiles(dir: string, format: string): Promise<string[]> {
+    return (await this.listFilesWithTimes(dir, format)).map((x) => x.path);
+  }
+
+  /** The data files under a folder with their modification times, oldest first (then by name). */
+  private async listFilesWithTimes(dir: string, format: string): Promise<Array<{ path: string; mtime: number }>> {
     const ext = format === 'json' ? /\.(json|jsonl|ndjson)(\.gz)?$/i : format === 'csv' ? /\.(csv|tsv|txt)(\.gz)?$/i : /\.parquet$/i;
-    const out: string[] = [];
+    const out: Array<{ path: string; mtime: number }> = [];
     const walk = async (d: string): Promise<void> => {
       let entries;
       try {
@@ -422,11 +525,14 @@ class Update {
         if (e.name.startsWith('.') || e.name.startsWith('_')) continue;
         const p = path.join(d, e.name);
         if (e.isDirectory()) await walk(p);
-        else if (e.isFile() && ext.test(e.name)) out.push(p);
+        else if (e.isFile() && ext.test(e.name)) {
+          const st = await fs.stat(p).catch(() => null);
+          if (st) out.push({ path: p, mtime: Math.floor(st.mtimeMs) });
+        }
       }
     };
     await walk(dir);
-    return out.sort();
+    return out.sort((a, b) => a.mtime - b.mtime || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
   /** The ranges of a new batch (null: nothing new in any stream source). */
@@ -449,10 +555,16 @@ class Update {
           any = true;
         }
       } else if (s.mode === 'files') {
-        const done = new Set(cp.sources[s.key]?.files ?? []);
-        const files = (await this.listFiles(s.name, s.files!.format)).filter((x) => !done.has(x));
-        if (files.length) {
-          ranges[s.key] = { files };
+        const off = cp.sources[s.key];
+        const done = new Set(off?.files ?? []);
+        // Older than the window before the high-water mark: processed (not listed in the checkpoint).
+        const floor = off?.hwm !== undefined ? off.hwm - FILE_WINDOW_MS : -Infinity;
+        let fresh = (await this.listFilesWithTimes(s.name, s.files!.format)).filter((x) => x.mtime >= floor && !done.has(x.path));
+        const max = s.files!.maxFilesPerTrigger;
+        const more = max !== undefined && fresh.length > max;
+        if (more) fresh = fresh.slice(0, max);
+        if (fresh.length) {
+          ranges[s.key] = { files: fresh.map((x) => x.path), mtimes: fresh.map((x) => x.mtime), ...(more ? { more: true } : {}) };
           any = true;
         }
       }
@@ -636,7 +748,7 @@ class Update {
     result.expectations = [...this.viewMetrics, ...ex.metrics];
     result.droppedRecords = this.viewDropped + ex.droppedRecords;
     result.batchId = batchId;
-    const out = this.floe.duckdbSql(ex.sql);
+    const out = this.floe.duckdbSql(d.schema ? await this.fitSchema(f, d.name, d.schema, ex.sql) : ex.sql);
     const appId = this.txnAppId(f);
 
     if (f.def.kind === 'autoCdc') {
@@ -685,12 +797,13 @@ class Update {
     // Advance the checkpoint (the output commit carries the same batch id).
     const sources = { ...cp.sources };
     for (const [k, r] of Object.entries(ranges)) {
-      if (r.files) sources[k] = { files: [...(cp.sources[k]?.files ?? []), ...r.files] };
+      if (r.files) sources[k] = advanceFiles(cp.sources[k], r);
       else sources[k] = { version: r.to! };
     }
     await this.state.saveCheckpoint({ flow: f.name, batchId, sources, onceDone: f.def.once ? true : cp.onceDone, inputVersions: isMv ? versions : undefined, snapshotVersion: cp.snapshotVersion });
-    // A replayed (interrupted) batch covers only what was planned then: process what arrived since too.
-    if (replayed) {
+    // A replayed (interrupted) batch covers only what was planned then, and a batch capped by
+    // maxFilesPerTrigger leaves files: process the rest too, in further batches.
+    if (replayed || Object.values(ranges).some((r) => r.more)) {
       const more = await this.execute(f);
       if (more.note !== 'no new data') {
         result.numOutputRows += more.numOutputRows;
@@ -701,6 +814,48 @@ class Update {
       }
     }
     return result;
+  }
+
+  /**
+   * Checks a batch against the target's declared schema and casts it to the declared types: a column
+   * the schema lacks, a value that does not convert, or a NULL in a NOT NULL column fails the flow
+   * with an error naming the column. Declared columns the batch lacks are NULL.
+   */
+  private async fitSchema(f: ResolvedFlow, dataset: string, schema: DeclaredColumn[], sql: string): Promise<string> {
+    const cols = (await this.floe.engine.describe(sql)).map((c) => c.name);
+    const lower = (x: string): string => x.toLowerCase();
+    const declared = new Map(schema.map((c) => [lower(c.name), c]));
+    const cdc = f.def.kind === 'autoCdc' ? f.def.cdc! : null;
+    // The columns that reach the table (AUTO CDC: the keys and the selected columns).
+    let written = cols;
+    if (cdc?.columnList) written = cols.filter((x) => [...cdc.keys, ...cdc.columnList!].some((k) => lower(k) === lower(x)));
+    else if (cdc?.exceptColumnList) written = cols.filter((x) => !cdc.exceptColumnList!.some((k) => lower(k) === lower(x)));
+    const list = schema.map((c) => `${c.name} ${c.duckType}${c.nullable ? '' : ' NOT NULL'}`).join(', ');
+    const fail = (column: string, why: string): never => {
+      throw new FloeError('PIPELINE_SCHEMA_MISMATCH', `Flow '${f.name}' cannot write to '${dataset}': ${why} (declared schema: ${list}).`, { dataset, flow: f.name, column });
+    };
+    const extra = written.find((x) => !declared.has(lower(x)));
+    if (extra) fail(extra, `it produces the column '${extra}', which the declared schema does not have; declare it or leave it out of the query${cdc ? ' (or of the target with exceptColumnList / columnList)' : ''}`);
+    const system = new Set(['__start_at', '__end_at']);
+    const present = schema.filter((c) => cols.some((x) => lower(x) === lower(c.name)));
+    const missing = schema.filter((c) => !present.includes(c) && !(cdc && system.has(lower(c.name))));
+    const notNullMissing = missing.find((c) => !c.nullable);
+    if (notNullMissing) fail(notNullMissing.name, `the NOT NULL column '${notNullMissing.name}' is not produced by the flow`);
+    const actual = (c: DeclaredColumn): string => cols.find((x) => lower(x) === lower(c.name))!;
+    if (present.length) {
+      const checks = present.map((c, i) => {
+        const col = quoteIdent(actual(c));
+        const bad = `${col} IS NOT NULL AND TRY_CAST(${col} AS ${c.duckType}) IS NULL`;
+        return `count(*) FILTER (WHERE ${bad}) AS b${i}, any_value(${col}::VARCHAR) FILTER (WHERE ${bad}) AS e${i}, ${c.nullable ? '0' : `count(*) FILTER (WHERE ${col} IS NULL)`} AS n${i}`;
+      });
+      const [r] = await this.floe.engine.allJson(`SELECT ${checks.join(', ')} FROM (${sql})`);
+      present.forEach((c, i) => {
+        if (Number(r![`b${i}`]) > 0) fail(c.name, `${String(r![`b${i}`])} value(s) of the column '${c.name}' do not convert to its declared type ${c.duckType} (e.g. '${String(r![`e${i}`])}')`);
+        if (Number(r![`n${i}`]) > 0) fail(c.name, `${String(r![`n${i}`])} row(s) have NULL in the NOT NULL column '${c.name}'`);
+      });
+    }
+    const replace = present.map((c) => `CAST(${quoteIdent(actual(c))} AS ${c.duckType}) AS ${quoteIdent(actual(c))}`);
+    return `SELECT *${replace.length ? ` REPLACE (${replace.join(', ')})` : ''}${missing.map((c) => `, NULL::${c.duckType} AS ${quoteIdent(c.name)}`).join('')} FROM (${sql})`;
   }
 
   private async executeSnapshot(f: ResolvedFlow): Promise<FlowRunResult> {

@@ -18,10 +18,13 @@
  * Libraries are JavaScript modules (`.js` / `.mjs`) whose default export is `definePipeline(...)`
  * or a plain function `(p) => { ... }` (so a project needs no import of floe), and pipeline SQL files
  * (`.sql`, Databricks' pipeline SQL: see sql-library.ts; `${key}` reads the configuration).
- * TypeScript files must be compiled first (point the glob at the compiled `.js`). Paths resolve
+ * TypeScript files (`.ts` / `.mts`) load without a build step when the `typescript` package is
+ * installed (types stripped, not checked); a `.ts` next to its compiled `.js` is left to the `.js`. Paths resolve
  * against the spec's folder. Unknown fields are errors.
  */
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CATALOG_ALIASES, normalizeName } from '../catalog/catalog.js';
@@ -373,10 +376,14 @@ export async function libraryFiles(spec: PipelineSpec): Promise<string[]> {
   for (const f of files) {
     if (/\.(d\.ts|d\.mts|map)$/.test(f) || /\.(md|txt)$/i.test(f)) continue;
     if (/\.(js|mjs|sql)$/i.test(f)) libs.push(f);
-    else if (/\.(ts|mts|cts)$/.test(f)) throw new FloeError('PIPELINE_LIBRARY_UNSUPPORTED', `${f}: TypeScript pipeline files must be compiled first (tsc); point the spec's glob at the compiled .js/.mjs files.`, { file: f });
+    else if (/\.(ts|mts)$/.test(f)) {
+      // A TypeScript library compiled next to itself: the compiled module is the library.
+      const base = f.replace(/\.m?ts$/, '');
+      if (!files.includes(`${base}.js`) && !files.includes(`${base}.mjs`)) libs.push(f);
+    } else if (/\.cts$/.test(f)) throw new FloeError('PIPELINE_LIBRARY_UNSUPPORTED', `${f}: a CommonJS TypeScript library (.cts) is not supported; use .ts or .mts (an ES module).`, { file: f });
     else throw new FloeError('PIPELINE_LIBRARY_UNSUPPORTED', `${f}: a pipeline library must be a .sql, .js or .mjs file (got ${path.extname(f) || 'no extension'}).`, { file: f });
   }
-  if (!libs.length) throw new FloeError('PIPELINE_LIBRARY_NOT_FOUND', `${spec.file ?? 'spec'}: the libraries (${spec.libraries.map((l) => l.glob.include).join(', ')}) match no .sql/.js/.mjs file.`);
+  if (!libs.length) throw new FloeError('PIPELINE_LIBRARY_NOT_FOUND', `${spec.file ?? 'spec'}: the libraries (${spec.libraries.map((l) => l.glob.include).join(', ')}) match no .sql/.js/.mjs/.ts file.`);
   return libs;
 }
 
@@ -393,8 +400,9 @@ export async function loadLibraries(files: string[], configuration: Record<strin
     }
     let mod: { default?: unknown };
     try {
-      mod = (await import(pathToFileURL(f).href)) as { default?: unknown };
+      mod = /\.m?ts$/.test(f) ? await importTypeScript(f) : ((await import(pathToFileURL(f).href)) as { default?: unknown });
     } catch (e) {
+      if (e instanceof FloeError) throw e;
       throw new FloeError('PIPELINE_LIBRARY_LOAD_FAILED', `Cannot load the pipeline library ${f}: ${(e as Error)?.message ?? String(e)}`, { file: f }, { cause: e });
     }
     const d = mod.default;
@@ -403,4 +411,54 @@ export async function loadLibraries(files: string[], configuration: Record<strin
     else throw new FloeError('PIPELINE_LIBRARY_INVALID', `${f} has no default export definePipeline((p) => { ... }) (or a function (p) => { ... }).`, { file: f });
   }
   return out;
+}
+
+interface TypeScriptApi {
+  transpileModule(input: string, options: { compilerOptions: Record<string, unknown>; fileName: string; reportDiagnostics?: boolean }): { outputText: string; diagnostics?: Array<{ messageText: unknown }> };
+  ModuleKind: Record<string, number>;
+  ScriptTarget: Record<string, number>;
+}
+
+/** The `typescript` package: the project's (resolved from the library's folder), else floe's own. */
+async function loadTypeScript(file: string): Promise<TypeScriptApi> {
+  const candidates: string[] = [];
+  try {
+    candidates.push(pathToFileURL(createRequire(file).resolve('typescript')).href);
+  } catch {
+    // not installed in the project
+  }
+  candidates.push('typescript');
+  for (const c of candidates) {
+    try {
+      const m = (await import(c)) as { default?: TypeScriptApi } & Partial<TypeScriptApi>;
+      const ts = (m.transpileModule ? m : m.default) as TypeScriptApi | undefined;
+      if (ts?.transpileModule) return ts;
+    } catch {
+      // try the next one
+    }
+  }
+  throw new FloeError('PIPELINE_LIBRARY_NEEDS_TYPESCRIPT', `${file}: loading a TypeScript pipeline library needs the typescript package: install it in the project (npm install --save-dev typescript), or compile the library to .js and point the spec's glob at it.`, { file });
+}
+
+/**
+ * Imports a TypeScript library without a build step: its types are stripped with TypeScript's
+ * transpileModule (no type checking) into a hidden module next to it (so its relative and package
+ * imports resolve as they would for the source), which is removed once imported.
+ */
+async function importTypeScript(file: string): Promise<{ default?: unknown }> {
+  const ts = await loadTypeScript(file);
+  const source = await fs.readFile(file, 'utf8');
+  const out = ts.transpileModule(source, { fileName: file, reportDiagnostics: true, compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, sourceMap: false, inlineSourceMap: true, inlineSources: true } });
+  if (out.diagnostics?.length) {
+    const msg = out.diagnostics.map((d) => (typeof d.messageText === 'string' ? d.messageText : JSON.stringify(d.messageText))).join('; ');
+    throw new FloeError('PIPELINE_LIBRARY_LOAD_FAILED', `Cannot load the pipeline library ${file}: ${msg}`, { file });
+  }
+  const hash = createHash('sha256').update(out.outputText).digest('hex').slice(0, 12);
+  const tmp = path.join(path.dirname(file), `.${path.basename(file).replace(/\.m?ts$/, '')}.floe-${hash}.mjs`);
+  await fs.writeFile(tmp, out.outputText);
+  try {
+    return (await import(pathToFileURL(tmp).href)) as { default?: unknown };
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
 }

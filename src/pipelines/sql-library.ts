@@ -39,7 +39,7 @@ import { SESSION_MACROS } from '../sql/functions.js';
 import { parseProperties } from '../sql/parser.js';
 import { splitStatements, type Token } from '../sql/lexer.js';
 import { type TableRef, type TranslateContext, translateExpr, translateQuery } from '../sql/translate.js';
-import { parseType } from '../sql/types.js';
+import { parseType, sparkTypeName } from '../sql/types.js';
 import type { AutoCdcFlowDefinition, DefineFunction, Expectation, FileFormat, FileReadOptions, PipelineBuilder, QueryContext, QueryFunction } from './definition.js';
 
 export const SQL_PIPELINE_ERROR = 'PIPELINE_SQL_ERROR';
@@ -63,7 +63,11 @@ export interface SqlQuery {
 
 interface DeclaredColumn {
   name: string;
+  /** DuckDB type. */
   type: string;
+  /** Spark SQL type, as declared. */
+  sparkType: string;
+  nullable: boolean;
 }
 
 interface DatasetStmt {
@@ -192,6 +196,12 @@ function fileOptions(fn: Token, args: Token[][]): { dir: string; files: FileRead
   if (opts.header !== undefined) files.header = opts.header.toLowerCase() !== 'false';
   const delim = opts.delimiter ?? opts.sep;
   if (delim !== undefined) files.delimiter = delim;
+  const maxFiles = opts.maxfilespertrigger ?? opts.maxFilesPerTrigger;
+  if (maxFiles !== undefined) {
+    const n = Number(maxFiles);
+    if (!Number.isInteger(n) || n < 1) throw analysisErrorAt(fn, `${fn.value}(): maxFilesPerTrigger must be a positive integer, got '${maxFiles}'`);
+    files.maxFilesPerTrigger = n;
+  }
   return { dir, files };
 }
 
@@ -377,8 +387,13 @@ async function tableSpec(c: Cursor, name: string): Promise<{ columns: DeclaredCo
     }
     const col = c.ident('a column name or CONSTRAINT');
     const type = parseType(c);
+    let nullable = true;
     for (;;) {
-      if (c.acceptKw('NOT', 'NULL') || c.acceptKw('NULL')) continue;
+      if (c.acceptKw('NOT', 'NULL')) {
+        nullable = false;
+        continue;
+      }
+      if (c.acceptKw('NULL')) continue;
       if (c.acceptKw('COMMENT')) {
         c.string('a comment string');
         continue;
@@ -390,7 +405,7 @@ async function tableSpec(c: Cursor, name: string): Promise<{ columns: DeclaredCo
       if (c.isKw('GENERATED') || c.isKw('DEFAULT')) unsupported(c.peek(), `${c.peek().upper} columns`);
       break;
     }
-    columns.push({ name: col.value, type: duckType(type) });
+    columns.push({ name: col.value, type: duckType(type), sparkType: sparkTypeName(type), nullable });
     return null;
   });
   const expectations: Expectation[] = [];
@@ -627,10 +642,12 @@ export async function parseSqlLibrary(text: string, file: string, configuration:
 }
 
 function addDataset(p: PipelineBuilder, d: DatasetStmt): void {
-  const opts = { comment: d.comment, partitionBy: d.partitionBy, tableProperties: d.properties, expectations: d.expectations };
+  // Tables enforce their declared columns when written (a clear error naming a column that does not fit).
+  const schema = d.columns.length ? d.columns.map((c) => ({ name: c.name, type: c.sparkType, nullable: c.nullable })) : undefined;
+  const opts = { comment: d.comment, partitionBy: d.partitionBy, tableProperties: d.properties, expectations: d.expectations, schema };
   if (d.kind === 'view') p.view({ name: d.name, comment: d.comment, query: queryFunction(d.query!, d.columns), expectations: d.expectations });
-  else if (d.kind === 'materializedView') p.materializedView({ name: d.name, ...opts, query: queryFunction(d.query!, d.columns) });
-  else if (d.query) p.table({ name: d.name, ...opts, query: queryFunction(d.query, d.columns) });
+  else if (d.kind === 'materializedView') p.materializedView({ name: d.name, ...opts, query: queryFunction(d.query!) });
+  else if (d.query) p.table({ name: d.name, ...opts, query: queryFunction(d.query) });
   else {
     p.createStreamingTable(d.name, opts);
     if (d.flow) addFlow(p, d.flow);

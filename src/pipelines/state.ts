@@ -18,8 +18,24 @@ import { FloeError } from '../errors.js';
 /** Offsets of one source: the last Delta version processed, or the files processed. */
 export interface SourceOffset {
   version?: number;
+  /**
+   * Files: the processed files whose modification time is within FILE_WINDOW_MS of the high-water
+   * mark (older processed files are covered by the mark alone, so the list stays bounded). Checkpoints
+   * written before the mark existed list every processed file.
+   */
   files?: string[];
+  /** Files: the newest processed file's modification time (epoch ms). */
+  hwm?: number;
+  /** Files: modification times of `files` (same order). */
+  mtimes?: number[];
 }
+
+/**
+ * Files modified more than this long before the newest processed file are taken as processed
+ * without being listed in the checkpoint (one day; a file landing with an older modification time
+ * than that is not picked up, as with Auto Loader's maxFileAge).
+ */
+export const FILE_WINDOW_MS = 24 * 3600 * 1000;
 
 /** What a pending batch reads from one stream source. */
 export interface SourceRange {
@@ -28,6 +44,10 @@ export interface SourceRange {
   to?: number;
   /** Files: the new files of this batch. */
   files?: string[];
+  /** Files: their modification times (same order). */
+  mtimes?: number[];
+  /** Files: more new files were left for the next batch (maxFilesPerTrigger). */
+  more?: boolean;
 }
 
 export interface FlowCheckpoint {

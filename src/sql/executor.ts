@@ -13,6 +13,7 @@ import type { Engine } from '../engine/engine.js';
 import { runTrusted } from '../expression-guard.js';
 import { FloeError } from '../errors.js';
 import type { Floe } from '../floe.js';
+import { eventLogLocation, PIPELINES_DIR } from '../pipelines/event-log.js';
 import { addColumns, addConstraint, assignColumnMapping, changeColumn, convertToDelta, dropColumns, dropConstraint, renameColumn } from '../table/alter.js';
 import { createTable, toStructType, type ColumnSpec } from '../table/create.js';
 import { DeltaTable } from '../table/delta-table.js';
@@ -170,6 +171,11 @@ class Executor {
     return {
       resolveTable: (ref: TableRef) => this.tableSql(ref),
       resolveChanges: (fn: Token, args: Token[][]) => this.changesSql(fn, args),
+      resolveEventLog: async (fn: Token, args: Token[][]) => {
+        const a = args.length === 1 && args[0]!.length === 1 ? args[0]![0]! : undefined;
+        if (!a || a.kind !== 'string') throw analysisErrorAt(a ?? fn, `${fn.value}() takes one string: a pipeline's name (in this warehouse) or the path of its folder, spec or storage`, { construct: fn.value });
+        return (await this.floe.read.delta(await eventLogLocation(this.catalog.root, a.value))).toSQL();
+      },
       ...extra,
     };
   }
@@ -252,7 +258,8 @@ class Executor {
         return { kind: 'status', message: created ? `created schema ${name}` : `schema ${name} already exists` };
       }
       case 'showSchemas': {
-        const all = await this.catalog.listSchemas();
+        // The pipelines' checkpoints and event logs live in the warehouse's _pipelines folder: not a schema.
+        const all = (await this.catalog.listSchemas()).filter((n) => n !== PIPELINES_DIR);
         const names = s.like ? all.filter((n) => likeMatch(s.like!, n)) : all;
         return { kind: 'status', message: `${names.length} schema(s)`, rows: names.map((n) => ({ databaseName: n })) };
       }

@@ -27,6 +27,8 @@ export interface TranslateContext {
   resolveTable(ref: TableRef): Promise<string>;
   /** DuckDB SQL for `table_changes(…)` / `table_changes_by_path(…)`. */
   resolveChanges(fn: Token, args: Token[][]): Promise<string>;
+  /** DuckDB SQL for `event_log('pipeline name or path')` (a pipeline's event log as a table). */
+  resolveEventLog?(fn: Token, args: Token[][]): Promise<string>;
   /** Optional rewrite of bare column names (MERGE qualifies them with the side they belong to). */
   column?: (parts: Token[]) => string | undefined;
 }
@@ -219,6 +221,9 @@ class Translator {
       const argList = args.length ? splitTopLevel(args) : [];
       if (fname === 'table_changes' || fname === 'table_changes_by_path') {
         pieces.push({ text: `(${await this.ctx.resolveChanges(t, argList)})`, ws: true, term: true });
+        aliasDefault = fname;
+      } else if (fname === 'event_log' && this.ctx.resolveEventLog) {
+        pieces.push({ text: `(${await this.ctx.resolveEventLog(t, argList)})`, ws: true, term: true });
         aliasDefault = fname;
       } else if (TABLE_FUNCTIONS.has(fname)) {
         const translated = await Promise.all(argList.map((a) => this.run(a, scope, false)));

@@ -35,6 +35,11 @@ test('floe pipelines: init, validate, run twice, status, events, failures', asyn
     assert.equal(st.stdout.trim().split('\n').length, 2);
     const ev = run(proj, ['events', '--limit', '5', '--format', 'json']);
     assert.equal(ev.stdout.trim().split('\n').length, 5);
+    // The event log as a table in floe sql.
+    const MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+    const q = spawnSync(process.execPath, [MAIN, 'sql', '--warehouse', 'warehouse', '--format', 'json', '-e', "SELECT count(*)::INT AS n FROM event_log('shop') WHERE event_type = 'create_update'"], { cwd: proj, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(q.status, 0, q.stderr);
+    assert.match(q.stdout, /"n":\s*2/);
     const txt = run(proj, ['events', '--limit', '2', '--format', 'text']);
     assert.match(txt.stdout, /update_progress\s+Update \w+ is COMPLETED/);
 

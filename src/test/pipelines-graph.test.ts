@@ -134,7 +134,12 @@ list: [1, two]
   await fs.writeFile(path.join(dir, 't', 'c.sql'), 'CREATE MATERIALIZED VIEW x AS SELECT 1');
   assert.deepEqual((await libraryFiles(spec)).map((f) => path.relative(dir, f)), ['t/a.js', 't/c.sql', 't/sub/b.mjs']);
   await fs.rm(path.join(dir, 't', 'c.sql'));
+  // TypeScript: a .ts library is one, unless its compiled .js is matched too; .d.ts are not; .cts is refused.
   await fs.writeFile(path.join(dir, 't', 'd.ts'), '');
-  await assert.rejects(libraryFiles(spec), /must be compiled first/);
+  await fs.writeFile(path.join(dir, 't', 'a.ts'), '');
+  await fs.writeFile(path.join(dir, 't', 'a.d.ts'), '');
+  assert.deepEqual((await libraryFiles(spec)).map((f) => path.relative(dir, f)), ['t/a.js', 't/d.ts', 't/sub/b.mjs']);
+  await fs.writeFile(path.join(dir, 't', 'e.cts'), '');
+  await assert.rejects(libraryFiles(spec), /PIPELINE_LIBRARY_UNSUPPORTED.*\.cts/);
   await fs.rm(dir, { recursive: true, force: true });
 });

@@ -9,8 +9,10 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Catalog } from '../catalog/catalog.js';
 import { Floe } from '../floe.js';
-import { definePipeline, expect, expectOrDrop, expectOrFail } from '../pipelines/definition.js';
-import { readEvents } from '../pipelines/event-log.js';
+import { collectDefinitions, definePipeline, expect, expectOrDrop, expectOrFail } from '../pipelines/definition.js';
+import { parseSqlLibrary } from '../pipelines/sql-library.js';
+import { type PipelineEvent, readEvents, subscribePipelineEvents } from '../pipelines/event-log.js';
+import { ProgressDisplay } from '../pipelines/progress.js';
 import { runPipeline } from '../pipelines/runner.js';
 import { PipelineState } from '../pipelines/state.js';
 import { tempDir } from './helpers.js';
@@ -208,4 +210,185 @@ test('run: append flows (streaming and once), views, files and the change feed o
   assert.deepEqual(await rows(wh, 'SELECT id::INT AS id, v, extra FROM all_rows ORDER BY id'), [{ id: 1, v: 'a', extra: null }, { id: 2, v: 'b', extra: null }, { id: 3, v: 'c', extra: true }, { id: 100, v: 'old', extra: null }]);
   assert.deepEqual(await rows(wh, 'SELECT id::INT AS id, v FROM current ORDER BY id'), [{ id: 1, v: 'A' }, { id: 2, v: 'B' }, { id: 3, v: 'C' }, { id: 100, v: 'OLD' }]);
   assert.deepEqual(await rows(wh, 'SELECT id::INT AS id FROM changes ORDER BY id'), [{ id: 1 }, { id: 2 }, { id: 3 }, { id: 100 }]);
+});
+
+test('run: every event-log record reaches onEvent listeners and subscribePipelineEvents subscribers; a throwing subscriber fails nothing', async () => {
+  const src = path.join(dir, 'src-sub');
+  const wh = path.join(dir, 'wh-sub');
+  await append(src, "(1, 10, 1, 'U')");
+  const seenA: string[] = [];
+  const seenB: string[] = [];
+  const seenSub: string[] = [];
+  const off = subscribePipelineEvents((e) => seenSub.push(e.id));
+  const offBad = subscribePipelineEvents(() => {
+    throw new Error('subscriber bug');
+  });
+  try {
+    const r = await runPipeline({ floe, name: 'subs', definitions: orders(src), warehouse: wh, onEvent: [(e) => seenA.push(e.id), (e) => seenB.push(e.id)] });
+    assert.equal(r.state, 'COMPLETED');
+  } finally {
+    off();
+    offBad();
+  }
+  const logged = (await readEvents(floe, r_eventLog(wh, 'subs'))).map((e) => String(e.id));
+  assert.ok(logged.length > 5);
+  assert.deepEqual([...seenA].sort(), [...logged].sort());
+  assert.deepEqual(seenB, seenA);
+  assert.deepEqual(seenSub, seenA);
+  // Unsubscribed: a later run is not seen.
+  await runPipeline({ floe, name: 'subs', definitions: orders(src), warehouse: wh });
+  assert.equal(seenSub.length, seenA.length);
+});
+
+function r_eventLog(wh: string, name: string): string {
+  return path.join(wh, '_pipelines', name, 'event_log');
+}
+
+test("SQL: event_log('pipeline') by name or path reads the event log as a table; SHOW SCHEMAS hides _pipelines; clear error otherwise", async () => {
+  const src = path.join(dir, 'src-evsql');
+  const wh = path.join(dir, 'wh-evsql');
+  await append(src, "(1, 10, 1, 'U'), (2, 5, 2, 'U')");
+  const r = await runPipeline({ floe, name: 'evsql', definitions: orders(src), warehouse: wh });
+  const byName = await rows(wh, "SELECT event_type, count(*)::INT AS n FROM event_log('evsql') WHERE origin.update_id = '" + r.updateId + "' AND event_type IN ('create_update', 'flow_definition') GROUP BY ALL ORDER BY 1");
+  assert.deepEqual(byName, [{ event_type: 'create_update', n: 1 }, { event_type: 'flow_definition', n: 3 }]);
+  // DLT's usual query: flow progress metrics from the details JSON.
+  const silver = await rows(wh, "SELECT CAST(get_json_object(details, '$.flow_progress.metrics.num_upserted_rows') AS INT) AS u FROM event_log('evsql') e WHERE e.event_type = 'flow_progress' AND e.origin.flow_name = 'silver' AND get_json_object(details, '$.flow_progress.status') = 'COMPLETED'");
+  assert.deepEqual(silver, [{ u: 2 }]);
+  const storage = path.join(wh, '_pipelines', 'evsql');
+  for (const p of [storage, path.join(storage, 'event_log')]) {
+    const n = await rows(wh, `SELECT count(*)::INT AS n FROM event_log('${p}')`);
+    assert.equal(n[0]!.n, (await readEvents(floe, path.join(storage, 'event_log'))).length);
+  }
+  const schemas = await floe.sql('SHOW SCHEMAS', { warehouse: wh });
+  assert.deepEqual(schemas.kind === 'status' ? schemas.rows!.map((x) => x.databaseName) : null, ['default']);
+  await assert.rejects(floe.sql("SELECT * FROM event_log('no_such_pipeline')", { warehouse: wh }), (e: Error & { code?: string }) => e.code === 'PIPELINE_EVENT_LOG_NOT_FOUND' && /no_such_pipeline/.test(e.message));
+  await assert.rejects(floe.sql('SELECT * FROM event_log(1)', { warehouse: wh }), /event_log\(\) takes one string/);
+});
+
+test('declared schemas: AUTO CDC and append targets are cast to the declared types; a column that does not fit fails naming it (JS and SQL)', async () => {
+  const src = path.join(dir, 'src-schema');
+  await floe.duckdbSql("SELECT * FROM (VALUES (1, '10', 1, 'U'), (2, '5', 2, 'U')) v(id, amount, seq, op)").write.delta(src, { mode: 'append' });
+  const cdc = (schema: string) => definePipeline((p) => {
+    p.createStreamingTable('silver', { schema });
+    p.createAutoCdcFlow({ target: 'silver', source: src, keys: ['id'], sequenceBy: 'seq', applyAsDeletes: "op = 'D'", exceptColumnList: ['op'] });
+    p.createStreamingTable('raw', { schema: [{ name: 'id', type: 'INT', nullable: false }, { name: 'amount', type: 'STRING' }, { name: 'seq', type: 'BIGINT' }, { name: 'op', type: 'STRING' }, { name: 'note', type: 'STRING' }] });
+    p.appendFlow({ target: 'raw', query: (c) => c.readStream(src) });
+  });
+  // Fits: amount '10' becomes a DECIMAL; raw gets the undeclared-but-nullable note as NULL.
+  const wh1 = path.join(dir, 'wh-schema1');
+  const ok = await runPipeline({ floe, name: 'schema1', definitions: cdc('id INT NOT NULL, amount DECIMAL(10,2), seq BIGINT'), warehouse: wh1 });
+  assert.equal(ok.state, 'COMPLETED', String(Object.values(ok.flows).find((x) => x.error)?.error));
+  assert.deepEqual(await rows(wh1, 'SELECT id, amount, typeof(amount) AS t FROM silver ORDER BY id'), [{ id: 1, amount: '10.00', t: 'DECIMAL(10,2)' }, { id: 2, amount: '5.00', t: 'DECIMAL(10,2)' }]);
+  assert.deepEqual(await rows(wh1, 'SELECT id, note FROM raw ORDER BY id'), [{ id: 1, note: null }, { id: 2, note: null }]);
+  // A value that does not convert: the flow fails naming the column and the value.
+  const src2 = path.join(dir, 'src-schema-bad');
+  await floe.duckdbSql("SELECT * FROM (VALUES (1, 'ten', 1, 'U')) v(id, amount, seq, op)").write.delta(src2, { mode: 'append' });
+  const bad = await runPipeline({ floe, name: 'schema2', warehouse: path.join(dir, 'wh-schema2'), definitions: definePipeline((p) => {
+    p.createStreamingTable('silver', { schema: 'id INT, amount INT, seq BIGINT' });
+    p.createAutoCdcFlow({ target: 'silver', source: src2, keys: ['id'], sequenceBy: 'seq', exceptColumnList: ['op'] });
+  }) });
+  assert.equal(bad.state, 'FAILED');
+  const e = bad.flows.silver!.error as Error & { code?: string };
+  assert.equal(e.code, 'PIPELINE_SCHEMA_MISMATCH');
+  assert.match(e.message, /column 'amount' do not convert to its declared type INTEGER \(e\.g\. 'ten'\)/);
+  // A column the schema does not declare (SQL: CREATE OR REFRESH STREAMING TABLE t (cols)).
+  const sqlDefs = collectDefinitions([{ define: await parseSqlLibrary(`CREATE OR REFRESH STREAMING TABLE silver (id INT NOT NULL, seq BIGINT);
+    CREATE FLOW f AS AUTO CDC INTO silver FROM STREAM(delta.\`${src}\`) KEYS (id) SEQUENCE BY seq COLUMNS * EXCEPT (op);`, 'lib.sql'), source: 'lib.sql' }]);
+  const r3 = await runPipeline({ floe, name: 'schema3', warehouse: path.join(dir, 'wh-schema3'), definitions: sqlDefs });
+  assert.equal(r3.state, 'FAILED');
+  assert.match(String(r3.flows.f!.error?.message), /produces the column 'amount', which the declared schema does not have/);
+  // A NULL in a NOT NULL column; and a bad declared type is an error at definition time.
+  const src4 = path.join(dir, 'src-schema-null');
+  await floe.duckdbSql("SELECT * FROM (VALUES (NULL::INT, 1, 'x')) v(id, seq, op)").write.delta(src4, { mode: 'append' });
+  const r4 = await runPipeline({ floe, name: 'schema4', warehouse: path.join(dir, 'wh-schema4'), definitions: definePipeline((p) => {
+    p.createStreamingTable('raw', { schema: 'id INT NOT NULL, seq INT, op STRING' });
+    p.appendFlow({ target: 'raw', query: (c) => c.readStream(src4) });
+  }) });
+  assert.match(String(r4.flows.raw_append_1?.error?.message ?? Object.values(r4.flows)[0]!.error?.message), /NULL in the NOT NULL column 'id'/);
+  assert.throws(() => collectDefinitions([{ define: (p) => p.createStreamingTable('x', { schema: 'id NOTATYPE' }) }]), /schema of 'x'.*Unknown data type 'NOTATYPE'/);
+});
+
+test('file ingestion: maxFilesPerTrigger splits a run into batches of at most N files (oldest first); the checkpoint keeps a high-water mark and only recent files', async () => {
+  const land = path.join(dir, 'land-max');
+  const wh = path.join(dir, 'wh-max');
+  await fs.mkdir(land, { recursive: true });
+  const day = 24 * 3600 * 1000;
+  const base = Math.floor(Date.now() / 1000) * 1000 - 10 * day; // whole seconds: exact on every file system
+  // Five files; the two oldest are over a day older than the rest.
+  const mt = [base, base + 1000, base + 3 * day, base + 3 * day + 1000, base + 3 * day + 2000];
+  for (let i = 0; i < 5; i++) {
+    const f = path.join(land, `f${i}.json`);
+    await fs.writeFile(f, JSON.stringify({ id: i, v: `r${i}` }) + '\n');
+    await fs.utimes(f, new Date(mt[i]!), new Date(mt[i]!));
+  }
+  const defs = definePipeline((p) => p.table({ name: 'raw', query: (c) => c.readStreamFiles(land, { format: 'json', maxFilesPerTrigger: 2 }) }));
+  const r = await runPipeline({ floe, name: 'maxf', definitions: defs, warehouse: wh });
+  assert.equal(r.state, 'COMPLETED');
+  assert.equal(r.flows.raw!.numOutputRows, 5);
+  assert.equal(r.flows.raw!.batchId, 2, 'three batches: 2 + 2 + 1 files');
+  // One commit per batch, each with at most 2 files' rows, oldest first.
+  const hist = await floe.sql('DESCRIBE HISTORY raw', { warehouse: wh });
+  const writes = (hist.kind === 'status' ? hist.rows! : (await hist.dataFrame.toJSON())).filter((h) => String(h.operation) === 'WRITE' || String(h.operation) === 'CREATE TABLE AS SELECT' || String(h.operation).includes('WRITE'));
+  assert.equal(writes.length, 3);
+  assert.deepEqual(await rows(wh, 'SELECT id::INT AS id FROM raw@v0 ORDER BY id'), [{ id: 0 }, { id: 1 }]);
+  const cp = await new PipelineState(path.join(wh, '_pipelines', 'maxf')).checkpoint('raw');
+  const off = Object.values(cp.sources)[0]!;
+  assert.equal(off.hwm, mt[4]);
+  // The two old files are older than a day before the mark: covered by it, not listed.
+  assert.deepEqual(off.files!.map((f) => path.basename(f)).sort(), ['f2.json', 'f3.json', 'f4.json']);
+  // Nothing is processed twice; a new file is picked up.
+  await fs.writeFile(path.join(land, 'f5.json'), JSON.stringify({ id: 5, v: 'r5' }) + '\n');
+  const r2 = await runPipeline({ floe, name: 'maxf', definitions: defs, warehouse: wh });
+  assert.equal(r2.flows.raw!.numOutputRows, 1);
+  assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n, count(DISTINCT id)::INT AS d FROM raw'), [{ n: 6, d: 6 }]);
+});
+
+test('a .ts pipeline library loads without a compile step (types stripped by TypeScript), with its relative imports', async () => {
+  const proj = path.join(dir, 'ts-proj');
+  await fs.mkdir(path.join(proj, 'transformations'), { recursive: true });
+  await fs.mkdir(path.join(proj, 'lib'), { recursive: true });
+  await fs.writeFile(path.join(proj, 'pipeline.yml'), 'name: tsdemo\nwarehouse: ./warehouse\nlibraries:\n  - glob:\n      include: transformations/**\n');
+  await fs.writeFile(path.join(proj, 'lib', 'helpers.mjs'), 'export const double = (n) => n * 2;\n');
+  await fs.writeFile(path.join(proj, 'transformations', 'numbers.ts'), `import { double } from '../lib/helpers.mjs';
+interface Builder { materializedView(def: { name: string; query: (c: { sql(q: string): unknown }) => unknown }): void }
+type N = number;
+const n: N = double(21);
+export default function (p: Builder): void {
+  p.materializedView({ name: 'answer', query: (c) => c.sql(\`SELECT \${n}::INT AS answer\`) });
+}
+`);
+  const r = await runPipeline({ floe, spec: path.join(proj, 'pipeline.yml') });
+  assert.equal(r.state, 'COMPLETED', String(Object.values(r.flows).find((x) => x.error)?.error));
+  assert.deepEqual(await rows(path.join(proj, 'warehouse'), 'SELECT answer FROM answer'), [{ answer: 42 }]);
+  // The hidden transpiled module is gone.
+  assert.deepEqual((await fs.readdir(path.join(proj, 'transformations'))).sort(), ['numbers.ts']);
+  // A syntax error names the file.
+  await fs.writeFile(path.join(proj, 'transformations', 'numbers.ts'), 'export default function (p: { x: number ) {}\n');
+  await assert.rejects(runPipeline({ floe, spec: path.join(proj, 'pipeline.yml') }), /PIPELINE_LIBRARY_LOAD_FAILED.*numbers\.ts/);
+});
+
+test('progress display: one line per flow, redrawn in place from the events; failures print above the block', async () => {
+  const src = path.join(dir, 'src-prog');
+  const wh = path.join(dir, 'wh-prog');
+  await append(src, "(1, 10, 1, 'U'), (2, 5, 2, 'U')");
+  const events: PipelineEvent[] = [];
+  await runPipeline({ floe, name: 'prog', definitions: orders(src), warehouse: wh, onEvent: (e) => events.push(e) });
+  const d = new ProgressDisplay(() => 0);
+  const outs = events.map((e) => d.render(e));
+  const block = d.block();
+  assert.equal(block.length, 3);
+  assert.match(block[0]!, /^✓ bronze\s+COMPLETED\s+2 rows/);
+  assert.match(block[1]!, /^✓ silver\s+COMPLETED\s+2 rows \(2 upserted, 0 deleted\)/);
+  assert.match(block[2]!, /^✓ gold\s+COMPLETED\s+1 rows/);
+  // Later renders move the cursor back over the 3 lines before redrawing them.
+  assert.ok(outs.some((o) => o.startsWith('\x1b[3A\x1b[0J')));
+  assert.match(outs.at(-1)!, /Update \w+ is COMPLETED/);
+  // A failing flow: its error above the block, ✗ on its line.
+  const failing = definePipeline((p) => p.materializedView({ name: 'bad', query: (c) => c.sql('SELECT no_such_column FROM s', { s: c.read(src) }) }));
+  const evs: PipelineEvent[] = [];
+  await runPipeline({ floe, name: 'prog2', definitions: failing, warehouse: wh, onEvent: (e) => evs.push(e) });
+  const d2 = new ProgressDisplay(() => 0);
+  const text = evs.map((e) => d2.render(e)).join('');
+  assert.match(text, /✗ Flow 'bad' has FAILED: .*no_such_column/);
+  assert.match(d2.block()[0]!, /^✗ bad\s+FAILED/);
 });
