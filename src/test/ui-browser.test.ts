@@ -121,7 +121,8 @@ test('browser: clicking a node opens the table; the change feed shows the right 
   // A preview of an older version.
   await page.fill('#preview-version', '1');
   await page.click('#preview-go');
-  await page.waitForFunction(() => document.querySelectorAll('#preview tbody tr').length === 3);
+  // The box first shows the latest version (also 3 rows): wait for version 1's row of id 2.
+  await page.waitForFunction(() => [...document.querySelectorAll('#preview tbody tr')].some((tr) => (tr as unknown as { textContent: string }).textContent === '220'));
   const preview = await page.$$eval('#preview tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent).join(',')).sort());
   assert.deepEqual(preview, ['1,10', '2,20', '3,30']);
   await shot(page, 'table-silver');
