@@ -73,6 +73,13 @@ export interface FileReadOptions {
    * processes everything available in as many batches as needed (Auto Loader's `maxFilesPerTrigger`).
    */
   maxFilesPerTrigger?: number;
+  /**
+   * Auto Loader's `maxFileAge`: files modified longer than this before the newest processed file are
+   * no longer tracked by name (the checkpoint stays bounded) and a file landing with such an old
+   * modification time is NOT picked up. Milliseconds, or a duration such as '7 days' / '12 hours'.
+   * Default: none, every processed file is tracked and no file is ever skipped.
+   */
+  maxFileAge?: number | string;
 }
 
 /** What a query function receives. */

@@ -34,7 +34,7 @@ import { EventLog, listUpdates, type PipelineEvent, type PipelineEventListener }
 import { type ExpectationMetric, applyExpectations } from './expectations.js';
 import { type PipelineGraph, type ResolvedFlow, type SourceRef, classify, kindText, makeContext, planSql, resolveGraph } from './graph.js';
 import { type PipelineSpec, libraryFiles, loadLibraries, loadSpec } from './spec.js';
-import { FILE_WINDOW_MS, type FlowCheckpoint, PipelineState, type SourceOffset, type SourceRange } from './state.js';
+import { type FlowCheckpoint, fileAgeMs, PipelineState, type SourceOffset, type SourceRange } from './state.js';
 import { type NotificationSpec, Notifier } from './notifications.js';
 
 export const OWNER_PROPERTY = 'floe.pipeline.name';
@@ -190,18 +190,17 @@ function addUp(a: FlowRunResult, b: FlowRunResult): FlowRunResult {
 }
 
 /**
- * A file source's offset after a batch: the high-water mark moves to the newest processed file and
- * only the files within FILE_WINDOW_MS of it stay listed (a legacy full list is kept as it is, plus
- * the new files, until its files age out of the window).
+ * A file source's offset after a batch: the high-water mark moves to the newest processed file; every
+ * processed file stays listed, or with `maxFileAge` (window) only those modified within it of the mark.
  */
-function advanceFiles(prev: SourceOffset | undefined, r: SourceRange): SourceOffset {
+function advanceFiles(prev: SourceOffset | undefined, r: SourceRange, windowMs: number): SourceOffset {
   const times = new Map<string, number>();
   const prevFiles = prev?.files ?? [];
   prevFiles.forEach((f, i) => times.set(f, prev?.mtimes?.[i] ?? Number.POSITIVE_INFINITY));
   r.files!.forEach((f, i) => times.set(f, r.mtimes?.[i] ?? Number.POSITIVE_INFINITY));
   const known = [...times.values()].filter((t) => Number.isFinite(t));
   const hwm = Math.max(prev?.hwm ?? -Infinity, ...known);
-  const keep = [...times].filter(([, t]) => !Number.isFinite(hwm) || t >= hwm - FILE_WINDOW_MS);
+  const keep = [...times].filter(([, t]) => !Number.isFinite(hwm) || t >= hwm - windowMs);
   return { files: keep.map(([f]) => f), mtimes: keep.map(([, t]) => (Number.isFinite(t) ? t : hwm)), ...(Number.isFinite(hwm) ? { hwm } : {}) };
 }
 
@@ -557,8 +556,8 @@ class Update {
       } else if (s.mode === 'files') {
         const off = cp.sources[s.key];
         const done = new Set(off?.files ?? []);
-        // Older than the window before the high-water mark: processed (not listed in the checkpoint).
-        const floor = off?.hwm !== undefined ? off.hwm - FILE_WINDOW_MS : -Infinity;
+        // With maxFileAge: older than that before the high-water mark counts as processed (not listed).
+        const floor = off?.hwm !== undefined ? off.hwm - fileAgeMs(s.files!.maxFileAge) : -Infinity;
         let fresh = (await this.listFilesWithTimes(s.name, s.files!.format)).filter((x) => x.mtime >= floor && !done.has(x.path));
         const max = s.files!.maxFilesPerTrigger;
         const more = max !== undefined && fresh.length > max;
@@ -797,7 +796,7 @@ class Update {
     // Advance the checkpoint (the output commit carries the same batch id).
     const sources = { ...cp.sources };
     for (const [k, r] of Object.entries(ranges)) {
-      if (r.files) sources[k] = advanceFiles(cp.sources[k], r);
+      if (r.files) sources[k] = advanceFiles(cp.sources[k], r, fileAgeMs(f.sources.find((s) => s.key === k)?.files?.maxFileAge));
       else sources[k] = { version: r.to! };
     }
     await this.state.saveCheckpoint({ flow: f.name, batchId, sources, onceDone: f.def.once ? true : cp.onceDone, inputVersions: isMv ? versions : undefined, snapshotVersion: cp.snapshotVersion });

@@ -202,6 +202,8 @@ function fileOptions(fn: Token, args: Token[][]): { dir: string; files: FileRead
     if (!Number.isInteger(n) || n < 1) throw analysisErrorAt(fn, `${fn.value}(): maxFilesPerTrigger must be a positive integer, got '${maxFiles}'`);
     files.maxFilesPerTrigger = n;
   }
+  const maxAge = opts.maxfileage ?? opts.maxFileAge;
+  if (maxAge !== undefined) files.maxFileAge = /^\d+$/.test(maxAge) ? Number(maxAge) : maxAge;
   return { dir, files };
 }
 

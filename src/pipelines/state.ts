@@ -19,9 +19,8 @@ import { FloeError } from '../errors.js';
 export interface SourceOffset {
   version?: number;
   /**
-   * Files: the processed files whose modification time is within FILE_WINDOW_MS of the high-water
-   * mark (older processed files are covered by the mark alone, so the list stays bounded). Checkpoints
-   * written before the mark existed list every processed file.
+   * Files: the processed files (with `maxFileAge`, only those modified within that age of the
+   * high-water mark: older ones are covered by the mark alone, so the list stays bounded).
    */
   files?: string[];
   /** Files: the newest processed file's modification time (epoch ms). */
@@ -30,12 +29,19 @@ export interface SourceOffset {
   mtimes?: number[];
 }
 
-/**
- * Files modified more than this long before the newest processed file are taken as processed
- * without being listed in the checkpoint (one day; a file landing with an older modification time
- * than that is not picked up, as with Auto Loader's maxFileAge).
- */
-export const FILE_WINDOW_MS = 24 * 3600 * 1000;
+/** A `maxFileAge` in milliseconds: a number as is, or `<n> <unit>` (seconds … weeks); Infinity when absent. */
+export function fileAgeMs(v: number | string | undefined): number {
+  if (v === undefined) return Number.POSITIVE_INFINITY;
+  if (typeof v === 'number') {
+    if (!(v > 0)) throw new FloeError('PIPELINE_INVALID_OPTION', `maxFileAge must be a positive number of milliseconds, got ${v}.`, { option: 'maxFileAge' });
+    return v;
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?|w|weeks?)\s*$/i.exec(v);
+  if (!m) throw new FloeError('PIPELINE_INVALID_OPTION', `maxFileAge '${v}' is not a duration: use e.g. '7 days', '12 hours' or a number of milliseconds.`, { option: 'maxFileAge' });
+  const unit = m[2]!.toLowerCase();
+  const ms = unit.startsWith('ms') || unit.startsWith('milli') ? 1 : unit.startsWith('s') ? 1000 : unit.startsWith('m') ? 60_000 : unit.startsWith('h') ? 3_600_000 : unit.startsWith('d') ? 86_400_000 : 604_800_000;
+  return Number(m[1]) * ms;
+}
 
 /** What a pending batch reads from one stream source. */
 export interface SourceRange {

@@ -308,7 +308,7 @@ test('declared schemas: AUTO CDC and append targets are cast to the declared typ
   assert.throws(() => collectDefinitions([{ define: (p) => p.createStreamingTable('x', { schema: 'id NOTATYPE' }) }]), /schema of 'x'.*Unknown data type 'NOTATYPE'/);
 });
 
-test('file ingestion: maxFilesPerTrigger splits a run into batches of at most N files (oldest first); the checkpoint keeps a high-water mark and only recent files', async () => {
+test('file ingestion: maxFilesPerTrigger splits a run into batches of at most N files (oldest first); every processed file stays tracked, so a late file with an old modification time is still read', async () => {
   const land = path.join(dir, 'land-max');
   const wh = path.join(dir, 'wh-max');
   await fs.mkdir(land, { recursive: true });
@@ -334,13 +334,47 @@ test('file ingestion: maxFilesPerTrigger splits a run into batches of at most N 
   const cp = await new PipelineState(path.join(wh, '_pipelines', 'maxf')).checkpoint('raw');
   const off = Object.values(cp.sources)[0]!;
   assert.equal(off.hwm, mt[4]);
-  // The two old files are older than a day before the mark: covered by it, not listed.
-  assert.deepEqual(off.files!.map((f) => path.basename(f)).sort(), ['f2.json', 'f3.json', 'f4.json']);
-  // Nothing is processed twice; a new file is picked up.
+  assert.deepEqual(off.files!.map((f) => path.basename(f)).sort(), ['f0.json', 'f1.json', 'f2.json', 'f3.json', 'f4.json']);
+  // Nothing is processed twice; a new file is picked up, and so is one copied in with an old
+  // modification time (cp -p, rsync -a): no file is skipped unless maxFileAge says so.
   await fs.writeFile(path.join(land, 'f5.json'), JSON.stringify({ id: 5, v: 'r5' }) + '\n');
+  const late = path.join(land, 'f6.json');
+  await fs.writeFile(late, JSON.stringify({ id: 6, v: 'r6' }) + '\n');
+  await fs.utimes(late, new Date(base - day), new Date(base - day));
   const r2 = await runPipeline({ floe, name: 'maxf', definitions: defs, warehouse: wh });
-  assert.equal(r2.flows.raw!.numOutputRows, 1);
-  assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n, count(DISTINCT id)::INT AS d FROM raw'), [{ n: 6, d: 6 }]);
+  assert.equal(r2.flows.raw!.numOutputRows, 2);
+  assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n, count(DISTINCT id)::INT AS d FROM raw'), [{ n: 7, d: 7 }]);
+});
+
+test("file ingestion with maxFileAge: the checkpoint lists only files within that age of the high-water mark; older late files are skipped, as Auto Loader's maxFileAge", async () => {
+  const land = path.join(dir, 'land-age');
+  const wh = path.join(dir, 'wh-age');
+  await fs.mkdir(land, { recursive: true });
+  const day = 24 * 3600 * 1000;
+  const base = Math.floor(Date.now() / 1000) * 1000 - 10 * day;
+  const mt = [base, base + 1000, base + 3 * day, base + 3 * day + 1000];
+  for (let i = 0; i < mt.length; i++) {
+    const f = path.join(land, `f${i}.json`);
+    await fs.writeFile(f, JSON.stringify({ id: i }) + '\n');
+    await fs.utimes(f, new Date(mt[i]!), new Date(mt[i]!));
+  }
+  const defs = definePipeline((p) => p.table({ name: 'raw', query: (c) => c.readStreamFiles(land, { format: 'json', maxFileAge: '1 day' }) }));
+  const r = await runPipeline({ floe, name: 'agef', definitions: defs, warehouse: wh });
+  assert.equal(r.flows.raw!.numOutputRows, 4);
+  const off = Object.values((await new PipelineState(path.join(wh, '_pipelines', 'agef')).checkpoint('raw')).sources)[0]!;
+  assert.deepEqual(off.files!.map((f) => path.basename(f)).sort(), ['f2.json', 'f3.json']);
+  const late = path.join(land, 'f9.json');
+  await fs.writeFile(late, JSON.stringify({ id: 9 }) + '\n');
+  await fs.utimes(late, new Date(base), new Date(base));
+  const r2 = await runPipeline({ floe, name: 'agef', definitions: defs, warehouse: wh });
+  assert.equal(r2.flows.raw!.numOutputRows, 0, 'older than maxFileAge before the mark: not picked up');
+  assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n FROM raw'), [{ n: 4 }]);
+  const bad = definePipeline((p) => p.table({ name: 'raw', query: (c) => c.readStreamFiles(land, { format: 'json', maxFileAge: 'a while' }) }));
+  const r3 = await runPipeline({ floe, name: 'agebad', definitions: bad, warehouse: `${wh}-bad` });
+  assert.equal(r3.state, 'FAILED');
+  const err = r3.flows.raw!.error as unknown as { code: string; message: string };
+  assert.equal(err.code, 'PIPELINE_INVALID_OPTION');
+  assert.match(err.message, /maxFileAge 'a while' is not a duration/);
 });
 
 test('a .ts pipeline library loads without a compile step (types stripped by TypeScript), with its relative imports', async () => {
