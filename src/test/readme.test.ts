@@ -31,7 +31,7 @@ test('README TypeScript snippets run', async () => {
   assert.match(outputs[1]!, /\| 124 +\| Raul +\| Oaxaca +\| 1 +\| NULL +\|/);
 });
 
-test('Quick start demo: a CDC job, idempotent on rerun', async () => {
+test('npm run example:merge: a hand-written MERGE CDC job, idempotent on rerun', async () => {
   const dir = await tempDir('floe-demo-');
   const script = path.join(dist, 'examples', 'cdc-demo.js');
   const first = await run(process.execPath, [script, dir]);
@@ -45,6 +45,24 @@ test('Quick start demo: a CDC job, idempotent on rerun', async () => {
   assert.doesNotMatch(first.stdout.split('as of version 1')[0]!, /Linus/);
   const second = await run(process.execPath, [script, dir]);
   assert.equal((second.stdout.match(/already applied, skipped/g) ?? []).length, 3);
+});
+
+test('Quick start demo (npm run demo): the medallion pipeline, two updates, the second reads only the new file', async () => {
+  const dir = await tempDir('floe-medallion-demo-');
+  const pkg = JSON.parse(await fs.readFile(path.join(repo, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  assert.match(pkg.scripts.demo!, /dist\/examples\/medallion\/run\.js$/);
+  const { stdout } = await run(process.execPath, [path.join(dist, 'examples', 'medallion', 'run.js'), dir]);
+  assert.match(stdout, /update 1: COMPLETED\n  bronze_events: 1966 rows, 34 dropped/);
+  // Update 2 reads only the second file (500 events, 12 without an id).
+  assert.match(stdout, /update 2: COMPLETED\n  bronze_events: 488 rows, 12 dropped\n  silver_customers: 243 rows \(226 upserted, 17 deleted\)/);
+  // Silver's change feed for update 2 agrees with the flow's counts and with the time-travel counts.
+  assert.match(stdout, /\| delete +\| 17 +\|/);
+  assert.match(stdout, /\| insert +\| 23 +\|/);
+  assert.match(stdout, /\| version 1 +\| 269 +\|\n\| latest +\| 275 +\|/);
+  assert.equal((stdout.match(/^  [0-9a-f]{8} COMPLETED /gm) ?? []).length, 2);
+  // Gold sums to silver's row count.
+  const gold = [...stdout.matchAll(/^\| (DE|FR|JP|UK|US) +\| (\d+) +\|$/gm)].reduce((a, m) => a + Number(m[2]), 0);
+  assert.equal(gold, 275);
 });
 
 test('README pipeline SQL runs verbatim through floe pipelines run (SCD 2 users)', async () => {
