@@ -197,7 +197,12 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
   const dvJoin = dvTable ? ` ANTI JOIN ${dvTable} d ON d.path = t.filename AND d.row_index = t.file_row_number` : '';
   const infoCols = options.withFileInfo ? ', t.filename AS _file, t.file_row_number AS _row_index' : '';
   // read_parquet's file_index is the file's position in its list: offset by the earlier groups' files.
-  const idCols = (offset: number): string => (options.withFileId ? `, (t.file_index + ${offset})::BIGINT AS _file_id${options.withFileInfo ? '' : ', t.file_row_number AS _row_index'}` : '');
+  // A data column named file_index would shadow the virtual column: then the file name is looked up.
+  const idCols = (offset: number, paths: string[], cols: Map<string, string>): string => {
+    if (!options.withFileId) return '';
+    const index = cols.has('file_index') ? `list_position([${paths.map(quoteString).join(', ')}], t.filename) - 1` : 't.file_index';
+    return `, (${index} + ${offset})::BIGINT AS _file_id${options.withFileInfo ? '' : ', t.file_row_number AS _row_index'}`;
+  };
   const offsets: number[] = [];
   let seen = 0;
   for (const g of groups.values()) {
@@ -210,7 +215,7 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
       const partExprs = new Map(partFields.map((pf, i) => [pf.name, partitionLiteral(g.values[i], pf.type)]));
       const src = `read_parquet([${g.paths.map(quoteString).join(', ')}], ${readArgs})`;
       const cols = groups.size === 1 ? await parquetColumns(engine, allPaths) : await parquetColumns(engine, g.paths);
-      return `SELECT ${order(partExprs, cols)}${infoCols}${idCols(offsets[gi]!)} FROM ${src} t${g.dv ? dvJoin : ''}`;
+      return `SELECT ${order(partExprs, cols)}${infoCols}${idCols(offsets[gi]!, g.paths, cols)} FROM ${src} t${g.dv ? dvJoin : ''}`;
     }));
     sql = branches.length === 1 ? branches[0]! : branches.map((b) => `(${b})`).join(' UNION ALL ');
   } else {
@@ -223,7 +228,8 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
     for (let i = 0; i < rows.length; i += 1000) await engine.run(`INSERT INTO ${ft} VALUES ${rows.slice(i, i + 1000).join(', ')}`);
     const partExprs = new Map(partFields.map((pf, i) => [pf.name, `p.p${i}`]));
     const src = `read_parquet([${allPaths.map(quoteString).join(', ')}], union_by_name = true, filename = true, file_row_number = true)`;
-    sql = `SELECT ${order(partExprs, await parquetColumns(engine, allPaths))}${infoCols}${idCols(0)} FROM ${src} t JOIN ${ft} p ON p.path = t.filename${dvJoin}`;
+    const cols = await parquetColumns(engine, allPaths);
+    sql = `SELECT ${order(partExprs, cols)}${infoCols}${idCols(0, allPaths, cols)} FROM ${src} t JOIN ${ft} p ON p.path = t.filename${dvJoin}`;
   }
   return { sql, tables, filesTotal: snapshot.files.length, filesScanned: files.length, ...(options.withFileId ? { paths: allPaths } : {}) };
 }
