@@ -56,8 +56,14 @@ export async function planChanges(engine: Engine, store: ObjectStore, schema: St
   });
   // The (file, version, mode, …) list: inline when small, an engine table when large.
   const colNames = ['fid', 'version', 'ts', 'mode', 'dv_a', 'dv_r', ...partFields.map((_, i) => `p${i}`)];
-  let ct: string;
-  if (values.length <= 2000) {
+  // Every file in one change of the range and no deletion vectors (the usual case): a file's
+  // version, timestamp, mode and partition values are looked up by its index in constant lists,
+  // with no join at all.
+  const lookup = !dvKeys.size && paths.length === changes.length && changes.every((c) => c.mode !== 'dv-diff');
+  let ct = '';
+  if (lookup) {
+    // no table of changes
+  } else if (values.length <= 2000) {
     ct = `(SELECT * FROM (VALUES ${values.join(', ')}) AS v(${colNames.join(', ')}))`;
   } else {
     ct = engine.uniqueName('changes');
@@ -81,6 +87,25 @@ export async function planChanges(engine: Engine, store: ObjectStore, schema: St
   const shadowed = fileCols.has('file_index');
   const fileKey = shadowed ? `list_position([${paths.map(quoteString).join(', ')}], t.filename) - 1` : 't.file_index';
   const nameArg = shadowed ? ', filename = true' : '';
+  if (lookup) {
+    const at = `[(${fileKey})::BIGINT + 1]`;
+    const list = (xs: string[], type: string): string => `([${xs.join(', ')}]::${type}[])${at}`;
+    const lcols = schema.fields.map((f) => {
+      if (!partSet.has(f.name)) return dataSel[dataFields.indexOf(f)]!;
+      const lits = changes.map((c) => partitionLiteral(c.partitionValues[physicalName(f)] ?? c.partitionValues[f.name], f.type));
+      return `${list(lits, duckType(f.type))} AS ${quoteIdent(f.name)}`;
+    });
+    const modes = [...new Set(changes.map((c) => c.mode))];
+    const changeType = modes.length === 1
+      ? (modes[0] === 'cdc' ? fileType : quoteString(modes[0] === 'insert' ? 'insert' : 'delete'))
+      : `CASE ${list(changes.map((c) => quoteString(c.mode)), 'VARCHAR')} WHEN 'cdc' THEN ${fileType} WHEN 'insert' THEN 'insert' ELSE 'delete' END`;
+    const sql = `SELECT ${lcols.join(', ')},
+      ${changeType} AS _change_type,
+      ${list(changes.map((c) => String(c.version)), 'BIGINT')} AS _commit_version,
+      CAST(epoch_ms(${list(changes.map((c) => String(c.timestamp)), 'BIGINT')}) AS TIMESTAMPTZ) AS _commit_timestamp
+    FROM read_parquet([${paths.map(quoteString).join(', ')}], union_by_name = true${nameArg}) t`;
+    return { sql, tables };
+  }
   if (!dvKeys.size) {
     // No deletion vectors in the range: every row of a file counts; no row positions needed.
     const sql = `SELECT ${cols.join(', ')},
