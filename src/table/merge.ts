@@ -349,12 +349,20 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const screen = [...keyCols.map((f) => `${tq}.${quoteIdent(f.name)}`), '__row'].join(', ');
   const unique = (await count(floe, `SELECT 1 FROM ${joined} WHERE __file IS NOT NULL AND __sid IS NOT NULL GROUP BY ${screen} HAVING count(*) > 1 LIMIT 1`)) === 0;
   const chIn = isIn([...updCodes, ...delCodes]);
+  // Every row metric of the join's clauses (in the same pass as the changed rows when it can be).
+  const aggCols = `count(*) FILTER (WHERE ${isIn(insCodes)}) AS ins,
+      count(*) FILTER (WHERE ${isIn(codesOf('matched', 'update'))}) AS mupd,
+      count(*) FILTER (WHERE ${isIn(codesOf('notMatchedBySource', 'update'))}) AS nupd,
+      count(*) FILTER (WHERE ${isIn(codesOf('notMatchedBySource', 'delete'))}) AS ndel`;
+  let agg: Record<string, unknown> | undefined;
   let rowsInPlay: string;
   let rc: Record<string, unknown>;
   if (unique) {
     rowsInPlay = `(SELECT __file, __row, ${chIn} AS __ch FROM ${joined} WHERE __file IS NOT NULL)`;
-    [rc] = (await floe.engine.allJs(`SELECT 0 AS dup, count(*) FILTER (WHERE ${chIn}) AS ch, count(*) FILTER (WHERE ${isIn(codesOf('matched', 'delete'))}) AS md,
-      coalesce(list(DISTINCT __file) FILTER (WHERE ${chIn}), []) AS files FROM ${joined} WHERE __file IS NOT NULL`)) as [Record<string, unknown>];
+    // The target's rows appear once each: changed rows and their files, and the metrics, in one pass.
+    [rc] = (await floe.engine.allJs(`SELECT 0 AS dup, count(*) FILTER (WHERE __file IS NOT NULL AND ${chIn}) AS ch, count(*) FILTER (WHERE __file IS NOT NULL AND ${isIn(codesOf('matched', 'delete'))}) AS md,
+      coalesce(list(DISTINCT __file) FILTER (WHERE __file IS NOT NULL AND ${chIn}), []) AS files, ${aggCols} FROM ${joined}`)) as [Record<string, unknown>];
+    agg = rc;
   } else {
     // One grouping of the target rows in play (matched ones, and those a NOT MATCHED BY SOURCE
     // clause changes): how many source rows matched each, whether a clause changes it, whether a
@@ -398,13 +406,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const pathList = `([${candPaths.map(quoteString).join(', ')}]::VARCHAR[])`;
   const dvRows = `SELECT ${pathList}[__file + 1] AS _file, __row AS _row_index FROM ${changed}`;
 
-  // Every row metric in one pass over the join.
-  const [agg] = await floe.engine.allJson(`SELECT
-      count(*) FILTER (WHERE ${isIn(insCodes)}) AS ins,
-      count(*) FILTER (WHERE ${isIn(codesOf('matched', 'update'))}) AS mupd,
-      count(*) FILTER (WHERE ${isIn(codesOf('notMatchedBySource', 'update'))}) AS nupd,
-      count(*) FILTER (WHERE ${isIn(codesOf('notMatchedBySource', 'delete'))}) AS ndel
-    FROM ${joined}`);
+  agg ??= (await floe.engine.allJson(`SELECT ${aggCols} FROM ${joined}`))[0]!;
   const changedCount = Number(rc!.ch);
   const touchedRows = removed.reduce<number | null>((n, f) => {
     const r = parseStats(f.stats)?.numRecords;
