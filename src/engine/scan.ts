@@ -26,6 +26,8 @@ export interface ScanPlan {
   tables: string[];
   filesTotal: number;
   filesScanned: number;
+  /** With `withFileId`: the data file paths, indexed by `_file_id`. */
+  paths?: string[];
 }
 
 /** Above this many (partition values × DV) groups, files are joined to a table of their values instead of UNION ALL. */
@@ -117,6 +119,11 @@ export interface ScanOptions {
   withFileInfo?: boolean;
   /** Scan only these files (a subset of the snapshot's), instead of pruning by `filters`. */
   files?: AddFile[];
+  /**
+   * Extra column `_file_id`: the file's position in the plan's `paths` (an integer, cheaper to join
+   * and group on than the file name), and `_row_index` (row position in the file).
+   */
+  withFileId?: boolean;
 }
 
 /** Keeps the files that may hold rows matching every filter. */
@@ -154,7 +161,8 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
   if (!files.length) {
     const cols = schema.fields.map((f) => `NULL::${duckType(f.type)} AS ${quoteIdent(f.name)}`);
     if (options.withFileInfo) cols.push('NULL::VARCHAR AS _file', 'NULL::BIGINT AS _row_index');
-    return { sql: `SELECT ${cols.join(', ')} WHERE false`, tables: [], filesTotal: snapshot.files.length, filesScanned: 0 };
+    if (options.withFileId) cols.push('NULL::BIGINT AS _file_id', ...(options.withFileInfo ? [] : ['NULL::BIGINT AS _row_index']));
+    return { sql: `SELECT ${cols.join(', ')} WHERE false`, tables: [], filesTotal: snapshot.files.length, filesScanned: 0, ...(options.withFileId ? { paths: [] } : {}) };
   }
 
   await ensureFilesLocal(store, files);
@@ -185,7 +193,7 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
   }
 
   const allPaths = [...groups.values()].flatMap((g) => g.paths);
-  const needInfo = options.withFileInfo || dvFiles.length > 0;
+  const needInfo = options.withFileInfo || options.withFileId || dvFiles.length > 0;
   const readArgs = `union_by_name = true${needInfo ? ', filename = true, file_row_number = true' : ''}`;
 
   // Output columns in schema order; data columns as the files being read have them (a column added
@@ -196,13 +204,26 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
   };
   const dvJoin = dvTable ? ` ANTI JOIN ${dvTable} d ON d.path = t.filename AND d.row_index = t.file_row_number` : '';
   const infoCols = options.withFileInfo ? ', t.filename AS _file, t.file_row_number AS _row_index' : '';
+  // read_parquet's file_index is the file's position in its list: offset by the earlier groups' files.
+  // A data column named file_index would shadow the virtual column: then the file name is looked up.
+  const idCols = (offset: number, paths: string[], cols: Map<string, string>): string => {
+    if (!options.withFileId) return '';
+    const index = cols.has('file_index') ? `list_position([${paths.map(quoteString).join(', ')}], t.filename) - 1` : 't.file_index';
+    return `, (${index} + ${offset})::BIGINT AS _file_id${options.withFileInfo ? '' : ', t.file_row_number AS _row_index'}`;
+  };
+  const offsets: number[] = [];
+  let seen = 0;
+  for (const g of groups.values()) {
+    offsets.push(seen);
+    seen += g.paths.length;
+  }
   let sql: string;
   if (groups.size <= MAX_UNION_GROUPS) {
-    const branches = await Promise.all([...groups.values()].map(async (g) => {
+    const branches = await Promise.all([...groups.values()].map(async (g, gi) => {
       const partExprs = new Map(partFields.map((pf, i) => [pf.name, partitionLiteral(g.values[i], pf.type)]));
       const src = `read_parquet([${g.paths.map(quoteString).join(', ')}], ${readArgs})`;
       const cols = groups.size === 1 ? await parquetColumns(engine, allPaths) : await parquetColumns(engine, g.paths);
-      return `SELECT ${order(partExprs, cols)}${infoCols} FROM ${src} t${g.dv ? dvJoin : ''}`;
+      return `SELECT ${order(partExprs, cols)}${infoCols}${idCols(offsets[gi]!, g.paths, cols)} FROM ${src} t${g.dv ? dvJoin : ''}`;
     }));
     sql = branches.length === 1 ? branches[0]! : branches.map((b) => `(${b})`).join(' UNION ALL ');
   } else {
@@ -215,7 +236,8 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
     for (let i = 0; i < rows.length; i += 1000) await engine.run(`INSERT INTO ${ft} VALUES ${rows.slice(i, i + 1000).join(', ')}`);
     const partExprs = new Map(partFields.map((pf, i) => [pf.name, `p.p${i}`]));
     const src = `read_parquet([${allPaths.map(quoteString).join(', ')}], union_by_name = true, filename = true, file_row_number = true)`;
-    sql = `SELECT ${order(partExprs, await parquetColumns(engine, allPaths))}${infoCols} FROM ${src} t JOIN ${ft} p ON p.path = t.filename${dvJoin}`;
+    const cols = await parquetColumns(engine, allPaths);
+    sql = `SELECT ${order(partExprs, cols)}${infoCols}${idCols(0, allPaths, cols)} FROM ${src} t JOIN ${ft} p ON p.path = t.filename${dvJoin}`;
   }
-  return { sql, tables, filesTotal: snapshot.files.length, filesScanned: files.length };
+  return { sql, tables, filesTotal: snapshot.files.length, filesScanned: files.length, ...(options.withFileId ? { paths: allPaths } : {}) };
 }

@@ -27,7 +27,13 @@ export interface ChangesQuery {
 
 export async function changesQuery(floe: Floe, location: string, options: ChangeFeedOptions): Promise<ChangesQuery> {
   const log = floe.deltaLog(location);
-  const latest = await log.snapshot();
+  // With both bounds given as versions, the range's commits are read while the snapshot loads (into
+  // the log's commit cache; a failure here is ignored: the read below reports it).
+  const { startingVersion: sv, endingVersion: ev } = options;
+  const prefetch = typeof sv === 'number' && typeof ev === 'number' && Number.isInteger(sv) && Number.isInteger(ev) && sv >= 0 && ev >= sv && ev - sv < 1000
+    ? mapLimit(Array.from({ length: ev - sv + 1 }, (_, i) => sv + i), 16, (v) => log.readCommit(v).catch(() => null))
+    : null;
+  const [latest] = await Promise.all([log.snapshot(), prefetch]);
   const needTs = options.startingTimestamp !== undefined || options.endingTimestamp !== undefined;
   const timestamps = needTs ? await commitTimestamps(log, latest.configuration) : null;
   const ps = options.startingTimestamp !== undefined ? parseTimestamp(options.startingTimestamp) : undefined;

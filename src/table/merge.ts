@@ -5,15 +5,15 @@
  * read; only files with changed rows are rewritten; unchanged rows are copied inside DuckDB.
  */
 import { type AddFile, parseStats } from '../core/actions.js';
-import { type StructType, duckType, physicalName, quoteIdent } from '../core/schema.js';
+import { type StructType, duckType, physicalName, quoteIdent, quoteString } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { Transaction } from '../core/transaction.js';
 import type { DataFrame } from '../dataframe.js';
-import { dataFilePath, pruneFileList } from '../engine/scan.js';
+import { dataFilePath, planScan, pruneFileList } from '../engine/scan.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
 import type { Floe } from '../floe.js';
-import { cdfOnForWrites, checkCanModify, commitRewrite, constraintFailure, count, type DmlResult, materialize, scanWithFileInfo } from './dml.js';
+import { cdfOnForWrites, checkCanModify, commitRewrite, constraintFailure, count, type DmlResult, materialize } from './dml.js';
 import { completeRow, constraintChecks, generationExpression, dataFrameSchema, withColumnMapping } from './write.js';
 import { reconcileSchema } from './schema-evolution.js';
 
@@ -189,6 +189,16 @@ async function filesHoldingKeys(floe: Floe, snap: Snapshot, files: AddFile[], ke
   return files.filter((_, i) => keep.has(i));
 }
 
+/**
+ * The rows of some files with `_file_id` (an integer: the file's index in `paths`) and `_row_index`.
+ * The MERGE joins, groups and anti-joins on these integers rather than on file-name strings.
+ */
+async function scanWithFileIds(floe: Floe, snapshot: Snapshot, files: AddFile[]): Promise<{ sql: string; paths: string[] }> {
+  const plan = await planScan(floe.engine, floe.deltaLog(snapshot.tablePath).store, snapshot, { files, withFileId: true });
+  floe.track(plan.tables);
+  return { sql: plan.sql, paths: plan.paths ?? [] };
+}
+
 async function executeMerge(floe: Floe, location: string, tAlias: string, source: DataFrame, condition: string, clauses: Clause[], evolve: boolean): Promise<DmlResult & { metrics: MergeMetrics }> {
   const before = new Set(floe.trackedTables());
   try {
@@ -300,8 +310,8 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   if (newMetadata) txn.setMetadata(newMetadata);
 
   // The join: one row per (target row, source row) pair, plus unmatched rows of either side.
-  const tscan = await scanWithFileInfo(floe, snap, candidates);
-  const present = { t: `${tq}._file IS NOT NULL`, s: `${sq}.__sid IS NOT NULL` };
+  const { sql: tscan, paths: candPaths } = await scanWithFileIds(floe, snap, candidates);
+  const present = { t: `${tq}._file_id IS NOT NULL`, s: `${sq}.__sid IS NOT NULL` };
   const group = (kind: Clause['kind'], base: number): string => {
     const cs = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind);
     if (!cs.length) return '0';
@@ -315,7 +325,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     : `FROM ${src} ${sq} LEFT JOIN (${tscan}) ${tq} ON ${condition}`;
   // The sides as structs of their columns only (the target's file and row number once, as columns).
   const tStruct = `CASE WHEN ${present.t} THEN struct_pack(${snap.schema.fields.map((f) => `${quoteIdent(f.name)} := ${tq}.${quoteIdent(f.name)}`).join(', ')}) END`;
-  const joined = await materialize(floe, 'mjoin', `SELECT ${tStruct} AS ${tq}, ${sq}, ${tq}._file AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${clauseCode} AS __clause ${joinSql}`);
+  const joined = await materialize(floe, 'mjoin', `SELECT ${tStruct} AS ${tq}, ${sq}, ${tq}._file_id AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${clauseCode} AS __clause ${joinSql}`);
 
   const updCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'update').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
   const delCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'delete').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
@@ -341,12 +351,20 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const screen = [...keyCols.map((f) => `${tq}.${quoteIdent(f.name)}`), '__row'].join(', ');
   const unique = (await count(floe, `SELECT 1 FROM ${joined} WHERE __file IS NOT NULL AND __sid IS NOT NULL GROUP BY ${screen} HAVING count(*) > 1 LIMIT 1`)) === 0;
   const chIn = isIn([...updCodes, ...delCodes]);
+  // Every row metric of the join's clauses (in the same pass as the changed rows when it can be).
+  const aggCols = `count(*) FILTER (WHERE ${isIn(insCodes)}) AS ins,
+      count(*) FILTER (WHERE ${isIn(codesOf('matched', 'update'))}) AS mupd,
+      count(*) FILTER (WHERE ${isIn(codesOf('notMatchedBySource', 'update'))}) AS nupd,
+      count(*) FILTER (WHERE ${isIn(codesOf('notMatchedBySource', 'delete'))}) AS ndel`;
+  let agg: Record<string, unknown> | undefined;
   let rowsInPlay: string;
   let rc: Record<string, unknown>;
   if (unique) {
     rowsInPlay = `(SELECT __file, __row, ${chIn} AS __ch FROM ${joined} WHERE __file IS NOT NULL)`;
-    [rc] = (await floe.engine.allJs(`SELECT 0 AS dup, count(*) FILTER (WHERE ${chIn}) AS ch, count(*) FILTER (WHERE ${isIn(codesOf('matched', 'delete'))}) AS md,
-      coalesce(list(DISTINCT __file) FILTER (WHERE ${chIn}), []) AS files FROM ${joined} WHERE __file IS NOT NULL`)) as [Record<string, unknown>];
+    // The target's rows appear once each: changed rows and their files, and the metrics, in one pass.
+    [rc] = (await floe.engine.allJs(`SELECT 0 AS dup, count(*) FILTER (WHERE __file IS NOT NULL AND ${chIn}) AS ch, count(*) FILTER (WHERE __file IS NOT NULL AND ${isIn(codesOf('matched', 'delete'))}) AS md,
+      coalesce(list(DISTINCT __file) FILTER (WHERE __file IS NOT NULL AND ${chIn}), []) AS files, ${aggCols} FROM ${joined}`)) as [Record<string, unknown>];
+    agg = rc;
   } else {
     // One grouping of the target rows in play (matched ones, and those a NOT MATCHED BY SOURCE
     // clause changes): how many source rows matched each, whether a clause changes it, whether a
@@ -365,7 +383,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   }
   // Target rows an update or delete clause changes, and the files holding them.
   const changed = `(SELECT __file, __row FROM ${rowsInPlay} WHERE __ch)`;
-  const touched = new Set(touchedFiles.map(String));
+  const touched = new Set(touchedFiles.map((i) => candPaths[Number(i)]!));
   const store = log.store;
   const removed = candidates.filter((f) => touched.has(dataFilePath(store, f.path)));
   const keptCols = schema.fields.map((f) => valueOf(f, updCodes, targetCol(f.name))).join(', ');
@@ -376,21 +394,21 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const inserted = `SELECT ${insCols} FROM ${joined} WHERE ${isIn(insCodes)}`;
   // Copy-on-write: the other rows of touched files, read again and copied by DuckDB.
   const copiedCols = schema.fields.map((f) => (snap.schema.fields.some((x) => x.name === f.name) ? `c.${quoteIdent(f.name)}::${duckType(f.type)}` : `NULL::${duckType(f.type)}`) + ` AS ${quoteIdent(f.name)}`).join(', ');
-  const copied = removed.length
-    ? `SELECT ${copiedCols} FROM (${await scanWithFileInfo(floe, snap, removed)}) c ANTI JOIN ${changed} ch ON ch.__file = c._file AND ch.__row = c._row_index`
-    : null;
+  // The copy scan numbers its files anew: the changed rows' file ids are mapped to its numbering.
+  let copied: string | null = null;
+  if (removed.length) {
+    const rscan = await scanWithFileIds(floe, snap, removed);
+    const rid = new Map(rscan.paths.map((p, i) => [p, i]));
+    const remap = `([${candPaths.map((p) => rid.get(p) ?? -1).join(', ')}]::BIGINT[])`;
+    copied = `SELECT ${copiedCols} FROM (${rscan.sql}) c ANTI JOIN (SELECT ${remap}[__file + 1] AS __file, __row FROM ${changed}) ch ON ch.__file = c._file_id AND ch.__row = c._row_index`;
+  }
   const newData = checked([updated, ...(copied ? [copied] : []), inserted].join(' UNION ALL '));
   // With deletion vectors: only updated and inserted rows are written; changed target rows go to DVs.
   const changedOnly = checked(`${updated} UNION ALL ${inserted}`);
-  const dvRows = `SELECT __file AS _file, __row AS _row_index FROM ${changed}`;
+  const pathList = `([${candPaths.map(quoteString).join(', ')}]::VARCHAR[])`;
+  const dvRows = `SELECT ${pathList}[__file + 1] AS _file, __row AS _row_index FROM ${changed}`;
 
-  // Every row metric in one pass over the join.
-  const [agg] = await floe.engine.allJson(`SELECT
-      count(*) FILTER (WHERE ${isIn(insCodes)}) AS ins,
-      count(*) FILTER (WHERE ${isIn(codesOf('matched', 'update'))}) AS mupd,
-      count(*) FILTER (WHERE ${isIn(codesOf('notMatchedBySource', 'update'))}) AS nupd,
-      count(*) FILTER (WHERE ${isIn(codesOf('notMatchedBySource', 'delete'))}) AS ndel
-    FROM ${joined}`);
+  agg ??= (await floe.engine.allJson(`SELECT ${aggCols} FROM ${joined}`))[0]!;
   const changedCount = Number(rc!.ch);
   const touchedRows = removed.reduce<number | null>((n, f) => {
     const r = parseStats(f.stats)?.numRecords;
