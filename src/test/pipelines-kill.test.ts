@@ -134,7 +134,7 @@ async function runAndKill(wh: string, landing: string, strategy: Strategy, estMs
   return { lines: out.split('\n').filter(Boolean), trigger, exit, stderr: err };
 }
 
-test(`a pipeline update SIGKILLed at random points (${TRIALS} trials): reruns equal an uninterrupted run; the event log records both`, { timeout: 150_000 }, async (t) => {
+test(`a pipeline update SIGKILLed at random points (${TRIALS} trials): reruns equal an uninterrupted run; the event log records both`, { timeout: 400_000 }, async (t) => {
   const dir = await tempDir('floe-pkill-');
   const landing = path.join(dir, 'landing');
   const wh = path.join(dir, 'wh');
