@@ -101,7 +101,15 @@ export function dataColumnSelect(dataFields: StructField[], fileCols: Map<string
     const phys = physicalName(f);
     const fileType = fileCols.get(phys);
     if (fileType === undefined) return `NULL::${duckType(f.type)} AS ${quoteIdent(f.name)}`;
-    return `${logicalExpr(`t.${quoteIdent(phys)}`, f.type, fileType, mapped && hasNestedMapping(f.type))} AS ${quoteIdent(f.name)}`;
+    if (mapped && hasNestedMapping(f.type)) {
+      // Nested fields are renamed by physical name: first cast the file's value to the table's type
+      // spelled with physical names, which (by name) fills nested fields the file lacks (added later)
+      // with NULL and widens leaves; then rename.
+      const physType = duckType(f.type, true);
+      const col = fileType.replace(/\s+/g, '') === physType.replace(/\s+/g, '') ? `t.${quoteIdent(phys)}` : `CAST(t.${quoteIdent(phys)} AS ${physType})`;
+      return `${logicalExpr(col, f.type, undefined, true)} AS ${quoteIdent(f.name)}`;
+    }
+    return `${logicalExpr(`t.${quoteIdent(phys)}`, f.type, fileType, false)} AS ${quoteIdent(f.name)}`;
   });
 }
 
