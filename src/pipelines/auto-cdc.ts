@@ -58,6 +58,7 @@ import type { DataFrame } from '../dataframe.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
 import type { Floe } from '../floe.js';
+import { withIdempotentTxn } from '../table/dml.js';
 import { DeltaTable } from '../table/delta-table.js';
 
 export const STATE_DIR = '_floe_apply_changes_state';
@@ -523,7 +524,7 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
     .whenMatchedDelete({ condition: "s.__op = 'delete'" });
   if (setCols.length) builder.whenMatchedUpdate({ set: Object.fromEntries(setCols.map((c) => [c, `s.${q(c)}`])) });
   builder.whenNotMatchedInsert({ condition: "s.__op = 'upsert'", values: Object.fromEntries(outCols.map((c) => [c, `s.${q(c)}`])) });
-  const r = await withTxn(floe, p.opts.flowName, p.opts.batchId, () => builder.execute());
+  const r = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => builder.execute());
   return { skipped: r.version === null, version: r.version, upserted, deleted };
 }
 
@@ -554,26 +555,8 @@ export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<num
       .whenMatchedDelete({ condition: "s.__op = 'delete'" })
       .whenNotMatchedInsert({ condition: "s.__op = 'upsert'", values: Object.fromEntries(p.stateColumns.map((c) => [c, `s.${q(c)}`])) });
   }
-  const r = await withTxn(floe, p.opts.flowName, p.opts.batchId, () => builder.execute());
+  const r = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => builder.execute());
   return r.version;
-}
-
-/** Runs DML with the session's idempotent-write settings (txnAppId / txnVersion) set, then restores them. */
-async function withTxn<T>(floe: Floe, appId: string, version: number, fn: () => Promise<T>): Promise<T> {
-  const A = 'spark.databricks.delta.write.txnAppId';
-  const V = 'spark.databricks.delta.write.txnVersion';
-  const prevA = floe.config.get(A);
-  const prevV = floe.config.get(V);
-  floe.config.set(A, appId);
-  floe.config.set(V, String(version));
-  try {
-    return await fn();
-  } finally {
-    if (prevA === undefined) floe.config.unset(A);
-    else floe.config.set(A, prevA);
-    if (prevV === undefined) floe.config.unset(V);
-    else floe.config.set(V, prevV);
-  }
 }
 
 export interface ApplyChangesFromSnapshotOptions {

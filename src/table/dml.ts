@@ -4,6 +4,7 @@
  * files inside DuckDB, and, when the change data feed is on, write the changed rows to
  * `_change_data/` as `cdc` files in the same commit (Spark's UpdateCommand / DeleteCommand / MERGE).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { type AddCDCFile, type AddFile, parseStats } from '../core/actions.js';
 import { loadDeletionVector } from '../core/deletion-vectors.js';
 import { buildDeletionVectorFile } from '../core/deletion-vector-writer.js';
@@ -18,6 +19,17 @@ import { dataFilePath, planScan, pruneFileList, pruneFiles } from '../engine/sca
 import { writeDataFiles, DEFAULT_TARGET_FILE_SIZE } from '../engine/writer.js';
 import { FloeError, commitOutcomeUnknown } from '../errors.js';
 import type { Floe } from '../floe.js';
+
+const idempotentTxn = new AsyncLocalStorage<{ appId: string; version: number }>();
+
+/**
+ * Runs `fn` with DELETE/UPDATE/MERGE made idempotent by (appId, version), as the session settings
+ * txnAppId / txnVersion do, but scoped to this async call chain: concurrent callers sharing a session
+ * (two pipelines, two flows) cannot see each other's pair, as they could through the shared config.
+ */
+export function withIdempotentTxn<T>(appId: string, version: number, fn: () => Promise<T>): Promise<T> {
+  return idempotentTxn.run({ appId, version }, fn);
+}
 import { completeRow, constraintChecks, filesMatchingPartitionPredicate, maybeCheckpoint } from './write.js';
 
 export type Metrics = Record<string, number>;
@@ -134,9 +146,11 @@ export async function commitRewrite(floe: Floe, r: Rewrite): Promise<DmlResult> 
     targetFileSize: Number(s.configuration['delta.targetFileSize'] ?? DEFAULT_TARGET_FILE_SIZE),
     numIndexedCols: Number(s.configuration['delta.dataSkippingNumIndexedCols'] ?? 32),
   };
-  // Idempotent DML as Spark's session settings spark.databricks.delta.write.txnAppId / txnVersion.
-  const appId = floe.config.get('spark.databricks.delta.write.txnAppId');
-  const appVersion = floe.config.get('spark.databricks.delta.write.txnVersion');
+  // Idempotent DML as Spark's session settings spark.databricks.delta.write.txnAppId / txnVersion, or
+  // the pair given to withIdempotentTxn for this async call chain (which wins).
+  const scoped = idempotentTxn.getStore();
+  const appId = scoped?.appId ?? floe.config.get('spark.databricks.delta.write.txnAppId');
+  const appVersion = scoped ? String(scoped.version) : floe.config.get('spark.databricks.delta.write.txnVersion');
   if (appId !== undefined && appVersion !== undefined) {
     const v = Number(appVersion);
     if (!Number.isInteger(v)) throw new FloeError('DELTA_INVALID_IDEMPOTENT_WRITES_OPTIONS', `spark.databricks.delta.write.txnVersion must be an integer, got '${appVersion}'.`);
