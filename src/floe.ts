@@ -2,6 +2,7 @@
  * The floe session: owns the DuckDB engine and the configuration, opens tables and files.
  * `await using`-free by design (Node 20): call `close()` when done.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -193,8 +194,27 @@ export class Floe {
     return new DataFrame(this, { kind: 'sql', sql: `SELECT * FROM ${table}` });
   }
 
+  private readonly tempScope = new AsyncLocalStorage<Set<string>>();
+
   track(tables: string[]): void {
-    for (const t of tables) this.tracked.add(t);
+    const scope = this.tempScope.getStore();
+    for (const t of tables) {
+      this.tracked.add(t);
+      scope?.add(t);
+    }
+  }
+
+  /**
+   * Runs an operation and then drops the engine tables tracked within its own async call chain (not
+   * those of operations running concurrently on this session).
+   */
+  async withTempScope<T>(fn: () => Promise<T>): Promise<T> {
+    const mine = new Set<string>();
+    try {
+      return await this.tempScope.run(mine, fn);
+    } finally {
+      await this.release([...mine]);
+    }
   }
 
   /** Names of the engine tables this session holds (intermediate results). */

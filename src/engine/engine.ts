@@ -50,9 +50,22 @@ export class Engine implements ParquetRowReader {
     return this.conn;
   }
 
+  /**
+   * One statement at a time on the connection: DuckDB runs each statement on its own threads, but a
+   * connection must not be given a second statement while one is pending, and a session may be used by
+   * concurrent operations (pipeline flows, Promise.all in user code). Their other work (log reads,
+   * commits, uploads) still overlaps.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn, fn);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
   async run(sql: string): Promise<void> {
     try {
-      await this.connection.run(sql);
+      await this.serial(() => this.connection.run(sql));
     } catch (e) {
       throw translateError(e, sql);
     }
@@ -61,7 +74,7 @@ export class Engine implements ParquetRowReader {
   /** Rows as JSON-safe values: BIGINT/DECIMAL/timestamps as strings DuckDB can cast back. */
   async allJson(sql: string): Promise<JsonRow[]> {
     try {
-      const r = await this.connection.runAndReadAll(sql);
+      const r = await this.serial(() => this.connection.runAndReadAll(sql));
       return r.getRowObjectsJson() as JsonRow[];
     } catch (e) {
       throw translateError(e, sql);
@@ -71,7 +84,7 @@ export class Engine implements ParquetRowReader {
   /** Rows as JS values: bigint for BIGINT, Date for timestamps, Buffer for BLOB. */
   async allJs(sql: string): Promise<JsonRow[]> {
     try {
-      const r = await this.connection.runAndReadAll(sql);
+      const r = await this.serial(() => this.connection.runAndReadAll(sql));
       return r.getRowObjectsJS() as JsonRow[];
     } catch (e) {
       throw translateError(e, sql);
@@ -85,20 +98,22 @@ export class Engine implements ParquetRowReader {
   }
 
   /** Appends rows to an existing table through DuckDB's appender (no SQL text per row). */
-  async appendBigIntPairs(table: string, rows: Array<[string, number[]]>): Promise<void> {
-    const app = await this.connection.createAppender(table);
-    try {
-      for (const [key, values] of rows) {
-        for (const v of values) {
-          app.appendVarchar(key);
-          app.appendBigInt(BigInt(v));
-          app.endRow();
+  appendBigIntPairs(table: string, rows: Array<[string, number[]]>): Promise<void> {
+    return this.serial(async () => {
+      const app = await this.connection.createAppender(table);
+      try {
+        for (const [key, values] of rows) {
+          for (const v of values) {
+            app.appendVarchar(key);
+            app.appendBigInt(BigInt(v));
+            app.endRow();
+          }
         }
+        app.flushSync();
+      } finally {
+        app.closeSync();
       }
-      app.flushSync();
-    } finally {
-      app.closeSync();
-    }
+    });
   }
 
   /**
@@ -117,7 +132,7 @@ export class Engine implements ParquetRowReader {
     const wanted = cols.filter((c) => !columns || columns.includes(c));
     if (!wanted.length) return [];
     const sel = wanted.map((c) => `to_json(${quoteIdent(c)}) AS ${quoteIdent(c)}`).join(', ');
-    const r = await this.connection.runAndReadAll(`SELECT ${sel} FROM ${src}`).catch((e) => {
+    const r = await this.serial(() => this.connection.runAndReadAll(`SELECT ${sel} FROM ${src}`)).catch((e) => {
       throw translateError(e, src);
     });
     const names = r.columnNames();

@@ -18,6 +18,8 @@
  * - Flows run in dependency order; a failed flow fails the update, flows downstream of it are
  *   SKIPPED, and independent flows still run.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import * as os from 'node:os';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -72,6 +74,8 @@ export interface RunPipelineOptions {
   onEvent?: PipelineEventListener | PipelineEventListener[];
   /** Notifications (else the spec's `notifications`); see notifications.ts. */
   notifications?: NotificationSpec[];
+  /** Flows run at once (default: configuration pipelines.maxConcurrentFlows, else min(4, CPUs)); 1 runs them in order. */
+  maxConcurrentFlows?: number;
 }
 
 export type FlowStatus = 'COMPLETED' | 'FAILED' | 'SKIPPED' | 'EXCLUDED';
@@ -204,6 +208,49 @@ function advanceFiles(prev: SourceOffset | undefined, r: SourceRange, windowMs: 
   return { files: keep.map(([f]) => f), mtimes: keep.map(([, t]) => (Number.isFinite(t) ? t : hwm)), ...(Number.isFinite(hwm) ? { hwm } : {}) };
 }
 
+/**
+ * How many flows may run at once: the option, else the configuration's
+ * `pipelines.maxConcurrentFlows`, else the machine's parallelism capped at 4. 1 runs them in order.
+ */
+function maxConcurrentFlows(o: RunPipelineOptions, p: { configuration: Record<string, string> }): number {
+  const raw = o.maxConcurrentFlows ?? p.configuration['pipelines.maxConcurrentFlows'];
+  if (raw === undefined) return Math.max(1, Math.min(4, os.availableParallelism()));
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new FloeError('PIPELINE_INVALID_OPTION', `pipelines.maxConcurrentFlows must be a positive integer, got '${raw}'.`, { option: 'pipelines.maxConcurrentFlows' });
+  return n;
+}
+
+/**
+ * Runs every flow of the graph's order once, at most `limit` at a time: a flow starts when the flows
+ * it depends on and the earlier flows into the same target have finished; among ready flows the
+ * graph's order decides. Waits for all started flows even when one throws, then rethrows.
+ */
+async function schedule(graph: PipelineGraph, limit: number, run: (flow: string) => Promise<void>): Promise<void> {
+  const pending = [...graph.order];
+  const inOrder = new Set(graph.order);
+  const done = new Set<string>();
+  const running = new Map<string, Promise<void>>();
+  let error: unknown;
+  const position = new Map(graph.order.map((n, i) => [n, i]));
+  const ready = (n: string): boolean => {
+    const f = graph.flows.get(n)!;
+    if (!f.dependsOn.every((d) => done.has(d) || !inOrder.has(d))) return false;
+    // Flows into the same target keep the graph's order (the first writer's schema, append order).
+    return graph.order.every((m) => position.get(m)! >= position.get(n)! || done.has(m) || graph.flows.get(m)!.target !== f.target);
+  };
+  while (pending.length || running.size) {
+    while (error === undefined && running.size < limit) {
+      const i = pending.findIndex(ready);
+      if (i < 0) break;
+      const n = pending.splice(i, 1)[0]!;
+      running.set(n, run(n).catch((e: unknown) => { error ??= e; }).finally(() => { running.delete(n); done.add(n); }));
+    }
+    if (!running.size) break;
+    await Promise.race(running.values());
+  }
+  if (error !== undefined) throw error;
+}
+
 /** Waits `ms`, or less when the signal aborts. */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -243,6 +290,8 @@ class Update {
   private graph!: PipelineGraph;
   private readonly results: Record<string, FlowRunResult> = {};
   private temps: string[] = [];
+  /** The temporary tables of the flow running in this async call chain (flows may run concurrently). */
+  private readonly flowTemps = new AsyncLocalStorage<string[]>();
 
   constructor(private floe: Floe, private p: LoadedPipeline, private o: RunPipelineOptions) {
     this.state = new PipelineState(p.storage);
@@ -330,18 +379,21 @@ class Update {
       const continuous = this.o.continuous ?? this.p.spec?.continuous ?? false;
       // Triggered: one round over the flows. Continuous: rounds every trigger interval until the
       // signal aborts; the flow in progress finishes (its batch commits), the rest wait for the next run.
+      const concurrency = maxConcurrentFlows(this.o, this.p);
       for (let round = 0; ; round++) {
-        for (const n of this.graph.order) {
+        // Independent flows run concurrently (up to `concurrency`): a flow starts once the flows it
+        // reads from have finished and no other flow is writing its target.
+        await schedule(this.graph, concurrency, async (n) => {
           if (signal?.aborted) {
             stopped = true;
             this.results[n] ??= emptyResult(n, this.graph.flows.get(n)!.target, 'SKIPPED', 'stopped before it ran');
-            continue;
+            return;
           }
           const r = await this.runFlow(this.graph.flows.get(n)!);
           this.results[n] = round && this.results[n] ? addUp(this.results[n]!, r) : r;
           if (r.status === 'FAILED') failed = true;
           await this.log.flush();
-        }
+        });
         if (failed || !continuous || signal?.aborted) {
           stopped ||= !!signal?.aborted && continuous;
           break;
@@ -442,7 +494,18 @@ class Update {
     return [...d.expectations.map((e) => ({ ...e, dataset: d.name })), ...f.def.expectations.map((e) => ({ ...e, dataset: d.name }))];
   }
 
-  private async runFlow(f: ResolvedFlow): Promise<FlowRunResult> {
+  private runFlow(f: ResolvedFlow): Promise<FlowRunResult> {
+    const temps: string[] = [];
+    return this.flowTemps.run(temps, async () => {
+      try {
+        return await this.runFlowInner(f);
+      } finally {
+        await this.floe.release(temps);
+      }
+    });
+  }
+
+  private async runFlowInner(f: ResolvedFlow): Promise<FlowRunResult> {
     const dataset = f.target;
     if (!this.selected(dataset)) {
       this.log.emit({ eventType: 'flow_progress', flow: f.name, dataset, message: `Flow '${f.name}' is EXCLUDED (not in the refresh selection).`, details: { status: 'EXCLUDED' } });
@@ -478,9 +541,6 @@ class Update {
       const err = e instanceof Error ? e : new Error(String(e));
       this.log.emit({ eventType: 'flow_progress', flow: f.name, dataset, level: 'ERROR', message: `Flow '${f.name}' has FAILED: ${err.message}`, details: { status: 'FAILED', duration_ms: Date.now() - started }, error: err });
       return { ...emptyResult(f.name, dataset, 'FAILED'), error: err };
-    } finally {
-      await this.floe.release(this.temps);
-      this.temps = [];
     }
   }
 
@@ -679,7 +739,7 @@ class Update {
     const t = this.floe.engine.uniqueName('pipeline_batch');
     await this.floe.engine.run(`CREATE TABLE ${t} AS ${await df.toSQL()}`);
     this.floe.track([t]);
-    this.temps.push(t);
+    (this.flowTemps.getStore() ?? this.temps).push(t);
     return t;
   }
 

@@ -82,13 +82,8 @@ export class DeltaTable {
   }
 
   /** Runs a row-level operation and drops the engine tables it created. */
-  private async scoped<T>(fn: () => Promise<T>): Promise<T> {
-    const before = new Set(this.floe.trackedTables());
-    try {
-      return await fn();
-    } finally {
-      await this.floe.release(this.floe.trackedTables().filter((t) => !before.has(t)));
-    }
+  private scoped<T>(fn: () => Promise<T>): Promise<T> {
+    return this.floe.withTempScope(fn);
   }
 
   /** Updates rows: `update({ condition: "id = 3", set: { name: "'x'", n: 'n + 1' } })` (values are SQL). */

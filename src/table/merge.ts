@@ -200,13 +200,8 @@ async function scanWithFileIds(floe: Floe, snapshot: Snapshot, files: AddFile[])
 }
 
 async function executeMerge(floe: Floe, location: string, tAlias: string, source: DataFrame, condition: string, clauses: Clause[], evolve: boolean): Promise<DmlResult & { metrics: MergeMetrics }> {
-  const before = new Set(floe.trackedTables());
-  try {
-    return await mergeOnce(floe, location, tAlias, source, condition, clauses, evolve);
-  } finally {
-    // The source copy, the join and the scans' tables were this MERGE's alone.
-    await floe.release(floe.trackedTables().filter((t) => !before.has(t)));
-  }
+  // The source copy, the join and the scans' tables are this MERGE's alone: dropped when it ends.
+  return floe.withTempScope(() => mergeOnce(floe, location, tAlias, source, condition, clauses, evolve));
 }
 
 async function mergeOnce(floe: Floe, location: string, tAlias: string, source: DataFrame, condition: string, clauses: Clause[], evolve: boolean): Promise<DmlResult & { metrics: MergeMetrics }> {

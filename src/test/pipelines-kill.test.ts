@@ -203,7 +203,7 @@ test(`a pipeline update SIGKILLed at random points (${TRIALS} trials): reruns eq
       assert.equal(r.state, 'COMPLETED', `trial ${trial}: the rerun completes: ${Object.values(r.flows).map((f) => `${f.flow} ${f.status} ${f.error?.message ?? ''}`).join('; ')}`);
       for (const f of Object.values(r.flows)) if (f.note && /replayed|already/.test(f.note)) note(replays, `${f.flow}: ${f.note}`);
       const ref = await runPipeline(opts(refWh));
-      assert.equal(ref.state, 'COMPLETED');
+      assert.equal(ref.state, 'COMPLETED', `trial ${trial}: the reference completes: ${Object.values(ref.flows).map((f) => `${f.flow} ${f.status} ${f.error?.message ?? ''}`).join('; ')}`);
 
       // Targets: equal to the reference's (an available-now update processes everything there is).
       const differing = async (): Promise<string[]> => {

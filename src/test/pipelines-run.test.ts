@@ -426,3 +426,37 @@ test('progress display: one line per flow, redrawn in place from the events; fai
   assert.match(text, /✗ Flow 'bad' has FAILED: .*no_such_column/);
   assert.match(d2.block()[0]!, /^✗ bad\s+FAILED/);
 });
+
+test('independent flows run concurrently (pipelines.maxConcurrentFlows); a flow waits for its inputs; 1 runs them in order; the results are the same', async () => {
+  const src = path.join(dir, 'conc-src');
+  await floe.duckdbSql('SELECT range::INT AS id, range % 3 AS g FROM range(30)').write.delta(src);
+  const defs = definePipeline((p) => {
+    p.table({ name: 'left_t', query: (c) => c.readStream(src) });
+    p.table({ name: 'right_t', query: (c) => c.sql('SELECT id, g * 10 AS g FROM s', { s: c.readStream(src) }) });
+    p.materializedView({ name: 'both', query: (c) => c.sql('SELECT count(*)::INT AS n, sum(l.g + r.g)::INT AS s FROM l JOIN r USING (id)', { l: c.read('left_t'), r: c.read('right_t') }) });
+  });
+  const run = async (name: string, maxConcurrentFlows: number): Promise<{ order: string[]; rows: Record<string, unknown>[] }> => {
+    const order: string[] = [];
+    const onEvent = (e: PipelineEvent): void => {
+      if (e.event_type !== 'flow_progress') return;
+      const st = (JSON.parse(e.details) as { flow_progress?: { status?: string } }).flow_progress?.status;
+      if (st === 'RUNNING' || st === 'COMPLETED') order.push(`${e.origin.flow_name} ${st}`);
+    };
+    const wh = path.join(dir, `wh-${name}`);
+    const r = await runPipeline({ floe, name, definitions: defs, warehouse: wh, maxConcurrentFlows, onEvent });
+    assert.equal(r.state, 'COMPLETED');
+    const res = await floe.sql('SELECT * FROM both', { warehouse: wh });
+    return { order, rows: res.kind === 'rows' ? await res.dataFrame.toJSON() : [] };
+  };
+  const conc = await run('conc2', 2);
+  // Both independent flows start before either completes; the view starts after both.
+  assert.deepEqual(conc.order.slice(0, 2).sort(), ['left_t RUNNING', 'right_t RUNNING']);
+  const bothStart = conc.order.indexOf('both RUNNING');
+  assert.ok(bothStart > conc.order.indexOf('left_t COMPLETED') && bothStart > conc.order.indexOf('right_t COMPLETED'), conc.order.join(', '));
+  const seq = await run('conc1', 1);
+  assert.deepEqual(seq.order, ['left_t RUNNING', 'left_t COMPLETED', 'right_t RUNNING', 'right_t COMPLETED', 'both RUNNING', 'both COMPLETED']);
+  assert.deepEqual(conc.rows, [{ n: 30, s: 330 }]);
+  assert.deepEqual(seq.rows, conc.rows);
+  const bad = await runPipeline({ floe, name: 'conc0', definitions: defs, warehouse: path.join(dir, 'wh-conc0'), configuration: { 'pipelines.maxConcurrentFlows': 'many' } }).catch((e: unknown) => e);
+  assert.ok(bad instanceof Error && /maxConcurrentFlows must be a positive integer/.test(bad.message), String(bad));
+});
