@@ -360,7 +360,11 @@ async function eventsView(name, rest) {
     q.set('limit', '1000');
     const evs = await api(`/api/pipelines/${enc(name)}/events?${q}`);
     tbody.replaceChildren(...evs.reverse().map((e) => row(e, false)));
+    // Live events that arrived while this list was being fetched are not in it: put them back on top.
+    const have = new Set(evs.map((e) => e.id));
+    for (const e of recent) if (!have.has(e.id) && matches(e)) tbody.prepend(row(e, true));
   }
+  const recent = [];
   filters.addEventListener('change', () => void load().catch((e) => tbody.replaceChildren(h('tr', {}, h('td', { colspan: 6 }, errorBox(e))))));
   await load();
   const all = await api(`/api/pipelines/${enc(name)}/events?limit=1`);
@@ -371,6 +375,8 @@ async function eventsView(name, rest) {
   es.addEventListener('error', () => live.classList.remove('on'));
   es.addEventListener('pipeline_event', (m) => {
     const e = JSON.parse(m.data);
+    recent.push(e);
+    if (recent.length > 1000) recent.shift();
     if (matches(e)) tbody.prepend(row(e, true));
   });
   cleanup.push(() => es.close());
