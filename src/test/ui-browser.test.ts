@@ -163,6 +163,8 @@ test('browser: updates timeline, flows, data quality, event log with filters and
   });
   assert.ok((await page.$$('#events tbody tr')).length >= 2);
   await page.selectOption('#f-level', '');
+  // The unfiltered list has reloaded (else the count below is the ERROR rows' and the reload alone passes).
+  await page.waitForFunction(() => [...document.querySelectorAll('#events tbody tr')].some((tr) => tr.getAttribute('data-level') !== 'ERROR'));
   await page.waitForSelector('#live.on');
   const before = (await page.$$('#events tbody tr')).length;
   const r3 = await fx.rerun();
