@@ -12,7 +12,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork, spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Floe } from '../floe.js';
 import { FloeError, StorageError } from '../errors.js';
@@ -21,18 +20,13 @@ import { openStore } from '../storage/open.js';
 import { type Azurite, type FaultProxy, azuriteConnectionString, startAzurite, startFaultProxy } from './cloud-helpers.js';
 import { cacheDir, plain, uniqueName } from './cloud-suite.js';
 
-const require = createRequire(import.meta.url);
 const WORKER = fileURLToPath(new URL('./fixtures/append-worker.js', import.meta.url));
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 const FAULTS = { fail: 0.05, drop: 0.03, hang: 0.01 };
 let az: Azurite | null = null;
 before(async () => {
-  az = await startAzurite();
-  if (az) {
-    const { BlobServiceClient } = require('@azure/storage-blob') as typeof import('@azure/storage-blob');
-    await BlobServiceClient.fromConnectionString(az.connectionString).getContainerClient('tables').createIfNotExists();
-  }
+  az = await startAzurite(['tables']);
 });
 after(async () => {
   await az?.stop();

@@ -26,8 +26,11 @@ export interface Azurite {
   stop(): Promise<void>;
 }
 
-/** Starts Azurite's Blob service on 127.0.0.1 (random port, in memory), or returns null when it is not installed. */
-export async function startAzurite(): Promise<Azurite | null> {
+/**
+ * Starts Azurite's Blob service on 127.0.0.1 (random port, in memory) with the given containers
+ * created, or returns null when it is not installed.
+ */
+export async function startAzurite(containers: string[] = []): Promise<Azurite | null> {
   let main: string;
   try {
     main = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist', 'src', 'blob', 'main.js');
@@ -52,6 +55,11 @@ export async function startAzurite(): Promise<Azurite | null> {
   });
   child.stdout!.resume();
   child.stderr!.resume();
+  if (containers.length) {
+    const { BlobServiceClient } = require('@azure/storage-blob') as typeof import('@azure/storage-blob');
+    const service = BlobServiceClient.fromConnectionString(azuriteConnectionString(port));
+    for (const c of containers) await service.getContainerClient(c).createIfNotExists();
+  }
   return {
     port,
     connectionString: azuriteConnectionString(port),

@@ -36,11 +36,7 @@ describe('local files', () => {
 describe('Azure (Azurite)', () => {
   let az: Azurite | null = null;
   before(async () => {
-    az = await startAzurite();
-    if (az) {
-      const { BlobServiceClient } = require('@azure/storage-blob') as typeof import('@azure/storage-blob');
-      await BlobServiceClient.fromConnectionString(az.connectionString).getContainerClient('tables').createIfNotExists();
-    }
+    az = await startAzurite(['tables']);
   });
   after(async () => {
     await az?.stop();
