@@ -402,6 +402,7 @@ async function main(): Promise<void> {
   const runsNote = args.runsGiven ? `${args.runs} runs` : `${DEFAULT_RUNS} runs (${Object.entries(DEFAULT_RUNS_FOR).map(([k, v]) => `${k} ${v}`).join(', ')})`;
   console.log(`floe benchmarks: ${runsNote} (+1 warm-up) each, median; node ${process.version}, DuckDB ${env}, ${os.cpus().length} CPUs; data in ${DATA_DIR}`);
   const results: ScenarioResult[] = [];
+  const runsFor = (s: ScenarioName): number => (args.runsGiven ? args.runs : (DEFAULT_RUNS_FOR[s] ?? args.runs));
   const failed = (scenario: ScenarioName, e: unknown): ScenarioResult => {
     const msg = e instanceof Error ? e.message : String(e);
     console.error(`${scenario} failed: ${e instanceof Error && e.stack ? e.stack : msg}`);
@@ -449,7 +450,7 @@ async function main(): Promise<void> {
   const writes = (['append-10m', 'commit-latency'] as const).filter((s) => args.only.has(s));
   if (writes.length) await cleanScratch(DATA_DIR);
   for (const s of writes) {
-    const o: WriteScenarioOptions = { runs: args.runsGiven ? args.runs : (DEFAULT_RUNS_FOR[s] ?? args.runs), profile: args.profile, dataDir: DATA_DIR };
+    const o: WriteScenarioOptions = { runs: runsFor(s), profile: args.profile, dataDir: DATA_DIR };
     try {
       let out: WriteScenarioOutput;
       if (s === 'append-10m') {
@@ -470,13 +471,10 @@ async function main(): Promise<void> {
     }
   }
 
-  const merges = (['merge-1m-into-10m', 'merge-1pct', 'cdf-read-100'] as const).filter((s) => args.only.has(s));
-  if (merges.length && !writes.length) await cleanScratch(DATA_DIR);
-  for (const s of merges) {
-    const o: MergeScenarioOptions = { runs: args.runsGiven ? args.runs : (DEFAULT_RUNS_FOR[s] ?? args.runs), profile: args.profile, dataDir: DATA_DIR, regenerate: args.regenerate };
+  /** Runs a scenario with several comparison rows; each row gets the scenario's target when it is against that baseline. */
+  const collect = async (s: ScenarioName, rowsOf: () => Promise<ComparisonRow[]>): Promise<void> => {
     try {
-      const rows: ComparisonRow[] = s === 'merge-1m-into-10m' ? await merge1mInto10m(o) : s === 'merge-1pct' ? await merge1pct(o) : await cdfRead100(o);
-      for (const r of rows) {
+      for (const r of await rowsOf()) {
         const res = finish(s, r, r.notes, { label: r.label, target: r.targeted ? TARGETS[s] : null });
         if (r.profile) res.profile = r.profile;
         results.push(res);
@@ -484,37 +482,34 @@ async function main(): Promise<void> {
     } catch (e) {
       results.push(failed(s, e));
     }
+  };
+
+  const merges = (['merge-1m-into-10m', 'merge-1pct', 'cdf-read-100'] as const).filter((s) => args.only.has(s));
+  if (merges.length && !writes.length) await cleanScratch(DATA_DIR);
+  for (const s of merges) {
+    const o: MergeScenarioOptions = { runs: runsFor(s), profile: args.profile, dataDir: DATA_DIR, regenerate: args.regenerate };
+    await collect(s, () => (s === 'merge-1m-into-10m' ? merge1mInto10m(o) : s === 'merge-1pct' ? merge1pct(o) : cdfRead100(o)));
   }
 
   const cdcs = (['auto-cdc-scd1', 'auto-cdc-scd2', 'auto-cdc-incremental'] as const).filter((s) => args.only.has(s));
   if (cdcs.length && !writes.length && !merges.length) await cleanScratch(DATA_DIR);
   for (const s of cdcs) {
-    const o = { runs: args.runsGiven ? args.runs : (DEFAULT_RUNS_FOR[s] ?? args.runs), profile: args.profile, dataDir: DATA_DIR, regenerate: false };
-    try {
+    const o = { runs: runsFor(s), profile: args.profile, dataDir: DATA_DIR, regenerate: false };
+    await collect(s, async () => {
       const info = await ensureCdcEvents(DATA_DIR, args.regenerate && s === cdcs[0]);
       if (info.generatedInMs !== undefined) console.log(`generated AUTO CDC events in ${(info.generatedInMs / 1000).toFixed(1)} s`);
       console.log(`running ${s} (${o.runs} runs) …`);
-      const rows: ComparisonRow[] = s === 'auto-cdc-incremental' ? await autoCdcIncremental(o, info) : await autoCdcFull(o, info, s === 'auto-cdc-scd1' ? 1 : 2);
-      for (const r of rows) {
-        const res = finish(s, r, r.notes, { label: r.label, target: r.targeted ? TARGETS[s] : null });
-        if (r.profile) res.profile = r.profile;
-        results.push(res);
-      }
-    } catch (e) {
-      results.push(failed(s, e));
-    }
+      return s === 'auto-cdc-incremental' ? autoCdcIncremental(o, info) : autoCdcFull(o, info, s === 'auto-cdc-scd1' ? 1 : 2);
+    });
   }
 
   const clouds = (['cloud-append', 'cloud-scan'] as const).filter((s) => args.only.has(s));
   for (const s of clouds) {
-    const o: CloudScenarioOptions = { runs: args.runsGiven ? args.runs : (DEFAULT_RUNS_FOR[s] ?? args.runs), dataDir: DATA_DIR };
-    try {
+    const o: CloudScenarioOptions = { runs: runsFor(s), dataDir: DATA_DIR };
+    await collect(s, () => {
       console.log(`running ${s} (${o.runs} runs) …`);
-      const rows = s === 'cloud-append' ? await cloudAppend(o) : await cloudScan(o);
-      for (const r of rows) results.push(finish(s, r, r.notes, { label: r.label, target: null }));
-    } catch (e) {
-      results.push(failed(s, e));
-    }
+      return s === 'cloud-append' ? cloudAppend(o) : cloudScan(o);
+    });
   }
 
   printTable(results);

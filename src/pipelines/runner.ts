@@ -18,7 +18,6 @@
  * - Flows run in dependency order; a failed flow fails the update, flows downstream of it are
  *   SKIPPED, and independent flows still run.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import * as os from 'node:os';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -289,9 +288,6 @@ class Update {
   private notifier?: Notifier;
   private graph!: PipelineGraph;
   private readonly results: Record<string, FlowRunResult> = {};
-  private temps: string[] = [];
-  /** The temporary tables of the flow running in this async call chain (flows may run concurrently). */
-  private readonly flowTemps = new AsyncLocalStorage<string[]>();
 
   constructor(private floe: Floe, private p: LoadedPipeline, private o: RunPipelineOptions) {
     this.state = new PipelineState(p.storage);
@@ -413,7 +409,6 @@ class Update {
     } finally {
       // Notifications are delivered (with retries) and recorded before the update lets go; never fatal.
       if (this.notifier) await this.notifier.finish((e) => this.log.emit(e)).then(() => this.log.flush()).catch(() => undefined);
-      await this.floe.release(this.temps);
       await release();
     }
   }
@@ -494,15 +489,9 @@ class Update {
     return [...d.expectations.map((e) => ({ ...e, dataset: d.name })), ...f.def.expectations.map((e) => ({ ...e, dataset: d.name }))];
   }
 
+  /** Runs one flow; the engine tables it creates (its batches) are dropped when it ends. */
   private runFlow(f: ResolvedFlow): Promise<FlowRunResult> {
-    const temps: string[] = [];
-    return this.flowTemps.run(temps, async () => {
-      try {
-        return await this.runFlowInner(f);
-      } finally {
-        await this.floe.release(temps);
-      }
-    });
+    return this.floe.withTempScope(() => this.runFlowInner(f));
   }
 
   private async runFlowInner(f: ResolvedFlow): Promise<FlowRunResult> {
@@ -738,8 +727,7 @@ class Update {
   private async materialize(df: DataFrame): Promise<string> {
     const t = this.floe.engine.uniqueName('pipeline_batch');
     await this.floe.engine.run(`CREATE TABLE ${t} AS ${await df.toSQL()}`);
-    this.floe.track([t]);
-    (this.flowTemps.getStore() ?? this.temps).push(t);
+    this.floe.track([t]); // dropped with the flow's temp scope
     return t;
   }
 

@@ -38,7 +38,7 @@ import { analysisErrorAt, parseErrorAt, tokenDesc } from '../sql/errors.js';
 import { SESSION_MACROS } from '../sql/functions.js';
 import { parseProperties } from '../sql/parser.js';
 import { splitStatements, type Token } from '../sql/lexer.js';
-import { type TableRef, type TranslateContext, translateExpr, translateQuery } from '../sql/translate.js';
+import { type TableRef, type TranslateContext, matching, translateExpr, translateQuery } from '../sql/translate.js';
 import { parseType, sparkTypeName } from '../sql/types.js';
 import type { AutoCdcFlowDefinition, DefineFunction, Expectation, FileFormat, FileReadOptions, PipelineBuilder, QueryContext, QueryFunction } from './definition.js';
 
@@ -127,20 +127,6 @@ const isKw = (t: Token | undefined, w: string): boolean => !!t && t.kind === 'id
 const isOp = (t: Token | undefined, o: string): boolean => !!t && t.kind === 'op' && t.text === o;
 const isName = (t: Token | undefined): boolean => !!t && (t.kind === 'ident' || t.kind === 'qident');
 
-function closeOf(toks: Token[], open: number): number {
-  let depth = 0;
-  for (let i = open; i < toks.length; i++) {
-    const t = toks[i]!;
-    if (t.kind !== 'op') continue;
-    if (t.text === '(' || t.text === '[' || t.text === '{') depth++;
-    else if (t.text === ')' || t.text === ']' || t.text === '}') {
-      depth--;
-      if (depth === 0) return i;
-    }
-  }
-  throw parseErrorAt(toks[open]!, "Unclosed '('");
-}
-
 /** The dataset name a table reference names: `LIVE.x` → x, `cat.schema.t` → schema.t, delta.`/p` → /p. */
 export function refName(parts: Token[]): string {
   const v = parts.map((p) => p.value);
@@ -177,7 +163,7 @@ function fileOptions(fn: Token, args: Token[][]): { dir: string; files: FileRead
       continue;
     }
     if (cloud && isKw(a[0], 'MAP') && isOp(a[1], '(')) {
-      const inner = a.slice(2, closeOf(a, 1));
+      const inner = a.slice(2, matching(a, 1));
       const vals = splitArgs(inner).map((x) => (x.length === 1 && x[0]!.kind === 'string' ? x[0]!.value : null));
       for (let j = 0; j + 1 < vals.length; j += 2) if (vals[j] !== null && vals[j + 1] !== null) opts[vals[j]!.replace(/^cloudFiles\./, '')] = vals[j + 1]!;
       continue;
@@ -254,7 +240,7 @@ export async function translatePipelineQuery(tokens: Token[], streamingContext: 
       }
       const fnTok = toks[j];
       if (fnTok && isName(fnTok) && isOp(toks[j + 1], '(') && /^(read_files|cloud_files)$/i.test(fnTok.value)) {
-        const close = closeOf(toks, j + 1);
+        const close = matching(toks, j + 1);
         const { dir, files } = fileOptions(fnTok, splitArgs(toks.slice(j + 2, close)));
         j = close + 1;
         if (paren) {
@@ -276,7 +262,7 @@ export async function translatePipelineQuery(tokens: Token[], streamingContext: 
       continue;
     }
     if (afterFrom && isName(t) && isOp(toks[i + 1], '(') && /^(read_files|cloud_files)$/i.test(t.value)) {
-      const close = closeOf(toks, i + 1);
+      const close = matching(toks, i + 1);
       const { dir, files } = fileOptions(t, splitArgs(toks.slice(i + 2, close)));
       const streams = streamingContext || t.value.toLowerCase() === 'cloud_files';
       out.push(...add(t, { mode: streams ? 'files' : 'filesBatch', name: dir, files }, t.value.toLowerCase(), toks[close + 1]));

@@ -79,7 +79,8 @@ function stripEof(tokens: Token[]): Token[] {
 }
 
 /** The index of the `)` / `]` matching the opener at `open`. */
-function matching(toks: Token[], open: number): number {
+/** Index of the bracket closing the one at `open` (`(`, `[` or `{`); a mismatched or missing close is a parse error. */
+export function matching(toks: Token[], open: number): number {
   const o = toks[open]!.text;
   const c = o === '(' ? ')' : o === '[' ? ']' : '}';
   let depth = 0;

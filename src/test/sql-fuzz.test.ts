@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FloeError } from '../errors.js';
 import { executeSql } from '../sql/executor.js';
+import { rng } from '../examples/medallion/generate.js';
 import { sqlSession } from './sql-helpers.js';
 
 const CORPUS = [
@@ -42,18 +43,6 @@ const CORPUS = [
 ];
 
 const INSERTS = ['(', ')', "'", '"', '`', ';', '--', '/*', '*/', ',', '.', '@v1', '@', '=', '*', ' SELECT ', ' FROM ', ' WHERE ', ' AS ', ' OF ', ' NULL ', ' 1 ', ' -1 ', " 'x' ", ' \\', ' CASE WHEN ', ' END ', ' div ', ' RLIKE ', '::', ':', '[', ']', '{', '->', ' VERSION AS OF ', ' table_changes(', ' delta.`/tmp` ', ' read_csv(', ' ATTACH ', '\n', '\u00e9', '\u0000'];
-
-/** mulberry32: a small deterministic PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mutate(s: string, r: () => number): string {
   const pos = (): number => Math.floor(r() * (s.length + 1));
