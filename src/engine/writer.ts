@@ -18,6 +18,7 @@ import type { RemoteObjectStore } from '../storage/remote.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { Engine } from './engine.js';
 import { hasNestedMapping } from './scan.js';
+import { type StatsColumnSpec, forEachStatsLeaf, statsColumnSpec } from '../core/stats-columns.js';
 
 /** Spark's default: string min/max stats are cut to 32 characters. */
 const STRING_STATS_PREFIX = 32;
@@ -32,8 +33,8 @@ export interface WriteFilesOptions {
   targetFileSize?: number;
   /** Subfolder for the files (e.g. `_change_data` for CDC files). */
   subdir?: string;
-  /** Stats collection for the first N columns (delta.dataSkippingNumIndexedCols, default 32). */
-  numIndexedCols?: number;
+  /** Which columns get stats (`statsColumnSpec(configuration)`; default: the first 32 leaves). */
+  statsColumns?: StatsColumnSpec;
   /** Source columns written as they are after the table's columns (e.g. `_change_type` in CDC files). */
   extraColumns?: string[];
   /** File name prefix (`part` for data files, `cdc` for change data files). */
@@ -92,42 +93,37 @@ function statValue(type: DataType, s: string, kind: 'min' | 'max'): unknown {
   return undefined; // boolean, binary: no min/max
 }
 
-/** Builds Delta stats JSON from DuckDB's column statistics for the leaf columns reachable through structs. */
-export function deltaStats(numRecords: number, columnStats: Map<string, StatEntry>, fields: StructField[], numIndexedCols: number): string {
+/**
+ * Builds Delta stats JSON from DuckDB's column statistics for the leaf columns the table's stats
+ * spec selects (stats-columns.ts: `delta.dataSkippingStatsColumns`, else the first
+ * `delta.dataSkippingNumIndexedCols` leaves, structs walked depth first).
+ */
+export function deltaStats(numRecords: number, columnStats: Map<string, StatEntry>, fields: StructField[], spec: StatsColumnSpec): string {
   const minValues: Record<string, unknown> = {};
   const maxValues: Record<string, unknown> = {};
   const nullCount: Record<string, unknown> = {};
-  let leaves = 0;
-  const walk = (fs: StructField[], prefix: string[], mins: Record<string, unknown>, maxs: Record<string, unknown>, nulls: Record<string, unknown>): void => {
-    for (const f of fs) {
-      if (leaves >= numIndexedCols) return;
-      const name = physicalName(f);
-      const keyPath = [...prefix, name];
-      if (typeof f.type !== 'string') {
-        if (f.type.type !== 'struct') continue; // no stats for arrays and maps
-        const m1: Record<string, unknown> = {}, m2: Record<string, unknown> = {}, n: Record<string, unknown> = {};
-        walk(f.type.fields, keyPath, m1, m2, n);
-        if (Object.keys(m1).length) mins[name] = m1;
-        if (Object.keys(m2).length) maxs[name] = m2;
-        if (Object.keys(n).length) nulls[name] = n;
-        continue;
-      }
-      leaves++;
-      const st = columnStats.get(keyPath.map((k) => `"${k.replace(/"/g, '""')}"`).join('.'));
-      if (!st) continue;
-      if (st.nullCount !== undefined) nulls[name] = new Raw(String(st.nullCount));
-      if (st.hasNan) continue;
-      if (st.min !== undefined) {
-        const v = statValue(f.type, st.min, 'min');
-        if (v !== undefined) mins[name] = v;
-      }
-      if (st.max !== undefined) {
-        const v = statValue(f.type, st.max, 'max');
-        if (v !== undefined) maxs[name] = v;
-      }
-    }
+  const put = (root: Record<string, unknown>, keys: string[], v: unknown): void => {
+    let o = root;
+    for (const k of keys.slice(0, -1)) o = (o[k] ??= {}) as Record<string, unknown>;
+    o[keys[keys.length - 1]!] = v;
   };
-  walk(fields, [], minValues, maxValues, nullCount);
+  forEachStatsLeaf(fields, spec, (fieldPath) => {
+    const f = fieldPath[fieldPath.length - 1]!;
+    if (typeof f.type !== 'string') return; // arrays and maps count as indexed columns but get no stats
+    const keyPath = fieldPath.map(physicalName);
+    const st = columnStats.get(keyPath.map((k) => `"${k.replace(/"/g, '""')}"`).join('.'));
+    if (!st) return;
+    if (st.nullCount !== undefined) put(nullCount, keyPath, new Raw(String(st.nullCount)));
+    if (st.hasNan) return;
+    if (st.min !== undefined) {
+      const v = statValue(f.type, st.min, 'min');
+      if (v !== undefined) put(minValues, keyPath, v);
+    }
+    if (st.max !== undefined) {
+      const v = statValue(f.type, st.max, 'max');
+      if (v !== undefined) put(maxValues, keyPath, v);
+    }
+  });
   return toJson({ numRecords: new Raw(String(numRecords)), minValues, maxValues, nullCount });
 }
 
@@ -248,7 +244,7 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
       size: Number(r.file_size_bytes),
       modificationTime: now,
       dataChange: true,
-      stats: deltaStats(count, colStats, dataFields, opts.numIndexedCols ?? 32),
+      stats: deltaStats(count, colStats, dataFields, opts.statsColumns ?? statsColumnSpec({})),
     });
   }
   if (remote) await uploadStaged(remote, root, out.map((a) => ({ key: decodePath(a.path), size: a.size })));

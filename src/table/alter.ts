@@ -16,6 +16,7 @@ import { storedExprToDuck } from '../sql/spark-expr.js';
 import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
 import { deltaStats } from '../engine/writer.js';
+import { STATS_COLUMNS_PROPERTY, forEachStatsLeaf, statsColumnSpec, statsColumnsAfter } from '../core/stats-columns.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import type { Floe } from '../floe.js';
 import { CURRENT_DEFAULT, GENERATION_EXPRESSION, maybeCheckpoint, newMetadata } from './write.js';
@@ -314,7 +315,9 @@ export async function renameColumn(floe: Floe, location: string, from: string[],
   fields[index] = { ...fields[index]!, name: to };
   const partitionColumns = from.length === 1 ? s.partitionColumns.map((p) => (p === old ? to : p)) : s.partitionColumns;
   const newPath = [...canonical.slice(0, -1), to];
-  return commitMetadata(floe, s, { schema, partitionColumns }, 'RENAME COLUMN', { oldColumnPath: canonical.join('.'), newColumnPath: newPath.join('.') });
+  const renamedStats = statsColumnsAfter(s.configuration, { rename: { from: canonical, to: newPath } });
+  const configuration = renamedStats === null ? undefined : { ...s.configuration, [STATS_COLUMNS_PROPERTY]: renamedStats };
+  return commitMetadata(floe, s, { schema, partitionColumns, configuration }, 'RENAME COLUMN', { oldColumnPath: canonical.join('.'), newColumnPath: newPath.join('.') });
 }
 
 /** ALTER TABLE … DROP COLUMN[S]: the fields leave the schema; data files keep the values. Needs column mapping. */
@@ -323,6 +326,7 @@ export async function dropColumns(floe: Floe, location: string, columns: string[
   requireMapping(s, 'DROP');
   const schema = clone(s.schema);
   const dropped: string[] = [];
+  const droppedPaths: string[][] = [];
   for (const c of columns) {
     const { fields, index, canonical } = locate(schema, c, s.tablePath, !options.ifExists);
     if (index < 0) continue;
@@ -340,9 +344,12 @@ export async function dropColumns(floe: Floe, location: string, columns: string[
     }
     fields.splice(index, 1);
     dropped.push(name);
+    droppedPaths.push(canonical);
   }
   if (!dropped.length) return null;
-  return commitMetadata(floe, s, { schema }, 'DROP COLUMNS', { columns: JSON.stringify(dropped) });
+  const keptStats = statsColumnsAfter(s.configuration, { drop: droppedPaths });
+  const configuration = keptStats === null ? undefined : { ...s.configuration, [STATS_COLUMNS_PROPERTY]: keptStats };
+  return commitMetadata(floe, s, { schema, configuration }, 'DROP COLUMNS', { columns: JSON.stringify(dropped) });
 }
 
 /**
@@ -529,9 +536,12 @@ export async function convertToDelta(floe: Floe, location: string, options: Conv
   }
   const schema: StructType = { type: 'struct', fields: [...dataFields, ...partSchema.map((p) => ({ name: p.name, type: p.type, nullable: true, metadata: {} }))] };
   const meta = newMetadata(floe, schema, partSchema.map((p) => p.name), {}, undefined, undefined, true);
-  const numIndexed = Number(meta.configuration['delta.dataSkippingNumIndexedCols'] ?? 32);
+  const statsSpec = statsColumnSpec(meta.configuration);
   // Stats per file: numRecords, min / max / null count of primitive top-level columns.
-  const statCols = dataFields.filter((f) => typeof f.type === 'string' && !['binary', 'boolean'].includes(f.type)).slice(0, numIndexed);
+  const statCols: StructField[] = [];
+  forEachStatsLeaf(dataFields, statsSpec, (p) => {
+    if (p.length === 1 && typeof p[0]!.type === 'string' && !['binary', 'boolean'].includes(p[0]!.type)) statCols.push(p[0]!);
+  });
   const adds: AddFile[] = [];
   for (const x of perFile) {
     const fileCols = new Set((await floe.engine.describe(`SELECT * FROM read_parquet(${quoteString(x.abs)}, hive_partitioning = false)`)).map((c) => c.name));
@@ -558,7 +568,7 @@ export async function convertToDelta(floe: Floe, location: string, options: Conv
       size: x.file.size,
       modificationTime: Math.floor(x.file.lastModified || Date.now()),
       dataChange: true,
-      stats: deltaStats(Number(r.n), colStats, dataFields, numIndexed),
+      stats: deltaStats(Number(r.n), colStats, dataFields, statsSpec),
     });
   }
   const protocol = protocolFor(schema, meta.configuration);

@@ -15,6 +15,7 @@ import type { Snapshot } from '../core/snapshot.js';
 import { protocolHasFeature } from '../core/table-features.js';
 import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport } from '../core/write-support.js';
+import { NO_COLUMN_STATS, statsColumnSpec } from '../core/stats-columns.js';
 import { dataFilePath, planScan, pruneFileList, pruneFiles } from '../engine/scan.js';
 import { writeDataFiles, DEFAULT_TARGET_FILE_SIZE } from '../engine/writer.js';
 import { FloeError, commitOutcomeUnknown } from '../errors.js';
@@ -144,7 +145,7 @@ export async function commitRewrite(floe: Floe, r: Rewrite): Promise<DmlResult> 
   const common = {
     schema: r.schemaOverride ?? s.schema, partitionColumns: s.partitionColumns, columnMapping: s.columnMapping,
     targetFileSize: Number(s.configuration['delta.targetFileSize'] ?? DEFAULT_TARGET_FILE_SIZE),
-    numIndexedCols: Number(s.configuration['delta.dataSkippingNumIndexedCols'] ?? 32),
+    statsColumns: statsColumnSpec(s.configuration),
   };
   // Idempotent DML as Spark's session settings spark.databricks.delta.write.txnAppId / txnVersion, or
   // the pair given to withIdempotentTxn for this async call chain (which wins).
@@ -190,7 +191,7 @@ export async function commitRewrite(floe: Floe, r: Rewrite): Promise<DmlResult> 
     if (r.dataChange === false) for (const a of adds) a.dataChange = false;
     let cdcs: AddCDCFile[] = [];
     if (r.cdcSql) {
-      const files = await writeDataFiles(floe.engine, log.store, r.cdcSql, { ...common, subdir: '_change_data', extraColumns: ['_change_type'], filePrefix: 'cdc', numIndexedCols: 0 });
+      const files = await writeDataFiles(floe.engine, log.store, r.cdcSql, { ...common, subdir: '_change_data', extraColumns: ['_change_type'], filePrefix: 'cdc', statsColumns: NO_COLUMN_STATS });
       cdcs = files.map((f) => ({ path: f.path, partitionValues: f.partitionValues, size: f.size, dataChange: false }));
       written.push(...cdcs.map((c) => c.path));
     }

@@ -6,6 +6,7 @@
 import * as path from 'node:path';
 import { type AddFile, type Protocol, decodePath, fileKey } from '../core/actions.js';
 import { type StructField, parseSchema, quoteIdent } from '../core/schema.js';
+import { NUM_INDEXED_COLS_PROPERTY, STATS_COLUMNS_PROPERTY, forEachStatsLeaf, skippingEligible, statsColumnSpec, validateStatsProperties } from '../core/stats-columns.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { withColumnMappingMode } from './alter.js';
 import { parseInterval } from '../engine/checkpoint-writer.js';
@@ -47,6 +48,7 @@ export async function setProperties(floe: Floe, location: string, props: Record<
   const meta = rest['delta.columnMapping.mode'] !== undefined ? withColumnMappingMode(s.metadata, rest['delta.columnMapping.mode'], s.files.length > 0 || s.version > 0) : s.metadata;
   const configuration: Record<string, string> = { ...meta.configuration, ...rest, ...(rest['delta.columnMapping.mode'] !== undefined ? { 'delta.columnMapping.mode': meta.configuration['delta.columnMapping.mode']! } : {}) };
   const schema = parseSchema(meta.schemaString);
+  if (NUM_INDEXED_COLS_PROPERTY in rest || STATS_COLUMNS_PROPERTY in rest) validateStatsProperties(schema, meta.partitionColumns, configuration);
   const addsConstraint = Object.keys(props).some((k) => k.startsWith('delta.constraints.'));
   for (const [k, v] of Object.entries(props)) {
     if (!k.startsWith('delta.constraints.')) continue;
@@ -94,25 +96,12 @@ export interface OptimizeOptions {
   zOrderBy?: string[];
 }
 
-/** Types whose min/max the writer records (floe's writer.ts `statValue`). */
-const STATS_TYPES = /^(long|integer|short|byte|double|float|date|string|timestamp|timestamp_ntz|decimal.*)$/;
-
-/** The data columns that get min/max stats: the first `delta.dataSkippingNumIndexedCols` leaf columns. */
-function statsColumns(fields: StructField[], n: number): Set<string> {
+/** The top-level data columns that get min/max stats under the table's stats spec (stats-columns.ts). */
+function statsColumns(fields: StructField[], configuration: Record<string, string>): Set<string> {
   const out = new Set<string>();
-  let leaves = 0;
-  const walk = (fs: StructField[], top: string | null): void => {
-    for (const f of fs) {
-      if (leaves >= n) return;
-      if (typeof f.type !== 'string') {
-        if (f.type.type === 'struct') walk(f.type.fields, top ?? f.name);
-        continue;
-      }
-      leaves++;
-      if (top === null && STATS_TYPES.test(f.type)) out.add(f.name);
-    }
-  };
-  walk(fields, null);
+  forEachStatsLeaf(fields, statsColumnSpec(configuration), (p) => {
+    if (p.length === 1 && skippingEligible(p[0]!.type)) out.add(p[0]!.name);
+  });
   return out;
 }
 
@@ -129,12 +118,12 @@ function zOrderColumns(floe: Floe, s: Snapshot, cols: string[]): string[] {
   if (new Set(resolved).size !== resolved.length) throw new InvalidArgumentError(`ZORDER BY names a column twice: ${cols.join(', ')}.`);
   const check = (floe.config.get('spark.databricks.delta.optimize.zorder.checkStatsCollection.enabled') ?? 'true').toLowerCase() !== 'false';
   if (check) {
-    const withStats = statsColumns(s.schema.fields.filter((f) => !s.partitionColumns.includes(f.name)), Number(s.configuration['delta.dataSkippingNumIndexedCols'] ?? 32));
+    const withStats = statsColumns(s.schema.fields.filter((f) => !s.partitionColumns.includes(f.name)), s.configuration);
     const without = resolved.filter((c) => !withStats.has(c));
     if (without.length) {
       throw new FloeError(
         'DELTA_ZORDERING_ON_COLUMN_WITHOUT_STATS',
-        `Z-Ordering on [${without.join(', ')}] will be ineffective, because no min/max statistics are collected for these columns of ${s.tablePath} (only the first delta.dataSkippingNumIndexedCols columns of types with an order are indexed). Move them among the first indexed columns or raise delta.dataSkippingNumIndexedCols, or disable this check with SET spark.databricks.delta.optimize.zorder.checkStatsCollection.enabled = false.`,
+        `Z-Ordering on [${without.join(', ')}] will be ineffective, because no min/max statistics are collected for these columns of ${s.tablePath} (only the columns in delta.dataSkippingStatsColumns, else the first delta.dataSkippingNumIndexedCols columns, of types with an order are indexed). Add them to delta.dataSkippingStatsColumns, move them among the first indexed columns or raise delta.dataSkippingNumIndexedCols, or disable this check with SET spark.databricks.delta.optimize.zorder.checkStatsCollection.enabled = false.`,
         { columns: without },
       );
     }

@@ -14,6 +14,7 @@ import { type StructField, type StructType, columnMappingMode, physicalName, del
 import type { Snapshot } from '../core/snapshot.js';
 import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport, mergeProtocols, protocolFor, withoutFeatureProps } from '../core/write-support.js';
+import { NO_COLUMN_STATS, statsColumnSpec, validateStatsProperties } from '../core/stats-columns.js';
 import type { DataFrame } from '../dataframe.js';
 import { writeCheckpoint } from '../engine/checkpoint-writer.js';
 import { partitionLiteral, pruneFiles } from '../engine/scan.js';
@@ -73,6 +74,7 @@ export function newMetadata(floe: Floe, schema: StructType, partitionColumns: st
     if (typeof f.type !== 'string') throw new InvalidArgumentError(`Partition column '${c}' has a nested type; partition columns must be of a primitive type.`);
   }
   const configuration = { ...(creating ? floe.tableDefaults() : {}), ...properties };
+  if (creating) validateStatsProperties(schema, partitionColumns, configuration);
   return {
     id: randomUUID(),
     name: name ?? null,
@@ -375,14 +377,14 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
 
   const common = {
     schema, partitionColumns, columnMapping: columnMappingMode(configuration), targetFileSize: target,
-    numIndexedCols: Number(configuration['delta.dataSkippingNumIndexedCols'] ?? 32),
+    statsColumns: statsColumnSpec(configuration),
   } as const;
   let adds: AddFile[] = [];
   const cdcs: AddCDCFile[] = [];
   try {
     adds = await writeDataFiles(floe.engine, log.store, copySql ? `${rowsSql} UNION ALL ${copySql}` : rowsSql, common);
     if (cdcSql) {
-      for (const f of await writeDataFiles(floe.engine, log.store, cdcSql, { ...common, subdir: '_change_data', extraColumns: ['_change_type'], filePrefix: 'cdc', numIndexedCols: 0 })) {
+      for (const f of await writeDataFiles(floe.engine, log.store, cdcSql, { ...common, subdir: '_change_data', extraColumns: ['_change_type'], filePrefix: 'cdc', statsColumns: NO_COLUMN_STATS })) {
         cdcs.push({ path: f.path, partitionValues: f.partitionValues, size: f.size, dataChange: false });
       }
     }
