@@ -23,6 +23,8 @@ export const DEFAULT_SCHEMA = 'default';
 const ENTRIES = '.floe-catalog';
 const SCHEMA_META = '.floe-schema.json';
 const STALE_LOCK_MS = 10 * 60_000;
+/** A stale-lock breaker is held for a few file operations; older than this, its holder died. */
+const STALE_BREAKER_MS = 10_000;
 
 export interface CatalogTable {
   schema: string;
@@ -261,10 +263,7 @@ export class Catalog {
         break;
       } catch (e) {
         if (errno(e) !== 'EEXIST') throw e;
-        if (await this.staleLock(lock)) {
-          await fs.rm(lock, { force: true });
-          continue;
-        }
+        if ((await this.staleLock(lock)) && (await this.breakStaleLock(lock))) continue;
         if (Date.now() - started > waitMs) {
           throw new FloeError('FLOE_CATALOG_BUSY', `The table ${schema}.${table} is being changed by another process (lock ${lock}). Retry later; if no floe process is running, delete the lock file.`, { lock });
         }
@@ -278,6 +277,32 @@ export class Catalog {
       return await fn();
     } finally {
       await fs.rm(lock, { force: true });
+    }
+  }
+
+  /**
+   * Removes a stale lock under a second, short-lived lock (`<lock>.break`), judging it stale again
+   * there: two sessions that both found the dead holder's lock cannot both remove a lock, so the
+   * later one never deletes the fresh lock the earlier one took meanwhile. A breaker left by a
+   * crash (it is held for a few file operations) is removed once older than STALE_BREAKER_MS.
+   * Returns whether this call removed the lock.
+   */
+  private async breakStaleLock(lock: string): Promise<boolean> {
+    const breaker = `${lock}.break`;
+    try {
+      await fs.writeFile(breaker, JSON.stringify({ pid: process.pid, host: os.hostname(), at: Date.now() }), { flag: 'wx' });
+    } catch (e) {
+      if (errno(e) !== 'EEXIST') throw e;
+      const st = await fs.stat(breaker).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > STALE_BREAKER_MS) await fs.rm(breaker, { force: true });
+      return false;
+    }
+    try {
+      if (!(await this.staleLock(lock))) return false;
+      await fs.rm(lock, { force: true });
+      return true;
+    } finally {
+      await fs.rm(breaker, { force: true });
     }
   }
 
