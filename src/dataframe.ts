@@ -142,9 +142,21 @@ export class DataFrame {
 
   /** Prints the first `n` rows as a table, like PySpark's `show()`. */
   async show(n = 20): Promise<void> {
-    const rows = await this.limit(n).toJSON();
-    const cols = (await this.columns()).map((c) => c.name);
-    process.stdout.write(formatTable(cols, rows));
+    process.stdout.write(await this.limit(n).tableText());
+  }
+
+  /**
+   * All rows as an ASCII table, values shown as Spark shows them: timestamps in the session time
+   * zone (UTC) without an offset suffix.
+   */
+  async tableText(): Promise<string> {
+    const cols = await this.columns();
+    const rows = await this.toJSON();
+    const tz = cols.filter((c) => c.type === 'TIMESTAMP WITH TIME ZONE').map((c) => c.name);
+    if (tz.length) {
+      for (const r of rows) for (const c of tz) if (typeof r[c] === 'string') r[c] = (r[c] as string).replace(/\+00(:00)?$/, '');
+    }
+    return formatTable(cols.map((c) => c.name), rows);
   }
 }
 

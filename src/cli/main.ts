@@ -149,11 +149,14 @@ async function main(argv: string[]): Promise<number> {
         const limit = intOpt(values.limit, 'limit');
         if (limit !== undefined) df = df.limit(limit);
         else if (format === 'table') df = df.limit(20);
+        if (format === 'table') {
+          out(await df.tableText());
+          return 0;
+        }
         const cols = (await df.columns()).map((c) => c.name);
         const rows = await df.toJSON();
         if (format === 'json') out(rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
-        else if (format === 'csv') out([cols.map(csvCell).join(','), ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\n') + '\n');
-        else out(formatTable(cols, rows));
+        else out([cols.map(csvCell).join(','), ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\n') + '\n');
         return 0;
       }
       case 'write': {

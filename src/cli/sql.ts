@@ -46,6 +46,7 @@ export async function renderResult(r: SqlResult, format: Format): Promise<string
   let cols: string[];
   let rows: Record<string, unknown>[];
   if (r.kind === 'rows') {
+    if (format === 'table') return r.dataFrame.tableText();
     cols = (await r.dataFrame.columns()).map((c) => c.name);
     rows = await r.dataFrame.toJSON();
   } else if (r.rows) {

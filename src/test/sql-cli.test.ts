@@ -85,3 +85,15 @@ test('two processes creating the same table: one table, one clear error', async 
     assert.equal(h.stdout.trim().split('\n').length, 1);
   }
 });
+
+test('timestamps show as Spark shows them in table output (no +00 suffix); csv and json keep the offset', async () => {
+  const wh = await tempDir('floe-sql-ts-');
+  const q = `CREATE TABLE ts_t (ts TIMESTAMP) TBLPROPERTIES (delta.enableChangeDataFeed = true); INSERT INTO ts_t VALUES (TIMESTAMP '2024-01-02 03:04:05.5'); SELECT ts, _commit_version FROM table_changes('ts_t', 1)`;
+  const table = sql(['--warehouse', wh, '-e', q]);
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /\| 2024-01-02 03:04:05\.5 \| 1 +\|/);
+  assert.doesNotMatch(table.stdout, /\+00/);
+  const csv = sql(['--warehouse', wh, '--format', 'csv', '-e', 'SELECT ts FROM ts_t']);
+  assert.equal(csv.code, 0, csv.stderr);
+  assert.match(csv.stdout, /2024-01-02 03:04:05\.5\+00/);
+});
