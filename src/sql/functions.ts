@@ -201,6 +201,14 @@ export const FUNCTIONS: Record<string, Translation> = {
   timestamp_seconds: (c) => (arity(c, 1), `to_timestamp(CAST(${c.args[0]} AS DOUBLE))`),
   timestamp_millis: (c) => (arity(c, 1), `epoch_ms(CAST(${c.args[0]} AS BIGINT))`),
   make_date: (c) => (arity(c, 3), `make_date(${c.args.join(', ')})`),
+  // Time zones (the session's is UTC): a TIMESTAMP is an instant shown in UTC; TIMESTAMP_NTZ a wall time.
+  from_utc_timestamp: (c) => (arity(c, 2), `CAST(timezone(${c.args[1]}, CAST(${c.args[0]} AS TIMESTAMPTZ)) AS TIMESTAMPTZ)`),
+  to_utc_timestamp: (c) => (arity(c, 2), `timezone(${c.args[1]}, CAST(CAST(${c.args[0]} AS TIMESTAMPTZ) AS TIMESTAMP))`),
+  convert_timezone: (c) => {
+    arity(c, 2, 3);
+    const [src, tgt, ts] = c.args.length === 3 ? c.args : [`'UTC'`, c.args[0], c.args[1]];
+    return `timezone(${tgt}, timezone(${src}, CAST(${ts} AS TIMESTAMP)))`;
+  },
   // string
   instr: (c) => (arity(c, 2), `instr(${c.args[0]}, ${c.args[1]})`),
   locate: (c) => {

@@ -42,6 +42,12 @@ const CASES: [string, unknown][] = [
   ["date_trunc('year', TIMESTAMP '2024-05-06 01:02:03')", '2024-01-01 00:00:00'],
   ["from_unixtime(0)", '1970-01-01 00:00:00'],
   ["unix_timestamp('1970-01-02 00:00:00')", '86400'],
+  ["from_utc_timestamp(TIMESTAMP '2024-01-01 12:00:00', 'America/New_York')", '2024-01-01 07:00:00+00'],
+  ["from_utc_timestamp('2024-07-01 12:00:00', 'Asia/Kolkata')", '2024-07-01 17:30:00+00'],
+  ["to_utc_timestamp(TIMESTAMP '2024-01-01 12:00:00', 'Asia/Tokyo')", '2024-01-01 03:00:00+00'],
+  ["to_utc_timestamp(from_utc_timestamp(TIMESTAMP '2024-03-31 01:30:00', 'Europe/Paris'), 'Europe/Paris')", '2024-03-31 01:30:00+00'],
+  ["convert_timezone('Europe/Brussels', 'America/Los_Angeles', TIMESTAMP_NTZ '2024-01-01 12:00:00')", '2024-01-01 03:00:00'],
+  ["convert_timezone('Asia/Tokyo', TIMESTAMP_NTZ '2024-01-01 12:00:00')", '2024-01-01 21:00:00'],
   ["named_struct('a', 1, 'b', 'x')", { a: 1, b: 'x' }],
   ['struct(1 AS x)', null], // placeholder replaced below
   ['array(1, 2, 3)', [1, 2, 3]],
