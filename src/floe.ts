@@ -13,6 +13,7 @@ import { quoteString } from './core/schema.js';
 import type { Snapshot } from './core/snapshot.js';
 import { DataFrame } from './dataframe.js';
 import { Engine, type EngineOptions } from './engine/engine.js';
+import { SESSION_MACROS } from './sql/functions.js';
 import { FloeError, InvalidArgumentError } from './errors.js';
 import { isCloudUrl, openStore } from './storage/open.js';
 import type { ChangeFeedOptions } from './core/cdf.js';
@@ -71,7 +72,11 @@ export class Floe {
   }
 
   static async create(options: FloeOptions = {}): Promise<Floe> {
-    return new Floe(await Engine.create(options), options.config ?? {}, options.storageOptions ?? {});
+    const engine = await Engine.create(options);
+    // Helper macros that translated Spark SQL uses (SQL statements, pipeline SQL, stored CHECK
+    // constraints and expectations all run on this engine).
+    for (const m of SESSION_MACROS) await engine.run(m);
+    return new Floe(engine, options.config ?? {}, options.storageOptions ?? {});
   }
 
   /** Reads and sets Spark-style configuration. */

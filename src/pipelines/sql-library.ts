@@ -35,7 +35,6 @@ import type { DataFrame } from '../dataframe.js';
 import { FloeError } from '../errors.js';
 import { Cursor, RESERVED } from '../sql/cursor.js';
 import { analysisErrorAt, parseErrorAt, tokenDesc } from '../sql/errors.js';
-import { SESSION_MACROS } from '../sql/functions.js';
 import { parseProperties } from '../sql/parser.js';
 import { splitStatements, type Token } from '../sql/lexer.js';
 import { type TableRef, type TranslateContext, matching, translateExpr, translateQuery } from '../sql/translate.js';
@@ -302,8 +301,7 @@ async function translateCondition(tokens: Token[], what: string): Promise<string
 function queryFunction(q: SqlQuery, columns: DeclaredColumn[] = []): QueryFunction {
   let sql = `SELECT * FROM (${q.sql}) AS __floe_q`;
   if (columns.length) sql = `SELECT ${columns.map((c) => `CAST(${quoteIdent(c.name)} AS ${c.type}) AS ${quoteIdent(c.name)}`).join(', ')} FROM (${q.sql}) AS __floe_q`;
-  const needsMacros = /floe_spark_div\(/.test(sql);
-  const build = (ctx: QueryContext): DataFrame => {
+  return (ctx: QueryContext): DataFrame => {
     const frames: Record<string, DataFrame> = {};
     for (const r of q.refs) {
       if (r.mode === 'batch') frames[r.alias] = ctx.read(r.name);
@@ -312,12 +310,6 @@ function queryFunction(q: SqlQuery, columns: DeclaredColumn[] = []): QueryFuncti
       else frames[r.alias] = ctx.readFiles(r.name, r.files!);
     }
     return ctx.sql(sql, frames);
-  };
-  if (!needsMacros) return build;
-  return async (ctx) => {
-    const df = build(ctx);
-    for (const m of SESSION_MACROS) await ctx.floe.engine.run(m);
-    return df;
   };
 }
 

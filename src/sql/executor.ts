@@ -9,7 +9,6 @@ import { Catalog, CATALOG_ALIASES, DEFAULT_CATALOG, DEFAULT_SCHEMA, normalizeNam
 import type { ChangeFeedOptions } from '../core/cdf.js';
 import { duckType, quoteIdent, type StructType } from '../core/schema.js';
 import { DataFrame } from '../dataframe.js';
-import type { Engine } from '../engine/engine.js';
 import { runTrusted } from '../expression-guard.js';
 import { FloeError } from '../errors.js';
 import type { Floe } from '../floe.js';
@@ -21,7 +20,6 @@ import { resolveColumn } from '../table/dml.js';
 import { columnDefault, generationExpression, writeDelta } from '../table/write.js';
 import { Cursor } from './cursor.js';
 import { ANALYSIS_ERROR, analysisErrorAt, parseErrorAt, PARSE_ERROR } from './errors.js';
-import { SESSION_MACROS } from './functions.js';
 import { tokenize, type Token } from './lexer.js';
 import { storedExprToDuck } from './spark-expr.js';
 import { parseName, parseScript, type ColumnDef, type MergeClause, type NameRef, type Statement } from './parser.js';
@@ -46,7 +44,6 @@ interface SessionState {
 }
 
 const sessions = new WeakMap<Floe, SessionState>();
-const preparedEngines = new WeakSet<Engine>();
 
 function sessionOf(floe: Floe): SessionState {
   let s = sessions.get(floe);
@@ -55,12 +52,6 @@ function sessionOf(floe: Floe): SessionState {
     sessions.set(floe, s);
   }
   return s;
-}
-
-async function prepareEngine(engine: Engine): Promise<void> {
-  if (preparedEngines.has(engine)) return;
-  for (const m of SESSION_MACROS) await engine.run(m);
-  preparedEngines.add(engine);
 }
 
 /** Parses a script without running it (parse errors only). */
@@ -73,7 +64,6 @@ export async function executeSql(floe: Floe, text: string, options: SqlOptions =
   if (typeof text !== 'string') throw new FloeError(PARSE_ERROR, 'SQL text must be a string');
   const statements = parseScript(text);
   if (!statements.length) throw new FloeError(PARSE_ERROR, 'No SQL statement to run (the text is empty or only comments)');
-  await prepareEngine(floe.engine);
   sessionOf(floe); // the settings RESET returns to are the session's settings before its first statement
   const ex = new Executor(floe, new Catalog(options.warehouse));
   let result: SqlResult = { kind: 'status', message: 'OK' };

@@ -346,7 +346,40 @@ function structFieldName(raw: Token[], i: number): string {
   return `col${i + 1}`;
 }
 
+/** One step of a `:` JSON path (Databricks' JSON path expression). */
+export type JsonPathStep = { kind: 'key'; name: string } | { kind: 'field'; name: string } | { kind: 'index'; index: number } | { kind: 'all' };
+
+/**
+ * `expr:path` → DuckDB SQL: a STRING (JSON strings unquoted, objects and arrays as JSON text, a JSON
+ * null as SQL NULL), NULL for a missing field or malformed JSON. Identifiers match case-insensitively
+ * (an exact match first; two fields differing only in case are an error), `['field']` exactly,
+ * `[n]` 0-based, `[*]` every element (the rest of the path applied to each; missing ones left out).
+ */
+export function jsonPathSql(base: string, steps: JsonPathStep[]): string {
+  const apply = (j: string, from: number, depth: number): string => {
+    for (let k = from; k < steps.length; k++) {
+      const st = steps[k]!;
+      if (st.kind === 'key') j = `floe_json_key(${j}, ${quoteString(st.name)})`;
+      else if (st.kind === 'field') j = `floe_json_field(${j}, ${quoteString(st.name)})`;
+      else if (st.kind === 'index') j = `floe_json_index(${j}, ${st.index})`;
+      else {
+        const e = `__floe_je${depth}`;
+        return `floe_json_all(${j}, list_filter(list_transform(json_extract(${j}, '$[*]'), ${e} -> ${apply(e, k + 1, depth + 1)}), ${e} -> ${e} IS NOT NULL))`;
+      }
+    }
+    return j;
+  };
+  return `floe_json_text(${apply(`floe_json_doc(${base})`, 0, 0)})`;
+}
+
 /** SQL run once per engine: helper macros the translations use. */
 export const SESSION_MACROS = [
+  `CREATE OR REPLACE TEMP MACRO floe_json_doc(x) AS CASE WHEN json_valid(CAST(x AS VARCHAR)) THEN CAST(CAST(x AS VARCHAR) AS JSON) END`,
+  `CREATE OR REPLACE TEMP MACRO floe_json_ptr(k) AS '/' || replace(replace(k, '~', '~0'), '/', '~1')`,
+  `CREATE OR REPLACE TEMP MACRO floe_json_field(j, k) AS CASE WHEN json_type(j) = 'OBJECT' THEN json_extract(j, floe_json_ptr(k)) END`,
+  `CREATE OR REPLACE TEMP MACRO floe_json_key(j, k) AS CASE WHEN json_type(j) <> 'OBJECT' THEN NULL WHEN list_contains(json_keys(j), k) THEN json_extract(j, floe_json_ptr(k)) WHEN len(list_filter(json_keys(j), x -> lower(x) = lower(k))) > 1 THEN error('JSON path: the field name ' || k || ' matches several fields that differ only in case (' || array_to_string(list_filter(json_keys(j), x -> lower(x) = lower(k)), ', ') || '); use the case-sensitive form [''name''].') ELSE json_extract(j, floe_json_ptr(list_filter(json_keys(j), x -> lower(x) = lower(k))[1])) END`,
+  `CREATE OR REPLACE TEMP MACRO floe_json_index(j, n) AS CASE WHEN json_type(j) = 'ARRAY' AND n >= 0 THEN json_extract(j, '/' || CAST(n AS VARCHAR)) END`,
+  `CREATE OR REPLACE TEMP MACRO floe_json_all(j, items) AS CASE WHEN json_type(j) = 'ARRAY' AND len(items) > 0 THEN CAST(to_json(items) AS JSON) END`,
+  `CREATE OR REPLACE TEMP MACRO floe_json_text(j) AS CASE json_type(j) WHEN 'VARCHAR' THEN json_extract_string(j, '$') WHEN 'NULL' THEN NULL ELSE CAST(j AS VARCHAR) END`,
   `CREATE OR REPLACE TEMP MACRO floe_spark_div(a, b) AS CASE WHEN typeof(a) IN ('BIGINT', 'INTEGER', 'SMALLINT', 'TINYINT', 'HUGEINT', 'UBIGINT', 'UINTEGER', 'USMALLINT', 'UTINYINT') AND typeof(b) IN ('BIGINT', 'INTEGER', 'SMALLINT', 'TINYINT', 'HUGEINT', 'UBIGINT', 'UINTEGER', 'USMALLINT', 'UTINYINT') THEN CAST(a AS BIGINT) // CAST(b AS BIGINT) ELSE CAST(trunc(a / b) AS BIGINT) END`,
 ];

@@ -9,7 +9,7 @@
 import { duckType, quoteIdent, quoteString } from '../core/schema.js';
 import { Cursor, RESERVED, splitTopLevel } from './cursor.js';
 import { analysisErrorAt, parseErrorAt, tokenDesc } from './errors.js';
-import { FORBIDDEN_FUNCTIONS, FUNCTIONS } from './functions.js';
+import { FORBIDDEN_FUNCTIONS, FUNCTIONS, type JsonPathStep, jsonPathSql } from './functions.js';
 import type { Token } from './lexer.js';
 import { parseType } from './types.js';
 
@@ -108,6 +108,72 @@ function isOp(t: Token | undefined, o: string): boolean {
 function isName(t: Token | undefined): boolean {
   return !!t && (t.kind === 'ident' || t.kind === 'qident');
 }
+/**
+ * The path of `expr:path` from `i` (Databricks' JSON path expression): a first identifier or
+ * bracket, then `.identifier`, `['field']`, `[n]` or `[*]` steps written without spaces before them.
+ */
+function jsonPathSteps(toks: Token[], i: number, colon: Token): { steps: JsonPathStep[]; next: number } {
+  const steps: JsonPathStep[] = [];
+  const bracket = (k: number): number => {
+    const inner = toks[k + 1];
+    const close = toks[k + 2];
+    if (!isOp(close, ']')) throw parseErrorAt(inner ?? colon, "A JSON path bracket holds one 'field' string, an index or *, then ']'");
+    if (inner!.kind === 'string') steps.push({ kind: 'field', name: inner!.value });
+    else if (inner!.kind === 'number' && /^\d+$/.test(inner!.text)) steps.push({ kind: 'index', index: Number(inner!.text) });
+    else if (isOp(inner, '*')) steps.push({ kind: 'all' });
+    else throw parseErrorAt(inner!, "A JSON path bracket holds one 'field' string, a non-negative index or *");
+    return k + 3;
+  };
+  let k = i;
+  if (toks[k] && toks[k]!.kind !== 'eof' && toks[k]!.ws) throw parseErrorAt(toks[k]!, "Expected a JSON path right after ':', without a space (as in raw:store.fruit[0].type)");
+  if (isName(toks[k])) {
+    steps.push({ kind: 'key', name: toks[k]!.value });
+    k++;
+  } else if (isOp(toks[k], '[')) k = bracket(k);
+  else throw parseErrorAt(toks[k] ?? colon, "Expected a JSON path after ':' (a field name or [...], as in raw:store.fruit[0].type)");
+  for (;;) {
+    const t = toks[k];
+    if (isOp(t, '.') && !t!.ws && isName(toks[k + 1]) && !toks[k + 1]!.ws) {
+      steps.push({ kind: 'key', name: toks[k + 1]!.value });
+      k += 2;
+    } else if (isOp(t, '[') && !t!.ws) k = bracket(k);
+    else return { steps, next: k };
+  }
+}
+
+/**
+ * Databricks names a select item that is just `col:path` (or `col:path::type`) after the path's
+ * last field; null when the item is anything else or the path has no field name.
+ */
+function jsonPathItemName(item: Token[]): string | null {
+  let k = 0;
+  if (!isName(item[k])) return null;
+  k++;
+  while (isOp(item[k], '.') && isName(item[k + 1])) k += 2;
+  if (!isOp(item[k], ':')) return null;
+  let parsed: { steps: JsonPathStep[]; next: number };
+  try {
+    parsed = jsonPathSteps(item, k + 1, item[k]!);
+  } catch {
+    return null;
+  }
+  k = parsed.next;
+  if (isOp(item[k], '::')) {
+    const c = new Cursor([...item.slice(k + 1), { ...item[k]!, kind: 'eof', text: '' }]);
+    try {
+      parseType(c);
+    } catch {
+      return null;
+    }
+    k += 1 + c.i;
+  }
+  if (k !== item.length) return null;
+  const named = parsed.steps.filter((st): st is { kind: 'key' | 'field'; name: string } => st.kind === 'key' || st.kind === 'field');
+  return named.length ? named[named.length - 1]!.name : null;
+}
+
+const SELECT_LIST_END = new Set(['FROM', 'WHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'UNION', 'EXCEPT', 'INTERSECT', 'MINUS', 'WINDOW', 'QUALIFY', 'CLUSTER', 'DISTRIBUTE', 'SORT', 'INTO']);
+
 function startsQuery(toks: Token[], i: number): boolean {
   const t = toks[i];
   return isKw(t, 'SELECT') || isKw(t, 'WITH') || isKw(t, 'VALUES') || isKw(t, 'FROM') || (isOp(t, '(') && startsQuery(toks, i + 1));
@@ -133,9 +199,26 @@ class Translator {
     let expectTable = false;
     let inFrom = false;
     const local: Scope = { ctes: new Set(scope.ctes) };
+    // The select list's current item (token index), to name `col:path` items as Databricks does.
+    let itemStart: number | null = null;
+    const endItem = (end: number): void => {
+      if (itemStart === null) return;
+      const name = jsonPathItemName(toks.slice(itemStart, end));
+      if (name !== null) pieces.push({ text: `AS ${quoteIdent(name)}`, ws: true, term: false });
+    };
     while (i < toks.length) {
       const t = toks[i]!;
       const ws = t.ws || i === 0;
+      if (query && itemStart !== null) {
+        if (isOp(t, ',')) {
+          endItem(i);
+          itemStart = i + 1;
+        } else if (t.kind === 'ident' && SELECT_LIST_END.has(t.upper)) {
+          endItem(i);
+          itemStart = null;
+        }
+      }
+      if (query && isKw(t, 'SELECT')) itemStart = isKw(toks[i + 1], 'DISTINCT') || isKw(toks[i + 1], 'ALL') ? i + 2 : i + 1;
       // WITH name AS (query), … : common table expressions
       if (query && isKw(t, 'WITH')) {
         pieces.push({ text: 'WITH', ws, term: false });
@@ -199,6 +282,7 @@ class Translator {
       if (inFrom && t.kind === 'ident' && FROM_END.has(t.upper)) inFrom = false;
       i = await this.expressionToken(toks, i, pieces, local, query);
     }
+    if (query) endItem(toks.length);
     return join(pieces);
   }
 
@@ -369,8 +453,13 @@ class Translator {
         last.text = `CAST(${last.text} AS ${duckType(type)})`;
         return i + 1 + c.i;
       }
-      case ':':
-        throw analysisErrorAt(t, "The ':' JSON path operator is not supported by floe SQL; use get_json_object()", { construct: ':' });
+      case ':': {
+        const last = pieces[pieces.length - 1];
+        if (!last?.term) throw parseErrorAt(t, "Expected a JSON string expression before ':' (a JSON path: col:field.nested[0])");
+        const { steps, next } = jsonPathSteps(toks, i + 1, t);
+        last.text = jsonPathSql(last.text, steps);
+        return next;
+      }
       case '{': case '@': case '?': case '=>': case '&&':
         throw parseErrorAt(t, `Unexpected ${tokenDesc(t)}`);
       case '*': {

@@ -160,7 +160,33 @@ test('Spark functions and operators translate to DuckDB with Spark results', asy
       await s.fails('SELECT * FROM duckdb_tables()', 'FLOE_SQL_ANALYSIS_ERROR', /duckdb_tables/);
       await s.fails('SELECT x FROM (SELECT 1 AS x)\nLATERAL VIEW explode(array(1)) t AS y', 'FLOE_SQL_ANALYSIS_ERROR', /LATERAL VIEW.*line 2, column 1/);
       await s.fails('SELECT x FROM (SELECT 1 AS x) SORT BY x', 'FLOE_SQL_ANALYSIS_ERROR', /SORT BY/);
-      await s.fails("SELECT j:a FROM (SELECT '{}' AS j)", 'FLOE_SQL_ANALYSIS_ERROR', /JSON path/);
+      await s.fails("SELECT j: FROM (SELECT '{}' AS j)", 'FLOE_SQL_PARSE_ERROR', /JSON path right after ':'/);
+      await s.fails("SELECT j:a[x] FROM (SELECT '{}' AS j)", 'FLOE_SQL_PARSE_ERROR', /bracket holds/);
+      await s.fails("SELECT 1 = :p", 'FLOE_SQL_PARSE_ERROR', /JSON string expression before ':'/);
+    });
+    await t.test("the ':' JSON path operator (Databricks' documented examples)", async () => {
+      const raw = JSON.stringify({
+        store: {
+          fruit: [{ weight: 8, type: 'apple' }, { weight: 9, type: 'pear' }],
+          basket: [[1, 2, { b: 'y', a: 'x' }], [3, 4], [5, 6]],
+          book: [{ author: 'Nigel Rees', price: 8.95 }, { author: 'Herman Melville', price: 8.99, isbn: '0-553-21311-3' }, { author: 'J. R. R. Tolkien', price: 22.99, isbn: '0-395-19395-8' }],
+          bicycle: { price: 19.95, color: 'red' },
+        },
+        owner: 'amy', 'zip code': '94025', 'fb:testid': '1234', gone: null, Dup: 1, dUP: 2,
+      });
+      const from = `FROM (SELECT '${raw}' AS raw)`;
+      assert.deepEqual(await s.rows(`SELECT raw:owner, raw:OWNER AS o2, raw:['owner'] AS o3, raw:['OWNER'] AS o4 ${from}`), [{ owner: 'amy', o2: 'amy', o3: 'amy', o4: null }]);
+      assert.deepEqual(await s.rows(`SELECT raw:\`zip code\`, raw:\`Zip Code\` AS z2, raw:['fb:testid'] ${from}`), [{ 'zip code': '94025', z2: '94025', 'fb:testid': '1234' }]);
+      assert.deepEqual(await s.rows(`SELECT raw:store.bicycle, raw:store.bicycle.price::double + 1 AS p, raw:store['bicycle'].color ${from}`), [{ bicycle: '{"price":19.95,"color":"red"}', p: 20.95, color: 'red' }]);
+      assert.deepEqual(await s.rows(`SELECT raw:store.fruit[0], raw:store.fruit[1].type, raw:store.basket[*][0] AS firsts, raw:store.fruit[*].type AS types, raw:store.book[*].isbn AS isbns ${from}`), [{
+        fruit: '{"weight":8,"type":"apple"}', type: 'pear', firsts: '[1,3,5]', types: '["apple","pear"]', isbns: '["0-553-21311-3","0-395-19395-8"]',
+      }]);
+      // A JSON null, a missing field, an index out of range, malformed JSON: SQL NULL.
+      assert.deepEqual(await s.rows(`SELECT raw:gone, raw:nope, raw:store.fruit[5] AS f5, 'not json':a AS bad ${from}`), [{ gone: null, nope: null, f5: null, bad: null }]);
+      // In WHERE, GROUP BY and expressions; exact case wins, ambiguous case-insensitive names fail.
+      assert.deepEqual(await s.rows(`SELECT count(*) AS n ${from} WHERE raw:store.bicycle.color = 'red' GROUP BY raw:owner`), [{ n: '1' }]);
+      assert.deepEqual(await s.rows(`SELECT raw:Dup AS d ${from}`), [{ d: '1' }]);
+      await s.fails(`SELECT raw:dup ${from}`, 'FLOE_ENGINE_ERROR', /field name dup matches several fields that differ only in case \(Dup, dUP\)/);
     });
   } finally {
     await s.close();
