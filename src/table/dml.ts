@@ -119,6 +119,8 @@ export interface Rewrite {
   schemaOverride?: StructType;
   /** Rows per new data file, in the source's order (OPTIMIZE ZORDER BY); default: by size. */
   maxRowsPerFile?: number;
+  /** Size of the new data files (OPTIMIZE's option); default delta.targetFileSize or 128 MB. */
+  targetFileSize?: number;
   /**
    * The deletion-vector variant, used when the table has them enabled: rows (`_file`, `_row_index`)
    * of the removed files to mark deleted, and the rows to write instead of `newDataSql`.
@@ -144,7 +146,7 @@ export async function commitRewrite(floe: Floe, r: Rewrite): Promise<DmlResult> 
   const s = r.snapshot;
   const common = {
     schema: r.schemaOverride ?? s.schema, partitionColumns: s.partitionColumns, columnMapping: s.columnMapping,
-    targetFileSize: Number(s.configuration['delta.targetFileSize'] ?? DEFAULT_TARGET_FILE_SIZE),
+    targetFileSize: r.targetFileSize ?? Number(s.configuration['delta.targetFileSize'] ?? DEFAULT_TARGET_FILE_SIZE),
     statsColumns: statsColumnSpec(s.configuration),
   };
   // Idempotent DML as Spark's session settings spark.databricks.delta.write.txnAppId / txnVersion, or

@@ -177,7 +177,7 @@ export async function optimize(floe: Floe, location: string, options: OptimizeOp
   return commitRewrite(floe, {
     snapshot: s, txn, removed: chosen, newDataSql: `SELECT * FROM (${scan.sql})`, cdcSql: null, operation: 'OPTIMIZE',
     params: { predicate: JSON.stringify(options.where ? [options.where] : []), zOrderBy: '[]' }, metrics, addedFilesMetric: 'numFilesAdded', removedFilesMetric: 'numFilesRemoved',
-    dataChange: false,
+    dataChange: false, targetFileSize: target,
   });
 }
 
@@ -206,7 +206,7 @@ async function zOrder(floe: Floe, s: Snapshot, options: OptimizeOptions, target:
   metrics.executionTimeMs = Date.now() - started;
   return commitRewrite(floe, {
     snapshot: s, txn, removed: scope, newDataSql: sql, cdcSql: null, operation: 'OPTIMIZE', params, metrics,
-    addedFilesMetric: 'numFilesAdded', removedFilesMetric: 'numFilesRemoved', dataChange: false,
+    addedFilesMetric: 'numFilesAdded', removedFilesMetric: 'numFilesRemoved', dataChange: false, targetFileSize: target,
     maxRowsPerFile: s.partitionColumns.length ? undefined : Math.max(1, Math.ceil(rows / files)),
   });
 }
