@@ -19,6 +19,7 @@ import type { ChangeFeedOptions } from './core/cdf.js';
 import { changesQuery } from './table/changes.js';
 import { type SqlResult, executeSql } from './sql/executor.js';
 import type { ObjectStore } from './storage/object-store.js';
+import type { TokenCredential } from './storage/azure.js';
 
 /** Session configuration keys for new-table defaults, as Delta on Spark reads them. */
 export const TABLE_DEFAULTS_PREFIX = 'spark.databricks.delta.properties.defaults.';
@@ -32,9 +33,13 @@ export interface FloeOptions extends EngineOptions {
    * `azure_storage_account_key`, `azure_storage_sas_token`, `aws_access_key_id`,
    * `aws_secret_access_key`, `aws_session_token`, `aws_region`, `aws_endpoint_url`,
    * `aws_s3_allow_unsafe_rename` (single-writer mode), and floe's `cache_dir`, `cache_max_bytes`,
-   * `max_attempts`, `request_timeout_ms`.
+   * `max_attempts`, `request_timeout_ms`. Azure AD: `azure_storage_endpoint`, `azure_use_azure_cli`,
+   * `azure_use_default_credential`, `azure_storage_token`, `azure_client_id`, `azure_client_secret`,
+   * `azure_tenant_id`; an account name alone means DefaultAzureCredential.
    */
   storageOptions?: Record<string, string>;
+  /** An Azure AD credential for Azure locations (e.g. `new DefaultAzureCredential()` or any `TokenCredential`); overrides keys, SAS and connection strings. */
+  azureCredential?: TokenCredential;
 }
 
 export interface DeltaReadOptions {
@@ -64,14 +69,17 @@ export class Floe {
   private readonly stores = new Map<string, ObjectStore>();
   private readonly storageOptions: Record<string, string>;
 
-  private constructor(engine: Engine, config: Record<string, string>, storageOptions: Record<string, string>) {
+  private readonly azureCredential: TokenCredential | undefined;
+
+  private constructor(engine: Engine, config: Record<string, string>, storageOptions: Record<string, string>, azureCredential?: TokenCredential) {
     this.engine = engine;
     this.conf = new Map(Object.entries(config));
     this.storageOptions = storageOptions;
+    this.azureCredential = azureCredential;
   }
 
   static async create(options: FloeOptions = {}): Promise<Floe> {
-    return new Floe(await Engine.create(options), options.config ?? {}, options.storageOptions ?? {});
+    return new Floe(await Engine.create(options), options.config ?? {}, options.storageOptions ?? {}, options.azureCredential);
   }
 
   /** Reads and sets Spark-style configuration. */
@@ -97,7 +105,7 @@ export class Floe {
     if (!isCloudUrl(location)) return openStore(location);
     const key = location.replace(/\/+$/, '');
     let s = this.stores.get(key);
-    if (!s) this.stores.set(key, (s = openStore(key, this.storageOptions)));
+    if (!s) this.stores.set(key, (s = openStore(key, this.storageOptions, { azureCredential: this.azureCredential })));
     return s;
   }
 

@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FloeError } from '../errors.js';
-import { AzureBlobStore, parseAzureUrl } from './azure.js';
+import { type AzureAuthOptions, AzureBlobStore, parseAzureUrl } from './azure.js';
 import { LocalObjectStore } from './local.js';
 import type { ObjectStore } from './object-store.js';
 import { RemoteObjectStore, type RemoteStoreOptions } from './remote.js';
@@ -37,11 +37,12 @@ function remoteOptions(o: StorageOptions): RemoteStoreOptions {
   };
 }
 
-export function openStore(location: string, options: StorageOptions = {}): ObjectStore {
+/** Opens the store for a location. `auth` carries settings that are objects, not strings (an Azure `TokenCredential`). */
+export function openStore(location: string, options: StorageOptions = {}, auth: AzureAuthOptions = {}): ObjectStore {
   if (!isUrl(location)) return new LocalObjectStore(location);
   if (location.startsWith('file://')) return new LocalObjectStore(fileURLToPath(location));
   if (/^s3a?:\/\//i.test(location)) return new S3Store(parseS3Url(location), options, remoteOptions(options));
-  if (isCloudUrl(location)) return new AzureBlobStore(parseAzureUrl(location), options, remoteOptions(options));
+  if (isCloudUrl(location)) return new AzureBlobStore(parseAzureUrl(location), options, remoteOptions(options), auth);
   throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', `Cannot open ${location}: floe reads local paths, file://, abfss://, az://, azure:// and s3:// URLs.`, { location });
 }
 
