@@ -102,7 +102,8 @@ export class Floe {
    * `s3://`, `s3a://`); cloud stores are kept per location (their clients and cache are reused).
    */
   storeFor(location: string): ObjectStore {
-    if (!isCloudUrl(location)) return openStore(location);
+    // Local tables get the session's settings too: their logs may name cloud files by absolute URI (shallow clones).
+    if (!isCloudUrl(location)) return openStore(location, this.storageOptions, { azureCredential: this.azureCredential });
     const key = location.replace(/\/+$/, '');
     let s = this.stores.get(key);
     if (!s) this.stores.set(key, (s = openStore(key, this.storageOptions, { azureCredential: this.azureCredential })));

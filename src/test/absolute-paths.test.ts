@@ -143,6 +143,29 @@ describe('Azure (Azurite)', () => {
     storageOptions: async () => ({ azure_storage_connection_string: az!.connectionString, cache_dir: await cacheDir() }),
   }));
 
+  test('azurite: a local table whose log names files in Azure (abfss://) reads them with the session\'s credentials', async () => {
+    const floe = await Floe.create({ storageOptions: { azure_storage_connection_string: az!.connectionString, cache_dir: await cacheDir() } });
+    try {
+      const src = `abfss://abs@devstoreaccount1.dfs.core.windows.net/t/${uniqueName('cloudsrc')}`;
+      await (await floe.createDataFrame([{ id: 1, v: 'a' }, { id: 2, v: 'b' }])).write.delta(src);
+      const srcStore = floe.storeFor(src);
+      const first = await commitLines(srcStore, 0);
+      const local = path.join(await tempDir('floe-abs-lc-'), 'clone');
+      const lines = first.filter((a) => a.protocol || a.metaData || a.add).map((a) => (a.add ? { add: { ...a.add, path: `${src}/${String(a.add.path)}` } } : a));
+      await floe.storeFor(local).putIfAbsent(log0(0), lines.map((a) => JSON.stringify(a)).join('\n') + '\n');
+      const rows = (await (await floe.read.delta(local)).collect()).map((r) => `${String(r.id)}:${String(r.v)}`).sort();
+      assert.deepEqual(rows, ['1:a', '2:b']);
+      await (await DeltaTable.forPath(floe, local)).delete('id = 1');
+      const c1 = await commitLines(floe.storeFor(local), 1);
+      assert.deepEqual(c1.filter((a) => a.remove).map((a) => String(a.remove!.path).startsWith(`${src}/`)), [true]);
+      assert.deepEqual((await (await floe.read.delta(local)).collect()).map((r) => Number(r.id)), [2]);
+      assert.deepEqual((await (await DeltaTable.forPath(floe, local)).vacuum(0, { allowShortRetention: true })).filesDeleted, []);
+      assert.equal((await (await floe.read.delta(src)).collect()).length, 2); // the source is untouched
+    } finally {
+      await floe.close();
+    }
+  });
+
   test('azurite: resolveLogPath maps abfss:// and az:// URIs inside the table to keys, others to the container', async () => {
     const o = { azure_storage_connection_string: az!.connectionString, cache_dir: await cacheDir() };
     const store = openStore('abfss://abs@devstoreaccount1.dfs.core.windows.net/t/x', o);
