@@ -105,12 +105,45 @@ function absolutePathSuite(name: string, target: () => Target): void {
   });
 }
 
+function cdcSuite(name: string, target: () => Target): void {
+  test(`${name}: change data files (cdc actions) named by absolute URI are read by the change feed`, async () => {
+    const tg = target();
+    const floe = await Floe.create({ storageOptions: await tg.storageOptions() });
+    try {
+      const t = tg.location('cdc');
+      await floe.duckdbSql('SELECT range::BIGINT AS id FROM range(3)').write.delta(t, { properties: { 'delta.enableChangeDataFeed': 'true' } });
+      await (await DeltaTable.forPath(floe, t)).update({ condition: 'id = 1', set: { id: '10' } });
+      const store = floe.storeFor(t);
+      const lines = await commitLines(store, 1);
+      const cdcs = lines.filter((a) => a.cdc);
+      assert.ok(cdcs.length > 0, 'the update wrote change data files');
+      // Rewrite the commit as another engine might: cdc paths as absolute URIs of the same files.
+      for (const a of cdcs) a.cdc!.path = tg.uri(t, decodeURIComponent(String(a.cdc!.path)));
+      await store.put(log0(1), lines.map((a) => JSON.stringify(a)).join('\n') + '\n');
+      const fresh = await Floe.create({ storageOptions: await tg.storageOptions() });
+      try {
+        const rows = (await (await fresh.read.changes(t, { startingVersion: 1 })).toArray()).map((r) => `${String(r._change_type)}:${String(r.id)}`).sort();
+        assert.deepEqual(rows, ['update_postimage:10', 'update_preimage:1']);
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await floe.close();
+    }
+  });
+}
+
 describe('local files', () => {
   let root = '';
   before(async () => {
     root = await tempDir('floe-abs-');
   });
   absolutePathSuite('local', () => ({
+    location: (n) => path.join(root, uniqueName(n)),
+    uri: (loc, key) => pathToFileURL(path.join(loc, ...key.split('/'))).href,
+    storageOptions: async () => ({}),
+  }));
+  cdcSuite('local', () => ({
     location: (n) => path.join(root, uniqueName(n)),
     uri: (loc, key) => pathToFileURL(path.join(loc, ...key.split('/'))).href,
     storageOptions: async () => ({}),
@@ -138,6 +171,11 @@ describe('Azure (Azurite)', () => {
     await az?.stop();
   });
   absolutePathSuite('azurite', () => ({
+    location: (n) => `abfss://abs@devstoreaccount1.dfs.core.windows.net/t/${uniqueName(n)}`,
+    uri: (loc, key) => `${loc}/${key.split('/').map(encodeURIComponent).join('/')}`,
+    storageOptions: async () => ({ azure_storage_connection_string: az!.connectionString, cache_dir: await cacheDir() }),
+  }));
+  cdcSuite('azurite', () => ({
     location: (n) => `abfss://abs@devstoreaccount1.dfs.core.windows.net/t/${uniqueName(n)}`,
     uri: (loc, key) => `${loc}/${key.split('/').map(encodeURIComponent).join('/')}`,
     storageOptions: async () => ({ azure_storage_connection_string: az!.connectionString, cache_dir: await cacheDir() }),
@@ -185,6 +223,11 @@ describe('S3 (in-test server)', () => {
     await s3?.stop();
   });
   absolutePathSuite('s3', () => ({
+    location: (n) => `s3://abs/t/${uniqueName(n)}`,
+    uri: (loc, key) => `${loc}/${key.split('/').map(encodeURIComponent).join('/')}`,
+    storageOptions: async () => ({ aws_endpoint_url: s3!.endpoint, aws_access_key_id: 'k', aws_secret_access_key: 's', aws_region: 'us-east-1', cache_dir: await cacheDir() }),
+  }));
+  cdcSuite('s3', () => ({
     location: (n) => `s3://abs/t/${uniqueName(n)}`,
     uri: (loc, key) => `${loc}/${key.split('/').map(encodeURIComponent).join('/')}`,
     storageOptions: async () => ({ aws_endpoint_url: s3!.endpoint, aws_access_key_id: 'k', aws_secret_access_key: 's', aws_region: 'us-east-1', cache_dir: await cacheDir() }),
