@@ -126,6 +126,11 @@ export class AzureBlobStore extends RemoteObjectStore {
     this.identity = `${service.url}|${loc.container}|${loc.prefix}`;
   }
 
+  protected override fatalHint(): string {
+    if (/^(connection string|account key|SAS token)$/.test(this.authSource)) return super.fatalHint();
+    return `Check the URL, and that the Azure AD identity (${this.authSource}) has a Storage Blob Data role on the account or container (Reader to read, Contributor to write).`;
+  }
+
   private k(key: string): string {
     return this.prefix ? (key ? `${this.prefix}/${key}` : this.prefix) : key;
   }

@@ -120,6 +120,7 @@ test('a token Azurite refuses (wrong audience, expired) fails the command; nothi
     const w = await run([CLI, 'write', `az://aad/refused-${claims.aud ? 'aud' : 'exp'}`, '--from', csv], miEnv());
     assert.equal(w.status, 1, w.stdout);
     assert.match(w.stderr, /HTTP 403 AuthenticationFailed/, w.stderr);
+    assert.match(w.stderr, /Azure AD identity \(DefaultAzureCredential\) has a Storage Blob Data role/, w.stderr);
   }
   mi.respond = {};
   // The same command with a good token works, so the refusals above were the tokens'.
