@@ -20,6 +20,7 @@ import type { ChangeFeedOptions } from './core/cdf.js';
 import { changesQuery } from './table/changes.js';
 import { type SqlResult, executeSql } from './sql/executor.js';
 import type { ObjectStore } from './storage/object-store.js';
+import type { TokenCredential } from './storage/azure.js';
 
 /** Session configuration keys for new-table defaults, as Delta on Spark reads them. */
 export const TABLE_DEFAULTS_PREFIX = 'spark.databricks.delta.properties.defaults.';
@@ -33,9 +34,13 @@ export interface FloeOptions extends EngineOptions {
    * `azure_storage_account_key`, `azure_storage_sas_token`, `aws_access_key_id`,
    * `aws_secret_access_key`, `aws_session_token`, `aws_region`, `aws_endpoint_url`,
    * `aws_s3_allow_unsafe_rename` (single-writer mode), and floe's `cache_dir`, `cache_max_bytes`,
-   * `max_attempts`, `request_timeout_ms`.
+   * `max_attempts`, `request_timeout_ms`. Azure AD: `azure_storage_endpoint`, `azure_use_azure_cli`,
+   * `azure_use_default_credential`, `azure_storage_token`, `azure_client_id`, `azure_client_secret`,
+   * `azure_tenant_id`; an account name alone means DefaultAzureCredential.
    */
   storageOptions?: Record<string, string>;
+  /** An Azure AD credential for Azure locations (e.g. `new DefaultAzureCredential()` or any `TokenCredential`); overrides keys, SAS and connection strings. */
+  azureCredential?: TokenCredential;
 }
 
 export interface DeltaReadOptions {
@@ -65,10 +70,13 @@ export class Floe {
   private readonly stores = new Map<string, ObjectStore>();
   private readonly storageOptions: Record<string, string>;
 
-  private constructor(engine: Engine, config: Record<string, string>, storageOptions: Record<string, string>) {
+  private readonly azureCredential: TokenCredential | undefined;
+
+  private constructor(engine: Engine, config: Record<string, string>, storageOptions: Record<string, string>, azureCredential?: TokenCredential) {
     this.engine = engine;
     this.conf = new Map(Object.entries(config));
     this.storageOptions = storageOptions;
+    this.azureCredential = azureCredential;
   }
 
   static async create(options: FloeOptions = {}): Promise<Floe> {
@@ -76,7 +84,7 @@ export class Floe {
     // Helper macros that translated Spark SQL uses (SQL statements, pipeline SQL, stored CHECK
     // constraints and expectations all run on this engine).
     for (const m of SESSION_MACROS) await engine.run(m);
-    return new Floe(engine, options.config ?? {}, options.storageOptions ?? {});
+    return new Floe(engine, options.config ?? {}, options.storageOptions ?? {}, options.azureCredential);
   }
 
   /** Reads and sets Spark-style configuration. */
@@ -99,10 +107,11 @@ export class Floe {
    * `s3://`, `s3a://`); cloud stores are kept per location (their clients and cache are reused).
    */
   storeFor(location: string): ObjectStore {
-    if (!isCloudUrl(location)) return openStore(location);
+    // Local tables get the session's settings too: their logs may name cloud files by absolute URI (shallow clones).
+    if (!isCloudUrl(location)) return openStore(location, this.storageOptions, { azureCredential: this.azureCredential });
     const key = location.replace(/\/+$/, '');
     let s = this.stores.get(key);
-    if (!s) this.stores.set(key, (s = openStore(key, this.storageOptions)));
+    if (!s) this.stores.set(key, (s = openStore(key, this.storageOptions, { azureCredential: this.azureCredential })));
     return s;
   }
 

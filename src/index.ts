@@ -7,7 +7,7 @@ export * from './errors.js';
 export type { ObjectStore, ObjectMeta } from './storage/object-store.js';
 export { LocalObjectStore } from './storage/local.js';
 export { openStore, type StorageOptions } from './storage/open.js';
-export { AzureBlobStore } from './storage/azure.js';
+export { AzureBlobStore, type AzureAuthOptions, type TokenCredential } from './storage/azure.js';
 export { S3Store } from './storage/s3.js';
 export { DeltaTableBuilder, type ColumnSpec, type CreateTableOptions } from './table/create.js';
 export { type DeltaWriteOptions, type WriteResult, type SaveMode } from './table/write.js';

@@ -4,10 +4,9 @@
  * logical names, nested too), types cast to the table schema, and files skipped by partition values
  * and stats before DuckDB opens them.
  */
-import { fileURLToPath } from 'node:url';
 import * as path from 'node:path';
 import type { AddFile } from '../core/actions.js';
-import { decodePath, parseStats } from '../core/actions.js';
+import { parseStats } from '../core/actions.js';
 import { loadDeletionVector } from '../core/deletion-vectors.js';
 import { mapLimit } from '../core/delta-log.js';
 import { type Expr, parsePredicate } from '../core/predicate.js';
@@ -17,6 +16,7 @@ import type { Snapshot } from '../core/snapshot.js';
 import { FloeError } from '../errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ensureLocal, readPath } from '../storage/open.js';
+import { resolveLogPath } from '../storage/paths.js';
 import type { Engine } from './engine.js';
 
 export interface ScanPlan {
@@ -33,21 +33,24 @@ export interface ScanPlan {
 /** Above this many (partition values × DV) groups, files are joined to a table of their values instead of UNION ALL. */
 const MAX_UNION_GROUPS = 64;
 
-/** Absolute local path of a data file named in the log (relative, URL-encoded, or an absolute URI). */
+/** Absolute local path of a data file named in the log (relative, URL-encoded, or an absolute URI: see storage/paths.ts). */
 export function dataFilePath(store: ObjectStore, p: string): string {
-  if (/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(p)) {
-    if (p.startsWith('file:')) return fileURLToPath(p.startsWith('file:///') ? p : p.replace(/^file:/, 'file://'));
-    throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', `Data file ${p} is in remote storage, which floe cannot read yet.`, { file: p });
-  }
-  const local = readPath(store, decodePath(p));
+  const r = resolveLogPath(store, p);
+  const local = readPath(r.store, r.key);
   if (!local) throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', `Data file ${p} is not on the local filesystem.`, { file: p });
   return path.normalize(local);
 }
 
-/** Remote stores: downloads the data files (named relative to the table) that a query will read into the local cache. */
+/** Remote stores: downloads the data files a query will read into the local cache (absolute URIs from their own stores). */
 export async function ensureFilesLocal(store: ObjectStore, files: { path: string; size?: number }[]): Promise<void> {
-  const rel = files.filter((f) => !/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(f.path));
-  await ensureLocal(store, rel.map((f) => ({ path: decodePath(f.path), size: f.size })));
+  const byStore = new Map<ObjectStore, { path: string; size?: number }[]>();
+  for (const f of files) {
+    const r = resolveLogPath(store, f.path);
+    let list = byStore.get(r.store);
+    if (!list) byStore.set(r.store, (list = []));
+    list.push({ path: r.key, size: f.size });
+  }
+  for (const [s, list] of byStore) await ensureLocal(s, list);
 }
 
 /** SQL literal of a partition value (PROTOCOL.md "Partition Value Serialization") typed as the column. */

@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FloeError } from '../errors.js';
-import { AzureBlobStore, parseAzureUrl } from './azure.js';
+import { type AzureAuthOptions, AzureBlobStore, parseAzureUrl } from './azure.js';
 import { LocalObjectStore } from './local.js';
 import type { ObjectStore } from './object-store.js';
 import { RemoteObjectStore, type RemoteStoreOptions } from './remote.js';
@@ -37,12 +37,35 @@ function remoteOptions(o: StorageOptions): RemoteStoreOptions {
   };
 }
 
-export function openStore(location: string, options: StorageOptions = {}): ObjectStore {
+/** Opens the store for a location. `auth` carries settings that are objects, not strings (an Azure `TokenCredential`). */
+export function openStore(location: string, options: StorageOptions = {}, auth: AzureAuthOptions = {}): ObjectStore {
+  const store = open(location, options, auth);
+  openers.set(store, { open: (url) => open(url, options, auth), opened: new Map() });
+  return store;
+}
+
+function open(location: string, options: StorageOptions, auth: AzureAuthOptions): ObjectStore {
   if (!isUrl(location)) return new LocalObjectStore(location);
   if (location.startsWith('file://')) return new LocalObjectStore(fileURLToPath(location));
   if (/^s3a?:\/\//i.test(location)) return new S3Store(parseS3Url(location), options, remoteOptions(options));
-  if (isCloudUrl(location)) return new AzureBlobStore(parseAzureUrl(location), options, remoteOptions(options));
+  if (isCloudUrl(location)) return new AzureBlobStore(parseAzureUrl(location), options, remoteOptions(options), auth);
   throw new FloeError('FLOE_REMOTE_NOT_SUPPORTED', `Cannot open ${location}: floe reads local paths, file://, abfss://, az://, azure:// and s3:// URLs.`, { location });
+}
+
+/** How each store opens other locations with its own settings (credentials, cache options). */
+const openers = new WeakMap<ObjectStore, { open: (url: string) => ObjectStore; opened: Map<string, ObjectStore> }>();
+
+/**
+ * A store for another location (a container, bucket or folder that a table's log names files in),
+ * opened with the settings `store` was opened with (the environment's for stores made directly) and
+ * kept while `store` lives.
+ */
+export function siblingStore(store: ObjectStore, location: string): ObjectStore {
+  let o = openers.get(store);
+  if (!o) openers.set(store, (o = { open: (url) => open(url, {}, {}), opened: new Map() }));
+  let s = o.opened.get(location);
+  if (!s) o.opened.set(location, (s = o.open(location)));
+  return s;
 }
 
 /** The store's remote side, or null for a local store. */

@@ -64,6 +64,11 @@ export abstract class RemoteObjectStore implements ObjectStore {
   protected abstract rawUpload(key: string, file: string, size: number, c: RawCall): Promise<void>;
   protected abstract classify(e: unknown): Failure;
 
+  /** What to check after a request the service refused (auth, permissions, a bad request). */
+  protected fatalHint(): string {
+    return 'Check the credentials, the URL and the permissions.';
+  }
+
   /** Where the cached copy of a key lives (whether or not it is there yet). */
   cachePath(key: string): string {
     if (key.split('/').includes('..')) throw new StorageError('FLOE_PATH_OUTSIDE_TABLE', `Path '${key}' leaves the table folder ${this.root}.`, true, { key });
@@ -138,7 +143,7 @@ export abstract class RemoteObjectStore implements ObjectStore {
         if (k === 'notFound') throw new ObjectNotFoundError(`${this.root}/${what.replace(/^\S+ /, '')}`);
         if (k === 'exists') throw new ObjectExistsError(`${this.root}/${what.replace(/^\S+ /, '')}`);
         if (k === 'fatal' && e instanceof FloeError) throw e;
-        if (k === 'fatal') throw new StorageError('FLOE_STORAGE_REQUEST_FAILED', `${what} on ${this.root} failed: ${message(e)}. Check the credentials, the URL and the permissions.`, retrySafe, { root: this.root }, { cause: e });
+        if (k === 'fatal') throw new StorageError('FLOE_STORAGE_REQUEST_FAILED', `${what} on ${this.root} failed: ${message(e)}. ${this.fatalHint()}`, retrySafe, { root: this.root }, { cause: e });
         last = e;
         if (i + 1 < this.maxAttempts) await this.delay(i);
       }
@@ -186,7 +191,7 @@ export abstract class RemoteObjectStore implements ObjectStore {
         }
         if (e instanceof FloeError && k === 'fatal') throw e;
         if (k === 'notFound' || k === 'fatal') {
-          throw new StorageError('FLOE_STORAGE_REQUEST_FAILED', `put ${key} on ${this.root} failed: ${message(e)}. Check the credentials, the URL and the permissions.`, !ambiguous, { root: this.root, key }, { cause: e });
+          throw new StorageError('FLOE_STORAGE_REQUEST_FAILED', `put ${key} on ${this.root} failed: ${message(e)}. ${this.fatalHint()}`, !ambiguous, { root: this.root, key }, { cause: e });
         }
         if (k === 'transient') ambiguous = true;
         last = e;

@@ -4,7 +4,7 @@
  * run) and RESTORE (to a version or timestamp).
  */
 import * as path from 'node:path';
-import { type AddFile, type Protocol, decodePath, fileKey } from '../core/actions.js';
+import { type AddFile, type Protocol, fileKey } from '../core/actions.js';
 import { type StructField, parseSchema, quoteIdent } from '../core/schema.js';
 import { NUM_INDEXED_COLS_PROPERTY, STATS_COLUMNS_PROPERTY, forEachStatsLeaf, skippingEligible, statsColumnSpec, validateStatsProperties } from '../core/stats-columns.js';
 import type { Snapshot } from '../core/snapshot.js';
@@ -13,7 +13,8 @@ import { parseInterval } from '../engine/checkpoint-writer.js';
 import { dvRelativePath } from '../core/deletion-vectors.js';
 import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
-import { dataFilePath, planScan } from '../engine/scan.js';
+import { planScan } from '../engine/scan.js';
+import { resolveLogPath, tableKeyOf } from '../storage/paths.js';
 import { readPath } from '../storage/open.js';
 import { DEFAULT_TARGET_FILE_SIZE } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
@@ -248,9 +249,11 @@ export async function vacuum(floe: Floe, location: string, options: VacuumOption
   const keep = new Set<string>();
   const ref = (p: string): void => {
     try {
-      keep.add(dataFilePath(log.store, p));
+      // Outside the table (null: a shallow clone's source) is never listed below, so never deleted.
+      const key = tableKeyOf(log.store, p);
+      if (key !== null) keep.add(path.normalize(readPath(log.store, key) ?? key));
     } catch {
-      // a remote URI: not in this folder, nothing to protect here
+      // a scheme floe cannot open, or a path leaving the table: nothing in this table to protect
     }
   };
   const dv = (f: { deletionVector?: AddFile['deletionVector'] }): void => {
@@ -300,7 +303,8 @@ export async function restore(floe: Floe, location: string, to: DeltaReadOptions
   const toRemove = [...current.entries()].filter(([k]) => !wanted.has(k)).map(([, f]) => f);
   const missing: string[] = [];
   for (const f of toAdd) {
-    if (!(await log.store.head(decodePath(f.path)))) missing.push(f.path);
+    const at = resolveLogPath(log.store, f.path); // absolute URIs (shallow clones) live in their own store
+    if (!(await at.store.head(at.key))) missing.push(f.path);
     // A restored file's deletion vector must still be there too.
     if (f.deletionVector?.storageType === 'u' && !(await log.store.head(dvRelativePath(f.deletionVector)))) missing.push(dvRelativePath(f.deletionVector));
   }

@@ -332,3 +332,118 @@ export async function startFaultProxy(targetPort: number, seed = 1): Promise<Fau
     }),
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Azure AD (OAuth) test infrastructure: Azurite over HTTPS with `--oauth basic`, a self-signed
+// certificate made with openssl at test time, unsigned JWTs of the shape Azurite checks, and a
+// managed-identity token endpoint (App Service style) that DefaultAzureCredential can use.
+// ---------------------------------------------------------------------------------------------
+
+/** A self-signed certificate for 127.0.0.1 / localhost (PEM files in `dir`), or null when openssl is missing. */
+export async function makeSelfSignedCert(dir: string): Promise<{ cert: string; key: string } | null> {
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    console.log(`# skipping Azure AD tests: openssl could not make a certificate (${r.error?.message ?? r.stderr})`);
+    return null;
+  }
+  return { cert, key };
+}
+
+export interface AzuriteHttps {
+  port: number;
+  /** `https://127.0.0.1:PORT/devstoreaccount1`: the Blob endpoint (azure_storage_endpoint). */
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+/** Starts Azurite's Blob service over HTTPS with basic OAuth (bearer tokens checked for issuer, audience and lifetime), or null when it is not installed. */
+export async function startAzuriteOAuth(cert: { cert: string; key: string }): Promise<AzuriteHttps | null> {
+  let main: string;
+  try {
+    main = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist', 'src', 'blob', 'main.js');
+  } catch {
+    console.log('# skipping Azurite OAuth tests: the azurite dev dependency is not installed (npm install)');
+    return null;
+  }
+  const child: ChildProcess = spawn(process.execPath, [main, '--blobHost', '127.0.0.1', '--blobPort', '0', '--inMemoryPersistence', '--extentMemoryLimit', '256', '--skipApiVersionCheck', '--loose', '--disableTelemetry', '--oauth', 'basic', '--cert', cert.cert, '--key', cert.key], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`Azurite did not start: ${buf}`)), 30_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = /listens on https:\/\/127\.0\.0\.1:(\d+)/.exec(buf);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.stderr!.on('data', (d: Buffer) => (buf += d.toString()));
+    child.on('exit', (code) => reject(new Error(`Azurite exited (${code}): ${buf}`)));
+  });
+  child.stdout!.resume();
+  child.stderr!.resume();
+  return {
+    port,
+    endpoint: `https://127.0.0.1:${port}/${AZURITE_ACCOUNT}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      }),
+  };
+}
+
+/** An unsigned JWT (Azurite's basic OAuth decodes it without checking the signature). Defaults: a storage audience, an Azure AD issuer, valid for an hour. */
+export function fakeAadJwt(claims: Record<string, unknown> = {}): string {
+  const now = Math.floor(Date.now() / 1000);
+  const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const body = { aud: 'https://storage.azure.com', iss: 'https://sts.windows.net/00000000-0000-0000-0000-000000000001/', iat: now - 60, nbf: now - 60, exp: now + 3600, oid: '00000000-0000-0000-0000-0000000000aa', tid: '00000000-0000-0000-0000-000000000001', ...claims };
+  return `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64(body)}.${Buffer.from('not-a-signature').toString('base64url')}`;
+}
+
+export interface IdentityEndpoint {
+  /** `http://127.0.0.1:PORT/msi/token`: the IDENTITY_ENDPOINT value. */
+  url: string;
+  /** The IDENTITY_HEADER secret the endpoint requires. */
+  secret: string;
+  /** Requests seen: the `resource` asked for and whether the secret header matched. */
+  requests: { resource: string | null; secretOk: boolean }[];
+  /** What the next requests get: a token with these claims, or an HTTP error. */
+  respond: { claims?: Record<string, unknown>; status?: number };
+  stop(): Promise<void>;
+}
+
+/** A managed-identity token endpoint as App Service exposes it (GET ?resource=…&api-version=2019-08-01 with header X-IDENTITY-HEADER). */
+export async function startIdentityEndpoint(): Promise<IdentityEndpoint> {
+  const secret = randomUUID();
+  const ep: Omit<IdentityEndpoint, 'url' | 'stop'> = { secret, requests: [], respond: {} };
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url!, 'http://localhost');
+    const secretOk = req.headers['x-identity-header'] === secret;
+    const resource = url.searchParams.get('resource');
+    ep.requests.push({ resource, secretOk });
+    const status = !secretOk ? 401 : ep.respond.status ?? 200;
+    if (status !== 200) {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'invalid_request', error_description: `test endpoint answered ${status}` }));
+      return;
+    }
+    const expires = Math.floor(Date.now() / 1000) + 3600;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ access_token: fakeAadJwt(ep.respond.claims), expires_on: String(expires), resource, token_type: 'Bearer', client_id: '00000000-0000-0000-0000-0000000000cc' }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return Object.assign(ep, {
+    url: `http://127.0.0.1:${port}/msi/token`,
+    stop: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  });
+}
