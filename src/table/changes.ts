@@ -91,8 +91,19 @@ export async function changesQuery(floe: Floe, location: string, options: Change
   const { startingVersion: sv, endingVersion: ev } = options;
   const versionBounds = typeof sv === 'number' && typeof ev === 'number' && Number.isInteger(sv) && Number.isInteger(ev) && sv >= 0 && ev >= sv && ev - sv < 1000
     && options.startingTimestamp === undefined && options.endingTimestamp === undefined;
+  // Each commit's files are looked up as soon as it is read (to name a file VACUUM removed), so
+  // those lookups overlap the reading of the other commits.
+  const heads = new Map<string, Promise<unknown>>();
+  const head = (p: string): Promise<unknown> => {
+    let h = heads.get(p);
+    if (!h) heads.set(p, (h = log.store.head(decodePath(p)).catch(() => null)));
+    return h;
+  };
   const prefetch = versionBounds
-    ? mapLimit(Array.from({ length: ev - sv + 1 }, (_, i) => sv + i), 16, (v) => log.readCommit(v).catch(() => null))
+    ? mapLimit(Array.from({ length: ev - sv + 1 }, (_, i) => sv + i), 16, async (v) => {
+      const b = await log.readCommit(v).catch(() => null);
+      if (b) for (const c of versionChanges(v, 0, b)) void head(c.path);
+    })
     : null;
   const light = prefetch ? await stateFromCommits(log, sv!, ev!, prefetch).catch(() => null) : null;
   let state: RangeState;
@@ -161,7 +172,7 @@ export async function changesQuery(floe: Floe, location: string, options: Change
   }
   // A change file removed by VACUUM is named with its version and the retention that removed it.
   const vacuumed = async (): Promise<FloeError | null> => {
-    const missing = await mapLimit(changes, 32, async (c) => ((await log.store.head(decodePath(c.path))) ? null : c));
+    const missing = await mapLimit(changes, 32, async (c) => ((await head(c.path)) ? null : c));
     const gone = missing.find((c) => c !== null);
     if (!gone) return null;
     const retention = conf['delta.deletedFileRetentionDuration'] ?? 'interval 7 days (the default)';
