@@ -37,13 +37,15 @@ interface RangeState {
 }
 
 /**
- * With both bounds given as versions, the state comes from the commits alone: the latest version
+ * With version bounds (the end optional), the state comes from the commits alone: the latest version
  * from a listing from `_last_checkpoint` on, the protocol and metadata by walking the commits back
  * from the range's end (the range's own commits are read anyway). No snapshot (checkpoint read,
  * file list) is built. Null when that does not work out (a start after the latest version, commits
  * cleaned up, metadata too far back): the caller then loads snapshots, which report errors precisely.
  */
-async function stateFromCommits(log: DeltaLog, sv: number, ev: number, prefetch: Promise<unknown>): Promise<{ latestVersion: number; start: Metadata; end: Metadata } | null> {
+async function stateFromCommits(
+  log: DeltaLog, sv: number, ev: number | undefined, prefetch: Promise<unknown> | null, read: (from: number, to: number) => Promise<unknown>,
+): Promise<{ latestVersion: number; start: Metadata; end: Metadata } | null> {
   const listing = log.lastCheckpoint().then((hint) => log.listLogFiles(hint?.version));
   const [files] = await Promise.all([listing, prefetch]);
   let latest = -1;
@@ -53,7 +55,12 @@ async function stateFromCommits(log: DeltaLog, sv: number, ev: number, prefetch:
     else if (f.kind === 'checkpoint') latestCheckpoint = Math.max(latestCheckpoint, f.version);
   }
   if (latest < 0 || latestCheckpoint > latest || sv > latest) return null;
-  const end = Math.min(ev, latest);
+  const end = Math.min(ev ?? latest, latest);
+  // Without an end bound the range's commits are read once the latest version is known.
+  if (!prefetch) {
+    if (end - sv >= MAX_PREFETCH) return null;
+    await read(sv, end);
+  }
   let protocol: Protocol | undefined;
   let endMeta: Metadata | undefined;
   let startMeta: Metadata | undefined;
@@ -81,15 +88,19 @@ async function stateFromCommits(log: DeltaLog, sv: number, ev: number, prefetch:
   return { latestVersion: latest, start: startMeta, end: endMeta };
 }
 
+/** Above this many versions the range's commits are not read ahead. */
+const MAX_PREFETCH = 1000;
+
 /** Commit operations whose added files may have been written with another schema (old files re-added, foreign Parquet adopted). */
 const FOREIGN_FILES = /RESTORE|CONVERT|CLONE/i;
 
 export async function changesQuery(floe: Floe, location: string, options: ChangeFeedOptions): Promise<ChangesQuery> {
   const log = floe.deltaLog(location);
-  // With both bounds given as versions, the range's commits are read while the state loads (into
-  // the log's commit cache; a failure here is ignored: the read below reports it).
+  // With version bounds the state comes from the commits; with an end bound too, the range's commits
+  // are read while the log is listed (into the log's commit cache; a failure here is ignored: the
+  // read below reports it).
   const { startingVersion: sv, endingVersion: ev } = options;
-  const versionBounds = typeof sv === 'number' && typeof ev === 'number' && Number.isInteger(sv) && Number.isInteger(ev) && sv >= 0 && ev >= sv && ev - sv < 1000
+  const versionBounds = typeof sv === 'number' && Number.isInteger(sv) && sv >= 0 && (ev === undefined || (typeof ev === 'number' && Number.isInteger(ev) && ev >= sv))
     && options.startingTimestamp === undefined && options.endingTimestamp === undefined;
   // Each commit's files are looked up as soon as it is read (to name a file VACUUM removed), so
   // those lookups overlap the reading of the other commits.
@@ -99,13 +110,12 @@ export async function changesQuery(floe: Floe, location: string, options: Change
     if (!h) heads.set(p, (h = log.store.head(decodePath(p)).catch(() => null)));
     return h;
   };
-  const prefetch = versionBounds
-    ? mapLimit(Array.from({ length: ev - sv + 1 }, (_, i) => sv + i), 16, async (v) => {
-      const b = await log.readCommit(v).catch(() => null);
-      if (b) for (const c of versionChanges(v, 0, b)) void head(c.path);
-    })
-    : null;
-  const light = prefetch ? await stateFromCommits(log, sv!, ev!, prefetch).catch(() => null) : null;
+  const read = (from: number, to: number): Promise<unknown> => mapLimit(Array.from({ length: to - from + 1 }, (_, i) => from + i), 16, async (v) => {
+    const b = await log.readCommit(v).catch(() => null);
+    if (b) for (const c of versionChanges(v, 0, b)) void head(c.path);
+  });
+  const prefetch = versionBounds && ev !== undefined && ev - sv! < MAX_PREFETCH ? read(sv!, ev) : null;
+  const light = versionBounds ? await stateFromCommits(log, sv!, ev, prefetch, read).catch(() => null) : null;
   let state: RangeState;
   if (light) {
     state = { latestVersion: light.latestVersion, endMetadata: light.end, metadataAt: async () => light.start };
