@@ -9,6 +9,7 @@ import { FloeError } from '../errors.js';
 import type { Floe } from '../floe.js';
 import { parseTimestamp } from '../floe.js';
 import { emptyChangesSql, planChanges } from '../engine/changes-scan.js';
+import { remoteOf } from '../storage/open.js';
 import type { ActionBatch, Metadata, Protocol } from '../core/actions.js';
 import { type StructType, columnMappingMode, parseSchema } from '../core/schema.js';
 import { checkReadSupport } from '../core/table-features.js';
@@ -103,7 +104,9 @@ export async function changesQuery(floe: Floe, location: string, options: Change
   const versionBounds = typeof sv === 'number' && Number.isInteger(sv) && sv >= 0 && (ev === undefined || (typeof ev === 'number' && Number.isInteger(ev) && ev >= sv))
     && options.startingTimestamp === undefined && options.endingTimestamp === undefined;
   // Each commit's files are looked up as soon as it is read (to name a file VACUUM removed), so
-  // those lookups overlap the reading of the other commits.
+  // those lookups overlap the reading of the other commits. Remote stores download the files before
+  // the query (a missing one fails there), so they are looked up only then.
+  const eager = remoteOf(log.store) === null;
   const heads = new Map<string, Promise<unknown>>();
   const head = (p: string): Promise<unknown> => {
     let h = heads.get(p);
@@ -112,7 +115,7 @@ export async function changesQuery(floe: Floe, location: string, options: Change
   };
   const read = (from: number, to: number): Promise<unknown> => mapLimit(Array.from({ length: to - from + 1 }, (_, i) => from + i), 16, async (v) => {
     const b = await log.readCommit(v).catch(() => null);
-    if (b) for (const c of versionChanges(v, 0, b)) void head(c.path);
+    if (b && eager) for (const c of versionChanges(v, 0, b)) void head(c.path);
   });
   const prefetch = versionBounds && ev !== undefined && ev - sv! < MAX_PREFETCH ? read(sv!, ev) : null;
   const light = versionBounds ? await stateFromCommits(log, sv!, ev, prefetch, read).catch(() => null) : null;
@@ -200,7 +203,7 @@ export async function changesQuery(floe: Floe, location: string, options: Change
   try {
     const [p, gone] = await Promise.all([
       planChanges(floe.engine, log.store, endSchema, endMeta.partitionColumns, changes, mapped, layouts),
-      layouts.every((l) => l !== null) ? vacuumed() : null,
+      eager && layouts.every((l) => l !== null) ? vacuumed() : null,
     ]);
     if (gone) throw gone;
     plan = p;
