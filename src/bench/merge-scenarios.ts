@@ -826,12 +826,13 @@ async function profileCdf(runs: number, info: CdfTableInfo): Promise<Record<stri
     await withSession(async (floe) => {
       const log = floe.deltaLog(info.path);
       const it = new IntervalTimer();
-      it.wrap(log, 'snapshot', 'log.snapshot (latest and start; includes its reads)');
+      it.wrap(log, 'snapshot', 'log.snapshot (only when the commits alone do not give the state)');
+      it.wrap(log, 'lastCheckpoint', 'log.lastCheckpoint');
       it.wrap(log, 'listLogFiles', 'log.listLogFiles');
       it.wrap(log, 'readCommit', 'log.readCommit (all, concurrent)');
-      it.wrap(log.store, 'head', 'store.head (every change file, concurrent)');
+      it.wrap(log.store, 'head', 'store.head (every file, overlapping the commit reads)');
       it.wrap(floe.engine, 'run', 'engine.run (changes + DV tables, inserts)');
-      it.wrap(floe.engine, 'describe', 'engine.describe (Parquet schemas of all files)');
+      it.wrap(floe.engine, 'describe', 'engine.describe (Parquet footers; only for files of unknown layout)');
       try {
         collectGarbage();
         const t = nowMs();
