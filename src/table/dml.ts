@@ -75,10 +75,11 @@ export async function count(floe: Floe, sql: string): Promise<number> {
 /**
  * The rows of candidate files with a `__hit` flag (the predicate is TRUE), materialised once, and
  * the files holding a hit: the shared first step of DELETE, UPDATE and replaceWhere on data
- * columns. Rows carry their file as an integer (`_file_id`, the file's index in `paths`, read_parquet's
- * file_index) and `_row_index`, cheaper to store, group and filter on than the file name.
+ * columns. Rows carry their file as an integer (the file's index in the scan, read_parquet's
+ * file_index) and their row index, cheaper to store, group and filter on than the file name.
  * `inTouched` selects the rows of the touched files; `hits` counts the matching rows and `copied`
- * the other rows of those files; `fileName` is the SQL of a row's file path (for deletion vectors).
+ * the other rows of those files; `fileName` and `rowIndex` are the SQL of a row's file path and
+ * row index (for deletion vectors).
  */
 export interface MarkedRows {
   table: string;
@@ -87,6 +88,7 @@ export interface MarkedRows {
   hits: number;
   copied: number;
   fileName: string;
+  rowIndex: string;
 }
 
 export async function markRows(floe: Floe, s: Snapshot, files: AddFile[], predicate: string | undefined, prefix: string): Promise<MarkedRows> {
@@ -94,9 +96,12 @@ export async function markRows(floe: Floe, s: Snapshot, files: AddFile[], predic
   const plan = await planScan(floe.engine, store, s, { files, withFileId: true });
   floe.track(plan.tables);
   const paths = plan.paths ?? [];
-  const table = await materialize(floe, prefix, `SELECT *, ${predicate ? `(${predicate}) IS TRUE` : 'true'} AS __hit FROM (${plan.sql})`);
+  // The scan's columns renamed by position: the table's own, then the file id and row index under
+  // names no table column has (a table may have a column called _file_id or _row_index).
+  const names = [...s.schema.fields.map((f) => quoteIdent(f.name)), FILE_ID, ROW_INDEX].join(', ');
+  const table = await materialize(floe, prefix, `SELECT *, ${predicate ? `(${predicate}) IS TRUE` : 'true'} AS __hit FROM (${plan.sql}) AS __scan(${names})`);
   // One pass: the touched files, their matching rows and their other rows.
-  const perFile = await floe.engine.allJson(`SELECT _file_id AS f, count(*) FILTER (WHERE __hit) AS h, count(*) AS n FROM ${table} GROUP BY _file_id HAVING count(*) FILTER (WHERE __hit) > 0`);
+  const perFile = await floe.engine.allJson(`SELECT ${FILE_ID} AS f, count(*) FILTER (WHERE __hit) AS h, count(*) AS n FROM ${table} GROUP BY ${FILE_ID} HAVING count(*) FILTER (WHERE __hit) > 0`);
   const touched = new Set<number>();
   let hits = 0;
   let copied = 0;
@@ -111,12 +116,16 @@ export async function markRows(floe: Floe, s: Snapshot, files: AddFile[], predic
   return {
     table,
     removed,
-    inTouched: touched.size ? `_file_id IN (${ids})` : 'false',
+    inTouched: touched.size ? `${FILE_ID} IN (${ids})` : 'false',
     hits,
     copied,
-    fileName: `([${paths.map(quoteString).join(', ')}]::VARCHAR[])[_file_id + 1]`,
+    fileName: `([${paths.map(quoteString).join(', ')}]::VARCHAR[])[${FILE_ID} + 1]`,
+    rowIndex: ROW_INDEX,
   };
 }
+
+const FILE_ID = '__floe_file_id';
+const ROW_INDEX = '__floe_row_index';
 
 export interface Rewrite {
   snapshot: Snapshot;
@@ -261,7 +270,7 @@ export async function deleteRows(floe: Floe, location: string, predicate?: strin
   const cand = candidates(s, predicate);
   txn.readWhole((a) => fileCouldMatch(s, a, predicate), cand);
   if (!cand.length) return { version: null, metrics: { numDeletedRows: 0, numCopiedRows: 0, numRemovedFiles: 0, numAddedFiles: 0 } };
-  const { table: d, removed, inTouched, hits, copied, fileName } = await markRows(floe, s, cand, predicate, 'del');
+  const { table: d, removed, inTouched, hits, copied, fileName, rowIndex } = await markRows(floe, s, cand, predicate, 'del');
   metrics.numDeletedRows = hits;
   metrics.numCopiedRows = copied;
   metrics.executionTimeMs = Date.now() - started;
@@ -269,7 +278,7 @@ export async function deleteRows(floe: Floe, location: string, predicate?: strin
   return commitRewrite(floe, {
     snapshot: s, txn, removed,
     newDataSql: `SELECT ${cols} FROM ${d} WHERE ${inTouched} AND NOT __hit`,
-    dv: { deletedRowsSql: `SELECT ${fileName} AS _file, _row_index FROM ${d} WHERE __hit`, newDataSql: null },
+    dv: { deletedRowsSql: `SELECT ${fileName} AS _file, ${rowIndex} AS _row_index FROM ${d} WHERE __hit`, newDataSql: null },
     cdcSql: cdfOnForWrites(s) ? `SELECT ${cols}, 'delete' AS _change_type FROM ${d} WHERE __hit` : null,
     operation: 'DELETE', params, metrics, addedFilesMetric: 'numAddedFiles', removedFilesMetric: 'numRemovedFiles',
   });
@@ -304,7 +313,7 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   txn.readWhole((a) => fileCouldMatch(s, a, options.condition), cand);
   const params = { predicate: JSON.stringify(options.condition ? [options.condition] : []) };
   if (!cand.length) return { version: null, metrics: { numUpdatedRows: 0, numCopiedRows: 0 } };
-  const { table: u, removed, inTouched, hits, copied, fileName } = await markRows(floe, s, cand, options.condition, 'upd');
+  const { table: u, removed, inTouched, hits, copied, fileName, rowIndex } = await markRows(floe, s, cand, options.condition, 'upd');
   const newCols = s.schema.fields.map((f) => {
     const e = set.get(f.name);
     return e === undefined ? quoteIdent(f.name) : `CASE WHEN __hit THEN CAST((${e}) AS ${duckType(f.type)}) ELSE ${quoteIdent(f.name)} END AS ${quoteIdent(f.name)}`;
@@ -326,7 +335,7 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   try {
     return await commitRewrite(floe, {
       snapshot: s, txn, removed, newDataSql: newData, cdcSql, operation: 'UPDATE', params, metrics, addedFilesMetric: 'numAddedFiles', removedFilesMetric: 'numRemovedFiles',
-      dv: { deletedRowsSql: `SELECT ${fileName} AS _file, _row_index FROM ${u} WHERE __hit`, newDataSql: updatedOnly },
+      dv: { deletedRowsSql: `SELECT ${fileName} AS _file, ${rowIndex} AS _row_index FROM ${u} WHERE __hit`, newDataSql: updatedOnly },
     });
   } catch (e) {
     throw constraintFailure(e);
