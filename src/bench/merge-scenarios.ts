@@ -16,6 +16,9 @@
  *   file-backed DuckDB database followed by `CHECKPOINT` (durable, as floe's commit is).
  * - merge-1pct: the same MERGE with a source of 100,000 existing ids (1% of the keys, every 10th id
  *   of [4.5M, 5.5M): 2 of the 20 files), no inserts. Checks that only those files are rewritten.
+ * - dml-update / dml-delete: `DeltaTable.update` / `delete` of 10% of the MERGE target's rows (every
+ *   file touched) against DuckDB's own UPDATE / DELETE on an in-memory table of the same rows, and
+ *   against DuckDB rewriting the touched files with the change applied (plus the change rows).
  * - cdf-read-100: `floe.read.changes(p, { startingVersion: 1, endingVersion: 100 })` and one
  *   aggregate over it, on a table whose versions 1..100 (UPDATEs, MERGEs, DELETEs and appends, written
  *   by floe; see CDF_PARAMS) changed 1,000,000 rows in all; a fresh session per run, so the time
@@ -662,6 +665,109 @@ export async function merge1pct(o: MergeScenarioOptions): Promise<ComparisonRow[
   return mergeCase(o, info, 'merge-1pct', c);
 }
 
+// ------------------------------------------------------------------------- dml-update / dml-delete
+
+/** Every 10th id: 1,000,000 rows (10%) spread over all 20 files of the MERGE target. */
+const DML_CONDITION = 'id % 10 = 0';
+
+/**
+ * `DeltaTable.update` (v = v + 1) or `delete` of 10% of the rows of the 10-million-row MERGE target
+ * (change data feed on: change files written), every file touched, on a fresh copy of the table in a
+ * fresh session per run; against DuckDB's own UPDATE / DELETE with the same condition on an
+ * in-memory DuckDB table holding the same rows (loaded before timing), fresh session too.
+ */
+export async function dmlScenario(o: MergeScenarioOptions, kind: 'update' | 'delete'): Promise<ComparisonRow[]> {
+  const info = await ensureMergeTable(o.dataDir, o.regenerate);
+  const label = `dml-${kind}`;
+  console.log(`running ${label} (${o.runs} runs) …`);
+  const expected = info.rows / 10;
+  let floeAgg: Record<string, unknown> | null = null;
+  let baseAgg: Record<string, unknown> | null = null;
+  let floeMetrics: Record<string, number> | null = null;
+  const floeRun: Measured = async () => {
+    const dir = await scratchDir(o, `${label}-floe`);
+    await cloneDeltaTable(info.path, dir);
+    const floe = await Floe.create();
+    try {
+      const t = await DeltaTable.forPath(floe, dir);
+      collectGarbage();
+      const t0 = nowMs();
+      const r = kind === 'update' ? await t.update({ condition: DML_CONDITION, set: { v: 'v + 1' } }) : await t.delete(DML_CONDITION);
+      const ms = nowMs() - t0;
+      const n = kind === 'update' ? r.metrics.numUpdatedRows : r.metrics.numDeletedRows;
+      if (r.version !== 1 || n !== expected) throw new Error(`${label}: floe committed version ${r.version} changing ${n} rows; expected 1, ${expected}`);
+      if (!floeAgg) {
+        floeMetrics = r.metrics;
+        floeAgg = (await floe.engine.allJson(`SELECT ${AGG} FROM (${await (await floe.read.delta(dir)).toSQL()})`))[0]!;
+      }
+      return ms;
+    } finally {
+      await floe.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  };
+  const baseRun: Measured = async () => {
+    const floe = await Floe.create();
+    try {
+      await floe.engine.run(`CREATE TABLE bench_target AS SELECT * FROM read_parquet(${sqlList(info.dataFiles)})`);
+      collectGarbage();
+      const t0 = nowMs();
+      const r = await floe.engine.allJson(kind === 'update' ? `UPDATE bench_target SET v = v + 1 WHERE ${DML_CONDITION}` : `DELETE FROM bench_target WHERE ${DML_CONDITION}`);
+      const ms = nowMs() - t0;
+      const n = Number(Object.values(r[0] ?? {})[0]);
+      if (n !== expected) throw new Error(`${label}: DuckDB changed ${n} rows, expected ${expected}`);
+      if (!baseAgg) baseAgg = (await floe.engine.allJson(`SELECT ${AGG} FROM bench_target`))[0]!;
+      return ms;
+    } finally {
+      await floe.close();
+    }
+  };
+  // The floor of copy-on-write: DuckDB rewriting the touched files (all of them) with the change
+  // applied, plus the change rows floe writes too, as Parquet (no stats, no log).
+  const files = sqlList(info.dataFiles);
+  const rewriteSql = (dir: string): string => {
+    const data = kind === 'update'
+      ? `SELECT id, CASE WHEN ${DML_CONDITION} THEN v + 1 ELSE v END AS v, s, d FROM read_parquet(${files})`
+      : `SELECT * FROM read_parquet(${files}) WHERE NOT (${DML_CONDITION})`;
+    const cdc = kind === 'update'
+      ? `SELECT id, v, s, d, 'update_preimage' AS _change_type FROM read_parquet(${files}) WHERE ${DML_CONDITION}
+         UNION ALL SELECT id, v + 1, s, d, 'update_postimage' FROM read_parquet(${files}) WHERE ${DML_CONDITION}`
+      : `SELECT *, 'delete' AS _change_type FROM read_parquet(${files}) WHERE ${DML_CONDITION}`;
+    return `COPY (${data}) TO ${sqlString(dir)} (FORMAT parquet, FILE_SIZE_BYTES ${TARGET_FILE_SIZE});
+      COPY (${cdc}) TO ${sqlString(path.join(dir, '_change_data'))} (FORMAT parquet, FILE_SIZE_BYTES ${TARGET_FILE_SIZE})`;
+  };
+  const rewriteRun: Measured = async () => {
+    const dir = await scratchDir(o, `${label}-rewrite`);
+    await fs.mkdir(dir);
+    const floe = await Floe.create();
+    try {
+      collectGarbage();
+      const t0 = nowMs();
+      await floe.engine.run(rewriteSql(dir));
+      return nowMs() - t0;
+    } finally {
+      await floe.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  };
+  const [f, b, rw] = await measureEach(o.runs, [floeRun, baseRun, rewriteRun]);
+  const notes = [`${expected} of ${info.rows} rows (${DML_CONDITION}), all ${info.dataFiles.length} files touched; change data feed on; fresh copy and session per run; baseline: DuckDB ${kind.toUpperCase()} on an in-memory table`];
+  const fa = floeAgg as Record<string, unknown> | null;
+  const ba = baseAgg as Record<string, unknown> | null;
+  if (!fa || !ba || !sameResult(fa, ba)) {
+    const msg = `WARNING: results differ: floe ${JSON.stringify(fa)} vs baseline ${JSON.stringify(ba)}`;
+    notes.push(msg);
+    console.warn(msg);
+  } else {
+    const m = floeMetrics as Record<string, number> | null;
+    notes.push(`floe: ${m?.numRemovedFiles} files removed, ${m?.numAddedFiles} added, ${m?.numAddedChangeFiles ?? 0} change files, ${m?.numCopiedRows} rows copied`);
+  }
+  return [
+    { label, targeted: false, floe: f!, base: b!, notes },
+    { label: `${label} vs rewrite`, targeted: false, floe: f!, base: rw!, notes: ['baseline: DuckDB COPY of the touched files with the change applied, plus the change rows (no stats, no log): the copy-on-write floor'] },
+  ];
+}
+
 // ---------------------------------------------------------------------------------- cdf-read-100
 
 const CDF_AGG = `${AGG}, count(*) FILTER (WHERE _change_type = 'insert') AS n_insert, count(*) FILTER (WHERE _change_type = 'delete') AS n_delete,
@@ -752,12 +858,13 @@ async function profileCdf(runs: number, info: CdfTableInfo): Promise<Record<stri
     await withSession(async (floe) => {
       const log = floe.deltaLog(info.path);
       const it = new IntervalTimer();
-      it.wrap(log, 'snapshot', 'log.snapshot (latest and start; includes its reads)');
+      it.wrap(log, 'snapshot', 'log.snapshot (only when the commits alone do not give the state)');
+      it.wrap(log, 'lastCheckpoint', 'log.lastCheckpoint');
       it.wrap(log, 'listLogFiles', 'log.listLogFiles');
       it.wrap(log, 'readCommit', 'log.readCommit (all, concurrent)');
-      it.wrap(log.store, 'head', 'store.head (every change file, concurrent)');
+      it.wrap(log.store, 'head', 'store.head (every file, overlapping the commit reads)');
       it.wrap(floe.engine, 'run', 'engine.run (changes + DV tables, inserts)');
-      it.wrap(floe.engine, 'describe', 'engine.describe (Parquet schemas of all files)');
+      it.wrap(floe.engine, 'describe', 'engine.describe (Parquet footers; only for files of unknown layout)');
       try {
         collectGarbage();
         const t = nowMs();

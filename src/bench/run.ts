@@ -10,7 +10,7 @@
  * on first use, reused afterwards; write scratch folders under `.bench-data/tmp/`, removed after
  * each run). Results are printed and written to `.bench-data/results.json`.
  * MERGE and change-feed scenarios (merge-scenarios.ts): merge-1m-into-10m (two variants, each against
- * two baselines: one row per pair), merge-1pct, cdf-read-100 (3 runs each unless --runs is given).
+ * two baselines: one row per pair), merge-1pct, dml-update, dml-delete, cdf-read-100 (3 runs each unless --runs is given).
  * Cloud scenarios (cloud-scenarios.ts): cloud-append and cloud-scan (cold and warm cache) on Azurite
  * against the same operation on local files; the ratio is Azurite / local.
  */
@@ -28,12 +28,12 @@ import { Floe } from '../floe.js';
 import { type ScanTableInfo, type SnapshotTableInfo, ensureCommitTable, ensureScanTable, ensureSnapshotTable } from './generate.js';
 import { autoCdcFull, autoCdcIncremental, ensureCdcEvents } from './auto-cdc-scenarios.js';
 import { type CloudScenarioOptions, cloudAppend, cloudScan } from './cloud-scenarios.js';
-import { type ComparisonRow, type MergeScenarioOptions, cdfRead100, merge1mInto10m, merge1pct } from './merge-scenarios.js';
+import { type ComparisonRow, type MergeScenarioOptions, cdfRead100, dmlScenario, merge1mInto10m, merge1pct } from './merge-scenarios.js';
 import { FAST_MS, type Measured, PhaseTimer, type Summary, collectGarbage, measure, nowMs, round, sameResult, summarize } from './stats.js';
 import { type WriteScenarioOptions, type WriteScenarioOutput, append10m, cleanScratch, commitLatency } from './write-scenarios.js';
 
 const DATA_DIR = fileURLToPath(new URL('../../.bench-data/', import.meta.url));
-const SCENARIOS = ['snapshot-load', 'scan-full', 'scan-selective', 'append-10m', 'commit-latency', 'merge-1m-into-10m', 'merge-1pct', 'cdf-read-100', 'auto-cdc-scd1', 'auto-cdc-scd2', 'auto-cdc-incremental', 'cloud-append', 'cloud-scan'] as const;
+const SCENARIOS = ['snapshot-load', 'scan-full', 'scan-selective', 'append-10m', 'commit-latency', 'merge-1m-into-10m', 'merge-1pct', 'dml-update', 'dml-delete', 'cdf-read-100', 'auto-cdc-scd1', 'auto-cdc-scd2', 'auto-cdc-incremental', 'cloud-append', 'cloud-scan'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /**
  * Target ratio floe / baseline (medians). commit-latency has none: its baseline is the bare
@@ -43,13 +43,13 @@ type ScenarioName = (typeof SCENARIOS)[number];
  */
 const TARGETS: Record<ScenarioName, number | null> = {
   'snapshot-load': 1.5, 'scan-full': 1.2, 'scan-selective': 1.2, 'append-10m': 1.3, 'commit-latency': null,
-  'merge-1m-into-10m': 2, 'merge-1pct': null, 'cdf-read-100': 1.3,
+  'merge-1m-into-10m': 2, 'merge-1pct': null, 'dml-update': null, 'dml-delete': null, 'cdf-read-100': 1.3,
   'auto-cdc-scd1': 1.5, 'auto-cdc-scd2': 1.5, 'auto-cdc-incremental': 0.05,
   'cloud-append': null, 'cloud-scan': null, // Azurite / local: reported, no target (an emulator is not a cloud)
 };
 /** Runs when --runs is not given (heavy scenarios take fewer). */
 const DEFAULT_RUNS = 5;
-const DEFAULT_RUNS_FOR: Partial<Record<ScenarioName, number>> = { 'append-10m': 3, 'merge-1m-into-10m': 3, 'merge-1pct': 3, 'cdf-read-100': 5, 'auto-cdc-scd1': 3, 'auto-cdc-scd2': 3, 'auto-cdc-incremental': 3, 'cloud-append': 3, 'cloud-scan': 5 };
+const DEFAULT_RUNS_FOR: Partial<Record<ScenarioName, number>> = { 'append-10m': 3, 'merge-1m-into-10m': 3, 'merge-1pct': 3, 'dml-update': 3, 'dml-delete': 3, 'cdf-read-100': 5, 'auto-cdc-scd1': 3, 'auto-cdc-scd2': 3, 'auto-cdc-incremental': 3, 'cloud-append': 3, 'cloud-scan': 5 };
 
 interface Args {
   runs: number;
@@ -484,11 +484,11 @@ async function main(): Promise<void> {
     }
   };
 
-  const merges = (['merge-1m-into-10m', 'merge-1pct', 'cdf-read-100'] as const).filter((s) => args.only.has(s));
+  const merges = (['merge-1m-into-10m', 'merge-1pct', 'dml-update', 'dml-delete', 'cdf-read-100'] as const).filter((s) => args.only.has(s));
   if (merges.length && !writes.length) await cleanScratch(DATA_DIR);
   for (const s of merges) {
     const o: MergeScenarioOptions = { runs: runsFor(s), profile: args.profile, dataDir: DATA_DIR, regenerate: args.regenerate };
-    await collect(s, () => (s === 'merge-1m-into-10m' ? merge1mInto10m(o) : s === 'merge-1pct' ? merge1pct(o) : cdfRead100(o)));
+    await collect(s, () => (s === 'merge-1m-into-10m' ? merge1mInto10m(o) : s === 'merge-1pct' ? merge1pct(o) : s === 'dml-update' ? dmlScenario(o, 'update') : s === 'dml-delete' ? dmlScenario(o, 'delete') : cdfRead100(o)));
   }
 
   const cdcs = (['auto-cdc-scd1', 'auto-cdc-scd2', 'auto-cdc-incremental'] as const).filter((s) => args.only.has(s));

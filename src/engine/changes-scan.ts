@@ -26,13 +26,24 @@ export function emptyChangesSql(schema: StructType): string {
   return `SELECT ${cols.join(', ')} WHERE false`;
 }
 
-export async function planChanges(engine: Engine, store: ObjectStore, schema: StructType, partitionColumns: string[], changes: FileChange[], mapped: boolean): Promise<ChangesPlan> {
+/**
+ * `layouts[i]`, when given, is the table schema `changes[i]`'s file was written with (the schema at
+ * its commit, known from the log for files a commit wrote), or null when unknown (a removed file, a
+ * RESTORE or CONVERT commit). With every layout known the files' columns come from the log: no
+ * engine round trip to read the Parquet footers, and each layout's files are read without
+ * union_by_name (DuckDB then opens them while scanning, in parallel, instead of all at bind time).
+ */
+export async function planChanges(engine: Engine, store: ObjectStore, schema: StructType, partitionColumns: string[], changes: FileChange[], mapped: boolean, layouts?: (StructType | null)[]): Promise<ChangesPlan> {
   if (!changes.length) return { sql: emptyChangesSql(schema), tables: [] };
   const tables: string[] = [];
   const partSet = new Set(partitionColumns);
   const byName = new Map(schema.fields.map((f) => [f.name, f]));
   const partFields: StructField[] = partitionColumns.map((c) => byName.get(c)!);
   const dataFields = schema.fields.filter((f) => !partSet.has(f.name));
+  if (layouts && layoutsKnown(changes, layouts, partSet)) {
+    await ensureFilesLocal(store, changes);
+    return { sql: knownLayoutSql(store, schema, partFields, dataFields, changes, layouts as StructType[], mapped), tables };
+  }
 
   // Deletion vectors: one key per distinct DV, its rows in a table.
   const dvKeys = new Map<string, { key: number; load: () => Promise<number[]> }>();
@@ -132,4 +143,64 @@ export async function planChanges(engine: Engine, store: ObjectStore, schema: St
                       WHEN 'delete' THEN r.k IS NULL
                       ELSE (a.k IS NOT NULL) <> (r.k IS NOT NULL) END`;
   return { sql, tables };
+}
+
+/**
+ * The fast path applies when every file is read whole (no deletion vectors, each file in one change,
+ * cdc or insert) and its layout is known, and no column is physically named like a virtual column.
+ */
+function layoutsKnown(changes: FileChange[], layouts: (StructType | null)[], partSet: Set<string>): boolean {
+  if (layouts.length !== changes.length) return false;
+  const seen = new Set<string>();
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i]!;
+    const l = layouts[i];
+    if (!l || (c.mode !== 'cdc' && c.mode !== 'insert') || c.addDv || c.removeDv || seen.has(c.path)) return false;
+    seen.add(c.path);
+    if (l.fields.some((f) => !partSet.has(f.name) && ['file_index', 'filename', 'file_row_number'].includes(physicalName(f)))) return false;
+  }
+  return true;
+}
+
+/**
+ * One `read_parquet` (no union_by_name) per (layout, cdc or not) group, UNION ALL: columns by
+ * physical name as the layout has them, cast to the table's types (a no-op when they agree), NULL
+ * for columns added after the files were written; a file's version, timestamp and partition values
+ * looked up by its index in its group.
+ */
+function knownLayoutSql(store: ObjectStore, schema: StructType, partFields: StructField[], dataFields: StructField[], changes: FileChange[], layouts: StructType[], mapped: boolean): string {
+  const groups = new Map<string, { cdc: boolean; layout: StructType; idx: number[] }>();
+  const ids = new Map<StructType, number>();
+  changes.forEach((c, i) => {
+    const l = layouts[i]!;
+    let id = ids.get(l);
+    if (id === undefined) ids.set(l, (id = ids.size));
+    const key = `${c.mode === 'cdc'}/${id}`;
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { cdc: c.mode === 'cdc', layout: l, idx: [] }));
+    g.idx.push(i);
+  });
+  const partNames = new Set(partFields.map((f) => f.name));
+  const branches = [...groups.values()].map((g) => {
+    // The file's type is not known (only the schema it was written with), so every column is cast
+    // to the table's type: DuckDB drops the cast when the types agree.
+    const fileCols = new Map<string, string>();
+    for (const f of g.layout.fields) if (!partNames.has(f.name)) fileCols.set(physicalName(f), '?');
+    const dataSel = dataColumnSelect(dataFields, fileCols, mapped);
+    const at = '[t.file_index::BIGINT + 1]';
+    const list = (xs: string[], type: string): string => (new Set(xs).size === 1 ? `${xs[0]}::${type}` : `([${xs.join(', ')}]::${type}[])${at}`);
+    const cs = g.idx.map((i) => changes[i]!);
+    const cols = schema.fields.map((f) => {
+      if (!partNames.has(f.name)) return dataSel[dataFields.indexOf(f)]!;
+      const lits = cs.map((c) => partitionLiteral(c.partitionValues[physicalName(f)] ?? c.partitionValues[f.name], f.type));
+      return `${list(lits, duckType(f.type))} AS ${quoteIdent(f.name)}`;
+    });
+    const paths = cs.map((c) => dataFilePath(store, c.path));
+    return `SELECT ${cols.join(', ')},
+      ${g.cdc ? 't._change_type' : "'insert'"} AS _change_type,
+      ${list(cs.map((c) => String(c.version)), 'BIGINT')} AS _commit_version,
+      CAST(epoch_ms(${list(cs.map((c) => String(c.timestamp)), 'BIGINT')}) AS TIMESTAMPTZ) AS _commit_timestamp
+    FROM read_parquet([${paths.map(quoteString).join(', ')}]) t`;
+  });
+  return branches.length === 1 ? branches[0]! : branches.map((b) => `(${b})`).join(' UNION ALL ');
 }

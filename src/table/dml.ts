@@ -9,7 +9,7 @@ import { type AddCDCFile, type AddFile, parseStats } from '../core/actions.js';
 import { loadDeletionVector } from '../core/deletion-vectors.js';
 import { buildDeletionVectorFile } from '../core/deletion-vector-writer.js';
 import { parsePredicate } from '../core/predicate.js';
-import { type StructType, duckType, quoteIdent } from '../core/schema.js';
+import { type StructType, duckType, quoteIdent, quoteString } from '../core/schema.js';
 import { partitionOnly } from '../core/skipping.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { protocolHasFeature } from '../core/table-features.js';
@@ -76,27 +76,57 @@ export async function count(floe: Floe, sql: string): Promise<number> {
 /**
  * The rows of candidate files with a `__hit` flag (the predicate is TRUE), materialised once, and
  * the files holding a hit: the shared first step of DELETE, UPDATE and replaceWhere on data
- * columns. `inTouched` selects the rows of those files; `hits` counts the matching rows.
+ * columns. Rows carry their file as an integer (the file's index in the scan, read_parquet's
+ * file_index) and their row index, cheaper to store, group and filter on than the file name.
+ * `inTouched` selects the rows of the touched files; `hits` counts the matching rows and `copied`
+ * the other rows of those files; `fileName` and `rowIndex` are the SQL of a row's file path and
+ * row index (for deletion vectors).
  */
 export interface MarkedRows {
   table: string;
   removed: AddFile[];
   inTouched: string;
   hits: number;
+  copied: number;
+  fileName: string;
+  rowIndex: string;
 }
 
 export async function markRows(floe: Floe, s: Snapshot, files: AddFile[], predicate: string | undefined, prefix: string): Promise<MarkedRows> {
-  const scan = await scanWithFileInfo(floe, s, files);
-  const table = await materialize(floe, prefix, `SELECT *, ${predicate ? `(${predicate}) IS TRUE` : 'true'} AS __hit FROM (${scan})`);
-  const touched = new Set((await floe.engine.allJson(`SELECT DISTINCT _file AS f FROM ${table} WHERE __hit`)).map((r) => String(r.f)));
   const store = floe.deltaLog(s.tablePath).store;
+  const plan = await planScan(floe.engine, store, s, { files, withFileId: true });
+  floe.track(plan.tables);
+  const paths = plan.paths ?? [];
+  // The scan's columns renamed by position: the table's own, then the file id and row index under
+  // names no table column has (a table may have a column called _file_id or _row_index).
+  const names = [...s.schema.fields.map((f) => quoteIdent(f.name)), FILE_ID, ROW_INDEX].join(', ');
+  const table = await materialize(floe, prefix, `SELECT *, ${predicate ? `(${predicate}) IS TRUE` : 'true'} AS __hit FROM (${plan.sql}) AS __scan(${names})`);
+  // One pass: the touched files, their matching rows and their other rows.
+  const perFile = await floe.engine.allJson(`SELECT ${FILE_ID} AS f, count(*) FILTER (WHERE __hit) AS h, count(*) AS n FROM ${table} GROUP BY ${FILE_ID} HAVING count(*) FILTER (WHERE __hit) > 0`);
+  const touched = new Set<number>();
+  let hits = 0;
+  let copied = 0;
+  for (const r of perFile) {
+    touched.add(Number(r.f));
+    hits += Number(r.h);
+    copied += Number(r.n) - Number(r.h);
+  }
+  const byPath = new Map(files.map((f) => [dataFilePath(store, f.path), f]));
+  const removed = [...touched].sort((a, b) => a - b).map((i) => byPath.get(paths[i]!)!);
+  const ids = [...touched].join(', ');
   return {
     table,
-    removed: files.filter((f) => touched.has(dataFilePath(store, f.path))),
-    inTouched: `_file IN (SELECT DISTINCT _file FROM ${table} WHERE __hit)`,
-    hits: await count(floe, `SELECT 1 FROM ${table} WHERE __hit`),
+    removed,
+    inTouched: touched.size ? `${FILE_ID} IN (${ids})` : 'false',
+    hits,
+    copied,
+    fileName: `([${paths.map(quoteString).join(', ')}]::VARCHAR[])[${FILE_ID} + 1]`,
+    rowIndex: ROW_INDEX,
   };
 }
+
+const FILE_ID = '__floe_file_id';
+const ROW_INDEX = '__floe_row_index';
 
 export interface Rewrite {
   snapshot: Snapshot;
@@ -243,15 +273,15 @@ export async function deleteRows(floe: Floe, location: string, predicate?: strin
   const cand = candidates(s, predicate);
   txn.readWhole((a) => fileCouldMatch(s, a, predicate), cand);
   if (!cand.length) return { version: null, metrics: { numDeletedRows: 0, numCopiedRows: 0, numRemovedFiles: 0, numAddedFiles: 0 } };
-  const { table: d, removed, inTouched, hits } = await markRows(floe, s, cand, predicate, 'del');
+  const { table: d, removed, inTouched, hits, copied, fileName, rowIndex } = await markRows(floe, s, cand, predicate, 'del');
   metrics.numDeletedRows = hits;
-  metrics.numCopiedRows = await count(floe, `SELECT 1 FROM ${d} WHERE ${inTouched} AND NOT __hit`);
+  metrics.numCopiedRows = copied;
   metrics.executionTimeMs = Date.now() - started;
   const cols = columnList(s.schema);
   return commitRewrite(floe, {
     snapshot: s, txn, removed,
     newDataSql: `SELECT ${cols} FROM ${d} WHERE ${inTouched} AND NOT __hit`,
-    dv: { deletedRowsSql: `SELECT _file, _row_index FROM ${d} WHERE __hit`, newDataSql: null },
+    dv: { deletedRowsSql: `SELECT ${fileName} AS _file, ${rowIndex} AS _row_index FROM ${d} WHERE __hit`, newDataSql: null },
     cdcSql: cdfOnForWrites(s) ? `SELECT ${cols}, 'delete' AS _change_type FROM ${d} WHERE __hit` : null,
     operation: 'DELETE', params, metrics, addedFilesMetric: 'numAddedFiles', removedFilesMetric: 'numRemovedFiles',
   });
@@ -286,7 +316,7 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   txn.readWhole((a) => fileCouldMatch(s, a, options.condition), cand);
   const params = { predicate: JSON.stringify(options.condition ? [options.condition] : []) };
   if (!cand.length) return { version: null, metrics: { numUpdatedRows: 0, numCopiedRows: 0 } };
-  const { table: u, removed, inTouched, hits } = await markRows(floe, s, cand, options.condition, 'upd');
+  const { table: u, removed, inTouched, hits, copied, fileName, rowIndex } = await markRows(floe, s, cand, options.condition, 'upd');
   const newCols = s.schema.fields.map((f) => {
     const e = set.get(f.name);
     return e === undefined ? quoteIdent(f.name) : `CASE WHEN __hit THEN CAST((${e}) AS ${duckType(f.type)}) ELSE ${quoteIdent(f.name)} END AS ${quoteIdent(f.name)}`;
@@ -297,7 +327,7 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   const updatedOnly = checked(`SELECT ${newCols.join(', ')} FROM ${u} WHERE __hit`);
   const metrics: Metrics = {
     numUpdatedRows: hits,
-    numCopiedRows: await count(floe, `SELECT 1 FROM ${u} WHERE ${inTouched} AND NOT __hit`),
+    numCopiedRows: copied,
   };
   metrics.executionTimeMs = Date.now() - started;
   const cols = columnList(s.schema);
@@ -308,7 +338,7 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   try {
     return await commitRewrite(floe, {
       snapshot: s, txn, removed, newDataSql: newData, cdcSql, operation: 'UPDATE', params, metrics, addedFilesMetric: 'numAddedFiles', removedFilesMetric: 'numRemovedFiles',
-      dv: { deletedRowsSql: `SELECT _file, _row_index FROM ${u} WHERE __hit`, newDataSql: updatedOnly },
+      dv: { deletedRowsSql: `SELECT ${fileName} AS _file, ${rowIndex} AS _row_index FROM ${u} WHERE __hit`, newDataSql: updatedOnly },
     });
   } catch (e) {
     throw constraintFailure(e);

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { Floe } from '../floe.js';
 import { FloeError } from '../errors.js';
 import { DeltaTable } from '../table/delta-table.js';
+import { addColumns } from '../table/alter.js';
 import type { ChangeFeedOptions } from '../core/cdf.js';
 import { corpus, tempDir } from './helpers.js';
 
@@ -98,6 +99,42 @@ test('version bounds are inclusive; the end is clamped to the latest version; co
     const cols = await df.columns();
     assert.deepEqual(cols.map((c) => c.name), ['id', 'v', '_change_type', '_commit_version', '_commit_timestamp']);
     assert.deepEqual(cols.slice(2).map((c) => c.type), ['VARCHAR', 'BIGINT', 'TIMESTAMP WITH TIME ZONE']);
+  } finally {
+    await floe.close();
+  }
+});
+
+test('files\' columns taken from the log: additive schema changes (column mapping, nested field, partitions), RESTORE, removed files', async () => {
+  const dir = await tempDir();
+  const floe = await Floe.create({ threads: 2 });
+  try {
+    const p = path.join(dir, 't');
+    await floe.duckdbSql("SELECT 1::BIGINT AS id, 'a' AS p, {'x': 1} AS st UNION ALL SELECT 2, 'b', {'x': 2}")
+      .write.delta(p, { partitionBy: ['p'], properties: { ...CDF, 'delta.columnMapping.mode': 'name' } }); // v0
+    await floe.duckdbSql("SELECT 3::BIGINT AS id, 'a' AS p, {'x': 3} AS st").write.delta(p, { mode: 'append' }); // v1
+    await addColumns(floe, p, [{ path: ['name'], type: 'string' }, { path: ['st', 'y'], type: 'string' }]); // v2
+    const t = await DeltaTable.forPath(floe, p);
+    await t.update({ condition: 'id = 1', set: { name: "'one'" } }); // v3: change files with the new columns
+    await floe.duckdbSql("SELECT 4::BIGINT AS id, 'b' AS p, {'x': 4, 'y': 'w'} AS st, 'four' AS name").write.delta(p, { mode: 'append' }); // v4
+    await t.delete("p = 'b'"); // v5: whole files removed (written before, columns unknown from the log)
+    await t.restoreToVersion(1); // v6: old files re-added
+    const st = (x: number, y: string | null = null): Row => ({ x, y });
+    const r = (id: number, pv: string, s: Row, name: string | null, type: string, v: number): Row => ({ id, p: pv, st: s, name, _change_type: type, _commit_version: v });
+    const read = async (o: ChangeFeedOptions): Promise<Row[]> => (await changes(floe, p, o)).map(({ _commit_timestamp: _, ...rest }) => rest);
+    const v1to4 = [
+      r(3, 'a', st(3), null, 'insert', 1),
+      r(1, 'a', st(1), null, 'update_preimage', 3), r(1, 'a', st(1), 'one', 'update_postimage', 3),
+      r(4, 'b', st(4, 'w'), 'four', 'insert', 4),
+    ];
+    sameRows(await read({ startingVersion: 1, endingVersion: 4 }), v1to4);
+    // every file's layout known from the log: read without union_by_name, no footers opened to plan
+    assert.doesNotMatch(await (await floe.read.changes(p, { startingVersion: 1, endingVersion: 4 })).toSQL(), /union_by_name/);
+    const v5 = [r(2, 'b', st(2), null, 'delete', 5), r(4, 'b', st(4, 'w'), 'four', 'delete', 5)];
+    sameRows(await read({ startingVersion: 1, endingVersion: 5 }), [...v1to4, ...v5]);
+    // RESTORE brings back version 1's files and schema (without name): read on its own, across it refused
+    const g = (id: number, pv: string, type: string): Row => ({ id, p: pv, st: { x: id }, _change_type: type, _commit_version: 6 });
+    sameRows(await read({ startingVersion: 6, endingVersion: 6 }), [g(1, 'a', 'insert'), g(2, 'b', 'insert'), g(1, 'a', 'delete')]);
+    await assert.rejects(read({ startingVersion: 1, endingVersion: 6 }), (e: unknown) => e instanceof FloeError && e.code === 'DELTA_CHANGE_DATA_FEED_INCOMPATIBLE_SCHEMA_CHANGE');
   } finally {
     await floe.close();
   }

@@ -338,6 +338,33 @@ test('UPDATE: set expressions over the row, a condition, metrics, and pre/post i
   }
 });
 
+test('DELETE and UPDATE on tables with columns named like the row markers (_file, _file_id, _row_index, file_index), with and without deletion vectors', async () => {
+  const dir = await tempDir();
+  const floe = await session();
+  try {
+    for (const col of ['_file', '_file_id', '_row_index', 'file_index']) {
+      for (const dv of [false, true]) {
+        const p = path.join(dir, `${col}-${dv}`);
+        const props = { ...CDF, ...(dv ? { 'delta.enableDeletionVectors': 'true' } : {}) };
+        for (let i = 0; i < 3; i++) {
+          await floe.duckdbSql(`SELECT range AS id, range * 10 AS ${col} FROM range(${i * 10}, ${i * 10 + 10})`).write.delta(p, i === 0 ? { properties: props } : { mode: 'append' });
+        }
+        const t = await DeltaTable.forPath(floe, p);
+        const u = await t.update({ condition: 'id IN (2, 4, 13)', set: { [col]: '-1' } });
+        assert.deepEqual([u.metrics.numUpdatedRows, u.metrics.numCopiedRows, u.metrics.numRemovedFiles], dv ? [3, 0, 2] : [3, 17, 2], `${col} dv=${dv}`);
+        const d = await t.delete('id % 10 = 5');
+        assert.deepEqual([d.metrics.numDeletedRows, d.metrics.numCopiedRows], dv ? [3, 0] : [3, 27], `${col} dv=${dv}`);
+        const expected = Array.from({ length: 30 }, (_, id) => ({ id, [col]: [2, 4, 13].includes(id) ? -1 : id * 10 })).filter((r) => r.id % 10 !== 5);
+        sameRows(await rows(floe, p), expected, `${col} dv=${dv}`);
+        const f = await feed(floe, p, 3);
+        assert.deepEqual([f.filter((r) => r._change_type === 'update_postimage').length, f.filter((r) => r._change_type === 'delete').length], [3, 3], `${col} dv=${dv}`);
+      }
+    }
+  } finally {
+    await floe.close();
+  }
+});
+
 test('UPDATE: NOT NULL and CHECK violations fail with their codes and leave the table unchanged', async () => {
   const dir = await tempDir();
   const floe = await session();
