@@ -4,7 +4,7 @@
  */
 import { type ChangeFeedOptions, type FileChange, checkRange, resolveRange, versionChanges } from '../core/cdf.js';
 import { type DeltaLog, commitTimestamp, mapLimit } from '../core/delta-log.js';
-import { decodePath } from '../core/actions.js';
+import { resolveLogPath } from '../storage/paths.js';
 import { FloeError } from '../errors.js';
 import type { Floe } from '../floe.js';
 import { parseTimestamp } from '../floe.js';
@@ -110,7 +110,14 @@ export async function changesQuery(floe: Floe, location: string, options: Change
   const heads = new Map<string, Promise<unknown>>();
   const head = (p: string): Promise<unknown> => {
     let h = heads.get(p);
-    if (!h) heads.set(p, (h = log.store.head(decodePath(p)).catch(() => null)));
+    if (!h) {
+      // Absolute URIs (shallow clones) are looked up where they point.
+      h = Promise.resolve().then(() => {
+        const r = resolveLogPath(log.store, p);
+        return r.store.head(r.key);
+      }).catch(() => null);
+      heads.set(p, h);
+    }
     return h;
   };
   const read = (from: number, to: number): Promise<unknown> => mapLimit(Array.from({ length: to - from + 1 }, (_, i) => from + i), 16, async (v) => {
