@@ -52,14 +52,6 @@ export function checkCanModify(s: Snapshot, op: string): void {
   }
 }
 
-/** A scan of some files with `_file` / `_row_index` columns, registered with the session. */
-export async function scanWithFileInfo(floe: Floe, snapshot: Snapshot, files: AddFile[]): Promise<string> {
-  const store = floe.deltaLog(snapshot.tablePath).store;
-  const plan = await planScan(floe.engine, store, snapshot, { files, withFileInfo: true });
-  floe.track(plan.tables);
-  return plan.sql;
-}
-
 /** Materialises a query into a session table and returns its name. */
 export async function materialize(floe: Floe, prefix: string, sql: string): Promise<string> {
   const t = floe.engine.uniqueName(prefix);
@@ -74,7 +66,7 @@ export async function count(floe: Floe, sql: string): Promise<number> {
 }
 
 /**
- * The rows of candidate files with a `__hit` flag (the predicate is TRUE), materialised once, and
+ * The rows of candidate files with a `__floe_hit` flag (the predicate is TRUE), materialised once, and
  * the files holding a hit: the shared first step of DELETE, UPDATE and replaceWhere on data
  * columns. Rows carry their file as an integer (the file's index in the scan, read_parquet's
  * file_index) and their row index, cheaper to store, group and filter on than the file name.
@@ -100,9 +92,9 @@ export async function markRows(floe: Floe, s: Snapshot, files: AddFile[], predic
   // The scan's columns renamed by position: the table's own, then the file id and row index under
   // names no table column has (a table may have a column called _file_id or _row_index).
   const names = [...s.schema.fields.map((f) => quoteIdent(f.name)), FILE_ID, ROW_INDEX].join(', ');
-  const table = await materialize(floe, prefix, `SELECT *, ${predicate ? `(${predicate}) IS TRUE` : 'true'} AS __hit FROM (${plan.sql}) AS __scan(${names})`);
+  const table = await materialize(floe, prefix, `SELECT *, ${predicate ? `(${predicate}) IS TRUE` : 'true'} AS __floe_hit FROM (${plan.sql}) AS __scan(${names})`);
   // One pass: the touched files, their matching rows and their other rows.
-  const perFile = await floe.engine.allJson(`SELECT ${FILE_ID} AS f, count(*) FILTER (WHERE __hit) AS h, count(*) AS n FROM ${table} GROUP BY ${FILE_ID} HAVING count(*) FILTER (WHERE __hit) > 0`);
+  const perFile = await floe.engine.allJson(`SELECT ${FILE_ID} AS f, count(*) FILTER (WHERE __floe_hit) AS h, count(*) AS n FROM ${table} GROUP BY ${FILE_ID} HAVING count(*) FILTER (WHERE __floe_hit) > 0`);
   const touched = new Set<number>();
   let hits = 0;
   let copied = 0;
@@ -280,9 +272,9 @@ export async function deleteRows(floe: Floe, location: string, predicate?: strin
   const cols = columnList(s.schema);
   return commitRewrite(floe, {
     snapshot: s, txn, removed,
-    newDataSql: `SELECT ${cols} FROM ${d} WHERE ${inTouched} AND NOT __hit`,
-    dv: { deletedRowsSql: `SELECT ${fileName} AS _file, ${rowIndex} AS _row_index FROM ${d} WHERE __hit`, newDataSql: null },
-    cdcSql: cdfOnForWrites(s) ? `SELECT ${cols}, 'delete' AS _change_type FROM ${d} WHERE __hit` : null,
+    newDataSql: `SELECT ${cols} FROM ${d} WHERE ${inTouched} AND NOT __floe_hit`,
+    dv: { deletedRowsSql: `SELECT ${fileName} AS _file, ${rowIndex} AS _row_index FROM ${d} WHERE __floe_hit`, newDataSql: null },
+    cdcSql: cdfOnForWrites(s) ? `SELECT ${cols}, 'delete' AS _change_type FROM ${d} WHERE __floe_hit` : null,
     operation: 'DELETE', params, metrics, addedFilesMetric: 'numAddedFiles', removedFilesMetric: 'numRemovedFiles',
   });
 }
@@ -319,12 +311,12 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   const { table: u, removed, inTouched, hits, copied, fileName, rowIndex } = await markRows(floe, s, cand, options.condition, 'upd');
   const newCols = s.schema.fields.map((f) => {
     const e = set.get(f.name);
-    return e === undefined ? quoteIdent(f.name) : `CASE WHEN __hit THEN CAST((${e}) AS ${duckType(f.type)}) ELSE ${quoteIdent(f.name)} END AS ${quoteIdent(f.name)}`;
+    return e === undefined ? quoteIdent(f.name) : `CASE WHEN __floe_hit THEN CAST((${e}) AS ${duckType(f.type)}) ELSE ${quoteIdent(f.name)} END AS ${quoteIdent(f.name)}`;
   });
   const checks = await constraintChecks(s.tablePath, s.schema, s.configuration);
   const checked = (q: string): string => (checks.length ? `SELECT * FROM (${q}) WHERE ${checks.join(' AND ')}` : q);
   const newData = checked(`SELECT ${newCols.join(', ')} FROM ${u} WHERE ${inTouched}`);
-  const updatedOnly = checked(`SELECT ${newCols.join(', ')} FROM ${u} WHERE __hit`);
+  const updatedOnly = checked(`SELECT ${newCols.join(', ')} FROM ${u} WHERE __floe_hit`);
   const metrics: Metrics = {
     numUpdatedRows: hits,
     numCopiedRows: copied,
@@ -332,13 +324,13 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   metrics.executionTimeMs = Date.now() - started;
   const cols = columnList(s.schema);
   const cdcSql = cdfOnForWrites(s)
-    ? `SELECT ${cols}, 'update_preimage' AS _change_type FROM ${u} WHERE __hit
-       UNION ALL SELECT ${cols}, 'update_postimage' AS _change_type FROM (SELECT ${newCols.join(', ')} FROM ${u} WHERE __hit)`
+    ? `SELECT ${cols}, 'update_preimage' AS _change_type FROM ${u} WHERE __floe_hit
+       UNION ALL SELECT ${cols}, 'update_postimage' AS _change_type FROM (SELECT ${newCols.join(', ')} FROM ${u} WHERE __floe_hit)`
     : null;
   try {
     return await commitRewrite(floe, {
       snapshot: s, txn, removed, newDataSql: newData, cdcSql, operation: 'UPDATE', params, metrics, addedFilesMetric: 'numAddedFiles', removedFilesMetric: 'numRemovedFiles',
-      dv: { deletedRowsSql: `SELECT ${fileName} AS _file, ${rowIndex} AS _row_index FROM ${u} WHERE __hit`, newDataSql: updatedOnly },
+      dv: { deletedRowsSql: `SELECT ${fileName} AS _file, ${rowIndex} AS _row_index FROM ${u} WHERE __floe_hit`, newDataSql: updatedOnly },
     });
   } catch (e) {
     throw constraintFailure(e);

@@ -363,10 +363,10 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
         const m = await markRows(floe, snapshot, cand, pred, 'rw');
         const d = m.table;
         removed = m.removed;
-        copySql = `SELECT ${cols} FROM ${d} WHERE ${m.inTouched} AND NOT __hit`;
+        copySql = `SELECT ${cols} FROM ${d} WHERE ${m.inTouched} AND NOT __floe_hit`;
         metrics.numDeletedRows = m.hits;
         metrics.numCopiedRows = await count(floe, copySql);
-        if (cdfOnForWrites(snapshot)) cdcSql = `SELECT ${cols}, 'delete' AS _change_type FROM ${d} WHERE __hit UNION ALL SELECT ${cols}, 'insert' AS _change_type FROM (${rowsSql})`;
+        if (cdfOnForWrites(snapshot)) cdcSql = `SELECT ${cols}, 'delete' AS _change_type FROM ${d} WHERE __floe_hit UNION ALL SELECT ${cols}, 'insert' AS _change_type FROM (${rowsSql})`;
       }
     } else {
       removed = snapshot.files;

@@ -338,11 +338,11 @@ test('UPDATE: set expressions over the row, a condition, metrics, and pre/post i
   }
 });
 
-test('DELETE and UPDATE on tables with columns named like the row markers (_file, _file_id, _row_index, file_index), with and without deletion vectors', async () => {
+test('DELETE and UPDATE on tables with columns named like the row markers (_file, _file_id, _row_index, file_index, __hit), with and without deletion vectors', async () => {
   const dir = await tempDir();
   const floe = await session();
   try {
-    for (const col of ['_file', '_file_id', '_row_index', 'file_index']) {
+    for (const col of ['_file', '_file_id', '_row_index', 'file_index', '__hit']) {
       for (const dv of [false, true]) {
         const p = path.join(dir, `${col}-${dv}`);
         const props = { ...CDF, ...(dv ? { 'delta.enableDeletionVectors': 'true' } : {}) };
