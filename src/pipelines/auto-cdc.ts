@@ -282,7 +282,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const stateSql = stateSnap ? await (await floe.read.delta(statePath, { versionAsOf: stateSnap.version })).toSQL() : null;
   const thresholdMs = (await tombstoneThreshold(floe, opts, targetSnap)) * 1000;
   const now = opts.now ?? Date.now();
-  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, stateSql, hasTruncates: !!opts.applyAsTruncates, targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, tmp };
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, stateSql, hasTruncates: !!opts.applyAsTruncates, targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, tmp };
   const r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
   return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns };
 }
@@ -303,6 +303,8 @@ interface Ctx {
   ignoreNull: boolean;
   now: number;
   cutoff: number;
+  /** This batch also collects expired tombstones of keys it does not touch (SCD 2). */
+  fullGc: boolean;
   tmp: (prefix: string, sql: string) => Promise<string>;
 }
 
@@ -407,14 +409,31 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const allTracked = c.tracked.length === nonKeys.length && !c.ignoreNull;
   const slim = allTracked && (!stateHas || nonKeys.every((n) => !stateHas.has(n)));
   const stateColumns = [...keys, ...(slim ? [] : nonKeys), '__seq', '__kind', '__ts'];
-  const st = c.stateSql ? await tmp('cdc_st', `SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql})`) : null;
+  // Only the batch's keys are read from the state (a semi-join on them), so a batch costs in
+  // proportion to its keys, not to the state. A key whose latest applied event is a delete older
+  // than the tombstone threshold is collected before the batch applies (its state rows are
+  // dropped, the batch starts a fresh history for it), whatever batch touches it first; untouched
+  // expired keys are removed by a whole-state pass every FULL_GC_EVERY batches (storage only: the
+  // result of a batch never depends on when that pass ran).
+  let st: string | null = null;
+  let stAll: string | null = null;
+  if (c.stateSql) {
+    const bk = await tmp('cdc_bk', `SELECT DISTINCT ${K.join(', ')} FROM ${evAll} WHERE __kind <> 'truncate'`);
+    stAll = await tmp('cdc_st', `WITH s AS (SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')} FROM (${c.stateSql}) s WHERE EXISTS (SELECT 1 FROM ${bk} bk WHERE ${eqOn(keys, 'bk', 's')})),
+      g AS (SELECT ${K.join(', ')} FROM s GROUP BY ALL HAVING arg_max(__kind, __seq) = 'delete' AND arg_max(__ts, __seq) < ${c.cutoff})
+      SELECT s.*, EXISTS (SELECT 1 FROM g WHERE ${eqOn(keys, 'g', 's')}) AS __gc FROM s`);
+    st = `(SELECT ${stateColumns.map(q).join(', ')} FROM ${stAll} WHERE NOT __gc)`;
+  }
   // New events: not applied before (re-deliveries of a (key, sequence) change nothing).
   // (Type 2 has no truncates; without a state every event is new and the batch is read in place.)
   const nev = st ? await tmp('cdc_nev', `SELECT e.* FROM ${evAll} e WHERE e.__kind <> 'truncate'
     AND NOT EXISTS (SELECT 1 FROM ${st} s WHERE ${eqOn(keys, 'e', 's')} AND s.__seq = e.__seq)`) : evAll;
   const ak = st || !c.targetEmpty ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${nev}`) : null;
-  return { tch: await scd2Diff(c, ak, st, nev, slim, allTracked), sch: await scd2State(c, st, nev, stateColumns, slim), stateColumns };
+  return { tch: await scd2Diff(c, ak, st, nev, slim, allTracked), sch: await scd2State(c, stAll, nev, stateColumns, slim), stateColumns };
 }
+
+/** Every FULL_GC_EVERY-th batch (by batchId) also collects the expired tombstones of keys it does not touch. */
+export const FULL_GC_EVERY = 16;
 
 async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: string, slim: boolean, allTracked: boolean): Promise<string> {
   // (Re)computes the full history of the affected keys, then diffs it with their target rows.
@@ -486,21 +505,25 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
       AND NOT EXISTS (SELECT 1 FROM ${hist} h WHERE ${eqOn(keys, 'h', 'o')} AND h."__START_AT" = o."__START_AT")`);
 }
 
-async function scd2State(c: Ctx, st: string | null, nev: string, stateColumns: string[], slim: boolean): Promise<string> {
+async function scd2State(c: Ctx, stAll: string | null, nev: string, stateColumns: string[], slim: boolean): Promise<string> {
   const { keys, nonKeys, tmp } = c;
   const K = keys.map(q);
   const dataCols = [...keys, ...(slim ? [] : nonKeys)].map(q).join(', ');
-  // Tombstone GC: keys whose latest event is a delete applied before the cutoff lose their events
-  // (none on the first batch: its events are applied now).
+  const added = `SELECT ${dataCols}, __seq, __kind, ${c.now}::BIGINT AS __ts, 'upsert' AS __op FROM ${nev}`;
   // Read once, by the state's creating write: no copy.
-  if (!st && c.cutoff <= c.now) return `(SELECT ${dataCols}, __seq, __kind, ${c.now}::BIGINT AS __ts, 'upsert' AS __op FROM ${nev})`;
-  return tmp('cdc_sch', `
-    WITH allev AS (${st ? `SELECT ${K.join(', ')}, __seq, __kind, __ts FROM ${st} UNION ALL ` : ''}SELECT ${K.join(', ')}, __seq, __kind, ${c.now}::BIGINT AS __ts FROM ${nev}),
-    lastev AS (SELECT ${K.join(', ')}, arg_max(struct_pack(k := __kind, ts := __ts), __seq) AS l FROM allev GROUP BY ALL),
-    gc AS (SELECT ${K.join(', ')} FROM lastev WHERE struct_extract(l, 'k') = 'delete' AND struct_extract(l, 'ts') < ${c.cutoff})
-    SELECT ${dataCols}, __seq, __kind, ${c.now}::BIGINT AS __ts, CASE WHEN EXISTS (SELECT 1 FROM gc WHERE ${eqOn(keys, 'gc', 'n')}) THEN 'skip' ELSE 'upsert' END AS __op FROM ${nev} n
-    ${st ? `UNION ALL
-    SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, 'delete' AS __op FROM ${st} s WHERE EXISTS (SELECT 1 FROM gc WHERE ${eqOn(keys, 'gc', 's')})` : ''}`);
+  if (!stAll) return `(${added})`;
+  const cols = stateColumns.map((x) => `s.${q(x)}`).join(', ');
+  // The batch's expired keys (collected before the batch applied), and on a full-GC batch every
+  // other key whose latest event is a delete applied before the cutoff.
+  const full = c.fullGc
+    ? `UNION ALL SELECT ${cols}, 'delete' AS __op FROM (${c.stateSql}) s
+       WHERE NOT EXISTS (SELECT 1 FROM ${stAll} b WHERE ${eqOn(keys, 'b', 's')})
+         AND EXISTS (SELECT 1 FROM (SELECT ${K.join(', ')} FROM (${c.stateSql}) GROUP BY ALL
+                                    HAVING arg_max(__kind, __seq) = 'delete' AND arg_max(__ts, __seq) < ${c.cutoff}) g WHERE ${eqOn(keys, 'g', 's')})`
+    : '';
+  return tmp('cdc_sch', `${added}
+    UNION ALL SELECT ${cols}, 'delete' AS __op FROM ${stAll} s WHERE __gc
+    ${full}`);
 }
 
 /** Step 2: the target commit (MERGE with txn (flowName, batchId)); skipped when the target already has the txn. */
@@ -534,6 +557,12 @@ export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<num
   if (!(await floe.deltaLog(p.statePath).exists())) {
     // Deletion vectors: a batch's state changes are written alone, not by rewriting the state's files.
     const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, properties: { 'delta.enableDeletionVectors': 'true' } });
+    return r.version;
+  }
+  if (p.scd === 2 && !(await floe.engine.allJson(`SELECT 1 AS x FROM ${p.sch} WHERE __op = 'delete' LIMIT 1`)).length) {
+    // Type 2 state rows are only ever added (new events) or collected: without collected rows the
+    // commit is an append, which reads nothing of the state.
+    const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
     return r.version;
   }
   const src = floe.duckdbSql(`SELECT * FROM ${p.sch} WHERE __op <> 'skip'`).alias('s');
