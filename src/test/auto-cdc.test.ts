@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
-import { type ApplyChangesOptions, STATE_DIR, applyChanges, applyChangesFromSnapshot, commitTargetStep, dropTemps, prepareApplyChanges } from '../pipelines/auto-cdc.js';
+import { type ApplyChangesOptions, FULL_GC_EVERY, STATE_DIR, applyChanges, applyChangesFromSnapshot, commitTargetStep, dropTemps, prepareApplyChanges } from '../pipelines/auto-cdc.js';
 import { USERS_EXPECTED, runUsersExample } from '../examples/users-cdc.js';
 import { runDebeziumExample } from '../examples/debezium-cdc.js';
 import { tempDir } from './helpers.js';
@@ -120,6 +120,31 @@ test('SCD 2: a late event is placed into history; a delete closes the current ve
   await applyChanges(floe, { ...base(t2, 2, { trackHistoryColumnList: ['a'] }), source: eventsDf(floe, [u(1, 1, 10, 'x')]), batchId: 0 });
   await applyChanges(floe, { ...base(t2, 2, { trackHistoryColumnList: ['a'] }), source: eventsDf(floe, [u(1, 2, 10, 'y')]), batchId: 1 });
   assert.deepEqual(await readScd2(floe, t2), [{ id: 1, a: 10, b: 'y', start: 1, end: null }]);
+});
+
+test('SCD 2: a tombstone keeps late events in history; once expired, the key starts a fresh history; untouched keys are collected by the periodic pass', async () => {
+  const t = fresh();
+  const opts = (batchId: number, now: number, evs: Ev[]) => ({ ...base(t, 2), source: eventsDf(floe, evs), batchId, now, tombstoneGCThresholdInSeconds: 60 });
+  const stateIds = async () => (await (await floe.read.delta(path.join(t, STATE_DIR))).toJSON()).map((r) => `${Number(r.id)}@${Number(r.__seq)}`).sort();
+  await applyChanges(floe, opts(0, 0, [u(1, 5, 50), d(1, 7), u(2, 1, 1), u(3, 1, 3), d(3, 2)]));
+  await applyChanges(floe, opts(1, 30_000, [u(1, 6, 60)])); // within retention: placed into history
+  assert.deepEqual((await readScd2(floe, t)).filter((r) => r.id === 1), [
+    { id: 1, a: 50, b: null, start: 5, end: 6 },
+    { id: 1, a: 60, b: null, start: 6, end: 7 },
+  ]);
+  // Key 1's tombstone (applied at 0) has expired at 200 s: collected before the batch applies, so
+  // the late event starts a fresh history (DLT's resurrection after GC).
+  await applyChanges(floe, opts(2, 200_000, [u(1, 8, 80), u(2, 2, 2)]));
+  assert.deepEqual((await readScd2(floe, t)).filter((r) => r.id === 1), [
+    { id: 1, a: 50, b: null, start: 5, end: 6 },
+    { id: 1, a: 60, b: null, start: 6, end: 7 },
+    { id: 1, a: 80, b: null, start: 8, end: null },
+  ]);
+  // Key 3 (expired, untouched) stays in the state until a full-GC batch (batchId % FULL_GC_EVERY = 0).
+  assert.deepEqual(await stateIds(), ['1@8', '2@1', '2@2', '3@1', '3@2']);
+  await applyChanges(floe, opts(FULL_GC_EVERY, 210_000, [u(2, 3, 3)]));
+  assert.deepEqual(await stateIds(), ['1@8', '2@1', '2@2', '2@3']);
+  assert.deepEqual((await readScd2(floe, t)).filter((r) => r.id === 3), [{ id: 3, a: 3, b: null, start: 1, end: 2 }]);
 });
 
 test('the same key and sequence twice in a batch is an error naming the key', async () => {
