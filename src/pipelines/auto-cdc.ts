@@ -419,7 +419,7 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   let stAll: string | null = null;
   if (c.stateSql) {
     const bk = await tmp('cdc_bk', `SELECT DISTINCT ${K.join(', ')} FROM ${evAll} WHERE __kind <> 'truncate'`);
-    stAll = await tmp('cdc_st', `WITH s AS (SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')} FROM (${c.stateSql}) s WHERE EXISTS (SELECT 1 FROM ${bk} bk WHERE ${eqOn(keys, 'bk', 's')})),
+    stAll = await tmp('cdc_st', `WITH s AS (SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')} FROM (${c.stateSql}) s JOIN ${bk} bk ON ${eqOn(keys, 'bk', 's')}),
       g AS (SELECT ${K.join(', ')} FROM s GROUP BY ALL HAVING arg_max(__kind, __seq) = 'delete' AND arg_max(__ts, __seq) < ${c.cutoff})
       SELECT s.*, EXISTS (SELECT 1 FROM g WHERE ${eqOn(keys, 'g', 's')}) AS __gc FROM s`);
     st = `(SELECT ${stateColumns.map(q).join(', ')} FROM ${stAll} WHERE NOT __gc)`;
@@ -440,19 +440,17 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
   const { keys, nonKeys, tmp } = c;
   const K = keys.map(q);
   const dataCols = [...keys, ...nonKeys].map(q).join(', ');
-  const old = ak && !c.targetEmpty ? await tmp('cdc_old', `SELECT t.* FROM (${c.targetSql}) t WHERE EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 't')})`) : null;
+  // An inner join with the (distinct) affected keys, not EXISTS: DuckDB then pushes the keys' range
+  // into the target scan (row groups outside it are skipped).
+  const old = ak && !c.targetEmpty ? await tmp('cdc_old', `SELECT t.* FROM (${c.targetSql}) t JOIN ${ak} ak ON ${eqOn(keys, 'ak', 't')}`) : null;
   let stateEvents = '';
   if (st && ak) {
     const inAk = `EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})`;
     if (slim && old) {
-      // Each state event's values: those of the target version holding its sequence. An inner
-      // equi-join on the keys with the interval as a filter (a hash join), then matched back by
-      // (keys, sequence); materialised once (the history and the floor both read it).
-      const vals = `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}, s.__seq${nonKeys.map((n) => `, o.${q(n)}`).join('')} FROM ${st} s JOIN ${old} o ON ${eqOn(keys, 's', 'o')}
-            WHERE o."__START_AT" <= s.__seq AND (o."__END_AT" IS NULL OR s.__seq < o."__END_AT")
-            QUALIFY row_number() OVER (PARTITION BY ${keys.map((k) => `s.${q(k)}`).join(', ')}, s.__seq ORDER BY o."__START_AT" DESC) = 1`;
-      stateEvents = 'SELECT * FROM ' + await tmp('cdc_sev', `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, v.${q(n)}`).join('')}, s.__seq, s.__kind FROM ${st} s
-            LEFT JOIN (${vals}) v ON ${eqOn(keys, 's', 'v')} AND v.__seq = s.__seq WHERE ${inAk}`);
+      // Each state event's values: those of the target version holding its sequence, the latest
+      // version starting at or before it (an ASOF join; a delete's values are never read).
+      stateEvents = 'SELECT * FROM ' + await tmp('cdc_sev', `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, o.${q(n)}`).join('')}, s.__seq, s.__kind
+            FROM (SELECT * FROM ${st} s WHERE ${inAk}) s ASOF LEFT JOIN ${old} o ON ${eqOn(keys, 's', 'o')} AND s.__seq >= o."__START_AT"`);
     } else if (slim) stateEvents = `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, NULL AS ${q(n)}`).join('')}, s.__seq, s.__kind FROM ${st} s WHERE ${inAk}`;
     else stateEvents = `SELECT ${dataCols}, __seq, __kind FROM ${st} s WHERE ${inAk}`;
   }
