@@ -232,19 +232,23 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   // only when some pair repeats is it copied with identical rows collapsed, then checked exactly.
   const evSql = `SELECT ${columns.map(q).join(', ')}, (${opts.sequenceBy}) AS __seq, ${kind} AS __kind FROM (${srcSql}) AS __src`;
   const K0 = keys.map(q).join(', ');
-  const repeated = await eng.allJson(`SELECT 1 AS x FROM (${evSql}) WHERE __kind <> 'truncate' GROUP BY ${K0}, __seq HAVING count(*) > 1 LIMIT 1`);
+  // One pass over the batch for the row count, repeated (key, sequence) pairs and NULL keys or sequences.
+  const [chk] = await eng.allJson(`SELECT coalesce(sum(__c), 0)::BIGINT AS n, coalesce(bool_or(__c > 1 AND NOT __tr), false) AS rep, coalesce(bool_or(__seq IS NULL), false) AS nseq,
+      coalesce(bool_or(NOT __tr AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')})), false) AS nkey
+    FROM (SELECT ${K0}, __seq, __kind = 'truncate' AS __tr, count(*) AS __c FROM (${evSql}) GROUP BY ALL)`);
+  const repeated = chk!.rep === true;
   let evAll: string;
-  if (repeated.length) evAll = await tmp('cdc_ev_all', `SELECT DISTINCT * FROM (${evSql})`);
+  if (repeated) evAll = await tmp('cdc_ev_all', `SELECT DISTINCT * FROM (${evSql})`);
   // ignoreNullUpdates reads the batch several times: one plain copy.
   else if (opts.ignoreNullUpdates) evAll = await tmp('cdc_ev_all', evSql);
   else evAll = `(${evSql})`;
-  const numSourceRows = Number((await eng.allJson(`SELECT count(*) AS n FROM (${srcSql})`))[0]!.n);
+  const numSourceRows = Number(chk!.n);
   const keyText = (r: Record<string, unknown>): string => keys.map((k) => `${k}=${show(r[k])}`).join(', ');
-  const nullSeq = await eng.allJson(`SELECT ${keys.map(q).join(', ')} FROM ${evAll} WHERE __seq IS NULL LIMIT 1`);
+  const nullSeq = chk!.nseq === true ? await eng.allJson(`SELECT ${keys.map(q).join(', ')} FROM ${evAll} WHERE __seq IS NULL LIMIT 1`) : [];
   if (nullSeq.length) throw new FloeError('AUTO_CDC_NULL_SEQUENCE', `AUTO CDC into ${opts.target}: an event for key (${keyText(nullSeq[0]!)}) has a NULL sequenceBy value (${opts.sequenceBy}); NULL sequence values are not supported.`, { key: nullSeq[0] });
-  const nullKey = await eng.allJson(`SELECT __seq FROM ${evAll} WHERE __kind <> 'truncate' AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')}) LIMIT 1`);
+  const nullKey = chk!.nkey === true ? await eng.allJson(`SELECT __seq FROM ${evAll} WHERE __kind <> 'truncate' AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')}) LIMIT 1`) : [];
   if (nullKey.length) throw new FloeError('AUTO_CDC_NULL_KEY', `AUTO CDC into ${opts.target}: an event (sequence ${show(nullKey[0]!.__seq)}) has a NULL key column (${keys.join(', ')}).`, {});
-  const dup = repeated.length ? await eng.allJson(`SELECT ${keys.map(q).join(', ')}, __seq, count(*) AS n FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL HAVING count(*) > 1 LIMIT 1`) : [];
+  const dup = repeated ? await eng.allJson(`SELECT ${keys.map(q).join(', ')}, __seq, count(*) AS n FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL HAVING count(*) > 1 LIMIT 1`) : [];
   if (dup.length) {
     const r = dup[0]!;
     throw new FloeError(
@@ -318,6 +322,16 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const cs = (i: number): string => `__cs_${i}`;
   const csCols = c.ignoreNull ? nonKeys.map((_, i) => cs(i)) : [];
   const stateColumns = [...keys, '__upsert_seq', '__delete_seq', ...csCols, '__ts', '__slot'];
+  if (!c.stateSql && c.targetEmpty && !c.ignoreNull && !c.hasTruncates) {
+    // The first batch (no state, empty target): one aggregation of the batch per key, materialised
+    // once; the target rows (live keys) and the state rows (every key) are read from it as they are
+    // written, with no join and no further copy.
+    const pack = nonKeys.length ? `, arg_max(struct_pack(${nonKeys.map((n) => `${q(n)} := ${q(n)}`).join(', ')}), __seq) FILTER (WHERE __kind = 'upsert') AS e_row` : '';
+    const kd = await tmp('cdc_kd', `SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'upsert') AS u_key, max(__seq) FILTER (WHERE __kind = 'delete') AS d_key${pack} FROM ${evAll} GROUP BY ALL`);
+    const tch = `(SELECT ${K.join(', ')}${nonKeys.map((n) => `, struct_extract(e_row, ${sqlStr(n)}) AS ${q(n)}`).join('')}, 'upsert' AS __op FROM ${kd} WHERE u_key IS NOT NULL AND (d_key IS NULL OR u_key > d_key))`;
+    const sch = `(SELECT ${K.join(', ')}, u_key AS __upsert_seq, d_key AS __delete_seq, ${c.now}::BIGINT AS __ts, 0::INTEGER AS __slot, 'upsert' AS __op FROM ${kd})`;
+    return { tch, sch, stateColumns };
+  }
   const emptyState = `SELECT ${K.join(', ')}, __seq AS __upsert_seq, __seq AS __delete_seq${csCols.map((x) => `, __seq AS ${x}`).join('')}, 0::BIGINT AS __ts, 0::INTEGER AS __slot FROM ${evAll} WHERE false`;
   // No copy of the state: it is read in place (empty on the first batch).
   const st = c.stateSql ? `(SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql}))` : `(${emptyState})`;
