@@ -232,44 +232,62 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   // only when some pair repeats is it copied with identical rows collapsed, then checked exactly.
   const evSql = `SELECT ${columns.map(q).join(', ')}, (${opts.sequenceBy}) AS __seq, ${kind} AS __kind FROM (${srcSql}) AS __src`;
   const K0 = keys.map(q).join(', ');
-  // One pass over the batch for the row count, repeated (key, sequence) pairs and NULL keys or sequences.
-  const [chk] = await eng.allJson(`SELECT coalesce(sum(__c), 0)::BIGINT AS n, coalesce(bool_or(__c > 1 AND NOT __tr), false) AS rep, coalesce(bool_or(__seq IS NULL), false) AS nseq,
-      coalesce(bool_or(NOT __tr AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')})), false) AS nkey
-    FROM (SELECT ${K0}, __seq, __kind = 'truncate' AS __tr, count(*) AS __c FROM (${evSql}) GROUP BY ALL)`);
-  const repeated = chk!.rep === true;
-  let evAll: string;
-  if (repeated) evAll = await tmp('cdc_ev_all', `SELECT DISTINCT * FROM (${evSql})`);
-  // ignoreNullUpdates reads the batch several times: one plain copy.
-  else if (opts.ignoreNullUpdates) evAll = await tmp('cdc_ev_all', evSql);
-  else evAll = `(${evSql})`;
-  const numSourceRows = Number(chk!.n);
   const keyText = (r: Record<string, unknown>): string => keys.map((k) => `${k}=${show(r[k])}`).join(', ');
-  const nullSeq = chk!.nseq === true ? await eng.allJson(`SELECT ${keys.map(q).join(', ')} FROM ${evAll} WHERE __seq IS NULL LIMIT 1`) : [];
-  if (nullSeq.length) throw new FloeError('AUTO_CDC_NULL_SEQUENCE', `AUTO CDC into ${opts.target}: an event for key (${keyText(nullSeq[0]!)}) has a NULL sequenceBy value (${opts.sequenceBy}); NULL sequence values are not supported.`, { key: nullSeq[0] });
-  const nullKey = chk!.nkey === true ? await eng.allJson(`SELECT __seq FROM ${evAll} WHERE __kind <> 'truncate' AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')}) LIMIT 1`) : [];
-  if (nullKey.length) throw new FloeError('AUTO_CDC_NULL_KEY', `AUTO CDC into ${opts.target}: an event (sequence ${show(nullKey[0]!.__seq)}) has a NULL key column (${keys.join(', ')}).`, {});
-  const dup = repeated ? await eng.allJson(`SELECT ${keys.map(q).join(', ')}, __seq, count(*) AS n FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL HAVING count(*) > 1 LIMIT 1`) : [];
-  if (dup.length) {
-    const r = dup[0]!;
-    throw new FloeError(
-      'AUTO_CDC_DUPLICATE_SEQUENCE',
-      `AUTO CDC into ${opts.target}: key (${keyText(r)}) has ${String(r.n)} different events at the same sequence ${show(r.__seq)}; there must be one distinct update per key at each sequence value.`,
-      { key: Object.fromEntries(keys.map((k) => [k, r[k]])), sequence: r.__seq },
-    );
-  }
 
   // State and target snapshots.
   const stateLog = floe.deltaLog(statePath);
   const stateExists = await stateLog.exists();
   const stateSnap = stateExists ? await stateLog.snapshot() : null;
-  const base = { opts, scd, statePath, stateExists, keys, columns, nonKeys, numSourceRows, temps } as const;
   if (stateSnap && (stateSnap.txnVersion(opts.flowName) ?? -1) >= opts.batchId) {
-    return { ...base, alreadyApplied: true, targetAlreadyCommitted: true, tch: '', sch: '', stateColumns: [] };
+    const numSourceRows = Number((await eng.allJson(`SELECT count(*) AS n FROM (${srcSql})`))[0]!.n);
+    return { opts, scd, statePath, stateExists, keys, columns, nonKeys, numSourceRows, temps, alreadyApplied: true, targetAlreadyCommitted: true, tch: '', sch: '', stateColumns: [] };
   }
   const targetLog = floe.deltaLog(opts.target);
-  if (!(await targetLog.exists())) {
+  const targetExists = await targetLog.exists();
+  const targetEmptyBefore = !targetExists || (await floe.snapshot(opts.target)).files.length === 0;
+  // SCD 2's first batch (every column tracked) sorts the batch by (key, sequence) for its history
+  // anyway: that pass also flags repeated pairs, instead of a separate grouping of the batch.
+  const allTracked = tracked.length === nonKeys.length && !opts.ignoreNullUpdates;
+  let foldDup = scd === 2 && !stateSnap && targetEmptyBefore && allTracked;
+
+  // One pass over the batch for the row count, NULL keys or sequences, and (unless folded) repeated (key, sequence) pairs.
+  const [chk] = foldDup
+    ? await eng.allJson(`SELECT count(*)::BIGINT AS n, false AS rep, coalesce(bool_or(__seq IS NULL), false) AS nseq,
+        coalesce(bool_or(__kind <> 'truncate' AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')})), false) AS nkey FROM (${evSql})`)
+    : await eng.allJson(`SELECT coalesce(sum(__c), 0)::BIGINT AS n, coalesce(bool_or(__c > 1 AND NOT __tr), false) AS rep, coalesce(bool_or(__seq IS NULL), false) AS nseq,
+        coalesce(bool_or(NOT __tr AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')})), false) AS nkey
+      FROM (SELECT ${K0}, __seq, __kind = 'truncate' AS __tr, count(*) AS __c FROM (${evSql}) GROUP BY ALL)`);
+  const numSourceRows = Number(chk!.n);
+  /** The exact check of repeated pairs: identical rows collapse (a copy of the batch), different ones are an error. */
+  const dedupe = async (): Promise<string> => {
+    const evAll = await tmp('cdc_ev_all', `SELECT DISTINCT * FROM (${evSql})`);
+    const dup = await eng.allJson(`SELECT ${K0}, __seq, count(*) AS n FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL HAVING count(*) > 1 LIMIT 1`);
+    if (dup.length) {
+      const r = dup[0]!;
+      throw new FloeError(
+        'AUTO_CDC_DUPLICATE_SEQUENCE',
+        `AUTO CDC into ${opts.target}: key (${keyText(r)}) has ${String(r.n)} different events at the same sequence ${show(r.__seq)}; there must be one distinct update per key at each sequence value.`,
+        { key: Object.fromEntries(keys.map((k) => [k, r[k]])), sequence: r.__seq },
+      );
+    }
+    return evAll;
+  };
+  let evAll: string;
+  if (chk!.rep === true) evAll = '';
+  // ignoreNullUpdates reads the batch several times: one plain copy.
+  else if (opts.ignoreNullUpdates) evAll = await tmp('cdc_ev_all', evSql);
+  else evAll = `(${evSql})`;
+  const firstRead = evAll || `(${evSql})`;
+  const nullSeq = chk!.nseq === true ? await eng.allJson(`SELECT ${K0} FROM ${firstRead} WHERE __seq IS NULL LIMIT 1`) : [];
+  if (nullSeq.length) throw new FloeError('AUTO_CDC_NULL_SEQUENCE', `AUTO CDC into ${opts.target}: an event for key (${keyText(nullSeq[0]!)}) has a NULL sequenceBy value (${opts.sequenceBy}); NULL sequence values are not supported.`, { key: nullSeq[0] });
+  const nullKey = chk!.nkey === true ? await eng.allJson(`SELECT __seq FROM ${firstRead} WHERE __kind <> 'truncate' AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')}) LIMIT 1`) : [];
+  if (nullKey.length) throw new FloeError('AUTO_CDC_NULL_KEY', `AUTO CDC into ${opts.target}: an event (sequence ${show(nullKey[0]!.__seq)}) has a NULL key column (${keys.join(', ')}).`, {});
+  if (!evAll) evAll = await dedupe();
+
+  const base = { opts, scd, statePath, stateExists, keys, columns, nonKeys, numSourceRows, temps } as const;
+  if (!targetExists) {
     const extra = scd === 2 ? ', __seq AS "__START_AT", __seq AS "__END_AT"' : '';
-    await floe.duckdbSql(`SELECT ${columns.map(q).join(', ')}${extra} FROM ${evAll} WHERE false`).write.delta(opts.target, {
+    await floe.duckdbSql(`SELECT ${columns.map(q).join(', ')}${extra} FROM (${evSql}) WHERE false`).write.delta(opts.target, {
       mode: 'append',
       // Deletion vectors on, as DLT's targets: a batch changing a few keys writes those rows and a DV,
       // not a copy of every file it touches (`delta.enableDeletionVectors = false` in tableProperties to opt out).
@@ -286,8 +304,14 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const stateSql = stateSnap ? await (await floe.read.delta(statePath, { versionAsOf: stateSnap.version })).toSQL() : null;
   const thresholdMs = (await tombstoneThreshold(floe, opts, targetSnap)) * 1000;
   const now = opts.now ?? Date.now();
-  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, stateSql, hasTruncates: !!opts.applyAsTruncates, targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, tmp };
-  const r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
+  foldDup &&= targetSnap.files.length === 0;
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, stateSql, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp };
+  let r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
+  if (!r) {
+    // The folded check saw a repeated (key, sequence): the exact check, then the batch again.
+    r = await computeScd2({ ...ctx, evAll: await dedupe(), foldDup: false });
+    if (!r) throw new Error('AUTO CDC: repeated (key, sequence) pairs after deduplication');
+  }
   return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns };
 }
 
@@ -300,6 +324,8 @@ interface Ctx {
   evAll: string;
   targetSql: string;
   stateSql: string | null;
+  /** The state table's columns (from its Delta schema), when it exists. */
+  stateColumns: string[] | null;
   /** applyAsTruncates is set. */
   hasTruncates: boolean;
   /** The target has no data files (its first batch, or after a truncate). */
@@ -309,6 +335,8 @@ interface Ctx {
   cutoff: number;
   /** This batch also collects expired tombstones of keys it does not touch (SCD 2). */
   fullGc: boolean;
+  /** SCD 2 first batch: repeated (key, sequence) pairs are flagged by the history's sort; compute returns null when it sees one. */
+  foldDup: boolean;
   tmp: (prefix: string, sql: string) => Promise<string>;
 }
 
@@ -413,13 +441,14 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
 }
 
 /** SCD type 2. State rows: the applied events: keys, non-key columns, __seq, __kind, __ts (epoch ms applied). */
-async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[] }> {
+async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[] } | null> {
   const { keys, nonKeys, evAll, tmp } = c;
   const K = keys.map(q);
   // With every column tracked (and no ignoreNullUpdates) the upserts of one version all carry the
   // version's values, so the state keeps only (keys, __seq, __kind, __ts): an event's values are
   // those of the target version holding its sequence. A state created with data columns keeps them.
-  const stateHas = c.stateSql ? new Set((await c.floe.engine.describe(c.stateSql)).map((x) => x.name)) : null;
+  // The state's columns from its Delta schema (no scan).
+  const stateHas = c.stateColumns ? new Set(c.stateColumns) : null;
   const allTracked = c.tracked.length === nonKeys.length && !c.ignoreNull;
   const slim = allTracked && (!stateHas || nonKeys.every((n) => !stateHas.has(n)));
   const stateColumns = [...keys, ...(slim ? [] : nonKeys), '__seq', '__kind', '__ts'];
@@ -443,13 +472,15 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const nev = st ? await tmp('cdc_nev', `SELECT e.* FROM ${evAll} e WHERE e.__kind <> 'truncate'
     AND NOT EXISTS (SELECT 1 FROM ${st} s WHERE ${eqOn(keys, 'e', 's')} AND s.__seq = e.__seq)`) : evAll;
   const ak = st || !c.targetEmpty ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${nev}`) : null;
-  return { tch: await scd2Diff(c, ak, st, nev, slim, allTracked), sch: await scd2State(c, stAll, nev, stateColumns, slim), stateColumns };
+  const tch = await scd2Diff(c, ak, st, nev, slim, allTracked);
+  if (tch === null) return null;
+  return { tch, sch: await scd2State(c, stAll, nev, stateColumns, slim), stateColumns };
 }
 
 /** Every FULL_GC_EVERY-th batch (by batchId) also collects the expired tombstones of keys it does not touch. */
 export const FULL_GC_EVERY = 16;
 
-async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: string, slim: boolean, allTracked: boolean): Promise<string> {
+async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: string, slim: boolean, allTracked: boolean): Promise<string | null> {
   // (Re)computes the full history of the affected keys, then diffs it with their target rows.
   const { keys, nonKeys, tmp } = c;
   const K = keys.map(q);
@@ -475,11 +506,14 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
     // A version starts at an upsert after nothing, after a delete, or with different values; it ends
     // at the next such boundary (the next version or a delete).
     const differs = nonKeys.length ? nonKeys.map((n, i) => `${q(n)} IS DISTINCT FROM __p${i}`).join(' OR ') : 'false';
-    histSql = `SELECT ${dataCols}, "__START_AT", "__END_AT" FROM (
+    // foldDup: a row whose sequence equals the previous row's is a repeated (key, sequence); it is
+    // kept through both filters, flagged, and the caller discards this result when any is flagged.
+    const dupSel = c.foldDup ? ', __dup' : '';
+    histSql = `SELECT ${dataCols}, "__START_AT", "__END_AT"${dupSel} FROM (
         SELECT *, __seq AS "__START_AT", lead(__seq) OVER (${part} ORDER BY __seq) AS "__END_AT" FROM (
-          SELECT * FROM (SELECT *, lag(__kind) OVER w AS __pk${nonKeys.map((n, i) => `, lag(${q(n)}) OVER w AS __p${i}`).join('')} FROM (${all}) WINDOW w AS (${part} ORDER BY __seq))
-          WHERE __kind = 'delete' OR __pk IS NULL OR __pk = 'delete' OR ${differs}))
-      WHERE __kind = 'upsert'`;
+          SELECT * FROM (SELECT *, lag(__kind) OVER w AS __pk${nonKeys.map((n, i) => `, lag(${q(n)}) OVER w AS __p${i}`).join('')}${c.foldDup ? ', coalesce(lag(__seq) OVER w = __seq, false) AS __dup' : ''} FROM (${all}) WINDOW w AS (${part} ORDER BY __seq))
+          WHERE __kind = 'delete' OR __pk IS NULL OR __pk = 'delete' OR ${differs}${c.foldDup ? ' OR __dup' : ''}))
+      WHERE __kind = 'upsert'${c.foldDup ? ' OR __dup' : ''}`;
   } else {
     const eff = nonKeys.map((n) =>
       c.ignoreNull
@@ -500,7 +534,12 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
   }
   const outCols = [...keys, ...nonKeys, '__START_AT', '__END_AT'];
   // An empty target: the history is the change.
-  if (!old) return tmp('cdc_tch', `SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op FROM (${histSql})`);
+  if (!old) {
+    if (!(c.foldDup && allTracked)) return tmp('cdc_tch', `SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op FROM (${histSql})`);
+    const tch = await tmp('cdc_tch', `SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op, __dup FROM (${histSql})`);
+    if ((await c.floe.engine.allJson(`SELECT 1 AS x FROM ${tch} WHERE __dup LIMIT 1`)).length) return null;
+    return `(SELECT ${outCols.map(q).join(', ')}, __op FROM ${tch})`;
+  }
   const hist = await tmp('cdc_hist', histSql);
   // The earliest known event per key: target rows that start before it (history kept after a
   // tombstone GC) are left alone.

@@ -156,6 +156,15 @@ test('the same key and sequence twice in a batch is an error naming the key', as
   // The very same event delivered twice is one event.
   await applyChanges(floe, { ...base(t, 1), source: eventsDf(floe, [u(7, 4, 1), u(7, 4, 1)]), batchId: 0 });
   assert.deepEqual(await readScd1(floe, t), [{ id: 7, a: 1, b: null }]);
+  // SCD 2's first batch finds repeated pairs in its history pass (a delete and an upsert too).
+  const t2 = fresh();
+  await assert.rejects(
+    applyChanges(floe, { ...base(t2, 2), source: eventsDf(floe, [u(8, 1, 1), u(7, 4, 1), d(7, 4), u(9, 4, 1)]), batchId: 0 }),
+    (e: Error & { code?: string }) => e.code === 'AUTO_CDC_DUPLICATE_SEQUENCE' && /id=7/.test(e.message) && /sequence 4/.test(e.message),
+  );
+  assert.equal((await floe.snapshot(t2)).files.length, 0, 'nothing written');
+  await applyChanges(floe, { ...base(t2, 2), source: eventsDf(floe, [u(7, 4, 1), u(7, 2, 2), u(7, 4, 1)]), batchId: 0 });
+  assert.deepEqual(await readScd2(floe, t2), [{ id: 7, a: 2, b: null, start: 2, end: 4 }, { id: 7, a: 1, b: null, start: 4, end: null }]);
   // Option checks.
   await assert.rejects(applyChanges(floe, { ...base(fresh(), 2), applyAsTruncates: "op = 't'", source: eventsDf(floe, [u(1, 1, 1)]), batchId: 0 }), /SCD type 1 only/);
   await assert.rejects(applyChanges(floe, { ...base(fresh(), 1), columnList: ['id'], source: eventsDf(floe, [u(1, 1, 1)]), batchId: 0 }), /mutually exclusive/);
