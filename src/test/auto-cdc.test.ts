@@ -115,6 +115,16 @@ test('SCD 2: a late event is placed into history; a delete closes the current ve
     { id: 1, a: 30, b: null, start: 3, end: 5 },
     { id: 1, a: 50, b: null, start: 5, end: 9 },
   ]);
+  // An identical upsert continues its version (one batch, and across batches).
+  const t3 = fresh();
+  await applyChanges(floe, { ...base(t3, 2), source: eventsDf(floe, [u(1, 1, 10), u(1, 2, 10), u(1, 4, 20), u(2, 1, 5), u(2, 2, 5), d(2, 3)]), batchId: 0 });
+  await applyChanges(floe, { ...base(t3, 2), source: eventsDf(floe, [u(1, 3, 10), u(1, 5, 20), u(1, 6, 30)]), batchId: 1 });
+  assert.deepEqual(await readScd2(floe, t3), [
+    { id: 1, a: 10, b: null, start: 1, end: 4 },
+    { id: 1, a: 20, b: null, start: 4, end: 6 },
+    { id: 1, a: 30, b: null, start: 6, end: null },
+    { id: 2, a: 5, b: null, start: 1, end: 3 },
+  ]);
   // Only untracked columns change: in place (no new version).
   const t2 = fresh();
   await applyChanges(floe, { ...base(t2, 2, { trackHistoryColumnList: ['a'] }), source: eventsDf(floe, [u(1, 1, 10, 'x')]), batchId: 0 });
