@@ -501,9 +501,19 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
   }
   const all = stateEvents ? `SELECT ${dataCols}, __seq, __kind FROM (${stateEvents}) UNION ALL SELECT ${dataCols}, __seq, __kind FROM ${nev}` : `SELECT ${dataCols}, __seq, __kind FROM ${nev}`;
   const part = `PARTITION BY ${K.join(', ')}`;
-  let histSql = '';
+  let histSql: string;
   if (allTracked) {
-    // Computed below by allTrackedHistory (materialised).
+    // A version starts at an upsert after nothing, after a delete, or with different values; it ends
+    // at the next such boundary (the next version or a delete).
+    const differs = nonKeys.length ? nonKeys.map((n, i) => `${q(n)} IS DISTINCT FROM __p${i}`).join(' OR ') : 'false';
+    // foldDup: a row whose sequence equals the previous row's is a repeated (key, sequence); it is
+    // kept through both filters, flagged, and the caller discards this result when any is flagged.
+    const dupSel = c.foldDup ? ', __dup' : '';
+    histSql = `SELECT ${dataCols}, "__START_AT", "__END_AT"${dupSel} FROM (
+        SELECT *, __seq AS "__START_AT", lead(__seq) OVER (${part} ORDER BY __seq) AS "__END_AT" FROM (
+          SELECT * FROM (SELECT *, lag(__kind) OVER w AS __pk${nonKeys.map((n, i) => `, lag(${q(n)}) OVER w AS __p${i}`).join('')}${c.foldDup ? ', coalesce(lag(__seq) OVER w = __seq, false) AS __dup' : ''} FROM (${all}) WINDOW w AS (${part} ORDER BY __seq))
+          WHERE __kind = 'delete' OR __pk IS NULL OR __pk = 'delete' OR ${differs}${c.foldDup ? ' OR __dup' : ''}))
+      WHERE __kind = 'upsert'${c.foldDup ? ' OR __dup' : ''}`;
   } else {
     const eff = nonKeys.map((n) =>
       c.ignoreNull
@@ -523,17 +533,14 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
     SELECT ${K.join(', ')}${nonKeys.map((n) => `, struct_extract(__last, ${sqlStr(n)}) AS ${q(n)}`).join('')}, __start AS "__START_AT", struct_extract(__last, '__n') AS "__END_AT" FROM v`;
   }
   const outCols = [...keys, ...nonKeys, '__START_AT', '__END_AT'];
-  let hist: string;
-  if (allTracked) {
-    const h = await allTrackedHistory(c, all, !old);
-    if (h === null) return null;
-    if (!old) return `(SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op FROM ${h})`;
-    hist = h;
-  } else {
-    // An empty target: the history is the change.
-    if (!old) return tmp('cdc_tch', `SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op FROM (${histSql})`);
-    hist = await tmp('cdc_hist', histSql);
+  // An empty target: the history is the change.
+  if (!old) {
+    if (!(c.foldDup && allTracked)) return tmp('cdc_tch', `SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op FROM (${histSql})`);
+    const tch = await tmp('cdc_tch', `SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op, __dup FROM (${histSql})`);
+    if ((await c.floe.engine.allJson(`SELECT 1 AS x FROM ${tch} WHERE __dup LIMIT 1`)).length) return null;
+    return `(SELECT ${outCols.map(q).join(', ')}, __op FROM ${tch})`;
   }
+  const hist = await tmp('cdc_hist', histSql);
   // The earliest known event per key: target rows that start before it (history kept after a
   // tombstone GC) are left alone.
   const floor = await tmp('cdc_floor', `SELECT ${K.join(', ')}, min(__seq) AS __floor FROM (${all}) GROUP BY ALL`);
@@ -547,46 +554,6 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
     FROM ${old} o JOIN ${floor} f ON ${eqOn(keys, 'o', 'f')}
     WHERE o."__START_AT" >= f.__floor
       AND NOT EXISTS (SELECT 1 FROM ${hist} h WHERE ${eqOn(keys, 'h', 'o')} AND h."__START_AT" = o."__START_AT")`);
-}
-
-/**
- * The history of the events `all` with every column tracked (materialised; keys, values, __START_AT,
- * __END_AT). A version starts at an upsert after nothing, after a delete, or with different values;
- * it ends at the next such boundary (the next version or a delete). One sort of the events: each
- * version start takes the next event's sequence as its end when that event is a boundary (a delete,
- * different values, or none); only keys where an identical upsert follows a version start (the
- * version continues past it) are recomputed with a second window over their boundaries.
- * With c.foldDup, an event whose sequence equals the previous one's is a repeated (key, sequence):
- * null is returned when there is one.
- */
-async function allTrackedHistory(c: Ctx, all: string, first: boolean): Promise<string | null> {
-  const { keys, nonKeys, tmp } = c;
-  const K = keys.map(q);
-  const dataCols = [...keys, ...nonKeys].map(q).join(', ');
-  const part = `PARTITION BY ${K.join(', ')}`;
-  const differsPrev = nonKeys.length ? nonKeys.map((n, i) => `${q(n)} IS DISTINCT FROM __p${i}`).join(' OR ') : 'false';
-  const differsNext = nonKeys.length ? nonKeys.map((n, i) => `${q(n)} IS DISTINCT FROM __n${i}`).join(' OR ') : 'false';
-  const boundary = `(__kind = 'delete' OR __pk IS NULL OR __pk = 'delete' OR ${differsPrev})`;
-  const dup = c.foldDup && first;
-  const h = await tmp(first ? 'cdc_tch' : 'cdc_hist', `SELECT ${dataCols}, __seq AS "__START_AT", __nseq AS "__END_AT",
-      NOT (__nk IS NULL OR __nk = 'delete' OR ${differsNext}) AS __fix${dup ? ', __dup' : ''}
-    FROM (SELECT *, lag(__kind) OVER w AS __pk, lead(__kind) OVER w AS __nk, lead(__seq) OVER w AS __nseq${nonKeys.map((n, i) => `, lag(${q(n)}) OVER w AS __p${i}, lead(${q(n)}) OVER w AS __n${i}`).join('')}${dup ? ', coalesce(lag(__seq) OVER w = __seq, false) AS __dup' : ''}
-          FROM (${all}) WINDOW w AS (${part} ORDER BY __seq))
-    WHERE (__kind = 'upsert' AND ${boundary})${dup ? ' OR __dup' : ''}`);
-  const [f] = await c.floe.engine.allJson(`SELECT coalesce(bool_or(__fix), false) AS fix${dup ? ', coalesce(bool_or(__dup), false) AS dup' : ''} FROM ${h}`);
-  if (dup && f!.dup === true) return null;
-  if (f!.fix !== true) return h;
-  // Keys with a version that continues past the next event: their ends from the next boundary.
-  const fk = await tmp('cdc_fixk', `SELECT DISTINCT ${K.join(', ')} FROM ${h} WHERE __fix`);
-  const inFk = (a: string): string => `EXISTS (SELECT 1 FROM ${fk} fk WHERE ${eqOn(keys, 'fk', a)})`;
-  return tmp(first ? 'cdc_tch' : 'cdc_hist', `SELECT ${dataCols}, "__START_AT", "__END_AT" FROM ${h} h WHERE NOT ${inFk('h')}
-    UNION ALL
-    SELECT ${dataCols}, "__START_AT", "__END_AT" FROM (
-      SELECT *, __seq AS "__START_AT", lead(__seq) OVER (${part} ORDER BY __seq) AS "__END_AT" FROM (
-        SELECT * FROM (SELECT *, lag(__kind) OVER w AS __pk${nonKeys.map((n, i) => `, lag(${q(n)}) OVER w AS __p${i}`).join('')}
-                       FROM (SELECT * FROM (${all}) a WHERE ${inFk('a')}) WINDOW w AS (${part} ORDER BY __seq))
-        WHERE ${boundary}))
-    WHERE __kind = 'upsert'`);
 }
 
 async function scd2State(c: Ctx, stAll: string | null, nev: string, stateColumns: string[], slim: boolean): Promise<string> {
