@@ -359,9 +359,12 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
     // The first batch (no state, empty target): one aggregation of the batch per key, materialised
     // once; the target rows (live keys) and the state rows (every key) are read from it as they are
     // written, with no join and no further copy.
-    const pack = nonKeys.length ? `, arg_max(struct_pack(${nonKeys.map((n) => `${q(n)} := ${q(n)}`).join(', ')}), __seq) FILTER (WHERE __kind = 'upsert') AS e_row` : '';
-    const kd = await tmp('cdc_kd', `SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'upsert') AS u_key, max(__seq) FILTER (WHERE __kind = 'delete') AS d_key${pack} FROM ${evAll} GROUP BY ALL`);
-    const tch = `(SELECT ${K.join(', ')}${nonKeys.map((n) => `, struct_extract(e_row, ${sqlStr(n)}) AS ${q(n)}`).join('')}, 'upsert' AS __op FROM ${kd} WHERE u_key IS NOT NULL AND (d_key IS NULL OR u_key > d_key))`;
+    // Per key the latest sequences by kind, then the latest upsert's row fetched back by (key,
+    // sequence) (unique once checked): cheaper than carrying every row through an arg_max.
+    const kd = await tmp('cdc_kd', `SELECT ${keys.map((k) => `a.${q(k)}`).join(', ')}, a.u_key, a.d_key${nonKeys.map((n) => `, e.${q(n)}`).join('')}
+      FROM (SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'upsert') AS u_key, max(__seq) FILTER (WHERE __kind = 'delete') AS d_key FROM ${evAll} GROUP BY ALL) a
+      ${nonKeys.length ? `LEFT JOIN ${evAll} e ON ${eqOn(keys, 'a', 'e')} AND e.__seq = a.u_key AND e.__kind = 'upsert'` : ''}`);
+    const tch = `(SELECT ${K.join(', ')}${nonKeys.map((n) => `, ${q(n)}`).join('')}, 'upsert' AS __op FROM ${kd} WHERE u_key IS NOT NULL AND (d_key IS NULL OR u_key > d_key))`;
     const sch = `(SELECT ${K.join(', ')}, u_key AS __upsert_seq, d_key AS __delete_seq, ${c.now}::BIGINT AS __ts, 0::INTEGER AS __slot, 'upsert' AS __op FROM ${kd})`;
     return { tch, sch, stateColumns };
   }
@@ -373,10 +376,12 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
       (SELECT max(__seq) FROM ${evAll} WHERE ${c.hasTruncates ? `__kind = 'truncate'` : 'false'}) AS tb)`);
   const newTrunc = (await c.floe.engine.allJson(`SELECT newtrunc FROM ${tv}`))[0]!.newtrunc === true;
   const ev = c.hasTruncates ? `(SELECT * FROM ${evAll} WHERE __kind <> 'truncate')` : evAll;
-  const rowPack = nonKeys.length ? `, arg_max(struct_pack(${nonKeys.map((n) => `${q(n)} := ${q(n)}`).join(', ')}), __seq) FILTER (WHERE __kind = 'upsert') AS e_row` : '';
+  const rowPack = nonKeys.length ? `, struct_pack(${nonKeys.map((n) => `${q(n)} := e.${q(n)}`).join(', ')}) AS e_row` : '';
   // One aggregation of the batch per key: latest upsert (its row), latest delete.
-  const batchAgg = `SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'delete') AS e_del, max(__seq) FILTER (WHERE __kind = 'upsert') AS e_ups${rowPack}
-               FROM ${ev} GROUP BY ALL`;
+  // (The latest upsert's row is fetched back by (key, sequence), unique once checked.)
+  const batchAgg = `SELECT ${keys.map((k) => `a.${q(k)}`).join(', ')}, a.e_del, a.e_ups${rowPack}
+               FROM (SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'delete') AS e_del, max(__seq) FILTER (WHERE __kind = 'upsert') AS e_ups FROM ${ev} GROUP BY ALL) a
+               ${nonKeys.length ? `LEFT JOIN ${ev} e ON ${eqOn(keys, 'a', 'e')} AND e.__seq = a.e_ups AND e.__kind = 'upsert'` : ''}`;
   // The affected keys: the batch's, plus every key of the state when a new truncate covers them.
   const ak = newTrunc ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${ev} UNION SELECT ${K.join(', ')} FROM ${st} WHERE __slot = 0`) : null;
   const stCols = `s.__upsert_seq AS s_ups, s.__delete_seq AS s_del, s.__ts AS s_ts, (s.__slot IS NOT NULL) AS s_present${csCols.map((x) => `, s.${x} AS s_${x}`).join('')}`;
