@@ -249,11 +249,10 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   }
   const targetLog = floe.deltaLog(opts.target);
   const targetExists = await targetLog.exists();
-  const targetEmptyBefore = !targetExists || (await floe.snapshot(opts.target)).files.length === 0;
   // SCD 2's first batch (every column tracked) sorts the batch by (key, sequence) for its history
   // anyway: that pass also flags repeated pairs, instead of a separate grouping of the batch.
   const allTracked = tracked.length === nonKeys.length && !opts.ignoreNullUpdates;
-  let foldDup = scd === 2 && !stateSnap && targetEmptyBefore && allTracked;
+  let foldDup = scd === 2 && !stateSnap && allTracked && (!targetExists || (await floe.snapshot(opts.target)).files.length === 0);
 
   // One pass over the batch for the row count, NULL keys or sequences, and (unless folded) repeated (key, sequence) pairs.
   const [chk] = foldDup
