@@ -41,7 +41,12 @@
  *   with `ignoreNullUpdates`, and when the tombstone was written; plus one row per truncate. Type 2
  *   keeps the key's applied events (projected columns, sequence, kind), which is what placing a late
  *   event into history exactly needs; a deleted key's events are dropped after the tombstone
- *   threshold (a later event for it then starts a fresh history, earlier history rows stay).
+ *   threshold (a later event for it then starts a fresh history, earlier history rows stay). A type 2
+ *   batch reads only the state rows of its own keys; a key of the batch whose latest event is a
+ *   delete older than the threshold is collected before the batch applies, so the result depends on
+ *   `now` only, not on when collection ran; expired keys no batch touches are removed by a pass over
+ *   the whole state every FULL_GC_EVERY batches (storage only). A type 2 state commit that collects
+ *   nothing is an append.
  * - A batch is identified by (flowName, batchId). The target commit and the state commit both carry a
  *   Delta `txn` action (appId = flowName, version = batchId). Order: the target commits first, then
  *   the state. Everything is computed from the state as of before the batch plus the batch itself,
@@ -232,40 +237,61 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   // only when some pair repeats is it copied with identical rows collapsed, then checked exactly.
   const evSql = `SELECT ${columns.map(q).join(', ')}, (${opts.sequenceBy}) AS __seq, ${kind} AS __kind FROM (${srcSql}) AS __src`;
   const K0 = keys.map(q).join(', ');
-  const repeated = await eng.allJson(`SELECT 1 AS x FROM (${evSql}) WHERE __kind <> 'truncate' GROUP BY ${K0}, __seq HAVING count(*) > 1 LIMIT 1`);
-  let evAll: string;
-  if (repeated.length) evAll = await tmp('cdc_ev_all', `SELECT DISTINCT * FROM (${evSql})`);
-  // ignoreNullUpdates reads the batch several times: one plain copy.
-  else if (opts.ignoreNullUpdates) evAll = await tmp('cdc_ev_all', evSql);
-  else evAll = `(${evSql})`;
-  const numSourceRows = Number((await eng.allJson(`SELECT count(*) AS n FROM (${srcSql})`))[0]!.n);
   const keyText = (r: Record<string, unknown>): string => keys.map((k) => `${k}=${show(r[k])}`).join(', ');
-  const nullSeq = await eng.allJson(`SELECT ${keys.map(q).join(', ')} FROM ${evAll} WHERE __seq IS NULL LIMIT 1`);
-  if (nullSeq.length) throw new FloeError('AUTO_CDC_NULL_SEQUENCE', `AUTO CDC into ${opts.target}: an event for key (${keyText(nullSeq[0]!)}) has a NULL sequenceBy value (${opts.sequenceBy}); NULL sequence values are not supported.`, { key: nullSeq[0] });
-  const nullKey = await eng.allJson(`SELECT __seq FROM ${evAll} WHERE __kind <> 'truncate' AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')}) LIMIT 1`);
-  if (nullKey.length) throw new FloeError('AUTO_CDC_NULL_KEY', `AUTO CDC into ${opts.target}: an event (sequence ${show(nullKey[0]!.__seq)}) has a NULL key column (${keys.join(', ')}).`, {});
-  const dup = repeated.length ? await eng.allJson(`SELECT ${keys.map(q).join(', ')}, __seq, count(*) AS n FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL HAVING count(*) > 1 LIMIT 1`) : [];
-  if (dup.length) {
-    const r = dup[0]!;
-    throw new FloeError(
-      'AUTO_CDC_DUPLICATE_SEQUENCE',
-      `AUTO CDC into ${opts.target}: key (${keyText(r)}) has ${String(r.n)} different events at the same sequence ${show(r.__seq)}; there must be one distinct update per key at each sequence value.`,
-      { key: Object.fromEntries(keys.map((k) => [k, r[k]])), sequence: r.__seq },
-    );
-  }
 
   // State and target snapshots.
   const stateLog = floe.deltaLog(statePath);
   const stateExists = await stateLog.exists();
   const stateSnap = stateExists ? await stateLog.snapshot() : null;
-  const base = { opts, scd, statePath, stateExists, keys, columns, nonKeys, numSourceRows, temps } as const;
   if (stateSnap && (stateSnap.txnVersion(opts.flowName) ?? -1) >= opts.batchId) {
-    return { ...base, alreadyApplied: true, targetAlreadyCommitted: true, tch: '', sch: '', stateColumns: [] };
+    const numSourceRows = Number((await eng.allJson(`SELECT count(*) AS n FROM (${srcSql})`))[0]!.n);
+    return { opts, scd, statePath, stateExists, keys, columns, nonKeys, numSourceRows, temps, alreadyApplied: true, targetAlreadyCommitted: true, tch: '', sch: '', stateColumns: [] };
   }
   const targetLog = floe.deltaLog(opts.target);
-  if (!(await targetLog.exists())) {
+  const targetExists = await targetLog.exists();
+  // SCD 2's first batch (every column tracked) sorts the batch by (key, sequence) for its history
+  // anyway: that pass also flags repeated pairs, instead of a separate grouping of the batch.
+  const allTracked = tracked.length === nonKeys.length && !opts.ignoreNullUpdates;
+  let foldDup = scd === 2 && !stateSnap && allTracked && (!targetExists || (await floe.snapshot(opts.target)).files.length === 0);
+
+  // One pass over the batch for the row count, NULL keys or sequences, and (unless folded) repeated (key, sequence) pairs.
+  const [chk] = foldDup
+    ? await eng.allJson(`SELECT count(*)::BIGINT AS n, false AS rep, coalesce(bool_or(__seq IS NULL), false) AS nseq,
+        coalesce(bool_or(__kind <> 'truncate' AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')})), false) AS nkey FROM (${evSql})`)
+    : await eng.allJson(`SELECT coalesce(sum(__c), 0)::BIGINT AS n, coalesce(bool_or(__c > 1 AND NOT __tr), false) AS rep, coalesce(bool_or(__seq IS NULL), false) AS nseq,
+        coalesce(bool_or(NOT __tr AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')})), false) AS nkey
+      FROM (SELECT ${K0}, __seq, __kind = 'truncate' AS __tr, count(*) AS __c FROM (${evSql}) GROUP BY ALL)`);
+  const numSourceRows = Number(chk!.n);
+  /** The exact check of repeated pairs: identical rows collapse (a copy of the batch), different ones are an error. */
+  const dedupe = async (): Promise<string> => {
+    const evAll = await tmp('cdc_ev_all', `SELECT DISTINCT * FROM (${evSql})`);
+    const dup = await eng.allJson(`SELECT ${K0}, __seq, count(*) AS n FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL HAVING count(*) > 1 LIMIT 1`);
+    if (dup.length) {
+      const r = dup[0]!;
+      throw new FloeError(
+        'AUTO_CDC_DUPLICATE_SEQUENCE',
+        `AUTO CDC into ${opts.target}: key (${keyText(r)}) has ${String(r.n)} different events at the same sequence ${show(r.__seq)}; there must be one distinct update per key at each sequence value.`,
+        { key: Object.fromEntries(keys.map((k) => [k, r[k]])), sequence: r.__seq },
+      );
+    }
+    return evAll;
+  };
+  let evAll: string;
+  if (chk!.rep === true) evAll = '';
+  // ignoreNullUpdates reads the batch several times: one plain copy.
+  else if (opts.ignoreNullUpdates) evAll = await tmp('cdc_ev_all', evSql);
+  else evAll = `(${evSql})`;
+  const firstRead = evAll || `(${evSql})`;
+  const nullSeq = chk!.nseq === true ? await eng.allJson(`SELECT ${K0} FROM ${firstRead} WHERE __seq IS NULL LIMIT 1`) : [];
+  if (nullSeq.length) throw new FloeError('AUTO_CDC_NULL_SEQUENCE', `AUTO CDC into ${opts.target}: an event for key (${keyText(nullSeq[0]!)}) has a NULL sequenceBy value (${opts.sequenceBy}); NULL sequence values are not supported.`, { key: nullSeq[0] });
+  const nullKey = chk!.nkey === true ? await eng.allJson(`SELECT __seq FROM ${firstRead} WHERE __kind <> 'truncate' AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')}) LIMIT 1`) : [];
+  if (nullKey.length) throw new FloeError('AUTO_CDC_NULL_KEY', `AUTO CDC into ${opts.target}: an event (sequence ${show(nullKey[0]!.__seq)}) has a NULL key column (${keys.join(', ')}).`, {});
+  if (!evAll) evAll = await dedupe();
+
+  const base = { opts, scd, statePath, stateExists, keys, columns, nonKeys, numSourceRows, temps } as const;
+  if (!targetExists) {
     const extra = scd === 2 ? ', __seq AS "__START_AT", __seq AS "__END_AT"' : '';
-    await floe.duckdbSql(`SELECT ${columns.map(q).join(', ')}${extra} FROM ${evAll} WHERE false`).write.delta(opts.target, {
+    await floe.duckdbSql(`SELECT ${columns.map(q).join(', ')}${extra} FROM (${evSql}) WHERE false`).write.delta(opts.target, {
       mode: 'append',
       // Deletion vectors on, as DLT's targets: a batch changing a few keys writes those rows and a DV,
       // not a copy of every file it touches (`delta.enableDeletionVectors = false` in tableProperties to opt out).
@@ -282,8 +308,14 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const stateSql = stateSnap ? await (await floe.read.delta(statePath, { versionAsOf: stateSnap.version })).toSQL() : null;
   const thresholdMs = (await tombstoneThreshold(floe, opts, targetSnap)) * 1000;
   const now = opts.now ?? Date.now();
-  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, stateSql, hasTruncates: !!opts.applyAsTruncates, targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, tmp };
-  const r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
+  foldDup &&= targetSnap.files.length === 0;
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, stateSql, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp };
+  let r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
+  if (!r) {
+    // The folded check saw a repeated (key, sequence): the exact check, then the batch again.
+    r = await computeScd2({ ...ctx, evAll: await dedupe(), foldDup: false });
+    if (!r) throw new Error('AUTO CDC: repeated (key, sequence) pairs after deduplication');
+  }
   return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns };
 }
 
@@ -296,6 +328,8 @@ interface Ctx {
   evAll: string;
   targetSql: string;
   stateSql: string | null;
+  /** The state table's columns (from its Delta schema), when it exists. */
+  stateColumns: string[] | null;
   /** applyAsTruncates is set. */
   hasTruncates: boolean;
   /** The target has no data files (its first batch, or after a truncate). */
@@ -303,6 +337,10 @@ interface Ctx {
   ignoreNull: boolean;
   now: number;
   cutoff: number;
+  /** This batch also collects expired tombstones of keys it does not touch (SCD 2). */
+  fullGc: boolean;
+  /** SCD 2 first batch: repeated (key, sequence) pairs are flagged by the history's sort; compute returns null when it sees one. */
+  foldDup: boolean;
   tmp: (prefix: string, sql: string) => Promise<string>;
 }
 
@@ -316,6 +354,19 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const cs = (i: number): string => `__cs_${i}`;
   const csCols = c.ignoreNull ? nonKeys.map((_, i) => cs(i)) : [];
   const stateColumns = [...keys, '__upsert_seq', '__delete_seq', ...csCols, '__ts', '__slot'];
+  if (!c.stateSql && c.targetEmpty && !c.ignoreNull && !c.hasTruncates) {
+    // The first batch (no state, empty target): one aggregation of the batch per key, materialised
+    // once; the target rows (live keys) and the state rows (every key) are read from it as they are
+    // written, with no join and no further copy.
+    // Per key the latest sequences by kind, then the latest upsert's row fetched back by (key,
+    // sequence) (unique once checked): cheaper than carrying every row through an arg_max.
+    const kd = await tmp('cdc_kd', `SELECT ${keys.map((k) => `a.${q(k)}`).join(', ')}, a.u_key, a.d_key${nonKeys.map((n) => `, e.${q(n)}`).join('')}
+      FROM (SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'upsert') AS u_key, max(__seq) FILTER (WHERE __kind = 'delete') AS d_key FROM ${evAll} GROUP BY ALL) a
+      ${nonKeys.length ? `LEFT JOIN ${evAll} e ON ${eqOn(keys, 'a', 'e')} AND e.__seq = a.u_key AND e.__kind = 'upsert'` : ''}`);
+    const tch = `(SELECT ${K.join(', ')}${nonKeys.map((n) => `, ${q(n)}`).join('')}, 'upsert' AS __op FROM ${kd} WHERE u_key IS NOT NULL AND (d_key IS NULL OR u_key > d_key))`;
+    const sch = `(SELECT ${K.join(', ')}, u_key AS __upsert_seq, d_key AS __delete_seq, ${c.now}::BIGINT AS __ts, 0::INTEGER AS __slot, 'upsert' AS __op FROM ${kd})`;
+    return { tch, sch, stateColumns };
+  }
   const emptyState = `SELECT ${K.join(', ')}, __seq AS __upsert_seq, __seq AS __delete_seq${csCols.map((x) => `, __seq AS ${x}`).join('')}, 0::BIGINT AS __ts, 0::INTEGER AS __slot FROM ${evAll} WHERE false`;
   // No copy of the state: it is read in place (empty on the first batch).
   const st = c.stateSql ? `(SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql}))` : `(${emptyState})`;
@@ -324,10 +375,12 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
       (SELECT max(__seq) FROM ${evAll} WHERE ${c.hasTruncates ? `__kind = 'truncate'` : 'false'}) AS tb)`);
   const newTrunc = (await c.floe.engine.allJson(`SELECT newtrunc FROM ${tv}`))[0]!.newtrunc === true;
   const ev = c.hasTruncates ? `(SELECT * FROM ${evAll} WHERE __kind <> 'truncate')` : evAll;
-  const rowPack = nonKeys.length ? `, arg_max(struct_pack(${nonKeys.map((n) => `${q(n)} := ${q(n)}`).join(', ')}), __seq) FILTER (WHERE __kind = 'upsert') AS e_row` : '';
+  const rowPack = nonKeys.length ? `, struct_pack(${nonKeys.map((n) => `${q(n)} := e.${q(n)}`).join(', ')}) AS e_row` : '';
   // One aggregation of the batch per key: latest upsert (its row), latest delete.
-  const batchAgg = `SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'delete') AS e_del, max(__seq) FILTER (WHERE __kind = 'upsert') AS e_ups${rowPack}
-               FROM ${ev} GROUP BY ALL`;
+  // (The latest upsert's row is fetched back by (key, sequence), unique once checked.)
+  const batchAgg = `SELECT ${keys.map((k) => `a.${q(k)}`).join(', ')}, a.e_del, a.e_ups${rowPack}
+               FROM (SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'delete') AS e_del, max(__seq) FILTER (WHERE __kind = 'upsert') AS e_ups FROM ${ev} GROUP BY ALL) a
+               ${nonKeys.length ? `LEFT JOIN ${ev} e ON ${eqOn(keys, 'a', 'e')} AND e.__seq = a.e_ups AND e.__kind = 'upsert'` : ''}`;
   // The affected keys: the batch's, plus every key of the state when a new truncate covers them.
   const ak = newTrunc ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${ev} UNION SELECT ${K.join(', ')} FROM ${st} WHERE __slot = 0`) : null;
   const stCols = `s.__upsert_seq AS s_ups, s.__delete_seq AS s_del, s.__ts AS s_ts, (s.__slot IS NOT NULL) AS s_present${csCols.map((x) => `, s.${x} AS s_${x}`).join('')}`;
@@ -397,43 +450,61 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
 }
 
 /** SCD type 2. State rows: the applied events: keys, non-key columns, __seq, __kind, __ts (epoch ms applied). */
-async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[] }> {
+async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[] } | null> {
   const { keys, nonKeys, evAll, tmp } = c;
   const K = keys.map(q);
   // With every column tracked (and no ignoreNullUpdates) the upserts of one version all carry the
   // version's values, so the state keeps only (keys, __seq, __kind, __ts): an event's values are
   // those of the target version holding its sequence. A state created with data columns keeps them.
-  const stateHas = c.stateSql ? new Set((await c.floe.engine.describe(c.stateSql)).map((x) => x.name)) : null;
+  // The state's columns from its Delta schema (no scan).
+  const stateHas = c.stateColumns ? new Set(c.stateColumns) : null;
   const allTracked = c.tracked.length === nonKeys.length && !c.ignoreNull;
   const slim = allTracked && (!stateHas || nonKeys.every((n) => !stateHas.has(n)));
   const stateColumns = [...keys, ...(slim ? [] : nonKeys), '__seq', '__kind', '__ts'];
-  const st = c.stateSql ? await tmp('cdc_st', `SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql})`) : null;
+  // Only the batch's keys are read from the state (a semi-join on them), so a batch costs in
+  // proportion to its keys, not to the state. A key whose latest applied event is a delete older
+  // than the tombstone threshold is collected before the batch applies (its state rows are
+  // dropped, the batch starts a fresh history for it), whatever batch touches it first; untouched
+  // expired keys are removed by a whole-state pass every FULL_GC_EVERY batches (storage only: the
+  // result of a batch never depends on when that pass ran).
+  let st: string | null = null;
+  let stAll: string | null = null;
+  if (c.stateSql) {
+    const bk = await tmp('cdc_bk', `SELECT DISTINCT ${K.join(', ')} FROM ${evAll} WHERE __kind <> 'truncate'`);
+    stAll = await tmp('cdc_st', `WITH s AS (SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')} FROM (${c.stateSql}) s JOIN ${bk} bk ON ${eqOn(keys, 'bk', 's')}),
+      g AS (SELECT ${K.join(', ')} FROM s GROUP BY ALL HAVING arg_max(__kind, __seq) = 'delete' AND arg_max(__ts, __seq) < ${c.cutoff})
+      SELECT s.*, EXISTS (SELECT 1 FROM g WHERE ${eqOn(keys, 'g', 's')}) AS __gc FROM s`);
+    st = `(SELECT ${stateColumns.map(q).join(', ')} FROM ${stAll} WHERE NOT __gc)`;
+  }
   // New events: not applied before (re-deliveries of a (key, sequence) change nothing).
   // (Type 2 has no truncates; without a state every event is new and the batch is read in place.)
   const nev = st ? await tmp('cdc_nev', `SELECT e.* FROM ${evAll} e WHERE e.__kind <> 'truncate'
     AND NOT EXISTS (SELECT 1 FROM ${st} s WHERE ${eqOn(keys, 'e', 's')} AND s.__seq = e.__seq)`) : evAll;
   const ak = st || !c.targetEmpty ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${nev}`) : null;
-  return { tch: await scd2Diff(c, ak, st, nev, slim, allTracked), sch: await scd2State(c, st, nev, stateColumns, slim), stateColumns };
+  const tch = await scd2Diff(c, ak, st, nev, slim, allTracked);
+  if (tch === null) return null;
+  return { tch, sch: await scd2State(c, stAll, nev, stateColumns, slim), stateColumns };
 }
 
-async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: string, slim: boolean, allTracked: boolean): Promise<string> {
+/** Every FULL_GC_EVERY-th batch (by batchId) also collects the expired tombstones of keys it does not touch. */
+export const FULL_GC_EVERY = 16;
+
+async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: string, slim: boolean, allTracked: boolean): Promise<string | null> {
   // (Re)computes the full history of the affected keys, then diffs it with their target rows.
   const { keys, nonKeys, tmp } = c;
   const K = keys.map(q);
   const dataCols = [...keys, ...nonKeys].map(q).join(', ');
-  const old = ak && !c.targetEmpty ? await tmp('cdc_old', `SELECT t.* FROM (${c.targetSql}) t WHERE EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 't')})`) : null;
+  // An inner join with the (distinct) affected keys, not EXISTS: DuckDB then pushes the keys' range
+  // into the target scan (row groups outside it are skipped).
+  const old = ak && !c.targetEmpty ? await tmp('cdc_old', `SELECT t.* FROM (${c.targetSql}) t JOIN ${ak} ak ON ${eqOn(keys, 'ak', 't')}`) : null;
   let stateEvents = '';
   if (st && ak) {
     const inAk = `EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})`;
     if (slim && old) {
-      // Each state event's values: those of the target version holding its sequence. An inner
-      // equi-join on the keys with the interval as a filter (a hash join), then matched back by
-      // (keys, sequence); materialised once (the history and the floor both read it).
-      const vals = `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}, s.__seq${nonKeys.map((n) => `, o.${q(n)}`).join('')} FROM ${st} s JOIN ${old} o ON ${eqOn(keys, 's', 'o')}
-            WHERE o."__START_AT" <= s.__seq AND (o."__END_AT" IS NULL OR s.__seq < o."__END_AT")
-            QUALIFY row_number() OVER (PARTITION BY ${keys.map((k) => `s.${q(k)}`).join(', ')}, s.__seq ORDER BY o."__START_AT" DESC) = 1`;
-      stateEvents = 'SELECT * FROM ' + await tmp('cdc_sev', `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, v.${q(n)}`).join('')}, s.__seq, s.__kind FROM ${st} s
-            LEFT JOIN (${vals}) v ON ${eqOn(keys, 's', 'v')} AND v.__seq = s.__seq WHERE ${inAk}`);
+      // Each state event's values: those of the target version holding its sequence, the latest
+      // version starting at or before it (an ASOF join; a delete's values are never read).
+      stateEvents = 'SELECT * FROM ' + await tmp('cdc_sev', `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, o.${q(n)}`).join('')}, s.__seq, s.__kind
+            FROM (SELECT * FROM ${st} s WHERE ${inAk}) s ASOF LEFT JOIN ${old} o ON ${eqOn(keys, 's', 'o')} AND s.__seq >= o."__START_AT"`);
     } else if (slim) stateEvents = `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, NULL AS ${q(n)}`).join('')}, s.__seq, s.__kind FROM ${st} s WHERE ${inAk}`;
     else stateEvents = `SELECT ${dataCols}, __seq, __kind FROM ${st} s WHERE ${inAk}`;
   }
@@ -444,11 +515,14 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
     // A version starts at an upsert after nothing, after a delete, or with different values; it ends
     // at the next such boundary (the next version or a delete).
     const differs = nonKeys.length ? nonKeys.map((n, i) => `${q(n)} IS DISTINCT FROM __p${i}`).join(' OR ') : 'false';
-    histSql = `SELECT ${dataCols}, "__START_AT", "__END_AT" FROM (
+    // foldDup: a row whose sequence equals the previous row's is a repeated (key, sequence); it is
+    // kept through both filters, flagged, and the caller discards this result when any is flagged.
+    const dupSel = c.foldDup ? ', __dup' : '';
+    histSql = `SELECT ${dataCols}, "__START_AT", "__END_AT"${dupSel} FROM (
         SELECT *, __seq AS "__START_AT", lead(__seq) OVER (${part} ORDER BY __seq) AS "__END_AT" FROM (
-          SELECT * FROM (SELECT *, lag(__kind) OVER w AS __pk${nonKeys.map((n, i) => `, lag(${q(n)}) OVER w AS __p${i}`).join('')} FROM (${all}) WINDOW w AS (${part} ORDER BY __seq))
-          WHERE __kind = 'delete' OR __pk IS NULL OR __pk = 'delete' OR ${differs}))
-      WHERE __kind = 'upsert'`;
+          SELECT * FROM (SELECT *, lag(__kind) OVER w AS __pk${nonKeys.map((n, i) => `, lag(${q(n)}) OVER w AS __p${i}`).join('')}${c.foldDup ? ', coalesce(lag(__seq) OVER w = __seq, false) AS __dup' : ''} FROM (${all}) WINDOW w AS (${part} ORDER BY __seq))
+          WHERE __kind = 'delete' OR __pk IS NULL OR __pk = 'delete' OR ${differs}${c.foldDup ? ' OR __dup' : ''}))
+      WHERE __kind = 'upsert'${c.foldDup ? ' OR __dup' : ''}`;
   } else {
     const eff = nonKeys.map((n) =>
       c.ignoreNull
@@ -469,7 +543,12 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
   }
   const outCols = [...keys, ...nonKeys, '__START_AT', '__END_AT'];
   // An empty target: the history is the change.
-  if (!old) return tmp('cdc_tch', `SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op FROM (${histSql})`);
+  if (!old) {
+    if (!(c.foldDup && allTracked)) return tmp('cdc_tch', `SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op FROM (${histSql})`);
+    const tch = await tmp('cdc_tch', `SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op, __dup FROM (${histSql})`);
+    if ((await c.floe.engine.allJson(`SELECT 1 AS x FROM ${tch} WHERE __dup LIMIT 1`)).length) return null;
+    return `(SELECT ${outCols.map(q).join(', ')}, __op FROM ${tch})`;
+  }
   const hist = await tmp('cdc_hist', histSql);
   // The earliest known event per key: target rows that start before it (history kept after a
   // tombstone GC) are left alone.
@@ -486,21 +565,25 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
       AND NOT EXISTS (SELECT 1 FROM ${hist} h WHERE ${eqOn(keys, 'h', 'o')} AND h."__START_AT" = o."__START_AT")`);
 }
 
-async function scd2State(c: Ctx, st: string | null, nev: string, stateColumns: string[], slim: boolean): Promise<string> {
+async function scd2State(c: Ctx, stAll: string | null, nev: string, stateColumns: string[], slim: boolean): Promise<string> {
   const { keys, nonKeys, tmp } = c;
   const K = keys.map(q);
   const dataCols = [...keys, ...(slim ? [] : nonKeys)].map(q).join(', ');
-  // Tombstone GC: keys whose latest event is a delete applied before the cutoff lose their events
-  // (none on the first batch: its events are applied now).
+  const added = `SELECT ${dataCols}, __seq, __kind, ${c.now}::BIGINT AS __ts, 'upsert' AS __op FROM ${nev}`;
   // Read once, by the state's creating write: no copy.
-  if (!st && c.cutoff <= c.now) return `(SELECT ${dataCols}, __seq, __kind, ${c.now}::BIGINT AS __ts, 'upsert' AS __op FROM ${nev})`;
-  return tmp('cdc_sch', `
-    WITH allev AS (${st ? `SELECT ${K.join(', ')}, __seq, __kind, __ts FROM ${st} UNION ALL ` : ''}SELECT ${K.join(', ')}, __seq, __kind, ${c.now}::BIGINT AS __ts FROM ${nev}),
-    lastev AS (SELECT ${K.join(', ')}, arg_max(struct_pack(k := __kind, ts := __ts), __seq) AS l FROM allev GROUP BY ALL),
-    gc AS (SELECT ${K.join(', ')} FROM lastev WHERE struct_extract(l, 'k') = 'delete' AND struct_extract(l, 'ts') < ${c.cutoff})
-    SELECT ${dataCols}, __seq, __kind, ${c.now}::BIGINT AS __ts, CASE WHEN EXISTS (SELECT 1 FROM gc WHERE ${eqOn(keys, 'gc', 'n')}) THEN 'skip' ELSE 'upsert' END AS __op FROM ${nev} n
-    ${st ? `UNION ALL
-    SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, 'delete' AS __op FROM ${st} s WHERE EXISTS (SELECT 1 FROM gc WHERE ${eqOn(keys, 'gc', 's')})` : ''}`);
+  if (!stAll) return `(${added})`;
+  const cols = stateColumns.map((x) => `s.${q(x)}`).join(', ');
+  // The batch's expired keys (collected before the batch applied), and on a full-GC batch every
+  // other key whose latest event is a delete applied before the cutoff.
+  const full = c.fullGc
+    ? `UNION ALL SELECT ${cols}, 'delete' AS __op FROM (${c.stateSql}) s
+       WHERE NOT EXISTS (SELECT 1 FROM ${stAll} b WHERE ${eqOn(keys, 'b', 's')})
+         AND EXISTS (SELECT 1 FROM (SELECT ${K.join(', ')} FROM (${c.stateSql}) GROUP BY ALL
+                                    HAVING arg_max(__kind, __seq) = 'delete' AND arg_max(__ts, __seq) < ${c.cutoff}) g WHERE ${eqOn(keys, 'g', 's')})`
+    : '';
+  return tmp('cdc_sch', `${added}
+    UNION ALL SELECT ${cols}, 'delete' AS __op FROM ${stAll} s WHERE __gc
+    ${full}`);
 }
 
 /** Step 2: the target commit (MERGE with txn (flowName, batchId)); skipped when the target already has the txn. */
@@ -534,6 +617,12 @@ export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<num
   if (!(await floe.deltaLog(p.statePath).exists())) {
     // Deletion vectors: a batch's state changes are written alone, not by rewriting the state's files.
     const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, properties: { 'delta.enableDeletionVectors': 'true' } });
+    return r.version;
+  }
+  if (p.scd === 2 && !(await floe.engine.allJson(`SELECT 1 AS x FROM ${p.sch} WHERE __op = 'delete' LIMIT 1`)).length) {
+    // Type 2 state rows are only ever added (new events) or collected: without collected rows the
+    // commit is an append, which reads nothing of the state.
+    const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
     return r.version;
   }
   const src = floe.duckdbSql(`SELECT * FROM ${p.sch} WHERE __op <> 'skip'`).alias('s');

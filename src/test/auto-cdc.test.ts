@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
-import { type ApplyChangesOptions, STATE_DIR, applyChanges, applyChangesFromSnapshot, commitTargetStep, dropTemps, prepareApplyChanges } from '../pipelines/auto-cdc.js';
+import { type ApplyChangesOptions, FULL_GC_EVERY, STATE_DIR, applyChanges, applyChangesFromSnapshot, commitTargetStep, dropTemps, prepareApplyChanges } from '../pipelines/auto-cdc.js';
 import { USERS_EXPECTED, runUsersExample } from '../examples/users-cdc.js';
 import { runDebeziumExample } from '../examples/debezium-cdc.js';
 import { tempDir } from './helpers.js';
@@ -115,11 +115,46 @@ test('SCD 2: a late event is placed into history; a delete closes the current ve
     { id: 1, a: 30, b: null, start: 3, end: 5 },
     { id: 1, a: 50, b: null, start: 5, end: 9 },
   ]);
+  // An identical upsert continues its version (one batch, and across batches).
+  const t3 = fresh();
+  await applyChanges(floe, { ...base(t3, 2), source: eventsDf(floe, [u(1, 1, 10), u(1, 2, 10), u(1, 4, 20), u(2, 1, 5), u(2, 2, 5), d(2, 3)]), batchId: 0 });
+  await applyChanges(floe, { ...base(t3, 2), source: eventsDf(floe, [u(1, 3, 10), u(1, 5, 20), u(1, 6, 30)]), batchId: 1 });
+  assert.deepEqual(await readScd2(floe, t3), [
+    { id: 1, a: 10, b: null, start: 1, end: 4 },
+    { id: 1, a: 20, b: null, start: 4, end: 6 },
+    { id: 1, a: 30, b: null, start: 6, end: null },
+    { id: 2, a: 5, b: null, start: 1, end: 3 },
+  ]);
   // Only untracked columns change: in place (no new version).
   const t2 = fresh();
   await applyChanges(floe, { ...base(t2, 2, { trackHistoryColumnList: ['a'] }), source: eventsDf(floe, [u(1, 1, 10, 'x')]), batchId: 0 });
   await applyChanges(floe, { ...base(t2, 2, { trackHistoryColumnList: ['a'] }), source: eventsDf(floe, [u(1, 2, 10, 'y')]), batchId: 1 });
   assert.deepEqual(await readScd2(floe, t2), [{ id: 1, a: 10, b: 'y', start: 1, end: null }]);
+});
+
+test('SCD 2: a tombstone keeps late events in history; once expired, the key starts a fresh history; untouched keys are collected by the periodic pass', async () => {
+  const t = fresh();
+  const opts = (batchId: number, now: number, evs: Ev[]) => ({ ...base(t, 2), source: eventsDf(floe, evs), batchId, now, tombstoneGCThresholdInSeconds: 60 });
+  const stateIds = async () => (await (await floe.read.delta(path.join(t, STATE_DIR))).toJSON()).map((r) => `${Number(r.id)}@${Number(r.__seq)}`).sort();
+  await applyChanges(floe, opts(0, 0, [u(1, 5, 50), d(1, 7), u(2, 1, 1), u(3, 1, 3), d(3, 2)]));
+  await applyChanges(floe, opts(1, 30_000, [u(1, 6, 60)])); // within retention: placed into history
+  assert.deepEqual((await readScd2(floe, t)).filter((r) => r.id === 1), [
+    { id: 1, a: 50, b: null, start: 5, end: 6 },
+    { id: 1, a: 60, b: null, start: 6, end: 7 },
+  ]);
+  // Key 1's tombstone (applied at 0) has expired at 200 s: collected before the batch applies, so
+  // the late event starts a fresh history (DLT's resurrection after GC).
+  await applyChanges(floe, opts(2, 200_000, [u(1, 8, 80), u(2, 2, 2)]));
+  assert.deepEqual((await readScd2(floe, t)).filter((r) => r.id === 1), [
+    { id: 1, a: 50, b: null, start: 5, end: 6 },
+    { id: 1, a: 60, b: null, start: 6, end: 7 },
+    { id: 1, a: 80, b: null, start: 8, end: null },
+  ]);
+  // Key 3 (expired, untouched) stays in the state until a full-GC batch (batchId % FULL_GC_EVERY = 0).
+  assert.deepEqual(await stateIds(), ['1@8', '2@1', '2@2', '3@1', '3@2']);
+  await applyChanges(floe, opts(FULL_GC_EVERY, 210_000, [u(2, 3, 3)]));
+  assert.deepEqual(await stateIds(), ['1@8', '2@1', '2@2', '2@3']);
+  assert.deepEqual((await readScd2(floe, t)).filter((r) => r.id === 3), [{ id: 3, a: 3, b: null, start: 1, end: 2 }]);
 });
 
 test('the same key and sequence twice in a batch is an error naming the key', async () => {
@@ -131,6 +166,15 @@ test('the same key and sequence twice in a batch is an error naming the key', as
   // The very same event delivered twice is one event.
   await applyChanges(floe, { ...base(t, 1), source: eventsDf(floe, [u(7, 4, 1), u(7, 4, 1)]), batchId: 0 });
   assert.deepEqual(await readScd1(floe, t), [{ id: 7, a: 1, b: null }]);
+  // SCD 2's first batch finds repeated pairs in its history pass (a delete and an upsert too).
+  const t2 = fresh();
+  await assert.rejects(
+    applyChanges(floe, { ...base(t2, 2), source: eventsDf(floe, [u(8, 1, 1), u(7, 4, 1), d(7, 4), u(9, 4, 1)]), batchId: 0 }),
+    (e: Error & { code?: string }) => e.code === 'AUTO_CDC_DUPLICATE_SEQUENCE' && /id=7/.test(e.message) && /sequence 4/.test(e.message),
+  );
+  assert.equal((await floe.snapshot(t2)).files.length, 0, 'nothing written');
+  await applyChanges(floe, { ...base(t2, 2), source: eventsDf(floe, [u(7, 4, 1), u(7, 2, 2), u(7, 4, 1)]), batchId: 0 });
+  assert.deepEqual(await readScd2(floe, t2), [{ id: 7, a: 2, b: null, start: 2, end: 4 }, { id: 7, a: 1, b: null, start: 4, end: null }]);
   // Option checks.
   await assert.rejects(applyChanges(floe, { ...base(fresh(), 2), applyAsTruncates: "op = 't'", source: eventsDf(floe, [u(1, 1, 1)]), batchId: 0 }), /SCD type 1 only/);
   await assert.rejects(applyChanges(floe, { ...base(fresh(), 1), columnList: ['id'], source: eventsDf(floe, [u(1, 1, 1)]), batchId: 0 }), /mutually exclusive/);

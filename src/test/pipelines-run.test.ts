@@ -7,6 +7,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Catalog } from '../catalog/catalog.js';
 import { Floe } from '../floe.js';
 import { collectDefinitions, definePipeline, expect, expectOrDrop, expectOrFail } from '../pipelines/definition.js';
@@ -399,6 +401,31 @@ export default function (p: Builder): void {
   // A syntax error names the file.
   await fs.writeFile(path.join(proj, 'transformations', 'numbers.ts'), 'export default function (p: { x: number ) {}\n');
   await assert.rejects(runPipeline({ floe, spec: path.join(proj, 'pipeline.yml') }), /PIPELINE_LIBRARY_LOAD_FAILED.*numbers\.ts/);
+});
+
+test('a .ts pipeline library when the typescript package cannot be loaded: a clear error, through the CLI', async () => {
+  const proj = path.join(dir, 'ts-missing');
+  await fs.mkdir(path.join(proj, 'transformations'), { recursive: true });
+  await fs.writeFile(path.join(proj, 'pipeline.yml'), 'name: tsmissing\nwarehouse: ./warehouse\nlibraries:\n  - glob:\n      include: transformations/**\n');
+  await fs.writeFile(path.join(proj, 'transformations', 'numbers.ts'), 'export default function (p: unknown): void {}\n');
+  // A module resolution hook makes `typescript` (the bare name, or a file inside any typescript package) unresolvable.
+  await fs.writeFile(path.join(proj, 'hide-ts-hooks.mjs'), `export async function resolve(specifier, context, next) {
+  if (specifier === 'typescript' || specifier.startsWith('typescript/') || /[\\/]node_modules[\\/]typescript[\\/]/.test(specifier)) {
+    throw Object.assign(new Error("Cannot find package 'typescript'"), { code: 'ERR_MODULE_NOT_FOUND' });
+  }
+  return next(specifier, context);
+}
+`);
+  await fs.writeFile(path.join(proj, 'hide-ts.mjs'), "import { register } from 'node:module';\nregister('./hide-ts-hooks.mjs', import.meta.url);\n");
+  const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+  const r = spawnSync(process.execPath, ['--import', pathToFileURL(path.join(proj, 'hide-ts.mjs')).href, cli, 'pipelines', 'validate', '--spec', path.join(proj, 'pipeline.yml')], { encoding: 'utf8', timeout: 120_000, cwd: proj });
+  const out = `${r.stdout}${r.stderr}`;
+  assert.notEqual(r.status, 0, out);
+  assert.match(out, /PIPELINE_LIBRARY_NEEDS_TYPESCRIPT/);
+  assert.match(out, /numbers\.ts/);
+  assert.match(out, /npm install --save-dev typescript/);
+  // Nothing was left next to the library.
+  assert.deepEqual(await fs.readdir(path.join(proj, 'transformations')), ['numbers.ts']);
 });
 
 test('progress display: one line per flow, redrawn in place from the events; failures print above the block', async () => {
