@@ -1,8 +1,12 @@
-import { promises as fs, constants as fsc } from 'node:fs';
+import { promises as fs, constants as fsc, readFile } from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError, ObjectExistsError, ObjectNotFoundError } from '../errors.js';
 import type { ObjectMeta, ObjectStore } from './object-store.js';
+
+/** The callback readFile, promisified: for small files (log entries) it is faster than fs.promises.readFile. */
+const readWhole = promisify(readFile);
 
 function isCode(e: unknown, code: string): boolean {
   return typeof e === 'object' && e !== null && (e as { code?: string }).code === code;
@@ -31,7 +35,7 @@ export class LocalObjectStore implements ObjectStore {
 
   async get(key: string): Promise<Uint8Array> {
     try {
-      return await fs.readFile(this.abs(key));
+      return await readWhole(this.abs(key));
     } catch (e) {
       if (isCode(e, 'ENOENT') || isCode(e, 'EISDIR')) throw new ObjectNotFoundError(this.abs(key));
       throw e;
