@@ -175,16 +175,27 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
     'APPEND',
     `FILENAME_PATTERN '${opts.filePrefix ?? 'part'}-${writeId}-{uuid}-c000.snappy'`,
   ];
-  // DuckDB cannot rotate files within partitioned output: one file per partition per write.
+  // DuckDB cannot rotate files within partitioned output: one file per partition per write (files
+  // far over the target are split afterwards, below).
+  const targetSize = Math.max(1024 * 1024, opts.targetFileSize ?? DEFAULT_TARGET_FILE_SIZE);
   if (partFields.length) copyOpts.push(`PARTITION_BY (${partFields.map((f) => quoteIdent(physicalName(f))).join(', ')})`);
   else if (opts.maxRowsPerFile) {
     const rg = Math.max(2048, Math.min(122_880, opts.maxRowsPerFile));
     copyOpts.push(`ROW_GROUP_SIZE ${rg}`, `ROW_GROUPS_PER_FILE ${Math.max(1, Math.round(opts.maxRowsPerFile / rg))}`);
-  } else copyOpts.push(`FILE_SIZE_BYTES ${Math.max(1024 * 1024, opts.targetFileSize ?? DEFAULT_TARGET_FILE_SIZE)}`);
+  } else copyOpts.push(`FILE_SIZE_BYTES ${targetSize}`);
+  const fieldIds: string[] = [];
   if (opts.columnMapping === 'id') {
     const ids = dataFields.filter((f) => fieldId(f) !== undefined).map((f) => `${quoteIdent(physicalName(f))}: ${fieldId(f)}`);
-    if (ids.length) copyOpts.push(`FIELD_IDS {${ids.join(', ')}}`);
+    if (ids.length) fieldIds.push(`FIELD_IDS {${ids.join(', ')}}`);
   }
+  copyOpts.push(...fieldIds);
+  // This write's files, removed when the write fails part way.
+  const removeMine = async (): Promise<void> => {
+    const rel = path.relative(root, dir).split(path.sep).join('/');
+    const local = remote ? new LocalObjectStore(root) : store;
+    const mine = await local.list(rel ? `${rel}/` : '', { recursive: true }).catch(() => []);
+    await Promise.all(mine.filter((m) => m.path.includes(`-${writeId}-`)).map((m) => local.delete(m.path).catch(() => undefined)));
+  };
   const sql = `COPY (SELECT ${select.join(', ')} FROM (${sourceSql}) s) TO ${quoteString(dir)} (${copyOpts.join(', ')})`;
   await fs.mkdir(dir, { recursive: true }); // DuckDB creates the last folder only
   // DuckDB 1.5's partitioned COPY drops non-ASCII characters from the target folder's path (it would
@@ -202,13 +213,18 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
     if (link) for (const r of rows) r.filename = path.join(dir, path.relative(link, String(r.filename)));
   } catch (e) {
     // A failed COPY (e.g. a constraint's error()) may have created files already: remove this write's.
-    const rel = path.relative(root, dir).split(path.sep).join('/');
-    const local = remote ? new LocalObjectStore(root) : store;
-    const mine = await local.list(rel ? `${rel}/` : '', { recursive: true }).catch(() => []);
-    await Promise.all(mine.filter((m) => m.path.includes(`-${writeId}-`)).map((m) => local.delete(m.path).catch(() => undefined)));
+    await removeMine();
     throw e;
   } finally {
     if (link) await fs.rm(link, { force: true });
+  }
+  if (partFields.length && rows.some((r) => Number(r.file_size_bytes) > 1.5 * targetSize)) {
+    try {
+      rows = await splitLargeFiles(engine, rows, targetSize, fieldIds, `${opts.filePrefix ?? 'part'}-${writeId}`);
+    } catch (e) {
+      await removeMine();
+      throw e;
+    }
   }
   const now = Date.now();
   const out: AddFile[] = [];
@@ -248,6 +264,28 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
     });
   }
   if (remote) await uploadStaged(remote, root, out.map((a) => ({ key: decodePath(a.path), size: a.size })));
+  return out;
+}
+
+/**
+ * Splits the files of a partitioned COPY that are far over the target size (DuckDB writes one file
+ * per partition) into files of the target size: each is copied again, unpartitioned, into its own
+ * partition folder with file rotation, then removed. Returns the COPY's stats rows with the split
+ * files' rows in place of the originals (partition keys carried over).
+ */
+async function splitLargeFiles(engine: Engine, rows: Record<string, unknown>[], targetSize: number, fieldIds: string[], prefix: string): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  for (const r of rows) {
+    if (Number(r.file_size_bytes) <= 1.5 * targetSize) {
+      out.push(r);
+      continue;
+    }
+    const file = String(r.filename);
+    const opts = ['FORMAT parquet', 'RETURN_STATS', 'APPEND', `FILENAME_PATTERN '${prefix}-{uuid}-c000.snappy'`, `FILE_SIZE_BYTES ${targetSize}`, ...fieldIds];
+    const parts = await engine.allJson(`COPY (SELECT * FROM read_parquet(${quoteString(file)}, hive_partitioning = false)) TO ${quoteString(path.dirname(file))} (${opts.join(', ')})`);
+    await fs.rm(file, { force: true });
+    for (const p of parts) out.push({ ...p, partition_keys: r.partition_keys });
+  }
   return out;
 }
 
