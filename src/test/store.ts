@@ -1,7 +1,7 @@
 /**
  * The store switch for table tests. `FLOE_TEST_STORE` chooses where test tables live:
  *  - `local` (default): a fresh temp folder;
- *  - `azurite`: `az://tables/…` in an Azurite started once per test file on loopback (in memory);
+ *  - `azurite`: `abfss://tables@devstoreaccount1.dfs.core.windows.net/…` in an Azurite started once per test file on loopback (in memory);
  *  - `s3`: `s3://tables/…` in the in-test S3 server (cloud-helpers.ts), started once per test file.
  * Credentials go into the environment variables the stores read (`AZURE_STORAGE_CONNECTION_STRING`,
  * `AWS_ENDPOINT_URL`, …), so a plain `Floe.create()` and CLI child processes reach the store too.
@@ -15,8 +15,8 @@ import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { openStore } from '../storage/open.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import { type Azurite, type S3Server, startAzurite, startS3Server } from './cloud-helpers.js';
-import { tempDir } from './helpers.js';
+import { AZURITE_ACCOUNT, type Azurite, type S3Server, startAzurite, startS3Server } from './cloud-helpers.js';
+import { copyTable, corpusTable, tempDir } from './helpers.js';
 
 export type TestStoreName = 'local' | 'azurite' | 's3';
 
@@ -78,16 +78,19 @@ export async function startTestStore(): Promise<void> {
 export async function newLocation(name = 't', prefix = 'floe-test-'): Promise<string> {
   if (!isRemoteStore) return path.join(await tempDir(prefix), name);
   await startTestStore();
-  const scheme = TEST_STORE === 'azurite' ? 'az' : 's3';
-  return `${scheme}://${CONTAINER}/${prefix.replace(/[^a-zA-Z0-9-]/g, '')}${randomUUID()}/${encodeKeySegment(name)}`;
+  return `${remoteRoot()}/${prefix.replace(/[^a-zA-Z0-9-]/g, '')}${randomUUID()}/${encodeKeySegment(name)}`;
 }
 
 /** A fresh folder-like location under which tests create several tables with `locJoin`. */
 export async function newRoot(prefix = 'floe-test-'): Promise<string> {
   if (!isRemoteStore) return tempDir(prefix);
   await startTestStore();
-  const scheme = TEST_STORE === 'azurite' ? 'az' : 's3';
-  return `${scheme}://${CONTAINER}/${prefix.replace(/[^a-zA-Z0-9-]/g, '')}${randomUUID()}`;
+  return `${remoteRoot()}/${prefix.replace(/[^a-zA-Z0-9-]/g, '')}${randomUUID()}`;
+}
+
+/** The canonical URL form (floe reports Azure locations as abfss://container@account.dfs.core.windows.net/…). */
+function remoteRoot(): string {
+  return TEST_STORE === 'azurite' ? `abfss://${CONTAINER}@${AZURITE_ACCOUNT}.dfs.core.windows.net` : `s3://${CONTAINER}`;
 }
 
 function encodeKeySegment(s: string): string {
@@ -193,4 +196,43 @@ export function localOnly(t: TestContext, reason: string): boolean {
 /** A label for test output. */
 export function storeLabel(): string {
   return `[store: ${TEST_STORE}]`;
+}
+
+/** Uploads a local table folder's files to a fresh location in the test store (keys = relative file paths). */
+export async function uploadTable(dir: string, name = 't'): Promise<string> {
+  const loc = await newLocation(name, 'floe-up-');
+  const dst = storeAt(loc);
+  const walk = async (d: string, rel: string): Promise<void> => {
+    for (const e of await fs.readdir(d, { withFileTypes: true })) {
+      const key = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(path.join(d, e.name), key);
+      else if (e.isFile()) await dst.put(key, await fs.readFile(path.join(d, e.name)));
+    }
+  };
+  await walk(dir, '');
+  return loc;
+}
+
+const uploaded = new Map<string, Promise<string>>();
+
+/**
+ * A read-only table from the local corpus (or any local folder) where the test store can read it:
+ * the folder itself on local files, an upload made once per process otherwise. Never write to it.
+ */
+export async function readOnlyTable(dir: string): Promise<string> {
+  if (!isRemoteStore) return dir;
+  let p = uploaded.get(dir);
+  if (!p) uploaded.set(dir, (p = uploadTable(dir)));
+  return p;
+}
+
+/** `corpusTable` (skips when the corpus is absent) placed in the test store, read-only. */
+export async function corpusTableIn(t: TestContext, rel: string): Promise<string | null> {
+  const dir = corpusTable(t, rel);
+  return dir ? readOnlyTable(dir) : null;
+}
+
+/** A writable copy of a local table folder in the test store (`copyTable` on local files). */
+export async function copyTableIn(dir: string): Promise<string> {
+  return isRemoteStore ? uploadTable(dir) : copyTable(dir);
 }
