@@ -159,6 +159,11 @@ export async function writeRaw(location: string, key: string, data: Uint8Array |
   await storeAt(location).put(key, data);
 }
 
+/** Creates an object only if absent (put-if-absent: a hand-written commit that must not overwrite one). */
+export async function writeRawIfAbsent(location: string, key: string, data: Uint8Array | string): Promise<void> {
+  await storeAt(location).putIfAbsent(key, data);
+}
+
 /** Copies every object of a table to another location (e.g. a fresh `newLocation()`). */
 export async function copyLocation(from: string, to: string): Promise<void> {
   const src = storeAt(from);
