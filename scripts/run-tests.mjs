@@ -26,7 +26,6 @@ export const STORE_FILES = [
   'auto-cdc',
   'sql-statements',
   'sql-alter',
-  'skipping',
   'concurrency',
 ];
 

@@ -121,9 +121,10 @@ export async function listKeys(location: string, prefix = '', recursive = true):
   return (await storeAt(location).list(prefix, { recursive })).map((m) => m.path).sort();
 }
 
-/** File names directly in a table folder (`_delta_log`, `_change_data`, …), like `fs.readdir`. */
+/** Names directly in a table folder (`_delta_log`, `_change_data`, or '' for the root), like `fs.readdir`; object stores have no empty folders. */
 export async function listNames(location: string, dir: string): Promise<string[]> {
-  const prefix = dir.replace(/\/+$/, '') + '/';
+  const d = dir.replace(/\/+$/, '');
+  const prefix = d ? `${d}/` : '';
   const keys = await listKeys(location, prefix, true);
   return [...new Set(keys.map((k) => k.slice(prefix.length).split('/')[0]!))].sort();
 }
