@@ -194,7 +194,7 @@ export async function localCopy(location: string): Promise<string> {
  */
 export function localOnly(t: TestContext, reason: string): boolean {
   if (!isRemoteStore) return false;
-  console.log(`# local-only (${TEST_STORE} store): ${t.name}: ${reason}`);
+  console.log(`local-only (${TEST_STORE} store): ${t.name}: ${reason}`);
   t.skip(`local-only: ${reason}`);
   return true;
 }
