@@ -238,6 +238,11 @@ export async function corpusTableIn(t: TestContext, rel: string): Promise<string
   return dir ? readOnlyTable(dir) : null;
 }
 
+/** A local folder of files (e.g. Parquet to CONVERT) where the test store has it: in place, or an upload. */
+export async function placeFolder(dir: string): Promise<string> {
+  return isRemoteStore ? uploadTable(dir) : dir;
+}
+
 /** A writable copy of a local table folder in the test store (`copyTable` on local files). */
 export async function copyTableIn(dir: string): Promise<string> {
   return isRemoteStore ? uploadTable(dir) : copyTable(dir);
