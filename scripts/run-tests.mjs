@@ -27,6 +27,7 @@ export const STORE_FILES = [
   'sql-statements',
   'sql-alter',
   'concurrency',
+  'roundtrip',
 ];
 
 const files = readdirSync('dist/test', { recursive: true })
