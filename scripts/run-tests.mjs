@@ -28,6 +28,7 @@ export const STORE_FILES = [
   'sql-alter',
   'concurrency',
   'roundtrip',
+  'bad-logs',
 ];
 
 const files = readdirSync('dist/test', { recursive: true })

@@ -14,7 +14,7 @@ import { type Expr, parsePredicate } from '../core/predicate.js';
 import { type DataType, type StructField, type StructType, duckType, physicalName, quoteIdent, quoteString } from '../core/schema.js';
 import { fileMayMatch } from '../core/skipping.js';
 import type { Snapshot } from '../core/snapshot.js';
-import { FloeError } from '../errors.js';
+import { FloeError, ObjectNotFoundError, missingDataFileError } from '../errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ensureLocal, readPath } from '../storage/open.js';
 import type { Engine } from './engine.js';
@@ -47,7 +47,10 @@ export function dataFilePath(store: ObjectStore, p: string): string {
 /** Remote stores: downloads the data files (named relative to the table) that a query will read into the local cache. */
 export async function ensureFilesLocal(store: ObjectStore, files: { path: string; size?: number }[]): Promise<void> {
   const rel = files.filter((f) => !/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(f.path));
-  await ensureLocal(store, rel.map((f) => ({ path: decodePath(f.path), size: f.size })));
+  await ensureLocal(store, rel.map((f) => ({ path: decodePath(f.path), size: f.size }))).catch((e: unknown) => {
+    // A remote store has no such object: the typed error DuckDB's "no files found" gives for local files.
+    throw e instanceof ObjectNotFoundError ? missingDataFileError(String(e.details.path), e) : e;
+  });
 }
 
 /** SQL literal of a partition value (PROTOCOL.md "Partition Value Serialization") typed as the column. */
