@@ -29,6 +29,10 @@ export const STORE_FILES = [
   'concurrency',
   'roundtrip',
   'bad-logs',
+  'cli-read',
+  'delta-source',
+  'cdf-replay-property',
+  'auto-cdc-property',
 ];
 
 const files = readdirSync('dist/test', { recursive: true })
