@@ -289,6 +289,23 @@ test('on-disk DVs: offsets, CRC, size, cardinality, version, missing files', asy
   }
 });
 
+test("'p' DVs as URLs: under the table's root they read through its store; elsewhere they are refused clearly", async (t) => {
+  const root = await newRoot('floe-dv-');
+  const store = storeAt(root);
+  const { bytes, offsets } = dvFile([HAND_BUILT]);
+  const dv: DeletionVectorDescriptor = { storageType: 'p', pathOrInlineDv: 's3://elsewhere/t/x.bin', offset: offsets[0]!, sizeInBytes: HAND_BUILT.length, cardinality: HAND_BUILT_ROWS.length };
+  await assert.rejects(loadDeletionVector(store, dv), (e: unknown) => e instanceof FloeError && e.code === 'DELTA_DELETION_VECTOR_UNSUPPORTED_PATH' && e.message.includes('s3://elsewhere/t/x.bin'));
+  if (!isRemoteStore) {
+    t.diagnostic('a URL under the table root needs a remote test store (FLOE_TEST_STORE=azurite)');
+    return;
+  }
+  await writeRaw(root, 'a b%c&d/x%y.bin', bytes);
+  const url = `${store.root}/a%20b%25c%26d/x%25y.bin`;
+  assert.deepEqual(await loadDeletionVector(store, { ...dv, pathOrInlineDv: url }), HAND_BUILT_ROWS);
+  const gone = `${store.root}/gone.bin`;
+  await assert.rejects(loadDeletionVector(store, { ...dv, pathOrInlineDv: gone }), (e: unknown) => e instanceof FloeError && e.code === 'DELTA_DELETION_VECTOR_MISSING' && e.message.includes(gone));
+});
+
 // ------------------------------------------------------------------------ conformance tables
 
 /**
