@@ -33,6 +33,7 @@ export const STORE_FILES = [
   'delta-source',
   'cdf-replay-property',
   'auto-cdc-property',
+  'cli-write',
 ];
 
 const files = readdirSync('dist/test', { recursive: true })

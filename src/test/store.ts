@@ -9,7 +9,7 @@
  * deletion-vector files) through the store, so tests do not use `fs` on table paths.
  */
 import { after, type TestContext } from 'node:test';
-import { promises as fs, rmSync } from 'node:fs';
+import { existsSync, promises as fs, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -145,6 +145,17 @@ export async function readJson<T = unknown>(location: string, key: string): Prom
 export async function commitJson(location: string, version: number): Promise<Record<string, any>[]> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const text = await readText(location, `_delta_log/${String(version).padStart(20, '0')}.json`);
   return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, any>); // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/**
+ * True when nothing is at `key` ('' = the location itself): no file or folder on local files, no
+ * object at or under it in a remote store.
+ */
+export async function absent(location: string, key = ''): Promise<boolean> {
+  if (!/^[a-z0-9]+:\/\//i.test(location)) return !existsSync(key ? path.join(location, ...key.split('/')) : location);
+  const store = storeAt(location);
+  if (key && (await store.head(key))) return false;
+  return (await store.list(key ? `${key.replace(/\/+$/, '')}/` : '', { recursive: true })).length === 0;
 }
 
 export async function exists(location: string, key: string): Promise<boolean> {
