@@ -111,9 +111,21 @@ export function testStorageOptions(): Record<string, string> {
   return {};
 }
 
-/** The ObjectStore of a table location. */
+const stores = new Map<string, ObjectStore>();
+
+/** The ObjectStore of a table location (one per location and process). */
 export function storeAt(location: string): ObjectStore {
-  return openStore(location, testStorageOptions());
+  let s = stores.get(location);
+  if (!s) stores.set(location, (s = openStore(location, testStorageOptions())));
+  return s;
+}
+
+/** Runs `fn` over `items`, at most `n` at a time. */
+async function eachLimit<T>(items: T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  await Promise.all(Array.from({ length: Math.min(n, queue.length) }, async () => {
+    for (let x = queue.shift(); x !== undefined; x = queue.shift()) await fn(x);
+  }));
 }
 
 /** Keys under `prefix` (e.g. `_delta_log/`), sorted; recursive unless told otherwise. */
@@ -180,22 +192,23 @@ export async function writeRawIfAbsent(location: string, key: string, data: Uint
 export async function copyLocation(from: string, to: string): Promise<void> {
   const src = storeAt(from);
   const dst = storeAt(to);
-  for (const k of await listKeys(from)) await dst.put(k, await src.get(k));
+  await eachLimit(await listKeys(from), 8, async (k) => dst.put(k, await src.get(k)));
 }
 
 /**
  * A local folder with the table's files, for readers that only take local paths (the protocol
- * checker, raw DuckDB `read_parquet`): the location itself on local files, a fresh download otherwise.
+ * checker, raw DuckDB `read_parquet`): the location itself on local files, a fresh download otherwise
+ * (of the keys under `prefix` only, when given).
  */
-export async function localCopy(location: string): Promise<string> {
+export async function localCopy(location: string, prefix = ''): Promise<string> {
   if (!/^[a-z0-9]+:\/\//i.test(location)) return location;
   const dir = await tempDir('floe-mirror-');
   const src = storeAt(location);
-  for (const k of await listKeys(location)) {
+  await eachLimit(await listKeys(location, prefix), 8, async (k) => {
     const file = path.join(dir, ...k.split('/'));
     await fs.mkdir(path.dirname(file), { recursive: true });
     await fs.writeFile(file, await src.get(k));
-  }
+  });
   return dir;
 }
 
@@ -219,14 +232,16 @@ export function storeLabel(): string {
 export async function uploadTable(dir: string, name = 't'): Promise<string> {
   const loc = await newLocation(name, 'floe-up-');
   const dst = storeAt(loc);
+  const files: [string, string][] = [];
   const walk = async (d: string, rel: string): Promise<void> => {
     for (const e of await fs.readdir(d, { withFileTypes: true })) {
       const key = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) await walk(path.join(d, e.name), key);
-      else if (e.isFile()) await dst.put(key, await fs.readFile(path.join(d, e.name)));
+      else if (e.isFile()) files.push([key, path.join(d, e.name)]);
     }
   };
   await walk(dir, '');
+  await eachLimit(files, 8, async ([key, file]) => dst.put(key, await fs.readFile(file)));
   return loc;
 }
 
