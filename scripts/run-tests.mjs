@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 // Table-level test files that run on every store (their tables come from store.ts).
-export const STORE_FILES = [
+const STORE_FILES = [
   'write-api',
   'read-api',
   'dml',
@@ -41,20 +41,26 @@ const files = readdirSync('dist/test', { recursive: true })
   .filter((f) => f.endsWith('.test.js'))
   .map((f) => join('dist/test', f))
   .sort();
-const args = process.argv.slice(2);
+const args = process.argv.slice(2).filter((a) => a.trim() !== '');
 let store = null;
+const STORES = ['local', 'azurite', 's3', 'all'];
 const only = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--store') store = args[++i];
   else if (args[i].startsWith('--store=')) store = args[i].slice(8);
   else only.push(args[i]);
 }
+if (store !== null && !STORES.includes(store)) {
+  console.error(`--store ${store}: use ${STORES.join(', ')}`);
+  process.exit(2);
+}
 const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
 const isStoreFile = (f) => STORE_FILES.some((s) => f.endsWith(`/${s}.test.js`) || f.endsWith(`\\${s}.test.js`));
 
 const runs = [];
 if (!store || store === 'local' || store === 'all') runs.push(['local', selected]);
-for (const s of store === 'all' ? ['azurite', 's3'] : store && store !== 'local' ? [store] : ['azurite']) {
+const remote = !store ? ['azurite'] : store === 'all' ? ['azurite', 's3'] : store === 'local' ? [] : [store];
+for (const s of remote) {
   const fs = selected.filter(isStoreFile);
   if (fs.length) runs.push([s, fs]);
 }
