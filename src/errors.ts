@@ -63,6 +63,14 @@ export class ObjectNotFoundError extends FloeError {
 }
 
 /**
+ * A data file the Delta log references is missing (DuckDB found no file locally, or a remote store
+ * answered not found while staging it): the same error on every store.
+ */
+export function missingDataFileError(file: string, cause?: unknown): FloeError {
+  return new FloeError('DELTA_FILE_NOT_FOUND', `A data file referenced by the Delta log is missing: ${file}. The table is damaged, or the file was removed by VACUUM while still referenced; restore the file or time travel to a version that does not need it.`, { file }, cause === undefined ? undefined : { cause });
+}
+
+/**
  * A request to remote object storage failed after retries. `retrySafe` says whether running the same
  * operation again is safe: true when nothing was committed (a failed upload or read), false when a
  * commit's outcome is unknown (its log entry may or may not have been written: check the history).

@@ -316,7 +316,7 @@ function parseChecked(bytes: Uint8Array, dv: DeletionVectorDescriptor, where: st
  * Reads a deletion vector and returns the deleted row indexes of its data file, ascending.
  * - `i`: Z85-decodes `pathOrInlineDv` (first `sizeInBytes` bytes: the magic and the bitmap, no framing).
  * - `u`: reads `<table>/<prefix>/deletion_vector_<uuid>.bin` through `store`.
- * - `p`: reads the absolute (local) file with node:fs.
+ * - `p`: reads the absolute (local) file with node:fs, or a URL under the table's root through `store`.
  * On-disk DVs ("Deletion Vector File Storage Format") are, at `offset` (default 1, after the version
  * byte), a big-endian uint32 dataSize, dataSize bytes of bitmap, and a big-endian CRC-32 of the bitmap.
  * Throws CorruptLogError (naming the file) on a bad version, size, CRC, bitmap or cardinality, and a
@@ -346,11 +346,22 @@ export async function loadDeletionVector(store: ObjectStore, dv: DeletionVectorD
   const end = offset + 4 + dv.sizeInBytes + 4;
   let file: string;
   let read: (start: number, stop: number) => Promise<Uint8Array>;
-  if (dv.storageType === 'u') {
-    file = store.localPath(location) ?? `${store.root.replace(/\/+$/, '')}/${location}`;
+  // A 'p' DV given as a URL under the table's own root (a cloud table) is read through the table's store.
+  const root = `${store.root.replace(/\/+$/, '')}/`;
+  const underRoot = dv.storageType === 'p' && /^[a-z][a-z0-9+.-]+:/i.test(location) && location.startsWith(root);
+  if (dv.storageType === 'u' || underRoot) {
+    let key = location;
+    if (underRoot) {
+      try {
+        key = decodeURIComponent(location.slice(root.length));
+      } catch (e) {
+        throw new CorruptLogError(`Invalid deletion vector path ${JSON.stringify(location)}: ${(e as Error).message}`, {}, { cause: e });
+      }
+    }
+    file = underRoot ? location : store.localPath(key) ?? `${root}${key}`;
     read = async (start, stop) => {
       try {
-        return await store.getRange(location, start, stop);
+        return await store.getRange(key, start, stop);
       } catch (e) {
         if (e instanceof ObjectNotFoundError) throw missing(file, e);
         throw e;
@@ -359,7 +370,7 @@ export async function loadDeletionVector(store: ObjectStore, dv: DeletionVectorD
   } else {
     file = location;
     if (/^[a-z][a-z0-9+.-]+:/i.test(location)) {
-      throw new FloeError('DELTA_DELETION_VECTOR_UNSUPPORTED_PATH', `Deletion vector ${location} is not on the local filesystem; only file: absolute DV paths can be read`, { file });
+      throw new FloeError('DELTA_DELETION_VECTOR_UNSUPPORTED_PATH', `Deletion vector ${location} is outside the table (${store.root}); only file: paths and URLs under the table's own location can be read`, { file });
     }
     read = async (start, stop) => {
       let fh;

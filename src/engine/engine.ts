@@ -4,7 +4,7 @@
  * instants, round-trip exactly. Also reads checkpoint Parquet files for the protocol layer.
  */
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import { FloeError } from '../errors.js';
+import { FloeError, missingDataFileError } from '../errors.js';
 import type { ParquetRowReader } from '../core/delta-log.js';
 import { quoteIdent, quoteString } from '../core/schema.js';
 import type { ObjectStore } from '../storage/object-store.js';
@@ -166,7 +166,7 @@ export function translateError(e: unknown, sql: string): Error {
   const missing = /No files found that match the pattern "([^"]+)"|Cannot open file "([^"]+)": No such file/.exec(msg);
   if (missing) {
     const file = missing[1] ?? missing[2];
-    return new FloeError('DELTA_FILE_NOT_FOUND', `A data file referenced by the Delta log is missing: ${file}. The table is damaged, or the file was removed by VACUUM while still referenced; restore the file or time travel to a version that does not need it.`, { file }, { cause: e });
+    return missingDataFileError(file!, e);
   }
   if (/Parser Error|Binder Error|Catalog Error/.test(msg)) {
     return new FloeError('FLOE_SQL_ERROR', msg.replace(/\n+/g, ' '), { sql: sql.length > 2000 ? sql.slice(0, 2000) + '…' : sql }, { cause: e });

@@ -13,7 +13,7 @@ import { type Expr, parsePredicate } from '../core/predicate.js';
 import { type DataType, type StructField, type StructType, duckType, physicalName, quoteIdent, quoteString } from '../core/schema.js';
 import { fileMayMatch } from '../core/skipping.js';
 import type { Snapshot } from '../core/snapshot.js';
-import { FloeError } from '../errors.js';
+import { FloeError, ObjectNotFoundError, missingDataFileError } from '../errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import { ensureLocal, readPath } from '../storage/open.js';
 import { resolveLogPath } from '../storage/paths.js';
@@ -50,7 +50,12 @@ export async function ensureFilesLocal(store: ObjectStore, files: { path: string
     if (!list) byStore.set(r.store, (list = []));
     list.push({ path: r.key, size: f.size });
   }
-  for (const [s, list] of byStore) await ensureLocal(s, list);
+  for (const [s, list] of byStore) {
+    await ensureLocal(s, list).catch((e: unknown) => {
+      // A remote store has no such object: the typed error DuckDB's "no files found" gives for local files.
+      throw e instanceof ObjectNotFoundError ? missingDataFileError(String(e.details.path), e) : e;
+    });
+  }
 }
 
 /** SQL literal of a partition value (PROTOCOL.md "Partition Value Serialization") typed as the column. */

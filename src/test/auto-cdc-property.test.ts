@@ -11,7 +11,7 @@ import { promises as fs } from 'node:fs';
 import fc from 'fast-check';
 import { Floe } from '../floe.js';
 import { applyChanges } from '../pipelines/auto-cdc.js';
-import { tempDir } from './helpers.js';
+import { isRemoteStore, locJoin, newRoot } from './store.js';
 import { type Ev, eventsDf, modelScd1, modelScd2, readScd1, readScd2 } from './auto-cdc-helpers.js';
 
 let floe: Floe;
@@ -19,11 +19,11 @@ let dir: string;
 let n = 0;
 before(async () => {
   floe = await Floe.create({ threads: 2 });
-  dir = await tempDir('floe-autocdc-prop-');
+  dir = await newRoot('floe-autocdc-prop-');
 });
 after(async () => {
   await floe.close();
-  await fs.rm(dir, { recursive: true, force: true });
+  if (!isRemoteStore) await fs.rm(dir, { recursive: true, force: true });
 });
 
 /** A history: events with unique sequence numbers, a permutation (arrival order), cut points, re-sends. */
@@ -55,7 +55,7 @@ function runsOf(h: { order: Ev[]; cuts: boolean[]; resend: number[] }): Ev[][] {
 }
 
 async function run(scd: 1 | 2, runs: Ev[][], o: { ignoreNull: boolean; trackA?: boolean }): Promise<string> {
-  const target = path.join(dir, `t${++n}`);
+  const target = locJoin(dir, `t${++n}`);
   for (let i = 0; i < runs.length; i++) {
     await applyChanges(floe, {
       target,

@@ -10,23 +10,18 @@ import * as path from 'node:path';
 import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { CorruptLogError, FloeError } from '../errors.js';
-import { copyTable, corpus } from './helpers.js';
+import { corpus } from './helpers.js';
+import { copyTableIn, isRemoteStore, listKeys, readBytes, readText, removeKey, writeRaw } from './store.js';
 
-/** Copies a corpus table to a temp folder with every file writable (the corpus is read-only). */
+/** Copies a corpus table to a temp folder with every file writable (the corpus is read-only), or into the remote test store. */
 async function brokenCopy(t: TestContext, rel: string): Promise<string | null> {
   const dir = corpus(rel);
   if (!dir) {
     t.skip('conformance corpus absent');
     return null;
   }
-  const dst = await copyTable(path.join(dir, rel));
-  const chmod = async (p: string): Promise<void> => {
-    const st = await fs.stat(p);
-    await fs.chmod(p, st.isDirectory() ? 0o755 : 0o644);
-    if (st.isDirectory()) for (const e of await fs.readdir(p)) await chmod(path.join(p, e));
-  };
-  await chmod(dst);
-  t.after(() => fs.rm(dst, { recursive: true, force: true }));
+  const dst = await copyTableIn(path.join(dir, rel)); // writable copy (local: temp folder, else the test store)
+  if (!isRemoteStore) t.after(() => fs.rm(dst, { recursive: true, force: true }));
   return dst;
 }
 
@@ -40,8 +35,9 @@ async function withFloe<T>(fn: (floe: Floe) => Promise<T>): Promise<T> {
   }
 }
 
-const commit = (dir: string, v: number): string => path.join(dir, '_delta_log', `${String(v).padStart(20, '0')}.json`);
-const checkpoint = (dir: string, v: number): string => path.join(dir, '_delta_log', `${String(v).padStart(20, '0')}.checkpoint.parquet`);
+/** Keys of a commit and a checkpoint in the table's store. */
+const commit = (v: number): string => `_delta_log/${String(v).padStart(20, '0')}.json`;
+const checkpoint = (v: number): string => `_delta_log/${String(v).padStart(20, '0')}.checkpoint.parquet`;
 
 async function rejectsWith(p: Promise<unknown>, code: string, message?: RegExp): Promise<FloeError> {
   let caught: FloeError | undefined;
@@ -79,8 +75,8 @@ async function latestRows(dir: string): Promise<unknown[]> {
 test('truncated JSON in the latest commit: CorruptLogError naming the file and line', async (t) => {
   const dir = await brokenCopy(t, 'dat/basic_append/delta');
   if (!dir) return;
-  const text = await fs.readFile(commit(dir, 1), 'utf8');
-  await fs.writeFile(commit(dir, 1), text.slice(0, text.length - 40)); // cuts into line 2 (commitInfo)
+  const text = await readText(dir, commit(1));
+  await writeRaw(dir, commit(1), text.slice(0, text.length - 40)); // cuts into line 2 (commitInfo)
   const e = await rejectsWith(count(dir), 'DELTA_LOG_CORRUPT', /00000000000000000001\.json line 2/);
   assert.ok(e instanceof CorruptLogError);
   assert.equal(e.details.file, '_delta_log/00000000000000000001.json');
@@ -92,11 +88,11 @@ test('truncated JSON in the latest commit: CorruptLogError naming the file and l
 test('an add action without its path: DELTA_LOG_CORRUPT naming the field, file and line', async (t) => {
   const dir = await brokenCopy(t, 'dat/basic_append/delta');
   if (!dir) return;
-  const lines = (await fs.readFile(commit(dir, 1), 'utf8')).trim().split('\n');
+  const lines = (await readText(dir, commit(1))).trim().split('\n');
   const add = JSON.parse(lines[0]!) as { add: Record<string, unknown> };
   delete add.add.path;
   lines[0] = JSON.stringify(add);
-  await fs.writeFile(commit(dir, 1), lines.join('\n') + '\n');
+  await writeRaw(dir, commit(1), lines.join('\n') + '\n');
   const e = await rejectsWith(count(dir), 'DELTA_LOG_CORRUPT', /'path'/);
   assert.ok(e instanceof CorruptLogError);
   assert.match(e.message, /00000000000000000001\.json line 1/);
@@ -105,23 +101,23 @@ test('an add action without its path: DELTA_LOG_CORRUPT naming the field, file a
 test('a line that is JSON but not an object, or an action that is not an object: DELTA_LOG_CORRUPT', async (t) => {
   const dir = await brokenCopy(t, 'dat/basic_append/delta');
   if (!dir) return;
-  const original = await fs.readFile(commit(dir, 1), 'utf8');
-  await fs.writeFile(commit(dir, 1), original + '[1,2,3]\n');
+  const original = await readText(dir, commit(1));
+  await writeRaw(dir, commit(1), original + '[1,2,3]\n');
   await rejectsWith(count(dir), 'DELTA_LOG_CORRUPT', /line 3/);
-  await fs.writeFile(commit(dir, 1), original + '{"add":"part-00000.parquet"}\n');
+  await writeRaw(dir, commit(1), original + '{"add":"part-00000.parquet"}\n');
   await rejectsWith(count(dir), 'DELTA_LOG_CORRUPT', /line 3/);
 });
 
 test('unknown actions and unknown fields are ignored', async (t) => {
   const dir = await brokenCopy(t, 'dat/basic_append/delta');
   if (!dir) return;
-  const lines = (await fs.readFile(commit(dir, 1), 'utf8')).trim().split('\n');
+  const lines = (await readText(dir, commit(1))).trim().split('\n');
   const add = JSON.parse(lines[0]!) as { add: Record<string, unknown> };
   add.add.someFutureField = { nested: [1, 2] };
   lines[0] = JSON.stringify({ ...add, alsoUnknownAtTopLevel: 42 });
   lines.push(JSON.stringify({ someFutureAction: { foo: 'bar' } }));
   lines.push('');
-  await fs.writeFile(commit(dir, 1), lines.join('\n') + '\n');
+  await writeRaw(dir, commit(1), lines.join('\n') + '\n');
   assert.equal(await count(dir), 5);
   await withFloe(async (floe) => {
     const h = await (await DeltaTable.forPath(floe, dir)).history();
@@ -137,7 +133,7 @@ test('a deleted data file: the snapshot loads, reading rows fails with DELTA_FIL
   const dir = await brokenCopy(t, 'dat/basic_append/delta');
   if (!dir) return;
   const gone = 'part-00000-c156ac8b-f738-4479-803d-750072dd4c51-c000.snappy.parquet'; // added by commit 1
-  await fs.rm(path.join(dir, gone));
+  await removeKey(dir, gone);
   await withFloe(async (floe) => {
     const snap = await floe.snapshot(dir);
     assert.equal(snap.version, 1);
@@ -153,7 +149,7 @@ test('a deleted data file: the snapshot loads, reading rows fails with DELTA_FIL
 test('a gap in versions: DELTA_LOG_CORRUPT naming the missing commit', async (t) => {
   const dir = await brokenCopy(t, 'dat/multi_partitioned/delta');
   if (!dir) return;
-  await fs.rm(commit(dir, 1));
+  await removeKey(dir, commit(1));
   const e = await rejectsWith(count(dir), 'DELTA_LOG_CORRUPT', /commit 1 is missing/);
   assert.ok(e instanceof CorruptLogError);
   await rejectsWith(count(dir, { versionAsOf: 2 }), 'DELTA_LOG_CORRUPT');
@@ -163,18 +159,17 @@ test('a gap in versions: DELTA_LOG_CORRUPT naming the missing commit', async (t)
 test('an empty _delta_log, or none at all: DELTA_TABLE_NOT_FOUND', async (t) => {
   const dir = await brokenCopy(t, 'dat/basic_append/delta');
   if (!dir) return;
-  const log = path.join(dir, '_delta_log');
-  for (const f of await fs.readdir(log)) await fs.rm(path.join(log, f));
+  for (const k of await listKeys(dir, '_delta_log/')) await removeKey(dir, k);
   await rejectsWith(count(dir), 'DELTA_TABLE_NOT_FOUND');
   await withFloe(async (floe) => {
     await rejectsWith(DeltaTable.forPath(floe, dir), 'DELTA_TABLE_NOT_FOUND');
     assert.equal(await DeltaTable.isDeltaTable(floe, dir), false);
   });
   // Only non-log files left in _delta_log (crc, temp files) is still no table.
-  await fs.writeFile(path.join(log, '.00000000000000000000.json.crc'), 'x');
-  await fs.writeFile(path.join(log, '_last_checkpoint'), '{"version":0,"size":3}');
+  await writeRaw(dir, '_delta_log/.00000000000000000000.json.crc', 'x');
+  await writeRaw(dir, '_delta_log/_last_checkpoint', '{"version":0,"size":3}');
   await rejectsWith(count(dir), 'DELTA_TABLE_NOT_FOUND');
-  await fs.rm(log, { recursive: true });
+  for (const k of await listKeys(dir, '_delta_log/')) await removeKey(dir, k);
   await rejectsWith(count(dir), 'DELTA_TABLE_NOT_FOUND');
 });
 
@@ -185,9 +180,9 @@ test('an empty _delta_log, or none at all: DELTA_TABLE_NOT_FOUND', async (t) => 
 test('a garbage _last_checkpoint is ignored: the table reads correctly from the listing', async (t) => {
   const dir = await brokenCopy(t, 'dat/with_checkpoint/delta');
   if (!dir) return;
-  const hint = path.join(dir, '_delta_log', '_last_checkpoint');
+  const hint = '_delta_log/_last_checkpoint';
   for (const content of ['{"version": garbage', '', 'null', '[]', '{"size": 4}', '{"version": "2"}', '\u0000\u0001\u0002']) {
-    await fs.writeFile(hint, content);
+    await writeRaw(dir, hint, content);
     assert.deepEqual(await latestRows(dir), WITH_CHECKPOINT_LATEST, `_last_checkpoint = ${JSON.stringify(content)}`);
   }
 });
@@ -195,16 +190,16 @@ test('a garbage _last_checkpoint is ignored: the table reads correctly from the 
 test('a _last_checkpoint naming a checkpoint that does not exist is ignored', async (t) => {
   const dir = await brokenCopy(t, 'dat/with_checkpoint/delta');
   if (!dir) return;
-  const hint = path.join(dir, '_delta_log', '_last_checkpoint');
+  const hint = '_delta_log/_last_checkpoint';
   for (const v of [1, 3, 7, 1000]) {
-    await fs.writeFile(hint, JSON.stringify({ version: v, size: 4 }));
+    await writeRaw(dir, hint, JSON.stringify({ version: v, size: 4 }));
     assert.deepEqual(await latestRows(dir), WITH_CHECKPOINT_LATEST, `_last_checkpoint version ${v}`);
     await withFloe(async (floe) => assert.equal((await floe.snapshot(dir)).version, 3));
   }
   // A table without any checkpoint and a hint pointing into the middle of its log.
   const mp = await brokenCopy(t, 'dat/multi_partitioned/delta');
   if (!mp) return;
-  await fs.writeFile(path.join(mp, '_delta_log', '_last_checkpoint'), JSON.stringify({ version: 1, size: 3 }));
+  await writeRaw(mp, '_delta_log/_last_checkpoint', JSON.stringify({ version: 1, size: 3 }));
   assert.equal(await count(mp), 2);
   await withFloe(async (floe) => assert.equal((await floe.snapshot(mp)).files.length, 2));
 });
@@ -212,7 +207,7 @@ test('a _last_checkpoint naming a checkpoint that does not exist is ignored', as
 test('a garbage checkpoint with its commits still present: reads fall back to the commits', async (t) => {
   const dir = await brokenCopy(t, 'dat/with_checkpoint/delta');
   if (!dir) return;
-  await fs.writeFile(checkpoint(dir, 2), 'this is not a parquet file');
+  await writeRaw(dir, checkpoint(2), 'this is not a parquet file');
   assert.deepEqual(await latestRows(dir), WITH_CHECKPOINT_LATEST);
   assert.equal(await count(dir, { versionAsOf: 2 }), 5);
   assert.equal(await count(dir, { versionAsOf: 3 }), 5);
@@ -221,8 +216,8 @@ test('a garbage checkpoint with its commits still present: reads fall back to th
 test('a truncated checkpoint with its commits still present: reads fall back to the commits', async (t) => {
   const dir = await brokenCopy(t, 'dat/with_checkpoint/delta');
   if (!dir) return;
-  const bytes = await fs.readFile(checkpoint(dir, 2));
-  await fs.writeFile(checkpoint(dir, 2), bytes.subarray(0, Math.floor(bytes.length / 2)));
+  const bytes = await readBytes(dir, checkpoint(2));
+  await writeRaw(dir, checkpoint(2), bytes.subarray(0, Math.floor(bytes.length / 2)));
   assert.deepEqual(await latestRows(dir), WITH_CHECKPOINT_LATEST);
 });
 
@@ -230,16 +225,16 @@ test('a checkpoint that is valid Parquet but holds no actions: reads fall back t
   const dir = await brokenCopy(t, 'dat/with_checkpoint/delta');
   if (!dir) return;
   // A data file in place of the checkpoint: readable Parquet, no protocol/metaData/add columns.
-  await fs.copyFile(path.join(dir, 'part-00000-70b1dcdf-0236-4f63-a072-124cdbafd8a0-c000.snappy.parquet'), checkpoint(dir, 2));
+  await writeRaw(dir, checkpoint(2), await readBytes(dir, 'part-00000-70b1dcdf-0236-4f63-a072-124cdbafd8a0-c000.snappy.parquet'));
   assert.deepEqual(await latestRows(dir), WITH_CHECKPOINT_LATEST);
 });
 
 test('a garbage checkpoint whose earlier commits were removed: a clear DELTA_LOG_CORRUPT', async (t) => {
   const dir = await brokenCopy(t, 'dat/with_checkpoint/delta');
   if (!dir) return;
-  await fs.writeFile(checkpoint(dir, 2), 'this is not a parquet file');
-  await fs.rm(commit(dir, 0));
-  await fs.rm(commit(dir, 1));
+  await writeRaw(dir, checkpoint(2), 'this is not a parquet file');
+  await removeKey(dir, commit(0));
+  await removeKey(dir, commit(1));
   const e = await rejectsWith(count(dir), 'DELTA_LOG_CORRUPT', /[Cc]heckpoint 2/);
   assert.ok(e instanceof CorruptLogError);
 });
@@ -247,16 +242,16 @@ test('a garbage checkpoint whose earlier commits were removed: a clear DELTA_LOG
 test('a valid-Parquet checkpoint without actions whose earlier commits were removed: DELTA_LOG_CORRUPT', async (t) => {
   const dir = await brokenCopy(t, 'dat/with_checkpoint/delta');
   if (!dir) return;
-  await fs.copyFile(path.join(dir, 'part-00000-70b1dcdf-0236-4f63-a072-124cdbafd8a0-c000.snappy.parquet'), checkpoint(dir, 2));
-  await fs.rm(commit(dir, 0));
-  await fs.rm(commit(dir, 1));
+  await writeRaw(dir, checkpoint(2), await readBytes(dir, 'part-00000-70b1dcdf-0236-4f63-a072-124cdbafd8a0-c000.snappy.parquet'));
+  await removeKey(dir, commit(0));
+  await removeKey(dir, commit(1));
   await rejectsWith(count(dir), 'DELTA_LOG_CORRUPT', /[Cc]heckpoint 2/);
 });
 
 test('a log that starts at a checkpoint (no_replay) reads from the checkpoint alone', async (t) => {
   const dir = await brokenCopy(t, 'dat/no_replay/delta');
   if (!dir) return;
-  await fs.rm(path.join(dir, '_delta_log', '_last_checkpoint'));
+  await removeKey(dir, '_delta_log/_last_checkpoint');
   await withFloe(async (floe) => {
     assert.equal((await floe.snapshot(dir)).version, 3);
     assert.equal(await (await floe.read.delta(dir)).count(), 5);
@@ -268,7 +263,7 @@ test('a log that starts at a checkpoint (no_replay) reads from the checkpoint al
 // ---------------------------------------------------------------------------------------------
 
 async function upgradeProtocol(dir: string, protocol: Record<string, unknown>): Promise<void> {
-  await fs.writeFile(commit(dir, 2), [
+  await writeRaw(dir, commit(2), [
     JSON.stringify({ protocol }),
     JSON.stringify({ commitInfo: { timestamp: 1674611500000, operation: 'UPGRADE PROTOCOL', operationParameters: {} } }),
     '',

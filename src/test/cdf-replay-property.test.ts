@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
-import { tempDir } from './helpers.js';
+import { locJoin, newRoot } from './store.js';
 
 interface R {
   id: number | null;
@@ -113,7 +113,7 @@ async function apply(floe: Floe, p: string, o: Op, partitioned: boolean): Promis
 }
 
 test('replaying the change data feed from version 0 rebuilds every snapshot (property)', async (t) => {
-  const dir = await tempDir('floe-cdf-replay-');
+  const dir = await newRoot('floe-cdf-replay-');
   const floe = await Floe.create({ threads: 2 });
   let n = 0;
   let versions = 0;
@@ -121,7 +121,7 @@ test('replaying the change data feed from version 0 rebuilds every snapshot (pro
   try {
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 3, maxLength: 10 }), fc.boolean(), async (ops, partitioned) => {
-        const p = path.join(dir, `t${n++}`);
+        const p = locJoin(dir, `t${n++}`);
         await DeltaTable.create(floe, {
           path: p,
           schema: [{ name: 'id', type: 'long' }, { name: 'v', type: 'long' }, { name: 'g', type: 'string' }],

@@ -13,7 +13,8 @@ import { FloeError } from '../errors.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { addColumns } from '../table/alter.js';
 import type { ChangeFeedOptions } from '../core/cdf.js';
-import { corpus, tempDir } from './helpers.js';
+import { corpus } from './helpers.js';
+import { locJoin, newRoot, readOnlyTable, readText, removeKey, writeRawIfAbsent } from './store.js';
 
 type Row = Record<string, unknown>;
 const CDF = { 'delta.enableChangeDataFeed': 'true' };
@@ -27,10 +28,10 @@ function sameRows(actual: Row[], expected: Row[], msg?: string): void {
   assert.deepEqual(plain(actual).map(key).sort(), plain(expected).map(key).sort(), msg);
 }
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const logFile = (p: string, v: number): string => path.join(p, '_delta_log', `${String(v).padStart(20, '0')}.json`);
+const logFile = (v: number): string => `_delta_log/${String(v).padStart(20, '0')}.json`;
 
 async function commitInfo(p: string, v: number): Promise<Row> {
-  const first = (await fs.readFile(logFile(p, v), 'utf8')).split('\n')[0]!;
+  const first = (await readText(p, logFile(v))).split('\n')[0]!;
   return (JSON.parse(first) as { commitInfo: Row }).commitInfo;
 }
 
@@ -53,7 +54,7 @@ async function expectCode(p: Promise<unknown>, code: string, check?: (e: FloeErr
  * commits ≥ 25 ms apart so instants between them exist.
  */
 async function history(floe: Floe, dir: string): Promise<{ p: string; ts: number[] }> {
-  const p = path.join(dir, 't');
+  const p = locJoin(dir, 't');
   await floe.duckdbSql('SELECT range::BIGINT AS id, (range * 10)::INTEGER AS v FROM range(5)').write.delta(p, { properties: CDF });
   await sleep(25);
   await floe.duckdbSql('SELECT range::BIGINT AS id, (range * 10)::INTEGER AS v FROM range(5, 8)').write.delta(p, { mode: 'append' });
@@ -86,7 +87,7 @@ const expected = (from: number, to: number): Row[] => {
 const strip = (rows: Row[]): Row[] => rows.map(({ _commit_timestamp: _t, ...r }) => r);
 
 test('version bounds are inclusive; the end is clamped to the latest version; columns and types', async () => {
-  const dir = await tempDir();
+  const dir = await newRoot();
   const floe = await Floe.create({ threads: 2 });
   try {
     const { p } = await history(floe, dir);
@@ -105,10 +106,10 @@ test('version bounds are inclusive; the end is clamped to the latest version; co
 });
 
 test('files\' columns taken from the log: additive schema changes (column mapping, nested field, partitions), RESTORE, removed files', async () => {
-  const dir = await tempDir();
+  const dir = await newRoot();
   const floe = await Floe.create({ threads: 2 });
   try {
-    const p = path.join(dir, 't');
+    const p = locJoin(dir, 't');
     await floe.duckdbSql("SELECT 1::BIGINT AS id, 'a' AS p, {'x': 1} AS st UNION ALL SELECT 2, 'b', {'x': 2}")
       .write.delta(p, { partitionBy: ['p'], properties: { ...CDF, 'delta.columnMapping.mode': 'name' } }); // v0
     await floe.duckdbSql("SELECT 3::BIGINT AS id, 'a' AS p, {'x': 3} AS st").write.delta(p, { mode: 'append' }); // v1
@@ -141,7 +142,7 @@ test('files\' columns taken from the log: additive schema changes (column mappin
 });
 
 test('_commit_timestamp is the commit\'s commitInfo.timestamp', async () => {
-  const dir = await tempDir();
+  const dir = await newRoot();
   const floe = await Floe.create({ threads: 2 });
   try {
     const { p, ts } = await history(floe, dir);
@@ -154,7 +155,7 @@ test('_commit_timestamp is the commit\'s commitInfo.timestamp', async () => {
 });
 
 test('timestamp bounds: exact commit instants are inclusive, instants between commits round inward', async () => {
-  const dir = await tempDir();
+  const dir = await newRoot();
   const floe = await Floe.create({ threads: 2 });
   try {
     const { p, ts } = await history(floe, dir);
@@ -187,7 +188,7 @@ test('timestamp bounds: exact commit instants are inclusive, instants between co
 });
 
 test('bad ranges and options fail with their codes', async () => {
-  const dir = await tempDir();
+  const dir = await newRoot();
   const floe = await Floe.create({ threads: 2 });
   try {
     const { p, ts } = await history(floe, dir);
@@ -208,7 +209,7 @@ test('bad ranges and options fail with their codes', async () => {
     });
     await expectCode(floe.read.changes(p, { startingVersion: -1 }), 'FLOE_INVALID_ARGUMENT');
     await expectCode(floe.read.changes(p, { startingVersion: 1.5 }), 'FLOE_INVALID_ARGUMENT');
-    await expectCode(floe.read.changes(path.join(dir, 'nope'), { startingVersion: 0 }), 'DELTA_TABLE_NOT_FOUND');
+    await expectCode(floe.read.changes(locJoin(dir, 'nope'), { startingVersion: 0 }), 'DELTA_TABLE_NOT_FOUND');
   } finally {
     await floe.close();
   }
@@ -223,15 +224,15 @@ async function setProperties(floe: Floe, p: string, props: Record<string, string
     { protocol: { minReaderVersion: Math.max(1, s.protocol.minReaderVersion), minWriterVersion: Math.max(4, s.protocol.minWriterVersion) } },
     { metaData: { ...s.metadata, configuration: { ...s.configuration, ...props } } },
   ];
-  await fs.writeFile(logFile(p, v), lines.map((l) => JSON.stringify(l)).join('\n') + '\n', { flag: 'wx' });
+  await writeRawIfAbsent(p, logFile(v), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
   return v;
 }
 
 test('versions without the feed: DELTA_MISSING_CHANGE_DATA names the version (enabled at v2, disabled at v5)', async () => {
-  const dir = await tempDir();
+  const dir = await newRoot();
   const floe = await Floe.create({ threads: 2 });
   try {
-    const p = path.join(dir, 't');
+    const p = locJoin(dir, 't');
     await floe.duckdbSql('SELECT range::BIGINT AS id, range::INTEGER AS v FROM range(4)').write.delta(p); // v0, no feed
     await floe.duckdbSql('SELECT 4::BIGINT AS id, 4::INTEGER AS v').write.delta(p, { mode: 'append' }); // v1
     assert.equal(await setProperties(floe, p, CDF), 2); // v2: feed on
@@ -256,7 +257,7 @@ test('versions without the feed: DELTA_MISSING_CHANGE_DATA names the version (en
       { id: 2, v: 2, _change_type: 'delete', _commit_version: 4 },
     ], 'the metadata-only version contributes no rows');
     // The feed can also be turned on by an overwrite that replaces the schema and sets properties.
-    const q = path.join(dir, 'q');
+    const q = locJoin(dir, 'q');
     await floe.duckdbSql('SELECT 1::BIGINT AS id').write.delta(q);
     await floe.duckdbSql('SELECT range::BIGINT AS id FROM range(2)').write.delta(q, { mode: 'overwrite', overwriteSchema: true, properties: CDF });
     sameRows(strip(await changes(floe, q, { startingVersion: 1 })), [
@@ -269,15 +270,15 @@ test('versions without the feed: DELTA_MISSING_CHANGE_DATA names the version (en
 });
 
 test('a change file or data file that is gone: DELTA_CHANGE_DATA_FILE_NOT_FOUND names the version', async () => {
-  const dir = await tempDir();
+  const dir = await newRoot();
   const floe = await Floe.create({ threads: 2 });
   try {
     const { p } = await history(floe, dir);
-    const cdcOf = async (v: number): Promise<string[]> => (await fs.readFile(logFile(p, v), 'utf8')).split('\n').filter(Boolean)
+    const cdcOf = async (v: number): Promise<string[]> => (await readText(p, logFile(v))).split('\n').filter(Boolean)
       .map((l) => JSON.parse(l) as { cdc?: { path: string } }).filter((a) => a.cdc).map((a) => decodeURIComponent(a.cdc!.path));
     const files = await cdcOf(2);
     assert.ok(files.length >= 1 && files.every((f) => f.startsWith('_change_data/')));
-    for (const f of files) await fs.rm(path.join(p, f));
+    for (const f of files) await removeKey(p, f);
     for (const o of [{ startingVersion: 0 }, { startingVersion: 2, endingVersion: 2 }, { startingVersion: 1, endingVersion: 3 }]) {
       await expectCode(floe.read.changes(p, o), 'DELTA_CHANGE_DATA_FILE_NOT_FOUND', (e) => {
         assert.equal(e.details.version, 2);
@@ -288,8 +289,8 @@ test('a change file or data file that is gone: DELTA_CHANGE_DATA_FILE_NOT_FOUND 
     sameRows(strip(await changes(floe, p, { startingVersion: 3 })), expected(3, 4));
     sameRows(strip(await changes(floe, p, { startingVersion: 0, endingVersion: 1 })), expected(0, 1));
     // A data file of an insert-only version.
-    const add = (await fs.readFile(logFile(p, 1), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { add?: { path: string } }).find((a) => a.add)!.add!;
-    await fs.rm(path.join(p, decodeURIComponent(add.path)));
+    const add = (await readText(p, logFile(1))).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { add?: { path: string } }).find((a) => a.add)!.add!;
+    await removeKey(p, decodeURIComponent(add.path));
     await expectCode(floe.read.changes(p, { startingVersion: 0, endingVersion: 1 }), 'DELTA_CHANGE_DATA_FILE_NOT_FOUND', (e) => assert.equal(e.details.version, 1));
   } finally {
     await floe.close();
@@ -305,13 +306,14 @@ interface Expected {
   expected: { columns: string[]; rows: string[][] }[];
 }
 
-function corpusTable(t: TestContext, rel: string): string | null {
+/** A corpus table where the test store reads it (uploaded once on a remote store), or null when absent. */
+async function corpusTable(t: TestContext, rel: string): Promise<string | null> {
   const dir = corpus(rel);
   if (!dir) {
     t.skip('conformance corpus absent');
     return null;
   }
-  return path.join(dir, rel);
+  return readOnlyTable(path.join(dir, rel));
 }
 
 function expectedRows(fn: string): Row[] {
@@ -333,7 +335,7 @@ async function asStrings(floe: Floe, p: string, o: ChangeFeedOptions, cols: stri
 const inVersions = (rows: Row[], from: number, to: number): Row[] => rows.filter((r) => Number(r._commit_version) >= from && Number(r._commit_version) <= to);
 
 test('corpus delta-rs/cdf-table over version ranges and timestamps', async (t) => {
-  const p = corpusTable(t, 'delta-rs/cdf-table');
+  const p = await corpusTable(t, 'delta-rs/cdf-table');
   if (!p) return;
   const floe = await Floe.create({ threads: 2 });
   try {
@@ -357,7 +359,7 @@ test('corpus delta-rs/cdf-table over version ranges and timestamps', async (t) =
 });
 
 test('corpus delta-rs/checkpoint-cdf-table: commits before the checkpoint are gone', async (t) => {
-  const p = corpusTable(t, 'delta-rs/checkpoint-cdf-table');
+  const p = await corpusTable(t, 'delta-rs/checkpoint-cdf-table');
   if (!p) return;
   const floe = await Floe.create({ threads: 2 });
   try {
@@ -374,8 +376,8 @@ test('corpus delta-rs/checkpoint-cdf-table: commits before the checkpoint are go
 });
 
 test('corpus cdf-table-with-cdc-and-dvs and cdf-table-non-partitioned over version ranges', async (t) => {
-  const p = corpusTable(t, 'delta-rs/cdf-table-with-cdc-and-dvs');
-  const q = corpusTable(t, 'delta-rs/cdf-table-non-partitioned');
+  const p = await corpusTable(t, 'delta-rs/cdf-table-with-cdc-and-dvs');
+  const q = await corpusTable(t, 'delta-rs/cdf-table-non-partitioned');
   if (!p || !q) return;
   const floe = await Floe.create({ threads: 2 });
   try {

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
-import { tempDir } from './helpers.js';
+import { isRemoteStore, locJoin, newRoot } from './store.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
@@ -84,9 +84,9 @@ const ts: number[] = [];
 
 /** v0 create ids 0..2, v1 update id 1, v2 delete id 0, v3 append id 3; commits ≥ 25 ms apart. */
 before(async () => {
-  dir = await tempDir('floe-cli-changes-');
-  table = path.join(dir, 'feed');
-  noFeed = path.join(dir, 'plain');
+  dir = await newRoot('floe-cli-changes-');
+  table = locJoin(dir, 'feed');
+  noFeed = locJoin(dir, 'plain');
   const s = await Floe.create({ threads: 2 });
   try {
     const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 25));
@@ -107,7 +107,7 @@ before(async () => {
 });
 
 after(async () => {
-  await fs.rm(dir, { recursive: true, force: true });
+  if (!isRemoteStore) await fs.rm(dir, { recursive: true, force: true });
 });
 
 test('changes --from/--to versions, --format json', async () => {
@@ -173,7 +173,7 @@ test('changes errors exit 1 with the code on stderr', async () => {
     fails('DELTA_CDC_START_VERSION_AFTER_LATEST', 'changes', table, '--from', '9'),
     fails('DELTA_INVALID_CDC_RANGE', 'changes', table, '--from', '2', '--to', '1'),
     fails('DELTA_MISSING_CHANGE_DATA', 'changes', noFeed, '--from', '0'),
-    fails('DELTA_TABLE_NOT_FOUND', 'changes', path.join(dir, 'nothing'), '--from', '0'),
+    fails('DELTA_TABLE_NOT_FOUND', 'changes', locJoin(dir, 'nothing'), '--from', '0'),
     fails('DELTA_TIMESTAMP_GREATER_THAN_COMMIT', 'changes', table, '--from', new Date(ts[3]! + 60_000).toISOString()),
     fails('FLOE_INVALID_ARGUMENT', 'changes', table, '--from', 'yesterday-ish'),
   ]);

@@ -9,7 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { corpus, tempDir, corpusTable } from './helpers.js';
+import { corpus } from './helpers.js';
+import { corpusTableIn, isRemoteStore, locJoin, newRoot } from './store.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
@@ -46,7 +47,7 @@ const byNumber = (a: Record<string, unknown>, b: Record<string, unknown>): numbe
 // ---------------------------------------------------------------------------------------------
 
 test('describe --format json prints the table detail', async (t) => {
-  const p = corpusTable(t, 'dat/basic_partitioned/delta');
+  const p = await corpusTableIn(t, 'dat/basic_partitioned/delta');
   if (!p) return;
   const d = JSON.parse(ok('describe', p, '--format', 'json')) as Record<string, unknown>;
   assert.deepEqual(d, {
@@ -72,7 +73,7 @@ test('describe --format json prints the table detail', async (t) => {
 });
 
 test('describe --version and --timestamp describe an older snapshot', async (t) => {
-  const p = corpusTable(t, 'dat/basic_partitioned/delta');
+  const p = await corpusTableIn(t, 'dat/basic_partitioned/delta');
   if (!p) return;
   const v0 = JSON.parse(ok('describe', p, '--version', '0', '--format', 'json')) as Record<string, unknown>;
   assert.equal(v0.version, 0);
@@ -86,7 +87,7 @@ test('describe --version and --timestamp describe an older snapshot', async (t) 
 });
 
 test('describe --format table prints one "key value" line per field', async (t) => {
-  const p = corpusTable(t, 'kernel-rs/data/table-with-dv-small');
+  const p = await corpusTableIn(t, 'kernel-rs/data/table-with-dv-small');
   if (!p) return;
   const lines = ok('describe', p).trimEnd().split('\n');
   const fields = new Map(lines.map((l) => {
@@ -109,7 +110,7 @@ test('describe --format table prints one "key value" line per field', async (t) 
 // ---------------------------------------------------------------------------------------------
 
 test('history --format json is an array, newest first, with the commitInfo fields', async (t) => {
-  const p = corpusTable(t, 'dat/with_checkpoint/delta');
+  const p = await corpusTableIn(t, 'dat/with_checkpoint/delta');
   if (!p) return;
   const h = JSON.parse(ok('history', p, '--format', 'json')) as Record<string, unknown>[];
   assert.ok(Array.isArray(h));
@@ -127,14 +128,14 @@ test('history --format json is an array, newest first, with the commitInfo field
 });
 
 test('history --limit N keeps the newest N entries', async (t) => {
-  const p = corpusTable(t, 'dat/with_checkpoint/delta');
+  const p = await corpusTableIn(t, 'dat/with_checkpoint/delta');
   if (!p) return;
   const h = JSON.parse(ok('history', p, '--limit', '2', '--format', 'json')) as { version: number }[];
   assert.deepEqual(h.map((e) => e.version), [3, 2]);
 });
 
 test('history --format table has a header and one row per commit', async (t) => {
-  const p = corpusTable(t, 'dat/basic_append/delta');
+  const p = await corpusTableIn(t, 'dat/basic_append/delta');
   if (!p) return;
   const lines = ok('history', p).trimEnd().split('\n');
   assert.match(lines[1]!, /^\| version \| timestamp\s+\| operation \| operationParameters\s+\| engineInfo\s+\|$/);
@@ -149,7 +150,7 @@ test('history --format table has a header and one row per commit', async (t) => 
 // ---------------------------------------------------------------------------------------------
 
 test('show --format json: one JSON object per line; decimals, timestamps and longs are strings', async (t) => {
-  const p = corpusTable(t, 'dat/multi_partitioned_2/delta');
+  const p = await corpusTableIn(t, 'dat/multi_partitioned_2/delta');
   if (!p) return;
   const rows = jsonLines(ok('show', p, '--format', 'json')).sort((a, b) => Number(a.int) - Number(b.int));
   assert.deepEqual(rows, [
@@ -164,11 +165,11 @@ test('show --format json: one JSON object per line; decimals, timestamps and lon
 });
 
 test('show --format json: nested values are JSON, nulls are null, binary and dates are strings', async (t) => {
-  const nested = corpusTable(t, 'dat/nested_types/delta');
+  const nested = await corpusTableIn(t, 'dat/nested_types/delta');
   if (!nested) return;
   const rows = jsonLines(ok('show', nested, '--format', 'json', '--where', 'pk = 2'));
   assert.deepEqual(rows, [{ pk: 2, struct: { float64: 2, bool: true }, array: [0, 1, 2], map: [{ key: '0', value: 0 }, { key: '1', value: 1 }] }]);
-  const mp = corpusTable(t, 'dat/multi_partitioned/delta');
+  const mp = await corpusTableIn(t, 'dat/multi_partitioned/delta');
   if (!mp) return;
   const v1 = jsonLines(ok('show', mp, '--version', '1', '--format', 'json')).sort(byNumber);
   assert.equal(v1.length, 5);
@@ -177,23 +178,23 @@ test('show --format json: nested values are JSON, nulls are null, binary and dat
 });
 
 test('show --format csv: header line then one line per row; nulls empty, commas quoted', async (t) => {
-  const p = corpusTable(t, 'dat/basic_partitioned/delta');
+  const p = await corpusTableIn(t, 'dat/basic_partitioned/delta');
   if (!p) return;
   const lines = ok('show', p, '--format', 'csv').trimEnd().split('\n');
   assert.equal(lines[0], 'letter,number,a_float');
   assert.deepEqual(lines.slice(1).sort(), [',6,6.6', 'a,1,1.1', 'a,4,4.4', 'b,2,2.2', 'c,3,3.3', 'e,5,5.5']);
-  const mp = corpusTable(t, 'dat/multi_partitioned/delta');
+  const mp = await corpusTableIn(t, 'dat/multi_partitioned/delta');
   if (!mp) return;
   const esc = ok('show', mp, '--format', 'csv', '--where', `letter = '/%20%f'`).trimEnd().split('\n');
   assert.deepEqual(esc, ['letter,date,data,number', '/%20%f,1970-01-01,hello,6']);
-  const nested = corpusTable(t, 'dat/nested_types/delta');
+  const nested = await corpusTableIn(t, 'dat/nested_types/delta');
   if (!nested) return;
   const n = ok('show', nested, '--format', 'csv', '--where', 'pk = 1').trimEnd().split('\n');
   assert.deepEqual(n, ['pk,struct,array,map', '1,"{""float64"":1,""bool"":false}","[0,1]","[{""key"":""0"",""value"":0}]"']);
 });
 
 test('show --format table (the default) prints an ASCII table', async (t) => {
-  const p = corpusTable(t, 'dat/basic_append/delta');
+  const p = await corpusTableIn(t, 'dat/basic_append/delta');
   if (!p) return;
   const out = ok('show', p, '--where', 'number <= 2');
   const lines = out.trimEnd().split('\n');
@@ -206,7 +207,7 @@ test('show --format table (the default) prints an ASCII table', async (t) => {
 });
 
 test('show --version and --timestamp time travel', async (t) => {
-  const p = corpusTable(t, 'dat/basic_append/delta');
+  const p = await corpusTableIn(t, 'dat/basic_append/delta');
   if (!p) return;
   const v0 = jsonLines(ok('show', p, '--version', '0', '--format', 'json')).sort(byNumber);
   assert.deepEqual(v0, [
@@ -222,7 +223,7 @@ test('show --version and --timestamp time travel', async (t) => {
 });
 
 test('show --where filters rows; --limit caps them', async (t) => {
-  const p = corpusTable(t, 'dat/basic_partitioned/delta');
+  const p = await corpusTableIn(t, 'dat/basic_partitioned/delta');
   if (!p) return;
   const a = jsonLines(ok('show', p, '--where', `letter = 'a'`, '--format', 'json')).sort(byNumber);
   assert.deepEqual(a, [
@@ -234,14 +235,14 @@ test('show --where filters rows; --limit caps them', async (t) => {
   assert.equal(jsonLines(ok('show', p, '--limit', '2', '--format', 'json')).length, 2);
   assert.equal(ok('show', p, '--limit', '4', '--format', 'csv').trimEnd().split('\n').length, 5);
   assert.equal(ok('show', p, '--limit', '0', '--format', 'json'), '');
-  const dv = corpusTable(t, 'kernel-rs/data/table-with-dv-small');
+  const dv = await corpusTableIn(t, 'kernel-rs/data/table-with-dv-small');
   if (!dv) return;
   const vals = jsonLines(ok('show', dv, '--format', 'json')).map((r) => r.value).sort();
   assert.deepEqual(vals, [1, 2, 3, 4, 5, 6, 7, 8]);
 });
 
 test('show --format table without --limit prints at most 20 rows', async (t) => {
-  const p = corpusTable(t, 'kernel-rs/golden/basic-with-inserts-deletes-checkpoint/delta');
+  const p = await corpusTableIn(t, 'kernel-rs/golden/basic-with-inserts-deletes-checkpoint/delta');
   if (!p) return;
   const rows = ok('show', p).split('\n').filter((l) => /^\| \d/.test(l));
   assert.equal(rows.length, 20);
@@ -253,22 +254,22 @@ test('show --format table without --limit prints at most 20 rows', async (t) => 
 // ---------------------------------------------------------------------------------------------
 
 test('a path without a table: exit 1, stderr "error [DELTA_TABLE_NOT_FOUND] ..."', async () => {
-  const dir = await tempDir();
+  const dir = await newRoot();
   try {
     for (const cmd of ['show', 'describe', 'history']) {
-      const r = floe(cmd, path.join(dir, 'no-such-table'));
+      const r = floe(cmd, locJoin(dir, 'no-such-table'));
       assert.equal(r.code, 1, `${cmd}: ${r.stderr}`);
       assert.match(r.stderr, /^error \[DELTA_TABLE_NOT_FOUND\] /);
-      assert.ok(r.stderr.includes(path.join(dir, 'no-such-table')), 'names the path');
+      assert.ok(r.stderr.includes(locJoin(dir, 'no-such-table')), 'names the path');
       assert.equal(r.stdout, '');
     }
   } finally {
-    await fs.rm(dir, { recursive: true, force: true });
+    if (!isRemoteStore) await fs.rm(dir, { recursive: true, force: true });
   }
 });
 
 test('usage errors exit 2 with usage on stderr: unknown flag, missing PATH, bad values, unknown command', async (t) => {
-  const p = corpusTable(t, 'dat/basic_append/delta');
+  const p = await corpusTableIn(t, 'dat/basic_append/delta');
   if (!p) return;
   const cases: string[][] = [
     ['show', p, '--bogus'],
@@ -294,7 +295,7 @@ test('usage errors exit 2 with usage on stderr: unknown flag, missing PATH, bad 
 });
 
 test('time travel errors exit 1 with the Delta error code', async (t) => {
-  const p = corpusTable(t, 'dat/basic_append/delta');
+  const p = await corpusTableIn(t, 'dat/basic_append/delta');
   if (!p) return;
   const v = floe('show', p, '--version', '7');
   assert.equal(v.code, 1);
@@ -314,7 +315,7 @@ test('time travel errors exit 1 with the Delta error code', async (t) => {
 });
 
 test('a table with an unsupported reader feature: exit 1 and stderr names the feature', async (t) => {
-  const p = corpusTable(t, 'kernel-rs/data/unshredded-variant');
+  const p = await corpusTableIn(t, 'kernel-rs/data/unshredded-variant');
   if (!p) return;
   for (const cmd of ['show', 'describe']) {
     const r = floe(cmd, p);

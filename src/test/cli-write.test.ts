@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Floe } from '../floe.js';
 import { tempDir } from './helpers.js';
+import { absent, exists, newLocation, readText, removeKey } from './store.js';
 import { assertValidTable } from './protocol-checker.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/main.js');
@@ -56,7 +57,7 @@ async function parquet(name: string, query: string): Promise<string> {
 }
 
 async function newTable(): Promise<string> {
-  return path.join(await tempDir('floe-cli-t-'), 'table');
+  return newLocation('table', 'floe-cli-t-');
 }
 
 async function rows(p: string, order = 'id'): Promise<Record<string, unknown>[]> {
@@ -205,19 +206,19 @@ test('floe checkpoint writes a checkpoint and _last_checkpoint; the table reads 
   const before = await rows(t);
   const r = ok(floeCli('checkpoint', t));
   assert.match(r.stdout, /checkpoint written at version 1/);
-  assert.ok(existsSync(path.join(t, '_delta_log', '00000000000000000001.checkpoint.parquet')));
-  const last = JSON.parse(await fs.readFile(path.join(t, '_delta_log', '_last_checkpoint'), 'utf8')) as Record<string, unknown>;
+  assert.ok(await exists(t, '_delta_log/00000000000000000001.checkpoint.parquet'));
+  const last = JSON.parse(await readText(t, '_delta_log/_last_checkpoint')) as Record<string, unknown>;
   assert.equal(last.version, 1);
   ok(floeCli('write', t, '--from', csv));
   const j = JSON.parse(ok(floeCli('checkpoint', t, '--format', 'json')).stdout) as Record<string, unknown>;
   assert.equal(j.version, 2);
   assert.equal(j.path, '_delta_log/00000000000000000002.checkpoint.parquet');
   // Reading from the checkpoint alone.
-  for (const v of [0, 1]) await fs.rm(path.join(t, '_delta_log', `${String(v).padStart(20, '0')}.json`));
+  for (const v of [0, 1]) await removeKey(t, `_delta_log/${String(v).padStart(20, '0')}.json`);
   assert.deepEqual(await rows(t), [...before, { id: '1', name: 'a' }, { id: '2', name: 'b' }].sort((a, b) => Number(a.id) - Number(b.id)));
   await assertValidTable(t);
 
-  const missing = floeCli('checkpoint', path.join(dir, 'no-such-table'));
+  const missing = floeCli('checkpoint', await newLocation('no-such-table'));
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /DELTA_TABLE_NOT_FOUND/);
 });
@@ -239,7 +240,7 @@ test('usage errors exit 2: no --from, unknown file extension, bad --mode, no PAT
   assert.equal(noPath.status, 2);
   const unknownFlag = floeCli('write', t, '--from', csv, '--partition', 'id');
   assert.equal(unknownFlag.status, 2);
-  assert.ok(!existsSync(t), 'no usage error creates anything');
+  assert.ok(await absent(t), 'no usage error creates anything');
 });
 
 test('a missing source file fails with exit 1 and creates no table', async () => {
@@ -247,5 +248,5 @@ test('a missing source file fails with exit 1 and creates no table', async () =>
   const r = floeCli('write', t, '--from', path.join(dir, 'nope.csv'));
   assert.equal(r.status, 1);
   assert.match(r.stderr, /nope\.csv/);
-  assert.ok(!existsSync(path.join(t, '_delta_log')));
+  assert.ok(await absent(t, '_delta_log'));
 });

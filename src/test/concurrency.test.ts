@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
 import type { WriteResult } from '../table/write.js';
-import { tempDir } from './helpers.js';
+import { copyLocation, isRemoteStore, listNames, localCopy, newLocation, readText, removeKey, storeAt } from './store.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/append-worker.js', import.meta.url));
 const COMMIT = /^(\d{20})\.json$/;
@@ -119,7 +119,7 @@ function parseJsonLines(text: string, file: string): Record<string, unknown>[] {
 }
 
 async function logListing(table: string): Promise<{ commits: number[]; checkpoints: number[]; names: string[] }> {
-  const names = await fs.readdir(path.join(table, '_delta_log'));
+  const names = await listNames(table, '_delta_log');
   const commits: number[] = [];
   const checkpoints: number[] = [];
   for (const n of names) {
@@ -132,8 +132,8 @@ async function logListing(table: string): Promise<{ commits: number[]; checkpoin
 }
 
 async function readCommitLines(table: string, v: number): Promise<Record<string, unknown>[]> {
-  const file = path.join(table, '_delta_log', `${String(v).padStart(20, '0')}.json`);
-  return parseJsonLines(await fs.readFile(file, 'utf8'), file);
+  const file = `_delta_log/${String(v).padStart(20, '0')}.json`;
+  return parseJsonLines(await readText(table, file), file);
 }
 
 async function commitInfo(table: string, v: number): Promise<Record<string, unknown>> {
@@ -147,14 +147,15 @@ async function orphanDataFiles(table: string): Promise<string[]> {
   const { commits } = await logListing(table);
   const referenced = new Set<string>();
   for (const v of commits) for (const l of await readCommitLines(table, v)) if (l.add) referenced.add(decodeURIComponent((l.add as { path: string }).path));
-  return (await fs.readdir(table)).filter((n) => n.endsWith('.parquet') && !referenced.has(n));
+  return (await listNames(table, '')).filter((n) => n.endsWith('.parquet') && !referenced.has(n));
 }
 
-test('4 processes × 50 appends: versions 0..200 contiguous, every (worker, seq) once, checkpoints readable', { timeout: 120_000 }, async (t) => {
+// (Remote test stores get more time: every commit, check and checkpoint read is an HTTP round trip.)
+test('4 processes × 50 appends: versions 0..200 contiguous, every (worker, seq) once, checkpoints readable', { timeout: isRemoteStore ? 300_000 : 120_000 }, async (t) => {
   const WORKERS = 4;
   const APPENDS = 50;
   const TOTAL = WORKERS * APPENDS;
-  const dir = await tempDir('floe-conc-append-');
+  const dir = await newLocation('t', 'floe-conc-append-');
   const floe = await Floe.create();
   try {
     await DeltaTable.create(floe, {
@@ -211,8 +212,9 @@ test('4 processes × 50 appends: versions 0..200 contiguous, every (worker, seq)
 
     // Checkpoints written by whichever writer committed versions 10, 20, …: complete and exact.
     assert.deepEqual(checkpoints, Array.from({ length: TOTAL / 10 }, (_, i) => (i + 1) * 10), 'a checkpoint every 10 commits');
+    const local = await localCopy(dir, '_delta_log/'); // DuckDB reads the checkpoint files from a local folder
     for (const cv of checkpoints) {
-      const file = path.join(dir, '_delta_log', `${String(cv).padStart(20, '0')}.checkpoint.parquet`);
+      const file = path.join(local, '_delta_log', `${String(cv).padStart(20, '0')}.checkpoint.parquet`);
       const [c] = await floe.engine.allJson(`SELECT count(add) AS adds, count(metaData) AS md, count(protocol) AS pr, count(remove) AS rm FROM read_parquet('${file}')`);
       assert.deepEqual([Number(c!.adds), Number(c!.md), Number(c!.pr), Number(c!.rm)], [cv, 1, 1, 0], `checkpoint ${cv} holds ${cv} adds, one metaData and one protocol`);
       const paths = (await floe.engine.allJson(`SELECT add.path AS p FROM read_parquet('${file}') WHERE add IS NOT NULL`)).map((r) => String(r.p)).sort();
@@ -221,18 +223,18 @@ test('4 processes × 50 appends: versions 0..200 contiguous, every (worker, seq)
     }
 
     // _last_checkpoint points at a complete checkpoint; reading through it alone gives the same table.
-    const last = JSON.parse(await fs.readFile(path.join(dir, '_delta_log', '_last_checkpoint'), 'utf8')) as { version: number; size?: number; sizeInBytes?: number; numOfAddFiles?: number };
+    const last = JSON.parse(await readText(dir, '_delta_log/_last_checkpoint')) as { version: number; size?: number; sizeInBytes?: number; numOfAddFiles?: number };
     assert.ok(checkpoints.includes(last.version), `_last_checkpoint (version ${last.version}) names an existing checkpoint`);
-    const lastFile = path.join(dir, '_delta_log', `${String(last.version).padStart(20, '0')}.checkpoint.parquet`);
-    if (last.sizeInBytes !== undefined) assert.equal(last.sizeInBytes, (await fs.stat(lastFile)).size, '_last_checkpoint sizeInBytes matches the file');
+    const lastFile = `_delta_log/${String(last.version).padStart(20, '0')}.checkpoint.parquet`;
+    if (last.sizeInBytes !== undefined) assert.equal(last.sizeInBytes, (await storeAt(dir).head(lastFile))?.size, '_last_checkpoint sizeInBytes matches the file');
     if (last.numOfAddFiles !== undefined) assert.equal(last.numOfAddFiles, last.version);
     t.diagnostic(`checkpoints ${checkpoints.length} (${checkpoints[0]}..${checkpoints[checkpoints.length - 1]}); _last_checkpoint → ${last.version}${last.version === checkpoints[checkpoints.length - 1] ? ' (the newest)' : ` (stale: newest is ${checkpoints[checkpoints.length - 1]})`}`);
 
-    const copy = await tempDir('floe-conc-cp-');
-    await fs.cp(dir, copy, { recursive: true });
+    const copy = await newLocation('t', 'floe-conc-cp-');
+    await copyLocation(dir, copy);
     const { commits: cc, checkpoints: ccp } = await logListing(copy);
-    for (const v of cc) if (v <= last.version) await fs.rm(path.join(copy, '_delta_log', `${String(v).padStart(20, '0')}.json`));
-    for (const v of ccp) if (v !== last.version) await fs.rm(path.join(copy, '_delta_log', `${String(v).padStart(20, '0')}.checkpoint.parquet`));
+    for (const v of cc) if (v <= last.version) await removeKey(copy, `_delta_log/${String(v).padStart(20, '0')}.json`);
+    for (const v of ccp) if (v !== last.version) await removeKey(copy, `_delta_log/${String(v).padStart(20, '0')}.checkpoint.parquet`);
     const fresh = await Floe.create();
     try {
       const s2 = await fresh.snapshot(copy);
@@ -243,11 +245,11 @@ test('4 processes × 50 appends: versions 0..200 contiguous, every (worker, seq)
       assert.equal(await (await fresh.read.delta(copy, { versionAsOf: last.version })).count(), last.version, 'the checkpoint version alone reads back');
     } finally {
       await fresh.close();
-      await fs.rm(copy, { recursive: true, force: true });
+      if (!isRemoteStore) await fs.rm(copy, { recursive: true, force: true });
     }
   } finally {
     await floe.close();
-    await fs.rm(dir, { recursive: true, force: true });
+    if (!isRemoteStore) await fs.rm(dir, { recursive: true, force: true });
   }
 });
 
@@ -274,7 +276,7 @@ function assertConflict(r: Reply, what: string): void {
 }
 
 test('racing overwrites, and an overwrite racing an append: typed conflict or rebase, never lost or duplicated rows', { timeout: 120_000 }, async (t) => {
-  const dir = await tempDir('floe-conc-overwrite-');
+  const dir = await newLocation('t', 'floe-conc-overwrite-');
   const floe = await Floe.create();
   const N = 60_000; // rows per overwrite: the COPY takes long enough for both writers to read the same version
   const M = 30_000; // rows per racing append
@@ -341,12 +343,12 @@ test('racing overwrites, and an overwrite racing an append: typed conflict or re
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
     await floe.close();
-    await fs.rm(dir, { recursive: true, force: true });
+    if (!isRemoteStore) await fs.rm(dir, { recursive: true, force: true });
   }
 });
 
 test('the same idempotent (txnAppId, txnVersion) written by two processes at once lands exactly once', { timeout: 120_000 }, async (t) => {
-  const dir = await tempDir('floe-conc-txn-');
+  const dir = await newLocation('t', 'floe-conc-txn-');
   const floe = await Floe.create();
   const M = 30_000;
   const ROUNDS = 8;
@@ -404,6 +406,6 @@ test('the same idempotent (txnAppId, txnVersion) written by two processes at onc
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
     await floe.close();
-    await fs.rm(dir, { recursive: true, force: true });
+    if (!isRemoteStore) await fs.rm(dir, { recursive: true, force: true });
   }
 });

@@ -10,6 +10,7 @@ import type { DeletionVectorDescriptor } from '../core/actions.js';
 import { CorruptLogError, FloeError, ObjectNotFoundError } from '../errors.js';
 import { LocalObjectStore } from '../storage/local.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { isRemoteStore, newRoot, readOnlyTable, removeKey, storeAt, writeRaw } from './store.js';
 
 // dist/test/x.js -> /work/shared/conformance
 const CONFORMANCE = fileURLToPath(new URL('../../../shared/conformance/', import.meta.url));
@@ -212,15 +213,16 @@ test('inline DVs: PROTOCOL.md Example 3, Spark portable and native layouts, padd
 });
 
 test('on-disk DVs: offsets, CRC, size, cardinality, version, missing files', async () => {
-  const dir = await tmpDir();
+  const dir = await tmpDir(); // 'p' DVs: absolute local files
+  const root = await newRoot('floe-dv-'); // 'u' DVs: in the test store
   try {
-    const store = new LocalObjectStore(dir);
+    const store = storeAt(root);
     const uuid = '0b7bd6e6-33b4-4c47-9f64-27b6e1b4d0a1';
     const small = portable([[0, roaring32([{ key: 0, kind: 'array', values: [1, 8] }], false)]]);
     const { bytes, offsets } = dvFile([small, HAND_BUILT]);
-    await fs.mkdir(path.join(dir, 'ab'));
-    const file = path.join(dir, 'ab', `deletion_vector_${uuid}.bin`);
-    await fs.writeFile(file, bytes);
+    const fileKey = `ab/deletion_vector_${uuid}.bin`;
+    const file = isRemoteStore ? `${root}/${fileKey}` : path.join(root, 'ab', `deletion_vector_${uuid}.bin`);
+    await writeRaw(root, fileKey, bytes);
     const dv1: DeletionVectorDescriptor = { storageType: 'u', pathOrInlineDv: `ab${uuidZ85(uuid)}`, offset: offsets[0]!, sizeInBytes: small.length, cardinality: 2 };
     const dv2: DeletionVectorDescriptor = { storageType: 'u', pathOrInlineDv: `ab${uuidZ85(uuid)}`, offset: offsets[1]!, sizeInBytes: HAND_BUILT.length, cardinality: HAND_BUILT_ROWS.length };
     assert.equal(dvRelativePath(dv1), `ab/deletion_vector_${uuid}.bin`);
@@ -231,11 +233,11 @@ test('on-disk DVs: offsets, CRC, size, cardinality, version, missing files', asy
     const far = dvFile([HAND_BUILT, small]);
     assert.ok(far.offsets[1]! > 4096);
     const uuid2 = '6f1c1a52-57e1-4a3b-8d8e-2d6f0c4c9b10';
-    await fs.writeFile(path.join(dir, `deletion_vector_${uuid2}.bin`), far.bytes);
+    await writeRaw(root, `deletion_vector_${uuid2}.bin`, far.bytes);
     assert.deepEqual(await loadDeletionVector(store, { ...dv1, pathOrInlineDv: uuidZ85(uuid2), offset: far.offsets[1]! }), [1, 8]);
     const farV0 = far.bytes.slice();
     farV0[0] = 0;
-    await fs.writeFile(path.join(dir, `deletion_vector_${uuid2}.bin`), farV0);
+    await writeRaw(root, `deletion_vector_${uuid2}.bin`, farV0);
     await assert.rejects(loadDeletionVector(store, { ...dv1, pathOrInlineDv: uuidZ85(uuid2), offset: far.offsets[1]! }), /format version 0/);
 
     // 'p': absolute file: URL, percent-encoded, in a directory with special characters.
@@ -250,40 +252,58 @@ test('on-disk DVs: offsets, CRC, size, cardinality, version, missing files', asy
     // CRC mismatch: flip one byte of the stored checksum.
     const crcBad = bytes.slice();
     crcBad[offsets[0]! + 4 + small.length]! ^= 0xff;
-    await fs.writeFile(file, crcBad);
+    await writeRaw(root, fileKey, crcBad);
     await assert.rejects(loadDeletionVector(store, dv1), isCorrupt(/CRC-32 mismatch/));
     // A flipped bitmap byte is caught by the CRC too.
     const dataBad = bytes.slice();
     dataBad[offsets[0]! + 4 + 20]! ^= 0x01;
-    await fs.writeFile(file, dataBad);
+    await writeRaw(root, fileKey, dataBad);
     await assert.rejects(loadDeletionVector(store, dv1), isCorrupt(/CRC-32 mismatch/));
     // Wrong magic with a valid CRC.
     const magicBad = small.slice();
     magicBad[3] = 0x00;
-    await fs.writeFile(file, dvFile([magicBad]).bytes);
+    await writeRaw(root, fileKey, dvFile([magicBad]).bytes);
     await assert.rejects(loadDeletionVector(store, dv1), isCorrupt(/wrong magic number/));
     // Version byte.
     const v2 = bytes.slice();
     v2[0] = 2;
-    await fs.writeFile(file, v2);
+    await writeRaw(root, fileKey, v2);
     await assert.rejects(loadDeletionVector(store, dv1), isCorrupt(/format version 2/));
     // Log disagrees with the file.
-    await fs.writeFile(file, bytes);
+    await writeRaw(root, fileKey, bytes);
     await assert.rejects(loadDeletionVector(store, { ...dv1, cardinality: 3 }), isCorrupt(/cardinality 3/));
     await assert.rejects(loadDeletionVector(store, { ...dv1, sizeInBytes: small.length + 2 }), isCorrupt(/sizeInBytes/));
     await assert.rejects(loadDeletionVector(store, { ...dv2, offset: offsets[1]! + 8 }), CorruptLogError);
-    await fs.writeFile(file, bytes.subarray(0, bytes.length - 3));
+    await writeRaw(root, fileKey, bytes.subarray(0, bytes.length - 3));
     await assert.rejects(loadDeletionVector(store, dv2), isCorrupt(/ends before/));
 
     // Missing files.
-    await fs.rm(file);
+    await removeKey(root, fileKey);
     const isMissing = (name: string) => (e: unknown) =>
       e instanceof FloeError && e.code === 'DELTA_DELETION_VECTOR_MISSING' && e.message.includes(name) && /damaged/.test(e.message) && /VACUUM/i.test(e.message);
     await assert.rejects(loadDeletionVector(store, dv1), isMissing(file));
     await assert.rejects(loadDeletionVector(store, { ...pdv, pathOrInlineDv: pathToFileURL(path.join(odd, 'gone.bin')).href }), isMissing(path.join(odd, 'gone.bin')));
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
+    if (!isRemoteStore) await fs.rm(root, { recursive: true, force: true });
   }
+});
+
+test("'p' DVs as URLs: under the table's root they read through its store; elsewhere they are refused clearly", async (t) => {
+  const root = await newRoot('floe-dv-');
+  const store = storeAt(root);
+  const { bytes, offsets } = dvFile([HAND_BUILT]);
+  const dv: DeletionVectorDescriptor = { storageType: 'p', pathOrInlineDv: 's3://elsewhere/t/x.bin', offset: offsets[0]!, sizeInBytes: HAND_BUILT.length, cardinality: HAND_BUILT_ROWS.length };
+  await assert.rejects(loadDeletionVector(store, dv), (e: unknown) => e instanceof FloeError && e.code === 'DELTA_DELETION_VECTOR_UNSUPPORTED_PATH' && e.message.includes('s3://elsewhere/t/x.bin'));
+  if (!isRemoteStore) {
+    t.diagnostic('a URL under the table root needs a remote test store (FLOE_TEST_STORE=azurite)');
+    return;
+  }
+  await writeRaw(root, 'a b%c&d/x%y.bin', bytes);
+  const url = `${store.root}/a%20b%25c%26d/x%25y.bin`;
+  assert.deepEqual(await loadDeletionVector(store, { ...dv, pathOrInlineDv: url }), HAND_BUILT_ROWS);
+  const gone = `${store.root}/gone.bin`;
+  await assert.rejects(loadDeletionVector(store, { ...dv, pathOrInlineDv: gone }), (e: unknown) => e instanceof FloeError && e.code === 'DELTA_DELETION_VECTOR_MISSING' && e.message.includes(gone));
 });
 
 // ------------------------------------------------------------------------ conformance tables
@@ -293,8 +313,7 @@ test('on-disk DVs: offsets, CRC, size, cardinality, version, missing files', asy
  * `DELETION_VECTOR_FILE_NAME_PREFIX`), which the protocol's derived path does not include. This store
  * falls back to that name, the way Spark's own test harness reads them.
  */
-function sparkTestStore(root: string): ObjectStore {
-  const base = new LocalObjectStore(root);
+function sparkTestStore(root: string, base: ObjectStore = new LocalObjectStore(root)): ObjectStore {
   return {
     root: base.root,
     get: (k) => base.get(k),
@@ -372,7 +391,9 @@ test('conformance tables: every logged DV decodes to its cardinality', { skip: !
   let total = 0;
   for (const table of tables) {
     const root = path.join(CONFORMANCE, table);
-    const store = table.startsWith('delta-spark/spark-test-resources/') ? sparkTestStore(root) : new LocalObjectStore(root);
+    // The DV files are read where the test store holds the table (an upload on a remote store).
+    const base = isRemoteStore ? storeAt(await readOnlyTable(root)) : new LocalObjectStore(root);
+    const store = table.startsWith('delta-spark/spark-test-resources/') ? sparkTestStore(root, base) : base;
     const dvs = loggedDvs(root);
     assert.ok(dvs.length > 0, `${table} logs no DV`);
     for (const { version, kind, path: p, numRecords, dv } of dvs) {

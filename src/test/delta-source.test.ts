@@ -7,24 +7,24 @@ import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { readChangeFeedBatch, readStreamBatch } from '../streaming/delta-source.js';
 import { applyChanges } from '../pipelines/auto-cdc.js';
-import { tempDir } from './helpers.js';
+import { isRemoteStore, locJoin, newRoot } from './store.js';
 
 let floe: Floe;
 let dir: string;
 before(async () => {
   floe = await Floe.create({ threads: 2, config: { 'spark.databricks.delta.properties.defaults.enableChangeDataFeed': 'true' } });
-  dir = await tempDir('floe-source-');
+  dir = await newRoot('floe-source-');
 });
 after(async () => {
   await floe.close();
-  await fs.rm(dir, { recursive: true, force: true });
+  if (!isRemoteStore) await fs.rm(dir, { recursive: true, force: true });
 });
 
 const ids = async (df: { toJSON(): Promise<Record<string, unknown>[]> }): Promise<number[]> => (await df.toJSON()).map((r) => Number(r.id)).sort((a, b) => a - b);
 const append = (t: string, from: number, to: number) => floe.duckdbSql(`SELECT range AS id, 'v' || range AS v FROM range(${from}, ${to})`).write.delta(t, { mode: 'append' });
 
 test('append-only stream: first the snapshot, then only new appends, whole commits per batch', async () => {
-  const t = path.join(dir, 'appends');
+  const t = locJoin(dir, 'appends');
   await append(t, 0, 2); // v0
   const first = await readStreamBatch(floe, t);
   assert.ok(first);
@@ -48,7 +48,7 @@ test('append-only stream: first the snapshot, then only new appends, whole commi
 });
 
 test('append-only stream: a commit that deletes rows fails the stream unless skipChangeCommits', async () => {
-  const t = path.join(dir, 'changes');
+  const t = locJoin(dir, 'changes');
   await append(t, 0, 3); // v0
   await (await DeltaTable.forPath(floe, t)).delete('id = 1'); // v1
   await append(t, 3, 5); // v2
@@ -61,12 +61,12 @@ test('append-only stream: a commit that deletes rows fails the stream unless ski
 });
 
 test('change feed batches, applied to an AUTO CDC target (sequence = commit version)', async () => {
-  const src = path.join(dir, 'cdf_src');
+  const src = locJoin(dir, 'cdf_src');
   await append(src, 0, 3); // v0: inserts 0,1,2
   const table = await DeltaTable.forPath(floe, src);
   await table.update({ condition: 'id = 1', set: { v: "'changed'" } }); // v1
   await table.delete('id = 2'); // v2
-  const target = path.join(dir, 'cdf_target');
+  const target = locJoin(dir, 'cdf_target');
   let last: number | undefined;
   let batchId = 0;
   for (;;) {

@@ -9,7 +9,7 @@ import { dvRelativePath, loadDeletionVector, parseRoaringBitmapArray, z85Decode 
 import { LocalObjectStore } from '../storage/local.js';
 import { DeltaTable, Floe } from '../index.js';
 import { checkTable } from './protocol-checker.js';
-import { tempDir } from './helpers.js';
+import { listNames, locJoin, newRoot, storeAt } from './store.js';
 
 test('RoaringBitmapArray serialisation round-trips through the reader (property)', () => {
   fc.assert(
@@ -28,17 +28,17 @@ test('Z85 encoding inverts decoding; a DV file loads back with its CRC and cardi
   const bytes = new Uint8Array([0x86, 0x4f, 0xd2, 0x6f, 0xb5, 0x59, 0xf7, 0x5b]);
   assert.equal(z85Encode(bytes), 'HelloWorld');
   assert.deepEqual(z85Decode(z85Encode(bytes)), bytes);
-  const dir = await tempDir();
+  const dir = await newRoot();
   const f = buildDeletionVectorFile([3, 1, 2, 2 ** 32 + 5]);
   assert.equal(dvRelativePath(f.descriptor), f.relativePath);
-  const store = new LocalObjectStore(dir);
+  const store = storeAt(dir);
   await store.put(f.relativePath, f.bytes);
   assert.deepEqual(await loadDeletionVector(store, f.descriptor), [1, 2, 3, 2 ** 32 + 5]);
 });
 
 test('with delta.enableDeletionVectors, DELETE/UPDATE/MERGE keep files and mark rows; reads, the feed and the checker agree', async () => {
-  const dir = await tempDir();
-  const p = path.join(dir, 't');
+  const dir = await newRoot();
+  const p = locJoin(dir, 't');
   const floe = await Floe.create({
     config: {
       'spark.databricks.delta.properties.defaults.enableDeletionVectors': 'true',
@@ -84,7 +84,7 @@ test('with delta.enableDeletionVectors, DELETE/UPDATE/MERGE keep files and mark 
     assert.deepEqual(await checkTable(p), []);
 
     // OPTIMIZE purges the deletion vectors; VACUUM keeps the DV files live versions need.
-    const dvFiles = (await fs.readdir(p)).filter((n) => n.startsWith('deletion_vector_'));
+    const dvFiles = (await listNames(p, '')).filter((n) => n.startsWith('deletion_vector_'));
     assert.ok(dvFiles.length >= 3);
     await t.optimize();
     assert.ok((await floe.snapshot(p)).files.every((f) => !f.deletionVector));

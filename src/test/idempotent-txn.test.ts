@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { withIdempotentTxn } from '../table/dml.js';
-import { tempDir } from './helpers.js';
+import { locJoin, newRoot, readText } from './store.js';
 
 let floe: Floe;
 before(async () => {
@@ -21,14 +21,14 @@ after(async () => {
 });
 
 async function txnOf(table: string, version: number): Promise<Array<{ appId: string; version: number }>> {
-  const text = await fs.readFile(path.join(table, '_delta_log', `${String(version).padStart(20, '0')}.json`), 'utf8');
+  const text = await readText(table, `_delta_log/${String(version).padStart(20, '0')}.json`);
   return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { txn?: { appId: string; version: number } }).flatMap((a) => (a.txn ? [{ appId: a.txn.appId, version: a.txn.version }] : []));
 }
 
 test('concurrent idempotent DML on one session: each commit carries its own txn; a repeated pair is skipped; the session settings are untouched', async () => {
-  const dir = await tempDir('floe-txn-');
-  const a = path.join(dir, 'a');
-  const b = path.join(dir, 'b');
+  const dir = await newRoot('floe-txn-');
+  const a = locJoin(dir, 'a');
+  const b = locJoin(dir, 'b');
   await floe.duckdbSql('SELECT range::INT AS id FROM range(10)').write.delta(a);
   await floe.duckdbSql('SELECT range::INT AS id FROM range(10)').write.delta(b);
   const ta = await DeltaTable.forPath(floe, a);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
-import { tempDir } from './helpers.js';
+import { newLocation } from './store.js';
 
 type Row = Record<string, unknown>;
 const plain = (rows: Row[]): Row[] => rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])));
@@ -18,7 +18,7 @@ for (const col of ['n', 'file_index']) {
   test(`MERGE over several files and partitions, then the feed (a column named ${col})`, async () => {
     const floe = await Floe.create({ threads: 2 });
     try {
-      const p = path.join(await tempDir(), 't');
+      const p = await newLocation();
       const rows = (from: number, to: number): string => `SELECT range::BIGINT AS id, (range * 100)::INTEGER AS "${col}", CASE WHEN range % 2 = 0 THEN 'a' ELSE 'b' END AS g FROM range(${from}, ${to})`;
       await floe.duckdbSql(rows(0, 10)).write.delta(p, { properties: { 'delta.enableChangeDataFeed': 'true' }, partitionBy: ['g'] });
       await floe.duckdbSql(rows(10, 20)).write.delta(p, { mode: 'append' });

@@ -20,7 +20,7 @@ import fc from 'fast-check';
 import { Floe } from '../floe.js';
 import { FloeError } from '../errors.js';
 import { DeltaTable } from '../table/delta-table.js';
-import { tempDir } from './helpers.js';
+import { locJoin, newRoot } from './store.js';
 
 interface R {
   id: number | null;
@@ -237,14 +237,14 @@ function describe(c: Case): string {
 }
 
 test('MERGE agrees with a reference implementation of Spark semantics (property)', async (t) => {
-  const dir = await tempDir('floe-merge-prop-');
+  const dir = await newRoot('floe-merge-prop-');
   const floe = await Floe.create({ threads: 2 });
   let n = 0;
   const stats = { runs: 0, errors: 0, multi: 0, committed: 0 };
   try {
     await fc.assert(
       fc.asyncProperty(caseArb, async (c) => {
-        const p = path.join(dir, `t${n++}`);
+        const p = locJoin(dir, `t${n++}`);
         await DeltaTable.create(floe, {
           path: p,
           schema: [{ name: 'id', type: 'long' }, { name: 'v', type: 'long' }, { name: 'g', type: 'string' }],

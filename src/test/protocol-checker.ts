@@ -29,6 +29,7 @@
  *   `read_parquet` of each live data file plus its partition values (for files with deletion vectors:
  *   floe's rows are a sub-multiset and exactly `cardinality` rows fewer).
  */
+import { localCopy } from './store.js';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
@@ -1136,11 +1137,13 @@ class Checker {
 }
 
 /**
- * Checks a Delta table (a local folder) against the protocol and returns the violations found;
+ * Checks a Delta table (a local folder, or a test-store URL: see store.ts) against the protocol and returns the violations found;
  * an empty array means the table is valid.
  */
 export async function checkTable(tablePath: string, options: CheckOptions = {}): Promise<string[]> {
-  const c = new Checker(path.resolve(tablePath), { fromVersion: options.fromVersion ?? 0, compareRead: options.compareRead ?? true });
+  // Tables in a remote test store (FLOE_TEST_STORE) are checked on a downloaded copy of their objects.
+  const local = await localCopy(tablePath);
+  const c = new Checker(path.resolve(local), { fromVersion: options.fromVersion ?? 0, compareRead: options.compareRead ?? true });
   await c.open();
   try {
     await c.run();

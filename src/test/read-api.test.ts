@@ -13,7 +13,8 @@ import { Floe } from '../floe.js';
 import { DataFrame } from '../dataframe.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { FloeError } from '../errors.js';
-import { copyTable, corpus, tempDir, corpusTable } from './helpers.js';
+import { corpus, tempDir, corpusTable } from './helpers.js';
+import { copyTableIn, corpusTableIn, isRemoteStore, locJoin, newRoot, readOnlyTable, readText, writeRaw } from './store.js';
 
 let floe: Floe;
 before(async () => {
@@ -65,13 +66,14 @@ test('every DAT case at every expected version matches Spark rows and table_vers
         version: number; properties: Record<string, string>; min_reader_version: number; min_writer_version: number;
       };
       const opts = ver === 'latest' ? {} : { versionAsOf: Number(ver.slice(1)) };
-      const df = await floe.read.delta(path.join(root, c, 'delta'), opts);
+      const table = await readOnlyTable(path.join(root, c, 'delta'));
+      const df = await floe.read.delta(table, opts);
       const expected = floe.read.parquet(path.join(root, c, 'expected', ver, 'table_content', '*.parquet'));
       const actualCols = (await df.columns()).map((x) => x.name);
       const expectedCols = (await expected.columns()).map((x) => x.name);
       assert.deepEqual([...actualCols].sort(), [...expectedCols].sort(), `${c}@${ver}: columns`);
       assert.deepEqual(await rowSet(df), await rowSet(expected), `${c}@${ver}: rows`);
-      const detail = await (await DeltaTable.forPath(floe, path.join(root, c, 'delta'))).detail(opts);
+      const detail = await (await DeltaTable.forPath(floe, table)).detail(opts);
       assert.equal(detail.version, meta.version, `${c}@${ver}: version`);
       assert.deepEqual(detail.properties, meta.properties, `${c}@${ver}: properties`);
       assert.equal(detail.minReaderVersion, meta.min_reader_version, `${c}@${ver}: minReaderVersion`);
@@ -83,7 +85,7 @@ test('every DAT case at every expected version matches Spark rows and table_vers
 });
 
 test('basic_append: v0 has the 3 rows of the first write, v1 and latest all 5', async (t) => {
-  const p = corpusTable(t, 'dat/basic_append/delta');
+  const p = await corpusTableIn(t, 'dat/basic_append/delta');
   if (!p) return;
   const v0 = await floe.read.delta(p, { versionAsOf: 0 });
   assert.deepEqual(await v0.orderBy('number').toArray(), [
@@ -100,7 +102,7 @@ test('basic_append: v0 has the 3 rows of the first write, v1 and latest all 5', 
 });
 
 test('basic_partitioned: v0 3 rows; v1 adds a null-partition row and rows in partitions a and e', async (t) => {
-  const p = corpusTable(t, 'dat/basic_partitioned/delta');
+  const p = await corpusTableIn(t, 'dat/basic_partitioned/delta');
   if (!p) return;
   assert.equal(await (await floe.read.delta(p, { versionAsOf: 0 })).count(), 3);
   const rows = await (await floe.read.delta(p)).orderBy('number').toJSON();
@@ -128,7 +130,7 @@ const BA_T0 = 1674611413970;
 const BA_T1 = 1674611422877;
 
 test('timestampAsOf: an exact commit timestamp resolves to that version, a timestamp between commits to the earlier', async (t) => {
-  const p = corpusTable(t, 'dat/basic_append/delta');
+  const p = await corpusTableIn(t, 'dat/basic_append/delta');
   if (!p) return;
   const at = async (ts: Date | number | string): Promise<number> => (await floe.snapshot(p, { timestampAsOf: ts })).version;
   assert.equal(await at(BA_T0), 0);
@@ -144,7 +146,7 @@ test('timestampAsOf: an exact commit timestamp resolves to that version, a times
 });
 
 test('timestampAsOf before the first commit / after the last commit fails with Spark error codes', async (t) => {
-  const p = corpusTable(t, 'dat/basic_append/delta');
+  const p = await corpusTableIn(t, 'dat/basic_append/delta');
   if (!p) return;
   await rejectsWith(floe.read.delta(p, { timestampAsOf: BA_T0 - 1 }), 'DELTA_TIMESTAMP_EARLIER_THAN_COMMIT_RETENTION', /version 0/);
   await rejectsWith(floe.read.delta(p, { timestampAsOf: '2000-01-01' }), 'DELTA_TIMESTAMP_EARLIER_THAN_COMMIT_RETENTION');
@@ -153,7 +155,7 @@ test('timestampAsOf before the first commit / after the last commit fails with S
 });
 
 test('versionAsOf beyond the latest, negative, or both options at once are errors', async (t) => {
-  const p = corpusTable(t, 'dat/basic_append/delta');
+  const p = await corpusTableIn(t, 'dat/basic_append/delta');
   if (!p) return;
   await rejectsWith(floe.read.delta(p, { versionAsOf: 2 }), 'DELTA_VERSION_NOT_FOUND', /latest version is 1/);
   await rejectsWith(floe.read.delta(p, { versionAsOf: 1000 }), 'DELTA_VERSION_NOT_FOUND');
@@ -164,7 +166,7 @@ test('versionAsOf beyond the latest, negative, or both options at once are error
 });
 
 test('time travel on a log whose early commits were cleaned up (dat/no_replay: log starts at checkpoint 2)', async (t) => {
-  const p = corpusTable(t, 'dat/no_replay/delta');
+  const p = await corpusTableIn(t, 'dat/no_replay/delta');
   if (!p) return;
   assert.equal((await floe.snapshot(p, { versionAsOf: 2 })).version, 2);
   await rejectsWith(floe.read.delta(p, { versionAsOf: 1 }), 'DELTA_VERSION_NOT_FOUND', /earliest version that can be read is 2/);
@@ -179,13 +181,12 @@ test('time travel on a log whose early commits were cleaned up (dat/no_replay: l
 test('non-ICT commit timestamps come from commitInfo.timestamp and are made strictly increasing, as Spark does', async (t) => {
   const src = corpusTable(t, 'dat/basic_append/delta');
   if (!src) return;
-  const dir = await copyTable(src);
+  const dir = await copyTableIn(src);
   try {
     // Rewrite commit 1 so its commitInfo.timestamp lies before commit 0's.
-    const f = path.join(dir, '_delta_log', '00000000000000000001.json');
-    await fs.chmod(f, 0o644);
-    const text = await fs.readFile(f, 'utf8');
-    await fs.writeFile(f, text.replace(`"timestamp":${BA_T1}`, `"timestamp":${BA_T0 - 5000}`));
+    const f = '_delta_log/00000000000000000001.json';
+    const text = await readText(dir, f);
+    await writeRaw(dir, f, text.replace(`"timestamp":${BA_T1}`, `"timestamp":${BA_T0 - 5000}`));
     const local = await Floe.create();
     try {
       const hist = await (await DeltaTable.forPath(local, dir)).history();
@@ -199,7 +200,7 @@ test('non-ICT commit timestamps come from commitInfo.timestamp and are made stri
       await local.close();
     }
   } finally {
-    await fs.rm(dir, { recursive: true, force: true });
+    if (!isRemoteStore) await fs.rm(dir, { recursive: true, force: true });
   }
 });
 
@@ -207,7 +208,7 @@ test('non-ICT commit timestamps come from commitInfo.timestamp and are made stri
 // inCommitTimestamp: v0 1783874203271, v1 1683874206883 (hand-edited, out of order; commitInfo.timestamp 1783874206883),
 // v2 1783874212175, v3 1783874213881.
 test('in-commit timestamps: history reports inCommitTimestamp, including the out-of-order commit 1', async (t) => {
-  const p = corpusTable(t, 'delta-rs/cdc_ict_table');
+  const p = await corpusTableIn(t, 'delta-rs/cdc_ict_table');
   if (!p) return;
   const hist = await (await DeltaTable.forPath(floe, p)).history();
   assert.deepEqual(hist.map((h) => [h.version, h.timestamp, h.operation]), [
@@ -221,7 +222,7 @@ test('in-commit timestamps: history reports inCommitTimestamp, including the out
 });
 
 test('in-commit timestamps: timestampAsOf resolves against inCommitTimestamp', async (t) => {
-  const p = corpusTable(t, 'delta-rs/cdc_ict_table');
+  const p = await corpusTableIn(t, 'delta-rs/cdc_ict_table');
   if (!p) return;
   const at = async (ts: number | string): Promise<number> => (await floe.snapshot(p, { timestampAsOf: ts })).version;
   assert.equal(await at(1783874212175), 2);
@@ -246,7 +247,7 @@ test('in-commit timestamps: timestampAsOf resolves against inCommitTimestamp', a
 // ---------------------------------------------------------------------------------------------
 
 test('history: newest first, every DESCRIBE HISTORY field from commitInfo', async (t) => {
-  const p = corpusTable(t, 'dat/basic_append/delta');
+  const p = await corpusTableIn(t, 'dat/basic_append/delta');
   if (!p) return;
   const dt = await DeltaTable.forPath(floe, p);
   const hist = await dt.history();
@@ -287,7 +288,7 @@ test('history: newest first, every DESCRIBE HISTORY field from commitInfo', asyn
     },
   ]);
   assert.deepEqual((await dt.history(1)).map((h) => h.version), [1]);
-  const wc = corpusTable(t, 'dat/with_checkpoint/delta');
+  const wc = await corpusTableIn(t, 'dat/with_checkpoint/delta');
   if (!wc) return;
   const wh = await (await DeltaTable.forPath(floe, wc)).history();
   assert.deepEqual(wh.map((h) => [h.version, h.operation, h.readVersion, h.isBlindAppend]), [
@@ -300,7 +301,7 @@ test('history: newest first, every DESCRIBE HISTORY field from commitInfo', asyn
 });
 
 test('history: Databricks commits keep user, notebook, cluster, DELETE predicate and non-string parameters', async (t) => {
-  const p = corpusTable(t, 'delta-rs/table_with_column_mapping');
+  const p = await corpusTableIn(t, 'delta-rs/table_with_column_mapping');
   if (!p) return;
   const [h] = await (await DeltaTable.forPath(floe, p)).history();
   assert.ok(h);
@@ -315,7 +316,7 @@ test('history: Databricks commits keep user, notebook, cluster, DELETE predicate
   assert.deepEqual(h.operationParameters, { mode: 'Overwrite', statsOnLoad: false, partitionBy: '["Company Very Short"]' });
   assert.equal(h.engineInfo, 'Databricks-Runtime/13.3.x-photon-scala2.12');
 
-  const dv = corpusTable(t, 'kernel-rs/data/table-with-dv-small');
+  const dv = await corpusTableIn(t, 'kernel-rs/data/table-with-dv-small');
   if (!dv) return;
   const [d1, d0] = await (await DeltaTable.forPath(floe, dv)).history();
   assert.ok(d1 && d0);
@@ -329,7 +330,7 @@ test('history: Databricks commits keep user, notebook, cluster, DELETE predicate
 });
 
 test('detail: files, size, partitions, properties, protocol and features at latest and at a version', async (t) => {
-  const p = corpusTable(t, 'dat/basic_partitioned/delta');
+  const p = await corpusTableIn(t, 'dat/basic_partitioned/delta');
   if (!p) return;
   const dt = await DeltaTable.forPath(floe, p);
   const d = await dt.detail();
@@ -355,7 +356,7 @@ test('detail: files, size, partitions, properties, protocol and features at late
   assert.equal(d0.sizeInBytes, 3 * 751);
   assert.equal(d0.lastModified, '2023-01-25T01:50:27.131Z');
 
-  const dv = corpusTable(t, 'kernel-rs/data/table-with-dv-small');
+  const dv = await corpusTableIn(t, 'kernel-rs/data/table-with-dv-small');
   if (!dv) return;
   const dd = await (await DeltaTable.forPath(floe, dv)).detail();
   assert.equal(dd.numFiles, 1);
@@ -365,7 +366,7 @@ test('detail: files, size, partitions, properties, protocol and features at late
   assert.deepEqual(dd.tableFeatures, ['deletionVectors']);
   assert.deepEqual(dd.properties, { 'delta.enableDeletionVectors': 'true', 'delta.columnMapping.mode': 'none' });
 
-  const ict = corpusTable(t, 'delta-rs/cdc_ict_table');
+  const ict = await corpusTableIn(t, 'delta-rs/cdc_ict_table');
   if (!ict) return;
   const di = await (await DeltaTable.forPath(floe, ict)).detail();
   assert.deepEqual(di.tableFeatures, ['appendOnly', 'changeDataFeed', 'inCommitTimestamp', 'invariants']);
@@ -375,7 +376,7 @@ test('detail: files, size, partitions, properties, protocol and features at late
   assert.equal(di.sizeInBytes, 929 + 922);
   assert.equal(di.lastModified, '2026-07-12T16:36:53.881Z');
 
-  const wc = corpusTable(t, 'dat/with_checkpoint/delta');
+  const wc = await corpusTableIn(t, 'dat/with_checkpoint/delta');
   if (!wc) return;
   assert.deepEqual((await (await DeltaTable.forPath(floe, wc)).detail()).properties, { 'delta.checkpointInterval': '2' });
 });
@@ -383,30 +384,30 @@ test('detail: files, size, partitions, properties, protocol and features at late
 test('detail: a legacy protocol lists the features it implies, as Spark DESCRIBE DETAIL does', async (t) => {
   // Spark: tableFeatures = (protocol.implicitlySupportedFeatures ++ readerAndWriterFeatureNames).sorted;
   // protocol (1, 2) implies appendOnly and invariants.
-  const p = corpusTable(t, 'dat/basic_append/delta');
+  const p = await corpusTableIn(t, 'dat/basic_append/delta');
   if (!p) return;
   const d = await (await DeltaTable.forPath(floe, p)).detail();
   assert.deepEqual(d.tableFeatures, ['appendOnly', 'invariants']);
   // protocol (2, 5) implies every legacy feature up to column mapping (identityColumns needs writer 6).
-  const cm = corpusTable(t, 'kernel-rs/golden/table-with-columnmapping-mode-id/delta');
+  const cm = await corpusTableIn(t, 'kernel-rs/golden/table-with-columnmapping-mode-id/delta');
   if (!cm) return;
   const dc = await (await DeltaTable.forPath(floe, cm)).detail();
   assert.deepEqual(dc.tableFeatures, ['appendOnly', 'changeDataFeed', 'checkConstraints', 'columnMapping', 'generatedColumns', 'invariants']);
   // A table-features protocol (writer 7) implies nothing: only the listed features.
-  const ict = corpusTable(t, 'delta-rs/cdc_ict_table');
+  const ict = await corpusTableIn(t, 'delta-rs/cdc_ict_table');
   if (!ict) return;
   assert.deepEqual((await (await DeltaTable.forPath(floe, ict)).detail()).tableFeatures, ['appendOnly', 'changeDataFeed', 'inCommitTimestamp', 'invariants']);
 });
 
 test('DeltaTable.forPath / read.delta on a folder without a table: DELTA_TABLE_NOT_FOUND', async () => {
-  const dir = await tempDir();
+  const dir = await newRoot();
   try {
     await rejectsWith(DeltaTable.forPath(floe, dir), 'DELTA_TABLE_NOT_FOUND');
     await rejectsWith(floe.read.delta(dir), 'DELTA_TABLE_NOT_FOUND');
-    await rejectsWith(floe.read.delta(path.join(dir, 'missing')), 'DELTA_TABLE_NOT_FOUND');
+    await rejectsWith(floe.read.delta(locJoin(dir, 'missing')), 'DELTA_TABLE_NOT_FOUND');
     assert.equal(await DeltaTable.isDeltaTable(floe, dir), false);
   } finally {
-    await fs.rm(dir, { recursive: true, force: true });
+    if (!isRemoteStore) await fs.rm(dir, { recursive: true, force: true });
   }
 });
 
@@ -422,7 +423,7 @@ test('tables open by file:// URL; unsupported URL schemes are refused clearly (s
 // ---------------------------------------------------------------------------------------------
 
 test('multi_partitioned: null partitions, binary and date partition values, escaped directory names', async (t) => {
-  const p = corpusTable(t, 'dat/multi_partitioned/delta');
+  const p = await corpusTableIn(t, 'dat/multi_partitioned/delta');
   if (!p) return;
   const v1 = await (await floe.read.delta(p, { versionAsOf: 1 })).orderBy('number').toArray();
   assert.deepEqual(canon(v1), canon([
@@ -442,7 +443,7 @@ test('multi_partitioned: null partitions, binary and date partition values, esca
 });
 
 test('multi_partitioned_2: boolean, timestamp and decimal partition columns', async (t) => {
-  const p = corpusTable(t, 'dat/multi_partitioned_2/delta');
+  const p = await corpusTableIn(t, 'dat/multi_partitioned_2/delta');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual(await df.columns(), [
@@ -459,7 +460,7 @@ test('multi_partitioned_2: boolean, timestamp and decimal partition columns', as
 });
 
 test('deletion vectors: table-with-dv-small shows 8 of 10 rows; v0 shows all 10', async (t) => {
-  const p = corpusTable(t, 'kernel-rs/data/table-with-dv-small');
+  const p = await corpusTableIn(t, 'kernel-rs/data/table-with-dv-small');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual((await df.orderBy('value').toJSON()).map((r) => r.value), [1, 2, 3, 4, 5, 6, 7, 8]);
@@ -473,14 +474,14 @@ test('deletion vectors: table-with-dv-small shows 8 of 10 rows; v0 shows all 10'
 });
 
 test('deletion vectors: with-short-dv drops rows 0-2 of its first file', async (t) => {
-  const p = corpusTable(t, 'kernel-rs/data/with-short-dv');
+  const p = await corpusTableIn(t, 'kernel-rs/data/with-short-dv');
   if (!p) return;
   const ids = (await (await floe.read.delta(p)).select('id').orderBy('id').toJSON()).map((r) => r.id);
   assert.deepEqual(ids, ['3', '4', '5', '6', '7', '8', '9']);
 });
 
 test('column mapping name mode: logical names, partition column with spaces, skipping on physical stats', async (t) => {
-  const p = corpusTable(t, 'delta-rs/table_with_column_mapping');
+  const p = await corpusTableIn(t, 'delta-rs/table_with_column_mapping');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual(await df.columns(), [
@@ -503,7 +504,7 @@ test('column mapping name mode: logical names, partition column with spaces, ski
 });
 
 test('column mapping id mode: all types, nested structs, arrays and maps under logical names', async (t) => {
-  const p = corpusTable(t, 'kernel-rs/golden/table-with-columnmapping-mode-id/delta');
+  const p = await corpusTableIn(t, 'kernel-rs/golden/table-with-columnmapping-mode-id/delta');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual((await df.columns()).map((c) => c.name), [
@@ -534,7 +535,7 @@ test('column mapping id mode: all types, nested structs, arrays and maps under l
 // ---------------------------------------------------------------------------------------------
 
 test('file skipping: a partition filter scans only matching partitions and returns the right rows', async (t) => {
-  const p = corpusTable(t, 'dat/basic_partitioned/delta');
+  const p = await corpusTableIn(t, 'dat/basic_partitioned/delta');
   if (!p) return;
   const df = await floe.read.delta(p);
   const a = df.filter(`letter = 'a'`).orderBy('number');
@@ -556,7 +557,7 @@ test('file skipping: a partition filter scans only matching partitions and retur
 });
 
 test('file skipping: a filter on a stats column skips files whose min/max exclude it', async (t) => {
-  const p = corpusTable(t, 'dat/basic_append/delta');
+  const p = await corpusTableIn(t, 'dat/basic_append/delta');
   if (!p) return;
   const df = (await floe.read.delta(p)).filter('number > 3');
   assert.deepEqual(await df.toJSON(), [
@@ -570,7 +571,7 @@ test('file skipping: a filter on a stats column skips files whose min/max exclud
 });
 
 test('file skipping: partition filters on multi_partitioned, timestamp_ntz partitions and decimals', async (t) => {
-  const mp = corpusTable(t, 'dat/multi_partitioned/delta');
+  const mp = await corpusTableIn(t, 'dat/multi_partitioned/delta');
   if (!mp) return;
   const esc = (await floe.read.delta(mp)).filter(`letter = '/%20%f'`);
   assert.deepEqual((await esc.toJSON()).map((r) => r.number), ['6']);
@@ -579,13 +580,13 @@ test('file skipping: partition filters on multi_partitioned, timestamp_ntz parti
   assert.deepEqual((await nullDate.toJSON()).map((r) => r.number), ['4', '5']);
   assert.deepEqual(nullDate.lastScan, [{ filesTotal: 5, filesScanned: 2 }]);
 
-  const mp2 = corpusTable(t, 'dat/multi_partitioned_2/delta');
+  const mp2 = await corpusTableIn(t, 'dat/multi_partitioned_2/delta');
   if (!mp2) return;
   const dec = (await floe.read.delta(mp2)).filter('amount = 200').orderBy('int');
   assert.deepEqual((await dec.toJSON()).map((r) => r.int), ['1', '2']);
   assert.deepEqual(dec.lastScan, [{ filesTotal: 3, filesScanned: 2 }]);
 
-  const ntz = corpusTable(t, 'kernel-rs/data/data-reader-timestamp_ntz');
+  const ntz = await corpusTableIn(t, 'kernel-rs/data/data-reader-timestamp_ntz');
   if (!ntz) return;
   const ts = (await floe.read.delta(ntz)).filter(`tsNtzPartition = TIMESTAMP '2013-07-05 17:01:00.123456'`).orderBy('id');
   assert.deepEqual((await ts.toJSON()).map((r) => r.id), [3, 4, 5]);
@@ -593,7 +594,7 @@ test('file skipping: partition filters on multi_partitioned, timestamp_ntz parti
 });
 
 test('file skipping: without min/max stats nothing is skipped and results stay correct (dat/no_stats)', async (t) => {
-  const p = corpusTable(t, 'dat/no_stats/delta');
+  const p = await corpusTableIn(t, 'dat/no_stats/delta');
   if (!p) return;
   const df = (await floe.read.delta(p)).filter('int > 600').orderBy('int');
   assert.deepEqual(await df.toJSON(), [
@@ -609,7 +610,7 @@ test('file skipping: without min/max stats nothing is skipped and results stay c
 // ---------------------------------------------------------------------------------------------
 
 test('DataFrame: select expressions, orderBy, limit, count, columns, alias, where', async (t) => {
-  const p = corpusTable(t, 'dat/basic_append/delta');
+  const p = await corpusTableIn(t, 'dat/basic_append/delta');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual(await df.select('letter', 'number * 2 AS twice').orderBy('twice DESC').limit(2).toArray(), [
@@ -632,7 +633,7 @@ test('DataFrame: select expressions, orderBy, limit, count, columns, alias, wher
 });
 
 test('DataFrame.show prints an ASCII table of the first n rows', async (t) => {
-  const p = corpusTable(t, 'dat/basic_append/delta');
+  const p = await corpusTableIn(t, 'dat/basic_append/delta');
   if (!p) return;
   const df = (await floe.read.delta(p)).orderBy('number');
   const chunks: string[] = [];
@@ -735,7 +736,7 @@ test('read.csv / read.json / read.parquet of files written to a temp folder', as
 // ---------------------------------------------------------------------------------------------
 
 test('types: all_primitive_types maps every Delta primitive to its DuckDB type and value', async (t) => {
-  const p = corpusTable(t, 'dat/all_primitive_types/delta');
+  const p = await corpusTableIn(t, 'dat/all_primitive_types/delta');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual(await df.columns(), [
@@ -767,7 +768,7 @@ test('types: all_primitive_types maps every Delta primitive to its DuckDB type a
 });
 
 test('types: timestamp_ntz is a zone-less TIMESTAMP with microseconds, in data and partition columns', async (t) => {
-  const p = corpusTable(t, 'kernel-rs/data/data-reader-timestamp_ntz');
+  const p = await corpusTableIn(t, 'kernel-rs/data/data-reader-timestamp_ntz');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual(await df.columns(), [
@@ -791,7 +792,7 @@ test('types: timestamp_ntz is a zone-less TIMESTAMP with microseconds, in data a
 });
 
 test('types: nested struct, array and map (dat/nested_types)', async (t) => {
-  const p = corpusTable(t, 'dat/nested_types/delta');
+  const p = await corpusTableIn(t, 'dat/nested_types/delta');
   if (!p) return;
   const df = await floe.read.delta(p);
   assert.deepEqual(await df.columns(), [
@@ -813,10 +814,10 @@ test('types: nested struct, array and map (dat/nested_types)', async (t) => {
 });
 
 test('unsupported reader features are refused with the feature named', async (t) => {
-  const p = corpusTable(t, 'kernel-rs/data/unshredded-variant');
+  const p = await corpusTableIn(t, 'kernel-rs/data/unshredded-variant');
   if (!p) return;
   await rejectsWith(floe.read.delta(p), 'DELTA_UNSUPPORTED_FEATURES_FOR_READ', /variantType-preview/);
-  const stf = corpusTable(t, 'delta-rs/simple_table_features');
+  const stf = await corpusTableIn(t, 'delta-rs/simple_table_features');
   if (!stf) return;
   await rejectsWith(floe.read.delta(stf), 'DELTA_UNSUPPORTED_FEATURES_FOR_READ', /reader version 5/);
 });

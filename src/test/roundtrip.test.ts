@@ -13,7 +13,8 @@ import { Floe } from '../floe.js';
 import type { DataFrame } from '../dataframe.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { FloeError } from '../errors.js';
-import { copyTable, corpus, tempDir, corpusTable } from './helpers.js';
+import { corpus, corpusTable } from './helpers.js';
+import { copyLocation, copyTableIn, isRemoteStore, listNames, localCopy, newLocation, readText, removeKey, storeAt } from './store.js';
 import { assertValidTable, checkTable } from './protocol-checker.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -36,7 +37,7 @@ async function latest(p: string): Promise<number> {
 }
 
 async function commitActions(p: string, v: number): Promise<Json[]> {
-  const text = await fs.readFile(path.join(p, '_delta_log', `${String(v).padStart(20, '0')}.json`), 'utf8');
+  const text = await readText(p, `_delta_log/${String(v).padStart(20, '0')}.json`);
   return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Json);
 }
 
@@ -52,6 +53,7 @@ async function rejectsWith(p: Promise<unknown>, codes: string | string[], messag
 
 /** Every file under a folder with its size and modification time. */
 async function listing(dir: string): Promise<string[]> {
+  if (isRemoteStore) return (await storeAt(dir).list('', { recursive: true })).map((m) => `${m.path} ${m.size} ${m.lastModified}`).sort();
   const out: string[] = [];
   const walk = async (d: string): Promise<void> => {
     for (const e of await fs.readdir(d, { withFileTypes: true })) {
@@ -76,7 +78,7 @@ async function listing(dir: string): Promise<string[]> {
 test('dat/basic_append: append rows from the table itself, then overwrite; Spark semantics and a valid log', async (t) => {
   const src = corpusTable(t, 'dat/basic_append/delta');
   if (!src) return;
-  const p = await copyTable(src);
+  const p = await copyTableIn(src);
   const before = await bag(await floe.read.delta(p));
   const v0 = await latest(p);
   const added = (await floe.read.delta(p)).select('letter', 'number + 100 AS number', 'a_float * 2 AS a_float');
@@ -96,7 +98,7 @@ test('dat/basic_append: append rows from the table itself, then overwrite; Spark
 test('dat/basic_partitioned: appends into existing, new and null partitions; replaceWhere and overwrite', async (t) => {
   const src = corpusTable(t, 'dat/basic_partitioned/delta');
   if (!src) return;
-  const p = await copyTable(src);
+  const p = await copyTableIn(src);
   const v0 = await latest(p);
   const before = await bag(await floe.read.delta(p));
   const added = floe.duckdbSql("SELECT * FROM (VALUES ('a', 100::BIGINT, 1.0::DOUBLE), (NULL, 101, 2.0), ('z z', 102, 3.0), ('', 103, 4.0)) t(letter, number, a_float)");
@@ -120,7 +122,7 @@ test('dat/basic_partitioned: appends into existing, new and null partitions; rep
 test('dat/multi_partitioned: three partition columns (binary, date, escaped strings, emoji) round-trip', async (t) => {
   const src = corpusTable(t, 'dat/multi_partitioned/delta');
   if (!src) return;
-  const p = await copyTable(src);
+  const p = await copyTableIn(src);
   const v0 = await latest(p);
   const before = await bag(await floe.read.delta(p));
   assert.ok(before.length > 0);
@@ -139,7 +141,7 @@ test('dat/all_primitive_types and dat/nested_types: every type Spark wrote is wr
   for (const rel of ['dat/all_primitive_types/delta', 'dat/nested_types/delta']) {
     const src = corpusTable(t, rel);
     if (!src) return;
-    const p = await copyTable(src);
+    const p = await copyTableIn(src);
     const v0 = await latest(p);
     const before = await bag(await floe.read.delta(p));
     const cols = await (await floe.read.delta(p)).columns();
@@ -158,12 +160,12 @@ test('dat/all_primitive_types and dat/nested_types: every type Spark wrote is wr
 test('kernel-rs table-with-dv-small: rows deleted by the DV stay deleted after append, overwrite removes everything', async (t) => {
   const src = corpusTable(t, 'kernel-rs/data/table-with-dv-small');
   if (!src) return;
-  const p = await copyTable(src);
+  const p = await copyTableIn(src);
   const v0 = await latest(p);
   const visible = (await (await floe.read.delta(p)).toJSON()).map((r) => Number(r.value)).sort((a, b) => a - b);
   const dataFile = (await floe.snapshot(p)).files[0]!;
   assert.ok(dataFile.deletionVector, 'the corpus table has a DV');
-  const physical = (await floe.read.parquet(path.join(p, decodeURIComponent(dataFile.path))).toJSON()).map((r) => Number(r.value));
+  const physical = (await floe.read.parquet(path.join(await localCopy(p), decodeURIComponent(dataFile.path))).toJSON()).map((r) => Number(r.value));
   const deleted = physical.filter((v) => !visible.includes(v));
   assert.equal(deleted.length, 2, '10 rows, 2 soft-deleted');
 
@@ -199,7 +201,7 @@ test('kernel-rs table-with-dv-small: rows deleted by the DV stay deleted after a
 test('column mapping (name): new files use physical column names and physical partition keys', async (t) => {
   const src = corpusTable(t, 'delta-spark/kernel-defaults-resources/data-reader-partition-values-column-mapping-name');
   if (!src) return;
-  const p = await copyTable(src);
+  const p = await copyTableIn(src);
   const v0 = await latest(p);
   const before = await bag(await floe.read.delta(p));
   await (await floe.read.delta(p)).write.delta(p, { mode: 'append' });
@@ -211,7 +213,7 @@ test('column mapping (name): new files use physical column names and physical pa
   assert.ok(adds.length > 0);
   for (const a of adds) {
     assert.deepEqual(Object.keys(a.partitionValues).sort(), [...parts].sort(), 'partition values keyed by physical name');
-    const file = path.join(p, decodeURIComponent(a.path)).replace(/'/g, "''");
+    const file = path.join(await localCopy(p), decodeURIComponent(a.path)).replace(/'/g, "''");
     const cols = (await floe.duckdbSql(`SELECT * FROM read_parquet('${file}', hive_partitioning = false)`).columns()).map((c) => c.name);
     const logical = snap.schema.fields.filter((f) => !snap.partitionColumns.includes(f.name));
     assert.deepEqual(cols.sort(), logical.map((f) => phys.get(f.name)!).sort(), 'data files use physical names');
@@ -224,7 +226,7 @@ test('column mapping (name): new files use physical column names and physical pa
 test('column mapping (id): new files carry the Parquet field ids of delta.columnMapping.id', async (t) => {
   const src = corpusTable(t, 'kernel-rs/data/partition_cm/id');
   if (!src) return;
-  const p = await copyTable(src);
+  const p = await copyTableIn(src);
   await floe.duckdbSql("SELECT * FROM (VALUES (1::INTEGER, 'x'), (2, 'y'), (3, 'x')) t(value, category)").write.delta(p, { mode: 'append' });
   assert.deepEqual(await (await floe.read.delta(p)).orderBy('value').toJSON(), [
     { value: 1, category: 'x' }, { value: 2, category: 'y' }, { value: 3, category: 'x' },
@@ -232,7 +234,7 @@ test('column mapping (id): new files carry the Parquet field ids of delta.column
   const snap = await floe.snapshot(p);
   const valueField = snap.schema.fields.find((f) => f.name === 'value')!;
   for (const f of snap.files) {
-    const file = path.join(p, decodeURIComponent(f.path));
+    const file = path.join(await localCopy(p), decodeURIComponent(f.path));
     const schema = await floe.duckdbSql(`SELECT name, field_id FROM parquet_schema('${file.replace(/'/g, "''")}') WHERE num_children IS NULL OR num_children = 0`).toJSON();
     assert.deepEqual(schema.map((r) => [r.name, Number(r.field_id)]), [[valueField.metadata['delta.columnMapping.physicalName'], valueField.metadata['delta.columnMapping.id']]]);
   }
@@ -242,7 +244,7 @@ test('column mapping (id): new files carry the Parquet field ids of delta.column
 test('column mapping (delta-rs): a partition column with spaces in its name', async (t) => {
   const src = corpusTable(t, 'delta-rs/table_with_column_mapping');
   if (!src) return;
-  const p = await copyTable(src);
+  const p = await copyTableIn(src);
   const v0 = await latest(p);
   const before = await bag(await floe.read.delta(p));
   await (await floe.read.delta(p)).write.delta(p, { mode: 'append' });
@@ -260,21 +262,22 @@ test('column mapping (delta-rs): a partition column with spaces in its name', as
 test('a Spark table with a checkpoint: appends continue its log, and floe checkpoints it again at version 20', async (t) => {
   const src = corpusTable(t, 'kernel-rs/golden/basic-with-inserts-deletes-checkpoint/delta');
   if (!src) return;
-  const p = await copyTable(src);
+  const p = await copyTableIn(src);
   const v0 = await latest(p);
   assert.equal(v0, 13);
   const before = await bag(await floe.read.delta(p));
   const one = await (await floe.read.delta(p)).orderBy('id').limit(1).toJSON();
   for (let v = v0 + 1; v <= 20; v++) await (await floe.read.delta(p)).orderBy('id').limit(1).write.delta(p, { mode: 'append' });
   assert.equal(await latest(p), 20);
-  const log = await fs.readdir(path.join(p, '_delta_log'));
+  const log = await listNames(p, '_delta_log');
   assert.ok(log.includes('00000000000000000020.checkpoint.parquet'));
-  assert.equal((JSON.parse(await fs.readFile(path.join(p, '_delta_log', '_last_checkpoint'), 'utf8')) as Json).version, 20);
+  assert.equal((JSON.parse(await readText(p, '_delta_log/_last_checkpoint')) as Json).version, 20);
   const expected = [...before, ...Array<string>(7).fill(JSON.stringify(one[0]))].sort();
   assert.deepEqual(await bag(await floe.read.delta(p)), expected);
   // The checkpoint alone (JSON commits before it removed) gives the same table.
-  const copy = await copyTable(p);
-  for (let v = 0; v < 20; v++) await fs.rm(path.join(copy, '_delta_log', `${String(v).padStart(20, '0')}.json`), { force: true });
+  const copy = await newLocation('t', 'floe-rt-');
+  await copyLocation(p, copy);
+  for (let v = 0; v < 20; v++) await removeKey(copy, `_delta_log/${String(v).padStart(20, '0')}.json`);
   const s = await Floe.create();
   try {
     assert.deepEqual(await bag(await s.read.delta(copy)), expected);
@@ -287,7 +290,7 @@ test('a Spark table with a checkpoint: appends continue its log, and floe checkp
 test('dat/no_replay (log starts at a checkpoint): append and overwrite work and read back', async (t) => {
   const src = corpusTable(t, 'dat/no_replay/delta');
   if (!src) return;
-  const p = await copyTable(src);
+  const p = await copyTableIn(src);
   const v0 = await latest(p);
   const before = await bag(await floe.read.delta(p));
   await (await floe.read.delta(p)).write.delta(p, { mode: 'append' });
@@ -307,7 +310,7 @@ test('dat/no_replay (log starts at a checkpoint): append and overwrite work and 
 
 test('overwriteSchema on a table with table features keeps a valid protocol (features are never dropped)', async () => {
   // A floe table with timestamp_ntz (3/7, timestampNtz) overwritten with a schema that needs no features.
-  const p = path.join(await tempDir('floe-rt-'), 't');
+  const p = await newLocation('t', 'floe-rt-');
   await floe.duckdbSql("SELECT 1::BIGINT AS id, TIMESTAMP '2024-01-01 00:00:00' AS tn").write.delta(p);
   await floe.duckdbSql("SELECT 'x' AS k").write.delta(p, { mode: 'overwrite', overwriteSchema: true });
   const proto = (await floe.snapshot(p)).protocol;
@@ -318,7 +321,7 @@ test('overwriteSchema on a table with table features keeps a valid protocol (fea
 test('createOrReplace on a table with table features keeps a valid protocol', async (t) => {
   const src = corpusTable(t, 'kernel-rs/data/table-with-dv-small');
   if (!src) return;
-  const p = await copyTable(src);
+  const p = await copyTableIn(src);
   const v0 = await latest(p);
   await DeltaTable.createOrReplace(floe).location(p).addColumn('k', 'string').execute();
   const proto = (await floe.snapshot(p)).protocol;
@@ -329,7 +332,7 @@ test('createOrReplace on a table with table features keeps a valid protocol', as
 test('overwriteSchema on a column-mapped table is refused clearly (not yet supported) and leaves it untouched', async (t) => {
   const src = corpusTable(t, 'delta-spark/kernel-defaults-resources/data-reader-partition-values-column-mapping-name');
   if (!src) return;
-  const p = await copyTable(src);
+  const p = await copyTableIn(src);
   const before = await listing(p);
   await rejectsWith(floe.duckdbSql("SELECT 'x' AS k, 1 AS v").write.delta(p, { mode: 'overwrite', overwriteSchema: true }), 'FLOE_UNSUPPORTED_OPERATION', /column-mapped/);
   assert.deepEqual(await listing(p), before);
@@ -351,7 +354,7 @@ test('tables with writer features floe does not implement: append and overwrite 
   for (const [rel, feature] of REFUSED) {
     const src = corpusTable(t, rel);
     if (!src) return;
-    const p = await copyTable(src);
+    const p = await copyTableIn(src);
     const before = await listing(p);
     const own = await floe.read.delta(p); // rows shaped like the table's
     await rejectsWith(own.write.delta(p, { mode: 'append' }), 'DELTA_UNSUPPORTED_FEATURES_FOR_WRITE', feature);
@@ -373,7 +376,7 @@ test('tables with writer features floe does not implement: overwriteSchema and c
   for (const [rel, feature] of REFUSED_ALWAYS) {
     const src = corpusTable(t, rel);
     if (!src) return;
-    const p = await copyTable(src);
+    const p = await copyTableIn(src);
     const before = await listing(p);
     for (const [what, run] of [
       ['overwriteSchema', () => floe.duckdbSql('SELECT 1 AS x').write.delta(p, { mode: 'overwrite', overwriteSchema: true })],
@@ -396,7 +399,7 @@ test('tables with writer features floe does not implement: a checkpoint (a write
   for (const [rel] of REFUSED_ALWAYS) {
     const src = corpusTable(t, rel);
     if (!src) return;
-    const p = await copyTable(src);
+    const p = await copyTableIn(src);
     const before = await listing(p);
     try {
       await (await DeltaTable.forPath(floe, p)).checkpoint();

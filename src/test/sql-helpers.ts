@@ -4,11 +4,17 @@ import { Floe } from '../floe.js';
 import { FloeError } from '../errors.js';
 import { executeSql, type SqlResult } from '../sql/executor.js';
 import { tempDir } from './helpers.js';
+import { isRemoteStore, newLocation } from './store.js';
 
 export interface SqlSession {
   floe: Floe;
   warehouse: string;
   run(sql: string): Promise<SqlResult>;
+  /**
+   * ` LOCATION '…'` for a CREATE TABLE: a fresh location in the remote test store (FLOE_TEST_STORE,
+   * see store.ts), or '' on local files (a managed table in the warehouse folder).
+   */
+  at(name: string): Promise<string>;
   /** Rows of a query (JSON-safe values) or of a status result. */
   rows(sql: string): Promise<Record<string, unknown>[]>;
   /** Expects a FloeError with this code (and message fragment). */
@@ -24,6 +30,7 @@ export async function sqlSession(config: Record<string, string> = {}): Promise<S
     floe,
     warehouse,
     run,
+    at: async (name) => (isRemoteStore ? ` LOCATION '${await newLocation(name, 'floe-sql-')}'` : ''),
     async rows(sql) {
       const r = await run(sql);
       if (r.kind === 'rows') return r.dataFrame.toJSON();

@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { DeltaTable } from '../table/delta-table.js';
-import { tempDir } from './helpers.js';
+import { exists, isRemoteStore, localOnly, locJoin, newRoot } from './store.js';
 import { sqlSession } from './sql-helpers.js';
 
-test('schemas: CREATE / SHOW / DROP [CASCADE], USE, default schema', async () => {
+test('schemas: CREATE / SHOW / DROP [CASCADE], USE, default schema', async (t) => {
+  if (localOnly(t, 'managed tables and the catalog live in the local warehouse folder')) return;
   const s = await sqlSession();
   try {
     assert.deepEqual(await s.rows('SHOW SCHEMAS'), [{ databaseName: 'default' }]);
@@ -48,7 +49,7 @@ test('CREATE TABLE: columns, NOT NULL, COMMENT, PARTITIONED BY, TBLPROPERTIES, I
       amount DECIMAL(10, 2),
       born DATE,
       country STRING
-    ) USING delta PARTITIONED BY (country) COMMENT 'all people' TBLPROPERTIES ('delta.appendOnly' = 'false', delta.checkpointInterval = 5)`);
+    ) USING delta PARTITIONED BY (country)${await s.at('people')} COMMENT 'all people' TBLPROPERTIES ('delta.appendOnly' = 'false', delta.checkpointInterval = 5)`);
     const d = (await s.rows('DESCRIBE DETAIL people'))[0]!;
     assert.deepEqual(d.partitionColumns, ['country']);
     assert.equal(d.description, 'all people');
@@ -65,7 +66,7 @@ test('CREATE TABLE: columns, NOT NULL, COMMENT, PARTITIONED BY, TBLPROPERTIES, I
     await s.fails('CREATE TABLE people (id INT)', 'TABLE_OR_VIEW_ALREADY_EXISTS');
     assert.match((await s.run('CREATE TABLE IF NOT EXISTS people (id INT)') as { message: string }).message, /already exists/);
     await s.run("INSERT INTO people (id, name, country) VALUES (1, 'a', 'UK')");
-    await s.run('CREATE OR REPLACE TABLE people (id INT, note STRING) USING delta');
+    await s.run(`CREATE OR REPLACE TABLE people (id INT, note STRING) USING delta${isRemoteStore ? ` LOCATION '${String((await s.rows('DESCRIBE DETAIL people'))[0]!.location)}'` : ''}`);
     assert.deepEqual((await s.rows('DESCRIBE people')).map((r) => r.col_name), ['id', 'note']);
     assert.deepEqual(await s.rows('SELECT * FROM people'), []);
     const h = await s.rows('DESCRIBE HISTORY people');
@@ -82,10 +83,10 @@ test('CREATE TABLE: columns, NOT NULL, COMMENT, PARTITIONED BY, TBLPROPERTIES, I
 test('the session default enableChangeDataFeed applies to tables created after SET (seed SQL verbatim)', async () => {
   const s = await sqlSession();
   try {
-    await s.run('CREATE TABLE before_set (id INT) USING delta');
+    await s.run(`CREATE TABLE before_set (id INT) USING delta${await s.at('before_set')}`);
     await s.run('SET spark.databricks.delta.properties.defaults.enableChangeDataFeed = true;');
-    await s.run('CREATE TABLE delta_demo (id INT, name STRING, age INT)\nUSING delta\nTBLPROPERTIES (delta.enableChangeDataFeed = true)');
-    await s.run('CREATE TABLE after_set (id INT) USING delta');
+    await s.run(`CREATE TABLE delta_demo (id INT, name STRING, age INT)\nUSING delta${await s.at('delta_demo')}\nTBLPROPERTIES (delta.enableChangeDataFeed = true)`);
+    await s.run(`CREATE TABLE after_set (id INT) USING delta${await s.at('after_set')}`);
     const props = async (t: string): Promise<Record<string, string>> => Object.fromEntries((await s.rows(`SHOW TBLPROPERTIES ${t}`)).map((r) => [r.key, r.value])) as Record<string, string>;
     assert.equal((await props('before_set'))['delta.enableChangeDataFeed'], undefined);
     assert.equal((await props('after_set'))['delta.enableChangeDataFeed'], 'true');
@@ -114,7 +115,7 @@ test('the session default enableChangeDataFeed applies to tables created after S
 test('INSERT INTO / INSERT OVERWRITE: VALUES, SELECT, column lists, positional matching, REPLACE WHERE', async () => {
   const s = await sqlSession();
   try {
-    await s.run('CREATE TABLE t (id INT, name STRING, part STRING) USING delta PARTITIONED BY (part)');
+    await s.run(`CREATE TABLE t (id INT, name STRING, part STRING) USING delta PARTITIONED BY (part)${await s.at('t')}`);
     const r = await s.rows("INSERT INTO t VALUES (1, 'a', 'x'), (2, 'b', 'y')");
     assert.deepEqual(r, [{ num_affected_rows: 2, num_inserted_rows: 2 }]);
     await s.run("INSERT INTO t (part, id) VALUES ('x', 3)");
@@ -139,7 +140,8 @@ test('INSERT INTO / INSERT OVERWRITE: VALUES, SELECT, column lists, positional m
 
 test('CTAS, external tables (LOCATION), path tables, DROP TABLE managed vs external', async () => {
   const s = await sqlSession();
-  const ext = path.join(await tempDir('floe-ext-'), 'ext_table');
+  const extRoot = await newRoot('floe-ext-');
+  const ext = locJoin(extRoot, 'ext_table');
   try {
     await s.run("CREATE TABLE ctas USING delta PARTITIONED BY (k) TBLPROPERTIES (delta.appendOnly = false) COMMENT 'c' AS SELECT 1 AS id, 'a' AS k UNION ALL SELECT 2, 'b'");
     assert.deepEqual(await s.rows('SELECT * FROM ctas ORDER BY id'), [{ id: 1, k: 'a' }, { id: 2, k: 'b' }]);
@@ -160,12 +162,13 @@ test('CTAS, external tables (LOCATION), path tables, DROP TABLE managed vs exter
     await s.fails('SELECT * FROM other_catalog.default.ext', 'FLOE_SQL_ANALYSIS_ERROR', /Unknown catalog/);
     // DROP external: unregistered only
     await s.run('DROP TABLE ext');
-    assert.ok(existsSync(path.join(ext, '_delta_log')));
+    assert.ok(await exists(ext, '_delta_log/00000000000000000000.json'));
     await s.fails('SELECT * FROM ext', 'TABLE_OR_VIEW_NOT_FOUND');
     // register the existing table again by LOCATION alone
     await s.run(`CREATE TABLE ext2 LOCATION '${ext}'`);
     assert.deepEqual(await s.rows('SELECT count(*) AS n FROM ext2'), [{ n: '2' }]);
     // DROP managed: data removed
+    // (managed tables live in the local warehouse folder on every test store)
     const managed = path.join(s.warehouse, 'default', 'ctas');
     assert.ok(existsSync(managed));
     await s.run('DROP TABLE ctas');
@@ -173,7 +176,7 @@ test('CTAS, external tables (LOCATION), path tables, DROP TABLE managed vs exter
     await s.fails('DROP TABLE ctas', 'TABLE_OR_VIEW_NOT_FOUND');
     await s.run('DROP TABLE IF EXISTS ctas');
     // path table creation
-    const p2 = path.join(path.dirname(ext), 'by_path');
+    const p2 = locJoin(extRoot, 'by_path');
     await s.run(`CREATE TABLE delta.\`${p2}\` (a INT) USING delta`);
     assert.ok(await DeltaTable.isDeltaTable(s.floe, p2));
     await s.fails(`CREATE TABLE delta.\`${p2}\` (a INT)`, 'DELTA_TABLE_ALREADY_EXISTS');
@@ -186,7 +189,7 @@ test('CTAS, external tables (LOCATION), path tables, DROP TABLE managed vs exter
 test('UPDATE / DELETE / TRUNCATE with aliases and Spark expressions', async () => {
   const s = await sqlSession();
   try {
-    await s.run("CREATE TABLE t (id INT, name STRING, score DOUBLE); INSERT INTO t VALUES (1, 'a', 1.5), (2, 'b', 2.5), (3, 'c', NULL)");
+    await s.run(`CREATE TABLE t (id INT, name STRING, score DOUBLE)${await s.at('t')}; INSERT INTO t VALUES (1, 'a', 1.5), (2, 'b', 2.5), (3, 'c', NULL)`);
     assert.deepEqual(await s.rows("UPDATE t AS x SET x.name = upper(x.name), score = nvl(score, 0) + 1 WHERE x.id >= 2"), [{ num_affected_rows: 2 }]);
     assert.deepEqual(await s.rows('SELECT * FROM t ORDER BY id'), [{ id: 1, name: 'a', score: 1.5 }, { id: 2, name: 'B', score: 3.5 }, { id: 3, name: 'C', score: 1 }]);
     await s.run("UPDATE t SET name = if(id = 1, 'one', name)");
@@ -206,8 +209,8 @@ test('UPDATE / DELETE / TRUNCATE with aliases and Spark expressions', async () =
 test('MERGE: matched update / UPDATE SET * / delete, not matched insert / INSERT *, not matched by source', async () => {
   const s = await sqlSession({ 'spark.databricks.delta.properties.defaults.enableChangeDataFeed': 'true' });
   try {
-    await s.run("CREATE TABLE target (id INT, name STRING, n INT); INSERT INTO target VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3), (4, 'd', 4)");
-    await s.run("CREATE TABLE updates (id INT, name STRING, n INT, op STRING); INSERT INTO updates VALUES (1, 'A', 10, 'u'), (2, NULL, NULL, 'd'), (5, 'e', 5, 'i')");
+    await s.run(`CREATE TABLE target (id INT, name STRING, n INT)${await s.at('target')}; INSERT INTO target VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3), (4, 'd', 4)`);
+    await s.run(`CREATE TABLE updates (id INT, name STRING, n INT, op STRING)${await s.at('updates')}; INSERT INTO updates VALUES (1, 'A', 10, 'u'), (2, NULL, NULL, 'd'), (5, 'e', 5, 'i')`);
     const r = await s.rows(`MERGE INTO target t
       USING updates u
       ON t.id = u.id
@@ -246,8 +249,8 @@ test('MERGE: matched update / UPDATE SET * / delete, not matched insert / INSERT
 test('queries: joins, CTEs, windows, aggregates, time travel (VERSION / TIMESTAMP AS OF, @v), table_changes(_by_path)', async () => {
   const s = await sqlSession({ 'spark.databricks.delta.properties.defaults.enableChangeDataFeed': 'true' });
   try {
-    await s.run("CREATE TABLE a (id INT, g STRING); INSERT INTO a VALUES (1, 'x'), (2, 'x'), (3, 'y')");
-    await s.run("CREATE TABLE b (id INT, v INT); INSERT INTO b VALUES (1, 10), (2, 20), (3, 30)");
+    await s.run(`CREATE TABLE a (id INT, g STRING)${await s.at('a')}; INSERT INTO a VALUES (1, 'x'), (2, 'x'), (3, 'y')`);
+    await s.run(`CREATE TABLE b (id INT, v INT)${await s.at('b')}; INSERT INTO b VALUES (1, 10), (2, 20), (3, 30)`);
     const q = `WITH j AS (SELECT a.id, a.g, b.v FROM a JOIN b ON a.id = b.id)
       SELECT g, sum(v) AS total, count(*) AS n, collect_list(id) AS ids,
              row_number() OVER (ORDER BY g DESC) AS rn
@@ -287,7 +290,7 @@ test('queries: joins, CTEs, windows, aggregates, time travel (VERSION / TIMESTAM
 test('DESCRIBE HISTORY / DETAIL, VACUUM [RETAIN n HOURS] [DRY RUN], OPTIMIZE [WHERE], RESTORE, SHOW CREATE TABLE, SHOW COLUMNS', async () => {
   const s = await sqlSession();
   try {
-    await s.run("CREATE TABLE t (id INT, p STRING) PARTITIONED BY (p)");
+    await s.run(`CREATE TABLE t (id INT, p STRING) PARTITIONED BY (p)${await s.at('t')}`);
     for (let i = 0; i < 3; i++) await s.run(`INSERT INTO t VALUES (${i}, 'a'), (${i + 10}, 'b')`);
     assert.equal((await s.rows('DESCRIBE HISTORY t')).length, 4);
     assert.equal((await s.rows('DESCRIBE HISTORY t LIMIT 2')).length, 2);
@@ -316,7 +319,8 @@ test('DESCRIBE HISTORY / DETAIL, VACUUM [RETAIN n HOURS] [DRY RUN], OPTIMIZE [WH
   }
 });
 
-test('multiple statements run in order; a parse error anywhere runs nothing; the last result is returned', async () => {
+test('multiple statements run in order; a parse error anywhere runs nothing; the last result is returned', async (t) => {
+  if (localOnly(t, 'managed tables and the catalog live in the local warehouse folder')) return;
   const s = await sqlSession();
   try {
     await s.fails("CREATE TABLE t (id INT); INSERT INTO t VALUES (1); SELEC 1", 'FLOE_SQL_PARSE_ERROR', /line 1, column 52/);
@@ -331,7 +335,8 @@ test('multiple statements run in order; a parse error anywhere runs nothing; the
   }
 });
 
-test('catalog: a failed CREATE leaves no entry and no folder; entries are written atomically', async () => {
+test('catalog: a failed CREATE leaves no entry and no folder; entries are written atomically', async (t) => {
+  if (localOnly(t, 'managed tables and the catalog live in the local warehouse folder')) return;
   const s = await sqlSession();
   try {
     await s.fails('CREATE TABLE t AS SELECT nope', 'FLOE_SQL_ANALYSIS_ERROR');
@@ -351,8 +356,8 @@ test('catalog: a failed CREATE leaves no entry and no folder; entries are writte
 test('DROP TABLE then CREATE TABLE with the same name in one session reads the new table', async () => {
   const s = await sqlSession();
   try {
-    await s.run("CREATE TABLE t (id INT); INSERT INTO t VALUES (1), (2)");
-    await s.run('DROP TABLE t; CREATE TABLE t (name STRING); INSERT INTO t VALUES (\'x\')');
+    await s.run(`CREATE TABLE t (id INT)${await s.at('t')}; INSERT INTO t VALUES (1), (2)`);
+    await s.run(`DROP TABLE t; CREATE TABLE t (name STRING)${await s.at('t')}; INSERT INTO t VALUES ('x')`);
     assert.deepEqual(await s.rows('SELECT * FROM t'), [{ name: 'x' }]);
   } finally {
     await s.close();

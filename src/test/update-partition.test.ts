@@ -4,12 +4,12 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { DeltaTable, Floe } from '../index.js';
 import { checkTable } from './protocol-checker.js';
-import { tempDir } from './helpers.js';
+import { locJoin, newRoot, readText, writeRaw } from './store.js';
 
 for (const dv of [false, true]) {
   test(`UPDATE of a partition column moves rows (deletion vectors ${dv ? 'on' : 'off'})`, async () => {
-    const dir = await tempDir();
-    const p = path.join(dir, 't');
+    const dir = await newRoot();
+    const p = locJoin(dir, 't');
     const floe = await Floe.create();
     try {
       await floe.duckdbSql("SELECT range::BIGINT AS id, CASE WHEN range < 3 THEN 'a' ELSE 'b' END AS part FROM range(6)")
@@ -33,15 +33,14 @@ for (const dv of [false, true]) {
 }
 
 test('an empty partition value reads as NULL for a non-string partition column', async () => {
-  const dir = await tempDir();
-  const p = path.join(dir, 't');
+  const dir = await newRoot();
+  const p = locJoin(dir, 't');
   const floe = await Floe.create();
   try {
     await floe.duckdbSql('SELECT 1::BIGINT AS id, 7::INTEGER AS n').write.delta(p, { partitionBy: ['n'] });
     // Rewrite the log's partition value as "" (as some writers record a null partition).
-    const fsp = await import('node:fs/promises');
-    const commit = path.join(p, '_delta_log', '00000000000000000000.json');
-    await fsp.writeFile(commit, (await fsp.readFile(commit, 'utf8')).replace('"partitionValues":{"n":"7"}', '"partitionValues":{"n":""}'));
+    const commit = '_delta_log/00000000000000000000.json';
+    await writeRaw(p, commit, (await readText(p, commit)).replace('"partitionValues":{"n":"7"}', '"partitionValues":{"n":""}'));
     floe.forgetLog(p);
     assert.deepEqual(await (await floe.read.delta(p)).toJSON(), [{ id: '1', n: null }]);
   } finally {

@@ -7,12 +7,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { FloeError } from '../errors.js';
-import { tempDir } from './helpers.js';
+import { copyLocation, exists, listNames, locJoin, newLocation, newRoot, readJson, readText, removeKey } from './store.js';
 import { assertValidTable } from './protocol-checker.js';
 
 let floe: Floe;
@@ -37,7 +35,7 @@ async function rejectsWith(p: Promise<unknown>, code: string, message?: RegExp):
 
 /** A fresh table location (not yet existing) under a new temp folder. */
 async function newTable(name = 't'): Promise<string> {
-  return path.join(await tempDir('floe-write-'), name);
+  return newLocation(name, 'floe-write-');
 }
 
 async function rows(p: string, order = 'id'): Promise<Record<string, unknown>[]> {
@@ -52,13 +50,13 @@ type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 
 /** The actions of one commit file. */
 async function commitActions(p: string, v: number): Promise<Json[]> {
-  const text = await fs.readFile(path.join(p, '_delta_log', `${String(v).padStart(20, '0')}.json`), 'utf8');
+  const text = await readText(p, `_delta_log/${String(v).padStart(20, '0')}.json`);
   return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Json);
 }
 
 async function allAdds(p: string): Promise<{ version: number; add: Json }[]> {
   const out: { version: number; add: Json }[] = [];
-  for (const f of (await fs.readdir(path.join(p, '_delta_log'))).sort()) {
+  for (const f of await listNames(p, '_delta_log')) {
     const m = /^(\d{20})\.json$/.exec(f);
     if (!m) continue;
     for (const a of await commitActions(p, Number(m[1]))) if (a.add) out.push({ version: Number(m[1]), add: a.add });
@@ -232,7 +230,7 @@ test('partitioned writes: null, spaces, =, /, %, quotes, unicode, dates, timesta
   assert.equal(byS.get('日本😈')!.i, '0');
   for (const a of adds) {
     const rel = decodeURIComponent(a.path);
-    assert.ok(existsSync(path.join(p, rel)), `the log path ${a.path} decodes to a file that exists`);
+    assert.ok(await exists(p, rel), `the log path ${a.path} decodes to a file that exists`);
     assert.ok(!rel.startsWith('/'), 'paths are relative');
   }
 
@@ -329,7 +327,7 @@ test('a large write under a small delta.targetFileSize is split into several fil
 });
 
 test('the table root may contain spaces, %, quotes and unicode', async () => {
-  const p = path.join(await tempDir('floe-write-'), "my table 100% it's 日本");
+  const p = locJoin(await newRoot('floe-write-'), "my table 100% it's 日本");
   await floe.duckdbSql("SELECT * FROM (VALUES (1::BIGINT, 'a'), (2, 'b c')) t(id, p)").write.delta(p, { partitionBy: ['p'] });
   await floe.duckdbSql("SELECT 3::BIGINT AS id, 'a' AS p").write.delta(p, { mode: 'append' });
   assert.deepEqual(ids(await rows(p)), [1, 2, 3]);
@@ -585,10 +583,9 @@ test('a checkpoint is written at every delta.checkpointInterval (default 10) and
   for (let v = 0; v <= 11; v++) {
     await floe.duckdbSql(`SELECT ${v}::BIGINT AS id, 'r${v}' AS name, ${v % 3} AS grp`).write.delta(p, { mode: v === 0 ? 'error' : 'append', partitionBy: ['grp'] });
   }
-  const log = path.join(p, '_delta_log');
-  const cps = (await fs.readdir(log)).filter((f) => f.includes('.checkpoint.')).sort();
+  const cps = (await listNames(p, '_delta_log')).filter((f) => f.includes('.checkpoint.')).sort();
   assert.deepEqual(cps, ['00000000000000000010.checkpoint.parquet']);
-  const last = JSON.parse(await fs.readFile(path.join(log, '_last_checkpoint'), 'utf8')) as Json;
+  const last = await readJson<Json>(p, '_delta_log/_last_checkpoint');
   assert.equal(last.version, 10);
   assert.equal(typeof last.size, 'number');
   await assertValidTable(p);
@@ -596,9 +593,9 @@ test('a checkpoint is written at every delta.checkpointInterval (default 10) and
   // Reading from the checkpoint alone (commits 0-9 deleted in a copy) gives the same rows.
   const expected = await rows(p);
   const atTen = await (await floe.read.delta(p, { versionAsOf: 10 })).orderBy('id').toJSON();
-  const copy = path.join(await tempDir('floe-cp-'), 't');
-  await fs.cp(p, copy, { recursive: true });
-  for (let v = 0; v < 10; v++) await fs.rm(path.join(copy, '_delta_log', `${String(v).padStart(20, '0')}.json`));
+  const copy = await newLocation('t', 'floe-cp-');
+  await copyLocation(p, copy);
+  for (let v = 0; v < 10; v++) await removeKey(copy, `_delta_log/${String(v).padStart(20, '0')}.json`);
   const s = await Floe.create();
   try {
     assert.deepEqual(await (await s.read.delta(copy)).orderBy('id').toJSON(), expected);
@@ -619,17 +616,16 @@ test('delta.checkpointInterval = 3 checkpoints at 3 and 6; DeltaTable.checkpoint
   for (let v = 1; v <= 7; v++) await floe.duckdbSql(`SELECT ${v}::BIGINT AS id`).write.delta(p, { mode: 'append' });
   // A removal, a txn and a metadata change make the checkpoint content more than adds.
   await floe.duckdbSql('SELECT 50::BIGINT AS id').write.delta(p, { mode: 'overwrite', txnAppId: 'app', txnVersion: 7 }); // v8
-  const log = path.join(p, '_delta_log');
-  assert.deepEqual((await fs.readdir(log)).filter((f) => f.includes('.checkpoint.')).sort(), [
+  assert.deepEqual((await listNames(p, '_delta_log')).filter((f) => f.includes('.checkpoint.')).sort(), [
     '00000000000000000003.checkpoint.parquet', '00000000000000000006.checkpoint.parquet',
   ]);
-  assert.equal((JSON.parse(await fs.readFile(path.join(log, '_last_checkpoint'), 'utf8')) as Json).version, 6);
+  assert.equal((await readJson<Json>(p, '_delta_log/_last_checkpoint')).version, 6);
   const r = await (await DeltaTable.forPath(floe, p)).checkpoint();
   assert.equal(r.version, 8);
-  assert.ok(existsSync(path.join(log, '00000000000000000008.checkpoint.parquet')));
-  assert.equal((JSON.parse(await fs.readFile(path.join(log, '_last_checkpoint'), 'utf8')) as Json).version, 8);
+  assert.ok(await exists(p, '_delta_log/00000000000000000008.checkpoint.parquet'));
+  assert.equal((await readJson<Json>(p, '_delta_log/_last_checkpoint')).version, 8);
   await floe.duckdbSql('SELECT 51::BIGINT AS id').write.delta(p, { mode: 'append' }); // v9 -> checkpoint
-  assert.ok(existsSync(path.join(log, '00000000000000000009.checkpoint.parquet')));
+  assert.ok(await exists(p, '_delta_log/00000000000000000009.checkpoint.parquet'));
   await assertValidTable(p);
   const s = await Floe.create();
   try {

@@ -14,7 +14,7 @@ import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { pruneFiles } from '../engine/scan.js';
 import { FloeError } from '../errors.js';
-import { tempDir } from './helpers.js';
+import { localCopy, locJoin, newRoot, readText } from './store.js';
 import { assertValidTable } from './protocol-checker.js';
 import { sqlSession } from './sql-helpers.js';
 
@@ -24,7 +24,7 @@ let floe: Floe;
 let dir: string;
 before(async () => {
   floe = await Floe.create();
-  dir = await tempDir('floe-zorder-');
+  dir = await newRoot('floe-zorder-');
 });
 after(async () => {
   await floe.close();
@@ -32,7 +32,7 @@ after(async () => {
 
 /** 4 appends of rows with x and y spread independently over [0, 1000): every file spans both ranges. */
 async function makeTable(name: string, partitioned = false): Promise<string> {
-  const p = path.join(dir, name);
+  const p = locJoin(dir, name);
   for (let i = 0; i < 4; i++) {
     const df = floe.duckdbSql(`SELECT (hash(range * 4 + ${i}) % 1000)::INT AS x, (hash(range * 7 + ${i} + 99) % 1000)::INT AS y, 'r' || range AS s, ${i} % 2 AS p FROM range(0, 20000)`);
     await df.write.delta(p, i ? { mode: 'append' } : { mode: 'error', properties: { 'delta.enableChangeDataFeed': 'true' }, ...(partitioned ? { partitionBy: ['p'] } : {}) });
@@ -71,7 +71,7 @@ test('ZORDER BY (x, y): a selective filter on either column skips files; same ro
   assert.equal(h.operation, 'OPTIMIZE');
   assert.equal(h.operationParameters.zOrderBy, '["x","y"]');
   assert.equal(h.operationParameters.predicate, '[]');
-  const commit = (await fs.readFile(path.join(p, '_delta_log', '00000000000000000004.json'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, { dataChange?: boolean }>);
+  const commit = (await readText(p, '_delta_log/00000000000000000004.json')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, { dataChange?: boolean }>);
   assert.ok(commit.filter((a) => a.add || a.remove).every((a) => (a.add ?? a.remove)!.dataChange === false));
   // The change feed of the OPTIMIZE version is empty.
   const ch = await floe.read.changes(p, { startingVersion: 4, endingVersion: 4 });
@@ -91,7 +91,7 @@ test('ZORDER BY on a partitioned table with WHERE: only the chosen partition is 
   const added = s.files.filter((f) => f.partitionValues.p === '1');
   assert.equal(added.length, 1);
   // Inside the file the rows are in Z-value order (one column: ascending y).
-  const ys = (await floe.engine.allJson(`SELECT y FROM read_parquet('${path.join(p, decodeURIComponent(added[0]!.path))}')`)).map((x) => Number(x.y));
+  const ys = (await floe.engine.allJson(`SELECT y FROM read_parquet('${path.join(await localCopy(p), decodeURIComponent(added[0]!.path))}')`)).map((x) => Number(x.y));
   assert.deepEqual(ys, [...ys].sort((a, b) => a - b));
   await assertValidTable(p);
 });
