@@ -136,7 +136,7 @@ test('SCD 2: a late event is placed into history; a delete closes the current ve
 test('SCD 2: a tombstone keeps late events in history; once expired, the key starts a fresh history; untouched keys are collected by the periodic pass', async () => {
   const t = fresh();
   const opts = (batchId: number, now: number, evs: Ev[]) => ({ ...base(t, 2), source: eventsDf(floe, evs), batchId, now, tombstoneGCThresholdInSeconds: 60 });
-  const stateIds = async () => (await (await floe.read.delta(path.join(t, STATE_DIR))).toJSON()).map((r) => `${Number(r.id)}@${Number(r.__seq)}`).sort();
+  const stateIds = async () => (await (await floe.read.delta(locJoin(t, STATE_DIR))).toJSON()).map((r) => `${Number(r.id)}@${Number(r.__seq)}`).sort();
   await applyChanges(floe, opts(0, 0, [u(1, 5, 50), d(1, 7), u(2, 1, 1), u(3, 1, 3), d(3, 2)]));
   await applyChanges(floe, opts(1, 30_000, [u(1, 6, 60)])); // within retention: placed into history
   assert.deepEqual((await readScd2(floe, t)).filter((r) => r.id === 1), [
