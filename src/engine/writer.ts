@@ -281,7 +281,9 @@ async function splitLargeFiles(engine: Engine, rows: Record<string, unknown>[], 
       continue;
     }
     const file = String(r.filename);
-    const opts = ['FORMAT parquet', 'RETURN_STATS', 'APPEND', `FILENAME_PATTERN '${prefix}-{uuid}-c000.snappy'`, `FILE_SIZE_BYTES ${targetSize}`, ...fieldIds];
+    // Files rotate at the first row-group boundary past the target: row groups of half the target (from the file's bytes per row).
+    const rowGroup = Math.max(2048, Math.min(122_880, Math.floor(targetSize / 2 / (Number(r.file_size_bytes) / Math.max(1, Number(r.count))))));
+    const opts = ['FORMAT parquet', 'RETURN_STATS', 'APPEND', `FILENAME_PATTERN '${prefix}-{uuid}-c000.snappy'`, `FILE_SIZE_BYTES ${targetSize}`, `ROW_GROUP_SIZE ${rowGroup}`, ...fieldIds];
     const parts = await engine.allJson(`COPY (SELECT * FROM read_parquet(${quoteString(file)}, hive_partitioning = false)) TO ${quoteString(path.dirname(file))} (${opts.join(', ')})`);
     await fs.rm(file, { force: true });
     for (const p of parts) out.push({ ...p, partition_keys: r.partition_keys });
