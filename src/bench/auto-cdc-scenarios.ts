@@ -7,7 +7,9 @@
  *   in the same rounds: a hand-written DuckDB `MERGE INTO` doing the SCD 1 upsert of the same batch on
  *   a DuckDB table (latest event per key by sequence, delete where op = 'DELETE', upsert the rest),
  *   fresh session, empty target table created before timing. On every side the events are a DuckDB
- *   table of the session, loaded from the cached Parquet file before timing.
+ *   table of the session, loaded from the cached Parquet file before timing. A note gives the
+ *   median CPU time (user + system, all threads) of each side and its ratio: steadier than wall time
+ *   on a loaded machine.
  * - auto-cdc-incremental: per run, a fresh target gets the 1M events (batch 0, timed: T1), then 10,000
  *   new events (1%, batch 1, timed: T2), then 1 new event (batch 2, timed: T0, the fixed overhead of a
  *   batch). Rows: T2 against T1 (no target), and T2 − T0 against T1 (target ≤ 0.05: "a second run
