@@ -7,7 +7,9 @@
  *   in the same rounds: a hand-written DuckDB `MERGE INTO` doing the SCD 1 upsert of the same batch on
  *   a DuckDB table (latest event per key by sequence, delete where op = 'DELETE', upsert the rest),
  *   fresh session, empty target table created before timing. On every side the events are a DuckDB
- *   table of the session, loaded from the cached Parquet file before timing.
+ *   table of the session, loaded from the cached Parquet file before timing. A note gives the
+ *   median CPU time (user + system, all threads) of each side and its ratio: steadier than wall time
+ *   on a loaded machine.
  * - auto-cdc-incremental: per run, a fresh target gets the 1M events (batch 0, timed: T1), then 10,000
  *   new events (1%, batch 1, timed: T2), then 1 new event (batch 2, timed: T0, the fixed overhead of a
  *   batch). Rows: T2 against T1 (no target), and T2 − T0 against T1 (target ≤ 0.05: "a second run
@@ -21,7 +23,7 @@ import { Floe } from '../floe.js';
 import { applyChanges, commitStateStep, commitTargetStep, dropTemps, prepareApplyChanges, type ApplyChangesOptions } from '../pipelines/auto-cdc.js';
 import { allExist, readMarker, writeMarker } from './generate.js';
 import type { ComparisonRow } from './merge-scenarios.js';
-import { type Measured, PhaseTimer, collectGarbage, measureEach, nowMs, round, sameResult } from './stats.js';
+import { type Measured, PhaseTimer, collectGarbage, cpuMs, measureEach, median, nowMs, round, sameResult } from './stats.js';
 import { scratchDir } from './write-scenarios.js';
 
 export interface AutoCdcScenarioOptions {
@@ -185,15 +187,19 @@ async function profileOnce(o: AutoCdcScenarioOptions, info: CdcEventsInfo, scd: 
 export async function autoCdcFull(o: AutoCdcScenarioOptions, info: CdcEventsInfo, scd: 1 | 2): Promise<ComparisonRow[]> {
   const P = CDC_EVENTS_PARAMS;
   const seen: { floe: Record<string, unknown> | null; base: Record<string, unknown> | null; counts: string } = { floe: null, base: null, counts: '' };
+  // CPU time (all threads) beside wall time: far less sensitive to other processes on a loaded machine.
+  const cpu = { floe: [] as number[], base: [] as number[] };
   const floeRun: Measured = async () => {
     const dir = await scratchDir(o, `auto-cdc-scd${scd}`);
     const floe = await Floe.create();
     try {
       await loadEvents(floe, info.events);
       collectGarbage();
+      const c0 = cpuMs();
       const t0 = nowMs();
       const r = await applyChanges(floe, cdcOptions(floe, dir, scd, EV, 0));
       const ms = nowMs() - t0;
+      cpu.floe.push(cpuMs() - c0);
       if (!seen.floe) {
         const t = await (await floe.read.delta(dir)).toSQL();
         seen.floe = (await floe.engine.allJson(`SELECT ${AGG} FROM (${t})${scd === 2 ? ' WHERE "__END_AT" IS NULL' : ''}`))[0]!;
@@ -215,9 +221,11 @@ export async function autoCdcFull(o: AutoCdcScenarioOptions, info: CdcEventsInfo
       await loadEvents(floe, info.events);
       await floe.engine.run(`CREATE TABLE bench_cdc_target (id BIGINT, name VARCHAR, amount DOUBLE, country VARCHAR, updated_at TIMESTAMP)`);
       collectGarbage();
+      const c0 = cpuMs();
       const t0 = nowMs();
       await floe.engine.run(DUCKDB_SCD1_MERGE('bench_cdc_target', EV));
       const ms = nowMs() - t0;
+      cpu.base.push(cpuMs() - c0);
       if (!seen.base) seen.base = (await floe.engine.allJson(`SELECT ${AGG} FROM bench_cdc_target`))[0]!;
       return ms;
     } finally {
@@ -226,6 +234,10 @@ export async function autoCdcFull(o: AutoCdcScenarioOptions, info: CdcEventsInfo
   };
   const [f, b] = await measureEach(o.runs, [floeRun, baseRun]);
   const notes = [`${P.events} events, ${P.keys} keys, ${P.outOfOrderPct}% out of order, ${P.deletePct}% deletes; ${seen.counts}`];
+  // (The first run of each side is measureEach's warm-up.)
+  const fc = median(cpu.floe.slice(1));
+  const bc = median(cpu.base.slice(1));
+  notes.push(`CPU (all threads) median: floe ${round(fc)} ms, DuckDB MERGE ${round(bc)} ms, ratio ${(fc / bc).toFixed(2)}x`);
   // The current rows must be the baseline's: the latest event per key, deleted keys absent.
   if (!seen.floe || !seen.base || !sameResult(seen.floe, seen.base)) {
     const msg = `WARNING: current rows differ: floe ${JSON.stringify(seen.floe)} vs DuckDB MERGE ${JSON.stringify(seen.base)}`;

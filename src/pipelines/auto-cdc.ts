@@ -255,7 +255,17 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   let foldDup = scd === 2 && !stateSnap && allTracked && (!targetExists || (await floe.snapshot(opts.target)).files.length === 0);
 
   // One pass over the batch for the row count, NULL keys or sequences, and (unless folded) repeated (key, sequence) pairs.
-  const [chk] = foldDup
+  // Without truncates the pairs are counted by one 64-bit hash: as many distinct hashes as rows
+  // proves every pair unique (a cheaper pass than grouping by the pairs themselves); fewer (a
+  // repeated pair, or a hash collision) runs the exact grouping below.
+  const nullKeyExpr = keys.map((k) => `${q(k)} IS NULL`).join(' OR ');
+  let hashChk: Record<string, unknown> | null = null;
+  if (!foldDup && !opts.applyAsTruncates) {
+    const [h] = await eng.allJson(`SELECT count(*)::BIGINT AS n, count(DISTINCT hash(${K0}, __seq))::BIGINT AS d, coalesce(bool_or(__seq IS NULL), false) AS nseq,
+        coalesce(bool_or(${nullKeyExpr}), false) AS nkey FROM (${evSql})`);
+    if (h!.n === h!.d) hashChk = { n: h!.n, rep: false, nseq: h!.nseq, nkey: h!.nkey };
+  }
+  const [chk] = hashChk ? [hashChk] : foldDup
     ? await eng.allJson(`SELECT count(*)::BIGINT AS n, false AS rep, coalesce(bool_or(__seq IS NULL), false) AS nseq,
         coalesce(bool_or(__kind <> 'truncate' AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')})), false) AS nkey FROM (${evSql})`)
     : await eng.allJson(`SELECT coalesce(sum(__c), 0)::BIGINT AS n, coalesce(bool_or(__c > 1 AND NOT __tr), false) AS rep, coalesce(bool_or(__seq IS NULL), false) AS nseq,

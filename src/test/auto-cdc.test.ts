@@ -167,6 +167,12 @@ test('the same key and sequence twice in a batch is an error naming the key', as
   // The very same event delivered twice is one event.
   await applyChanges(floe, { ...base(t, 1), source: eventsDf(floe, [u(7, 4, 1), u(7, 4, 1)]), batchId: 0 });
   assert.deepEqual(await readScd1(floe, t), [{ id: 7, a: 1, b: null }]);
+  // A later batch too (state present): an upsert and a delete at one pair; nothing applied.
+  await assert.rejects(
+    applyChanges(floe, { ...base(t, 1), source: eventsDf(floe, [u(8, 9, 1), u(7, 9, 3), d(7, 9)]), batchId: 1 }),
+    (e: Error & { code?: string }) => e.code === 'AUTO_CDC_DUPLICATE_SEQUENCE' && /id=7/.test(e.message) && /sequence 9/.test(e.message),
+  );
+  assert.deepEqual(await readScd1(floe, t), [{ id: 7, a: 1, b: null }]);
   // SCD 2's first batch finds repeated pairs in its history pass (a delete and an upsert too).
   const t2 = fresh();
   await assert.rejects(
