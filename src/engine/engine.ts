@@ -146,6 +146,26 @@ export class Engine implements ParquetRowReader {
     });
   }
 
+  /** Appends (integer id, row index) pairs, e.g. deletion-vector rows keyed by a scan's file id. */
+  appendIdRows(table: string, rows: Array<[number, ArrayLike<number>]>): Promise<void> {
+    return this.serial(async () => {
+      const app = await this.connection.createAppender(table);
+      try {
+        for (const [id, values] of rows) {
+          const key = BigInt(id);
+          for (let i = 0; i < values.length; i++) {
+            app.appendBigInt(key);
+            app.appendBigInt(BigInt(values[i]!));
+            app.endRow();
+          }
+        }
+        app.flushSync();
+      } finally {
+        app.closeSync();
+      }
+    });
+  }
+
   /**
    * ParquetRowReader: reads checkpoint or sidecar files. Struct-valued action columns come back as
    * objects (via DuckDB's to_json, so MAP columns become JSON objects, as in JSON commits).

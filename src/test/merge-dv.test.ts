@@ -76,3 +76,34 @@ test('MERGE with deletion vectors matches copy-on-write: dense and sparse DVs, a
     await floe.close();
   }
 });
+
+for (const [parts, col] of [[3, 'n'], [70, 'n'], [3, 'file_index'], [70, 'file_index']] as const) {
+  test(`reading a table with deletion vectors keys the DV rows by file id (${parts} partitions, a column named ${col})`, async () => {
+    const floe = await Floe.create({ threads: 2 });
+    try {
+      const p = path.join(await tempDir(), 't');
+      const rows = (from: number, to: number): string => `SELECT range::BIGINT AS id, (range * 10)::BIGINT AS "${col}", (range % ${parts})::INTEGER AS g FROM range(${from}, ${to})`;
+      await floe.duckdbSql(rows(0, 1000)).write.delta(p, { partitionBy: ['g'], properties: { 'delta.enableDeletionVectors': 'true' } });
+      await floe.duckdbSql(rows(1000, 2000)).write.delta(p, { mode: 'append' });
+      const t = await DeltaTable.forPath(floe, p);
+      await t.delete('id % 11 = 3');
+      const m = await t.alias('t').merge(floe.duckdbSql(`SELECT range::BIGINT AS id, -1::BIGINT AS "${col}", (range % ${parts})::INTEGER AS g FROM range(0, 2000, 13)`).alias('s'), 't.id = s.id')
+        .whenMatchedUpdateAll().execute();
+      // Every file keeps some rows and gets a DV (more than 64 partition groups: the files-table plan).
+      const snap = await floe.snapshot(p);
+      assert.equal(snap.files.filter((f) => f.deletionVector).length, 2 * parts);
+      const want: string[] = [];
+      let updated = 0;
+      for (let i = 0; i < 2000; i++) {
+        if (i % 11 === 3) continue;
+        if (i % 13 === 0) updated++;
+        want.push(`${i}:${i % 13 === 0 ? -1 : i * 10}:${i % parts}`);
+      }
+      assert.equal(m.metrics.numTargetRowsUpdated, updated);
+      const got = (await floe.engine.allJson(`SELECT id::VARCHAR || ':' || "${col}"::VARCHAR || ':' || g::VARCHAR AS r FROM (${await (await floe.read.delta(p)).toSQL()}) ORDER BY id`)).map((r) => String(r.r));
+      assert.deepEqual(got, want);
+    } finally {
+      await floe.close();
+    }
+  });
+}
