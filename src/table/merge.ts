@@ -5,7 +5,7 @@
  * read; only files with changed rows are rewritten; unchanged rows are copied inside DuckDB.
  */
 import { type AddFile, parseStats } from '../core/actions.js';
-import { type StructType, duckType, physicalName, quoteIdent, quoteString } from '../core/schema.js';
+import { type StructType, duckType, physicalName, quoteIdent } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { Transaction } from '../core/transaction.js';
 import { buildDeletionVectorFileSorted, sortedDistinctRows } from '../core/deletion-vector-writer.js';
