@@ -28,72 +28,99 @@ export function z85Encode(bytes: Uint8Array): string {
   return out;
 }
 
-/** Serialises sorted, distinct row indexes as a RoaringBitmapArray (with the DV magic). */
-export function serializeRoaringBitmapArray(rows: number[]): Uint8Array {
-  const sorted = [...new Set(rows)].sort((a, b) => a - b);
-  // Group by the high 32 bits, then by the high 16 bits of the low 32.
-  const buckets = new Map<number, Map<number, number[]>>();
-  for (const r of sorted) {
-    const high = Math.floor(r / 2 ** 32);
-    const low = r - high * 2 ** 32;
-    const key = low >>> 16;
-    let b = buckets.get(high);
-    if (!b) buckets.set(high, (b = new Map()));
-    let c = b.get(key);
-    if (!c) b.set(key, (c = []));
-    c.push(low & 0xffff);
+/** Row indexes sorted ascending with duplicates dropped, as a Float64Array (exact up to 2^53). */
+export function sortedDistinctRows(rows: ArrayLike<number>): Float64Array {
+  const a = Float64Array.from(rows).sort();
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (i === 0 || a[i] !== a[n - 1]) a[n++] = a[i]!;
+  return a.subarray(0, n);
+}
+
+/** Serialises row indexes (any order, duplicates allowed) as a RoaringBitmapArray (with the DV magic). */
+export function serializeRoaringBitmapArray(rows: ArrayLike<number>): Uint8Array {
+  return serializeSortedRows(sortedDistinctRows(rows));
+}
+
+/**
+ * Serialises row indexes that are already sorted ascending and distinct (e.g. ordered by DuckDB) as
+ * a RoaringBitmapArray: one pass over a typed array, no per-row objects. Array containers hold up to
+ * 4096 values (little-endian uint16), bitmap containers above (1024 little-endian uint64 words).
+ */
+export function serializeSortedRows(sorted: ArrayLike<number>): Uint8Array {
+  const n = sorted.length;
+  // Bitmaps per high 32 bits: [start, end) ranges of `sorted`.
+  const highs: { high: number; start: number; end: number }[] = [];
+  for (let i = 0; i < n; ) {
+    const high = Math.floor(sorted[i]! / 4294967296);
+    let j = i + 1;
+    const limit = (high + 1) * 4294967296;
+    while (j < n && sorted[j]! < limit) j++;
+    highs.push({ high, start: i, end: j });
+    i = j;
   }
-  const parts: Uint8Array[] = [];
-  const header = new DataView(new ArrayBuffer(12));
-  header.setUint32(0, DV_MAGIC, true);
-  header.setBigUint64(4, BigInt(buckets.size), true);
-  parts.push(new Uint8Array(header.buffer));
-  for (const [high, containers] of [...buckets.entries()].sort((a, b) => a[0] - b[0])) {
-    const keys = [...containers.keys()].sort((a, b) => a - b);
-    const n = keys.length;
-    const bodies = keys.map((k) => {
-      const vals = containers.get(k)!;
-      if (vals.length <= 4096) {
-        const body = new DataView(new ArrayBuffer(vals.length * 2));
-        vals.forEach((v, i) => body.setUint16(i * 2, v, true));
-        return new Uint8Array(body.buffer);
-      }
-      const words = new BigUint64Array(1024);
-      for (const v of vals) words[v >>> 6]! |= 1n << BigInt(v & 63);
-      const body = new DataView(new ArrayBuffer(8192));
-      words.forEach((w, i) => body.setBigUint64(i * 8, w, true));
-      return new Uint8Array(body.buffer);
-    });
-    // high key, cookie, container count, per-container (key, cardinality-1), offsets, bodies
-    const headLen = 4 + 4 + 4 + n * 4 + n * 4;
-    const head = new DataView(new ArrayBuffer(headLen));
-    head.setUint32(0, high, true);
-    head.setUint32(4, SERIAL_COOKIE_NO_RUNCONTAINER, true);
-    head.setUint32(8, n, true);
-    let off = headLen - 4; // offsets are relative to the start of the 32-bit bitmap (after the high key)
-    keys.forEach((k, i) => {
-      head.setUint16(12 + i * 4, k, true);
-      head.setUint16(14 + i * 4, containers.get(k)!.length - 1, true);
-    });
-    keys.forEach((_, i) => {
-      head.setUint32(12 + n * 4 + i * 4, off, true);
-      off += bodies[i]!.length;
-    });
-    parts.push(new Uint8Array(head.buffer), ...bodies);
-  }
-  const total = parts.reduce((s, p) => s + p.length, 0);
+  // Sizes first, then one buffer written in place.
+  type Container = { key: number; start: number; end: number };
+  const plans = highs.map((h) => {
+    const containers: Container[] = [];
+    const base = h.high * 4294967296;
+    for (let i = h.start; i < h.end; ) {
+      const key = Math.floor((sorted[i]! - base) / 65536);
+      const limit = base + (key + 1) * 65536;
+      let j = i + 1;
+      while (j < h.end && sorted[j]! < limit) j++;
+      containers.push({ key, start: i, end: j });
+      i = j;
+    }
+    const bodyLen = containers.reduce((s, c) => s + (c.end - c.start <= 4096 ? (c.end - c.start) * 2 : 8192), 0);
+    return { ...h, base, containers, headLen: 12 + containers.length * 8, bodyLen };
+  });
+  const total = 12 + plans.reduce((s, p) => s + p.headLen + p.bodyLen, 0);
   const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
+  const view = new DataView(out.buffer);
+  view.setUint32(0, DV_MAGIC, true);
+  view.setBigUint64(4, BigInt(plans.length), true);
+  let o = 12;
+  for (const p of plans) {
+    const start = o;
+    const m = p.containers.length;
+    // high key, cookie, container count, per-container (key, cardinality-1), offsets, bodies
+    view.setUint32(o, p.high, true);
+    view.setUint32(o + 4, SERIAL_COOKIE_NO_RUNCONTAINER, true);
+    view.setUint32(o + 8, m, true);
+    let off = p.headLen - 4; // offsets are relative to the start of the 32-bit bitmap (after the high key)
+    for (let i = 0; i < m; i++) {
+      const c = p.containers[i]!;
+      view.setUint16(o + 12 + i * 4, c.key, true);
+      view.setUint16(o + 14 + i * 4, c.end - c.start - 1, true);
+      view.setUint32(o + 12 + m * 4 + i * 4, off, true);
+      off += c.end - c.start <= 4096 ? (c.end - c.start) * 2 : 8192;
+    }
+    o = start + p.headLen;
+    for (const c of p.containers) {
+      const low = p.base + c.key * 65536;
+      if (c.end - c.start <= 4096) {
+        for (let i = c.start; i < c.end; i++, o += 2) view.setUint16(o, sorted[i]! - low, true);
+      } else {
+        // Bit v of the bitmap is bit (v & 63) of little-endian word v >> 6: byte v >> 3, bit v & 7.
+        for (let i = c.start; i < c.end; i++) {
+          const v = sorted[i]! - low;
+          out[o + (v >>> 3)]! |= 1 << (v & 7);
+        }
+        o += 8192;
+      }
+    }
   }
   return out;
 }
 
 /** A new DV file holding one deletion vector, and its descriptor (offset 1, after the version byte). */
-export function buildDeletionVectorFile(rows: number[]): { relativePath: string; bytes: Uint8Array; descriptor: DeletionVectorDescriptor } {
-  const bitmap = serializeRoaringBitmapArray(rows);
+export function buildDeletionVectorFile(rows: ArrayLike<number>): { relativePath: string; bytes: Uint8Array; descriptor: DeletionVectorDescriptor } {
+  return buildDeletionVectorFileSorted(sortedDistinctRows(rows));
+}
+
+/** As buildDeletionVectorFile, for row indexes already sorted ascending and distinct. */
+export function buildDeletionVectorFileSorted(sorted: ArrayLike<number>): { relativePath: string; bytes: Uint8Array; descriptor: DeletionVectorDescriptor } {
+  const bitmap = serializeSortedRows(sorted);
   const uuid = randomBytes(16);
   uuid[6] = (uuid[6]! & 0x0f) | 0x40;
   uuid[8] = (uuid[8]! & 0x3f) | 0x80;
@@ -105,7 +132,7 @@ export function buildDeletionVectorFile(rows: number[]): { relativePath: string;
   view.setUint32(1, bitmap.length, false);
   file.set(bitmap, 5);
   view.setUint32(5 + bitmap.length, crc32(bitmap), false);
-  const cardinality = new Set(rows).size;
+  const cardinality = sorted.length;
   return {
     relativePath: `deletion_vector_${dashed}.bin`,
     bytes: file,

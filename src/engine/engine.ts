@@ -91,6 +91,36 @@ export class Engine implements ParquetRowReader {
     }
   }
 
+  /**
+   * A query's columns as Float64Arrays, for bulk numeric results (row numbers of deletion vectors):
+   * no row objects. Every column must be of a type DuckDB hands over as a JS number (INTEGER,
+   * UINTEGER, DOUBLE, …; cast BIGINT to DOUBLE, exact up to 2^53); NULL reads as NaN.
+   */
+  async numericColumns(sql: string): Promise<Float64Array[]> {
+    try {
+      return await this.serial(async () => {
+        const r = await this.connection.run(sql);
+        const cols = Array.from({ length: r.columnCount }, () => new Float64Array(r.rowCount));
+        let at = 0;
+        for (let c = 0; c < r.chunkCount; c++) {
+          const chunk = r.getChunk(c);
+          const n = chunk.rowCount;
+          cols.forEach((col, k) => {
+            const v = chunk.getColumnVector(k);
+            for (let i = 0; i < n; i++) {
+              const x = v.getItem(i);
+              col[at + i] = x === null ? NaN : (x as number);
+            }
+          });
+          at += n;
+        }
+        return cols;
+      });
+    } catch (e) {
+      throw translateError(e, sql);
+    }
+  }
+
   /** Column names and DuckDB types of a query's result, without running it. */
   async describe(sql: string): Promise<{ name: string; type: string }[]> {
     const rows = await this.allJson(`DESCRIBE ${sql}`);
@@ -106,6 +136,26 @@ export class Engine implements ParquetRowReader {
           for (const v of values) {
             app.appendVarchar(key);
             app.appendBigInt(BigInt(v));
+            app.endRow();
+          }
+        }
+        app.flushSync();
+      } finally {
+        app.closeSync();
+      }
+    });
+  }
+
+  /** Appends (integer id, row index) pairs, e.g. deletion-vector rows keyed by a scan's file id. */
+  appendIdRows(table: string, rows: Array<[number, ArrayLike<number>]>): Promise<void> {
+    return this.serial(async () => {
+      const app = await this.connection.createAppender(table);
+      try {
+        for (const [id, values] of rows) {
+          const key = BigInt(id);
+          for (let i = 0; i < values.length; i++) {
+            app.appendBigInt(key);
+            app.appendBigInt(BigInt(values[i]!));
             app.endRow();
           }
         }

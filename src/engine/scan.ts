@@ -183,16 +183,7 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
 
   await ensureFilesLocal(store, files);
   const tables: string[] = [];
-  // Deletion vectors: row indexes per file path into one engine table.
   const dvFiles = files.filter((f) => f.deletionVector);
-  let dvTable: string | null = null;
-  if (dvFiles.length) {
-    dvTable = engine.uniqueName('dv');
-    await engine.run(`CREATE TABLE ${dvTable} (path VARCHAR, row_index BIGINT)`);
-    tables.push(dvTable);
-    const loaded = await mapLimit(dvFiles, 8, async (f) => [dataFilePath(store, f.path), await loadDeletionVector(store, f.deletionVector!)] as [string, number[]]);
-    await engine.appendBigIntPairs(dvTable, loaded);
-  }
 
   // Group files by (partition values, has DV).
   const groups = new Map<string, { values: (string | null)[]; dv: boolean; paths: string[] }>();
@@ -209,6 +200,17 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
   }
 
   const allPaths = [...groups.values()].flatMap((g) => g.paths);
+  // Deletion vectors: (file id, row index) pairs in one engine table; the file id is the file's
+  // position in allPaths (as `_file_id`), an integer join key instead of the file name.
+  let dvTable: string | null = null;
+  if (dvFiles.length) {
+    dvTable = engine.uniqueName('dv');
+    await engine.run(`CREATE TABLE ${dvTable} (file_id BIGINT, row_index BIGINT)`);
+    tables.push(dvTable);
+    const idOf = new Map(allPaths.map((p, i) => [p, i]));
+    const loaded = await mapLimit(dvFiles, 8, async (f) => [idOf.get(dataFilePath(store, f.path))!, await loadDeletionVector(store, f.deletionVector!)] as [number, number[]]);
+    await engine.appendIdRows(dvTable, loaded);
+  }
   const needInfo = options.withFileInfo || options.withFileId || dvFiles.length > 0;
   const readArgs = `union_by_name = true${needInfo ? ', filename = true, file_row_number = true' : ''}`;
 
@@ -218,14 +220,18 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
     const dataSelect = dataColumnSelect(dataFields, fileCols, mapped);
     return schema.fields.map((f) => (partCols.has(f.name) ? `${partExprs.get(f.name)} AS ${quoteIdent(f.name)}` : dataSelect[dataFields.indexOf(f)]!)).join(', ');
   };
-  const dvJoin = dvTable ? ` ANTI JOIN ${dvTable} d ON d.path = t.filename AND d.row_index = t.file_row_number` : '';
   const infoCols = options.withFileInfo ? ', t.filename AS _file, t.file_row_number AS _row_index' : '';
   // read_parquet's file_index is the file's position in its list: offset by the earlier groups' files.
   // A data column named file_index would shadow the virtual column: then the file name is looked up.
+  const fileId = (offset: number, paths: string[], cols: Map<string, string>): string => {
+    const index = cols.has('file_index') ? `list_position([${paths.map(quoteString).join(', ')}], t.filename) - 1` : 't.file_index';
+    return `(${index} + ${offset})::BIGINT`;
+  };
+  const dvJoin = (offset: number, paths: string[], cols: Map<string, string>): string =>
+    dvTable ? ` ANTI JOIN ${dvTable} d ON d.file_id = ${fileId(offset, paths, cols)} AND d.row_index = t.file_row_number` : '';
   const idCols = (offset: number, paths: string[], cols: Map<string, string>): string => {
     if (!options.withFileId) return '';
-    const index = cols.has('file_index') ? `list_position([${paths.map(quoteString).join(', ')}], t.filename) - 1` : 't.file_index';
-    return `, (${index} + ${offset})::BIGINT AS _file_id${options.withFileInfo ? '' : ', t.file_row_number AS _row_index'}`;
+    return `, ${fileId(offset, paths, cols)} AS _file_id${options.withFileInfo ? '' : ', t.file_row_number AS _row_index'}`;
   };
   const offsets: number[] = [];
   let seen = 0;
@@ -239,7 +245,7 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
       const partExprs = new Map(partFields.map((pf, i) => [pf.name, partitionLiteral(g.values[i], pf.type)]));
       const src = `read_parquet([${g.paths.map(quoteString).join(', ')}], ${readArgs})`;
       const cols = groups.size === 1 ? await parquetColumns(engine, allPaths) : await parquetColumns(engine, g.paths);
-      return `SELECT ${order(partExprs, cols)}${infoCols}${idCols(offsets[gi]!, g.paths, cols)} FROM ${src} t${g.dv ? dvJoin : ''}`;
+      return `SELECT ${order(partExprs, cols)}${infoCols}${idCols(offsets[gi]!, g.paths, cols)} FROM ${src} t${g.dv ? dvJoin(offsets[gi]!, g.paths, cols) : ''}`;
     }));
     sql = branches.length === 1 ? branches[0]! : branches.map((b) => `(${b})`).join(' UNION ALL ');
   } else {
@@ -253,7 +259,7 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
     const partExprs = new Map(partFields.map((pf, i) => [pf.name, `p.p${i}`]));
     const src = `read_parquet([${allPaths.map(quoteString).join(', ')}], union_by_name = true, filename = true, file_row_number = true)`;
     const cols = await parquetColumns(engine, allPaths);
-    sql = `SELECT ${order(partExprs, cols)}${infoCols}${idCols(0, allPaths, cols)} FROM ${src} t JOIN ${ft} p ON p.path = t.filename${dvJoin}`;
+    sql = `SELECT ${order(partExprs, cols)}${infoCols}${idCols(0, allPaths, cols)} FROM ${src} t JOIN ${ft} p ON p.path = t.filename${dvJoin(0, allPaths, cols)}`;
   }
   return { sql, tables, filesTotal: snapshot.files.length, filesScanned: files.length, ...(options.withFileId ? { paths: allPaths } : {}) };
 }

@@ -5,15 +5,19 @@
  * read; only files with changed rows are rewritten; unchanged rows are copied inside DuckDB.
  */
 import { type AddFile, parseStats } from '../core/actions.js';
-import { type StructType, duckType, physicalName, quoteIdent, quoteString } from '../core/schema.js';
+import { type StructType, duckType, physicalName, quoteIdent } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { Transaction } from '../core/transaction.js';
+import { buildDeletionVectorFileSorted, sortedDistinctRows } from '../core/deletion-vector-writer.js';
+import { loadDeletionVector } from '../core/deletion-vectors.js';
+import { mapLimit } from '../core/delta-log.js';
+import type { DeltaLog } from '../core/delta-log.js';
 import type { DataFrame } from '../dataframe.js';
 import { dataFilePath, planScan, pruneFileList } from '../engine/scan.js';
-import { FloeError, InvalidArgumentError } from '../errors.js';
+import { FloeError, InvalidArgumentError, commitOutcomeUnknown } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
 import type { Floe } from '../floe.js';
-import { cdfOnForWrites, checkCanModify, commitRewrite, constraintFailure, count, type DmlResult, materialize } from './dml.js';
+import { cdfOnForWrites, checkCanModify, commitRewrite, constraintFailure, count, type DmlResult, dvWritesOn, materialize } from './dml.js';
 import { completeRow, constraintChecks, generationExpression, dataFrameSchema, withColumnMapping } from './write.js';
 import { reconcileSchema } from './schema-evolution.js';
 
@@ -199,6 +203,69 @@ async function scanWithFileIds(floe: Floe, snapshot: Snapshot, files: AddFile[])
   return { sql: plan.sql, paths: plan.paths ?? [] };
 }
 
+/** Union of two sorted, distinct row-number arrays (sorted, distinct). */
+function unionSorted(a: Float64Array, b: Float64Array): Float64Array {
+  const out = new Float64Array(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let n = 0;
+  while (i < a.length || j < b.length) {
+    const x = j >= b.length || (i < a.length && a[i]! <= b[j]!) ? a[i++]! : b[j++]!;
+    if (n === 0 || out[n - 1] !== x) out[n++] = x;
+  }
+  return out.subarray(0, n);
+}
+
+/**
+ * Deletion vectors for the changed rows of the touched files, built in bulk: DuckDB sorts the
+ * (file id, row number) pairs and hands them over as two numeric columns; each file's run of row
+ * numbers (united with its old DV's) is serialised straight into Roaring containers, with no per-row
+ * objects. Returns the files to re-add with their new DVs (a file whose every row is gone is just
+ * removed) and the DV files written.
+ */
+async function writeDeletionVectors(floe: Floe, log: DeltaLog, removed: AddFile[], paths: string[], changed: string): Promise<{ readded: AddFile[]; written: string[] }> {
+  const [fid, row] = (await floe.engine.numericColumns(`SELECT __file::UINTEGER AS f, __row::DOUBLE AS r FROM ${changed} ORDER BY f, r`)) as [Float64Array, Float64Array];
+  const runs = new Map<number, [number, number]>();
+  for (let i = 0; i < fid.length; ) {
+    let j = i + 1;
+    while (j < fid.length && fid[j] === fid[i]) j++;
+    runs.set(fid[i]!, [i, j]);
+    i = j;
+  }
+  const idOf = new Map(paths.map((p, i) => [p, i]));
+  const written: string[] = [];
+  try {
+    const out = await mapLimit(removed, 8, async (f) => {
+      const run = runs.get(idOf.get(dataFilePath(log.store, f.path)) ?? -1);
+      let rows = sortedDistinctRowsOfRun(run ? row.subarray(run[0], run[1]) : new Float64Array(0));
+      if (f.deletionVector) rows = unionSorted(rows, sortedDistinctRows(await loadDeletionVector(log.store, f.deletionVector)));
+      const total = parseStats(f.stats)?.numRecords;
+      if (total !== undefined && rows.length >= total) return null; // every row gone: just remove the file
+      const dvf = buildDeletionVectorFileSorted(rows);
+      await log.store.putIfAbsent(dvf.relativePath, dvf.bytes);
+      written.push(dvf.relativePath);
+      return { ...f, dataChange: true, deletionVector: dvf.descriptor, stats: looseBounds(f.stats) } as AddFile;
+    });
+    return { readded: out.filter((f): f is AddFile => f !== null), written };
+  } catch (e) {
+    await Promise.all(written.map((p) => log.store.delete(p).catch(() => undefined)));
+    throw e;
+  }
+}
+
+/** A sorted run with any repeated value dropped (the changed rows are distinct; this keeps it so). */
+function sortedDistinctRowsOfRun(a: Float64Array): Float64Array {
+  for (let i = 1; i < a.length; i++) if (a[i] === a[i - 1]) return sortedDistinctRows(a);
+  return a;
+}
+
+/** A file's stats once a DV hides some of its rows: min/max no longer tight (PROTOCOL.md "Per-file Statistics"). */
+function looseBounds(stats: string | null | undefined): string | null {
+  const st = parseStats(stats);
+  if (!st) return stats ?? null;
+  return JSON.stringify({ ...st, tightBounds: false });
+}
+
 async function executeMerge(floe: Floe, location: string, tAlias: string, source: DataFrame, condition: string, clauses: Clause[], evolve: boolean): Promise<DmlResult & { metrics: MergeMetrics }> {
   // The source copy, the join and the scans' tables are this MERGE's alone: dropped when it ends.
   return floe.withTempScope(() => mergeOnce(floe, location, tAlias, source, condition, clauses, evolve));
@@ -320,7 +387,9 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     : `FROM ${src} ${sq} LEFT JOIN (${tscan}) ${tq} ON ${condition}`;
   // The sides as structs of their columns only (the target's file and row number once, as columns).
   const tStruct = `CASE WHEN ${present.t} THEN struct_pack(${snap.schema.fields.map((f) => `${quoteIdent(f.name)} := ${tq}.${quoteIdent(f.name)}`).join(', ')}) END`;
-  const joined = await materialize(floe, 'mjoin', `SELECT ${tStruct} AS ${tq}, ${sq}, ${tq}._file_id AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${clauseCode} AS __clause ${joinSql}`);
+  // The source row as a struct of its columns (a bare alias would be ambiguous with a column of that name).
+  const sStruct = `struct_pack(${srcSchema.fields.map((f) => `${quoteIdent(f.name)} := ${sq}.${quoteIdent(f.name)}`).join(', ')})`;
+  const joined = await materialize(floe, 'mjoin', `SELECT ${tStruct} AS ${tq}, ${sStruct} AS ${sq}, ${tq}._file_id AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${clauseCode} AS __clause ${joinSql}`);
 
   const updCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'update').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
   const delCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'delete').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
@@ -390,8 +459,9 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   // Copy-on-write: the other rows of touched files, read again and copied by DuckDB.
   const copiedCols = schema.fields.map((f) => (snap.schema.fields.some((x) => x.name === f.name) ? `c.${quoteIdent(f.name)}::${duckType(f.type)}` : `NULL::${duckType(f.type)}`) + ` AS ${quoteIdent(f.name)}`).join(', ');
   // The copy scan numbers its files anew: the changed rows' file ids are mapped to its numbering.
+  const dvOn = dvWritesOn(snap);
   let copied: string | null = null;
-  if (removed.length) {
+  if (removed.length && !dvOn) {
     const rscan = await scanWithFileIds(floe, snap, removed);
     const rid = new Map(rscan.paths.map((p, i) => [p, i]));
     const remap = `([${candPaths.map((p) => rid.get(p) ?? -1).join(', ')}]::BIGINT[])`;
@@ -400,8 +470,6 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const newData = checked([updated, ...(copied ? [copied] : []), inserted].join(' UNION ALL '));
   // With deletion vectors: only updated and inserted rows are written; changed target rows go to DVs.
   const changedOnly = checked(`${updated} UNION ALL ${inserted}`);
-  const pathList = `([${candPaths.map(quoteString).join(', ')}]::VARCHAR[])`;
-  const dvRows = `SELECT ${pathList}[__file + 1] AS _file, __row AS _row_index FROM ${changed}`;
 
   agg ??= (await floe.engine.allJson(`SELECT ${aggCols} FROM ${joined}`))[0]!;
   const changedCount = Number(rc!.ch);
@@ -419,6 +487,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     numTargetRowsNotMatchedBySourceDeleted: Number(agg!.ndel),
     numTargetRowsUpdated: 0,
     numTargetRowsDeleted: 0,
+    // With deletion vectors no row is copied: touched files stay, their changed rows marked deleted.
     numTargetRowsCopied: copied ? (touchedRows !== null ? touchedRows - changedCount : await count(floe, copied)) : 0,
     numOutputRows: 0,
     numTargetFilesAdded: 0,
@@ -448,14 +517,26 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   metrics.executionTimeMs = Date.now() - started;
   const anyChange = metrics.numTargetRowsInserted + metrics.numTargetRowsUpdated + metrics.numTargetRowsDeleted > 0;
   if (!anyChange && !newMetadata) return { version: null, metrics };
+  // With deletion vectors on, touched files stay with a DV marking their changed rows, and only the
+  // updated and inserted rows are written (built here in bulk rather than by commitRewrite's row lists).
+  let dvWritten: string[] = [];
+  if (dvOn && removed.length) {
+    const dv = await writeDeletionVectors(floe, log, removed, candPaths, changed);
+    dvWritten = dv.written;
+    txn.adds.push(...dv.readded);
+    metrics.numDeletionVectorsAdded = dv.readded.filter((f) => !removed.find((x) => x.path === f.path)?.deletionVector).length;
+    metrics.numDeletionVectorsUpdated = dv.readded.length - metrics.numDeletionVectorsAdded;
+  }
+  if (dvOn) metrics.numCopiedRows = 0;
   try {
     const res = await commitRewrite(floe, {
-      snapshot: snap, txn, removed, newDataSql: newData, cdcSql, operation: 'MERGE', params, metrics: metrics as Record<string, number>,
+      snapshot: snap, txn, removed, newDataSql: dvOn ? changedOnly : newData, cdcSql, operation: 'MERGE', params, metrics: metrics as Record<string, number>,
       addedFilesMetric: 'numTargetFilesAdded', removedFilesMetric: 'numTargetFilesRemoved', schemaOverride: schema,
-      dv: { deletedRowsSql: dvRows, newDataSql: changedOnly },
     });
+    if (res.version === null) await Promise.all(dvWritten.map((p) => log.store.delete(p).catch(() => undefined)));
     return { version: res.version, metrics };
   } catch (e) {
+    if (!commitOutcomeUnknown(e)) await Promise.all(dvWritten.map((p) => log.store.delete(p).catch(() => undefined)));
     throw constraintFailure(e);
   }
 }

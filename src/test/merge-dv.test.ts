@@ -1,0 +1,109 @@
+/**
+ * MERGE with deletion vectors: DVs built in bulk (dense bitmap containers, sparse array containers,
+ * row numbers united with a file's earlier DV, a file whose every row goes is removed) give the same
+ * table and the same change feed as copy-on-write on an identical table.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { Floe } from '../floe.js';
+import { DeltaTable } from '../table/delta-table.js';
+import { loadDeletionVector } from '../core/deletion-vectors.js';
+import { checkTable } from './protocol-checker.js';
+import { tempDir } from './helpers.js';
+
+test('MERGE with deletion vectors matches copy-on-write: dense and sparse DVs, a second MERGE on the same files, a file emptied', async () => {
+  const floe = await Floe.create({ threads: 2 });
+  try {
+    const root = await tempDir();
+    const dv = path.join(root, 'dv');
+    const cow = path.join(root, 'cow');
+    // Three files: 0..99999, 100000..109999, 200000..200009.
+    const rows = (from: number, to: number): string => `SELECT range::BIGINT AS id, 'v' || range::VARCHAR AS s FROM range(${from}, ${to})`;
+    for (const [p, props] of [[dv, { 'delta.enableChangeDataFeed': 'true', 'delta.enableDeletionVectors': 'true' }], [cow, { 'delta.enableChangeDataFeed': 'true' }]] as const) {
+      await floe.duckdbSql(rows(0, 100_000)).write.delta(p, { properties: { ...props } });
+      await floe.duckdbSql(rows(100_000, 110_000)).write.delta(p, { mode: 'append' });
+      await floe.duckdbSql(rows(200_000, 200_010)).write.delta(p, { mode: 'append' });
+    }
+    const merge = async (p: string, sourceSql: string) =>
+      (await DeltaTable.forPath(floe, p)).alias('t').merge(floe.duckdbSql(sourceSql).alias('s'), 't.id = s.id')
+        .whenMatchedDelete({ condition: "s.s = 'del'" }).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute();
+    // 1: every other row of 0..79999 (dense: bitmap containers), every 97th of the second file (sparse),
+    //    all of the third file deleted, and inserts.
+    const first = `SELECT id, CASE WHEN id >= 200000 THEN 'del' ELSE 'new' || id::VARCHAR END AS s FROM (
+      SELECT range * 2 AS id FROM range(0, 40000) UNION ALL SELECT 100000 + range * 97 FROM range(0, 100)
+      UNION ALL SELECT range FROM range(200000, 200010) UNION ALL SELECT range FROM range(300000, 300005))`;
+    // 2: the same files again: some rows already deleted by the first DV are not in play; new ones join it.
+    const second = `SELECT id, CASE WHEN id % 3 = 0 THEN 'del' ELSE 'again' END AS s FROM (SELECT range * 5 AS id FROM range(0, 30000))`;
+    const results = [];
+    for (const p of [dv, cow]) results.push([await merge(p, first), await merge(p, second)]);
+    const [[d1, d2], [c1, c2]] = results as [[Awaited<ReturnType<typeof merge>>, Awaited<ReturnType<typeof merge>>], [Awaited<ReturnType<typeof merge>>, Awaited<ReturnType<typeof merge>>]];
+    for (const k of ['numTargetRowsUpdated', 'numTargetRowsInserted', 'numTargetRowsDeleted'] as const) {
+      assert.equal(d1.metrics[k], c1.metrics[k], `first MERGE ${k}`);
+      assert.equal(d2.metrics[k], c2.metrics[k], `second MERGE ${k}`);
+    }
+    // Copy-on-write folded the three files into one; with DVs the second MERGE finds the two old files
+    // (with their DVs) and the first MERGE's new file.
+    assert.equal(d2.metrics.numTargetFilesRemoved, 3);
+    assert.equal(d1.metrics.numTargetRowsUpdated, 40_100);
+    assert.equal(d1.metrics.numTargetRowsDeleted, 10);
+    assert.equal(d1.metrics.numTargetRowsCopied, 0);
+    assert.equal(d1.metrics.numDeletionVectorsAdded, 2, 'the emptied file gets no DV');
+    assert.equal(d2.metrics.numDeletionVectorsUpdated, 2);
+    assert.equal(d2.metrics.numDeletionVectorsAdded, 1);
+
+    const snap = await floe.snapshot(dv);
+    const firstFile = snap.files.find((f) => f.deletionVector && f.deletionVector.cardinality > 10_000)!;
+    // Rows 0..79998 step 2 (first MERGE) and multiples of 5 below 100000 not yet deleted (second).
+    const want = new Set<number>();
+    for (let i = 0; i < 80_000; i += 2) want.add(i);
+    for (let i = 0; i < 100_000; i += 5) want.add(i);
+    const got = await loadDeletionVector((floe.deltaLog(dv)).store, firstFile.deletionVector!);
+    assert.equal(got.length, want.size);
+    assert.deepEqual(got, [...want].sort((a, b) => a - b));
+    assert.equal(firstFile.deletionVector!.cardinality, want.size);
+    assert.equal(d1.metrics.numTargetFilesRemoved, 3);
+    assert.equal(snap.files.filter((f) => f.deletionVector).length, 3, 'the two old files and the first MERGE\'s new file');
+
+    const table = async (p: string): Promise<string[]> => (await floe.engine.allJson(`SELECT id::VARCHAR || ':' || s AS r FROM (${await (await floe.read.delta(p)).toSQL()}) ORDER BY id`)).map((r) => String(r.r));
+    assert.deepEqual(await table(dv), await table(cow));
+    const feed = async (p: string): Promise<string[]> => (await floe.engine.allJson(`SELECT _commit_version::VARCHAR || ':' || _change_type || ':' || id::VARCHAR || ':' || s AS r FROM (${await (await floe.read.changes(p, { startingVersion: 3 })).toSQL()}) ORDER BY r`)).map((r) => String(r.r));
+    const fd = await feed(dv);
+    assert.ok(fd.length > 80_000);
+    assert.deepEqual(fd, await feed(cow));
+    assert.deepEqual(await checkTable(dv), []);
+  } finally {
+    await floe.close();
+  }
+});
+
+for (const [parts, col] of [[3, 'n'], [70, 'n'], [3, 'file_index'], [70, 'file_index']] as const) {
+  test(`reading a table with deletion vectors keys the DV rows by file id (${parts} partitions, a column named ${col})`, async () => {
+    const floe = await Floe.create({ threads: 2 });
+    try {
+      const p = path.join(await tempDir(), 't');
+      const rows = (from: number, to: number): string => `SELECT range::BIGINT AS id, (range * 10)::BIGINT AS "${col}", (range % ${parts})::INTEGER AS g FROM range(${from}, ${to})`;
+      await floe.duckdbSql(rows(0, 1000)).write.delta(p, { partitionBy: ['g'], properties: { 'delta.enableDeletionVectors': 'true' } });
+      await floe.duckdbSql(rows(1000, 2000)).write.delta(p, { mode: 'append' });
+      const t = await DeltaTable.forPath(floe, p);
+      await t.delete('id % 11 = 3');
+      const m = await t.alias('t').merge(floe.duckdbSql(`SELECT range::BIGINT AS id, -1::BIGINT AS "${col}", (range % ${parts})::INTEGER AS g FROM range(0, 2000, 13)`).alias('s'), 't.id = s.id')
+        .whenMatchedUpdateAll().execute();
+      // Every file keeps some rows and gets a DV (more than 64 partition groups: the files-table plan).
+      const snap = await floe.snapshot(p);
+      assert.equal(snap.files.filter((f) => f.deletionVector).length, 2 * parts);
+      const want: string[] = [];
+      let updated = 0;
+      for (let i = 0; i < 2000; i++) {
+        if (i % 11 === 3) continue;
+        if (i % 13 === 0) updated++;
+        want.push(`${i}:${i % 13 === 0 ? -1 : i * 10}:${i % parts}`);
+      }
+      assert.equal(m.metrics.numTargetRowsUpdated, updated);
+      const got = (await floe.engine.allJson(`SELECT id::VARCHAR || ':' || "${col}"::VARCHAR || ':' || g::VARCHAR AS r FROM (${await (await floe.read.delta(p)).toSQL()}) ORDER BY id`)).map((r) => String(r.r));
+      assert.deepEqual(got, want);
+    } finally {
+      await floe.close();
+    }
+  });
+}
