@@ -7,9 +7,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type AddCDCFile, type AddFile, parseStats } from '../core/actions.js';
 import { loadDeletionVector } from '../core/deletion-vectors.js';
-import { buildDeletionVectorFile } from '../core/deletion-vector-writer.js';
+import { buildDeletionVectorFileSorted, sortedDistinctRows } from '../core/deletion-vector-writer.js';
+import { type DeltaLog, mapLimit } from '../core/delta-log.js';
 import { parsePredicate } from '../core/predicate.js';
-import { type StructType, duckType, quoteIdent, quoteString } from '../core/schema.js';
+import { type StructType, duckType, quoteIdent } from '../core/schema.js';
 import { partitionOnly } from '../core/skipping.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { protocolHasFeature } from '../core/table-features.js';
@@ -71,8 +72,8 @@ export async function count(floe: Floe, sql: string): Promise<number> {
  * columns. Rows carry their file as an integer (the file's index in the scan, read_parquet's
  * file_index) and their row index, cheaper to store, group and filter on than the file name.
  * `inTouched` selects the rows of the touched files; `hits` counts the matching rows and `copied`
- * the other rows of those files; `fileName` and `rowIndex` are the SQL of a row's file path and
- * row index (for deletion vectors).
+ * the other rows of those files; `fileId` and `rowIndex` are the SQL of a row's file (an index
+ * in `paths`) and row index (for deletion vectors).
  */
 export interface MarkedRows {
   table: string;
@@ -80,7 +81,9 @@ export interface MarkedRows {
   inTouched: string;
   hits: number;
   copied: number;
-  fileName: string;
+  /** The scan's files: a row's file is `paths[fileId]`. */
+  paths: string[];
+  fileId: string;
   rowIndex: string;
 }
 
@@ -112,7 +115,8 @@ export async function markRows(floe: Floe, s: Snapshot, files: AddFile[], predic
     inTouched: touched.size ? `${FILE_ID} IN (${ids})` : 'false',
     hits,
     copied,
-    fileName: `([${paths.map(quoteString).join(', ')}]::VARCHAR[])[${FILE_ID} + 1]`,
+    paths,
+    fileId: FILE_ID,
     rowIndex: ROW_INDEX,
   };
 }
@@ -147,7 +151,7 @@ export interface Rewrite {
    * The deletion-vector variant, used when the table has them enabled: rows (`_file`, `_row_index`)
    * of the removed files to mark deleted, and the rows to write instead of `newDataSql`.
    */
-  dv?: { deletedRowsSql: string; newDataSql: string | null };
+  dv?: { deletedRowsSql: string; paths: string[]; newDataSql: string | null };
 }
 
 /** Are deletion vectors written for this table (property on and the feature supported)? */
@@ -160,6 +164,63 @@ function looseBounds(stats: string | null | undefined): string | null {
   const st = parseStats(stats);
   if (!st) return stats ?? null;
   return JSON.stringify({ ...st, tightBounds: false });
+}
+
+/** Union of two sorted, distinct row-number arrays (sorted, distinct). */
+function unionSorted(a: Float64Array, b: Float64Array): Float64Array {
+  const out = new Float64Array(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let n = 0;
+  while (i < a.length || j < b.length) {
+    const x = j >= b.length || (i < a.length && a[i]! <= b[j]!) ? a[i++]! : b[j++]!;
+    if (n === 0 || out[n - 1] !== x) out[n++] = x;
+  }
+  return out.subarray(0, n);
+}
+
+/**
+ * Deletion vectors for the changed rows of the touched files (`rowsSql`: columns `f`, the file's
+ * index in `paths`, and `r`, the row index), built in bulk: DuckDB sorts the
+ * (file id, row number) pairs and hands them over as two numeric columns; each file's run of row
+ * numbers (united with its old DV's) is serialised straight into Roaring containers, with no per-row
+ * objects. Returns the files to re-add with their new DVs (a file whose every row is gone is just
+ * removed) and the DV files written.
+ */
+export async function writeDeletionVectors(floe: Floe, log: DeltaLog, removed: AddFile[], paths: string[], rowsSql: string): Promise<{ readded: AddFile[]; written: string[] }> {
+  const [fid, row] = (await floe.engine.numericColumns(`SELECT f::UINTEGER AS f, r::DOUBLE AS r FROM (${rowsSql}) ORDER BY f, r`)) as [Float64Array, Float64Array];
+  const runs = new Map<number, [number, number]>();
+  for (let i = 0; i < fid.length; ) {
+    let j = i + 1;
+    while (j < fid.length && fid[j] === fid[i]) j++;
+    runs.set(fid[i]!, [i, j]);
+    i = j;
+  }
+  const idOf = new Map(paths.map((p, i) => [p, i]));
+  const written: string[] = [];
+  try {
+    const out = await mapLimit(removed, 8, async (f) => {
+      const run = runs.get(idOf.get(dataFilePath(log.store, f.path)) ?? -1);
+      let rows = sortedDistinctRowsOfRun(run ? row.subarray(run[0], run[1]) : new Float64Array(0));
+      if (f.deletionVector) rows = unionSorted(rows, sortedDistinctRows(await loadDeletionVector(log.store, f.deletionVector)));
+      const total = parseStats(f.stats)?.numRecords;
+      if (total !== undefined && rows.length >= total) return null; // every row gone: just remove the file
+      const dvf = buildDeletionVectorFileSorted(rows);
+      await log.store.putIfAbsent(dvf.relativePath, dvf.bytes);
+      written.push(dvf.relativePath);
+      return { ...f, dataChange: true, deletionVector: dvf.descriptor, stats: looseBounds(f.stats) } as AddFile;
+    });
+    return { readded: out.filter((f): f is AddFile => f !== null), written };
+  } catch (e) {
+    await Promise.all(written.map((p) => log.store.delete(p).catch(() => undefined)));
+    throw e;
+  }
+}
+
+/** A sorted run with any repeated value dropped (the changed rows are distinct; this keeps it so). */
+function sortedDistinctRowsOfRun(a: Float64Array): Float64Array {
+  for (let i = 1; i < a.length; i++) if (a[i] === a[i - 1]) return sortedDistinctRows(a);
+  return a;
 }
 
 /** Writes the new files of a rewrite and commits it in one transaction. */
@@ -190,21 +251,9 @@ export async function commitRewrite(floe: Floe, r: Rewrite): Promise<DmlResult> 
     const readded: AddFile[] = [];
     if (r.dv && dvWritesOn(s)) {
       newDataSql = r.dv.newDataSql;
-      const byFile = new Map<string, number[]>();
-      for (const row of await floe.engine.allJs(`SELECT _file AS f, list(_row_index) AS rows FROM (${r.dv.deletedRowsSql}) GROUP BY _file`)) {
-        byFile.set(String(row.f), (row.rows as bigint[]).map(Number));
-      }
-      for (const f of r.removed) {
-        const fresh = byFile.get(dataFilePath(log.store, f.path)) ?? [];
-        const old = f.deletionVector ? await loadDeletionVector(log.store, f.deletionVector) : [];
-        const rows = [...old, ...fresh];
-        const total = parseStats(f.stats)?.numRecords;
-        if (total !== undefined && new Set(rows).size >= total) continue; // every row gone: just remove the file
-        const dvf = buildDeletionVectorFile(rows);
-        await log.store.putIfAbsent(dvf.relativePath, dvf.bytes);
-        written.push(dvf.relativePath);
-        readded.push({ ...f, dataChange: true, deletionVector: dvf.descriptor, stats: looseBounds(f.stats) });
-      }
+      const dv = await writeDeletionVectors(floe, log, r.removed, r.dv.paths, r.dv.deletedRowsSql);
+      written.push(...dv.written);
+      readded.push(...dv.readded);
       r.metrics.numDeletionVectorsAdded = readded.filter((f) => !r.removed.find((x) => x.path === f.path)?.deletionVector).length;
       r.metrics.numDeletionVectorsUpdated = readded.length - r.metrics.numDeletionVectorsAdded;
       r.metrics.numCopiedRows = 0;
@@ -265,7 +314,7 @@ export async function deleteRows(floe: Floe, location: string, predicate?: strin
   const cand = candidates(s, predicate);
   txn.readWhole((a) => fileCouldMatch(s, a, predicate), cand);
   if (!cand.length) return { version: null, metrics: { numDeletedRows: 0, numCopiedRows: 0, numRemovedFiles: 0, numAddedFiles: 0 } };
-  const { table: d, removed, inTouched, hits, copied, fileName, rowIndex } = await markRows(floe, s, cand, predicate, 'del');
+  const { table: d, removed, inTouched, hits, copied, paths, fileId, rowIndex } = await markRows(floe, s, cand, predicate, 'del');
   metrics.numDeletedRows = hits;
   metrics.numCopiedRows = copied;
   metrics.executionTimeMs = Date.now() - started;
@@ -273,7 +322,7 @@ export async function deleteRows(floe: Floe, location: string, predicate?: strin
   return commitRewrite(floe, {
     snapshot: s, txn, removed,
     newDataSql: `SELECT ${cols} FROM ${d} WHERE ${inTouched} AND NOT __floe_hit`,
-    dv: { deletedRowsSql: `SELECT ${fileName} AS _file, ${rowIndex} AS _row_index FROM ${d} WHERE __floe_hit`, newDataSql: null },
+    dv: { deletedRowsSql: `SELECT ${fileId} AS f, ${rowIndex} AS r FROM ${d} WHERE __floe_hit`, paths, newDataSql: null },
     cdcSql: cdfOnForWrites(s) ? `SELECT ${cols}, 'delete' AS _change_type FROM ${d} WHERE __floe_hit` : null,
     operation: 'DELETE', params, metrics, addedFilesMetric: 'numAddedFiles', removedFilesMetric: 'numRemovedFiles',
   });
@@ -308,7 +357,7 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   txn.readWhole((a) => fileCouldMatch(s, a, options.condition), cand);
   const params = { predicate: JSON.stringify(options.condition ? [options.condition] : []) };
   if (!cand.length) return { version: null, metrics: { numUpdatedRows: 0, numCopiedRows: 0 } };
-  const { table: u, removed, inTouched, hits, copied, fileName, rowIndex } = await markRows(floe, s, cand, options.condition, 'upd');
+  const { table: u, removed, inTouched, hits, copied, paths, fileId, rowIndex } = await markRows(floe, s, cand, options.condition, 'upd');
   const newCols = s.schema.fields.map((f) => {
     const e = set.get(f.name);
     return e === undefined ? quoteIdent(f.name) : `CASE WHEN __floe_hit THEN CAST((${e}) AS ${duckType(f.type)}) ELSE ${quoteIdent(f.name)} END AS ${quoteIdent(f.name)}`;
@@ -330,7 +379,7 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   try {
     return await commitRewrite(floe, {
       snapshot: s, txn, removed, newDataSql: newData, cdcSql, operation: 'UPDATE', params, metrics, addedFilesMetric: 'numAddedFiles', removedFilesMetric: 'numRemovedFiles',
-      dv: { deletedRowsSql: `SELECT ${fileName} AS _file, ${rowIndex} AS _row_index FROM ${u} WHERE __floe_hit`, newDataSql: updatedOnly },
+      dv: { deletedRowsSql: `SELECT ${fileId} AS f, ${rowIndex} AS r FROM ${u} WHERE __floe_hit`, paths, newDataSql: updatedOnly },
     });
   } catch (e) {
     throw constraintFailure(e);

@@ -8,8 +8,6 @@ import { type AddFile, parseStats } from '../core/actions.js';
 import { type StructType, duckType, physicalName, quoteIdent } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { Transaction } from '../core/transaction.js';
-import { buildDeletionVectorFileSorted, sortedDistinctRows } from '../core/deletion-vector-writer.js';
-import { loadDeletionVector } from '../core/deletion-vectors.js';
 import { mapLimit } from '../core/delta-log.js';
 import type { DeltaLog } from '../core/delta-log.js';
 import type { DataFrame } from '../dataframe.js';
@@ -17,7 +15,7 @@ import { dataFilePath, planScan, pruneFileList } from '../engine/scan.js';
 import { FloeError, InvalidArgumentError, commitOutcomeUnknown } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
 import type { Floe } from '../floe.js';
-import { cdfOnForWrites, checkCanModify, commitRewrite, constraintFailure, count, type DmlResult, dvWritesOn, materialize } from './dml.js';
+import { cdfOnForWrites, checkCanModify, commitRewrite, constraintFailure, count, type DmlResult, dvWritesOn, materialize, writeDeletionVectors } from './dml.js';
 import { completeRow, constraintChecks, generationExpression, dataFrameSchema, withColumnMapping } from './write.js';
 import { reconcileSchema } from './schema-evolution.js';
 
@@ -201,69 +199,6 @@ async function scanWithFileIds(floe: Floe, snapshot: Snapshot, files: AddFile[])
   const plan = await planScan(floe.engine, floe.deltaLog(snapshot.tablePath).store, snapshot, { files, withFileId: true });
   floe.track(plan.tables);
   return { sql: plan.sql, paths: plan.paths ?? [] };
-}
-
-/** Union of two sorted, distinct row-number arrays (sorted, distinct). */
-function unionSorted(a: Float64Array, b: Float64Array): Float64Array {
-  const out = new Float64Array(a.length + b.length);
-  let i = 0;
-  let j = 0;
-  let n = 0;
-  while (i < a.length || j < b.length) {
-    const x = j >= b.length || (i < a.length && a[i]! <= b[j]!) ? a[i++]! : b[j++]!;
-    if (n === 0 || out[n - 1] !== x) out[n++] = x;
-  }
-  return out.subarray(0, n);
-}
-
-/**
- * Deletion vectors for the changed rows of the touched files, built in bulk: DuckDB sorts the
- * (file id, row number) pairs and hands them over as two numeric columns; each file's run of row
- * numbers (united with its old DV's) is serialised straight into Roaring containers, with no per-row
- * objects. Returns the files to re-add with their new DVs (a file whose every row is gone is just
- * removed) and the DV files written.
- */
-async function writeDeletionVectors(floe: Floe, log: DeltaLog, removed: AddFile[], paths: string[], changed: string): Promise<{ readded: AddFile[]; written: string[] }> {
-  const [fid, row] = (await floe.engine.numericColumns(`SELECT __file::UINTEGER AS f, __row::DOUBLE AS r FROM ${changed} ORDER BY f, r`)) as [Float64Array, Float64Array];
-  const runs = new Map<number, [number, number]>();
-  for (let i = 0; i < fid.length; ) {
-    let j = i + 1;
-    while (j < fid.length && fid[j] === fid[i]) j++;
-    runs.set(fid[i]!, [i, j]);
-    i = j;
-  }
-  const idOf = new Map(paths.map((p, i) => [p, i]));
-  const written: string[] = [];
-  try {
-    const out = await mapLimit(removed, 8, async (f) => {
-      const run = runs.get(idOf.get(dataFilePath(log.store, f.path)) ?? -1);
-      let rows = sortedDistinctRowsOfRun(run ? row.subarray(run[0], run[1]) : new Float64Array(0));
-      if (f.deletionVector) rows = unionSorted(rows, sortedDistinctRows(await loadDeletionVector(log.store, f.deletionVector)));
-      const total = parseStats(f.stats)?.numRecords;
-      if (total !== undefined && rows.length >= total) return null; // every row gone: just remove the file
-      const dvf = buildDeletionVectorFileSorted(rows);
-      await log.store.putIfAbsent(dvf.relativePath, dvf.bytes);
-      written.push(dvf.relativePath);
-      return { ...f, dataChange: true, deletionVector: dvf.descriptor, stats: looseBounds(f.stats) } as AddFile;
-    });
-    return { readded: out.filter((f): f is AddFile => f !== null), written };
-  } catch (e) {
-    await Promise.all(written.map((p) => log.store.delete(p).catch(() => undefined)));
-    throw e;
-  }
-}
-
-/** A sorted run with any repeated value dropped (the changed rows are distinct; this keeps it so). */
-function sortedDistinctRowsOfRun(a: Float64Array): Float64Array {
-  for (let i = 1; i < a.length; i++) if (a[i] === a[i - 1]) return sortedDistinctRows(a);
-  return a;
-}
-
-/** A file's stats once a DV hides some of its rows: min/max no longer tight (PROTOCOL.md "Per-file Statistics"). */
-function looseBounds(stats: string | null | undefined): string | null {
-  const st = parseStats(stats);
-  if (!st) return stats ?? null;
-  return JSON.stringify({ ...st, tightBounds: false });
 }
 
 async function executeMerge(floe: Floe, location: string, tAlias: string, source: DataFrame, condition: string, clauses: Clause[], evolve: boolean): Promise<DmlResult & { metrics: MergeMetrics }> {
@@ -521,7 +456,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   // updated and inserted rows are written (built here in bulk rather than by commitRewrite's row lists).
   let dvWritten: string[] = [];
   if (dvOn && removed.length) {
-    const dv = await writeDeletionVectors(floe, log, removed, candPaths, changed);
+    const dv = await writeDeletionVectors(floe, log, removed, candPaths, `SELECT __file AS f, __row AS r FROM ${changed}`);
     dvWritten = dv.written;
     txn.adds.push(...dv.readded);
     metrics.numDeletionVectorsAdded = dv.readded.filter((f) => !removed.find((x) => x.path === f.path)?.deletionVector).length;
