@@ -5,6 +5,8 @@
 import { type ChangeFeedOptions, type FileChange, checkRange, resolveRange, versionChanges } from '../core/cdf.js';
 import { type DeltaLog, commitTimestamp, mapLimit } from '../core/delta-log.js';
 import { resolveLogPath } from '../storage/paths.js';
+import { LocalObjectStore } from '../storage/local.js';
+import { promises as fs } from 'node:fs';
 import { FloeError } from '../errors.js';
 import type { Floe } from '../floe.js';
 import { parseTimestamp } from '../floe.js';
@@ -108,13 +110,22 @@ export async function changesQuery(floe: Floe, location: string, options: Change
   // the query (a missing one fails there), so they are looked up only then.
   const eager = remoteOf(log.store) === null;
   const heads = new Map<string, Promise<unknown>>();
+  // Local files: one readdir per folder instead of a stat per file (a range has many files in few folders).
+  const folders = new Map<string, Promise<Set<string> | null>>();
+  const listedLocally = async (store: LocalObjectStore, key: string): Promise<boolean> => {
+    const cut = key.lastIndexOf('/');
+    const dir = cut < 0 ? '' : key.slice(0, cut);
+    let names = folders.get(`${store.root}\0${dir}`);
+    if (!names) folders.set(`${store.root}\0${dir}`, (names = fs.readdir(store.localPath(dir || '.')).then((n) => new Set(n), () => null)));
+    return (await names)?.has(key.slice(cut + 1)) ?? false;
+  };
   const head = (p: string): Promise<unknown> => {
     let h = heads.get(p);
     if (!h) {
       // Absolute URIs (shallow clones) are looked up where they point.
-      h = Promise.resolve().then(() => {
+      h = Promise.resolve().then((): Promise<unknown> => {
         const r = resolveLogPath(log.store, p);
-        return r.store.head(r.key);
+        return r.store instanceof LocalObjectStore ? listedLocally(r.store, r.key) : r.store.head(r.key);
       }).catch(() => null);
       heads.set(p, h);
     }
