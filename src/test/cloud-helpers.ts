@@ -31,20 +31,37 @@ export interface Azurite {
  * created, or returns null when it is not installed.
  */
 export async function startAzurite(containers: string[] = []): Promise<Azurite | null> {
+  const started = await spawnAzurite([], 'http', 1024, 'Azurite tests');
+  if (!started) return null;
+  const { port, stop } = started;
+  if (containers.length) {
+    const { BlobServiceClient } = require('@azure/storage-blob') as typeof import('@azure/storage-blob');
+    const service = BlobServiceClient.fromConnectionString(azuriteConnectionString(port));
+    for (const c of containers) await service.getContainerClient(c).createIfNotExists();
+  }
+  return { port, connectionString: azuriteConnectionString(port), stop };
+}
+
+/**
+ * Spawns Azurite's Blob service on 127.0.0.1 (random port, in memory) with `args`, and waits until it
+ * listens; null (with a printed notice) when the dev dependency is not installed.
+ */
+async function spawnAzurite(args: string[], scheme: 'http' | 'https', extentMemoryMb: number, what: string): Promise<{ port: number; stop(): Promise<void> } | null> {
   let main: string;
   try {
     main = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist', 'src', 'blob', 'main.js');
   } catch {
-    console.log('# skipping Azurite tests: the azurite dev dependency is not installed (npm install)');
+    console.log(`# skipping ${what}: the azurite dev dependency is not installed (npm install)`);
     return null;
   }
-  const child: ChildProcess = spawn(process.execPath, [main, '--blobHost', '127.0.0.1', '--blobPort', '0', '--inMemoryPersistence', '--extentMemoryLimit', '1024', '--skipApiVersionCheck', '--loose', '--disableTelemetry'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [main, '--blobHost', '127.0.0.1', '--blobPort', '0', '--inMemoryPersistence', '--extentMemoryLimit', String(extentMemoryMb), '--skipApiVersionCheck', '--loose', '--disableTelemetry', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const listening = new RegExp(`listens on ${scheme}://127\\.0\\.0\\.1:(\\d+)`);
   const port = await new Promise<number>((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => reject(new Error(`Azurite did not start: ${buf}`)), 30_000);
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
-      const m = /listens on http:\/\/127\.0\.0\.1:(\d+)/.exec(buf);
+      const m = listening.exec(buf);
       if (m) {
         clearTimeout(timer);
         resolve(Number(m[1]));
@@ -55,22 +72,14 @@ export async function startAzurite(containers: string[] = []): Promise<Azurite |
   });
   child.stdout!.resume();
   child.stderr!.resume();
-  if (containers.length) {
-    const { BlobServiceClient } = require('@azure/storage-blob') as typeof import('@azure/storage-blob');
-    const service = BlobServiceClient.fromConnectionString(azuriteConnectionString(port));
-    for (const c of containers) await service.getContainerClient(c).createIfNotExists();
-  }
-  return {
-    port,
-    connectionString: azuriteConnectionString(port),
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
-      }),
-  };
+  const stop = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+    });
+  return { port, stop };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -361,41 +370,9 @@ export interface AzuriteHttps {
 
 /** Starts Azurite's Blob service over HTTPS with basic OAuth (bearer tokens checked for issuer, audience and lifetime), or null when it is not installed. */
 export async function startAzuriteOAuth(cert: { cert: string; key: string }): Promise<AzuriteHttps | null> {
-  let main: string;
-  try {
-    main = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist', 'src', 'blob', 'main.js');
-  } catch {
-    console.log('# skipping Azurite OAuth tests: the azurite dev dependency is not installed (npm install)');
-    return null;
-  }
-  const child: ChildProcess = spawn(process.execPath, [main, '--blobHost', '127.0.0.1', '--blobPort', '0', '--inMemoryPersistence', '--extentMemoryLimit', '256', '--skipApiVersionCheck', '--loose', '--disableTelemetry', '--oauth', 'basic', '--cert', cert.cert, '--key', cert.key], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`Azurite did not start: ${buf}`)), 30_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = /listens on https:\/\/127\.0\.0\.1:(\d+)/.exec(buf);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (buf += d.toString()));
-    child.on('exit', (code) => reject(new Error(`Azurite exited (${code}): ${buf}`)));
-  });
-  child.stdout!.resume();
-  child.stderr!.resume();
-  return {
-    port,
-    endpoint: `https://127.0.0.1:${port}/${AZURITE_ACCOUNT}`,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
-      }),
-  };
+  const started = await spawnAzurite(['--oauth', 'basic', '--cert', cert.cert, '--key', cert.key], 'https', 256, 'Azurite OAuth tests');
+  if (!started) return null;
+  return { port: started.port, endpoint: `https://127.0.0.1:${started.port}/${AZURITE_ACCOUNT}`, stop: started.stop };
 }
 
 /** An unsigned JWT (Azurite's basic OAuth decodes it without checking the signature). Defaults: a storage audience, an Azure AD issuer, valid for an hour. */
