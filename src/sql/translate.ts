@@ -142,9 +142,15 @@ function jsonPathSteps(toks: Token[], i: number, colon: Token): { steps: JsonPat
 }
 
 /**
- * Databricks names a select item that is just `col:path` (or `col:path::type`) after the path's
- * last field; null when the item is anything else or the path has no field name.
+ * Spark's name for an unaliased select item where DuckDB's differs: `count(*)` is `count(1)`, and
+ * `col:path` (or `col:path::type`) is named after the path's last field. Null: DuckDB's name stands.
  */
+function sparkItemName(item: Token[]): string | null {
+  if (item.length === 4 && isKw(item[0], 'COUNT') && isOp(item[1], '(') && isOp(item[2], '*') && isOp(item[3], ')')) return 'count(1)';
+  return jsonPathItemName(item);
+}
+
+/** The name of a select item that is just `col:path[::type]`: the path's last field (null otherwise). */
 function jsonPathItemName(item: Token[]): string | null {
   let k = 0;
   if (!isName(item[k])) return null;
@@ -199,11 +205,11 @@ class Translator {
     let expectTable = false;
     let inFrom = false;
     const local: Scope = { ctes: new Set(scope.ctes) };
-    // The select list's current item (token index), to name `col:path` items as Databricks does.
+    // The select list's current item (token index), to name items as Spark does where DuckDB differs.
     let itemStart: number | null = null;
     const endItem = (end: number): void => {
       if (itemStart === null) return;
-      const name = jsonPathItemName(toks.slice(itemStart, end));
+      const name = sparkItemName(toks.slice(itemStart, end));
       if (name !== null) pieces.push({ text: `AS ${quoteIdent(name)}`, ws: true, term: false });
     };
     while (i < toks.length) {

@@ -186,6 +186,8 @@ test('Spark functions and operators translate to DuckDB with Spark results', asy
       // In WHERE, GROUP BY and expressions; exact case wins, ambiguous case-insensitive names fail.
       assert.deepEqual(await s.rows(`SELECT count(*) AS n ${from} WHERE raw:store.bicycle.color = 'red' GROUP BY raw:owner`), [{ n: '1' }]);
       assert.deepEqual(await s.rows(`SELECT raw:Dup AS d ${from}`), [{ d: '1' }]);
+      // Spark's name for count(*) is count(1) (DuckDB's count_star()); an alias or a larger expression keeps its own.
+      assert.deepEqual(await s.rows(`SELECT raw:owner, count(*), count(*) AS n ${from} GROUP BY raw:owner`), [{ owner: 'amy', 'count(1)': '1', n: '1' }]);
       await s.fails(`SELECT raw:dup ${from}`, 'FLOE_ENGINE_ERROR', /field name dup matches several fields that differ only in case \(Dup, dUP\)/);
     });
   } finally {
