@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { DeletionVectorDescriptor } from './actions.js';
 import { CorruptLogError, FloeError, ObjectNotFoundError } from '../errors.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import { tableKeyOf } from '../storage/paths.js';
 
 /** Magic number that starts every serialized DV bitmap ("Deletion Vector Format"), little endian. */
 export const DV_MAGIC = 1681511377;
@@ -322,6 +323,15 @@ function parseChecked(bytes: Uint8Array, dv: DeletionVectorDescriptor, where: st
  * Throws CorruptLogError (naming the file) on a bad version, size, CRC, bitmap or cardinality, and a
  * FloeError `DELTA_DELETION_VECTOR_MISSING` when the file does not exist.
  */
+/** The table key an absolute DV path names, or null when it lies outside the table (or its scheme is unknown). */
+function keyInTable(store: ObjectStore, location: string): string | null {
+  try {
+    return tableKeyOf(store, location);
+  } catch {
+    return null;
+  }
+}
+
 export async function loadDeletionVector(store: ObjectStore, dv: DeletionVectorDescriptor): Promise<number[]> {
   if (dv.storageType === 'i') {
     const where = `(inline) ${JSON.stringify(dv.pathOrInlineDv)}`;
@@ -346,19 +356,11 @@ export async function loadDeletionVector(store: ObjectStore, dv: DeletionVectorD
   const end = offset + 4 + dv.sizeInBytes + 4;
   let file: string;
   let read: (start: number, stop: number) => Promise<Uint8Array>;
-  // A 'p' DV given as a URL under the table's own root (a cloud table) is read through the table's store.
-  const root = `${store.root.replace(/\/+$/, '')}/`;
-  const underRoot = dv.storageType === 'p' && /^[a-z][a-z0-9+.-]+:/i.test(location) && location.startsWith(root);
-  if (dv.storageType === 'u' || underRoot) {
-    let key = location;
-    if (underRoot) {
-      try {
-        key = decodeURIComponent(location.slice(root.length));
-      } catch (e) {
-        throw new CorruptLogError(`Invalid deletion vector path ${JSON.stringify(location)}: ${(e as Error).message}`, {}, { cause: e });
-      }
-    }
-    file = underRoot ? location : store.localPath(key) ?? `${root}${key}`;
+  // 'u': a key in the table. 'p': an absolute path or URI; one inside the table's own location
+  // (either URI form, local or cloud: storage/paths.ts) is read through the table's store.
+  const key = dv.storageType === 'u' ? location : keyInTable(store, location);
+  if (key !== null) {
+    file = store.localPath(key) ?? (dv.storageType === 'u' ? `${store.root.replace(/\/+$/, '')}/${key}` : location);
     read = async (start, stop) => {
       try {
         return await store.getRange(key, start, stop);

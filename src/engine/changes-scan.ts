@@ -86,9 +86,9 @@ export async function planChanges(engine: Engine, store: ObjectStore, schema: St
   const dt = engine.uniqueName('cdfdv');
   if (dvKeys.size) {
     tables.push(dt);
-    await engine.run(`CREATE TABLE ${dt} (k VARCHAR, row_index BIGINT)`);
-    const loaded = await mapLimit([...dvKeys.values()], 8, async (e) => [String(e.key), await e.load()] as [string, number[]]);
-    await engine.appendBigIntPairs(dt, loaded);
+    await engine.run(`CREATE TABLE ${dt} (k BIGINT, row_index BIGINT)`);
+    const loaded = await mapLimit([...dvKeys.values()], 8, async (e) => [e.key, await e.load()] as [number, number[]]);
+    await engine.appendIdRows(dt, loaded);
   }
 
   const fileCols = await parquetColumns(engine, paths);
@@ -136,8 +136,8 @@ export async function planChanges(engine: Engine, store: ObjectStore, schema: St
       CAST(epoch_ms(c.ts) AS TIMESTAMPTZ) AS _commit_timestamp
     FROM read_parquet([${paths.map(quoteString).join(', ')}], union_by_name = true, file_row_number = true${nameArg}) t
     JOIN ${ct} c ON c.fid = ${fileKey}
-    LEFT JOIN ${dt} a ON a.k = CAST(c.dv_a AS VARCHAR) AND a.row_index = t.file_row_number
-    LEFT JOIN ${dt} r ON r.k = CAST(c.dv_r AS VARCHAR) AND r.row_index = t.file_row_number
+    LEFT JOIN ${dt} a ON a.k = c.dv_a AND a.row_index = t.file_row_number
+    LEFT JOIN ${dt} r ON r.k = c.dv_r AND r.row_index = t.file_row_number
     WHERE CASE c.mode WHEN 'cdc' THEN true
                       WHEN 'insert' THEN a.k IS NULL
                       WHEN 'delete' THEN r.k IS NULL

@@ -127,26 +127,7 @@ export class Engine implements ParquetRowReader {
     return rows.map((r) => ({ name: String(r.column_name), type: String(r.column_type) }));
   }
 
-  /** Appends rows to an existing table through DuckDB's appender (no SQL text per row). */
-  appendBigIntPairs(table: string, rows: Array<[string, number[]]>): Promise<void> {
-    return this.serial(async () => {
-      const app = await this.connection.createAppender(table);
-      try {
-        for (const [key, values] of rows) {
-          for (const v of values) {
-            app.appendVarchar(key);
-            app.appendBigInt(BigInt(v));
-            app.endRow();
-          }
-        }
-        app.flushSync();
-      } finally {
-        app.closeSync();
-      }
-    });
-  }
-
-  /** Appends (integer id, row index) pairs, e.g. deletion-vector rows keyed by a scan's file id. */
+  /** Appends (integer id, row index) pairs into a (BIGINT, BIGINT) table: deletion-vector rows keyed by a file id. */
   appendIdRows(table: string, rows: Array<[number, ArrayLike<number>]>): Promise<void> {
     return this.serial(async () => {
       const app = await this.connection.createAppender(table);
