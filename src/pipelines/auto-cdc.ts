@@ -267,9 +267,9 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   }
   const [chk] = hashChk ? [hashChk] : foldDup
     ? await eng.allJson(`SELECT count(*)::BIGINT AS n, false AS rep, coalesce(bool_or(__seq IS NULL), false) AS nseq,
-        coalesce(bool_or(__kind <> 'truncate' AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')})), false) AS nkey FROM (${evSql})`)
+        coalesce(bool_or(__kind <> 'truncate' AND (${nullKeyExpr})), false) AS nkey FROM (${evSql})`)
     : await eng.allJson(`SELECT coalesce(sum(__c), 0)::BIGINT AS n, coalesce(bool_or(__c > 1 AND NOT __tr), false) AS rep, coalesce(bool_or(__seq IS NULL), false) AS nseq,
-        coalesce(bool_or(NOT __tr AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')})), false) AS nkey
+        coalesce(bool_or(NOT __tr AND (${nullKeyExpr})), false) AS nkey
       FROM (SELECT ${K0}, __seq, __kind = 'truncate' AS __tr, count(*) AS __c FROM (${evSql}) GROUP BY ALL)`);
   const numSourceRows = Number(chk!.n);
   /** The exact check of repeated pairs: identical rows collapse (a copy of the batch), different ones are an error. */
@@ -294,7 +294,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const firstRead = evAll || `(${evSql})`;
   const nullSeq = chk!.nseq === true ? await eng.allJson(`SELECT ${K0} FROM ${firstRead} WHERE __seq IS NULL LIMIT 1`) : [];
   if (nullSeq.length) throw new FloeError('AUTO_CDC_NULL_SEQUENCE', `AUTO CDC into ${opts.target}: an event for key (${keyText(nullSeq[0]!)}) has a NULL sequenceBy value (${opts.sequenceBy}); NULL sequence values are not supported.`, { key: nullSeq[0] });
-  const nullKey = chk!.nkey === true ? await eng.allJson(`SELECT __seq FROM ${firstRead} WHERE __kind <> 'truncate' AND (${keys.map((k) => `${q(k)} IS NULL`).join(' OR ')}) LIMIT 1`) : [];
+  const nullKey = chk!.nkey === true ? await eng.allJson(`SELECT __seq FROM ${firstRead} WHERE __kind <> 'truncate' AND (${nullKeyExpr}) LIMIT 1`) : [];
   if (nullKey.length) throw new FloeError('AUTO_CDC_NULL_KEY', `AUTO CDC into ${opts.target}: an event (sequence ${show(nullKey[0]!.__seq)}) has a NULL key column (${keys.join(', ')}).`, {});
   if (!evAll) evAll = await dedupe();
 
@@ -355,6 +355,17 @@ interface Ctx {
 }
 
 /**
+ * Per key of the events `ev`: the latest upsert and delete sequences (columns `ups`, `del`) and
+ * `row`, a select list over the latest upsert's event `e` (fetched back by key and sequence, unique
+ * once checked: cheaper than carrying every row through an arg_max).
+ */
+function latestByKind(keys: string[], nonKeys: string[], ev: string, ups: string, del: string, row: string): string {
+  return `SELECT ${keys.map((k) => `a.${q(k)}`).join(', ')}, a.${ups}, a.${del}${row}
+    FROM (SELECT ${keys.map(q).join(', ')}, max(__seq) FILTER (WHERE __kind = 'upsert') AS ${ups}, max(__seq) FILTER (WHERE __kind = 'delete') AS ${del} FROM ${ev} GROUP BY ALL) a
+    ${nonKeys.length ? `LEFT JOIN ${ev} e ON ${eqOn(keys, 'a', 'e')} AND e.__seq = a.${ups} AND e.__kind = 'upsert'` : ''}`;
+}
+
+/**
  * SCD type 1. State rows: keys, __upsert_seq, __delete_seq, [__cs_<i> per non-key column with
  * ignoreNullUpdates], __ts (epoch ms of the last delete-sequence change), __slot (0 key row, 1 truncate).
  */
@@ -368,11 +379,7 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
     // The first batch (no state, empty target): one aggregation of the batch per key, materialised
     // once; the target rows (live keys) and the state rows (every key) are read from it as they are
     // written, with no join and no further copy.
-    // Per key the latest sequences by kind, then the latest upsert's row fetched back by (key,
-    // sequence) (unique once checked): cheaper than carrying every row through an arg_max.
-    const kd = await tmp('cdc_kd', `SELECT ${keys.map((k) => `a.${q(k)}`).join(', ')}, a.u_key, a.d_key${nonKeys.map((n) => `, e.${q(n)}`).join('')}
-      FROM (SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'upsert') AS u_key, max(__seq) FILTER (WHERE __kind = 'delete') AS d_key FROM ${evAll} GROUP BY ALL) a
-      ${nonKeys.length ? `LEFT JOIN ${evAll} e ON ${eqOn(keys, 'a', 'e')} AND e.__seq = a.u_key AND e.__kind = 'upsert'` : ''}`);
+    const kd = await tmp('cdc_kd', latestByKind(keys, nonKeys, evAll, 'u_key', 'd_key', nonKeys.map((n) => `, e.${q(n)}`).join('')));
     const tch = `(SELECT ${K.join(', ')}${nonKeys.map((n) => `, ${q(n)}`).join('')}, 'upsert' AS __op FROM ${kd} WHERE u_key IS NOT NULL AND (d_key IS NULL OR u_key > d_key))`;
     const sch = `(SELECT ${K.join(', ')}, u_key AS __upsert_seq, d_key AS __delete_seq, ${c.now}::BIGINT AS __ts, 0::INTEGER AS __slot, 'upsert' AS __op FROM ${kd})`;
     return { tch, sch, stateColumns };
@@ -387,10 +394,7 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const ev = c.hasTruncates ? `(SELECT * FROM ${evAll} WHERE __kind <> 'truncate')` : evAll;
   const rowPack = nonKeys.length ? `, struct_pack(${nonKeys.map((n) => `${q(n)} := e.${q(n)}`).join(', ')}) AS e_row` : '';
   // One aggregation of the batch per key: latest upsert (its row), latest delete.
-  // (The latest upsert's row is fetched back by (key, sequence), unique once checked.)
-  const batchAgg = `SELECT ${keys.map((k) => `a.${q(k)}`).join(', ')}, a.e_del, a.e_ups${rowPack}
-               FROM (SELECT ${K.join(', ')}, max(__seq) FILTER (WHERE __kind = 'delete') AS e_del, max(__seq) FILTER (WHERE __kind = 'upsert') AS e_ups FROM ${ev} GROUP BY ALL) a
-               ${nonKeys.length ? `LEFT JOIN ${ev} e ON ${eqOn(keys, 'a', 'e')} AND e.__seq = a.e_ups AND e.__kind = 'upsert'` : ''}`;
+  const batchAgg = latestByKind(keys, nonKeys, ev, 'e_ups', 'e_del', rowPack);
   // The affected keys: the batch's, plus every key of the state when a new truncate covers them.
   const ak = newTrunc ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${ev} UNION SELECT ${K.join(', ')} FROM ${st} WHERE __slot = 0`) : null;
   const stCols = `s.__upsert_seq AS s_ups, s.__delete_seq AS s_del, s.__ts AS s_ts, (s.__slot IS NOT NULL) AS s_present${csCols.map((x) => `, s.${x} AS s_${x}`).join('')}`;
