@@ -153,7 +153,7 @@ export function validateStatsProperties(schema: StructType, partitionColumns: st
   const seen = new Set<string>();
   const dup = new Set<string>();
   for (const name of names) {
-    const shown = name.map((p) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(p) ? p : `\`${p.replace(/`/g, '``')}\``)).join('.');
+    const shown = renderPath(name);
     if (name.length === 1 && parts.has(name[0]!.toLowerCase())) {
       throw new FloeError('DELTA_COLUMN_DATA_SKIPPING_NOT_SUPPORTED_PARTITIONED_COLUMN', `Data skipping is not supported for partition column '${shown}': partition values already prune files. Remove it from ${STATS_COLUMNS_PROPERTY}.`, { column: shown });
     }
@@ -188,9 +188,9 @@ export function validateStatsProperties(schema: StructType, partitionColumns: st
   }
 }
 
-/** Renders name paths back into the property's syntax. */
-function render(paths: string[][]): string {
-  return paths.map((p) => p.map((x) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(x) ? x : `\`${x.replace(/`/g, '``')}\``)).join('.')).join(',');
+/** A name path in the property's syntax (backticks where a part needs them). */
+function renderPath(p: string[]): string {
+  return p.map((x) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(x) ? x : `\`${x.replace(/`/g, '``')}\``)).join('.');
 }
 
 /**
@@ -210,6 +210,6 @@ export function statsColumnsAfter(configuration: Record<string, string>, change:
   } else {
     next = names.filter((p) => !change.drop.some((d) => under(d, p)));
   }
-  const out = render(next);
+  const out = next.map(renderPath).join(',');
   return out === listed ? null : out;
 }
