@@ -158,9 +158,11 @@ test('run: expect_or_fail fails its flow naming the expectation and a row; indep
   assert.deepEqual((JSON.parse(String(def2.details)) as { flow_definition: { input_datasets: string[]; output_dataset: string } }).flow_definition.input_datasets, ['strict']);
   const done = events.find((e) => e.event_type === 'flow_progress' && (e.origin as { flow_name: string }).flow_name === 'lenient' && /COMPLETED/.test(String(e.message)))!;
   assert.equal((JSON.parse(String(done.details)) as { flow_progress: { metrics: { num_output_rows: number } } }).flow_progress.metrics.num_output_rows, 2);
-  // one commit per stage: setup, one per flow, the end
+  // events are buffered and committed per stage: setup, after each flow, the end. Independent flows
+  // run concurrently, so two flows finishing together may share one commit: at most 1 + 1 + 3 + 1.
   const log = await floe.snapshot(r.eventLog);
-  assert.equal(log.version + 1, 1 + 1 + 3 + 1);
+  assert.ok(log.version + 1 >= 1 + 1 + 1 + 1 && log.version + 1 <= 1 + 1 + 3 + 1, `${log.version + 1} event-log commits`);
+  assert.ok(log.version + 1 < events.length, 'events are batched, not one commit each');
 });
 
 test('run: a pending batch is replayed exactly (output committed, checkpoint not advanced)', async () => {
