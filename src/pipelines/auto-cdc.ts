@@ -63,7 +63,10 @@ import type { DataFrame } from '../dataframe.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
 import type { Floe } from '../floe.js';
-import { withIdempotentTxn } from '../table/dml.js';
+import { commitRewrite, dvWritesOn, cdfOnForWrites, withIdempotentTxn } from '../table/dml.js';
+import { constraintChecks } from '../table/write.js';
+import { dataFilePath, planScan } from '../engine/scan.js';
+import { Transaction } from '../core/transaction.js';
 import { DeltaTable } from '../table/delta-table.js';
 
 export const STATE_DIR = '_floe_apply_changes_state';
@@ -132,6 +135,14 @@ export interface PreparedBatch {
   stateColumns: string[];
   numSourceRows: number;
   temps: string[];
+  /**
+   * Set when the target's changed rows were located by position (file, row) while computing `tch`:
+   * the target commit then marks them deleted in deletion vectors and appends the new rows, with no
+   * second join of the target (see commitByPosition). `tch` then also has `__tf` / `__tr` (the old
+   * row's file index in `paths` and row index, NULL for a new row) and `__o<i>` (the old row's value
+   * of the i-th output column).
+   */
+  positional?: { snapshot: Snapshot; paths: string[] };
 }
 
 const q = quoteIdent;
@@ -315,18 +326,32 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   }
   const targetAlreadyCommitted = (targetSnap.txnVersion(opts.flowName) ?? -1) >= opts.batchId;
   const targetSql = await (await floe.read.delta(opts.target, { versionAsOf: targetSnap.version })).toSQL();
+  // A target with deletion vectors, no columns besides the flow's own and no constraints is changed
+  // by position: its rows are read with their file and row index, so the commit needs no MERGE join.
+  const outCols = [...columns, ...(scd === 2 ? ['__START_AT', '__END_AT'] : [])];
+  let positional: PreparedBatch['positional'];
+  let targetPos: string | null = null;
+  if (targetSnap.files.length && !targetAlreadyCommitted && dvWritesOn(targetSnap)
+    && targetSnap.schema.fields.length === outCols.length && targetSnap.schema.fields.every((f) => outCols.includes(f.name))
+    && !(await constraintChecks(targetSnap.tablePath, targetSnap.schema, targetSnap.configuration)).length) {
+    const plan = await planScan(floe.engine, targetLog.store, targetSnap, { files: targetSnap.files, withFileId: true });
+    temps.push(...plan.tables);
+    const names = [...targetSnap.schema.fields.map((f) => q(f.name)), '__floe_file_id', '__floe_row_index'].join(', ');
+    targetPos = `SELECT * FROM (${plan.sql}) AS __scan(${names})`;
+    positional = { snapshot: targetSnap, paths: plan.paths ?? [] };
+  }
   const stateSql = stateSnap ? await (await floe.read.delta(statePath, { versionAsOf: stateSnap.version })).toSQL() : null;
   const thresholdMs = (await tombstoneThreshold(floe, opts, targetSnap)) * 1000;
   const now = opts.now ?? Date.now();
   foldDup &&= targetSnap.files.length === 0;
-  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, stateSql, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp };
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, targetPos, outCols, stateSql, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp };
   let r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
   if (!r) {
     // The folded check saw a repeated (key, sequence): the exact check, then the batch again.
     r = await computeScd2({ ...ctx, evAll: await dedupe(), foldDup: false });
     if (!r) throw new Error('AUTO CDC: repeated (key, sequence) pairs after deduplication');
   }
-  return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns };
+  return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns, ...(targetPos ? { positional } : {}) };
 }
 
 interface Ctx {
@@ -337,6 +362,13 @@ interface Ctx {
   tracked: string[];
   evAll: string;
   targetSql: string;
+  /**
+   * The target with `__floe_file_id` / `__floe_row_index` columns when it is changed by position
+   * (PreparedBatch.positional), else null.
+   */
+  targetPos: string | null;
+  /** The target's columns in order (data columns, then SCD 2's __START_AT / __END_AT). */
+  outCols: string[];
   stateSql: string | null;
   /** The state table's columns (from its Delta schema), when it exists. */
   stateColumns: string[] | null;
@@ -439,13 +471,16 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
       coalesce(t.__present, false) AS old_present,
       kd.u_key, kd.d_key, kd.d_eff, kd.s_del, kd.s_ts, kd.s_present
       ${valueExprs.map((v) => `, ${v}`).join('')}${csExprs.map((v) => `, ${v}`).join('')}${nonKeys.map((n, i) => `, t.${q(n)} AS __old_${i}`).join('')}
+      ${c.targetPos ? ', t.__floe_file_id AS __tf, t.__floe_row_index AS __tr' : ''}
     FROM ${kd} kd
     ${cand ? `LEFT JOIN ${cand} cd ON ${eqOn(keys, 'kd', 'cd')}` : ''}
-    LEFT JOIN (SELECT *, true AS __present FROM (${c.targetSql})) t ON ${eqOn(keys, 'kd', 't')}`);
+    LEFT JOIN (SELECT *, true AS __present FROM (${c.targetPos ?? c.targetSql})) t ON ${eqOn(keys, 'kd', 't')}`);
   const changed = nonKeys.length ? nonKeys.map((n, i) => `${q(n)} IS DISTINCT FROM __old_${i}`).join(' OR ') : 'false';
+  // By position: the old row's place and values (a key's old value is the key).
+  const pos = c.targetPos ? `, __tf, __tr${c.outCols.map((n, i) => `, ${keys.includes(n) ? q(n) : `__old_${nonKeys.indexOf(n)}`} AS __o${i}`).join('')}` : '';
   const cols = c.columns.map(q).join(', ');
-  const tch = await tmp('cdc_tch', `SELECT ${cols}, 'upsert' AS __op FROM ${nw} WHERE live AND (NOT old_present OR ${changed})
-    UNION ALL SELECT ${cols}, 'delete' AS __op FROM ${nw} WHERE NOT live AND old_present`);
+  const tch = await tmp('cdc_tch', `SELECT ${cols}, 'upsert' AS __op${pos} FROM ${nw} WHERE live AND (NOT old_present OR ${changed})
+    UNION ALL SELECT ${cols}, 'delete' AS __op${pos} FROM ${nw} WHERE NOT live AND old_present`);
   // State: affected keys, truncate-covered and expired tombstones dropped; a new truncate row.
   const tval = `(SELECT t FROM ${tv})`;
   const covered = (u: string, d: string): string => `(${tval} IS NOT NULL AND (${u} IS NULL OR ${u} <= ${tval}) AND (${d} IS NULL OR ${d} <= ${tval}))`;
@@ -510,7 +545,7 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
   const dataCols = [...keys, ...nonKeys].map(q).join(', ');
   // An inner join with the (distinct) affected keys, not EXISTS: DuckDB then pushes the keys' range
   // into the target scan (row groups outside it are skipped).
-  const old = ak && !c.targetEmpty ? await tmp('cdc_old', `SELECT t.* FROM (${c.targetSql}) t JOIN ${ak} ak ON ${eqOn(keys, 'ak', 't')}`) : null;
+  const old = ak && !c.targetEmpty ? await tmp('cdc_old', `SELECT t.* FROM (${c.targetPos ?? c.targetSql}) t JOIN ${ak} ak ON ${eqOn(keys, 'ak', 't')}`) : null;
   let stateEvents = '';
   if (st && ak) {
     const inAk = `EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})`;
@@ -568,12 +603,14 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
   // tombstone GC) are left alone.
   const floor = await tmp('cdc_floor', `SELECT ${K.join(', ')}, min(__seq) AS __floor FROM (${all}) GROUP BY ALL`);
   const changed = [...nonKeys, '__END_AT'].map((n) => `h.${q(n)} IS DISTINCT FROM o.${q(n)}`).join(' OR ');
+  // By position: the old row's place and values.
+  const pos = c.targetPos ? `, o.__floe_file_id AS __tf, o.__floe_row_index AS __tr${outCols.map((n, i) => `, o.${q(n)} AS __o${i}`).join('')}` : '';
   return tmp('cdc_tch', `
-    SELECT ${outCols.map((n) => `h.${q(n)}`).join(', ')}, 'upsert' AS __op
+    SELECT ${outCols.map((n) => `h.${q(n)}`).join(', ')}, 'upsert' AS __op${pos}
     FROM ${hist} h LEFT JOIN ${old} o ON ${eqOn(keys, 'h', 'o')} AND o."__START_AT" = h."__START_AT"
     WHERE o."__START_AT" IS NULL OR ${changed}
     UNION ALL
-    SELECT ${outCols.map((n) => `o.${q(n)}`).join(', ')}, 'delete' AS __op
+    SELECT ${outCols.map((n) => `o.${q(n)}`).join(', ')}, 'delete' AS __op${pos}
     FROM ${old} o JOIN ${floor} f ON ${eqOn(keys, 'o', 'f')}
     WHERE o."__START_AT" >= f.__floor
       AND NOT EXISTS (SELECT 1 FROM ${hist} h WHERE ${eqOn(keys, 'h', 'o')} AND h."__START_AT" = o."__START_AT")`);
@@ -607,6 +644,10 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
   const deleted = Number(counts.d);
   if (p.targetAlreadyCommitted) return { skipped: true, version: null, upserted, deleted };
   const outCols = [...p.columns, ...(p.scd === 2 ? ['__START_AT', '__END_AT'] : [])];
+  if (p.positional) {
+    const r = await commitByPosition(floe, p, outCols);
+    if (r) return { ...r, upserted, deleted };
+  }
   // An empty target (the first batch, or after a truncate) takes a plain append: nothing to match.
   if (!(await floe.snapshot(p.opts.target)).files.length) {
     const w = await floe.duckdbSql(`SELECT ${outCols.map(q).join(', ')} FROM ${p.tch} WHERE __op = 'upsert'`)
@@ -623,6 +664,57 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
   builder.whenNotMatchedInsert({ condition: "s.__op = 'upsert'", values: Object.fromEntries(outCols.map((c) => [c, `s.${q(c)}`])) });
   const r = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => builder.execute());
   return { skipped: r.version === null, version: r.version, upserted, deleted };
+}
+
+/**
+ * The target commit when `tch` located the old rows by position (PreparedBatch.positional): the
+ * replaced and deleted rows are marked in deletion vectors, the new rows appended, and the change
+ * feed written as floe's MERGE writes it (update pre/post images, inserts, deletes), in one commit
+ * on the snapshot the rows were located in, recorded as a MERGE. Returns null (the caller MERGEs)
+ * when one old row would be changed twice (a target written to outside the flow).
+ */
+async function commitByPosition(floe: Floe, p: PreparedBatch, outCols: string[]): Promise<{ skipped: boolean; version: number | null } | null> {
+  const { snapshot: snap, paths } = p.positional!;
+  const eng = floe.engine;
+  const [st] = await eng.allJson(`SELECT count(*) FILTER (WHERE __tf IS NOT NULL) AS n, count(DISTINCT (__tf, __tr)) FILTER (WHERE __tf IS NOT NULL) AS d,
+      coalesce(list(DISTINCT __tf) FILTER (WHERE __tf IS NOT NULL), []) AS files,
+      count(*) FILTER (WHERE __op = 'upsert' AND __tf IS NULL) AS ins, count(*) FILTER (WHERE __op = 'upsert' AND __tf IS NOT NULL) AS upd,
+      count(*) FILTER (WHERE __op = 'delete') AS del FROM ${p.tch}`);
+  if (Number(st!.n) !== Number(st!.d)) return null;
+  const log = floe.deltaLog(p.opts.target);
+  const byPath = new Map(snap.files.map((f) => [dataFilePath(log.store, f.path), f]));
+  const removed = (st!.files as unknown[]).map((i) => byPath.get(paths[Number(i)]!)!);
+  const txn = new Transaction(log, snap);
+  txn.readWhole();
+  const cols = outCols.map(q).join(', ');
+  const olds = outCols.map((n, i) => `__o${i} AS ${q(n)}`).join(', ');
+  const cdcSql = cdfOnForWrites(snap) && removed.length
+    ? `SELECT ${olds}, 'update_preimage' AS _change_type FROM ${p.tch} WHERE __op = 'upsert' AND __tf IS NOT NULL
+      UNION ALL SELECT ${cols}, 'update_postimage' AS _change_type FROM ${p.tch} WHERE __op = 'upsert' AND __tf IS NOT NULL
+      UNION ALL SELECT ${olds}, 'delete' AS _change_type FROM ${p.tch} WHERE __op = 'delete'
+      UNION ALL SELECT ${cols}, 'insert' AS _change_type FROM ${p.tch} WHERE __op = 'upsert' AND __tf IS NULL`
+    : null;
+  const [ins, upd, del] = [Number(st!.ins), Number(st!.upd), Number(st!.del)];
+  const on = [...p.keys, ...(p.scd === 2 ? ['__START_AT'] : [])].map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ');
+  const metrics: Record<string, number> = {
+    numSourceRows: ins + upd + del, numTargetRowsInserted: ins, numTargetRowsUpdated: upd, numTargetRowsMatchedUpdated: upd,
+    numTargetRowsNotMatchedBySourceUpdated: 0, numTargetRowsDeleted: del, numTargetRowsMatchedDeleted: del, numTargetRowsNotMatchedBySourceDeleted: 0,
+    numTargetRowsCopied: 0, numOutputRows: ins + upd, numTargetFilesScanned: snap.files.length, numTargetFilesTotal: snap.files.length,
+  };
+  const params = {
+    predicate: on,
+    matchedPredicates: JSON.stringify([{ predicate: "s.__op = 'delete'", actionType: 'delete' }, { actionType: 'update' }]),
+    notMatchedPredicates: JSON.stringify([{ predicate: "s.__op = 'upsert'", actionType: 'insert' }]),
+    notMatchedBySourcePredicates: '[]',
+  };
+  if (!ins && !upd && !del) return { skipped: false, version: null };
+  // (Targets with constraints take the MERGE: see prepareApplyChanges.)
+  const res = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => commitRewrite(floe, {
+    snapshot: snap, txn, removed, newDataSql: null, cdcSql, operation: 'MERGE', params, metrics,
+    addedFilesMetric: 'numTargetFilesAdded', removedFilesMetric: 'numTargetFilesRemoved',
+    dv: { deletedRowsSql: `SELECT __tf AS f, __tr AS r FROM ${p.tch} WHERE __tf IS NOT NULL`, paths, newDataSql: `SELECT ${cols} FROM ${p.tch} WHERE __op = 'upsert'` },
+  }));
+  return { skipped: res.version === null, version: res.version };
 }
 
 /** Step 3: the state commit (MERGE, or the creating write, with txn (flowName, batchId)). */

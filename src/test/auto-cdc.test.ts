@@ -272,3 +272,43 @@ test('Debezium envelope (op c/u/d/r, before/after) mapped to AUTO CDC with a STR
     [3, 'Linus', '{"ts_ms":"1002","lsn":"12"}', '{"ts_ms":"1007","lsn":"18"}'],
   ]);
 });
+
+test('later batches change a target with deletion vectors by position: same target and change feed as the MERGE path', async () => {
+  // A seeded history of upserts (some late), deletes and re-deliveries over 12 keys, in 4 batches,
+  // applied to a target with deletion vectors (rows located while diffing, no MERGE join) and to one
+  // without (floe's MERGE): per version the targets' change feeds hold the same rows.
+  let x = 7;
+  const rnd = (n: number): number => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+  for (const scd of [1, 2] as const) {
+    const evs: Ev[] = [];
+    for (let s = 1; s <= 60; s++) evs.push(rnd(6) === 0 ? d(rnd(12), s) : u(rnd(12), s, rnd(4), rnd(3) === 0 ? null : `v${rnd(3)}`));
+    const batches = [evs.slice(0, 20), [...evs.slice(35, 45), ...evs.slice(20, 30)], [...evs.slice(30, 35), evs[3]!, ...evs.slice(45, 50)], evs.slice(50)];
+    const withDv = fresh();
+    const withoutDv = fresh();
+    for (const [i, b] of batches.entries()) {
+      await applyChanges(floe, { ...base(withDv, scd), source: eventsDf(floe, b), batchId: i });
+      await applyChanges(floe, { ...base(withoutDv, scd), source: eventsDf(floe, b), batchId: i, tableProperties: { 'delta.enableDeletionVectors': 'false' } });
+    }
+    const read = scd === 1 ? readScd1 : readScd2;
+    assert.deepEqual(await read(floe, withDv), await read(floe, withoutDv));
+    const feed = async (t: string): Promise<string[]> => (await (await floe.read.changes(t, { startingVersion: 1 })).toJSON())
+      .map((r) => JSON.stringify([r.id, r.a, r.b, r.__START_AT ?? null, r.__END_AT ?? null, r._change_type, r._commit_version])).sort();
+    const [a, b] = [await feed(withDv), await feed(withoutDv)];
+    assert.ok(a.some((r) => r.includes('update_preimage')) && a.some((r) => r.includes('"insert"')), `scd ${scd}: the feed has updates and inserts`);
+    if (scd === 1) assert.ok(a.some((r) => r.includes('"delete"')), 'the feed has deletes');
+    assert.deepEqual(a, b, `scd ${scd}: change feeds differ`);
+    // The DV target's later commits copied no rows (a file whose every row changed is just removed),
+    // and marked rows in deletion vectors.
+    const merges = (await (await DeltaTable.forPath(floe, withDv)).history()).filter((h) => h.operation === 'MERGE');
+    assert.equal(merges.length, 3);
+    for (const h of merges) assert.equal(Number(h.operationMetrics?.numTargetRowsCopied ?? 0), 0);
+    assert.ok(merges.some((h) => Number(h.operationMetrics?.numDeletionVectorsAdded ?? 0) + Number(h.operationMetrics?.numDeletionVectorsUpdated ?? 0) > 0), `scd ${scd}: ${JSON.stringify(merges.map((h) => h.operationMetrics))}`);
+    const plain = (await (await DeltaTable.forPath(floe, withoutDv)).history()).filter((h) => h.operation === 'MERGE');
+    assert.ok(plain.some((h) => Number(h.operationMetrics?.numTargetRowsCopied ?? 0) > 0), 'the MERGE path copies rows');
+  }
+});
