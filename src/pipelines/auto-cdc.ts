@@ -411,7 +411,13 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
     // The first batch (no state, empty target): one aggregation of the batch per key, materialised
     // once; the target rows (live keys) and the state rows (every key) are read from it as they are
     // written, with no join and no further copy.
-    const kd = await tmp('cdc_kd', latestByKind(keys, nonKeys, evAll, 'u_key', 'd_key', nonKeys.map((n) => `, e.${q(n)}`).join('')));
+    // Each key's latest event alone decides (one max and a join back on it): a key whose latest event
+    // is an upsert is live whatever deletes came before it, and one whose latest is a delete is a
+    // tombstone whatever upserts came before; later batches decide the same with the other sequence
+    // NULL as with it set (both are only ever compared through greatest() with newer events).
+    const kd = await tmp('cdc_kd', `SELECT ${keys.map((k) => `e.${q(k)}`).join(', ')}, CASE WHEN e.__kind = 'upsert' THEN e.__seq END AS u_key,
+        CASE WHEN e.__kind = 'delete' THEN e.__seq END AS d_key${nonKeys.map((n) => `, e.${q(n)}`).join('')}
+      FROM (SELECT ${K.join(', ')}, max(__seq) AS __s FROM ${evAll} GROUP BY ALL) a JOIN ${evAll} e ON ${eqOn(keys, 'a', 'e')} AND e.__seq = a.__s`);
     const tch = `(SELECT ${K.join(', ')}${nonKeys.map((n) => `, ${q(n)}`).join('')}, 'upsert' AS __op FROM ${kd} WHERE u_key IS NOT NULL AND (d_key IS NULL OR u_key > d_key))`;
     const sch = `(SELECT ${K.join(', ')}, u_key AS __upsert_seq, d_key AS __delete_seq, ${c.now}::BIGINT AS __ts, 0::INTEGER AS __slot, 'upsert' AS __op FROM ${kd})`;
     return { tch, sch, stateColumns };
