@@ -536,7 +536,20 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const nev = st ? await tmp('cdc_nev', `SELECT e.* FROM ${evAll} e WHERE e.__kind <> 'truncate'
     AND NOT EXISTS (SELECT 1 FROM ${st} s WHERE ${eqOn(keys, 'e', 's')} AND s.__seq = e.__seq)`) : evAll;
   const ak = st || !c.targetEmpty ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${nev}`) : null;
-  const tch = await scd2Diff(c, ak, st, nev, slim, allTracked);
+  let tch: string | null;
+  if (ak && st && slim && !c.targetEmpty) {
+    // Keys whose new events all come after every applied event of theirs (the common, in-order
+    // case) only extend their history: their current target row is all they read (see scd2Diff).
+    // The other keys (a late event falls inside their history) are recomputed in full.
+    const fk = await tmp('cdc_fk', `SELECT ${keys.map((k) => `n.${q(k)}`).join(', ')} FROM (SELECT ${K.join(', ')}, min(__seq) AS __mn FROM ${nev} GROUP BY ALL) n
+      LEFT JOIN (SELECT ${K.join(', ')}, max(__seq) AS __mx FROM ${st} GROUP BY ALL) s ON ${eqOn(keys, 'n', 's')} WHERE s.__mx IS NULL OR n.__mn > s.__mx`);
+    const sk = await tmp('cdc_sk', `SELECT * FROM ${ak} EXCEPT SELECT * FROM ${fk}`);
+    const [n] = await c.floe.engine.allJson(`SELECT (SELECT count(*) FROM ${fk}) AS f, (SELECT count(*) FROM ${sk}) AS s`);
+    const nevOf = (keySet: string): string => `(SELECT e.* FROM ${nev} e SEMI JOIN ${keySet} k ON ${eqOn(keys, 'e', 'k')})`;
+    const fast = Number(n!.f) ? await scd2Diff(c, fk, st, Number(n!.s) ? nevOf(fk) : nev, slim, allTracked, true) : null;
+    const slow = Number(n!.s) ? await scd2Diff(c, sk, st, Number(n!.f) ? nevOf(sk) : nev, slim, allTracked) : null;
+    tch = fast && slow ? await tmp('cdc_tch', `SELECT * FROM ${fast} UNION ALL SELECT * FROM ${slow}`) : (fast ?? slow ?? (await scd2Diff(c, ak, st, nev, slim, allTracked)));
+  } else tch = await scd2Diff(c, ak, st, nev, slim, allTracked);
   if (tch === null) return null;
   return { tch, sch: await scd2State(c, stAll, nev, stateColumns, slim), stateColumns };
 }
@@ -544,16 +557,23 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
 /** Every FULL_GC_EVERY-th batch (by batchId) also collects the expired tombstones of keys it does not touch. */
 export const FULL_GC_EVERY = 16;
 
-async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: string, slim: boolean, allTracked: boolean): Promise<string | null> {
-  // (Re)computes the full history of the affected keys, then diffs it with their target rows.
+/**
+ * (Re)computes the history of the affected keys `ak` from their applied events (state) and new
+ * events `nev`, then diffs it with their target rows. With `currentOnly` (every new event of these
+ * keys is later than every applied one, every column tracked) the versions before the current one
+ * cannot change: only the current target rows are read, each standing in for the events that made
+ * it (an upsert at its __START_AT with its values), and the new events are placed after them.
+ */
+async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: string, slim: boolean, allTracked: boolean, currentOnly = false): Promise<string | null> {
   const { keys, nonKeys, tmp } = c;
   const K = keys.map(q);
   const dataCols = [...keys, ...nonKeys].map(q).join(', ');
   // An inner join with the (distinct) affected keys, not EXISTS: DuckDB then pushes the keys' range
   // into the target scan (row groups outside it are skipped).
-  const old = ak && !c.targetEmpty ? await tmp('cdc_old', `SELECT t.* FROM (${c.targetPos ?? c.targetSql}) t JOIN ${ak} ak ON ${eqOn(keys, 'ak', 't')}`) : null;
+  const old = ak && !c.targetEmpty ? await tmp('cdc_old', `SELECT t.* FROM (${c.targetPos ?? c.targetSql}) t JOIN ${ak} ak ON ${eqOn(keys, 'ak', 't')}${currentOnly ? ' WHERE t."__END_AT" IS NULL' : ''}`) : null;
   let stateEvents = '';
-  if (st && ak) {
+  if (currentOnly && old) stateEvents = `SELECT ${dataCols}, "__START_AT" AS __seq, 'upsert' AS __kind FROM ${old}`;
+  else if (st && ak) {
     const inAk = `EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})`;
     if (slim && old) {
       // Each state event's values: those of the target version holding its sequence, the latest
