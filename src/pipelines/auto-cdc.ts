@@ -676,7 +676,7 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
   }
   // An empty target (the first batch, or after a truncate) takes a plain append: nothing to match.
   if (!(await floe.snapshot(p.opts.target)).files.length) {
-    const w = await floe.duckdbSql(`SELECT ${outCols.map(q).join(', ')} FROM ${p.tch} WHERE __op = 'upsert'`)
+    const w = await floe.duckdbSql(upsertRows(p, outCols.map(q).join(', ')))
       .write.delta(p.opts.target, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
     return { skipped: w.skipped, version: w.version, upserted, deleted };
   }
@@ -738,9 +738,19 @@ async function commitByPosition(floe: Floe, p: PreparedBatch, outCols: string[])
   const res = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => commitRewrite(floe, {
     snapshot: snap, txn, removed, newDataSql: null, cdcSql, operation: 'MERGE', params, metrics,
     addedFilesMetric: 'numTargetFilesAdded', removedFilesMetric: 'numTargetFilesRemoved',
-    dv: { deletedRowsSql: `SELECT __tf AS f, __tr AS r FROM ${p.tch} WHERE __tf IS NOT NULL`, paths, newDataSql: `SELECT ${cols} FROM ${p.tch} WHERE __op = 'upsert'` },
+    dv: { deletedRowsSql: `SELECT __tf AS f, __tr AS r FROM ${p.tch} WHERE __tf IS NOT NULL`, paths, newDataSql: upsertRows(p, cols) },
   }));
   return { skipped: res.version === null, version: res.version };
+}
+
+/**
+ * The rows a batch writes to the target. SCD 2 writes closed versions first and current ones last,
+ * so current rows gather in the last row groups: a later batch's lookup of current rows
+ * (`__END_AT IS NULL`) skips the row groups whose statistics say they have none.
+ */
+function upsertRows(p: PreparedBatch, cols: string): string {
+  if (p.scd === 1) return `SELECT ${cols} FROM ${p.tch} WHERE __op = 'upsert'`;
+  return `SELECT ${cols} FROM ${p.tch} WHERE __op = 'upsert' AND "__END_AT" IS NOT NULL UNION ALL SELECT ${cols} FROM ${p.tch} WHERE __op = 'upsert' AND "__END_AT" IS NULL`;
 }
 
 /** Step 3: the state commit (MERGE, or the creating write, with txn (flowName, batchId)). */
