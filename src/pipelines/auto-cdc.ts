@@ -17,7 +17,9 @@
  *   state already reflects changes nothing; a delete leaves a tombstone (key, sequence) in the state so
  *   a late older upsert cannot resurrect the row. Tombstones are garbage-collected once older than
  *   `pipelines.cdc.tombstoneGCThresholdInSeconds` (option, target table property, or floe config;
- *   default 2 days): after that a late older event for that key is applied as new, as in DLT.
+ *   default 2 days): after that a late older event for that key is applied as new, as in DLT. An
+ *   expired tombstone of a key the batch touches is collected before the batch applies (the result
+ *   depends on `now` only); those of untouched keys every FULL_GC_EVERY batches (storage only).
  *   With `ignoreNullUpdates`, a NULL in an upsert keeps the column's current value; the state then
  *   keeps a sequence per column so that the result is still independent of arrival order (each
  *   column holds the latest non-null value since the key's last delete).
@@ -440,11 +442,16 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
       greatest(s.__delete_seq, e.e_del, tv.t) AS d_eff,
       greatest(s.__delete_seq, e.e_del) AS d_key,
       greatest(s.__upsert_seq, e.e_ups) AS u_key`;
-  const stJoin = c.stateSql ? `LEFT JOIN (SELECT * FROM ${st} WHERE __slot = 0) s ON ${eqOn(keys, 'e', 's')}` : `LEFT JOIN (SELECT * FROM ${st}) s ON false`;
+  // A key of the batch whose state is a tombstone older than the threshold is collected before the
+  // batch applies (the batch sees no state for it), so the result depends on `now` only, not on
+  // when collection ran; expired tombstones of keys no batch touches are removed by a pass over the
+  // whole state every FULL_GC_EVERY batches (storage only), as for type 2.
+  const liveState = `(SELECT * FROM ${st} WHERE __slot = 0 AND NOT (NOT (__upsert_seq IS NOT NULL AND (__delete_seq IS NULL OR __upsert_seq > __delete_seq)) AND __ts < ${c.cutoff}))`;
+  const stJoin = c.stateSql ? `LEFT JOIN ${liveState} s ON ${eqOn(keys, 'e', 's')}` : `LEFT JOIN (SELECT * FROM ${st}) s ON false`;
   const kd = ak
     ? await tmp('cdc_kd', `SELECT ${keys.map((k) => `ak.${q(k)}`).join(', ')}, ${stCols}, ${kdCols}
     FROM ${ak} ak
-    LEFT JOIN (SELECT * FROM ${st} WHERE __slot = 0) s ON ${eqOn(keys, 'ak', 's')}
+    LEFT JOIN ${liveState} s ON ${eqOn(keys, 'ak', 's')}
     LEFT JOIN (${batchAgg}) e ON ${eqOn(keys, 'ak', 'e')}
     CROSS JOIN ${tv} tv`)
     : await tmp('cdc_kd', `SELECT ${keys.map((k) => `e.${q(k)}`).join(', ')}, ${stCols}, ${kdCols}
@@ -495,11 +502,11 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
     SELECT ${K.join(', ')}, u_key AS __upsert_seq, d_key AS __delete_seq${csCols.map((x) => `, ${x}`).join('')}, ${tsExpr} AS __ts, 0::INTEGER AS __slot,
       CASE WHEN ${covered('u_key', 'd_key')} OR (NOT live AND ${tsExpr} < ${c.cutoff}) THEN 'delete' ELSE 'upsert' END AS __op
     FROM ${nw}
-    UNION ALL
+    ${c.fullGc || newTrunc ? `UNION ALL
     SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, 'delete' AS __op FROM ${st} s
     WHERE s.__slot = 0 AND NOT EXISTS (SELECT 1 FROM ${kd} ak WHERE ${eqOn(keys, 'ak', 's')})
       AND (${covered('s.__upsert_seq', 's.__delete_seq')}
-           OR (NOT (s.__upsert_seq IS NOT NULL AND (greatest(s.__delete_seq, ${tval}) IS NULL OR s.__upsert_seq > greatest(s.__delete_seq, ${tval}))) AND s.__ts < ${c.cutoff}))
+           OR (NOT (s.__upsert_seq IS NOT NULL AND (greatest(s.__delete_seq, ${tval}) IS NULL OR s.__upsert_seq > greatest(s.__delete_seq, ${tval}))) AND s.__ts < ${c.cutoff}))` : ''}
     ${newTrunc ? `UNION ALL SELECT ${keys.map(() => 'NULL').join(', ')}, NULL, tb${csCols.map(() => ', NULL').join('')}, ${c.now}::BIGINT, 1::INTEGER, 'upsert' FROM ${tv}` : ''}`);
   return { tch, sch, stateColumns };
 }

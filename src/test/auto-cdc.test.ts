@@ -97,14 +97,22 @@ test('SCD 1: a late event older than the target changes nothing; a tombstone sto
 test('SCD 1: tombstones are garbage-collected after pipelines.cdc.tombstoneGCThresholdInSeconds', async () => {
   const t = fresh();
   const opts = (batchId: number, now: number, evs: Ev[]) => ({ ...base(t, 1), source: eventsDf(floe, evs), batchId, now, tombstoneGCThresholdInSeconds: 60 });
-  await applyChanges(floe, opts(0, 0, [u(1, 5, 50), d(1, 7)]));
+  const stateIds = async () => (await (await floe.read.delta(locJoin(t, STATE_DIR))).toJSON()).map((r) => Number(r.id)).sort();
+  await applyChanges(floe, opts(0, 0, [u(1, 5, 50), d(1, 7), u(3, 1, 3), d(3, 2)]));
   await applyChanges(floe, opts(1, 30_000, [u(1, 6, 60)])); // within retention: rejected
   assert.deepEqual(await readScd1(floe, t), []);
-  await applyChanges(floe, opts(2, 120_000, [u(2, 1, 1)])); // the tombstone of key 1 is collected here
-  const state = await (await floe.read.delta(locJoin(t, STATE_DIR))).toJSON();
-  assert.deepEqual(state.map((r) => Number(r.id)), [2]);
-  await applyChanges(floe, opts(3, 130_000, [u(1, 6, 60)])); // after GC the late event is applied, as in DLT
+  // Expired tombstones of keys a batch does not touch stay until the periodic pass…
+  await applyChanges(floe, opts(2, 120_000, [u(2, 1, 1)]));
+  assert.deepEqual(await stateIds(), [1, 2, 3]);
+  // …but an expired tombstone of a key the batch touches is collected before the batch applies:
+  // the late event is applied, as in DLT after GC.
+  await applyChanges(floe, opts(3, 130_000, [u(1, 6, 60)]));
   assert.deepEqual(await readScd1(floe, t), [{ id: 1, a: 60, b: null }, { id: 2, a: 1, b: null }]);
+  // The periodic pass (every FULL_GC_EVERY-th batch) removes key 3's expired tombstone.
+  await applyChanges(floe, opts(FULL_GC_EVERY, 140_000, [u(2, 2, 2)]));
+  assert.deepEqual(await stateIds(), [1, 2]);
+  await applyChanges(floe, opts(FULL_GC_EVERY + 1, 150_000, [u(3, 0, 30)])); // a late event after GC starts key 3 afresh
+  assert.deepEqual(await readScd1(floe, t), [{ id: 1, a: 60, b: null }, { id: 2, a: 2, b: null }, { id: 3, a: 30, b: null }]);
 });
 
 test('SCD 2: a late event is placed into history; a delete closes the current version', async () => {
