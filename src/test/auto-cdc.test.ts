@@ -320,3 +320,20 @@ test('later batches change a target with deletion vectors by position: same targ
     assert.ok(plain.some((h) => Number(h.operationMetrics?.numTargetRowsCopied ?? 0) > 0), 'the MERGE path copies rows');
   }
 });
+
+test('a writer changing the target between the diff and the commit makes the batch fail with a conflict; the rerun applies it once', async () => {
+  for (const scd of [1, 2] as const) {
+    const t = fresh();
+    await applyChanges(floe, { ...base(t, scd), source: eventsDf(floe, [u(1, 1, 10), u(2, 1, 20), u(3, 1, 30)]), batchId: 0 });
+    // Batch 1 is diffed against the target (rows located by position), then another writer deletes a row.
+    const p = await prepareApplyChanges(floe, { ...base(t, scd), source: eventsDf(floe, [u(1, 2, 11), d(2, 2)]), batchId: 1 });
+    assert.ok(p.positional, 'the batch locates its rows by position');
+    await (await DeltaTable.forPath(floe, t)).delete('id = 3');
+    await assert.rejects(commitTargetStep(floe, p), (e: Error & { code?: string }) => /Concurrent/.test(`${e.code} ${e.message}`));
+    await dropTemps(floe, p);
+    // Nothing of batch 1 landed; the rerun (a pipeline's retry) applies it against the new version.
+    await applyChanges(floe, { ...base(t, scd), source: eventsDf(floe, [u(1, 2, 11), d(2, 2)]), batchId: 1 });
+    const rows = scd === 1 ? await readScd1(floe, t) : (await readScd2(floe, t)).filter((r) => r.end === null);
+    assert.deepEqual(rows.map((r) => [r.id, r.a]), [[1, 11]]);
+  }
+});
