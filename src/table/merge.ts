@@ -315,16 +315,25 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     return `CASE ${cs.map(({ c, i }) => `WHEN ${c.condition ? `(${c.condition}) IS TRUE` : 'true'} THEN ${base + i}`).join(' ')} ELSE 0 END`;
   };
   const clauseCode = `CASE WHEN ${present.t} AND ${present.s} THEN ${group('matched', 1000)} WHEN ${present.s} THEN ${group('notMatched', 2000)} ELSE ${group('notMatchedBySource', 3000)} END`;
-  // Without NOT MATCHED BY SOURCE clauses, target rows no source row matches play no part: join from
-  // the source side only, so the (large) untouched part of the target is never materialised.
-  const joinSql = hasNbs
-    ? `FROM (${tscan}) ${tq} FULL OUTER JOIN ${src} ${sq} ON ${condition}`
-    : `FROM ${src} ${sq} LEFT JOIN (${tscan}) ${tq} ON ${condition}`;
+  // With NOT MATCHED BY SOURCE clauses every target row plays a part (a full outer join). Without
+  // them, target rows no source row matches play none: see below.
+  const joinSql = `FROM (${tscan}) ${tq} FULL OUTER JOIN ${src} ${sq} ON ${condition}`;
   // The sides as structs of their columns only (the target's file and row number once, as columns).
   const tStruct = `CASE WHEN ${present.t} THEN struct_pack(${snap.schema.fields.map((f) => `${quoteIdent(f.name)} := ${tq}.${quoteIdent(f.name)}`).join(', ')}) END`;
   // The source row as a struct of its columns (a bare alias would be ambiguous with a column of that name).
   const sStruct = `struct_pack(${srcSchema.fields.map((f) => `${quoteIdent(f.name)} := ${sq}.${quoteIdent(f.name)}`).join(', ')})`;
-  const joined = await materialize(floe, 'mjoin', `SELECT ${tStruct} AS ${tq}, ${sStruct} AS ${sq}, ${tq}._file_id AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${clauseCode} AS __clause ${joinSql}`);
+  const joinCols = `${tStruct} AS ${tq}, ${sStruct} AS ${sq}, ${tq}._file_id AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${clauseCode} AS __clause`;
+  let joined: string;
+  if (hasNbs) joined = await materialize(floe, 'mjoin', `SELECT ${joinCols} ${joinSql}`);
+  else {
+    // The matched pairs by an inner join (DuckDB builds on the source and filters the target scan
+    // with the source's keys: about half the time of the LEFT JOIN, which keeps every probe row),
+    // then the unmatched source rows: those with no pair, against a target side of NULLs (as the
+    // LEFT JOIN gives them, so clause expressions naming the target see NULLs there too).
+    joined = await materialize(floe, 'mjoin', `SELECT ${joinCols} FROM ${src} ${sq} JOIN (${tscan}) ${tq} ON ${condition}`);
+    await floe.engine.run(`INSERT INTO ${joined} SELECT ${joinCols} FROM (SELECT * FROM ${src} __s ANTI JOIN ${joined} __m ON __m.__sid = __s.__sid) ${sq}
+      LEFT JOIN (SELECT * FROM (${tscan}) WHERE false) ${tq} ON true`);
+  }
 
   const updCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'update').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
   const delCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'delete').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
