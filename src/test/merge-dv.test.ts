@@ -181,3 +181,42 @@ test('MERGE with deletion vectors: a condition on a non-key target column, claus
     await floe.close();
   }
 });
+
+test('MERGE with deletion vectors and no change feed: UPDATE SET * (no target value read), a partial SET (the other columns kept from the target), a generated column', async () => {
+  const floe = await Floe.create({ threads: 2 });
+  try {
+    const p = path.join(await tempDir(), 't');
+    await DeltaTable.create(floe).location(p).addColumn('id', 'long').addColumn('v', 'long').addColumn('s', 'string')
+      .addColumn('w', 'long', { generatedAlwaysAs: 'v * 10' }).property('delta.enableDeletionVectors', 'true').execute();
+    await floe.duckdbSql("SELECT range::BIGINT AS id, range::BIGINT AS v, 'r' || range::VARCHAR AS s FROM range(0, 50)").write.delta(p, { mode: 'append' });
+    await floe.duckdbSql("SELECT range::BIGINT AS id, range::BIGINT AS v, 'r' || range::VARCHAR AS s FROM range(50, 100)").write.delta(p, { mode: 'append' });
+    const t = await DeltaTable.forPath(floe, p);
+    // 1: ids 0, 5, .., 145 with v = -id, s = 'new': updated when present (all columns from the source), else inserted.
+    const r1 = await t.alias('t').merge(floe.duckdbSql("SELECT range::BIGINT * 5 AS id, -(range::BIGINT * 5) AS v, 'new' AS s FROM range(0, 30)").alias('s'), 't.id = s.id')
+      .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute();
+    assert.equal(r1.metrics.numTargetRowsUpdated, 20);
+    assert.equal(r1.metrics.numTargetRowsInserted, 10);
+    // 2: ids 0, 3, .., 147: only v is set (s kept from the target row), w recomputed.
+    const r2 = await t.alias('t').merge(floe.duckdbSql('SELECT range::BIGINT * 3 AS id, 1000 + range::BIGINT AS v FROM range(0, 50)').alias('s'), 't.id = s.id')
+      .whenMatchedUpdate({ set: { v: 's.v' } }).execute();
+    const want = new Map<number, [number, string]>();
+    for (let i = 0; i < 100; i++) want.set(i, [i, `r${i}`]);
+    for (let k = 0; k < 30; k++) want.set(k * 5, [-(k * 5), 'new']);
+    let updated = 0;
+    for (let k = 0; k < 50; k++) {
+      const cur = want.get(k * 3);
+      if (cur) {
+        want.set(k * 3, [1000 + k, cur[1]]);
+        updated++;
+      }
+    }
+    assert.equal(r2.metrics.numTargetRowsUpdated, updated);
+    assert.equal(r2.metrics.numTargetRowsInserted, 0);
+    const got = (await floe.engine.allJson(`SELECT id::VARCHAR || ':' || v::VARCHAR || ':' || s || ':' || w::VARCHAR AS r FROM (${await (await floe.read.delta(p)).toSQL()}) ORDER BY id`)).map((r) => String(r.r));
+    assert.deepEqual(got, [...want].sort((a, b) => a[0] - b[0]).map(([id, [v, s]]) => `${id}:${v}:${s}:${v * 10}`));
+    assert.ok((await floe.snapshot(p)).files.some((f) => f.deletionVector));
+    assert.deepEqual(await checkTable(p), []);
+  } finally {
+    await floe.close();
+  }
+});
