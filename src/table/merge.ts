@@ -268,9 +268,12 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   // Source, materialised once (it is read several times and must not change in between).
   // Source rows are told apart by the table's rowid (no window over the source), unless a source
   // column shadows it.
-  const byRowid = !srcCols.has('rowid') && !srcCols.has('__sid');
-  const srcTable = await materialize(floe, 'msrc', byRowid ? `SELECT * FROM (${srcSql})` : `SELECT *, row_number() OVER () AS __sid FROM (${srcSql})`);
-  const src = byRowid ? `(SELECT *, rowid AS __sid FROM ${srcTable})` : srcTable;
+  // The source row number's column: a name no source column has.
+  let sid = '__sid';
+  while (srcCols.has(sid)) sid = `_${sid}`;
+  const byRowid = !srcCols.has('rowid');
+  const srcTable = await materialize(floe, 'msrc', byRowid ? `SELECT * FROM (${srcSql})` : `SELECT *, row_number() OVER () AS ${sid} FROM (${srcSql})`);
+  const src = byRowid ? `(SELECT *, rowid AS ${sid} FROM ${srcTable})` : srcTable;
   const numSourceRows = await count(floe, `SELECT 1 FROM ${srcTable}`);
 
   // Prune target files by the source's key ranges on equi-join columns (not with NOT MATCHED BY SOURCE: it reads every row).
@@ -329,21 +332,22 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
 
   // The join: one row per (target row, source row) pair, plus unmatched rows of either side.
   const { sql: tscan, paths: candPaths } = await scanWithFileIds(floe, snap, candidates);
-  const present = { t: `${tq}._file_id IS NOT NULL`, s: `${sq}.__sid IS NOT NULL` };
+  const present = { t: `${tq}._file_id IS NOT NULL`, s: `${sq}.${sid} IS NOT NULL` };
   const group = (kind: Clause['kind'], base: number): string => {
     const cs = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind);
     if (!cs.length) return '0';
     return `CASE ${cs.map(({ c, i }) => `WHEN ${c.condition ? `(${c.condition}) IS TRUE` : 'true'} THEN ${base + i}`).join(' ')} ELSE 0 END`;
   };
   const clauseCode = `CASE WHEN ${present.t} AND ${present.s} THEN ${group('matched', 1000)} WHEN ${present.s} THEN ${group('notMatched', 2000)} ELSE ${group('notMatchedBySource', 3000)} END`;
+  // The sides as structs of their columns only (the target's file and row number once, as columns).
+  // The source row as a struct of its columns (a bare alias would be ambiguous with a column of that name).
+  const sStruct = `struct_pack(${srcSchema.fields.map((f) => `${quoteIdent(f.name)} := ${sq}.${quoteIdent(f.name)}`).join(', ')})`;
   /**
    * Whether the clauses' conditions (evaluated in the join) and the new values (over the join's
    * table) bind without any target column: DuckDB's binder says, on a target side that has only the
    * row markers (in the join) or a struct without the target's fields (in the join's table). Any
    * failure means "needed": the full join then binds or fails exactly as before.
    */
-  // The source row as a struct of its columns (a bare alias would be ambiguous with a column of that name).
-  const sStruct = `struct_pack(${srcSchema.fields.map((f) => `${quoteIdent(f.name)} := ${sq}.${quoteIdent(f.name)}`).join(', ')})`;
   const bindsWithoutTarget = async (): Promise<boolean> => {
     try {
       await floe.engine.describe(`SELECT ${clauseCode} AS c FROM ${src} ${sq}, (SELECT NULL::BIGINT AS _file_id, NULL::BIGINT AS _row_index) ${tq}`);
@@ -356,7 +360,6 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   // With NOT MATCHED BY SOURCE clauses every target row plays a part (a full outer join). Without
   // them, target rows no source row matches play none: see below.
   const joinSql = `FROM (${tscan}) ${tq} FULL OUTER JOIN ${src} ${sq} ON ${condition}`;
-  // The sides as structs of their columns only (the target's file and row number once, as columns).
   // The target's values of matched rows are read (decoding every column of the candidate files)
   // only when something needs them: the change feed's pre-images and deleted rows, or a clause
   // expression naming a target column. Otherwise the join reads the target's join columns only and
@@ -365,7 +368,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const tStruct = needTarget
     ? `CASE WHEN ${present.t} THEN struct_pack(${snap.schema.fields.map((f) => `${quoteIdent(f.name)} := ${tq}.${quoteIdent(f.name)}`).join(', ')}) END`
     : `NULL::STRUCT(${snap.schema.fields.map((f) => `${quoteIdent(f.name)} ${duckType(f.type)}`).join(', ')})`;
-  const joinCols = `${tStruct} AS ${tq}, ${sStruct} AS ${sq}, ${tq}._file_id AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${clauseCode} AS __clause`;
+  const joinCols = `${tStruct} AS ${tq}, ${sStruct} AS ${sq}, ${tq}._file_id AS __file, ${tq}._row_index AS __row, ${sq}.${sid} AS __sid, ${clauseCode} AS __clause`;
   let joined: string;
   if (hasNbs) joined = await materialize(floe, 'mjoin', `SELECT ${joinCols} ${joinSql}`);
   else {
@@ -374,7 +377,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     // then the unmatched source rows: those with no pair, against a target side of NULLs (as the
     // LEFT JOIN gives them, so clause expressions naming the target see NULLs there too).
     joined = await materialize(floe, 'mjoin', `SELECT ${joinCols} FROM ${src} ${sq} JOIN (${tscan}) ${tq} ON ${condition}`);
-    await floe.engine.run(`INSERT INTO ${joined} SELECT ${joinCols} FROM (SELECT * FROM ${src} __s ANTI JOIN ${joined} __m ON __m.__sid = __s.__sid) ${sq}
+    await floe.engine.run(`INSERT INTO ${joined} SELECT ${joinCols} FROM (SELECT * FROM ${src} __s ANTI JOIN ${joined} __m ON __m.__sid = __s.${sid}) ${sq}
       LEFT JOIN (SELECT * FROM (${tscan}) WHERE false) ${tq} ON true`);
   }
 

@@ -220,3 +220,26 @@ test('MERGE with deletion vectors and no change feed: UPDATE SET * (no target va
     await floe.close();
   }
 });
+
+test('MERGE with source columns named like its row markers (__sid, rowid): every source row is told apart, with and without deletion vectors', async () => {
+  const floe = await Floe.create({ threads: 2 });
+  try {
+    const root = await tempDir();
+    for (const dv of [true, false]) {
+      const p = path.join(root, dv ? 'dv' : 'cow');
+      await floe.duckdbSql('SELECT range::BIGINT AS id, range::BIGINT AS __sid, range::BIGINT AS rowid FROM range(10)').write.delta(p, { properties: dv ? { 'delta.enableDeletionVectors': 'true', 'delta.enableChangeDataFeed': 'true' } : { 'delta.enableChangeDataFeed': 'true' } });
+      // Every source row has the same __sid and rowid values: ids 0, 2, .., 14 (5 updates, 3 inserts).
+      const r = await (await DeltaTable.forPath(floe, p)).alias('t').merge(floe.duckdbSql('SELECT range::BIGINT * 2 AS id, 100::BIGINT AS __sid, 7::BIGINT AS rowid FROM range(8)').alias('s'), 't.id = s.id')
+        .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute();
+      assert.equal(r.metrics.numTargetRowsUpdated, 5, `dv ${dv}`);
+      assert.equal(r.metrics.numTargetRowsInserted, 3, `dv ${dv}`);
+      const got = (await floe.engine.allJson(`SELECT id::VARCHAR || ':' || __sid::VARCHAR || ':' || rowid::VARCHAR AS r FROM (${await (await floe.read.delta(p)).toSQL()}) ORDER BY id`)).map((x) => String(x.r));
+      const want = [...Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? `${i}:100:7` : `${i}:${i}:${i}`)), '10:100:7', '12:100:7', '14:100:7'];
+      assert.deepEqual(got, want, `dv ${dv}`);
+      const feed = (await floe.engine.allJson(`SELECT _change_type AS c, count(*) AS n FROM (${await (await floe.read.changes(p, { startingVersion: 1 })).toSQL()}) GROUP BY ALL ORDER BY c`)).map((x) => `${String(x.c)}:${Number(x.n)}`);
+      assert.deepEqual(feed, ['insert:3', 'update_postimage:5', 'update_preimage:5'], `dv ${dv}`);
+    }
+  } finally {
+    await floe.close();
+  }
+});
