@@ -239,7 +239,7 @@ function instrumentMerge(floe: Floe, dir: string): { timer: CallTimer; statement
   timer.wrap(floe.engine, 'numericColumns', () => 'deletion vectors: changed row numbers');
   timer.wrap(log, 'exists', () => 'log: exists');
   timer.wrap(log, 'snapshot', () => 'log: snapshot');
-  timer.wrap(log.store, 'putIfAbsent', () => 'log: commit (putIfAbsent)');
+  timer.wrap(log.store, 'putIfAbsent', () => 'log: commit and DV files (putIfAbsent)');
   return { timer, statements };
 }
 
@@ -546,7 +546,7 @@ async function withSession<T>(fn: (floe: Floe) => Promise<T>): Promise<T> {
   }
 }
 
-/** One instrumented floe MERGE (phases by statement), then the rewrite baseline with the change rows added (1 run each). */
+/** Two instrumented floe MERGEs (phases by statement; copy-on-write, then with deletion vectors), then the rewrite baseline with the change rows added (1 run each). */
 async function profileMerge(o: MergeScenarioOptions, info: MergeTableInfo, srcSql: string, touched: string[]): Promise<Record<string, Record<string, number>>> {
   // One instrumented MERGE copy-on-write, one with deletion vectors (enabled before timing).
   const instrumented = async (dv: boolean): Promise<Record<string, number>> => {
