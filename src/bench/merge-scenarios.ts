@@ -213,6 +213,7 @@ function mergeStatement(sql: string): string {
   if (/^COPY/i.test(q)) return /_change_data'/.test(q) ? 'write change data files (COPY)' : 'write data files (COPY)';
   if (/^CREATE TABLE __floe_msrc_/.test(q)) return 'materialize source';
   if (/^CREATE TABLE __floe_mjoin_/.test(q)) return 'join target x source (CREATE TABLE mjoin)';
+  if (/^INSERT INTO __floe_mjoin_/.test(q)) return 'unmatched source rows (INSERT INTO mjoin)';
   if (/HAVING count\(\*\) > 1/.test(q)) return 'duplicate-match check';
   if (/^SELECT min\(/.test(q)) return 'source key range';
   if (/^SELECT DISTINCT __file/.test(q)) return 'touched files';
@@ -235,9 +236,10 @@ function instrumentMerge(floe: Floe, dir: string): { timer: CallTimer; statement
   timer.wrap(floe.engine, 'run', label);
   timer.wrap(floe.engine, 'allJson', label);
   timer.wrap(floe.engine, 'describe', () => 'DESCRIBE');
+  timer.wrap(floe.engine, 'numericColumns', () => 'deletion vectors: changed row numbers');
   timer.wrap(log, 'exists', () => 'log: exists');
   timer.wrap(log, 'snapshot', () => 'log: snapshot');
-  timer.wrap(log.store, 'putIfAbsent', () => 'log: commit (putIfAbsent)');
+  timer.wrap(log.store, 'putIfAbsent', () => 'log: commit and DV files (putIfAbsent)');
   return { timer, statements };
 }
 
@@ -544,27 +546,35 @@ async function withSession<T>(fn: (floe: Floe) => Promise<T>): Promise<T> {
   }
 }
 
-/** One instrumented floe MERGE (phases by statement), then the rewrite baseline with the change rows added (1 run each). */
+/** Two instrumented floe MERGEs (phases by statement; copy-on-write, then with deletion vectors), then the rewrite baseline with the change rows added (1 run each). */
 async function profileMerge(o: MergeScenarioOptions, info: MergeTableInfo, srcSql: string, touched: string[]): Promise<Record<string, Record<string, number>>> {
-  const dir = await scratchDir(o, 'merge-prof');
-  await cloneDeltaTable(info.path, dir);
-  let phases: Record<string, number>;
-  try {
-    phases = await withSession(async (floe) => {
-      await floe.engine.run(`CREATE TABLE ${SRC} AS ${srcSql}`);
-      const { timer } = instrumentMerge(floe, dir);
-      try {
-        collectGarbage();
-        const t0 = nowMs();
-        await floeMerge(floe, dir);
-        return timer.take(nowMs() - t0);
-      } finally {
-        timer.restore();
-      }
-    });
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
+  // One instrumented MERGE copy-on-write, one with deletion vectors (enabled before timing).
+  const instrumented = async (dv: boolean): Promise<Record<string, number>> => {
+    const dir = await scratchDir(o, 'merge-prof');
+    await cloneDeltaTable(info.path, dir);
+    try {
+      return await withSession(async (floe) => {
+        if (dv) {
+          await (await DeltaTable.forPath(floe, dir)).setProperties({ 'delta.enableDeletionVectors': 'true' });
+          floe.forgetLog(dir);
+        }
+        await floe.engine.run(`CREATE TABLE ${SRC} AS ${srcSql}`);
+        const { timer } = instrumentMerge(floe, dir);
+        try {
+          collectGarbage();
+          const t0 = nowMs();
+          await floeMerge(floe, dir);
+          return timer.take(nowMs() - t0);
+        } finally {
+          timer.restore();
+        }
+      });
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  };
+  const phases = await instrumented(false);
+  const dvPhases = await instrumented(true);
   const variants: Record<string, number> = {};
   for (const [name, withCdc] of [['rewrite touched files', false], ['rewrite + change data files (pre/post/insert)', true]] as const) {
     const out = await scratchDir(o, 'merge-prof-rw');
@@ -581,9 +591,9 @@ async function profileMerge(o: MergeScenarioOptions, info: MergeTableInfo, srcSq
       await fs.rm(out, { recursive: true, force: true });
     }
   }
-  const rounded = Object.fromEntries(Object.entries(phases).map(([k, v]) => [k.startsWith('other (JS') ? 'other (JS, commit JSON, …)' : k, round(v)]));
+  const rounded = (p: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(p).map(([k, v]) => [k.startsWith('other (JS') ? 'other (JS, commit JSON, …)' : k, round(v)]));
   const proposed = await proposedMergePlan(o, info, srcSql);
-  return { 'floe phases (1 instrumented MERGE)': rounded, 'baseline variants (1 run each)': variants, 'proposed plan, SQL prototype (1 run)': proposed };
+  return { 'floe phases (1 instrumented MERGE)': rounded(phases), 'floe phases with deletion vectors (1 instrumented MERGE)': rounded(dvPhases), 'baseline variants (1 run each)': variants, 'proposed plan, SQL prototype (1 run)': proposed };
 }
 
 /**

@@ -268,9 +268,12 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   // Source, materialised once (it is read several times and must not change in between).
   // Source rows are told apart by the table's rowid (no window over the source), unless a source
   // column shadows it.
-  const byRowid = !srcCols.has('rowid') && !srcCols.has('__sid');
-  const srcTable = await materialize(floe, 'msrc', byRowid ? `SELECT * FROM (${srcSql})` : `SELECT *, row_number() OVER () AS __sid FROM (${srcSql})`);
-  const src = byRowid ? `(SELECT *, rowid AS __sid FROM ${srcTable})` : srcTable;
+  // The source row number's column: a name no source column has.
+  let sid = '__sid';
+  while (srcCols.has(sid)) sid = `_${sid}`;
+  const byRowid = !srcCols.has('rowid');
+  const srcTable = await materialize(floe, 'msrc', byRowid ? `SELECT * FROM (${srcSql})` : `SELECT *, row_number() OVER () AS ${sid} FROM (${srcSql})`);
+  const src = byRowid ? `(SELECT *, rowid AS ${sid} FROM ${srcTable})` : srcTable;
   const numSourceRows = await count(floe, `SELECT 1 FROM ${srcTable}`);
 
   // Prune target files by the source's key ranges on equi-join columns (not with NOT MATCHED BY SOURCE: it reads every row).
@@ -306,26 +309,6 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   txn.readWhole((a) => (filters.length ? pruneFileList([a], snap.schema, snap.partitionColumns, filters.filter((f) => f !== 'false')).length > 0 && !filters.includes('false') : true), candidates);
   if (newMetadata) txn.setMetadata(newMetadata);
 
-  // The join: one row per (target row, source row) pair, plus unmatched rows of either side.
-  const { sql: tscan, paths: candPaths } = await scanWithFileIds(floe, snap, candidates);
-  const present = { t: `${tq}._file_id IS NOT NULL`, s: `${sq}.__sid IS NOT NULL` };
-  const group = (kind: Clause['kind'], base: number): string => {
-    const cs = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind);
-    if (!cs.length) return '0';
-    return `CASE ${cs.map(({ c, i }) => `WHEN ${c.condition ? `(${c.condition}) IS TRUE` : 'true'} THEN ${base + i}`).join(' ')} ELSE 0 END`;
-  };
-  const clauseCode = `CASE WHEN ${present.t} AND ${present.s} THEN ${group('matched', 1000)} WHEN ${present.s} THEN ${group('notMatched', 2000)} ELSE ${group('notMatchedBySource', 3000)} END`;
-  // Without NOT MATCHED BY SOURCE clauses, target rows no source row matches play no part: join from
-  // the source side only, so the (large) untouched part of the target is never materialised.
-  const joinSql = hasNbs
-    ? `FROM (${tscan}) ${tq} FULL OUTER JOIN ${src} ${sq} ON ${condition}`
-    : `FROM ${src} ${sq} LEFT JOIN (${tscan}) ${tq} ON ${condition}`;
-  // The sides as structs of their columns only (the target's file and row number once, as columns).
-  const tStruct = `CASE WHEN ${present.t} THEN struct_pack(${snap.schema.fields.map((f) => `${quoteIdent(f.name)} := ${tq}.${quoteIdent(f.name)}`).join(', ')}) END`;
-  // The source row as a struct of its columns (a bare alias would be ambiguous with a column of that name).
-  const sStruct = `struct_pack(${srcSchema.fields.map((f) => `${quoteIdent(f.name)} := ${sq}.${quoteIdent(f.name)}`).join(', ')})`;
-  const joined = await materialize(floe, 'mjoin', `SELECT ${tStruct} AS ${tq}, ${sStruct} AS ${sq}, ${tq}._file_id AS __file, ${tq}._row_index AS __row, ${sq}.__sid AS __sid, ${clauseCode} AS __clause ${joinSql}`);
-
   const updCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'update').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
   const delCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'delete').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
   const insCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'insert').map((x) => 2000 + x.i);
@@ -338,17 +321,70 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
       .map((code) => ({ code, v: resolved[code % 1000]!.map.get(f.name) }))
       .filter((x) => x.v !== undefined)
       .map((x) => `WHEN ${x.code} THEN ${x.v}`);
-    const expr = whens.length ? `CASE __clause ${whens.join(' ')} ELSE ${fallback} END` : fallback;
+    // Each query of these values keeps only rows of `codesFor`: when every one of those clauses sets
+    // the column, the fallback is never reached (and, for the target's own value, never read).
+    const expr = whens.length === codesFor.length ? (whens.length ? `CASE __clause ${whens.join(' ')} END` : 'NULL') : whens.length ? `CASE __clause ${whens.join(' ')} ELSE ${fallback} END` : fallback;
     return `CAST(${expr} AS ${duckType(f.type)}) AS ${quoteIdent(f.name)}`;
   };
+  // Every row's new values: an update clause's (the target's own where it sets none), an insert's.
+  const keptCols = schema.fields.map((f) => valueOf(f, updCodes, targetCol(f.name))).join(', ');
+  const insCols = schema.fields.map((f) => valueOf(f, insCodes, 'NULL')).join(', ');
+
+  // The join: one row per (target row, source row) pair, plus unmatched rows of either side.
+  const { sql: tscan, paths: candPaths } = await scanWithFileIds(floe, snap, candidates);
+  const present = { t: `${tq}._file_id IS NOT NULL`, s: `${sq}.${sid} IS NOT NULL` };
+  const group = (kind: Clause['kind'], base: number): string => {
+    const cs = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind);
+    if (!cs.length) return '0';
+    return `CASE ${cs.map(({ c, i }) => `WHEN ${c.condition ? `(${c.condition}) IS TRUE` : 'true'} THEN ${base + i}`).join(' ')} ELSE 0 END`;
+  };
+  const clauseCode = `CASE WHEN ${present.t} AND ${present.s} THEN ${group('matched', 1000)} WHEN ${present.s} THEN ${group('notMatched', 2000)} ELSE ${group('notMatchedBySource', 3000)} END`;
+  // The sides as structs of their columns only (the target's file and row number once, as columns).
+  // The source row as a struct of its columns (a bare alias would be ambiguous with a column of that name).
+  const sStruct = `struct_pack(${srcSchema.fields.map((f) => `${quoteIdent(f.name)} := ${sq}.${quoteIdent(f.name)}`).join(', ')})`;
+  /**
+   * Whether the clauses' conditions (evaluated in the join) and the new values (over the join's
+   * table) bind without any target column: DuckDB's binder says, on a target side that has only the
+   * row markers (in the join) or a struct without the target's fields (in the join's table). Any
+   * failure means "needed": the full join then binds or fails exactly as before.
+   */
+  const bindsWithoutTarget = async (): Promise<boolean> => {
+    try {
+      await floe.engine.describe(`SELECT ${clauseCode} AS c FROM ${src} ${sq}, (SELECT NULL::BIGINT AS _file_id, NULL::BIGINT AS _row_index) ${tq}`);
+      await floe.engine.describe(`SELECT ${keptCols}, ${insCols} FROM (SELECT struct_pack(__floe_no_target_column := 1) AS ${tq}, ${sStruct} AS ${sq}, NULL::BIGINT AS __file, NULL::BIGINT AS __row, NULL::BIGINT AS __sid, NULL::INTEGER AS __clause FROM ${src} ${sq})`);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  // With NOT MATCHED BY SOURCE clauses every target row plays a part (a full outer join). Without
+  // them, target rows no source row matches play none: see below.
+  const joinSql = `FROM (${tscan}) ${tq} FULL OUTER JOIN ${src} ${sq} ON ${condition}`;
+  // The target's values of matched rows are read (decoding every column of the candidate files)
+  // only when something needs them: the change feed's pre-images and deleted rows, or a clause
+  // expression naming a target column. Otherwise the join reads the target's join columns only and
+  // the target side is a NULL struct of the same type (never read: no expression names its fields).
+  const needTarget = hasNbs || (cdfOnForWrites(snap) && updCodes.length + delCodes.length > 0) || !(await bindsWithoutTarget());
+  const tStruct = needTarget
+    ? `CASE WHEN ${present.t} THEN struct_pack(${snap.schema.fields.map((f) => `${quoteIdent(f.name)} := ${tq}.${quoteIdent(f.name)}`).join(', ')}) END`
+    : `NULL::STRUCT(${snap.schema.fields.map((f) => `${quoteIdent(f.name)} ${duckType(f.type)}`).join(', ')})`;
+  const joinCols = `${tStruct} AS ${tq}, ${sStruct} AS ${sq}, ${tq}._file_id AS __file, ${tq}._row_index AS __row, ${sq}.${sid} AS __sid, ${clauseCode} AS __clause`;
+  let joined: string;
+  if (hasNbs) joined = await materialize(floe, 'mjoin', `SELECT ${joinCols} ${joinSql}`);
+  else {
+    // The matched pairs by an inner join (DuckDB builds on the source and filters the target scan
+    // with the source's keys: about half the time of the LEFT JOIN, which keeps every probe row),
+    // then the unmatched source rows: those with no pair, against a target side of NULLs (as the
+    // LEFT JOIN gives them, so clause expressions naming the target see NULLs there too).
+    joined = await materialize(floe, 'mjoin', `SELECT ${joinCols} FROM ${src} ${sq} JOIN (${tscan}) ${tq} ON ${condition}`);
+    await floe.engine.run(`INSERT INTO ${joined} SELECT ${joinCols} FROM (SELECT * FROM ${src} __s ANTI JOIN ${joined} __m ON __m.__sid = __s.${sid}) ${sq}
+      LEFT JOIN (SELECT * FROM (${tscan}) WHERE false) ${tq} ON true`);
+  }
+
   const codesOf = (kind: Clause['kind'], action: string): number[] => resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind && x.c.action === action).map((x) => (kind === 'matched' ? 1000 : kind === 'notMatched' ? 2000 : 3000) + x.i);
-  // A quick screen for target rows matched by several source rows: two pairs of one target row
-  // share its join-key values and row number, so when no (keys, row number) group of the matched
-  // pairs has two, every target row has at most one match and the join's rows need no grouping
-  // (the exact grouping by file and row number, with its long file names, runs only otherwise).
-  const keyCols = equiKeys(condition, tAlias, sAlias).map((k) => snap.schema.fields.find((f) => f.name.toLowerCase() === k.target.toLowerCase())).filter((f) => f !== undefined);
-  const screen = [...keyCols.map((f) => `${tq}.${quoteIdent(f.name)}`), '__row'].join(', ');
-  const unique = (await count(floe, `SELECT 1 FROM ${joined} WHERE __file IS NOT NULL AND __sid IS NOT NULL GROUP BY ${screen} HAVING count(*) > 1 LIMIT 1`)) === 0;
+  // Whether some target row has several matches: when none has, the join's rows need no grouping
+  // (the grouping of the target rows in play runs only otherwise).
+  const unique = (await count(floe, `SELECT 1 FROM ${joined} WHERE __file IS NOT NULL AND __sid IS NOT NULL GROUP BY __file, __row HAVING count(*) > 1 LIMIT 1`)) === 0;
   const chIn = isIn([...updCodes, ...delCodes]);
   // Every row metric of the join's clauses (in the same pass as the changed rows when it can be).
   const aggCols = `count(*) FILTER (WHERE ${isIn(insCodes)}) AS ins,
@@ -385,8 +421,6 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const touched = new Set(touchedFiles.map((i) => candPaths[Number(i)]!));
   const store = log.store;
   const removed = candidates.filter((f) => touched.has(dataFilePath(store, f.path)));
-  const keptCols = schema.fields.map((f) => valueOf(f, updCodes, targetCol(f.name))).join(', ');
-  const insCols = schema.fields.map((f) => valueOf(f, insCodes, 'NULL')).join(', ');
   const checks = await constraintChecks(snap.tablePath, schema, snap.configuration);
   const checked = (q: string): string => (checks.length ? `SELECT * FROM (${q}) WHERE ${checks.join(' AND ')}` : q);
   const updated = `SELECT ${keptCols} FROM ${joined} WHERE ${isIn(updCodes)}`;

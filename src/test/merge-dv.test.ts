@@ -107,3 +107,139 @@ for (const [parts, col] of [[3, 'n'], [70, 'n'], [3, 'file_index'], [70, 'file_i
     }
   });
 }
+
+test('MERGE with deletion vectors: a condition on a non-key target column, clause conditions and SET expressions on target columns, an insert condition', async () => {
+  const floe = await Floe.create({ threads: 2 });
+  try {
+    const root = await tempDir();
+    const dv = path.join(root, 'dv');
+    const cow = path.join(root, 'cow');
+    // Two files: ids 0..99 and 100..199; v = id % 7; s = 'kill' for ids divisible by 10, else 'r<id>'.
+    const rows = (from: number, to: number): string => `SELECT range::BIGINT AS id, (range % 7)::BIGINT AS v, CASE WHEN range % 10 = 0 THEN 'kill' ELSE 'r' || range::VARCHAR END AS s FROM range(${from}, ${to})`;
+    for (const [p, props] of [[dv, { 'delta.enableChangeDataFeed': 'true', 'delta.enableDeletionVectors': 'true' }], [cow, { 'delta.enableChangeDataFeed': 'true' }]] as const) {
+      await floe.duckdbSql(rows(0, 100)).write.delta(p, { properties: { ...props } });
+      await floe.duckdbSql(rows(100, 200)).write.delta(p, { mode: 'append' });
+    }
+    // Source: every third id of 0..299 (ids >= 200 are new), v = 3 for even ids, -1 for odd ones.
+    const source = 'SELECT range::BIGINT * 3 AS id, CASE WHEN range % 2 = 0 THEN 3 ELSE -1 END::BIGINT AS v, \'src\' AS s FROM range(0, 100)';
+    const merge = async (p: string) =>
+      (await DeltaTable.forPath(floe, p)).alias('t').merge(floe.duckdbSql(source).alias('s'), 't.id = s.id AND t.v <= s.v')
+        .whenMatchedDelete({ condition: "t.s = 'kill'" })
+        .whenMatchedUpdate({ condition: 't.v % 2 = 0', set: { v: 't.v + s.v', s: "t.s || '+'" } })
+        .whenNotMatchedInsertAll({ condition: 's.v > 0' })
+        .execute();
+    const rd = await merge(dv);
+    const rc = await merge(cow);
+    // The reference: a target row matches when its id is a source id and its v <= the source's v.
+    const target = new Map<number, { v: number; s: string }>();
+    for (let i = 0; i < 200; i++) target.set(i, { v: i % 7, s: i % 10 === 0 ? 'kill' : `r${i}` });
+    const want = new Map(target);
+    const feed: string[] = [];
+    const m = { upd: 0, del: 0, ins: 0 };
+    for (let k = 0; k < 100; k++) {
+      const id = k * 3;
+      const sv = k % 2 === 0 ? 3 : -1;
+      const t = target.get(id);
+      if (t && t.v <= sv) {
+        if (t.s === 'kill') {
+          want.delete(id);
+          m.del++;
+          feed.push(`delete:${id}:${t.v}:${t.s}`);
+        } else if (t.v % 2 === 0) {
+          const n = { v: t.v + sv, s: `${t.s}+` };
+          want.set(id, n);
+          m.upd++;
+          feed.push(`update_preimage:${id}:${t.v}:${t.s}`, `update_postimage:${id}:${n.v}:${n.s}`);
+        }
+      } else if (sv > 0 && !t) {
+        want.set(id, { v: sv, s: 'src' });
+        m.ins++;
+        feed.push(`insert:${id}:${sv}:src`);
+      } else if (sv > 0 && t) {
+        // A target row with this id exists but the condition (t.v <= s.v) fails: not matched, inserted.
+        want.set(-id - 1, { v: sv, s: 'src' });
+        m.ins++;
+        feed.push(`insert:${id}:${sv}:src`);
+      }
+    }
+    assert.ok(m.upd > 5 && m.del > 3 && m.ins > 20, JSON.stringify(m));
+    for (const r of [rd, rc]) {
+      assert.equal(r.metrics.numTargetRowsUpdated, m.upd);
+      assert.equal(r.metrics.numTargetRowsDeleted, m.del);
+      assert.equal(r.metrics.numTargetRowsInserted, m.ins);
+    }
+    assert.ok((rd.metrics.numDeletionVectorsAdded ?? 0) > 0);
+    const expected = [...want].map(([id, r]) => `${id < 0 ? -id - 1 : id}:${r.v}:${r.s}`).sort();
+    const table = async (p: string): Promise<string[]> => (await floe.engine.allJson(`SELECT id::VARCHAR || ':' || v::VARCHAR || ':' || s AS r FROM (${await (await floe.read.delta(p)).toSQL()})`)).map((r) => String(r.r)).sort();
+    assert.deepEqual(await table(dv), expected);
+    assert.deepEqual(await table(cow), expected);
+    const changes = async (p: string): Promise<string[]> => (await floe.engine.allJson(`SELECT _change_type || ':' || id::VARCHAR || ':' || v::VARCHAR || ':' || s AS r FROM (${await (await floe.read.changes(p, { startingVersion: 2 })).toSQL()})`)).map((r) => String(r.r)).sort();
+    assert.deepEqual(await changes(dv), feed.sort());
+    assert.deepEqual(await changes(cow), feed.sort());
+    assert.deepEqual(await checkTable(dv), []);
+  } finally {
+    await floe.close();
+  }
+});
+
+test('MERGE with deletion vectors and no change feed: UPDATE SET * (no target value read), a partial SET (the other columns kept from the target), a generated column', async () => {
+  const floe = await Floe.create({ threads: 2 });
+  try {
+    const p = path.join(await tempDir(), 't');
+    await DeltaTable.create(floe).location(p).addColumn('id', 'long').addColumn('v', 'long').addColumn('s', 'string')
+      .addColumn('w', 'long', { generatedAlwaysAs: 'v * 10' }).property('delta.enableDeletionVectors', 'true').execute();
+    await floe.duckdbSql("SELECT range::BIGINT AS id, range::BIGINT AS v, 'r' || range::VARCHAR AS s FROM range(0, 50)").write.delta(p, { mode: 'append' });
+    await floe.duckdbSql("SELECT range::BIGINT AS id, range::BIGINT AS v, 'r' || range::VARCHAR AS s FROM range(50, 100)").write.delta(p, { mode: 'append' });
+    const t = await DeltaTable.forPath(floe, p);
+    // 1: ids 0, 5, .., 145 with v = -id, s = 'new': updated when present (all columns from the source), else inserted.
+    const r1 = await t.alias('t').merge(floe.duckdbSql("SELECT range::BIGINT * 5 AS id, -(range::BIGINT * 5) AS v, 'new' AS s FROM range(0, 30)").alias('s'), 't.id = s.id')
+      .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute();
+    assert.equal(r1.metrics.numTargetRowsUpdated, 20);
+    assert.equal(r1.metrics.numTargetRowsInserted, 10);
+    // 2: ids 0, 3, .., 147: only v is set (s kept from the target row), w recomputed.
+    const r2 = await t.alias('t').merge(floe.duckdbSql('SELECT range::BIGINT * 3 AS id, 1000 + range::BIGINT AS v FROM range(0, 50)').alias('s'), 't.id = s.id')
+      .whenMatchedUpdate({ set: { v: 's.v' } }).execute();
+    const want = new Map<number, [number, string]>();
+    for (let i = 0; i < 100; i++) want.set(i, [i, `r${i}`]);
+    for (let k = 0; k < 30; k++) want.set(k * 5, [-(k * 5), 'new']);
+    let updated = 0;
+    for (let k = 0; k < 50; k++) {
+      const cur = want.get(k * 3);
+      if (cur) {
+        want.set(k * 3, [1000 + k, cur[1]]);
+        updated++;
+      }
+    }
+    assert.equal(r2.metrics.numTargetRowsUpdated, updated);
+    assert.equal(r2.metrics.numTargetRowsInserted, 0);
+    const got = (await floe.engine.allJson(`SELECT id::VARCHAR || ':' || v::VARCHAR || ':' || s || ':' || w::VARCHAR AS r FROM (${await (await floe.read.delta(p)).toSQL()}) ORDER BY id`)).map((r) => String(r.r));
+    assert.deepEqual(got, [...want].sort((a, b) => a[0] - b[0]).map(([id, [v, s]]) => `${id}:${v}:${s}:${v * 10}`));
+    assert.ok((await floe.snapshot(p)).files.some((f) => f.deletionVector));
+    assert.deepEqual(await checkTable(p), []);
+  } finally {
+    await floe.close();
+  }
+});
+
+test('MERGE with source columns named like its row markers (__sid, rowid): every source row is told apart, with and without deletion vectors', async () => {
+  const floe = await Floe.create({ threads: 2 });
+  try {
+    const root = await tempDir();
+    for (const dv of [true, false]) {
+      const p = path.join(root, dv ? 'dv' : 'cow');
+      await floe.duckdbSql('SELECT range::BIGINT AS id, range::BIGINT AS __sid, range::BIGINT AS rowid FROM range(10)').write.delta(p, { properties: dv ? { 'delta.enableDeletionVectors': 'true', 'delta.enableChangeDataFeed': 'true' } : { 'delta.enableChangeDataFeed': 'true' } });
+      // Every source row has the same __sid and rowid values: ids 0, 2, .., 14 (5 updates, 3 inserts).
+      const r = await (await DeltaTable.forPath(floe, p)).alias('t').merge(floe.duckdbSql('SELECT range::BIGINT * 2 AS id, 100::BIGINT AS __sid, 7::BIGINT AS rowid FROM range(8)').alias('s'), 't.id = s.id')
+        .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute();
+      assert.equal(r.metrics.numTargetRowsUpdated, 5, `dv ${dv}`);
+      assert.equal(r.metrics.numTargetRowsInserted, 3, `dv ${dv}`);
+      const got = (await floe.engine.allJson(`SELECT id::VARCHAR || ':' || __sid::VARCHAR || ':' || rowid::VARCHAR AS r FROM (${await (await floe.read.delta(p)).toSQL()}) ORDER BY id`)).map((x) => String(x.r));
+      const want = [...Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? `${i}:100:7` : `${i}:${i}:${i}`)), '10:100:7', '12:100:7', '14:100:7'];
+      assert.deepEqual(got, want, `dv ${dv}`);
+      const feed = (await floe.engine.allJson(`SELECT _change_type AS c, count(*) AS n FROM (${await (await floe.read.changes(p, { startingVersion: 1 })).toSQL()}) GROUP BY ALL ORDER BY c`)).map((x) => `${String(x.c)}:${Number(x.n)}`);
+      assert.deepEqual(feed, ['insert:3', 'update_postimage:5', 'update_preimage:5'], `dv ${dv}`);
+    }
+  } finally {
+    await floe.close();
+  }
+});

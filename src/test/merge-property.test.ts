@@ -10,6 +10,7 @@
  *    (some matching pair satisfies a matched clause), unless the only matched clause is one
  *    unconditional DELETE: then the row is deleted once, counted once, and has one `delete` change row;
  *  - null keys never match.
+ * Half the tables have deletion vectors on (changed rows marked deleted in place of copies).
  * Compared: the table afterwards (multiset), whether and which error occurred, the row metrics, and,
  * with the change data feed on, the feed of the MERGE version against the reference's changes.
  */
@@ -133,6 +134,8 @@ interface Case {
   on: number;
   partitioned: boolean;
   feedOn: boolean;
+  /** Deletion vectors on: matched rows are marked deleted in their files instead of copied. */
+  dv: boolean;
 }
 
 const caseArb: fc.Arbitrary<Case> = fc.record({
@@ -142,6 +145,7 @@ const caseArb: fc.Arbitrary<Case> = fc.record({
   on: fc.integer({ min: 0, max: MERGE_CONDS.length - 1 }),
   partitioned: fc.boolean(),
   feedOn: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+  dv: fc.boolean(),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -233,14 +237,14 @@ const norm = (rs: Record<string, unknown>[]): string[] => rs.map((r) => keyOf({ 
 
 function describe(c: Case): string {
   const cl = c.clauses.map((x) => `${x.kind}.${x.action}${x.cond ? `[${x.cond.sql}]` : ''}${x.assign ? ` ${JSON.stringify(x.assign.sql)}` : ''}`);
-  return `ON ${MERGE_CONDS[c.on]!.sql}; clauses ${cl.join(' | ')}; target ${JSON.stringify(c.target)}; source ${JSON.stringify(c.source)}; partitioned ${c.partitioned}; feed ${c.feedOn}`;
+  return `ON ${MERGE_CONDS[c.on]!.sql}; clauses ${cl.join(' | ')}; target ${JSON.stringify(c.target)}; source ${JSON.stringify(c.source)}; partitioned ${c.partitioned}; feed ${c.feedOn}; deletion vectors ${c.dv}`;
 }
 
 test('MERGE agrees with a reference implementation of Spark semantics (property)', async (t) => {
   const dir = await newRoot('floe-merge-prop-');
   const floe = await Floe.create({ threads: 2 });
   let n = 0;
-  const stats = { runs: 0, errors: 0, multi: 0, committed: 0 };
+  const stats = { runs: 0, errors: 0, multi: 0, committed: 0, dvCommitted: 0 };
   try {
     await fc.assert(
       fc.asyncProperty(caseArb, async (c) => {
@@ -249,7 +253,7 @@ test('MERGE agrees with a reference implementation of Spark semantics (property)
           path: p,
           schema: [{ name: 'id', type: 'long' }, { name: 'v', type: 'long' }, { name: 'g', type: 'string' }],
           partitionBy: c.partitioned ? ['g'] : [],
-          properties: c.feedOn ? { 'delta.enableChangeDataFeed': 'true' } : {},
+          properties: { ...(c.feedOn ? { 'delta.enableChangeDataFeed': 'true' } : {}), ...(c.dv ? { 'delta.enableDeletionVectors': 'true' } : {}) },
         });
         for (const chunk of c.target) await floe.duckdbSql(valuesSql(chunk)).write.delta(p, { mode: 'append' });
         const before = c.target.length;
@@ -298,6 +302,7 @@ test('MERGE agrees with a reference implementation of Spark semantics (property)
         assert.equal(r.version, changed ? before + 1 : null, `a MERGE commits iff it changes rows: ${what}`);
         if (!changed) return;
         stats.committed++;
+        if (c.dv) stats.dvCommitted++;
         if (c.feedOn) {
           const f = await (await floe.read.changes(p, { startingVersion: before + 1, endingVersion: before + 1 })).toArray();
           assert.deepEqual(norm(f), norm(ref.changes as unknown as Record<string, unknown>[]), `change data of the MERGE: ${what}`);
@@ -312,4 +317,5 @@ test('MERGE agrees with a reference implementation of Spark semantics (property)
   t.diagnostic(`runs ${JSON.stringify(stats)}`);
   assert.ok(stats.committed > 20, `enough runs changed rows (${JSON.stringify(stats)})`);
   assert.ok(stats.multi > 0, `some runs hit multiple matches (${JSON.stringify(stats)})`);
+  assert.ok(stats.dvCommitted > 5, `enough runs changed rows with deletion vectors on (${JSON.stringify(stats)})`);
 });
