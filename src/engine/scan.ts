@@ -147,11 +147,25 @@ const DESCRIBE_CHUNK = 64;
  * (a schema change between them) take the union DESCRIBE, exactly as `parquetColumns`.
  */
 async function dataFilesColumns(engine: Engine, files: { path: string; size: number }[]): Promise<Map<string, string>> {
+  const cache = await describeNewFiles(engine, files);
+  if (!cache) return parquetColumns(engine, files.map((f) => f.path));
+  const key = (f: { path: string; size: number }): string => `${f.size}:${f.path}`;
+  const first = cache.get(key(files[0]!));
+  const same = (c: [string, string][] | undefined): boolean => !!c && !!first && c.length === first.length && c.every(([n, t], i) => n === first[i]![0] && t === first[i]![1]);
+  if (!first || !files.every((f) => same(cache.get(key(f))))) return parquetColumns(engine, files.map((f) => f.path));
+  return new Map(first);
+}
+
+/**
+ * Puts the columns of the files not yet in the cache into it (one statement per DESCRIBE_CHUNK
+ * files) and returns the cache; null when too many files are new (the caller describes their union).
+ */
+async function describeNewFiles(engine: Engine, files: { path: string; size: number }[]): Promise<Map<string, [string, string][]> | null> {
   let cache = fileColumnsCache.get(engine);
   if (!cache) fileColumnsCache.set(engine, (cache = new Map()));
   const key = (f: { path: string; size: number }): string => `${f.size}:${f.path}`;
   const missing = [...new Map(files.filter((f) => !cache.has(key(f))).map((f) => [key(f), f])).values()];
-  if (missing.length > MAX_FILES_DESCRIBED_ONE_BY_ONE) return parquetColumns(engine, files.map((f) => f.path));
+  if (missing.length > MAX_FILES_DESCRIBED_ONE_BY_ONE) return null;
   if (cache.size + missing.length > MAX_CACHED_FILES) cache.clear();
   for (let i = 0; i < missing.length; i += DESCRIBE_CHUNK) {
     const chunk = missing.slice(i, i + DESCRIBE_CHUNK);
@@ -163,10 +177,17 @@ async function dataFilesColumns(engine: Engine, files: { path: string; size: num
     for (const r of await engine.allJson(`SELECT * FROM (${sql}) ORDER BY __i, __k`)) cols[Number(r.__i)]!.push([String(r.__n), String(r.__t)]);
     chunk.forEach((f, j) => cache.set(key(f), cols[j]!));
   }
-  const first = cache.get(key(files[0]!));
-  const same = (c: [string, string][] | undefined): boolean => !!c && !!first && c.length === first.length && c.every(([n, t], i) => n === first[i]![0] && t === first[i]![1]);
-  if (!first || !files.every((f) => same(cache.get(key(f))))) return parquetColumns(engine, files.map((f) => f.path));
-  return new Map(first);
+  return cache;
+}
+
+/**
+ * Describes, in one statement, the data files of several snapshots that this engine has not seen
+ * yet, so that the scans planned next (one per table) ask DuckDB nothing: e.g. the new files of a
+ * flow's target and state before a batch plans both.
+ */
+export async function prefetchDataFileColumns(engine: Engine, tables: { store: ObjectStore; files: AddFile[] }[]): Promise<void> {
+  for (const t of tables) await ensureFilesLocal(t.store, t.files);
+  await describeNewFiles(engine, tables.flatMap((t) => t.files.map((f) => ({ path: dataFilePath(t.store, f.path), size: f.size }))));
 }
 
 export interface ScanOptions {

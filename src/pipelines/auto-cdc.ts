@@ -66,7 +66,7 @@ import { guardExpression } from '../expression-guard.js';
 import type { Floe } from '../floe.js';
 import { checkCanModify, commitRewrite, dvWritesOn, cdfOnForWrites, withIdempotentTxn } from '../table/dml.js';
 import { constraintChecks } from '../table/write.js';
-import { dataFilePath, planScan } from '../engine/scan.js';
+import { dataFilePath, planScan, prefetchDataFileColumns } from '../engine/scan.js';
 import { Transaction } from '../core/transaction.js';
 import { DeltaTable } from '../table/delta-table.js';
 
@@ -352,6 +352,8 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   // A target with deletion vectors, no columns besides the flow's own and no constraints is changed
   // by position: its rows are read with their file and row index, so the commit needs no MERGE join.
   const outCols = [...columns, ...(scd === 2 ? ['__START_AT', '__END_AT'] : [])];
+  // The target's and the state's files not described yet (their new files): one statement for both.
+  await prefetchDataFileColumns(floe.engine, [{ store: targetLog.store, files: targetSnap.files }, ...(stateSnap ? [{ store: stateLog.store, files: stateSnap.files }] : [])]);
   let positional: PreparedBatch['positional'];
   let targetPos: string | null = null;
   if (targetSnap.files.length && !targetAlreadyCommitted && dvWritesOn(targetSnap)
