@@ -46,7 +46,8 @@
  *   delete older than the threshold is collected before the batch applies, so the result depends on
  *   `now` only, not on when collection ran; expired keys no batch touches are removed by a pass over
  *   the whole state every FULL_GC_EVERY batches (storage only). A type 2 state commit that collects
- *   nothing is an append.
+ *   nothing is an append; other state commits mark the rows they replace or collect in deletion
+ *   vectors, located in the scan the batch read, and append the new rows (no MERGE).
  * - A batch is identified by (flowName, batchId). The target commit and the state commit both carry a
  *   Delta `txn` action (appId = flowName, version = batchId). Order: the target commits first, then
  *   the state. Everything is computed from the state as of before the batch plus the batch itself,
