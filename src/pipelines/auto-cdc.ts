@@ -59,6 +59,7 @@
  *   target; the target is committed with floe's MERGE (copy-on-write, change data feed written).
  */
 import { quoteIdent } from '../core/schema.js';
+import { type AddFile, parseStats } from '../core/actions.js';
 import type { DeltaLog } from '../core/delta-log.js';
 import type { Snapshot } from '../core/snapshot.js';
 import type { DataFrame } from '../dataframe.js';
@@ -777,7 +778,7 @@ export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<num
     const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, properties: { 'delta.enableDeletionVectors': 'true' } });
     return r.version;
   }
-  if (p.scd === 2 && !(await floe.engine.allJson(`SELECT 1 AS x FROM ${p.sch} WHERE __op = 'delete' LIMIT 1`)).length) {
+  if (p.scd === 2 && !stateFilesToFold(p).length && !(await floe.engine.allJson(`SELECT 1 AS x FROM ${p.sch} WHERE __op = 'delete' LIMIT 1`)).length) {
     // Type 2 state rows are only ever added (new events) or collected: without collected rows the
     // commit is an append, which reads nothing of the state.
     const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
@@ -818,6 +819,24 @@ export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<num
  * (the caller MERGEs) when the state has no deletion vectors, a change feed or constraints, or when a
  * state row would be matched twice or a change would match several rows (a state written outside AUTO CDC).
  */
+/**
+ * Small state files (each batch appends one) are folded into the batch's new file once there are
+ * STATE_FOLD_FILES of them, so the state, read by every batch, keeps few files however many batches
+ * ran. Files under STATE_SMALL_FILE_BYTES count as small.
+ */
+export const STATE_FOLD_FILES = 32;
+const STATE_SMALL_FILE_BYTES = 1024 * 1024;
+
+/** The state files the state commit folds into its new file (none until there are STATE_FOLD_FILES small ones). */
+function stateFilesToFold(p: PreparedBatch): AddFile[] {
+  const snap = p.statePositional?.snapshot;
+  if (!snap || !dvWritesOn(snap)) return [];
+  const files = snap.files;
+  // Only files whose row count is known: they are removed as fully deleted (see commitStateByPosition).
+  const small = files.filter((f) => f.size < STATE_SMALL_FILE_BYTES && parseStats(f.stats)?.numRecords !== undefined);
+  return small.length >= STATE_FOLD_FILES ? small : [];
+}
+
 async function commitStateByPosition(floe: Floe, p: PreparedBatch): Promise<{ version: number | null } | null> {
   const sp = p.statePositional;
   if (!sp) return null;
@@ -843,9 +862,17 @@ async function commitStateByPosition(floe: Floe, p: PreparedBatch): Promise<{ ve
   const log = floe.deltaLog(p.statePath);
   const byPath = new Map(snap.files.map((f) => [dataFilePath(log.store, f.path), f]));
   const removed = (st!.files as unknown[]).map((i) => byPath.get(sp.paths[Number(i)]!)!);
+  const cols = p.stateColumns.map(q).join(', ');
+  // Folding small files: every row of theirs is marked deleted (so each is removed whole) and their
+  // rows this batch does not replace or delete are written again with the batch's new rows.
+  const fold = stateFilesToFold(p);
+  const idOf = new Map(sp.paths.map((x, i) => [x, i]));
+  const foldIds = fold.map((f) => idOf.get(dataFilePath(log.store, f.path))!).filter((i) => i !== undefined);
+  const inFold = foldIds.length ? `__floe_file_id IN (${foldIds.join(', ')})` : 'false';
+  const keptRows = `SELECT ${cols} FROM (${sp.scan}) t WHERE ${inFold} AND NOT EXISTS (SELECT 1 FROM ${m} WHERE ${m}.f = t.__floe_file_id AND ${m}.r = t.__floe_row_index)`;
+  for (const f of fold) if (!removed.some((x) => x.path === f.path)) removed.push(f);
   const txn = new Transaction(log, snap);
   txn.readWhole();
-  const cols = p.stateColumns.map(q).join(', ');
   const metrics: Record<string, number> = {
     numSourceRows: ups + del, numTargetRowsInserted: ins, numTargetRowsUpdated: upd, numTargetRowsMatchedUpdated: upd,
     numTargetRowsNotMatchedBySourceUpdated: 0, numTargetRowsDeleted: del, numTargetRowsMatchedDeleted: del, numTargetRowsNotMatchedBySourceDeleted: 0,
@@ -857,11 +884,13 @@ async function commitStateByPosition(floe: Floe, p: PreparedBatch): Promise<{ ve
     notMatchedPredicates: JSON.stringify([{ predicate: "s.__op = 'upsert'", actionType: 'insert' }]),
     notMatchedBySourcePredicates: '[]',
   };
-  const newRows = ups ? `SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'` : null;
+  const upserts = `SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`;
+  const newRows = foldIds.length ? `${upserts} UNION ALL ${keptRows}` : ups ? upserts : null;
+  const deletedRows = foldIds.length ? `SELECT f, r FROM ${m} UNION SELECT __floe_file_id AS f, __floe_row_index AS r FROM (${sp.scan}) WHERE ${inFold}` : `SELECT f, r FROM ${m}`;
   const res = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => commitRewrite(floe, {
     snapshot: snap, txn, removed, newDataSql: newRows, cdcSql: null, operation: 'MERGE', params, metrics,
     addedFilesMetric: 'numTargetFilesAdded', removedFilesMetric: 'numTargetFilesRemoved',
-    ...(removed.length ? { dv: { deletedRowsSql: `SELECT f, r FROM ${m}`, paths: sp.paths, newDataSql: newRows } } : {}),
+    ...(removed.length ? { dv: { deletedRowsSql: deletedRows, paths: sp.paths, newDataSql: newRows } } : {}),
   }));
   return { version: res.version };
 }

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
-import { type ApplyChangesOptions, FULL_GC_EVERY, STATE_DIR, applyChanges, applyChangesFromSnapshot, commitTargetStep, dropTemps, prepareApplyChanges } from '../pipelines/auto-cdc.js';
+import { type ApplyChangesOptions, FULL_GC_EVERY, STATE_DIR, STATE_FOLD_FILES, applyChanges, applyChangesFromSnapshot, commitTargetStep, dropTemps, prepareApplyChanges } from '../pipelines/auto-cdc.js';
 import { USERS_EXPECTED, runUsersExample } from '../examples/users-cdc.js';
 import { runDebeziumExample } from '../examples/debezium-cdc.js';
 import { tempDir } from './helpers.js';
@@ -377,4 +377,29 @@ test('a later batch reads each log incrementally: no listing of the target or th
   }
   assert.equal(listings, 0, 'no listing of _delta_log/ in a later batch');
   assert.deepEqual(await readScd1(floe, t), [{ id: 2, a: 4, b: null }]);
+});
+
+test(`the state keeps few files: once ${STATE_FOLD_FILES} small ones accumulate, a state commit folds them into its new file`, async () => {
+  for (const scd of [1, 2] as const) {
+    const folded = fresh();
+    const merged = fresh();
+    const batches: Ev[][] = [[u(1, 1, 1), u(2, 1, 2), u(3, 1, 3)]];
+    // Each batch a new key (a state file that stays), some also change or delete an older key.
+    for (let i = 1; i <= STATE_FOLD_FILES + 4; i++) batches.push([u(100 + i, 1, i), ...(i % 5 === 0 ? [d(1 + (i % 3), 10 + i)] : i % 3 === 0 ? [u(1 + (i % 4), 10 + i, i)] : [])]);
+    let most = 0;
+    for (const [i, b] of batches.entries()) {
+      const o = (t: string): ApplyChangesOptions => ({ ...base(t, scd), source: eventsDf(floe, b), batchId: i });
+      await applyChanges(floe, o(folded));
+      await applyChanges(floe, o(merged));
+      if (i === 0) await floe.sql(`ALTER TABLE delta.\`${locJoin(merged, STATE_DIR)}\` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'false')`);
+      most = Math.max(most, (await floe.snapshot(locJoin(folded, STATE_DIR))).files.length);
+    }
+    assert.ok(most >= STATE_FOLD_FILES, `scd ${scd}: at most ${most} state files`);
+    const read = scd === 1 ? readScd1 : readScd2;
+    assert.deepEqual(await read(floe, folded), await read(floe, merged), `scd ${scd}: targets differ`);
+    const state = async (t: string): Promise<string[]> => (await (await floe.read.delta(locJoin(t, STATE_DIR))).toJSON()).map((r) => JSON.stringify({ ...r, __ts: 0 })).sort();
+    assert.deepEqual(await state(folded), await state(merged), `scd ${scd}: states differ`);
+    const files = (await floe.snapshot(locJoin(folded, STATE_DIR))).files.length;
+    assert.ok(files < 8, `scd ${scd}: the state has ${files} files`);
+  }
 });
