@@ -770,7 +770,7 @@ async function commitByPosition(floe: Floe, p: PreparedBatch, outCols: string[])
   return { skipped: res.version === null, version: res.version, upserted: ins + upd, deleted: del };
 }
 
-/** Step 3: the state commit (MERGE, or the creating write, with txn (flowName, batchId)). */
+/** Step 3: the state commit (by position, an append, or a MERGE; the creating write on the first batch; with txn (flowName, batchId)). */
 export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<number | null> {
   const cols = p.stateColumns.map(q).join(', ');
   if (!(await floe.deltaLog(p.statePath).exists())) {
@@ -810,16 +810,6 @@ export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<num
 }
 
 /**
- * The state commit by position (a state with deletion vectors, as AUTO CDC creates it): the state
- * rows the batch replaces or deletes (matched as the MERGE matches them: by key and slot for type 1,
- * by key and sequence for type 2) are located in the scan the batch read (PreparedBatch.statePositional)
- * and marked deleted in deletion vectors, and the batch's upserted rows are appended: the MERGE's
- * result (matched: delete or replace; not matched: insert the upserts) in one commit on the snapshot
- * the batch was computed from, with no copy of the changes and no second pass over them. Returns null
- * (the caller MERGEs) when the state has no deletion vectors, a change feed or constraints, or when a
- * state row would be matched twice or a change would match several rows (a state written outside AUTO CDC).
- */
-/**
  * Small state files (each batch appends one) are folded into the batch's new file once there are
  * STATE_FOLD_FILES of them, so the state, read by every batch, keeps few files however many batches
  * ran. Files under STATE_SMALL_FILE_BYTES count as small.
@@ -837,6 +827,17 @@ function stateFilesToFold(p: PreparedBatch): AddFile[] {
   return small.length >= STATE_FOLD_FILES ? small : [];
 }
 
+/**
+ * The state commit by position (a state with deletion vectors, as AUTO CDC creates it): the state
+ * rows the batch replaces or deletes (matched as the MERGE matches them: by key and slot for type 1,
+ * by key and sequence for type 2) are located in the scan the batch read (PreparedBatch.statePositional)
+ * and marked deleted in deletion vectors, and the batch's upserted rows are appended: the MERGE's
+ * result (matched: delete or replace; not matched: insert the upserts) in one commit on the snapshot
+ * the batch was computed from, with no copy of the changes and no second pass over them. Returns null
+ * (the caller MERGEs) when the state has no deletion vectors, a change feed or constraints, or when a
+ * state row would be matched twice or a change would match several rows (a state written outside AUTO CDC).
+ * When small files have piled up (stateFilesToFold) it also folds them into its new file.
+ */
 async function commitStateByPosition(floe: Floe, p: PreparedBatch): Promise<{ version: number | null } | null> {
   const sp = p.statePositional;
   if (!sp) return null;
