@@ -68,6 +68,9 @@ export class DeltaLog {
   }
 
   async exists(): Promise<boolean> {
+    // A table this log has loaded: its latest known commit, still there, answers without a listing
+    // (a listing of `_delta_log/` grows with the table's history).
+    if (this.cached && (await this.store.head(commitPath(this.cached.version)))) return true;
     const files = await this.listLogFiles();
     return files.some((f) => f.kind === 'commit' || f.kind === 'checkpoint');
   }

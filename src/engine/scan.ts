@@ -128,6 +128,68 @@ export async function parquetColumns(engine: Engine, paths: string[]): Promise<M
   return out;
 }
 
+/**
+ * Each data file's Parquet columns, per engine, by (size, path): data files are immutable, so a table
+ * scanned again (every batch of a pipeline) asks DuckDB only about its new files. Bounded: cleared
+ * when it grows past MAX_CACHED_FILES.
+ */
+const fileColumnsCache = new WeakMap<Engine, Map<string, [string, string][]>>();
+const MAX_CACHED_FILES = 100_000;
+/** Above this many files not in the cache, one DESCRIBE of their union (as before the cache) instead of one per file. */
+const MAX_FILES_DESCRIBED_ONE_BY_ONE = 256;
+/** Files described per statement (a UNION ALL of DESCRIBEs). */
+const DESCRIBE_CHUNK = 64;
+
+/**
+ * The union of some data files' columns (as `parquetColumns`), answered from the per-file cache when
+ * every file is there with the same columns (the union of identical schemas is that schema); files
+ * not yet seen are described one by one (a few statements) and cached. Files whose columns differ
+ * (a schema change between them) take the union DESCRIBE, exactly as `parquetColumns`.
+ */
+async function dataFilesColumns(engine: Engine, files: { path: string; size: number }[]): Promise<Map<string, string>> {
+  const cache = await describeNewFiles(engine, files);
+  if (!cache) return parquetColumns(engine, files.map((f) => f.path));
+  const key = (f: { path: string; size: number }): string => `${f.size}:${f.path}`;
+  const first = cache.get(key(files[0]!));
+  const same = (c: [string, string][] | undefined): boolean => !!c && !!first && c.length === first.length && c.every(([n, t], i) => n === first[i]![0] && t === first[i]![1]);
+  if (!first || !files.every((f) => same(cache.get(key(f))))) return parquetColumns(engine, files.map((f) => f.path));
+  return new Map(first);
+}
+
+/**
+ * Puts the columns of the files not yet in the cache into it (one statement per DESCRIBE_CHUNK
+ * files) and returns the cache; null when too many files are new (the caller describes their union).
+ */
+async function describeNewFiles(engine: Engine, files: { path: string; size: number }[]): Promise<Map<string, [string, string][]> | null> {
+  let cache = fileColumnsCache.get(engine);
+  if (!cache) fileColumnsCache.set(engine, (cache = new Map()));
+  const key = (f: { path: string; size: number }): string => `${f.size}:${f.path}`;
+  const missing = [...new Map(files.filter((f) => !cache.has(key(f))).map((f) => [key(f), f])).values()];
+  if (missing.length > MAX_FILES_DESCRIBED_ONE_BY_ONE) return null;
+  if (cache.size + missing.length > MAX_CACHED_FILES) cache.clear();
+  for (let i = 0; i < missing.length; i += DESCRIBE_CHUNK) {
+    const chunk = missing.slice(i, i + DESCRIBE_CHUNK);
+    // row_number() keeps each file's column order (DESCRIBE lists them in order).
+    const sql = chunk
+      .map((f, j) => `SELECT ${j} AS __i, row_number() OVER () AS __k, column_name AS __n, column_type AS __t FROM (DESCRIBE SELECT * FROM read_parquet([${quoteString(f.path)}], union_by_name = true))`)
+      .join(' UNION ALL ');
+    const cols: [string, string][][] = chunk.map(() => []);
+    for (const r of await engine.allJson(`SELECT * FROM (${sql}) ORDER BY __i, __k`)) cols[Number(r.__i)]!.push([String(r.__n), String(r.__t)]);
+    chunk.forEach((f, j) => cache.set(key(f), cols[j]!));
+  }
+  return cache;
+}
+
+/**
+ * Describes, in one statement, the data files of several snapshots that this engine has not seen
+ * yet, so that the scans planned next (one per table) ask DuckDB nothing: e.g. the new files of a
+ * flow's target and state before a batch plans both.
+ */
+export async function prefetchDataFileColumns(engine: Engine, tables: { store: ObjectStore; files: AddFile[] }[]): Promise<void> {
+  for (const t of tables) await ensureFilesLocal(t.store, t.files);
+  await describeNewFiles(engine, tables.flatMap((t) => t.files.map((f) => ({ path: dataFilePath(t.store, f.path), size: f.size }))));
+}
+
 export interface ScanOptions {
   /** SQL predicates the caller will apply; used here only to skip files. */
   filters?: string[];
@@ -186,7 +248,7 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
   const dvFiles = files.filter((f) => f.deletionVector);
 
   // Group files by (partition values, has DV).
-  const groups = new Map<string, { values: (string | null)[]; dv: boolean; paths: string[] }>();
+  const groups = new Map<string, { values: (string | null)[]; dv: boolean; paths: string[]; files: { path: string; size: number }[] }>();
   for (const f of files) {
     const values = partFields.map((pf) => {
       const pv = f.partitionValues[physicalName(pf)] ?? f.partitionValues[pf.name];
@@ -195,8 +257,10 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
     const dv = !!f.deletionVector;
     const key = JSON.stringify([values, dv]);
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { values, dv, paths: [] }));
-    g.paths.push(dataFilePath(store, f.path));
+    if (!g) groups.set(key, (g = { values, dv, paths: [], files: [] }));
+    const p = dataFilePath(store, f.path);
+    g.paths.push(p);
+    g.files.push({ path: p, size: f.size });
   }
 
   const allPaths = [...groups.values()].flatMap((g) => g.paths);
@@ -244,7 +308,7 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
     const branches = await Promise.all([...groups.values()].map(async (g, gi) => {
       const partExprs = new Map(partFields.map((pf, i) => [pf.name, partitionLiteral(g.values[i], pf.type)]));
       const src = `read_parquet([${g.paths.map(quoteString).join(', ')}], ${readArgs})`;
-      const cols = groups.size === 1 ? await parquetColumns(engine, allPaths) : await parquetColumns(engine, g.paths);
+      const cols = await dataFilesColumns(engine, g.files);
       return `SELECT ${order(partExprs, cols)}${infoCols}${idCols(offsets[gi]!, g.paths, cols)} FROM ${src} t${g.dv ? dvJoin(offsets[gi]!, g.paths, cols) : ''}`;
     }));
     sql = branches.length === 1 ? branches[0]! : branches.map((b) => `(${b})`).join(' UNION ALL ');
@@ -258,7 +322,7 @@ export async function planScan(engine: Engine, store: ObjectStore, snapshot: Sna
     for (let i = 0; i < rows.length; i += 1000) await engine.run(`INSERT INTO ${ft} VALUES ${rows.slice(i, i + 1000).join(', ')}`);
     const partExprs = new Map(partFields.map((pf, i) => [pf.name, `p.p${i}`]));
     const src = `read_parquet([${allPaths.map(quoteString).join(', ')}], union_by_name = true, filename = true, file_row_number = true)`;
-    const cols = await parquetColumns(engine, allPaths);
+    const cols = await dataFilesColumns(engine, [...groups.values()].flatMap((g) => g.files));
     sql = `SELECT ${order(partExprs, cols)}${infoCols}${idCols(0, allPaths, cols)} FROM ${src} t JOIN ${ft} p ON p.path = t.filename${dvJoin(0, allPaths, cols)}`;
   }
   return { sql, tables, filesTotal: snapshot.files.length, filesScanned: files.length, ...(options.withFileId ? { paths: allPaths } : {}) };

@@ -48,7 +48,8 @@
  *   delete older than the threshold is collected before the batch applies, so the result depends on
  *   `now` only, not on when collection ran; expired keys no batch touches are removed by a pass over
  *   the whole state every FULL_GC_EVERY batches (storage only). A type 2 state commit that collects
- *   nothing is an append.
+ *   nothing is an append; other state commits mark the rows they replace or collect in deletion
+ *   vectors, located in the scan the batch read, and append the new rows (no MERGE).
  * - A batch is identified by (flowName, batchId). The target commit and the state commit both carry a
  *   Delta `txn` action (appId = flowName, version = batchId). Order: the target commits first, then
  *   the state. Everything is computed from the state as of before the batch plus the batch itself,
@@ -60,14 +61,16 @@
  *   target; the target is committed with floe's MERGE (copy-on-write, change data feed written).
  */
 import { quoteIdent } from '../core/schema.js';
+import { type AddFile, parseStats } from '../core/actions.js';
+import type { DeltaLog } from '../core/delta-log.js';
 import type { Snapshot } from '../core/snapshot.js';
 import type { DataFrame } from '../dataframe.js';
-import { FloeError, InvalidArgumentError } from '../errors.js';
+import { FloeError, InvalidArgumentError, TableNotFoundError } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
 import type { Floe } from '../floe.js';
-import { commitRewrite, dvWritesOn, cdfOnForWrites, withIdempotentTxn } from '../table/dml.js';
+import { checkCanModify, commitRewrite, dvWritesOn, cdfOnForWrites, withIdempotentTxn } from '../table/dml.js';
 import { constraintChecks } from '../table/write.js';
-import { dataFilePath, planScan } from '../engine/scan.js';
+import { dataFilePath, planScan, prefetchDataFileColumns } from '../engine/scan.js';
 import { Transaction } from '../core/transaction.js';
 import { DeltaTable } from '../table/delta-table.js';
 
@@ -145,6 +148,12 @@ export interface PreparedBatch {
    * of the i-th output column).
    */
   positional?: { snapshot: Snapshot; paths: string[] };
+  /**
+   * The state as the batch read it (when it exists): its snapshot, and `scan`, its rows with
+   * `__floe_file_id` (an index in `paths`) and `__floe_row_index`; the state commit marks the rows it
+   * replaces or deletes in deletion vectors by these positions (see commitStateByPosition).
+   */
+  statePositional?: { snapshot: Snapshot; paths: string[]; scan: string };
 }
 
 const q = quoteIdent;
@@ -168,8 +177,23 @@ export async function applyChanges(floe: Floe, opts: ApplyChangesOptions): Promi
 }
 
 export async function dropTemps(floe: Floe, p: PreparedBatch): Promise<void> {
-  for (const t of p.temps.reverse()) await floe.engine.run(`DROP TABLE IF EXISTS ${t}`).catch(() => undefined);
+  const temps = p.temps.reverse();
   p.temps = [];
+  if (!temps.length) return;
+  // One round trip for all; should it fail, one by one (dropping what can be dropped).
+  await floe.engine.run(temps.map((t) => `DROP TABLE IF EXISTS ${t};`).join('\n')).catch(async () => {
+    for (const t of temps) await floe.engine.run(`DROP TABLE IF EXISTS ${t}`).catch(() => undefined);
+  });
+}
+
+/** The latest snapshot, or null when there is no table at the log's location. */
+async function snapshotOrNull(log: DeltaLog): Promise<Snapshot | null> {
+  try {
+    return await log.snapshot();
+  } catch (e) {
+    if (e instanceof TableNotFoundError) return null;
+    throw e;
+  }
 }
 
 function statePathOf(target: string): string {
@@ -252,20 +276,22 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const K0 = keys.map(q).join(', ');
   const keyText = (r: Record<string, unknown>): string => keys.map((k) => `${k}=${show(r[k])}`).join(', ');
 
-  // State and target snapshots.
+  // State and target snapshots: each loaded once per batch (the session's DeltaLog moves its last
+  // snapshot forward by the commits written since, no listing) and passed along to the commits.
   const stateLog = floe.deltaLog(statePath);
-  const stateExists = await stateLog.exists();
-  const stateSnap = stateExists ? await stateLog.snapshot() : null;
+  const stateSnap = await snapshotOrNull(stateLog);
+  const stateExists = stateSnap !== null;
   if (stateSnap && (stateSnap.txnVersion(opts.flowName) ?? -1) >= opts.batchId) {
     const numSourceRows = Number((await eng.allJson(`SELECT count(*) AS n FROM (${srcSql})`))[0]!.n);
     return { opts, scd, statePath, stateExists, keys, columns, nonKeys, numSourceRows, temps, alreadyApplied: true, targetAlreadyCommitted: true, tch: '', sch: '', stateColumns: [] };
   }
   const targetLog = floe.deltaLog(opts.target);
-  const targetExists = await targetLog.exists();
+  const existingTarget = await snapshotOrNull(targetLog);
+  const targetExists = existingTarget !== null;
   // SCD 2's first batch (every column tracked) sorts the batch by (key, sequence) for its history
   // anyway: that pass also flags repeated pairs, instead of a separate grouping of the batch.
   const allTracked = tracked.length === nonKeys.length && !opts.ignoreNullUpdates;
-  let foldDup = scd === 2 && !stateSnap && allTracked && (!targetExists || (await floe.snapshot(opts.target)).files.length === 0);
+  let foldDup = scd === 2 && !stateSnap && allTracked && (!existingTarget || existingTarget.files.length === 0);
 
   // One pass over the batch for the row count, NULL keys or sequences, and (unless folded) repeated (key, sequence) pairs.
   // Without truncates the pairs are counted by one 64-bit hash: as many distinct hashes as rows
@@ -321,16 +347,17 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
       properties: { 'delta.enableChangeDataFeed': 'true', 'delta.enableDeletionVectors': 'true', ...(opts.tableProperties ?? {}) },
     });
   }
-  const targetSnap = await floe.snapshot(opts.target);
+  const targetSnap = existingTarget ?? (await targetLog.snapshot());
   const tcols = new Set(targetSnap.schema.fields.map((f) => f.name));
   for (const c of [...keys, ...(scd === 2 ? ['__START_AT', '__END_AT'] : [])]) {
     if (!tcols.has(c)) throw new FloeError('AUTO_CDC_TARGET_SCHEMA', `The AUTO CDC target ${opts.target} has no column '${c}'${c.startsWith('__') ? ' (an SCD type 2 target needs __START_AT and __END_AT typed like the sequence)' : ''}.`, { column: c });
   }
   const targetAlreadyCommitted = (targetSnap.txnVersion(opts.flowName) ?? -1) >= opts.batchId;
-  const targetSql = await (await floe.read.delta(opts.target, { versionAsOf: targetSnap.version })).toSQL();
   // A target with deletion vectors, no columns besides the flow's own and no constraints is changed
   // by position: its rows are read with their file and row index, so the commit needs no MERGE join.
   const outCols = [...columns, ...(scd === 2 ? ['__START_AT', '__END_AT'] : [])];
+  // The target's and the state's files not described yet (their new files): one statement for both.
+  await prefetchDataFileColumns(floe.engine, [{ store: targetLog.store, files: targetSnap.files }, ...(stateSnap ? [{ store: stateLog.store, files: stateSnap.files }] : [])]);
   let positional: PreparedBatch['positional'];
   let targetPos: string | null = null;
   if (targetSnap.files.length && !targetAlreadyCommitted && dvWritesOn(targetSnap)
@@ -342,7 +369,26 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
     targetPos = `SELECT * FROM (${plan.sql}) AS __scan(${names})`;
     positional = { snapshot: targetSnap, paths: plan.paths ?? [] };
   }
-  const stateSql = stateSnap ? await (await floe.read.delta(statePath, { versionAsOf: stateSnap.version })).toSQL() : null;
+  // The target's rows: from the positional scan when there is one (one plan of the target per batch).
+  let targetSql: string;
+  if (targetPos) targetSql = `SELECT ${targetSnap.schema.fields.map((f) => q(f.name)).join(', ')} FROM (${targetPos})`;
+  else {
+    const plan = await planScan(floe.engine, targetLog.store, targetSnap);
+    temps.push(...plan.tables);
+    targetSql = plan.sql;
+  }
+  // The state's rows, read with each row's file and row index: the same scan serves the batch's
+  // computation (without them) and the state commit, which marks replaced rows by position.
+  let stateSql: string | null = null;
+  let statePositional: PreparedBatch['statePositional'];
+  if (stateSnap) {
+    const plan = await planScan(floe.engine, stateLog.store, stateSnap, { files: stateSnap.files, withFileId: true });
+    temps.push(...plan.tables);
+    const fields = stateSnap.schema.fields.map((f) => q(f.name));
+    const scan = `SELECT * FROM (${plan.sql}) AS __scan(${[...fields, '__floe_file_id', '__floe_row_index'].join(', ')})`;
+    stateSql = `SELECT ${fields.join(', ')} FROM (${scan})`;
+    statePositional = { snapshot: stateSnap, paths: plan.paths ?? [], scan };
+  }
   const thresholdMs = (await tombstoneThreshold(floe, opts, targetSnap)) * 1000;
   const now = opts.now ?? Date.now();
   foldDup &&= targetSnap.files.length === 0;
@@ -353,7 +399,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
     r = await computeScd2({ ...ctx, evAll: await dedupe(), foldDup: false });
     if (!r) throw new Error('AUTO CDC: repeated (key, sequence) pairs after deduplication');
   }
-  return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns, ...(targetPos ? { positional } : {}) };
+  return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns, ...(targetPos ? { positional } : {}), ...(statePositional ? { statePositional } : {}) };
 }
 
 interface Ctx {
@@ -672,15 +718,16 @@ async function scd2State(c: Ctx, stAll: string | null, nev: string, stateColumns
 
 /** Step 2: the target commit (MERGE with txn (flowName, batchId)); skipped when the target already has the txn. */
 export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ skipped: boolean; version: number | null; upserted: number; deleted: number }> {
+  const outCols = [...p.columns, ...(p.scd === 2 ? ['__START_AT', '__END_AT'] : [])];
+  if (p.positional && !p.targetAlreadyCommitted) {
+    // (Counts the changes in its own pass over them.)
+    const r = await commitByPosition(floe, p, outCols);
+    if (r) return r;
+  }
   const counts = (await floe.engine.allJson(`SELECT count(*) FILTER (WHERE __op = 'upsert') AS u, count(*) FILTER (WHERE __op = 'delete') AS d FROM ${p.tch}`))[0]!;
   const upserted = Number(counts.u);
   const deleted = Number(counts.d);
   if (p.targetAlreadyCommitted) return { skipped: true, version: null, upserted, deleted };
-  const outCols = [...p.columns, ...(p.scd === 2 ? ['__START_AT', '__END_AT'] : [])];
-  if (p.positional) {
-    const r = await commitByPosition(floe, p, outCols);
-    if (r) return { ...r, upserted, deleted };
-  }
   // An empty target (the first batch, or after a truncate) takes a plain append: nothing to match.
   if (!(await floe.snapshot(p.opts.target)).files.length) {
     const w = await floe.duckdbSql(upsertRows(p, outCols.map(q).join(', ')))
@@ -706,7 +753,7 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
  * on the snapshot the rows were located in, recorded as a MERGE. Returns null (the caller MERGEs)
  * when one old row would be changed twice (a target written to outside the flow).
  */
-async function commitByPosition(floe: Floe, p: PreparedBatch, outCols: string[]): Promise<{ skipped: boolean; version: number | null } | null> {
+async function commitByPosition(floe: Floe, p: PreparedBatch, outCols: string[]): Promise<{ skipped: boolean; version: number | null; upserted: number; deleted: number } | null> {
   const { snapshot: snap, paths } = p.positional!;
   const eng = floe.engine;
   const [st] = await eng.allJson(`SELECT count(*) FILTER (WHERE __tf IS NOT NULL) AS n, count(DISTINCT (__tf, __tr)) FILTER (WHERE __tf IS NOT NULL) AS d,
@@ -740,14 +787,14 @@ async function commitByPosition(floe: Floe, p: PreparedBatch, outCols: string[])
     notMatchedPredicates: JSON.stringify([{ predicate: "s.__op = 'upsert'", actionType: 'insert' }]),
     notMatchedBySourcePredicates: '[]',
   };
-  if (!ins && !upd && !del) return { skipped: false, version: null };
+  if (!ins && !upd && !del) return { skipped: false, version: null, upserted: 0, deleted: 0 };
   // (Targets with constraints take the MERGE: see prepareApplyChanges.)
   const res = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => commitRewrite(floe, {
     snapshot: snap, txn, removed, newDataSql: null, cdcSql, operation: 'MERGE', params, metrics,
     addedFilesMetric: 'numTargetFilesAdded', removedFilesMetric: 'numTargetFilesRemoved',
     dv: { deletedRowsSql: `SELECT __tf AS f, __tr AS r FROM ${p.tch} WHERE __tf IS NOT NULL`, paths, newDataSql: upsertRows(p, cols) },
   }));
-  return { skipped: res.version === null, version: res.version };
+  return { skipped: res.version === null, version: res.version, upserted: ins + upd, deleted: del };
 }
 
 /**
@@ -760,7 +807,7 @@ function upsertRows(p: PreparedBatch, cols: string): string {
   return `SELECT ${cols} FROM ${p.tch} WHERE __op = 'upsert' AND "__END_AT" IS NOT NULL UNION ALL SELECT ${cols} FROM ${p.tch} WHERE __op = 'upsert' AND "__END_AT" IS NULL`;
 }
 
-/** Step 3: the state commit (MERGE, or the creating write, with txn (flowName, batchId)). */
+/** Step 3: the state commit (by position, an append, or a MERGE; the creating write on the first batch; with txn (flowName, batchId)). */
 export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<number | null> {
   const cols = p.stateColumns.map(q).join(', ');
   if (!(await floe.deltaLog(p.statePath).exists())) {
@@ -768,12 +815,14 @@ export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<num
     const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, properties: { 'delta.enableDeletionVectors': 'true' } });
     return r.version;
   }
-  if (p.scd === 2 && !(await floe.engine.allJson(`SELECT 1 AS x FROM ${p.sch} WHERE __op = 'delete' LIMIT 1`)).length) {
+  if (p.scd === 2 && !stateFilesToFold(p).length && !(await floe.engine.allJson(`SELECT 1 AS x FROM ${p.sch} WHERE __op = 'delete' LIMIT 1`)).length) {
     // Type 2 state rows are only ever added (new events) or collected: without collected rows the
     // commit is an append, which reads nothing of the state.
     const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
     return r.version;
   }
+  const byPos = await commitStateByPosition(floe, p);
+  if (byPos) return byPos.version;
   const src = floe.duckdbSql(`SELECT * FROM ${p.sch} WHERE __op <> 'skip'`).alias('s');
   const table = (await DeltaTable.forPath(floe, p.statePath)).alias('t');
   let builder;
@@ -795,6 +844,93 @@ export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<num
   }
   const r = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => builder.execute());
   return r.version;
+}
+
+/**
+ * Small state files (each batch appends one) are folded into the batch's new file once there are
+ * STATE_FOLD_FILES of them, so the state, read by every batch, keeps few files however many batches
+ * ran. Files under STATE_SMALL_FILE_BYTES count as small.
+ */
+export const STATE_FOLD_FILES = 32;
+const STATE_SMALL_FILE_BYTES = 1024 * 1024;
+
+/** The state files the state commit folds into its new file (none until there are STATE_FOLD_FILES small ones). */
+function stateFilesToFold(p: PreparedBatch): AddFile[] {
+  const snap = p.statePositional?.snapshot;
+  if (!snap || !dvWritesOn(snap)) return [];
+  const files = snap.files;
+  // Only files whose row count is known: they are removed as fully deleted (see commitStateByPosition).
+  const small = files.filter((f) => f.size < STATE_SMALL_FILE_BYTES && parseStats(f.stats)?.numRecords !== undefined);
+  return small.length >= STATE_FOLD_FILES ? small : [];
+}
+
+/**
+ * The state commit by position (a state with deletion vectors, as AUTO CDC creates it): the state
+ * rows the batch replaces or deletes (matched as the MERGE matches them: by key and slot for type 1,
+ * by key and sequence for type 2) are located in the scan the batch read (PreparedBatch.statePositional)
+ * and marked deleted in deletion vectors, and the batch's upserted rows are appended: the MERGE's
+ * result (matched: delete or replace; not matched: insert the upserts) in one commit on the snapshot
+ * the batch was computed from, with no copy of the changes and no second pass over them. Returns null
+ * (the caller MERGEs) when the state has no deletion vectors, a change feed or constraints, or when a
+ * state row would be matched twice or a change would match several rows (a state written outside AUTO CDC).
+ * When small files have piled up (stateFilesToFold) it also folds them into its new file.
+ */
+async function commitStateByPosition(floe: Floe, p: PreparedBatch): Promise<{ version: number | null } | null> {
+  const sp = p.statePositional;
+  if (!sp) return null;
+  const snap = sp.snapshot;
+  const fieldNames = snap.schema.fields.map((f) => f.name);
+  if (!dvWritesOn(snap) || cdfOnForWrites(snap) || snap.partitionColumns.length || fieldNames.length !== p.stateColumns.length
+    || !p.stateColumns.every((c) => fieldNames.includes(c)) || (await constraintChecks(snap.tablePath, snap.schema, snap.configuration)).length) return null;
+  checkCanModify(snap, 'MERGE');
+  const eng = floe.engine;
+  const on = [...p.keys.map((k) => `t.${q(k)} = s.${q(k)}`), p.scd === 1 ? 't.__slot = s.__slot' : 't.__seq = s.__seq'].join(' AND ');
+  // The matched rows' positions (few: one per changed key), with the change each meets.
+  const m = eng.uniqueName('cdc_spos');
+  await eng.run(`CREATE TEMP TABLE ${m} AS SELECT t.__floe_file_id AS f, t.__floe_row_index AS r, s.__sid AS sid, s.__op AS op
+    FROM (${sp.scan}) t JOIN (SELECT *, row_number() OVER () AS __sid FROM ${p.sch} WHERE __op <> 'skip') s ON ${on}`);
+  p.temps.push(m);
+  const [st] = await eng.allJson(`SELECT count(*) AS n, count(DISTINCT (f, r)) AS dr, count(DISTINCT sid) AS ds,
+      coalesce(list(DISTINCT f), []) AS files, count(*) FILTER (WHERE op = 'upsert') AS upd, count(*) FILTER (WHERE op = 'delete') AS del,
+      (SELECT count(*) FROM ${p.sch} WHERE __op = 'upsert') AS ups FROM ${m}`);
+  const [n, upd, del, ups] = [Number(st!.n), Number(st!.upd), Number(st!.del), Number(st!.ups)];
+  if (n !== Number(st!.dr) || n !== Number(st!.ds)) return null;
+  const ins = ups - upd;
+  if (!ins && !upd && !del) return { version: null };
+  const log = floe.deltaLog(p.statePath);
+  const byPath = new Map(snap.files.map((f) => [dataFilePath(log.store, f.path), f]));
+  const removed = (st!.files as unknown[]).map((i) => byPath.get(sp.paths[Number(i)]!)!);
+  const cols = p.stateColumns.map(q).join(', ');
+  // Folding small files: every row of theirs is marked deleted (so each is removed whole) and their
+  // rows this batch does not replace or delete are written again with the batch's new rows.
+  const fold = stateFilesToFold(p);
+  const idOf = new Map(sp.paths.map((x, i) => [x, i]));
+  const foldIds = fold.map((f) => idOf.get(dataFilePath(log.store, f.path))!).filter((i) => i !== undefined);
+  const inFold = foldIds.length ? `__floe_file_id IN (${foldIds.join(', ')})` : 'false';
+  const keptRows = `SELECT ${cols} FROM (${sp.scan}) t WHERE ${inFold} AND NOT EXISTS (SELECT 1 FROM ${m} WHERE ${m}.f = t.__floe_file_id AND ${m}.r = t.__floe_row_index)`;
+  for (const f of fold) if (!removed.some((x) => x.path === f.path)) removed.push(f);
+  const txn = new Transaction(log, snap);
+  txn.readWhole();
+  const metrics: Record<string, number> = {
+    numSourceRows: ups + del, numTargetRowsInserted: ins, numTargetRowsUpdated: upd, numTargetRowsMatchedUpdated: upd,
+    numTargetRowsNotMatchedBySourceUpdated: 0, numTargetRowsDeleted: del, numTargetRowsMatchedDeleted: del, numTargetRowsNotMatchedBySourceDeleted: 0,
+    numTargetRowsCopied: 0, numOutputRows: ins + upd, numTargetFilesScanned: snap.files.length, numTargetFilesTotal: snap.files.length,
+  };
+  const params = {
+    predicate: on,
+    matchedPredicates: JSON.stringify([{ predicate: "s.__op = 'delete'", actionType: 'delete' }, { actionType: 'update' }]),
+    notMatchedPredicates: JSON.stringify([{ predicate: "s.__op = 'upsert'", actionType: 'insert' }]),
+    notMatchedBySourcePredicates: '[]',
+  };
+  const upserts = `SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`;
+  const newRows = foldIds.length ? `${upserts} UNION ALL ${keptRows}` : ups ? upserts : null;
+  const deletedRows = foldIds.length ? `SELECT f, r FROM ${m} UNION SELECT __floe_file_id AS f, __floe_row_index AS r FROM (${sp.scan}) WHERE ${inFold}` : `SELECT f, r FROM ${m}`;
+  const res = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => commitRewrite(floe, {
+    snapshot: snap, txn, removed, newDataSql: newRows, cdcSql: null, operation: 'MERGE', params, metrics,
+    addedFilesMetric: 'numTargetFilesAdded', removedFilesMetric: 'numTargetFilesRemoved',
+    ...(removed.length ? { dv: { deletedRowsSql: deletedRows, paths: sp.paths, newDataSql: newRows } } : {}),
+  }));
+  return { version: res.version };
 }
 
 export interface ApplyChangesFromSnapshotOptions {

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
-import { type ApplyChangesOptions, FULL_GC_EVERY, STATE_DIR, applyChanges, applyChangesFromSnapshot, commitTargetStep, dropTemps, prepareApplyChanges } from '../pipelines/auto-cdc.js';
+import { type ApplyChangesOptions, FULL_GC_EVERY, STATE_DIR, STATE_FOLD_FILES, applyChanges, applyChangesFromSnapshot, commitTargetStep, dropTemps, prepareApplyChanges } from '../pipelines/auto-cdc.js';
 import { USERS_EXPECTED, runUsersExample } from '../examples/users-cdc.js';
 import { runDebeziumExample } from '../examples/debezium-cdc.js';
 import { tempDir } from './helpers.js';
@@ -335,5 +335,96 @@ test('a writer changing the target between the diff and the commit makes the bat
     await applyChanges(floe, { ...base(t, scd), source: eventsDf(floe, [u(1, 2, 11), d(2, 2)]), batchId: 1 });
     const rows = scd === 1 ? await readScd1(floe, t) : (await readScd2(floe, t)).filter((r) => r.end === null);
     assert.deepEqual(rows.map((r) => [r.id, r.a]), [[1, 11]]);
+  }
+});
+
+test('the state commit marks the state rows it replaces or collects by position (no MERGE): same state and target as the MERGE path', async () => {
+  // A seeded history with deletes, late events, re-deliveries and tombstones expiring (60 s
+  // threshold, 100 s between batches), applied twice: as AUTO CDC creates the state (deletion
+  // vectors on: the state commit works by position) and with the state's deletion vectors turned
+  // off after the first batch (the state commit then takes floe's MERGE).
+  let x = 11;
+  const rnd = (n: number): number => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+  for (const scd of [1, 2] as const) {
+    const evs: Ev[] = [];
+    for (let s = 1; s <= 80; s++) evs.push(rnd(4) === 0 ? d(rnd(10), s) : u(rnd(10), s, rnd(5), rnd(3) === 0 ? null : `v${rnd(3)}`));
+    const batches = [evs.slice(0, 25), [...evs.slice(40, 50), ...evs.slice(25, 35)], [...evs.slice(35, 40), evs[2]!, evs[30]!], evs.slice(50, 65), evs.slice(65)];
+    const byPos = fresh();
+    const merged = fresh();
+    for (const [i, b] of batches.entries()) {
+      const o = (t: string): ApplyChangesOptions => ({ ...base(t, scd), source: eventsDf(floe, b), batchId: i, now: i * 100_000, tombstoneGCThresholdInSeconds: 60 });
+      await applyChanges(floe, o(byPos));
+      await applyChanges(floe, o(merged));
+      if (i === 0) await floe.sql(`ALTER TABLE delta.\`${locJoin(merged, STATE_DIR)}\` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'false')`);
+    }
+    const read = scd === 1 ? readScd1 : readScd2;
+    assert.deepEqual(await read(floe, byPos), await read(floe, merged), `scd ${scd}: targets differ`);
+    const state = async (t: string): Promise<string[]> => (await (await floe.read.delta(locJoin(t, STATE_DIR))).toJSON()).map((r) => JSON.stringify(r)).sort();
+    assert.deepEqual(await state(byPos), await state(merged), `scd ${scd}: states differ`);
+    // The by-position state commits copied no rows and wrote deletion vectors; the MERGE path none.
+    const hist = async (t: string) => (await (await DeltaTable.forPath(floe, locJoin(t, STATE_DIR))).history()).filter((h) => h.operation === 'MERGE').map((h) => h.operationMetrics ?? {});
+    const pos = await hist(byPos);
+    assert.ok(pos.length >= 1, `scd ${scd}: the state took MERGE-like commits`);
+    for (const m of pos) assert.equal(Number(m.numTargetRowsCopied ?? 0), 0);
+    assert.ok(pos.some((m) => Number(m.numDeletionVectorsAdded ?? 0) + Number(m.numDeletionVectorsUpdated ?? 0) > 0), `scd ${scd}: ${JSON.stringify(pos)}`);
+    assert.ok((await hist(merged)).every((m) => m.numDeletionVectorsAdded === undefined), 'the MERGE path writes no deletion vectors here');
+  }
+});
+
+test('a later batch reads each log incrementally: no listing of the target or the state log', async () => {
+  const t = fresh();
+  await applyChanges(floe, { ...base(t, 1), source: eventsDf(floe, [u(1, 1, 1), u(2, 1, 2)]), batchId: 0 });
+  await applyChanges(floe, { ...base(t, 1), source: eventsDf(floe, [u(1, 2, 3)]), batchId: 1 });
+  // Both logs have been loaded by this session: the next batch moves their snapshots forward by name.
+  const stores = [floe.deltaLog(t).store, floe.deltaLog(locJoin(t, STATE_DIR)).store];
+  let listings = 0;
+  const originals = stores.map((s) => s.list);
+  stores.forEach((s, i) => {
+    s.list = (...a: Parameters<typeof s.list>) => {
+      listings++;
+      return originals[i]!.apply(s, a);
+    };
+  });
+  try {
+    const r = await applyChanges(floe, { ...base(t, 1), source: eventsDf(floe, [u(2, 3, 4), d(1, 3)]), batchId: 2 });
+    assert.equal(r.numUpsertedRows, 1);
+    assert.equal(r.numDeletedRows, 1);
+    assert.equal(typeof r.stateVersion, 'number');
+  } finally {
+    stores.forEach((s, i) => {
+      s.list = originals[i]!;
+    });
+  }
+  assert.equal(listings, 0, 'no listing of _delta_log/ in a later batch');
+  assert.deepEqual(await readScd1(floe, t), [{ id: 2, a: 4, b: null }]);
+});
+
+test(`the state keeps few files: once ${STATE_FOLD_FILES} small ones accumulate, a state commit folds them into its new file`, async () => {
+  for (const scd of [1, 2] as const) {
+    const folded = fresh();
+    const merged = fresh();
+    const batches: Ev[][] = [[u(1, 1, 1), u(2, 1, 2), u(3, 1, 3)]];
+    // Each batch a new key (a state file that stays), some also change or delete an older key.
+    for (let i = 1; i <= STATE_FOLD_FILES + 4; i++) batches.push([u(100 + i, 1, i), ...(i % 5 === 0 ? [d(1 + (i % 3), 10 + i)] : i % 3 === 0 ? [u(1 + (i % 4), 10 + i, i)] : [])]);
+    let most = 0;
+    for (const [i, b] of batches.entries()) {
+      const o = (t: string): ApplyChangesOptions => ({ ...base(t, scd), source: eventsDf(floe, b), batchId: i });
+      await applyChanges(floe, o(folded));
+      await applyChanges(floe, o(merged));
+      if (i === 0) await floe.sql(`ALTER TABLE delta.\`${locJoin(merged, STATE_DIR)}\` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'false')`);
+      most = Math.max(most, (await floe.snapshot(locJoin(folded, STATE_DIR))).files.length);
+    }
+    assert.ok(most >= STATE_FOLD_FILES, `scd ${scd}: at most ${most} state files`);
+    const read = scd === 1 ? readScd1 : readScd2;
+    assert.deepEqual(await read(floe, folded), await read(floe, merged), `scd ${scd}: targets differ`);
+    const state = async (t: string): Promise<string[]> => (await (await floe.read.delta(locJoin(t, STATE_DIR))).toJSON()).map((r) => JSON.stringify({ ...r, __ts: 0 })).sort();
+    assert.deepEqual(await state(folded), await state(merged), `scd ${scd}: states differ`);
+    const files = (await floe.snapshot(locJoin(folded, STATE_DIR))).files.length;
+    assert.ok(files < 8, `scd ${scd}: the state has ${files} files`);
   }
 });
