@@ -476,7 +476,11 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const tv = await tmp('cdc_tv', `SELECT t0, tb, greatest(t0, tb) AS t, (tb IS NOT NULL AND (t0 IS NULL OR tb > t0)) AS newtrunc FROM
     (SELECT ${c.stateSql ? `(SELECT max(__delete_seq) FROM ${st} WHERE __slot = 1)` : `(SELECT max(__seq) FROM ${evAll} WHERE false)`} AS t0,
       (SELECT max(__seq) FROM ${evAll} WHERE ${c.hasTruncates ? `__kind = 'truncate'` : 'false'}) AS tb)`);
-  const newTrunc = (await c.floe.engine.allJson(`SELECT newtrunc FROM ${tv}`))[0]!.newtrunc === true;
+  const [tvRow] = await c.floe.engine.allJson(`SELECT newtrunc, t IS NULL AS tnull FROM ${tv}`);
+  const newTrunc = tvRow!.newtrunc === true;
+  // Without any truncate (the common case) the truncate terms drop out of every expression: DuckDB
+  // would otherwise plan each `(SELECT t FROM tv)` as a join.
+  const noTrunc = tvRow!.tnull === true;
   const ev = c.hasTruncates ? `(SELECT * FROM ${evAll} WHERE __kind <> 'truncate')` : evAll;
   const rowPack = nonKeys.length ? `, struct_pack(${nonKeys.map((n) => `${q(n)} := e.${q(n)}`).join(', ')}) AS e_row` : '';
   // One aggregation of the batch per key: latest upsert (its row), latest delete.
@@ -485,7 +489,7 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const ak = newTrunc ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${ev} UNION SELECT ${K.join(', ')} FROM ${st} WHERE __slot = 0`) : null;
   const stCols = `s.__upsert_seq AS s_ups, s.__delete_seq AS s_del, s.__ts AS s_ts, (s.__slot IS NOT NULL) AS s_present${csCols.map((x) => `, s.${x} AS s_${x}`).join('')}`;
   const kdCols = `e.e_ups, e.e_del${nonKeys.length ? ', e.e_row' : ''},
-      greatest(s.__delete_seq, e.e_del, tv.t) AS d_eff,
+      greatest(s.__delete_seq, e.e_del${noTrunc ? '' : ', tv.t'}) AS d_eff,
       greatest(s.__delete_seq, e.e_del) AS d_key,
       greatest(s.__upsert_seq, e.e_ups) AS u_key`;
   // A key of the batch whose state is a tombstone older than the threshold is collected before the
@@ -499,11 +503,11 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
     FROM ${ak} ak
     LEFT JOIN ${liveState} s ON ${eqOn(keys, 'ak', 's')}
     LEFT JOIN (${batchAgg}) e ON ${eqOn(keys, 'ak', 'e')}
-    CROSS JOIN ${tv} tv`)
+    ${noTrunc ? '' : `CROSS JOIN ${tv} tv`}`)
     : await tmp('cdc_kd', `SELECT ${keys.map((k) => `e.${q(k)}`).join(', ')}, ${stCols}, ${kdCols}
     FROM (${batchAgg}) e
     ${stJoin}
-    CROSS JOIN ${tv} tv`);
+    ${noTrunc ? '' : `CROSS JOIN ${tv} tv`}`);
   // ignoreNullUpdates: per column, the latest non-null value of the batch after the key's effective delete.
   let cand = '';
   if (c.ignoreNull && nonKeys.length) {
@@ -542,7 +546,8 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
     UNION ALL SELECT ${cols}, 'delete' AS __op${pos} FROM ${nw} WHERE NOT live AND old_present`);
   // State: affected keys, truncate-covered and expired tombstones dropped; a new truncate row.
   const tval = `(SELECT t FROM ${tv})`;
-  const covered = (u: string, d: string): string => `(${tval} IS NOT NULL AND (${u} IS NULL OR ${u} <= ${tval}) AND (${d} IS NULL OR ${d} <= ${tval}))`;
+  const covered = (u: string, d: string): string => (noTrunc ? 'false' : `(${tval} IS NOT NULL AND (${u} IS NULL OR ${u} <= ${tval}) AND (${d} IS NULL OR ${d} <= ${tval}))`);
+  const withTrunc = (d: string): string => (noTrunc ? d : `greatest(${d}, ${tval})`);
   const tsExpr = `CASE WHEN d_key IS DISTINCT FROM s_del THEN ${c.now}::BIGINT ELSE coalesce(s_ts, ${c.now}::BIGINT) END`;
   const sch = await tmp('cdc_sch', `
     SELECT ${K.join(', ')}, u_key AS __upsert_seq, d_key AS __delete_seq${csCols.map((x) => `, ${x}`).join('')}, ${tsExpr} AS __ts, 0::INTEGER AS __slot,
@@ -552,7 +557,7 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
     SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, 'delete' AS __op FROM ${st} s
     WHERE s.__slot = 0 AND NOT EXISTS (SELECT 1 FROM ${kd} ak WHERE ${eqOn(keys, 'ak', 's')})
       AND (${covered('s.__upsert_seq', 's.__delete_seq')}
-           OR (NOT (s.__upsert_seq IS NOT NULL AND (greatest(s.__delete_seq, ${tval}) IS NULL OR s.__upsert_seq > greatest(s.__delete_seq, ${tval}))) AND s.__ts < ${c.cutoff}))` : ''}
+           OR (NOT (s.__upsert_seq IS NOT NULL AND (${withTrunc('s.__delete_seq')} IS NULL OR s.__upsert_seq > ${withTrunc('s.__delete_seq')})) AND s.__ts < ${c.cutoff}))` : ''}
     ${newTrunc ? `UNION ALL SELECT ${keys.map(() => 'NULL').join(', ')}, NULL, tb${csCols.map(() => ', NULL').join('')}, ${c.now}::BIGINT, 1::INTEGER, 'upsert' FROM ${tv}` : ''}`);
   return { tch, sch, stateColumns };
 }
