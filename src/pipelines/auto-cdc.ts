@@ -752,6 +752,25 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
 }
 
 /**
+ * The operation metrics and parameters of a by-position commit, as the MERGE it stands for records
+ * them (matched: delete when `s.__op = 'delete'`, else update; not matched: insert upserts).
+ */
+function mergeRecord(on: string, sourceRows: number, ins: number, upd: number, del: number, files: number): { metrics: Record<string, number>; params: Record<string, unknown> } {
+  const metrics: Record<string, number> = {
+    numSourceRows: sourceRows, numTargetRowsInserted: ins, numTargetRowsUpdated: upd, numTargetRowsMatchedUpdated: upd,
+    numTargetRowsNotMatchedBySourceUpdated: 0, numTargetRowsDeleted: del, numTargetRowsMatchedDeleted: del, numTargetRowsNotMatchedBySourceDeleted: 0,
+    numTargetRowsCopied: 0, numOutputRows: ins + upd, numTargetFilesScanned: files, numTargetFilesTotal: files,
+  };
+  const params = {
+    predicate: on,
+    matchedPredicates: JSON.stringify([{ predicate: "s.__op = 'delete'", actionType: 'delete' }, { actionType: 'update' }]),
+    notMatchedPredicates: JSON.stringify([{ predicate: "s.__op = 'upsert'", actionType: 'insert' }]),
+    notMatchedBySourcePredicates: '[]',
+  };
+  return { metrics, params };
+}
+
+/**
  * The target commit when `tch` located the old rows by position (PreparedBatch.positional): the
  * replaced and deleted rows are marked in deletion vectors, the new rows appended, and the change
  * feed written as floe's MERGE writes it (update pre/post images, inserts, deletes), in one commit
@@ -781,17 +800,7 @@ async function commitByPosition(floe: Floe, p: PreparedBatch, outCols: string[])
     : null;
   const [ins, upd, del] = [Number(st!.ins), Number(st!.upd), Number(st!.del)];
   const on = [...p.keys, ...(p.scd === 2 ? ['__START_AT'] : [])].map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ');
-  const metrics: Record<string, number> = {
-    numSourceRows: ins + upd + del, numTargetRowsInserted: ins, numTargetRowsUpdated: upd, numTargetRowsMatchedUpdated: upd,
-    numTargetRowsNotMatchedBySourceUpdated: 0, numTargetRowsDeleted: del, numTargetRowsMatchedDeleted: del, numTargetRowsNotMatchedBySourceDeleted: 0,
-    numTargetRowsCopied: 0, numOutputRows: ins + upd, numTargetFilesScanned: snap.files.length, numTargetFilesTotal: snap.files.length,
-  };
-  const params = {
-    predicate: on,
-    matchedPredicates: JSON.stringify([{ predicate: "s.__op = 'delete'", actionType: 'delete' }, { actionType: 'update' }]),
-    notMatchedPredicates: JSON.stringify([{ predicate: "s.__op = 'upsert'", actionType: 'insert' }]),
-    notMatchedBySourcePredicates: '[]',
-  };
+  const { metrics, params } = mergeRecord(on, ins + upd + del, ins, upd, del, snap.files.length);
   if (!ins && !upd && !del) return { skipped: false, version: null, upserted: 0, deleted: 0 };
   // (Targets with constraints take the MERGE: see prepareApplyChanges.)
   const res = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => commitRewrite(floe, {
@@ -916,17 +925,7 @@ async function commitStateByPosition(floe: Floe, p: PreparedBatch): Promise<{ ve
   for (const f of fold) if (!removed.some((x) => x.path === f.path)) removed.push(f);
   const txn = new Transaction(log, snap);
   txn.readWhole();
-  const metrics: Record<string, number> = {
-    numSourceRows: ups + del, numTargetRowsInserted: ins, numTargetRowsUpdated: upd, numTargetRowsMatchedUpdated: upd,
-    numTargetRowsNotMatchedBySourceUpdated: 0, numTargetRowsDeleted: del, numTargetRowsMatchedDeleted: del, numTargetRowsNotMatchedBySourceDeleted: 0,
-    numTargetRowsCopied: 0, numOutputRows: ins + upd, numTargetFilesScanned: snap.files.length, numTargetFilesTotal: snap.files.length,
-  };
-  const params = {
-    predicate: on,
-    matchedPredicates: JSON.stringify([{ predicate: "s.__op = 'delete'", actionType: 'delete' }, { actionType: 'update' }]),
-    notMatchedPredicates: JSON.stringify([{ predicate: "s.__op = 'upsert'", actionType: 'insert' }]),
-    notMatchedBySourcePredicates: '[]',
-  };
+  const { metrics, params } = mergeRecord(on, ups + del, ins, upd, del, snap.files.length);
   const upserts = `SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`;
   const newRows = foldIds.length ? `${upserts} UNION ALL ${keptRows}` : ups ? upserts : null;
   const deletedRows = foldIds.length ? `SELECT f, r FROM ${m} UNION SELECT __floe_file_id AS f, __floe_row_index AS r FROM (${sp.scan}) WHERE ${inFold}` : `SELECT f, r FROM ${m}`;

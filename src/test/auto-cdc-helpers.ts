@@ -10,6 +10,17 @@ export interface Ev {
   b: string | null;
 }
 
+/** A seeded pseudo-random integer in [0, n) (xorshift32): reproducible event histories. */
+export function seededRandom(seed: number): (n: number) => number {
+  let x = seed;
+  return (n) => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+}
+
 const lit = (v: number | string | null, type: string): string => (v === null ? `NULL::${type}` : typeof v === 'number' ? `${v}::${type}` : `'${v.replace(/'/g, "''")}'::${type}`);
 
 /** A DataFrame of events with fixed column types (id, seq, op, a, b). */

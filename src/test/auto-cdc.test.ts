@@ -15,7 +15,7 @@ import { USERS_EXPECTED, runUsersExample } from '../examples/users-cdc.js';
 import { runDebeziumExample } from '../examples/debezium-cdc.js';
 import { tempDir } from './helpers.js';
 import { isRemoteStore, listNames, localOnly, locJoin, newRoot } from './store.js';
-import { type Ev, eventsDf, readScd1, readScd2 } from './auto-cdc-helpers.js';
+import { type Ev, eventsDf, readScd1, readScd2, seededRandom } from './auto-cdc-helpers.js';
 
 let floe: Floe;
 let dir: string;
@@ -285,13 +285,7 @@ test('later batches change a target with deletion vectors by position: same targ
   // A seeded history of upserts (some late), deletes and re-deliveries over 12 keys, in 4 batches,
   // applied to a target with deletion vectors (rows located while diffing, no MERGE join) and to one
   // without (floe's MERGE): per version the targets' change feeds hold the same rows.
-  let x = 7;
-  const rnd = (n: number): number => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
+  const rnd = seededRandom(7);
   for (const scd of [1, 2] as const) {
     const evs: Ev[] = [];
     for (let s = 1; s <= 60; s++) evs.push(rnd(6) === 0 ? d(rnd(12), s) : u(rnd(12), s, rnd(4), rnd(3) === 0 ? null : `v${rnd(3)}`));
@@ -343,13 +337,7 @@ test('the state commit marks the state rows it replaces or collects by position 
   // threshold, 100 s between batches), applied twice: as AUTO CDC creates the state (deletion
   // vectors on: the state commit works by position) and with the state's deletion vectors turned
   // off after the first batch (the state commit then takes floe's MERGE).
-  let x = 11;
-  const rnd = (n: number): number => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) % n;
-  };
+  const rnd = seededRandom(11);
   for (const scd of [1, 2] as const) {
     const evs: Ev[] = [];
     for (let s = 1; s <= 80; s++) evs.push(rnd(4) === 0 ? d(rnd(10), s) : u(rnd(10), s, rnd(5), rnd(3) === 0 ? null : `v${rnd(3)}`));
