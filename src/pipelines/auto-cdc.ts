@@ -58,7 +58,11 @@
  *   target commit is skipped and the state is still updated from the same input. The caller must
  *   replay the same input for the same batchId (as a streaming checkpoint does).
  * - All heavy work runs in DuckDB SQL: window functions over the batch and the state, joins with the
- *   target; the target is committed with floe's MERGE (copy-on-write, change data feed written).
+ *   target. A target with deletion vectors (as AUTO CDC creates it) is committed by position: the
+ *   diff reads its rows with their file and row index, and the commit marks the replaced and deleted
+ *   ones in deletion vectors and appends the new rows, writing the change feed as MERGE does
+ *   (commitByPosition); other targets take floe's MERGE (copy-on-write, change data feed written).
+ *   SCD 2 keys whose new events all follow their applied ones read only their current target row.
  */
 import { quoteIdent } from '../core/schema.js';
 import { type AddFile, parseStats } from '../core/actions.js';
