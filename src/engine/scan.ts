@@ -190,6 +190,22 @@ export async function prefetchDataFileColumns(engine: Engine, tables: { store: O
   await describeNewFiles(engine, tables.flatMap((t) => t.files.map((f) => ({ path: dataFilePath(t.store, f.path), size: f.size }))));
 }
 
+/** The file index and row index columns of a positional scan (names no table column has). */
+export const FILE_ID = '__floe_file_id';
+export const ROW_INDEX = '__floe_row_index';
+
+/**
+ * A scan of some files of a snapshot whose rows carry their position: the table's columns, then
+ * FILE_ID (an index in `paths`) and ROW_INDEX. The columns are renamed by position, so a table
+ * column called `_file_id` or `_row_index` does not clash. For row-level changes that mark rows in
+ * deletion vectors or find them again.
+ */
+export async function planPositionalScan(engine: Engine, store: ObjectStore, snapshot: Snapshot, files: AddFile[]): Promise<{ sql: string; paths: string[]; tables: string[] }> {
+  const plan = await planScan(engine, store, snapshot, { files, withFileId: true });
+  const names = [...snapshot.schema.fields.map((f) => quoteIdent(f.name)), FILE_ID, ROW_INDEX].join(', ');
+  return { sql: `SELECT * FROM (${plan.sql}) AS __scan(${names})`, paths: plan.paths ?? [], tables: plan.tables };
+}
+
 export interface ScanOptions {
   /** SQL predicates the caller will apply; used here only to skip files. */
   filters?: string[];

@@ -74,7 +74,7 @@ import { guardExpression } from '../expression-guard.js';
 import type { Floe } from '../floe.js';
 import { checkCanModify, commitRewrite, dvWritesOn, cdfOnForWrites, withIdempotentTxn } from '../table/dml.js';
 import { constraintChecks } from '../table/write.js';
-import { dataFilePath, planScan, prefetchDataFileColumns } from '../engine/scan.js';
+import { FILE_ID, ROW_INDEX, dataFilePath, planPositionalScan, planScan, prefetchDataFileColumns } from '../engine/scan.js';
 import { Transaction } from '../core/transaction.js';
 import { DeltaTable } from '../table/delta-table.js';
 
@@ -202,6 +202,22 @@ async function snapshotOrNull(log: DeltaLog): Promise<Snapshot | null> {
 
 function statePathOf(target: string): string {
   return `${target.replace(/[\\/]+$/, '')}/${STATE_DIR}`;
+}
+
+/** The target's columns in order: the data columns, then SCD 2's __START_AT / __END_AT. */
+function targetColumns(columns: string[], scd: 1 | 2): string[] {
+  return [...columns, ...(scd === 2 ? ['__START_AT', '__END_AT'] : [])];
+}
+
+/**
+ * Whether a commit may change this table by position (mark rows in deletion vectors, append the new
+ * ones) rather than through MERGE: deletion vectors on, exactly the columns the flow writes (nothing
+ * a MERGE would fill in, such as generated columns), and no constraints to check.
+ */
+async function changeableByPosition(snap: Snapshot, cols: string[]): Promise<boolean> {
+  const names = snap.schema.fields.map((f) => f.name);
+  return dvWritesOn(snap) && names.length === cols.length && cols.every((c) => names.includes(c))
+    && !(await constraintChecks(snap.tablePath, snap.schema, snap.configuration)).length;
 }
 
 function eqOn(keys: string[], a: string, b: string): string {
@@ -359,19 +375,16 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const targetAlreadyCommitted = (targetSnap.txnVersion(opts.flowName) ?? -1) >= opts.batchId;
   // A target with deletion vectors, no columns besides the flow's own and no constraints is changed
   // by position: its rows are read with their file and row index, so the commit needs no MERGE join.
-  const outCols = [...columns, ...(scd === 2 ? ['__START_AT', '__END_AT'] : [])];
+  const outCols = targetColumns(columns, scd);
   // The target's and the state's files not described yet (their new files): one statement for both.
   await prefetchDataFileColumns(floe.engine, [{ store: targetLog.store, files: targetSnap.files }, ...(stateSnap ? [{ store: stateLog.store, files: stateSnap.files }] : [])]);
   let positional: PreparedBatch['positional'];
   let targetPos: string | null = null;
-  if (targetSnap.files.length && !targetAlreadyCommitted && dvWritesOn(targetSnap)
-    && targetSnap.schema.fields.length === outCols.length && targetSnap.schema.fields.every((f) => outCols.includes(f.name))
-    && !(await constraintChecks(targetSnap.tablePath, targetSnap.schema, targetSnap.configuration)).length) {
-    const plan = await planScan(floe.engine, targetLog.store, targetSnap, { files: targetSnap.files, withFileId: true });
+  if (targetSnap.files.length && !targetAlreadyCommitted && (await changeableByPosition(targetSnap, outCols))) {
+    const plan = await planPositionalScan(floe.engine, targetLog.store, targetSnap, targetSnap.files);
     temps.push(...plan.tables);
-    const names = [...targetSnap.schema.fields.map((f) => q(f.name)), '__floe_file_id', '__floe_row_index'].join(', ');
-    targetPos = `SELECT * FROM (${plan.sql}) AS __scan(${names})`;
-    positional = { snapshot: targetSnap, paths: plan.paths ?? [] };
+    targetPos = plan.sql;
+    positional = { snapshot: targetSnap, paths: plan.paths };
   }
   // The target's rows: from the positional scan when there is one (one plan of the target per batch).
   let targetSql: string;
@@ -386,12 +399,10 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   let stateSql: string | null = null;
   let statePositional: PreparedBatch['statePositional'];
   if (stateSnap) {
-    const plan = await planScan(floe.engine, stateLog.store, stateSnap, { files: stateSnap.files, withFileId: true });
+    const plan = await planPositionalScan(floe.engine, stateLog.store, stateSnap, stateSnap.files);
     temps.push(...plan.tables);
-    const fields = stateSnap.schema.fields.map((f) => q(f.name));
-    const scan = `SELECT * FROM (${plan.sql}) AS __scan(${[...fields, '__floe_file_id', '__floe_row_index'].join(', ')})`;
-    stateSql = `SELECT ${fields.join(', ')} FROM (${scan})`;
-    statePositional = { snapshot: stateSnap, paths: plan.paths ?? [], scan };
+    stateSql = `SELECT ${stateSnap.schema.fields.map((f) => q(f.name)).join(', ')} FROM (${plan.sql})`;
+    statePositional = { snapshot: stateSnap, paths: plan.paths, scan: plan.sql };
   }
   const thresholdMs = (await tombstoneThreshold(floe, opts, targetSnap)) * 1000;
   const now = opts.now ?? Date.now();
@@ -538,7 +549,7 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
       coalesce(t.__present, false) AS old_present,
       kd.u_key, kd.d_key, kd.d_eff, kd.s_del, kd.s_ts, kd.s_present
       ${valueExprs.map((v) => `, ${v}`).join('')}${csExprs.map((v) => `, ${v}`).join('')}${nonKeys.map((n, i) => `, t.${q(n)} AS __old_${i}`).join('')}
-      ${c.targetPos ? ', t.__floe_file_id AS __tf, t.__floe_row_index AS __tr' : ''}
+      ${c.targetPos ? `, t.${FILE_ID} AS __tf, t.${ROW_INDEX} AS __tr` : ''}
     FROM ${kd} kd
     ${cand ? `LEFT JOIN ${cand} cd ON ${eqOn(keys, 'kd', 'cd')}` : ''}
     LEFT JOIN (SELECT *, true AS __present FROM (${c.targetPos ?? c.targetSql})) t ON ${eqOn(keys, 'kd', 't')}`);
@@ -678,7 +689,7 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
     v AS (SELECT ${K.join(', ')}, __ver, min(__seq) AS __start, arg_max(${lastPack}, __seq) AS __last FROM a6 WHERE __kind = 'upsert' GROUP BY ${[...K, '__ver'].join(', ')})
     SELECT ${K.join(', ')}${nonKeys.map((n) => `, struct_extract(__last, ${sqlStr(n)}) AS ${q(n)}`).join('')}, __start AS "__START_AT", struct_extract(__last, '__n') AS "__END_AT" FROM v`;
   }
-  const outCols = [...keys, ...nonKeys, '__START_AT', '__END_AT'];
+  const outCols = c.outCols;
   // An empty target: the history is the change.
   if (!old) {
     if (!(c.foldDup && allTracked)) return tmp('cdc_tch', `SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op FROM (${histSql})`);
@@ -692,7 +703,7 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
   const floor = await tmp('cdc_floor', `SELECT ${K.join(', ')}, min(__seq) AS __floor FROM (${all}) GROUP BY ALL`);
   const changed = [...nonKeys, '__END_AT'].map((n) => `h.${q(n)} IS DISTINCT FROM o.${q(n)}`).join(' OR ');
   // By position: the old row's place and values.
-  const pos = c.targetPos ? `, o.__floe_file_id AS __tf, o.__floe_row_index AS __tr${outCols.map((n, i) => `, o.${q(n)} AS __o${i}`).join('')}` : '';
+  const pos = c.targetPos ? `, o.${FILE_ID} AS __tf, o.${ROW_INDEX} AS __tr${outCols.map((n, i) => `, o.${q(n)} AS __o${i}`).join('')}` : '';
   return tmp('cdc_tch', `
     SELECT ${outCols.map((n) => `h.${q(n)}`).join(', ')}, 'upsert' AS __op${pos}
     FROM ${hist} h LEFT JOIN ${old} o ON ${eqOn(keys, 'h', 'o')} AND o."__START_AT" = h."__START_AT"
@@ -727,7 +738,7 @@ async function scd2State(c: Ctx, stAll: string | null, nev: string, stateColumns
 
 /** Step 2: the target commit (MERGE with txn (flowName, batchId)); skipped when the target already has the txn. */
 export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ skipped: boolean; version: number | null; upserted: number; deleted: number }> {
-  const outCols = [...p.columns, ...(p.scd === 2 ? ['__START_AT', '__END_AT'] : [])];
+  const outCols = targetColumns(p.columns, p.scd);
   if (p.positional && !p.targetAlreadyCommitted) {
     // (Counts the changes in its own pass over them.)
     const r = await commitByPosition(floe, p, outCols);
@@ -897,15 +908,13 @@ async function commitStateByPosition(floe: Floe, p: PreparedBatch): Promise<{ ve
   const sp = p.statePositional;
   if (!sp) return null;
   const snap = sp.snapshot;
-  const fieldNames = snap.schema.fields.map((f) => f.name);
-  if (!dvWritesOn(snap) || cdfOnForWrites(snap) || snap.partitionColumns.length || fieldNames.length !== p.stateColumns.length
-    || !p.stateColumns.every((c) => fieldNames.includes(c)) || (await constraintChecks(snap.tablePath, snap.schema, snap.configuration)).length) return null;
+  if (cdfOnForWrites(snap) || snap.partitionColumns.length || !(await changeableByPosition(snap, p.stateColumns))) return null;
   checkCanModify(snap, 'MERGE');
   const eng = floe.engine;
   const on = [...p.keys.map((k) => `t.${q(k)} = s.${q(k)}`), p.scd === 1 ? 't.__slot = s.__slot' : 't.__seq = s.__seq'].join(' AND ');
   // The matched rows' positions (few: one per changed key), with the change each meets.
   const m = eng.uniqueName('cdc_spos');
-  await eng.run(`CREATE TEMP TABLE ${m} AS SELECT t.__floe_file_id AS f, t.__floe_row_index AS r, s.__sid AS sid, s.__op AS op
+  await eng.run(`CREATE TEMP TABLE ${m} AS SELECT t.${FILE_ID} AS f, t.${ROW_INDEX} AS r, s.__sid AS sid, s.__op AS op
     FROM (${sp.scan}) t JOIN (SELECT *, row_number() OVER () AS __sid FROM ${p.sch} WHERE __op <> 'skip') s ON ${on}`);
   p.temps.push(m);
   const [st] = await eng.allJson(`SELECT count(*) AS n, count(DISTINCT (f, r)) AS dr, count(DISTINCT sid) AS ds,
@@ -924,15 +933,15 @@ async function commitStateByPosition(floe: Floe, p: PreparedBatch): Promise<{ ve
   const fold = stateFilesToFold(p);
   const idOf = new Map(sp.paths.map((x, i) => [x, i]));
   const foldIds = fold.map((f) => idOf.get(dataFilePath(log.store, f.path))!).filter((i) => i !== undefined);
-  const inFold = foldIds.length ? `__floe_file_id IN (${foldIds.join(', ')})` : 'false';
-  const keptRows = `SELECT ${cols} FROM (${sp.scan}) t WHERE ${inFold} AND NOT EXISTS (SELECT 1 FROM ${m} WHERE ${m}.f = t.__floe_file_id AND ${m}.r = t.__floe_row_index)`;
+  const inFold = foldIds.length ? `${FILE_ID} IN (${foldIds.join(', ')})` : 'false';
+  const keptRows = `SELECT ${cols} FROM (${sp.scan}) t WHERE ${inFold} AND NOT EXISTS (SELECT 1 FROM ${m} WHERE ${m}.f = t.${FILE_ID} AND ${m}.r = t.${ROW_INDEX})`;
   for (const f of fold) if (!removed.some((x) => x.path === f.path)) removed.push(f);
   const txn = new Transaction(log, snap);
   txn.readWhole();
   const { metrics, params } = mergeRecord(on, ups + del, ins, upd, del, snap.files.length);
   const upserts = `SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`;
   const newRows = foldIds.length ? `${upserts} UNION ALL ${keptRows}` : ups ? upserts : null;
-  const deletedRows = foldIds.length ? `SELECT f, r FROM ${m} UNION SELECT __floe_file_id AS f, __floe_row_index AS r FROM (${sp.scan}) WHERE ${inFold}` : `SELECT f, r FROM ${m}`;
+  const deletedRows = foldIds.length ? `SELECT f, r FROM ${m} UNION SELECT ${FILE_ID} AS f, ${ROW_INDEX} AS r FROM (${sp.scan}) WHERE ${inFold}` : `SELECT f, r FROM ${m}`;
   const res = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => commitRewrite(floe, {
     snapshot: snap, txn, removed, newDataSql: newRows, cdcSql: null, operation: 'MERGE', params, metrics,
     addedFilesMetric: 'numTargetFilesAdded', removedFilesMetric: 'numTargetFilesRemoved',

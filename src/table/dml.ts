@@ -17,7 +17,7 @@ import { protocolHasFeature } from '../core/table-features.js';
 import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport } from '../core/write-support.js';
 import { NO_COLUMN_STATS, statsColumnSpec } from '../core/stats-columns.js';
-import { dataFilePath, planScan, pruneFileList, pruneFiles } from '../engine/scan.js';
+import { FILE_ID, ROW_INDEX, dataFilePath, planPositionalScan, pruneFileList, pruneFiles } from '../engine/scan.js';
 import { writeDataFiles, DEFAULT_TARGET_FILE_SIZE } from '../engine/writer.js';
 import { FloeError, commitOutcomeUnknown } from '../errors.js';
 import type { Floe } from '../floe.js';
@@ -89,13 +89,10 @@ export interface MarkedRows {
 
 export async function markRows(floe: Floe, s: Snapshot, files: AddFile[], predicate: string | undefined, prefix: string): Promise<MarkedRows> {
   const store = floe.deltaLog(s.tablePath).store;
-  const plan = await planScan(floe.engine, store, s, { files, withFileId: true });
+  const plan = await planPositionalScan(floe.engine, store, s, files);
   floe.track(plan.tables);
-  const paths = plan.paths ?? [];
-  // The scan's columns renamed by position: the table's own, then the file id and row index under
-  // names no table column has (a table may have a column called _file_id or _row_index).
-  const names = [...s.schema.fields.map((f) => quoteIdent(f.name)), FILE_ID, ROW_INDEX].join(', ');
-  const table = await materialize(floe, prefix, `SELECT *, ${predicate ? `(${predicate}) IS TRUE` : 'true'} AS __floe_hit FROM (${plan.sql}) AS __scan(${names})`);
+  const paths = plan.paths;
+  const table = await materialize(floe, prefix, `SELECT *, ${predicate ? `(${predicate}) IS TRUE` : 'true'} AS __floe_hit FROM (${plan.sql})`);
   // One pass: the touched files, their matching rows and their other rows.
   const perFile = await floe.engine.allJson(`SELECT ${FILE_ID} AS f, count(*) FILTER (WHERE __floe_hit) AS h, count(*) AS n FROM ${table} GROUP BY ${FILE_ID} HAVING count(*) FILTER (WHERE __floe_hit) > 0`);
   const touched = new Set<number>();
@@ -121,8 +118,6 @@ export async function markRows(floe: Floe, s: Snapshot, files: AddFile[], predic
   };
 }
 
-const FILE_ID = '__floe_file_id';
-const ROW_INDEX = '__floe_row_index';
 
 export interface Rewrite {
   snapshot: Snapshot;

@@ -313,7 +313,6 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const delCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'delete').map((x) => (x.c.kind === 'matched' ? 1000 : 3000) + x.i);
   const insCodes = resolved.map((c, i) => ({ c, i })).filter((x) => x.c.action === 'insert').map((x) => 2000 + x.i);
   const isIn = (xs: number[]): string => (xs.length ? `__clause IN (${xs.join(', ')})` : 'false');
-  const notIn = (xs: number[]): string => (xs.length ? `__clause NOT IN (${xs.join(', ')})` : 'true');
 
   // New values of every output column, per clause.
   const valueOf = (f: StructType['fields'][number], codesFor: number[], fallback: string): string => {
@@ -339,8 +338,8 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     return `CASE ${cs.map(({ c, i }) => `WHEN ${c.condition ? `(${c.condition}) IS TRUE` : 'true'} THEN ${base + i}`).join(' ')} ELSE 0 END`;
   };
   const clauseCode = `CASE WHEN ${present.t} AND ${present.s} THEN ${group('matched', 1000)} WHEN ${present.s} THEN ${group('notMatched', 2000)} ELSE ${group('notMatchedBySource', 3000)} END`;
-  // The sides as structs of their columns only (the target's file and row number once, as columns).
-  // The source row as a struct of its columns (a bare alias would be ambiguous with a column of that name).
+  // The sides as structs of their columns only (the target's file and row number once, as columns;
+  // a bare source alias would be ambiguous with a column of that name).
   const sStruct = `struct_pack(${srcSchema.fields.map((f) => `${quoteIdent(f.name)} := ${sq}.${quoteIdent(f.name)}`).join(', ')})`;
   /**
    * Whether the clauses' conditions (evaluated in the join) and the new values (over the join's
@@ -357,9 +356,6 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
       return false;
     }
   };
-  // With NOT MATCHED BY SOURCE clauses every target row plays a part (a full outer join). Without
-  // them, target rows no source row matches play none: see below.
-  const joinSql = `FROM (${tscan}) ${tq} FULL OUTER JOIN ${src} ${sq} ON ${condition}`;
   // The target's values of matched rows are read (decoding every column of the candidate files)
   // only when something needs them: the change feed's pre-images and deleted rows, or a clause
   // expression naming a target column. Otherwise the join reads the target's join columns only and
@@ -370,7 +366,8 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     : `NULL::STRUCT(${snap.schema.fields.map((f) => `${quoteIdent(f.name)} ${duckType(f.type)}`).join(', ')})`;
   const joinCols = `${tStruct} AS ${tq}, ${sStruct} AS ${sq}, ${tq}._file_id AS __file, ${tq}._row_index AS __row, ${sq}.${sid} AS __sid, ${clauseCode} AS __clause`;
   let joined: string;
-  if (hasNbs) joined = await materialize(floe, 'mjoin', `SELECT ${joinCols} ${joinSql}`);
+  // With NOT MATCHED BY SOURCE clauses every target row plays a part: a full outer join.
+  if (hasNbs) joined = await materialize(floe, 'mjoin', `SELECT ${joinCols} FROM (${tscan}) ${tq} FULL OUTER JOIN ${src} ${sq} ON ${condition}`);
   else {
     // The matched pairs by an inner join (DuckDB builds on the source and filters the target scan
     // with the source's keys: about half the time of the LEFT JOIN, which keeps every probe row),
