@@ -158,6 +158,8 @@ export interface PreparedBatch {
    * replaces or deletes in deletion vectors by these positions (see commitStateByPosition).
    */
   statePositional?: { snapshot: Snapshot; paths: string[]; scan: string };
+  /** A query of the target changes' counts (columns u, d) cheaper than counting `tch` (whose rows may be a join run as they are written). */
+  counts?: string;
 }
 
 const q = quoteIdent;
@@ -414,7 +416,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
     r = await computeScd2({ ...ctx, evAll: await dedupe(), foldDup: false });
     if (!r) throw new Error('AUTO CDC: repeated (key, sequence) pairs after deduplication');
   }
-  return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns, ...(targetPos ? { positional } : {}), ...(statePositional ? { statePositional } : {}) };
+  return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns, ...(r.counts ? { counts: r.counts } : {}), ...(targetPos ? { positional } : {}), ...(statePositional ? { statePositional } : {}) };
 }
 
 interface Ctx {
@@ -464,7 +466,7 @@ function latestByKind(keys: string[], nonKeys: string[], ev: string, ups: string
  * SCD type 1. State rows: keys, __upsert_seq, __delete_seq, [__cs_<i> per non-key column with
  * ignoreNullUpdates], __ts (epoch ms of the last delete-sequence change), __slot (0 key row, 1 truncate).
  */
-async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[] }> {
+async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[]; counts?: string }> {
   const { keys, nonKeys, evAll, tmp } = c;
   const K = keys.map(q);
   const cs = (i: number): string => `__cs_${i}`;
@@ -472,18 +474,23 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const stateColumns = [...keys, '__upsert_seq', '__delete_seq', ...csCols, '__ts', '__slot'];
   if (!c.stateSql && c.targetEmpty && !c.ignoreNull && !c.hasTruncates) {
     // The first batch (no state, empty target): one aggregation of the batch per key, materialised
-    // once; the target rows (live keys) and the state rows (every key) are read from it as they are
-    // written, with no join and no further copy.
-    // Each key's latest event alone decides (one max and a join back on it): a key whose latest event
-    // is an upsert is live whatever deletes came before it, and one whose latest is a delete is a
-    // tombstone whatever upserts came before; later batches decide the same with the other sequence
-    // NULL as with it set (both are only ever compared through greatest() with newer events).
-    const kd = await tmp('cdc_kd', `SELECT ${keys.map((k) => `e.${q(k)}`).join(', ')}, CASE WHEN e.__kind = 'upsert' THEN e.__seq END AS u_key,
-        CASE WHEN e.__kind = 'delete' THEN e.__seq END AS d_key${nonKeys.map((n) => `, e.${q(n)}`).join('')}
-      FROM (SELECT ${K.join(', ')}, max(__seq) AS __s FROM ${evAll} GROUP BY ALL) a JOIN ${evAll} e ON ${eqOn(keys, 'a', 'e')} AND e.__seq = a.__s`);
-    const tch = `(SELECT ${K.join(', ')}${nonKeys.map((n) => `, ${q(n)}`).join('')}, 'upsert' AS __op FROM ${kd} WHERE u_key IS NOT NULL AND (d_key IS NULL OR u_key > d_key))`;
+    // narrow (key, latest sequence, latest delete sequence). The state rows are read from it; the
+    // target rows (live keys) are fetched back from the batch by key and sequence as the target file
+    // is written (streamed: materialising the wide rows cost more than the join).
+    // Each key's latest event alone decides: a key whose latest event is an upsert is live whatever
+    // deletes came before it, and one whose latest is a delete is a tombstone whatever upserts came
+    // before; later batches decide the same with the other sequence NULL as with it set (both are
+    // only ever compared through greatest() with newer events).
+    const kd = await tmp('cdc_kd', `SELECT ${K.join(', ')}, CASE WHEN __d IS NULL OR __s > __d THEN __s END AS u_key, CASE WHEN __s = __d THEN __d END AS d_key
+      FROM (SELECT ${K.join(', ')}, max(__seq) AS __s, max(__seq) FILTER (WHERE __kind = 'delete') AS __d FROM ${evAll} GROUP BY ALL)`);
+    const tch = nonKeys.length
+      ? `(SELECT ${keys.map((k) => `e.${q(k)}`).join(', ')}${nonKeys.map((n) => `, e.${q(n)}`).join('')}, 'upsert' AS __op
+        FROM ${kd} a JOIN ${evAll} e ON ${eqOn(keys, 'a', 'e')} AND e.__seq = a.u_key)`
+      : `(SELECT ${K.join(', ')}, 'upsert' AS __op FROM ${kd} WHERE u_key IS NOT NULL)`;
     const sch = `(SELECT ${K.join(', ')}, u_key AS __upsert_seq, d_key AS __delete_seq, ${c.now}::BIGINT AS __ts, 0::INTEGER AS __slot, 'upsert' AS __op FROM ${kd})`;
-    return { tch, sch, stateColumns };
+    // The target commit's counts, from the narrow table rather than by running the join again.
+    const counts = `SELECT count(u_key) AS u, 0 AS d FROM ${kd}`;
+    return { tch, sch, stateColumns, counts };
   }
   const emptyState = `SELECT ${K.join(', ')}, __seq AS __upsert_seq, __seq AS __delete_seq${csCols.map((x) => `, __seq AS ${x}`).join('')}, 0::BIGINT AS __ts, 0::INTEGER AS __slot FROM ${evAll} WHERE false`;
   // No copy of the state: it is read in place (empty on the first batch).
@@ -578,7 +585,7 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
 }
 
 /** SCD type 2. State rows: the applied events: keys, non-key columns, __seq, __kind, __ts (epoch ms applied). */
-async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[] } | null> {
+async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[]; counts?: string } | null> {
   const { keys, nonKeys, evAll, tmp } = c;
   const K = keys.map(q);
   // With every column tracked (and no ignoreNullUpdates) the upserts of one version all carry the
@@ -744,7 +751,7 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
     const r = await commitByPosition(floe, p, outCols);
     if (r) return r;
   }
-  const counts = (await floe.engine.allJson(`SELECT count(*) FILTER (WHERE __op = 'upsert') AS u, count(*) FILTER (WHERE __op = 'delete') AS d FROM ${p.tch}`))[0]!;
+  const counts = (await floe.engine.allJson(p.counts ?? `SELECT count(*) FILTER (WHERE __op = 'upsert') AS u, count(*) FILTER (WHERE __op = 'delete') AS d FROM ${p.tch}`))[0]!;
   const upserted = Number(counts.u);
   const deleted = Number(counts.d);
   if (p.targetAlreadyCommitted) return { skipped: true, version: null, upserted, deleted };
