@@ -666,6 +666,20 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
   const all = stateEvents ? `SELECT ${dataCols}, __seq, __kind FROM (${stateEvents}) UNION ALL SELECT ${dataCols}, __seq, __kind FROM ${nev}` : `SELECT ${dataCols}, __seq, __kind FROM ${nev}`;
   const part = `PARTITION BY ${K.join(', ')}`;
   let histSql: string;
+  /**
+   * With every column tracked, the history in one window pass: each upsert starts a version that
+   * ends at the next event. That is the history when no upsert repeats the values of the upsert
+   * before it (which starts no version, so the version before it must end later): such an upsert is
+   * flagged `__drop` by a hash of its values (equal values, equal hashes: no flag, no such upsert),
+   * and any flag makes the caller recompute with histSql's two passes.
+   */
+  let oneSql: string | null = null;
+  if (allTracked && nonKeys.length) {
+    oneSql = `SELECT ${dataCols}, __seq AS "__START_AT", __next AS "__END_AT"${c.foldDup ? ', __dup' : ''}, __drop FROM (
+        SELECT *, lead(__seq) OVER w AS __next, (__kind = 'upsert' AND lag(__kind) OVER w = 'upsert' AND lag(__h) OVER w = __h) AS __drop${c.foldDup ? ', coalesce(lag(__seq) OVER w = __seq, false) AS __dup' : ''}
+        FROM (SELECT *, hash(${nonKeys.map(q).join(', ')}) AS __h FROM (${all})) WINDOW w AS (${part} ORDER BY __seq))
+      WHERE __kind = 'upsert'${c.foldDup ? ' OR __dup' : ''}`;
+  }
   if (allTracked) {
     // A version starts at an upsert after nothing, after a delete, or with different values; it ends
     // at the next such boundary (the next version or a delete).
@@ -697,14 +711,22 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
     SELECT ${K.join(', ')}${nonKeys.map((n) => `, struct_extract(__last, ${sqlStr(n)}) AS ${q(n)}`).join('')}, __start AS "__START_AT", struct_extract(__last, '__n') AS "__END_AT" FROM v`;
   }
   const outCols = c.outCols;
+  /** Materialises `wrap(history)`: the one-pass history, unless an upsert repeated its predecessor's values. */
+  const history = async (prefix: string, wrap: (h: string) => string): Promise<string> => {
+    if (oneSql) {
+      const t = await tmp(prefix, wrap(oneSql));
+      if (!(await c.floe.engine.allJson(`SELECT 1 AS x FROM ${t} WHERE __drop LIMIT 1`)).length) return t;
+    }
+    return tmp(prefix, wrap(histSql));
+  };
   // An empty target: the history is the change.
   if (!old) {
-    if (!(c.foldDup && allTracked)) return tmp('cdc_tch', `SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op FROM (${histSql})`);
-    const tch = await tmp('cdc_tch', `SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op, __dup FROM (${histSql})`);
-    if ((await c.floe.engine.allJson(`SELECT 1 AS x FROM ${tch} WHERE __dup LIMIT 1`)).length) return null;
+    const dup = c.foldDup && allTracked;
+    const tch = await history('cdc_tch', (h) => `SELECT *, 'upsert' AS __op FROM (${h})`);
+    if (dup && (await c.floe.engine.allJson(`SELECT 1 AS x FROM ${tch} WHERE __dup LIMIT 1`)).length) return null;
     return `(SELECT ${outCols.map(q).join(', ')}, __op FROM ${tch})`;
   }
-  const hist = await tmp('cdc_hist', histSql);
+  const hist = await history('cdc_hist', (h) => h);
   // The earliest known event per key: target rows that start before it (history kept after a
   // tombstone GC) are left alone.
   const floor = await tmp('cdc_floor', `SELECT ${K.join(', ')}, min(__seq) AS __floor FROM (${all}) GROUP BY ALL`);
