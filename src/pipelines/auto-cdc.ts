@@ -1015,6 +1015,11 @@ function versionLiteral(v: number | bigint | string | Date): string {
  * Rows are sequenced by the snapshot version (`__START_AT` / `__END_AT` take its type).
  */
 export async function applyChangesFromSnapshot(floe: Floe, opts: ApplyChangesFromSnapshotOptions): Promise<ApplyChangesResult> {
+  // The target's scan (its deletion vectors loaded into engine tables) lives as long as the call.
+  return floe.withTempScope(() => applySnapshot(floe, opts));
+}
+
+async function applySnapshot(floe: Floe, opts: ApplyChangesFromSnapshotOptions): Promise<ApplyChangesResult> {
   if (opts.snapshotVersion === null || opts.snapshotVersion === undefined) throw new InvalidArgumentError('snapshotVersion is required.', {}, 'NULL_SNAPSHOT_VERSION');
   const scd = opts.storedAsScdType ?? 1;
   const batchId = opts.batchId ?? (typeof opts.snapshotVersion === 'number' && Number.isInteger(opts.snapshotVersion) ? opts.snapshotVersion : typeof opts.snapshotVersion === 'bigint' ? Number(opts.snapshotVersion) : undefined);
