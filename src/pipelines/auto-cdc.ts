@@ -409,7 +409,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const thresholdMs = (await tombstoneThreshold(floe, opts, targetSnap)) * 1000;
   const now = opts.now ?? Date.now();
   foldDup &&= targetSnap.files.length === 0;
-  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, targetPos, outCols, stateSql, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp };
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, targetPos, outCols, stateSql, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, stateHasNoTruncate: !stateSnap || stateSnap.files.every((f) => Number(parseStats(f.stats)?.maxValues?.['__slot'] ?? 1) <= 0), targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp };
   let r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
   if (!r) {
     // The folded check saw a repeated (key, sequence): the exact check, then the batch again.
@@ -439,6 +439,8 @@ interface Ctx {
   stateColumns: string[] | null;
   /** applyAsTruncates is set. */
   hasTruncates: boolean;
+  /** The state has no truncate row (SCD 1's slot 1): no state, or every file's statistics say __slot <= 0. */
+  stateHasNoTruncate: boolean;
   /** The target has no data files (its first batch, or after a truncate). */
   targetEmpty: boolean;
   ignoreNull: boolean;
@@ -495,14 +497,22 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const emptyState = `SELECT ${K.join(', ')}, __seq AS __upsert_seq, __seq AS __delete_seq${csCols.map((x) => `, __seq AS ${x}`).join('')}, 0::BIGINT AS __ts, 0::INTEGER AS __slot FROM ${evAll} WHERE false`;
   // No copy of the state: it is read in place (empty on the first batch).
   const st = c.stateSql ? `(SELECT ${stateColumns.map(q).join(', ')} FROM (${c.stateSql}))` : `(${emptyState})`;
-  const tv = await tmp('cdc_tv', `SELECT t0, tb, greatest(t0, tb) AS t, (tb IS NOT NULL AND (t0 IS NULL OR tb > t0)) AS newtrunc FROM
-    (SELECT ${c.stateSql ? `(SELECT max(__delete_seq) FROM ${st} WHERE __slot = 1)` : `(SELECT max(__seq) FROM ${evAll} WHERE false)`} AS t0,
-      (SELECT max(__seq) FROM ${evAll} WHERE ${c.hasTruncates ? `__kind = 'truncate'` : 'false'}) AS tb)`);
-  const [tvRow] = await c.floe.engine.allJson(`SELECT newtrunc, t IS NULL AS tnull FROM ${tv}`);
-  const newTrunc = tvRow!.newtrunc === true;
+  // The truncate point: the latest truncate, applied (the state's slot-1 row) or in the batch. When
+  // the flow has no truncates and the state's file statistics show no slot-1 row, there is none
+  // (no query: it would scan the whole state).
+  let tv = '';
+  let newTrunc = false;
   // Without any truncate (the common case) the truncate terms drop out of every expression: DuckDB
   // would otherwise plan each `(SELECT t FROM tv)` as a join.
-  const noTrunc = tvRow!.tnull === true;
+  let noTrunc = true;
+  if (c.hasTruncates || !c.stateHasNoTruncate) {
+    tv = await tmp('cdc_tv', `SELECT t0, tb, greatest(t0, tb) AS t, (tb IS NOT NULL AND (t0 IS NULL OR tb > t0)) AS newtrunc FROM
+      (SELECT ${c.stateSql ? `(SELECT max(__delete_seq) FROM ${st} WHERE __slot = 1)` : `(SELECT max(__seq) FROM ${evAll} WHERE false)`} AS t0,
+        (SELECT max(__seq) FROM ${evAll} WHERE ${c.hasTruncates ? `__kind = 'truncate'` : 'false'}) AS tb)`);
+    const [tvRow] = await c.floe.engine.allJson(`SELECT newtrunc, t IS NULL AS tnull FROM ${tv}`);
+    newTrunc = tvRow!.newtrunc === true;
+    noTrunc = tvRow!.tnull === true;
+  }
   const ev = c.hasTruncates ? `(SELECT * FROM ${evAll} WHERE __kind <> 'truncate')` : evAll;
   const rowPack = nonKeys.length ? `, struct_pack(${nonKeys.map((n) => `${q(n)} := e.${q(n)}`).join(', ')}) AS e_row` : '';
   // One aggregation of the batch per key: latest upsert (its row), latest delete.

@@ -5,7 +5,7 @@ import type { DataFrame } from '../dataframe.js';
 export interface Ev {
   id: number;
   seq: number;
-  op: 'u' | 'd';
+  op: 'u' | 'd' | 't';
   a: number | null;
   b: string | null;
 }

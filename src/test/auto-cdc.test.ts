@@ -94,6 +94,27 @@ test('SCD 1: a late event older than the target changes nothing; a tombstone sto
   assert.deepEqual(await readScd1(floe, t2), [{ id: 1, a: 1, b: 'y' }]);
 });
 
+test('SCD 1: an applied truncate holds in later batches, with or without applyAsTruncates on them', async () => {
+  const t = fresh();
+  let b = 0;
+  const tr = (seq: number): Ev => ({ id: 0, seq, op: 't', a: null, b: null });
+  const apply = (evs: Ev[], truncates: boolean) => applyChanges(floe, { ...base(t, 1, truncates ? { applyAsTruncates: "op = 't'" } : {}), source: eventsDf(floe, evs), batchId: b++ });
+  await apply([u(1, 1, 10), u(2, 2, 20), tr(3), u(3, 4, 30)], true);
+  assert.deepEqual(await readScd1(floe, t), [{ id: 3, a: 30, b: null }]);
+  // Without the option the state's truncate (sequence 3) still covers older events; newer ones apply.
+  await apply([u(1, 2, 15), u(4, 5, 40)], false);
+  assert.deepEqual(await readScd1(floe, t), [{ id: 3, a: 30, b: null }, { id: 4, a: 40, b: null }]);
+  await apply([u(2, 1, 5), u(1, 6, 60)], true);
+  assert.deepEqual(await readScd1(floe, t), [{ id: 1, a: 60, b: null }, { id: 3, a: 30, b: null }, { id: 4, a: 40, b: null }]);
+  // A flow that never truncated: the state's statistics show no truncate row.
+  const t2 = fresh();
+  await applyChanges(floe, { ...base(t2, 1), source: eventsDf(floe, [u(1, 1, 10)]), batchId: 0 });
+  const st = await floe.snapshot(locJoin(t2, STATE_DIR));
+  assert.ok(st.files.every((f) => JSON.parse(f.stats!).maxValues.__slot === 0));
+  await applyChanges(floe, { ...base(t2, 1), source: eventsDf(floe, [u(1, 2, 20), u(2, 1, 5)]), batchId: 1 });
+  assert.deepEqual(await readScd1(floe, t2), [{ id: 1, a: 20, b: null }, { id: 2, a: 5, b: null }]);
+});
+
 test('SCD 1: tombstones are garbage-collected after pipelines.cdc.tombstoneGCThresholdInSeconds', async () => {
   const t = fresh();
   const opts = (batchId: number, now: number, evs: Ev[]) => ({ ...base(t, 1), source: eventsDf(floe, evs), batchId, now, tombstoneGCThresholdInSeconds: 60 });
