@@ -158,6 +158,11 @@ export interface PreparedBatch {
    * replaces or deletes in deletion vectors by these positions (see commitStateByPosition).
    */
   statePositional?: { snapshot: Snapshot; paths: string[]; scan: string };
+  /**
+   * `sch` has `__sf` / `__sr`: the position (file index in statePositional.paths, row index) of the
+   * state row each change replaces or deletes (NULL for a new key), found while computing it.
+   */
+  stateCarried?: boolean;
   /** A query of the target changes' counts (columns u, d) cheaper than counting `tch` (whose rows may be a join run as they are written). */
   counts?: string;
 }
@@ -409,14 +414,14 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const thresholdMs = (await tombstoneThreshold(floe, opts, targetSnap)) * 1000;
   const now = opts.now ?? Date.now();
   foldDup &&= targetSnap.files.length === 0;
-  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, targetPos, outCols, stateSql, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, stateHasNoTruncate: !stateSnap || stateSnap.files.every((f) => Number(parseStats(f.stats)?.maxValues?.['__slot'] ?? 1) <= 0), targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp };
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, targetPos, outCols, stateSql, statePos: statePositional?.scan ?? null, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, stateHasNoTruncate: !stateSnap || stateSnap.files.every((f) => Number(parseStats(f.stats)?.maxValues?.['__slot'] ?? 1) <= 0), targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp };
   let r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
   if (!r) {
     // The folded check saw a repeated (key, sequence): the exact check, then the batch again.
     r = await computeScd2({ ...ctx, evAll: await dedupe(), foldDup: false });
     if (!r) throw new Error('AUTO CDC: repeated (key, sequence) pairs after deduplication');
   }
-  return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns, ...(r.counts ? { counts: r.counts } : {}), ...(targetPos ? { positional } : {}), ...(statePositional ? { statePositional } : {}) };
+  return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns, ...(r.counts ? { counts: r.counts } : {}), ...(r.stateCarried ? { stateCarried: true } : {}), ...(targetPos ? { positional } : {}), ...(statePositional ? { statePositional } : {}) };
 }
 
 interface Ctx {
@@ -435,6 +440,8 @@ interface Ctx {
   /** The target's columns in order (data columns, then SCD 2's __START_AT / __END_AT). */
   outCols: string[];
   stateSql: string | null;
+  /** The state's rows with FILE_ID / ROW_INDEX (its positional scan), when it exists. */
+  statePos: string | null;
   /** The state table's columns (from its Delta schema), when it exists. */
   stateColumns: string[] | null;
   /** applyAsTruncates is set. */
@@ -468,7 +475,7 @@ function latestByKind(keys: string[], nonKeys: string[], ev: string, ups: string
  * SCD type 1. State rows: keys, __upsert_seq, __delete_seq, [__cs_<i> per non-key column with
  * ignoreNullUpdates], __ts (epoch ms of the last delete-sequence change), __slot (0 key row, 1 truncate).
  */
-async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[]; counts?: string }> {
+async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[]; counts?: string; stateCarried?: boolean }> {
   const { keys, nonKeys, evAll, tmp } = c;
   const K = keys.map(q);
   const cs = (i: number): string => `__cs_${i}`;
@@ -517,18 +524,27 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const rowPack = nonKeys.length ? `, struct_pack(${nonKeys.map((n) => `${q(n)} := e.${q(n)}`).join(', ')}) AS e_row` : '';
   // One aggregation of the batch per key: latest upsert (its row), latest delete.
   const batchAgg = latestByKind(keys, nonKeys, ev, 'e_ups', 'e_del', rowPack);
-  // The affected keys: the batch's, plus every key of the state when a new truncate covers them.
-  const ak = newTrunc ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${ev} UNION SELECT ${K.join(', ')} FROM ${st} WHERE __slot = 0`) : null;
-  const stCols = `s.__upsert_seq AS s_ups, s.__delete_seq AS s_del, s.__ts AS s_ts, (s.__slot IS NOT NULL) AS s_present${csCols.map((x) => `, s.${x} AS s_${x}`).join('')}`;
-  const kdCols = `e.e_ups, e.e_del${nonKeys.length ? ', e.e_row' : ''},
-      greatest(s.__delete_seq, e.e_del${noTrunc ? '' : ', tv.t'}) AS d_eff,
-      greatest(s.__delete_seq, e.e_del) AS d_key,
-      greatest(s.__upsert_seq, e.e_ups) AS u_key`;
   // A key of the batch whose state is a tombstone older than the threshold is collected before the
   // batch applies (the batch sees no state for it), so the result depends on `now` only, not on
   // when collection ran; expired tombstones of keys no batch touches are removed by a pass over the
   // whole state every FULL_GC_EVERY batches (storage only), as for type 2.
-  const liveState = `(SELECT * FROM ${st} WHERE __slot = 0 AND NOT (NOT (__upsert_seq IS NOT NULL AND (__delete_seq IS NULL OR __upsert_seq > __delete_seq)) AND __ts < ${c.cutoff}))`;
+  const expired = `NOT (__upsert_seq IS NOT NULL AND (__delete_seq IS NULL OR __upsert_seq > __delete_seq)) AND __ts < ${c.cutoff}`;
+  // The state rows of the batch's keys carry their position (file, row) through to the state
+  // changes when those are all the state commit marks (no new truncate, no full collection pass,
+  // whose rows come from other reads of the state): the commit then needs no second scan of the
+  // state. An expired tombstone is then read as no state (every value NULL) but keeps its place.
+  const carry = !!c.statePos && !newTrunc && !c.fullGc;
+  const liveState = carry
+    ? `(SELECT ${K.join(', ')}${stateColumns.filter((x) => !keys.includes(x)).map((x) => `, CASE WHEN ${expired} THEN NULL ELSE ${q(x)} END AS ${q(x)}`).join('')}, ${FILE_ID} AS __sf, ${ROW_INDEX} AS __sr
+      FROM (${c.statePos}) WHERE __slot = 0)`
+    : `(SELECT * FROM ${st} WHERE __slot = 0 AND NOT (${expired}))`;
+  // The affected keys: the batch's, plus every key of the state when a new truncate covers them.
+  const ak = newTrunc ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${ev} UNION SELECT ${K.join(', ')} FROM ${st} WHERE __slot = 0`) : null;
+  const stCols = `s.__upsert_seq AS s_ups, s.__delete_seq AS s_del, s.__ts AS s_ts, (s.__slot IS NOT NULL) AS s_present${csCols.map((x) => `, s.${x} AS s_${x}`).join('')}${carry ? ', s.__sf, s.__sr' : ''}`;
+  const kdCols = `e.e_ups, e.e_del${nonKeys.length ? ', e.e_row' : ''},
+      greatest(s.__delete_seq, e.e_del${noTrunc ? '' : ', tv.t'}) AS d_eff,
+      greatest(s.__delete_seq, e.e_del) AS d_key,
+      greatest(s.__upsert_seq, e.e_ups) AS u_key`;
   const stJoin = c.stateSql ? `LEFT JOIN ${liveState} s ON ${eqOn(keys, 'e', 's')}` : `LEFT JOIN (SELECT * FROM ${st}) s ON false`;
   const kd = ak
     ? await tmp('cdc_kd', `SELECT ${keys.map((k) => `ak.${q(k)}`).join(', ')}, ${stCols}, ${kdCols}
@@ -566,7 +582,7 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
       coalesce(t.__present, false) AS old_present,
       kd.u_key, kd.d_key, kd.d_eff, kd.s_del, kd.s_ts, kd.s_present
       ${valueExprs.map((v) => `, ${v}`).join('')}${csExprs.map((v) => `, ${v}`).join('')}${nonKeys.map((n, i) => `, t.${q(n)} AS __old_${i}`).join('')}
-      ${c.targetPos ? `, t.${FILE_ID} AS __tf, t.${ROW_INDEX} AS __tr` : ''}
+      ${c.targetPos ? `, t.${FILE_ID} AS __tf, t.${ROW_INDEX} AS __tr` : ''}${carry ? ', kd.__sf, kd.__sr' : ''}
     FROM ${kd} kd
     ${cand ? `LEFT JOIN ${cand} cd ON ${eqOn(keys, 'kd', 'cd')}` : ''}
     LEFT JOIN (SELECT *, true AS __present FROM (${c.targetPos ?? c.targetSql})) t ON ${eqOn(keys, 'kd', 't')}`);
@@ -583,7 +599,7 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const tsExpr = `CASE WHEN d_key IS DISTINCT FROM s_del THEN ${c.now}::BIGINT ELSE coalesce(s_ts, ${c.now}::BIGINT) END`;
   const sch = await tmp('cdc_sch', `
     SELECT ${K.join(', ')}, u_key AS __upsert_seq, d_key AS __delete_seq${csCols.map((x) => `, ${x}`).join('')}, ${tsExpr} AS __ts, 0::INTEGER AS __slot,
-      CASE WHEN ${covered('u_key', 'd_key')} OR (NOT live AND ${tsExpr} < ${c.cutoff}) THEN 'delete' ELSE 'upsert' END AS __op
+      CASE WHEN ${covered('u_key', 'd_key')} OR (NOT live AND ${tsExpr} < ${c.cutoff}) THEN 'delete' ELSE 'upsert' END AS __op${carry ? ', __sf, __sr' : ''}
     FROM ${nw}
     ${c.fullGc || newTrunc ? `UNION ALL
     SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, 'delete' AS __op FROM ${st} s
@@ -591,11 +607,11 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
       AND (${covered('s.__upsert_seq', 's.__delete_seq')}
            OR (NOT (s.__upsert_seq IS NOT NULL AND (${withTrunc('s.__delete_seq')} IS NULL OR s.__upsert_seq > ${withTrunc('s.__delete_seq')})) AND s.__ts < ${c.cutoff}))` : ''}
     ${newTrunc ? `UNION ALL SELECT ${keys.map(() => 'NULL').join(', ')}, NULL, tb${csCols.map(() => ', NULL').join('')}, ${c.now}::BIGINT, 1::INTEGER, 'upsert' FROM ${tv}` : ''}`);
-  return { tch, sch, stateColumns };
+  return { tch, sch, stateColumns, ...(carry ? { stateCarried: true } : {}) };
 }
 
 /** SCD type 2. State rows: the applied events: keys, non-key columns, __seq, __kind, __ts (epoch ms applied). */
-async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[]; counts?: string } | null> {
+async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateColumns: string[]; counts?: string; stateCarried?: boolean } | null> {
   const { keys, nonKeys, evAll, tmp } = c;
   const K = keys.map(q);
   // With every column tracked (and no ignoreNullUpdates) the upserts of one version all carry the
@@ -953,14 +969,19 @@ async function commitStateByPosition(floe: Floe, p: PreparedBatch): Promise<{ ve
   const on = [...p.keys.map((k) => `t.${q(k)} = s.${q(k)}`), p.scd === 1 ? 't.__slot = s.__slot' : 't.__seq = s.__seq'].join(' AND ');
   // The matched rows' positions (few: one per changed key), with the change each meets.
   const m = eng.uniqueName('cdc_spos');
-  await eng.run(`CREATE TEMP TABLE ${m} AS SELECT t.${FILE_ID} AS f, t.${ROW_INDEX} AS r, s.__sid AS sid, s.__op AS op
+  // Positions found while computing the changes (PreparedBatch.stateCarried), or by a join of the state with them.
+  await eng.run(p.stateCarried
+    ? `CREATE TEMP TABLE ${m} AS SELECT __sf AS f, __sr AS r, row_number() OVER () AS sid, __op AS op FROM ${p.sch} WHERE __op <> 'skip' AND __sf IS NOT NULL`
+    : `CREATE TEMP TABLE ${m} AS SELECT t.${FILE_ID} AS f, t.${ROW_INDEX} AS r, s.__sid AS sid, s.__op AS op
     FROM (${sp.scan}) t JOIN (SELECT *, row_number() OVER () AS __sid FROM ${p.sch} WHERE __op <> 'skip') s ON ${on}`);
   p.temps.push(m);
+  // (Carried positions: a key with two changes means two state rows for it, which AUTO CDC never writes.)
+  const keyReps = p.stateCarried ? `(SELECT count(*) - count(DISTINCT (${p.keys.map(q).join(', ')})) FROM ${p.sch})` : '0';
   const [st] = await eng.allJson(`SELECT count(*) AS n, count(DISTINCT (f, r)) AS dr, count(DISTINCT sid) AS ds,
       coalesce(list(DISTINCT f), []) AS files, count(*) FILTER (WHERE op = 'upsert') AS upd, count(*) FILTER (WHERE op = 'delete') AS del,
-      (SELECT count(*) FROM ${p.sch} WHERE __op = 'upsert') AS ups FROM ${m}`);
+      (SELECT count(*) FROM ${p.sch} WHERE __op = 'upsert') AS ups, ${keyReps} AS kr FROM ${m}`);
   const [n, upd, del, ups] = [Number(st!.n), Number(st!.upd), Number(st!.del), Number(st!.ups)];
-  if (n !== Number(st!.dr) || n !== Number(st!.ds)) return null;
+  if (n !== Number(st!.dr) || n !== Number(st!.ds) || Number(st!.kr) !== 0) return null;
   const ins = ups - upd;
   if (!ins && !upd && !del) return { version: null };
   const log = floe.deltaLog(p.statePath);
