@@ -397,6 +397,40 @@ export async function loadDeletionVector(store: ObjectStore, dv: DeletionVectorD
     };
   }
 
+  // A DV file is never rewritten (a new DV is a new file or offset): its decoded rows are kept for
+  // the process, keyed by location (and, for a local file, its size and modification time; a local
+  // file that cannot be stat'ed is read through the store, uncached).
+  let cacheKey: string | null = `${file}|${offset}|${dv.sizeInBytes}`;
+  const local = key !== null ? store.localPath(key) : file;
+  if (local) {
+    const st = await fs.stat(local).catch(() => null);
+    cacheKey = st ? `${cacheKey}|${st.size}|${st.mtimeMs}` : null;
+  }
+  const cached = cacheKey ? dvCache.get(cacheKey) : undefined;
+  if (cacheKey && cached) {
+    dvCache.delete(cacheKey);
+    dvCache.set(cacheKey, cached);
+    return cached;
+  }
+  const rows = await readFileDv(file, offset, end, dv, read);
+  if (!cacheKey) return rows;
+  dvCache.set(cacheKey, rows);
+  dvCacheRows += rows.length;
+  for (const [k, v] of dvCache) {
+    if (dvCacheRows <= DV_CACHE_MAX_ROWS) break;
+    dvCache.delete(k);
+    dvCacheRows -= v.length;
+  }
+  return rows;
+}
+
+/** Decoded deletion vectors of files, least recently used first (callers must not change the arrays). */
+const dvCache = new Map<string, number[]>();
+let dvCacheRows = 0;
+/** The cache's bound, in row indexes (8 bytes each). */
+const DV_CACHE_MAX_ROWS = 4_000_000;
+
+async function readFileDv(file: string, offset: number, end: number, dv: DeletionVectorDescriptor, read: (start: number, stop: number) => Promise<Uint8Array>): Promise<number[]> {
   // One request when the DV sits near the start of the file (the common case), else version byte + DV.
   let head: Uint8Array;
   let chunk: Uint8Array;

@@ -450,3 +450,32 @@ test('conformance: table-with-dv-small deletes exactly the rows DELETE ... WHERE
     instance.closeSync();
   }
 });
+
+test('a deletion vector file is read once per process; a local file changed in place is read again', async () => {
+  const { buildDeletionVectorFile } = await import('../core/deletion-vector-writer.js');
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'floe-dvcache-'));
+  try {
+    const store = new LocalObjectStore(dir);
+    let reads = 0;
+    const counting = new Proxy(store, {
+      get(t, k, r) {
+        if (k === 'getRange') return async (...a: [string, number, number]) => (reads++, t.getRange(...a));
+        const v = Reflect.get(t, k, r) as unknown;
+        return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(t) : v;
+      },
+    }) as ObjectStore;
+    const a = buildDeletionVectorFile([3, 1, 7]);
+    await fs.writeFile(path.join(dir, a.relativePath), a.bytes);
+    assert.deepEqual(await loadDeletionVector(counting, a.descriptor), [1, 3, 7]);
+    assert.deepEqual(await loadDeletionVector(counting, a.descriptor), [1, 3, 7]);
+    assert.equal(reads, 1);
+    // The same name rewritten with other rows (never done by a Delta writer; a test or a restore from backup might).
+    const b = buildDeletionVectorFile([2, 4, 6, 8, 10]);
+    await new Promise((r) => setTimeout(r, 20));
+    await fs.writeFile(path.join(dir, a.relativePath), b.bytes);
+    assert.deepEqual(await loadDeletionVector(counting, { ...b.descriptor, pathOrInlineDv: a.descriptor.pathOrInlineDv }), [2, 4, 6, 8, 10]);
+    assert.equal(reads, 2);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
