@@ -158,6 +158,8 @@ export interface PreparedBatch {
    * replaces or deletes in deletion vectors by these positions (see commitStateByPosition).
    */
   statePositional?: { snapshot: Snapshot; paths: string[]; scan: string };
+  /** The target does not exist: the target commit creates it, with these table properties. */
+  createTarget?: Record<string, string>;
   /**
    * `sch` has `__sf` / `__sr`: the position (file index in statePositional.paths, row index) of the
    * state row each change replaces or deletes (NULL for a new key), found while computing it.
@@ -254,7 +256,8 @@ function validate(opts: ApplyChangesOptions): 1 | 2 {
 }
 
 async function tombstoneThreshold(floe: Floe, opts: ApplyChangesOptions, targetSnap: Snapshot | null): Promise<number> {
-  const raw = opts.tombstoneGCThresholdInSeconds ?? targetSnap?.configuration[TOMBSTONE_GC_PROPERTY] ?? floe.config.get(TOMBSTONE_GC_PROPERTY);
+  // (A target this batch creates takes the flow's table properties.)
+  const raw = opts.tombstoneGCThresholdInSeconds ?? (targetSnap ? targetSnap.configuration[TOMBSTONE_GC_PROPERTY] : opts.tableProperties?.[TOMBSTONE_GC_PROPERTY]) ?? floe.config.get(TOMBSTONE_GC_PROPERTY);
   if (raw === undefined) return DEFAULT_TOMBSTONE_GC_SECONDS;
   const n = Number(raw);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${TOMBSTONE_GC_PROPERTY} must be a non-negative number of seconds, got '${raw}'.`);
@@ -365,29 +368,26 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   if (!evAll) evAll = await dedupe();
 
   const base = { opts, scd, statePath, stateExists, keys, columns, nonKeys, numSourceRows, temps } as const;
-  if (!targetExists) {
-    const extra = scd === 2 ? ', __seq AS "__START_AT", __seq AS "__END_AT"' : '';
-    await floe.duckdbSql(`SELECT ${columns.map(q).join(', ')}${extra} FROM (${evSql}) WHERE false`).write.delta(opts.target, {
-      mode: 'append',
-      // Deletion vectors on, as DLT's targets: a batch changing a few keys writes those rows and a DV,
-      // not a copy of every file it touches (`delta.enableDeletionVectors = false` in tableProperties to opt out).
-      properties: { 'delta.enableChangeDataFeed': 'true', 'delta.enableDeletionVectors': 'true', ...(opts.tableProperties ?? {}) },
-    });
+  // A new target is created by the batch's target commit, with its first rows (one commit). Deletion
+  // vectors on, as DLT's targets: a batch changing a few keys writes those rows and a DV, not a copy
+  // of every file it touches (`delta.enableDeletionVectors = false` in tableProperties to opt out).
+  const createTarget = targetExists ? undefined : { 'delta.enableChangeDataFeed': 'true', 'delta.enableDeletionVectors': 'true', ...(opts.tableProperties ?? {}) };
+  const targetSnap = existingTarget;
+  if (targetSnap) {
+    const tcols = new Set(targetSnap.schema.fields.map((f) => f.name));
+    for (const c of [...keys, ...(scd === 2 ? ['__START_AT', '__END_AT'] : [])]) {
+      if (!tcols.has(c)) throw new FloeError('AUTO_CDC_TARGET_SCHEMA', `The AUTO CDC target ${opts.target} has no column '${c}'${c.startsWith('__') ? ' (an SCD type 2 target needs __START_AT and __END_AT typed like the sequence)' : ''}.`, { column: c });
+    }
   }
-  const targetSnap = existingTarget ?? (await targetLog.snapshot());
-  const tcols = new Set(targetSnap.schema.fields.map((f) => f.name));
-  for (const c of [...keys, ...(scd === 2 ? ['__START_AT', '__END_AT'] : [])]) {
-    if (!tcols.has(c)) throw new FloeError('AUTO_CDC_TARGET_SCHEMA', `The AUTO CDC target ${opts.target} has no column '${c}'${c.startsWith('__') ? ' (an SCD type 2 target needs __START_AT and __END_AT typed like the sequence)' : ''}.`, { column: c });
-  }
-  const targetAlreadyCommitted = (targetSnap.txnVersion(opts.flowName) ?? -1) >= opts.batchId;
+  const targetAlreadyCommitted = (targetSnap?.txnVersion(opts.flowName) ?? -1) >= opts.batchId;
   // A target with deletion vectors, no columns besides the flow's own and no constraints is changed
   // by position: its rows are read with their file and row index, so the commit needs no MERGE join.
   const outCols = targetColumns(columns, scd);
   // The target's and the state's files not described yet (their new files): one statement for both.
-  await prefetchDataFileColumns(floe.engine, [{ store: targetLog.store, files: targetSnap.files }, ...(stateSnap ? [{ store: stateLog.store, files: stateSnap.files }] : [])]);
+  await prefetchDataFileColumns(floe.engine, [...(targetSnap ? [{ store: targetLog.store, files: targetSnap.files }] : []), ...(stateSnap ? [{ store: stateLog.store, files: stateSnap.files }] : [])]);
   let positional: PreparedBatch['positional'];
   let targetPos: string | null = null;
-  if (targetSnap.files.length && !targetAlreadyCommitted && (await changeableByPosition(targetSnap, outCols))) {
+  if (targetSnap?.files.length && !targetAlreadyCommitted && (await changeableByPosition(targetSnap, outCols))) {
     const plan = await planPositionalScan(floe.engine, targetLog.store, targetSnap, targetSnap.files);
     temps.push(...plan.tables);
     targetPos = plan.sql;
@@ -395,7 +395,8 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   }
   // The target's rows: from the positional scan when there is one (one plan of the target per batch).
   let targetSql: string;
-  if (targetPos) targetSql = `SELECT ${targetSnap.schema.fields.map((f) => q(f.name)).join(', ')} FROM (${targetPos})`;
+  if (targetPos) targetSql = `SELECT ${targetSnap!.schema.fields.map((f) => q(f.name)).join(', ')} FROM (${targetPos})`;
+  else if (!targetSnap) targetSql = `SELECT ${columns.map(q).join(', ')}${scd === 2 ? ', __seq AS "__START_AT", __seq AS "__END_AT"' : ''} FROM (${evSql}) WHERE false`;
   else {
     const plan = await planScan(floe.engine, targetLog.store, targetSnap);
     temps.push(...plan.tables);
@@ -413,15 +414,16 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   }
   const thresholdMs = (await tombstoneThreshold(floe, opts, targetSnap)) * 1000;
   const now = opts.now ?? Date.now();
-  foldDup &&= targetSnap.files.length === 0;
-  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, targetPos, outCols, stateSql, statePos: statePositional?.scan ?? null, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, stateHasNoTruncate: !stateSnap || stateSnap.files.every((f) => Number(parseStats(f.stats)?.maxValues?.['__slot'] ?? 1) <= 0), targetEmpty: targetSnap.files.length === 0, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp };
+  const targetEmpty = !targetSnap || targetSnap.files.length === 0;
+  foldDup &&= targetEmpty;
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, targetPos, outCols, stateSql, statePos: statePositional?.scan ?? null, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, stateHasNoTruncate: !stateSnap || stateSnap.files.every((f) => Number(parseStats(f.stats)?.maxValues?.['__slot'] ?? 1) <= 0), targetEmpty, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp };
   let r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
   if (!r) {
     // The folded check saw a repeated (key, sequence): the exact check, then the batch again.
     r = await computeScd2({ ...ctx, evAll: await dedupe(), foldDup: false });
     if (!r) throw new Error('AUTO CDC: repeated (key, sequence) pairs after deduplication');
   }
-  return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns, ...(r.counts ? { counts: r.counts } : {}), ...(r.stateCarried ? { stateCarried: true } : {}), ...(targetPos ? { positional } : {}), ...(statePositional ? { statePositional } : {}) };
+  return { ...base, alreadyApplied: false, targetAlreadyCommitted, tch: r.tch, sch: r.sch, stateColumns: r.stateColumns, ...(r.counts ? { counts: r.counts } : {}), ...(r.stateCarried ? { stateCarried: true } : {}), ...(createTarget ? { createTarget } : {}), ...(targetPos ? { positional } : {}), ...(statePositional ? { statePositional } : {}) };
 }
 
 interface Ctx {
@@ -803,10 +805,10 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
   const upserted = Number(counts.u);
   const deleted = Number(counts.d);
   if (p.targetAlreadyCommitted) return { skipped: true, version: null, upserted, deleted };
-  // An empty target (the first batch, or after a truncate) takes a plain append: nothing to match.
-  if (!(await floe.snapshot(p.opts.target)).files.length) {
+  // A new or empty target (the first batch, or after a truncate) takes a plain append: nothing to match.
+  if (p.createTarget || !(await floe.snapshot(p.opts.target)).files.length) {
     const w = await floe.duckdbSql(upsertRows(p, outCols.map(q).join(', ')))
-      .write.delta(p.opts.target, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
+      .write.delta(p.opts.target, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, ...(p.createTarget ? { properties: p.createTarget } : {}) });
     return { skipped: w.skipped, version: w.version, upserted, deleted };
   }
   const on = [...p.keys, ...(p.scd === 2 ? ['__START_AT'] : [])].map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ');

@@ -49,9 +49,11 @@ async function main(): Promise<void> {
 
     console.log('\ngold_customers_by_country:');
     await sql('SELECT * FROM gold_customers_by_country ORDER BY country');
-    const v = (await floe.sql('DESCRIBE DETAIL silver_customers', { warehouse }));
-    const silverVersion = v.kind === 'rows' ? Number((await v.dataFrame.toJSON())[0]!.version ?? NaN) : NaN;
-    const before = Number.isFinite(silverVersion) ? silverVersion - 1 : 1;
+    // The version update 2 wrote: silver's latest (its history, newest first).
+    const h = await floe.sql('DESCRIBE HISTORY silver_customers LIMIT 1', { warehouse });
+    const silverVersion = h.kind === 'status' ? Number(h.rows?.[0]?.version ?? NaN) : NaN;
+    if (!Number.isInteger(silverVersion)) throw new Error('DESCRIBE HISTORY silver_customers gave no version');
+    const before = silverVersion - 1;
     console.log(`what update 2 changed in silver_customers (its change data feed, version ${before + 1}):`);
     await sql(`SELECT _change_type, count(*) AS rows FROM table_changes('silver_customers', ${before + 1}) GROUP BY 1 ORDER BY 1`);
     console.log('for example:');
