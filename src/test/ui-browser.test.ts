@@ -119,9 +119,10 @@ test('browser: clicking a node opens the table; the change feed shows the right 
   const bg = await page.$eval('#changes tr.ct-delete td', (td) => getComputedStyle(td).backgroundColor);
   assert.equal(bg, 'rgb(253, 230, 230)', 'deletes highlighted');
   // A preview of an older version.
-  await page.fill('#preview-version', '1');
+  // (Version 0: silver as the first update created it.)
+  await page.fill('#preview-version', '0');
   await page.click('#preview-go');
-  // The box first shows the latest version (also 3 rows): wait for version 1's row of id 2.
+  // The box first shows the latest version (also 3 rows): wait for version 0's row of id 2.
   await page.waitForFunction(() => [...document.querySelectorAll('#preview tbody tr')].some((tr) => (tr as unknown as { textContent: string }).textContent === '220'));
   const preview = await page.$$eval('#preview tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent).join(',')).sort());
   assert.deepEqual(preview, ['1,10', '2,20', '3,30']);

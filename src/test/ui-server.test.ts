@@ -154,7 +154,8 @@ test('api: tables, schema, properties, history, bounded preview of any version, 
   assert.equal(info.properties['delta.enableChangeDataFeed'], 'true');
   const hist = await getJson<Array<{ version: number }>>('/api/tables/default/silver/history');
   assert.equal(hist[0]!.version, info.version);
-  const p1 = await getJson<{ version: number; rows: Array<{ id: number; amount: number }> }>('/api/tables/default/silver/preview?version=1');
+  // Version 0: silver as the first update created it.
+  const p1 = await getJson<{ version: number; rows: Array<{ id: number; amount: number }> }>('/api/tables/default/silver/preview?version=0');
   assert.deepEqual(p1.rows.map((r) => [r.id, r.amount]).sort(), [[1, 10], [2, 20], [3, 30]]);
   const lim = await getJson<{ rows: unknown[]; limit: number }>('/api/tables/default/bronze/preview?limit=100000');
   assert.equal(lim.limit, 500, 'bounded');
