@@ -151,7 +151,7 @@ export interface PreparedBatch {
    * row's file index in `paths` and row index, NULL for a new row) and `__o<i>` (the old row's value
    * of the i-th output column).
    */
-  positional?: { snapshot: Snapshot; paths: string[] };
+  positional?: { snapshot: Snapshot; paths: string[]; scan: string };
   /**
    * The state as the batch read it (when it exists): its snapshot, and `scan`, its rows with
    * `__floe_file_id` (an index in `paths`) and `__floe_row_index`; the state commit marks the rows it
@@ -391,7 +391,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
     const plan = await planPositionalScan(floe.engine, targetLog.store, targetSnap, targetSnap.files);
     temps.push(...plan.tables);
     targetPos = plan.sql;
-    positional = { snapshot: targetSnap, paths: plan.paths };
+    positional = { snapshot: targetSnap, paths: plan.paths, scan: plan.sql };
   }
   // The target's rows: from the positional scan when there is one (one plan of the target per batch).
   let targetSql: string;
@@ -850,7 +850,7 @@ function mergeRecord(on: string, sourceRows: number, ins: number, upd: number, d
  * when one old row would be changed twice (a target written to outside the flow).
  */
 async function commitByPosition(floe: Floe, p: PreparedBatch, outCols: string[]): Promise<{ skipped: boolean; version: number | null; upserted: number; deleted: number } | null> {
-  const { snapshot: snap, paths } = p.positional!;
+  const { snapshot: snap, paths, scan } = p.positional!;
   const eng = floe.engine;
   const [st] = await eng.allJson(`SELECT count(*) FILTER (WHERE __tf IS NOT NULL) AS n, count(DISTINCT (__tf, __tr)) FILTER (WHERE __tf IS NOT NULL) AS d,
       coalesce(list(DISTINCT __tf) FILTER (WHERE __tf IS NOT NULL), []) AS files,
@@ -864,21 +864,41 @@ async function commitByPosition(floe: Floe, p: PreparedBatch, outCols: string[])
   txn.readWhole();
   const cols = outCols.map(q).join(', ');
   const olds = outCols.map((n, i) => `__o${i} AS ${q(n)}`).join(', ');
+  const [ins, upd, del] = [Number(st!.ins), Number(st!.upd), Number(st!.del)];
+  const on = [...p.keys, ...(p.scd === 2 ? ['__START_AT'] : [])].map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ');
+  const { metrics, params } = mergeRecord(on, ins + upd + del, ins, upd, del, snap.files.length);
+  if (!ins && !upd && !del) return { skipped: false, version: null, upserted: 0, deleted: 0 };
+  // Each batch adds a small file: once STATE_FOLD_FILES have piled up they are folded into the
+  // batch's new file (their rows the batch keeps are written again, every row of theirs marked
+  // deleted so each is removed whole), so a flow's target keeps few files however many batches ran.
+  // The change feed is the batch's alone (its cdc files), as for any commit that has them.
+  const fold = smallFilesToFold(snap);
+  const idOf = new Map(paths.map((x, i) => [x, i]));
+  const foldIds = fold.map((f) => idOf.get(dataFilePath(log.store, f.path))).filter((i) => i !== undefined);
+  const inFold = `${FILE_ID} IN (${foldIds.join(', ')})`;
+  const kept = foldIds.length ? `SELECT ${cols} FROM (${scan}) t WHERE ${inFold} AND NOT EXISTS (SELECT 1 FROM ${p.tch} c WHERE c.__tf = t.${FILE_ID} AND c.__tr = t.${ROW_INDEX})` : null;
+  if (kept) {
+    for (const f of fold) if (!removed.some((x) => x.path === f.path)) removed.push(f);
+    metrics.numTargetRowsCopied = Number((await eng.allJson(`SELECT count(*) AS n FROM (${kept})`))[0]!.n);
+    metrics.numOutputRows! += metrics.numTargetRowsCopied;
+  }
+  // (Change data files whenever files are removed: a commit removing files without them would read,
+  // in the feed, as deleting and inserting their rows.)
   const cdcSql = cdfOnForWrites(snap) && removed.length
     ? `SELECT ${olds}, 'update_preimage' AS _change_type FROM ${p.tch} WHERE __op = 'upsert' AND __tf IS NOT NULL
       UNION ALL SELECT ${cols}, 'update_postimage' AS _change_type FROM ${p.tch} WHERE __op = 'upsert' AND __tf IS NOT NULL
       UNION ALL SELECT ${olds}, 'delete' AS _change_type FROM ${p.tch} WHERE __op = 'delete'
       UNION ALL SELECT ${cols}, 'insert' AS _change_type FROM ${p.tch} WHERE __op = 'upsert' AND __tf IS NULL`
     : null;
-  const [ins, upd, del] = [Number(st!.ins), Number(st!.upd), Number(st!.del)];
-  const on = [...p.keys, ...(p.scd === 2 ? ['__START_AT'] : [])].map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ');
-  const { metrics, params } = mergeRecord(on, ins + upd + del, ins, upd, del, snap.files.length);
-  if (!ins && !upd && !del) return { skipped: false, version: null, upserted: 0, deleted: 0 };
+  const newRows = kept ? `${upsertRows(p, cols)} UNION ALL ${kept}` : upsertRows(p, cols);
+  const deletedRows = kept
+    ? `SELECT __tf AS f, __tr AS r FROM ${p.tch} WHERE __tf IS NOT NULL UNION SELECT ${FILE_ID} AS f, ${ROW_INDEX} AS r FROM (${scan}) WHERE ${inFold}`
+    : `SELECT __tf AS f, __tr AS r FROM ${p.tch} WHERE __tf IS NOT NULL`;
   // (Targets with constraints take the MERGE: see prepareApplyChanges.)
   const res = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => commitRewrite(floe, {
     snapshot: snap, txn, removed, newDataSql: null, cdcSql, operation: 'MERGE', params, metrics,
     addedFilesMetric: 'numTargetFilesAdded', removedFilesMetric: 'numTargetFilesRemoved',
-    dv: { deletedRowsSql: `SELECT __tf AS f, __tr AS r FROM ${p.tch} WHERE __tf IS NOT NULL`, paths, newDataSql: upsertRows(p, cols) },
+    dv: { deletedRowsSql: deletedRows, paths, newDataSql: newRows },
   }));
   return { skipped: res.version === null, version: res.version, upserted: ins + upd, deleted: del };
 }
@@ -933,9 +953,9 @@ export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<num
 }
 
 /**
- * Small state files (each batch appends one) are folded into the batch's new file once there are
- * STATE_FOLD_FILES of them, so the state, read by every batch, keeps few files however many batches
- * ran. Files under STATE_SMALL_FILE_BYTES count as small.
+ * Small files (each batch appends one to the target and one to the state) are folded into a batch's
+ * new file once there are STATE_FOLD_FILES of them, so the target and the state, read by every
+ * batch, keep few files however many batches ran. Files under STATE_SMALL_FILE_BYTES count as small.
  */
 export const STATE_FOLD_FILES = 32;
 const STATE_SMALL_FILE_BYTES = 1024 * 1024;
@@ -943,7 +963,12 @@ const STATE_SMALL_FILE_BYTES = 1024 * 1024;
 /** The state files the state commit folds into its new file (none until there are STATE_FOLD_FILES small ones). */
 function stateFilesToFold(p: PreparedBatch): AddFile[] {
   const snap = p.statePositional?.snapshot;
-  if (!snap || !dvWritesOn(snap)) return [];
+  return snap ? smallFilesToFold(snap) : [];
+}
+
+/** A by-position commit's files to fold (see STATE_FOLD_FILES): none until there are enough small ones. */
+function smallFilesToFold(snap: Snapshot): AddFile[] {
+  if (!dvWritesOn(snap) || snap.partitionColumns.length) return [];
   const files = snap.files;
   // Only files whose row count is known: they are removed as fully deleted (see commitStateByPosition).
   const small = files.filter((f) => f.size < STATE_SMALL_FILE_BYTES && parseStats(f.stats)?.numRecords !== undefined);

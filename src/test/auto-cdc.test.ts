@@ -421,7 +421,7 @@ test('a later batch reads each log incrementally: no listing of the target or th
   assert.deepEqual(await readScd1(floe, t), [{ id: 2, a: 4, b: null }]);
 });
 
-test(`the state keeps few files: once ${STATE_FOLD_FILES} small ones accumulate, a state commit folds them into its new file`, async () => {
+test(`the state and the target keep few files: once ${STATE_FOLD_FILES} small ones accumulate, a commit folds them into its new file`, async () => {
   for (const scd of [1, 2] as const) {
     const folded = fresh();
     const merged = fresh();
@@ -429,14 +429,26 @@ test(`the state keeps few files: once ${STATE_FOLD_FILES} small ones accumulate,
     // Each batch a new key (a state file that stays), some also change or delete an older key.
     for (let i = 1; i <= STATE_FOLD_FILES + 4; i++) batches.push([u(100 + i, 1, i), ...(i % 5 === 0 ? [d(1 + (i % 3), 10 + i)] : i % 3 === 0 ? [u(1 + (i % 4), 10 + i, i)] : [])]);
     let most = 0;
+    let mostTarget = 0;
     for (const [i, b] of batches.entries()) {
       const o = (t: string): ApplyChangesOptions => ({ ...base(t, scd), source: eventsDf(floe, b), batchId: i });
       await applyChanges(floe, o(folded));
       await applyChanges(floe, o(merged));
-      if (i === 0) await floe.sql(`ALTER TABLE delta.\`${locJoin(merged, STATE_DIR)}\` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'false')`);
+      if (i === 0) {
+        await floe.sql(`ALTER TABLE delta.\`${locJoin(merged, STATE_DIR)}\` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'false')`);
+        await floe.sql(`ALTER TABLE delta.\`${merged}\` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'false')`);
+      }
       most = Math.max(most, (await floe.snapshot(locJoin(folded, STATE_DIR))).files.length);
+      mostTarget = Math.max(mostTarget, (await floe.snapshot(folded)).files.length);
     }
     assert.ok(most >= STATE_FOLD_FILES, `scd ${scd}: at most ${most} state files`);
+    assert.ok(mostTarget >= STATE_FOLD_FILES, `scd ${scd}: at most ${mostTarget} target files`);
+    const targetFiles = (await floe.snapshot(folded)).files.length;
+    assert.ok(targetFiles < 8, `scd ${scd}: the target has ${targetFiles} files`);
+    // The folding commit's change feed is the batch's changes alone: the feeds agree row for row.
+    const feed = async (t: string): Promise<string[]> => (await (await floe.read.changes(t, { startingVersion: 0 })).toJSON())
+      .map((r) => JSON.stringify({ ...r, _commit_version: 0, _commit_timestamp: 0 })).sort();
+    assert.deepEqual(await feed(folded), await feed(merged), `scd ${scd}: change feeds differ`);
     const read = scd === 1 ? readScd1 : readScd2;
     assert.deepEqual(await read(floe, folded), await read(floe, merged), `scd ${scd}: targets differ`);
     const state = async (t: string): Promise<string[]> => (await (await floe.read.delta(locJoin(t, STATE_DIR))).toJSON()).map((r) => JSON.stringify({ ...r, __ts: 0 })).sort();
