@@ -63,6 +63,17 @@ test('Quick start demo (npm run demo): the medallion pipeline, two updates, the 
   // Gold sums to silver's row count.
   const gold = [...stdout.matchAll(/^\| (DE|FR|JP|UK|US) +\| (\d+) +\|$/gm)].reduce((a, m) => a + Number(m[2]), 0);
   assert.equal(gold, 275);
+  // The README's commands "on the demo's output" run as written (the demo's folder for ./floe-demo).
+  const readme = await fs.readFile(path.join(repo, 'README.md'), 'utf8');
+  const block = /For example, on the demo's output:\n+```sh\n([\s\S]*?)```/.exec(readme)![1]!;
+  const commands = block.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l.startsWith('npx floe '));
+  assert.ok(commands.length >= 5);
+  for (const c of commands) {
+    const args = c.slice('npx floe '.length).split(/\s+/).map((a) => a.replace(/^floe-demo\//, `${dir}/`));
+    const out = await run(process.execPath, [path.join(dist, 'cli', 'main.js'), ...args]);
+    assert.ok(out.stdout.length > 0, c);
+    if (args[0] === 'changes') assert.equal(out.stdout.trim().split('\n').length, 17 + 23 + 203 * 2, 'update 2: 17 deletes, 23 inserts, 203 updates');
+  }
 });
 
 test('README pipeline SQL runs verbatim through floe pipelines run (SCD 2 users)', async () => {
