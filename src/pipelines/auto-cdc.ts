@@ -109,6 +109,10 @@ export interface ApplyChangesOptions {
   tombstoneGCThresholdInSeconds?: number;
   /** Properties for a target this call creates. */
   tableProperties?: Record<string, string>;
+  /** Partition columns of a target this call creates. */
+  partitionBy?: string[];
+  /** The description (comment) of a target this call creates. */
+  comment?: string;
   /** Clock (epoch ms) for tombstone times; tests use it to exercise GC. */
   now?: number;
 }
@@ -158,8 +162,8 @@ export interface PreparedBatch {
    * replaces or deletes in deletion vectors by these positions (see commitStateByPosition).
    */
   statePositional?: { snapshot: Snapshot; paths: string[]; scan: string };
-  /** The target does not exist: the target commit creates it, with these table properties. */
-  createTarget?: Record<string, string>;
+  /** The target does not exist: the target commit creates it, with these table properties, partitioning and description. */
+  createTarget?: { properties: Record<string, string>; partitionBy?: string[]; description?: string };
   /**
    * `sch` has `__sf` / `__sr`: the position (file index in statePositional.paths, row index) of the
    * state row each change replaces or deletes (NULL for a new key), found while computing it.
@@ -371,7 +375,11 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   // A new target is created by the batch's target commit, with its first rows (one commit). Deletion
   // vectors on, as DLT's targets: a batch changing a few keys writes those rows and a DV, not a copy
   // of every file it touches (`delta.enableDeletionVectors = false` in tableProperties to opt out).
-  const createTarget = targetExists ? undefined : { 'delta.enableChangeDataFeed': 'true', 'delta.enableDeletionVectors': 'true', ...(opts.tableProperties ?? {}) };
+  const createTarget: PreparedBatch['createTarget'] = targetExists ? undefined : {
+    properties: { 'delta.enableChangeDataFeed': 'true', 'delta.enableDeletionVectors': 'true', ...(opts.tableProperties ?? {}) },
+    ...(opts.partitionBy?.length ? { partitionBy: opts.partitionBy.map((c) => resolveName(targetColumns(columns, scd), c, 'partitionBy')) } : {}),
+    ...(opts.comment !== undefined ? { description: opts.comment } : {}),
+  };
   const targetSnap = existingTarget;
   if (targetSnap) {
     const tcols = new Set(targetSnap.schema.fields.map((f) => f.name));
@@ -808,7 +816,7 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
   // A new or empty target (the first batch, or after a truncate) takes a plain append: nothing to match.
   if (p.createTarget || !(await floe.snapshot(p.opts.target)).files.length) {
     const w = await floe.duckdbSql(upsertRows(p, outCols.map(q).join(', ')))
-      .write.delta(p.opts.target, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, ...(p.createTarget ? { properties: p.createTarget } : {}) });
+      .write.delta(p.opts.target, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, ...(p.createTarget ?? {}) });
     return { skipped: w.skipped, version: w.version, upserted, deleted };
   }
   const on = [...p.keys, ...(p.scd === 2 ? ['__START_AT'] : [])].map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ');
@@ -1053,6 +1061,10 @@ export interface ApplyChangesFromSnapshotOptions {
   /** The txn version of this snapshot's commits; defaults to snapshotVersion when it is an integer. */
   batchId?: number;
   tableProperties?: Record<string, string>;
+  /** Partition columns of a target this call creates. */
+  partitionBy?: string[];
+  /** The description (comment) of a target this call creates. */
+  comment?: string;
 }
 
 function versionLiteral(v: number | bigint | string | Date): string {
@@ -1116,5 +1128,7 @@ async function applySnapshot(floe: Floe, opts: ApplyChangesFromSnapshotOptions):
     flowName: opts.flowName,
     batchId,
     tableProperties: opts.tableProperties,
+    partitionBy: opts.partitionBy,
+    comment: opts.comment,
   });
 }

@@ -817,6 +817,8 @@ class Update {
           flowName: appId,
           batchId,
           tableProperties: this.tableProps(f.target),
+          partitionBy: d.partitionBy,
+          comment: d.comment,
         }),
       );
       result.numUpsertedRows = r.numUpsertedRows;
@@ -907,6 +909,7 @@ class Update {
 
   private async executeSnapshot(f: ResolvedFlow): Promise<FlowRunResult> {
     const s = f.def.snapshot!;
+    const d = this.graph.datasets.get(f.target)!;
     const result = emptyResult(f.name, f.target, 'COMPLETED');
     let cp = await this.state.checkpoint(f.name);
     const apply = async (df: DataFrame, version: number, batchId: number): Promise<void> => {
@@ -924,6 +927,8 @@ class Update {
           flowName: this.txnAppId(f),
           batchId,
           tableProperties: this.tableProps(f.target),
+          partitionBy: d.partitionBy,
+          comment: d.comment,
         }),
       );
       result.numUpsertedRows += r.numUpsertedRows;

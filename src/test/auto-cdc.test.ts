@@ -115,6 +115,29 @@ test('SCD 1: an applied truncate holds in later batches, with or without applyAs
   assert.deepEqual(await readScd1(floe, t2), [{ id: 1, a: 20, b: null }, { id: 2, a: 5, b: null }]);
 });
 
+test('partitionBy and comment shape a target the call creates; later batches keep its partitions', async () => {
+  for (const scd of [1, 2] as const) {
+    const part = fresh();
+    const plain = fresh();
+    const batches: Ev[][] = [
+      [u(1, 1, 10, 'x'), u(2, 1, 20, 'y'), u(3, 1, 30, 'x')],
+      [u(1, 2, 11, 'y'), d(2, 2), u(4, 2, 40, 'y')],
+      [u(3, 3, 31, 'x'), u(2, 3, 21, 'x')],
+    ];
+    for (const [i, b] of batches.entries()) {
+      await applyChanges(floe, { ...base(part, scd), partitionBy: ['B'], comment: 'by b', source: eventsDf(floe, b), batchId: i });
+      await applyChanges(floe, { ...base(plain, scd), source: eventsDf(floe, b), batchId: i });
+    }
+    const snap = await floe.snapshot(part);
+    assert.deepEqual(snap.partitionColumns, ['b']);
+    assert.equal(snap.metadata.description, 'by b');
+    assert.ok(snap.files.every((f) => f.partitionValues.b === 'x' || f.partitionValues.b === 'y'));
+    const read = scd === 1 ? readScd1 : readScd2;
+    assert.deepEqual(await read(floe, part), await read(floe, plain), `scd ${scd}`);
+  }
+  await assert.rejects(applyChanges(floe, { ...base(fresh(), 1), partitionBy: ['nope'], source: eventsDf(floe, [u(1, 1, 1)]), batchId: 0 }), (e: Error & { code?: string }) => e.code === 'AUTO_CDC_COLUMN_NOT_FOUND');
+});
+
 test('SCD 1: tombstones are garbage-collected after pipelines.cdc.tombstoneGCThresholdInSeconds', async () => {
   const t = fresh();
   const opts = (batchId: number, now: number, evs: Ev[]) => ({ ...base(t, 1), source: eventsDf(floe, evs), batchId, now, tombstoneGCThresholdInSeconds: 60 });

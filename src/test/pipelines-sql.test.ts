@@ -186,6 +186,18 @@ STORED AS
   assert.deepEqual(await rows(wh, 'SELECT * FROM target ORDER BY userId, __START_AT'), USERS_EXPECTED.scd2);
 });
 
+test('an AUTO CDC target declared PARTITIONED BY with a COMMENT is created so by its first batch', async () => {
+  const wh = await usersPipeline('users_part', USERS_EVENTS, `
+CREATE OR REFRESH STREAMING TABLE target PARTITIONED BY (city) COMMENT 'users by city';
+CREATE FLOW flow AS AUTO CDC INTO target FROM stream(users) KEYS (userId) APPLY AS DELETE WHEN operation = "DELETE"
+  SEQUENCE BY sequenceNum COLUMNS * EXCEPT (operation, sequenceNum) STORED AS SCD TYPE 2;
+`);
+  const snap = await floe.snapshot(path.join(wh, 'default', 'target'));
+  assert.deepEqual(snap.partitionColumns, ['city']);
+  assert.equal(snap.metadata.description, 'users by city');
+  assert.deepEqual(await rows(wh, 'SELECT * FROM target ORDER BY userId, __START_AT'), USERS_EXPECTED.scd2);
+});
+
 test('users example as SQL: SCD type 1 (older APPLY CHANGES INTO LIVE.… syntax), with TRUNCATE, and SCD 2 TRACK HISTORY ON * EXCEPT (city)', async () => {
   const wh = await usersPipeline('users_more', [...USERS_EVENTS, USERS_TRUNCATE], `
 CREATE OR REFRESH STREAMING TABLE scd1;
