@@ -898,7 +898,8 @@ async function commitByPosition(floe: Floe, p: PreparedBatch, outCols: string[])
       UNION ALL SELECT ${olds}, 'delete' AS _change_type FROM ${p.tch} WHERE __op = 'delete'
       UNION ALL SELECT ${cols}, 'insert' AS _change_type FROM ${p.tch} WHERE __op = 'upsert' AND __tf IS NULL`
     : null;
-  const newRows = kept ? `${upsertRows(p, cols)} UNION ALL ${kept}` : upsertRows(p, cols);
+  // (Kept rows too are written closed versions first, current last: see upsertRows.)
+  const newRows = upsertRows(p, cols, kept);
   const deletedRows = kept
     ? `SELECT __tf AS f, __tr AS r FROM ${p.tch} WHERE __tf IS NOT NULL UNION SELECT ${FILE_ID} AS f, ${ROW_INDEX} AS r FROM (${scan}) WHERE ${inFold}`
     : `SELECT __tf AS f, __tr AS r FROM ${p.tch} WHERE __tf IS NOT NULL`;
@@ -912,13 +913,15 @@ async function commitByPosition(floe: Floe, p: PreparedBatch, outCols: string[])
 }
 
 /**
- * The rows a batch writes to the target. SCD 2 writes closed versions first and current ones last,
+ * The rows a batch writes to the target (with `kept`, rows of folded files written again). SCD 2
+ * writes closed versions first and current ones last,
  * so current rows gather in the last row groups: a later batch's lookup of current rows
  * (`__END_AT IS NULL`) skips the row groups whose statistics say they have none.
  */
-function upsertRows(p: PreparedBatch, cols: string): string {
-  if (p.scd === 1) return `SELECT ${cols} FROM ${p.tch} WHERE __op = 'upsert'`;
-  return `SELECT ${cols} FROM ${p.tch} WHERE __op = 'upsert' AND "__END_AT" IS NOT NULL UNION ALL SELECT ${cols} FROM ${p.tch} WHERE __op = 'upsert' AND "__END_AT" IS NULL`;
+function upsertRows(p: PreparedBatch, cols: string, kept: string | null = null): string {
+  const rows = kept ? `(SELECT ${cols} FROM ${p.tch} WHERE __op = 'upsert' UNION ALL ${kept})` : `(SELECT ${cols} FROM ${p.tch} WHERE __op = 'upsert')`;
+  if (p.scd === 1) return `SELECT ${cols} FROM ${rows}`;
+  return `SELECT ${cols} FROM ${rows} WHERE "__END_AT" IS NOT NULL UNION ALL SELECT ${cols} FROM ${rows} WHERE "__END_AT" IS NULL`;
 }
 
 /** Step 3: the state commit (by position, an append, or a MERGE; the creating write on the first batch; with txn (flowName, batchId)). */
