@@ -18,6 +18,7 @@ import type { Floe } from '../floe.js';
 import { cdfOnForWrites, checkCanModify, commitRewrite, constraintFailure, count, type DmlResult, dvWritesOn, materialize, writeDeletionVectors } from './dml.js';
 import { completeRow, constraintChecks, generationExpression, dataFrameSchema, withColumnMapping } from './write.js';
 import { reconcileSchema } from './schema-evolution.js';
+import { changedRowsByFile, writeDeletionVectorsFor } from './merge-rows.js';
 
 type Clause =
   | { kind: 'matched'; action: 'update'; condition?: string; set: Record<string, string> | '*' }
@@ -379,10 +380,16 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   }
 
   const codesOf = (kind: Clause['kind'], action: string): number[] => resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind && x.c.action === action).map((x) => (kind === 'matched' ? 1000 : kind === 'notMatched' ? 2000 : 3000) + x.i);
-  // Whether some target row has several matches: when none has, the join's rows need no grouping
-  // (the grouping of the target rows in play runs only otherwise).
-  const unique = (await count(floe, `SELECT 1 FROM ${joined} WHERE __file IS NOT NULL AND __sid IS NOT NULL GROUP BY __file, __row HAVING count(*) > 1 LIMIT 1`)) === 0;
   const chIn = isIn([...updCodes, ...delCodes]);
+  // Whether some target row has several matches: when none has, the join's rows need no grouping
+  // (the grouping of the target rows in play runs only otherwise). With deletion vectors one
+  // unsorted read of the matched and changed target rows tells, and gives each file's changed rows
+  // for its DV (null: some row matched twice, or rows out of the bitmaps' range).
+  const dvOn = dvWritesOn(snap);
+  const dvRows = dvOn && candidates.length
+    ? await changedRowsByFile(floe, `SELECT __file AS f, __row AS r, __sid IS NOT NULL AS m, ${chIn} AS c FROM ${joined} WHERE __file IS NOT NULL AND (__sid IS NOT NULL OR ${chIn})`, candPaths.length)
+    : null;
+  const unique = dvRows !== null || (await count(floe, `SELECT 1 FROM ${joined} WHERE __file IS NOT NULL AND __sid IS NOT NULL GROUP BY __file, __row HAVING count(*) > 1 LIMIT 1`)) === 0;
   // Every row metric of the join's clauses (in the same pass as the changed rows when it can be).
   const aggCols = `count(*) FILTER (WHERE ${isIn(insCodes)}) AS ins,
       count(*) FILTER (WHERE ${isIn(codesOf('matched', 'update'))}) AS mupd,
@@ -425,7 +432,6 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   // Copy-on-write: the other rows of touched files, read again and copied by DuckDB.
   const copiedCols = schema.fields.map((f) => (snap.schema.fields.some((x) => x.name === f.name) ? `c.${quoteIdent(f.name)}::${duckType(f.type)}` : `NULL::${duckType(f.type)}`) + ` AS ${quoteIdent(f.name)}`).join(', ');
   // The copy scan numbers its files anew: the changed rows' file ids are mapped to its numbering.
-  const dvOn = dvWritesOn(snap);
   let copied: string | null = null;
   if (removed.length && !dvOn) {
     const rscan = await scanWithFileIds(floe, snap, removed);
@@ -487,7 +493,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   // updated and inserted rows are written (built here in bulk rather than by commitRewrite's row lists).
   let dvWritten: string[] = [];
   if (dvOn && removed.length) {
-    const dv = await writeDeletionVectors(floe, log, removed, candPaths, `SELECT __file AS f, __row AS r FROM ${changed}`);
+    const dv = dvRows ? await writeDeletionVectorsFor(log, removed, candPaths, dvRows) : await writeDeletionVectors(floe, log, removed, candPaths, `SELECT __file AS f, __row AS r FROM ${changed}`);
     dvWritten = dv.written;
     txn.adds.push(...dv.readded);
     metrics.numDeletionVectorsAdded = dv.readded.filter((f) => !removed.find((x) => x.path === f.path)?.deletionVector).length;
