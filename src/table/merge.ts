@@ -193,6 +193,46 @@ async function filesHoldingKeys(floe: Floe, snap: Snapshot, files: AddFile[], ke
 }
 
 /**
+ * A predicate over a source row (its table alias given) that holds only when no target row of the
+ * candidate files can match it: its value of an equi-join key lies outside the [min, max] range of
+ * that key over every candidate file (exact stats only: integers and dates; the source column of
+ * the same type, so the comparison is the join's). Such rows skip the anti join against the
+ * matched pairs (on clustered or appended keys, the inserts). Null when no key qualifies.
+ */
+function unmatchableKeys(snap: Snapshot, files: AddFile[], keys: { target: string; source: string }[], srcSchema: StructType): ((alias: string) => string) | null {
+  if (!files.length) return null;
+  for (const key of keys) {
+    if (snap.partitionColumns.some((p) => p.toLowerCase() === key.target.toLowerCase())) continue;
+    const tf = snap.schema.fields.find((f) => f.name.toLowerCase() === key.target.toLowerCase());
+    const sf = srcSchema.fields.find((f) => f.name.toLowerCase() === key.source.toLowerCase());
+    if (!tf || !sf || typeof tf.type !== 'string' || sf.type !== tf.type) continue;
+    const isInt = /^(long|integer|short|byte)$/.test(tf.type);
+    if (!isInt && tf.type !== 'date') continue;
+    const phys = physicalName(tf);
+    let lo: number | string | null = null;
+    let hi: number | string | null = null;
+    let ok = true;
+    for (const f of files) {
+      const st = parseStats(f.stats);
+      const a = st?.minValues?.[phys];
+      const b = st?.maxValues?.[phys];
+      const valid = (v: unknown): v is number | string => (isInt ? typeof v === 'number' && Number.isSafeInteger(v) : typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v));
+      if (!valid(a) || !valid(b)) {
+        ok = false;
+        break;
+      }
+      if (lo === null || a < lo) lo = a;
+      if (hi === null || b > hi) hi = b;
+    }
+    if (!ok || lo === null || hi === null) continue;
+    const lit = (v: number | string): string => (isInt ? String(v) : `DATE '${v}'`);
+    const [l, h] = [lit(lo), lit(hi)];
+    return (alias) => `(${alias}.${quoteIdent(sf.name)} < ${l} OR ${alias}.${quoteIdent(sf.name)} > ${h})`;
+  }
+  return null;
+}
+
+/**
  * The rows of some files with `_file_id` (an integer: the file's index in `paths`) and `_row_index`.
  * The MERGE joins, groups and anti-joins on these integers rather than on file-name strings.
  */
@@ -370,13 +410,27 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   // With NOT MATCHED BY SOURCE clauses every target row plays a part: a full outer join.
   if (hasNbs) joined = await materialize(floe, 'mjoin', `SELECT ${joinCols} FROM (${tscan}) ${tq} FULL OUTER JOIN ${src} ${sq} ON ${condition}`);
   else {
-    // The matched pairs by an inner join (DuckDB builds on the source and filters the target scan
-    // with the source's keys: about half the time of the LEFT JOIN, which keeps every probe row),
-    // then the unmatched source rows: those with no pair, against a target side of NULLs (as the
-    // LEFT JOIN gives them, so clause expressions naming the target see NULLs there too).
-    joined = await materialize(floe, 'mjoin', `SELECT ${joinCols} FROM ${src} ${sq} JOIN (${tscan}) ${tq} ON ${condition}`);
-    await floe.engine.run(`INSERT INTO ${joined} SELECT ${joinCols} FROM (SELECT * FROM ${src} __s ANTI JOIN ${joined} __m ON __m.__sid = __s.${sid}) ${sq}
-      LEFT JOIN (SELECT * FROM (${tscan}) WHERE false) ${tq} ON true`);
+    // Source rows whose key lies outside the candidate files' key range (on clustered or appended
+    // keys, the inserts) can match nothing: they are not joined nor materialised again, but read
+    // from the source table by a view whose other columns are constants (so the queries of matched
+    // rows drop that branch when planned). The others go through one LEFT JOIN.
+    // Without such a key: the matched pairs by an inner join (DuckDB builds on the source and
+    // filters the target scan with the source's keys: about half the time of the LEFT JOIN, which
+    // keeps every probe row), then the unmatched source rows: those with no pair, against a target
+    // side of NULLs (as the LEFT JOIN gives them, so clause expressions naming the target see NULLs
+    // there too).
+    const outside = unmatchableKeys(snap, candidates, equiKeys(condition, tAlias, sAlias), srcSchema);
+    let pairs: string;
+    if (outside) pairs = await materialize(floe, 'mjoin', `SELECT ${joinCols} FROM (SELECT * FROM ${src} __s WHERE NOT coalesce(${outside('__s')}, false)) ${sq} LEFT JOIN (${tscan}) ${tq} ON ${condition}`);
+    else {
+      pairs = await materialize(floe, 'mjoin', `SELECT ${joinCols} FROM ${src} ${sq} JOIN (${tscan}) ${tq} ON ${condition}`);
+      await floe.engine.run(`INSERT INTO ${pairs} SELECT ${joinCols} FROM (SELECT * FROM ${src} __s ANTI JOIN ${pairs} __m ON __m.__sid = __s.${sid}) ${sq}
+        LEFT JOIN (SELECT * FROM (${tscan}) WHERE false) ${tq} ON true`);
+    }
+    joined = outside
+      ? `(SELECT * FROM ${pairs} UNION ALL SELECT NULL AS ${tq}, ${sStruct} AS ${sq}, NULL AS __file, NULL AS __row, ${sq}.${sid} AS __sid, ${group('notMatched', 2000)} AS __clause
+        FROM (SELECT * FROM ${src} __s WHERE ${outside('__s')}) ${sq} LEFT JOIN (SELECT * FROM (${tscan}) WHERE false) ${tq} ON true)`
+      : pairs;
   }
 
   const codesOf = (kind: Clause['kind'], action: string): number[] => resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind && x.c.action === action).map((x) => (kind === 'matched' ? 1000 : kind === 'notMatched' ? 2000 : 3000) + x.i);
