@@ -6,7 +6,7 @@
  */
 import { type AddFile, parseStats } from '../core/actions.js';
 import { loadDeletionVector } from '../core/deletion-vectors.js';
-import { buildDeletionVectorFileSorted, sortedDistinctRows } from '../core/deletion-vector-writer.js';
+import { buildDeletionVectorFileFromBitset, buildDeletionVectorFileSorted, sortedDistinctRows } from '../core/deletion-vector-writer.js';
 import { type DeltaLog, mapLimit } from '../core/delta-log.js';
 import { dataFilePath } from '../engine/scan.js';
 import type { Floe } from '../floe.js';
@@ -17,11 +17,11 @@ const MAX_ROWS = 2 ** 31;
 /**
  * `rowsSql` yields `f` (a file's index in the scan), `r` (its row number), `m` (the row was matched
  * by a source row) and `c` (a clause changes it), one row per (target row, source row) pair plus the
- * unmatched target rows a clause changes. Returns the changed rows of each file, sorted and
- * distinct, or null when some target row was matched by more than one source row (the caller then
+ * unmatched target rows a clause changes. Returns the changed rows of each file as a bitset (row v
+ * is bit v & 7 of byte v >> 3), or null when some target row was matched by more than one source row (the caller then
  * runs its grouping, which tells whether that is an error) or a row number is out of range.
  */
-export async function changedRowsByFile(floe: Floe, rowsSql: string, files: number): Promise<Map<number, Float64Array> | null> {
+export async function changedRowsByFile(floe: Floe, rowsSql: string, files: number): Promise<Map<number, Uint8Array> | null> {
   if (files >= 2 ** 20) return null;
   // One number per row (one column to hand over): ((file * 4 + flags) * 2^31 + row), exact below 2^53.
   const rowsOut = `CASE WHEN r >= 0 AND r < ${MAX_ROWS} THEN r ELSE NULL END`;
@@ -44,8 +44,7 @@ export async function changedRowsByFile(floe: Floe, rowsSql: string, files: numb
     if (x > max[k]!) max[k] = x;
   }
   const matched: (Uint8Array | undefined)[] = [];
-  const changed: (Uint8Array | undefined)[] = [];
-  const counts = new Float64Array(files);
+  const changed = new Map<number, Uint8Array>();
   for (let i = 0; i < n; i++) {
     const k = f[i]!;
     const x = r[i]!;
@@ -58,27 +57,12 @@ export async function changedRowsByFile(floe: Floe, rowsSql: string, files: numb
       seen[byte] = seen[byte]! | bit;
     }
     if (flags & 1) {
-      const ch = (changed[k] ??= new Uint8Array((max[k]! >>> 3) + 1));
-      if (!(ch[byte]! & bit)) counts[k] = counts[k]! + 1;
+      let ch = changed.get(k);
+      if (!ch) changed.set(k, (ch = new Uint8Array((max[k]! >>> 3) + 1)));
       ch[byte] = ch[byte]! | bit;
     }
   }
-  const out = new Map<number, Float64Array>();
-  changed.forEach((bits, k) => {
-    if (!bits) return;
-    const rows = new Float64Array(counts[k]!);
-    let at = 0;
-    for (let byte = 0; byte < bits.length; byte++) {
-      let b = bits[byte]!;
-      while (b) {
-        const low = b & -b;
-        rows[at++] = byte * 8 + (31 - Math.clz32(low));
-        b ^= low;
-      }
-    }
-    out.set(k, rows);
-  });
-  return out;
+  return changed;
 }
 
 /** A file's stats once a DV hides some of its rows: min/max no longer tight (PROTOCOL.md "Per-file Statistics"). */
@@ -88,35 +72,39 @@ function looseBounds(stats: string | null | undefined): string | null {
   return JSON.stringify({ ...st, tightBounds: false });
 }
 
-/** Union of two sorted, distinct row-number arrays (sorted, distinct). */
-function unionSorted(a: Float64Array, b: Float64Array): Float64Array {
-  const out = new Float64Array(a.length + b.length);
-  let i = 0;
-  let j = 0;
-  let n = 0;
-  while (i < a.length || j < b.length) {
-    const x = j >= b.length || (i < a.length && a[i]! <= b[j]!) ? a[i++]! : b[j++]!;
-    if (n === 0 || out[n - 1] !== x) out[n++] = x;
-  }
-  return out.subarray(0, n);
-}
-
 /**
- * Deletion vectors for the touched files from their changed rows (sorted and distinct, by file
- * index in `paths`), united with each file's old DV: as dml.ts's writeDeletionVectors, for rows
- * already grouped. Returns the files to re-add (a file whose every row is gone is just removed) and
+ * Deletion vectors for the touched files from their changed rows (bitsets by file index in
+ * `paths`), united with each file's old DV: as dml.ts's writeDeletionVectors, for rows already
+ * grouped (serialised from the bitsets: no sort, dense containers copied). Returns the files to re-add (a file whose every row is gone is just removed) and
  * the DV files written; on failure removes those written.
  */
-export async function writeDeletionVectorsFor(log: DeltaLog, removed: AddFile[], paths: string[], rowsOf: Map<number, Float64Array>): Promise<{ readded: AddFile[]; written: string[] }> {
+export async function writeDeletionVectorsFor(log: DeltaLog, removed: AddFile[], paths: string[], rowsOf: Map<number, Uint8Array>): Promise<{ readded: AddFile[]; written: string[] }> {
   const idOf = new Map(paths.map((p, i) => [p, i]));
   const written: string[] = [];
   try {
     const out = await mapLimit(removed, 8, async (f) => {
-      let rows = rowsOf.get(idOf.get(dataFilePath(log.store, f.path)) ?? -1) ?? new Float64Array(0);
-      if (f.deletionVector) rows = unionSorted(rows, sortedDistinctRows(await loadDeletionVector(log.store, f.deletionVector)));
+      let bits = rowsOf.get(idOf.get(dataFilePath(log.store, f.path)) ?? -1) ?? new Uint8Array(0);
+      let dvf: ReturnType<typeof buildDeletionVectorFileFromBitset> | null = null;
+      if (f.deletionVector) {
+        const old = await loadDeletionVector(log.store, f.deletionVector);
+        const top = old.reduce((a, b) => Math.max(a, b), -1);
+        if (top >= MAX_ROWS) {
+          // An old DV beyond the bitsets' range: united as sorted row numbers.
+          const mine: number[] = [];
+          bits.forEach((b, i) => {
+            for (let x = b; x; x &= x - 1) mine.push(i * 8 + (31 - Math.clz32(x & -x)));
+          });
+          dvf = buildDeletionVectorFileSorted(sortedDistinctRows([...mine, ...old]));
+        } else {
+          const grown = new Uint8Array(Math.max(bits.length, (top >>> 3) + 1));
+          grown.set(bits);
+          for (const x of old) grown[x >>> 3] = grown[x >>> 3]! | (1 << (x & 7));
+          bits = grown;
+        }
+      }
+      dvf ??= buildDeletionVectorFileFromBitset(bits);
       const total = parseStats(f.stats)?.numRecords;
-      if (total !== undefined && rows.length >= total) return null; // every row gone: just remove the file
-      const dvf = buildDeletionVectorFileSorted(rows);
+      if (total !== undefined && dvf.descriptor.cardinality >= total) return null; // every row gone: just remove the file
       await log.store.putIfAbsent(dvf.relativePath, dvf.bytes);
       written.push(dvf.relativePath);
       return { ...f, dataChange: true, deletionVector: dvf.descriptor, stats: looseBounds(f.stats) } as AddFile;
