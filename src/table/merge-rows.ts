@@ -21,48 +21,45 @@ const MAX_ROWS = 2 ** 31;
  * is bit v & 7 of byte v >> 3), or null when some target row was matched by more than one source row (the caller then
  * runs its grouping, which tells whether that is an error) or a row number is out of range.
  */
-export async function changedRowsByFile(floe: Floe, rowsSql: string, files: number): Promise<Map<number, Uint8Array> | null> {
+export async function changedRowsByFile(floe: Floe, rowsSql: string, files: number, rowsHint: (k: number) => number | undefined = () => undefined): Promise<Map<number, Uint8Array> | null> {
   if (files >= 2 ** 20) return null;
   // One number per row (one column to hand over): ((file * 4 + flags) * 2^31 + row), exact below 2^53.
   const rowsOut = `CASE WHEN r >= 0 AND r < ${MAX_ROWS} THEN r ELSE NULL END`;
   const [packed] = (await floe.engine.numericColumns(`SELECT ((f::BIGINT * 4 + m::BIGINT * 2 + c::BIGINT) * ${MAX_ROWS} + ${rowsOut})::DOUBLE AS p FROM (${rowsSql})`)) as [Float64Array];
-  const n = packed.length;
-  const f = new Uint32Array(n);
-  const r = new Uint32Array(n);
-  const mc = new Uint8Array(n);
-  const max = new Float64Array(files).fill(-1);
-  for (let i = 0; i < n; i++) {
+  // Bitsets sized by the file's row count when known, grown (doubled) when a row lies beyond.
+  const matched: (Uint8Array | undefined)[] = [];
+  const changed: (Uint8Array | undefined)[] = [];
+  const fit = (bits: Uint8Array | undefined, k: number, byte: number): Uint8Array => {
+    if (bits && byte < bits.length) return bits;
+    const hint = rowsHint(k);
+    const grown = new Uint8Array(Math.max(byte + 1, bits ? bits.length * 2 : hint !== undefined && hint > 0 ? Math.min((hint + 7) >>> 3, MAX_ROWS / 8) : 1024));
+    if (bits) grown.set(bits);
+    return grown;
+  };
+  for (let i = 0; i < packed.length; i++) {
     const p = packed[i]!;
     if (Number.isNaN(p)) return null; // a row number out of range
     const hi = Math.floor(p / MAX_ROWS);
     const x = p - hi * MAX_ROWS;
     const k = hi >>> 2;
     if (k >= files) return null;
-    f[i] = k;
-    r[i] = x;
-    mc[i] = hi & 3;
-    if (x > max[k]!) max[k] = x;
-  }
-  const matched: (Uint8Array | undefined)[] = [];
-  const changed = new Map<number, Uint8Array>();
-  for (let i = 0; i < n; i++) {
-    const k = f[i]!;
-    const x = r[i]!;
     const byte = x >>> 3;
     const bit = 1 << (x & 7);
-    const flags = mc[i]!;
-    if (flags & 2) {
-      const seen = (matched[k] ??= new Uint8Array((max[k]! >>> 3) + 1));
+    if (hi & 2) {
+      const seen = (matched[k] = fit(matched[k], k, byte));
       if (seen[byte]! & bit) return null;
       seen[byte] = seen[byte]! | bit;
     }
-    if (flags & 1) {
-      let ch = changed.get(k);
-      if (!ch) changed.set(k, (ch = new Uint8Array((max[k]! >>> 3) + 1)));
+    if (hi & 1) {
+      const ch = (changed[k] = fit(changed[k], k, byte));
       ch[byte] = ch[byte]! | bit;
     }
   }
-  return changed;
+  const out = new Map<number, Uint8Array>();
+  changed.forEach((bits, k) => {
+    if (bits) out.set(k, bits);
+  });
+  return out;
 }
 
 /** A file's stats once a DV hides some of its rows: min/max no longer tight (PROTOCOL.md "Per-file Statistics"). */

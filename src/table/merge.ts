@@ -440,8 +440,9 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   // unsorted read of the matched and changed target rows tells, and gives each file's changed rows
   // for its DV (null: some row matched twice, or rows out of the bitmaps' range).
   const dvOn = dvWritesOn(snap);
+  const recordsOf = new Map(candidates.map((f) => [dataFilePath(log.store, f.path), parseStats(f.stats)?.numRecords]));
   const dvRows = dvOn && candidates.length
-    ? await changedRowsByFile(floe, `SELECT __file AS f, __row AS r, __sid IS NOT NULL AS m, ${chIn} AS c FROM ${joined} WHERE __file IS NOT NULL AND (__sid IS NOT NULL OR ${chIn})`, candPaths.length)
+    ? await changedRowsByFile(floe, `SELECT __file AS f, __row AS r, __sid IS NOT NULL AS m, ${chIn} AS c FROM ${joined} WHERE __file IS NOT NULL AND (__sid IS NOT NULL OR ${chIn})`, candPaths.length, (k) => recordsOf.get(candPaths[k]!))
     : null;
   const unique = dvRows !== null || (await count(floe, `SELECT 1 FROM ${joined} WHERE __file IS NOT NULL AND __sid IS NOT NULL GROUP BY __file, __row HAVING count(*) > 1 LIMIT 1`)) === 0;
   // Every row metric of the join's clauses (in the same pass as the changed rows when it can be).

@@ -62,6 +62,9 @@ test('changedRowsByFile: rows of several files in any order come back as per-fil
     const two = await changedRowsByFile(floe, rows('(0, 5, true, true), (1, 5, true, true), (1, 6, false, true), (1, 6, false, true)'), 2);
     assert.deepEqual(rowsOf(two!.get(0)), [5]);
     assert.deepEqual(rowsOf(two!.get(1)), [5, 6]);
+    // A row count hint below the rows seen (the bitset grows), and a row matched twice after growing.
+    assert.deepEqual(rowsOf((await changedRowsByFile(floe, rows('(0, 3, true, true), (0, 100, true, true), (0, 5000, false, true)'), 1, () => 8))!.get(0)), [3, 100, 5000]);
+    assert.equal(await changedRowsByFile(floe, rows('(0, 3, true, true), (0, 100, true, true), (0, 3, true, false)'), 1, () => 8), null);
     // A file index out of range, or no rows at all.
     assert.equal(await changedRowsByFile(floe, rows('(3, 0, true, true)'), 2), null);
     assert.equal((await changedRowsByFile(floe, `SELECT 0 AS f, 0 AS r, true AS m, true AS c WHERE false`, 2))!.size, 0);
