@@ -196,8 +196,8 @@ async function filesHoldingKeys(floe: Floe, snap: Snapshot, files: AddFile[], ke
  * A predicate over a source row (its table alias given) that holds only when no target row of the
  * candidate files can match it: its value of an equi-join key lies outside the [min, max] range of
  * that key over every candidate file (exact stats only: integers and dates; the source column of
- * the same type, so the comparison is the join's). Such rows skip the anti join against the
- * matched pairs (on clustered or appended keys, the inserts). Null when no key qualifies.
+ * the same type, so the comparison is the join's; a NULL key is not outside). Such rows skip the
+ * join (on clustered or appended keys, the inserts). Null when no key qualifies.
  */
 function unmatchableKeys(snap: Snapshot, files: AddFile[], keys: { target: string; source: string }[], srcSchema: StructType): ((alias: string) => string) | null {
   if (!files.length) return null;
