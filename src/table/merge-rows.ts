@@ -36,22 +36,26 @@ export async function changedRowsByFile(floe: Floe, rowsSql: string, files: numb
     if (bits) grown.set(bits);
     return grown;
   };
-  for (let i = 0; i < packed.length; i++) {
+  const inv = 1 / MAX_ROWS; // a power of two: p * inv is exact
+  for (let i = 0, len = packed.length; i < len; i++) {
     const p = packed[i]!;
-    if (Number.isNaN(p)) return null; // a row number out of range
-    const hi = Math.floor(p / MAX_ROWS);
+    if (p !== p) return null; // NaN: a row number out of range
+    const hi = Math.floor(p * inv);
     const x = p - hi * MAX_ROWS;
     const k = hi >>> 2;
     if (k >= files) return null;
     const byte = x >>> 3;
     const bit = 1 << (x & 7);
     if (hi & 2) {
-      const seen = (matched[k] = fit(matched[k], k, byte));
-      if (seen[byte]! & bit) return null;
-      seen[byte] = seen[byte]! | bit;
+      let seen = matched[k];
+      if (seen === undefined || byte >= seen.length) seen = matched[k] = fit(seen, k, byte);
+      const v = seen[byte]!;
+      if (v & bit) return null;
+      seen[byte] = v | bit;
     }
     if (hi & 1) {
-      const ch = (changed[k] = fit(changed[k], k, byte));
+      let ch = changed[k];
+      if (ch === undefined || byte >= ch.length) ch = changed[k] = fit(ch, k, byte);
       ch[byte] = ch[byte]! | bit;
     }
   }
