@@ -212,7 +212,9 @@ function mergeStatement(sql: string): string {
   const q = sql.trimStart();
   if (/^COPY/i.test(q)) return /_change_data'/.test(q) ? 'write change data files (COPY)' : 'write data files (COPY)';
   if (/^CREATE TABLE __floe_msrc_/.test(q)) return 'materialize source';
-  if (/^CREATE TABLE __floe_mjoin_/.test(q)) return 'join target x source (CREATE TABLE mjoin)';
+  if (/^CREATE TABLE __floe_mjoin_/.test(q)) return /NOT coalesce\(/.test(q) ? 'join target x in-range source (LEFT JOIN, CREATE TABLE mjoin)' : 'join target x source (CREATE TABLE mjoin)';
+  if (/^SELECT bool_or\(/.test(q)) return 'prune files by source keys (bool_or per file)';
+  if (/^SELECT (0 AS )?dup/.test(q)) return 'metrics and touched files';
   if (/^INSERT INTO __floe_mjoin_/.test(q)) return 'unmatched source rows (INSERT INTO mjoin)';
   if (/HAVING count\(\*\) > 1/.test(q)) return 'duplicate-match check';
   if (/^SELECT min\(/.test(q)) return 'source key range';
@@ -236,7 +238,7 @@ function instrumentMerge(floe: Floe, dir: string): { timer: CallTimer; statement
   timer.wrap(floe.engine, 'run', label);
   timer.wrap(floe.engine, 'allJson', label);
   timer.wrap(floe.engine, 'describe', () => 'DESCRIBE');
-  timer.wrap(floe.engine, 'numericColumns', () => 'deletion vectors: changed row numbers');
+  timer.wrap(floe.engine, 'numericColumns', () => 'matched and changed target rows (duplicate check, DV rows)');
   timer.wrap(log, 'exists', () => 'log: exists');
   timer.wrap(log, 'snapshot', () => 'log: snapshot');
   timer.wrap(log.store, 'putIfAbsent', () => 'log: commit and DV files (putIfAbsent)');

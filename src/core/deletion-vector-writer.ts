@@ -113,6 +113,82 @@ export function serializeSortedRows(sorted: ArrayLike<number>): Uint8Array {
   return out;
 }
 
+/** Set bits per byte value. */
+const POPCOUNT = Uint8Array.from({ length: 256 }, (_, b) => {
+  let n = 0;
+  for (let x = b; x; x &= x - 1) n++;
+  return n;
+});
+
+/**
+ * As serializeSortedRows, for row indexes given as a bitset (row v is bit v & 7 of byte v >> 3,
+ * rows below 2^32): the same bytes, with no per-row work for dense containers. Roaring's bitmap
+ * container (1024 little-endian 64-bit words, bit v & 63 of word v >> 6) has the bitset's layout, so
+ * those 8 KB are copied as they are; array containers take the set bits in order.
+ */
+export function serializeBitsetRows(bits: Uint8Array): { bytes: Uint8Array; cardinality: number } {
+  if (bits.length > 2 ** 29) throw new RangeError('serializeBitsetRows: rows must be below 2^32');
+  const keys: number[] = [];
+  const cards: number[] = [];
+  let cardinality = 0;
+  for (let k = 0; k * 8192 < bits.length; k++) {
+    const end = Math.min(bits.length, (k + 1) * 8192);
+    let c = 0;
+    for (let i = k * 8192; i < end; i++) c += POPCOUNT[bits[i]!]!;
+    if (c) {
+      keys.push(k);
+      cards.push(c);
+      cardinality += c;
+    }
+  }
+  const m = keys.length;
+  const headLen = 12 + m * 8;
+  const bodyLen = cards.reduce((n, c) => n + (c <= 4096 ? c * 2 : 8192), 0);
+  const out = new Uint8Array(12 + (m ? headLen + bodyLen : 0));
+  const view = new DataView(out.buffer);
+  view.setUint32(0, DV_MAGIC, true);
+  view.setBigUint64(4, BigInt(m ? 1 : 0), true);
+  if (!m) return { bytes: out, cardinality };
+  // One 32-bit bitmap (high key 0): cookie, container count, (key, cardinality - 1) pairs, offsets
+  // (relative to the start of the 32-bit bitmap, after its high key), then the containers.
+  view.setUint32(12, 0, true);
+  view.setUint32(16, SERIAL_COOKIE_NO_RUNCONTAINER, true);
+  view.setUint32(20, m, true);
+  let off = headLen - 4;
+  for (let i = 0; i < m; i++) {
+    view.setUint16(24 + i * 4, keys[i]!, true);
+    view.setUint16(26 + i * 4, cards[i]! - 1, true);
+    view.setUint32(24 + m * 4 + i * 4, off, true);
+    off += cards[i]! <= 4096 ? cards[i]! * 2 : 8192;
+  }
+  let o = 12 + headLen;
+  for (let i = 0; i < m; i++) {
+    const from = keys[i]! * 8192;
+    const end = Math.min(bits.length, from + 8192);
+    if (cards[i]! > 4096) {
+      out.set(bits.subarray(from, end), o); // a short last chunk: the rest stays zero
+      o += 8192;
+      continue;
+    }
+    for (let b = from; b < end; b++) {
+      let x = bits[b]!;
+      while (x) {
+        const low = x & -x;
+        view.setUint16(o, (b - from) * 8 + (31 - Math.clz32(low)), true);
+        o += 2;
+        x ^= low;
+      }
+    }
+  }
+  return { bytes: out, cardinality };
+}
+
+/** As buildDeletionVectorFile, for row indexes given as a bitset (see serializeBitsetRows). */
+export function buildDeletionVectorFileFromBitset(bits: Uint8Array): { relativePath: string; bytes: Uint8Array; descriptor: DeletionVectorDescriptor } {
+  const { bytes, cardinality } = serializeBitsetRows(bits);
+  return dvFile(bytes, cardinality);
+}
+
 /** A new DV file holding one deletion vector, and its descriptor (offset 1, after the version byte). */
 export function buildDeletionVectorFile(rows: ArrayLike<number>): { relativePath: string; bytes: Uint8Array; descriptor: DeletionVectorDescriptor } {
   return buildDeletionVectorFileSorted(sortedDistinctRows(rows));
@@ -120,7 +196,10 @@ export function buildDeletionVectorFile(rows: ArrayLike<number>): { relativePath
 
 /** As buildDeletionVectorFile, for row indexes already sorted ascending and distinct. */
 export function buildDeletionVectorFileSorted(sorted: ArrayLike<number>): { relativePath: string; bytes: Uint8Array; descriptor: DeletionVectorDescriptor } {
-  const bitmap = serializeSortedRows(sorted);
+  return dvFile(serializeSortedRows(sorted), sorted.length);
+}
+
+function dvFile(bitmap: Uint8Array, cardinality: number): { relativePath: string; bytes: Uint8Array; descriptor: DeletionVectorDescriptor } {
   const uuid = randomBytes(16);
   uuid[6] = (uuid[6]! & 0x0f) | 0x40;
   uuid[8] = (uuid[8]! & 0x3f) | 0x80;
@@ -132,7 +211,6 @@ export function buildDeletionVectorFileSorted(sorted: ArrayLike<number>): { rela
   view.setUint32(1, bitmap.length, false);
   file.set(bitmap, 5);
   view.setUint32(5 + bitmap.length, crc32(bitmap), false);
-  const cardinality = sorted.length;
   return {
     relativePath: `deletion_vector_${dashed}.bin`,
     bytes: file,

@@ -18,6 +18,7 @@ import type { Floe } from '../floe.js';
 import { cdfOnForWrites, checkCanModify, commitRewrite, constraintFailure, count, type DmlResult, dvWritesOn, materialize, writeDeletionVectors } from './dml.js';
 import { completeRow, constraintChecks, generationExpression, dataFrameSchema, withColumnMapping } from './write.js';
 import { reconcileSchema } from './schema-evolution.js';
+import { changedRowsByFile, writeDeletionVectorsFor } from './merge-rows.js';
 
 type Clause =
   | { kind: 'matched'; action: 'update'; condition?: string; set: Record<string, string> | '*' }
@@ -189,6 +190,46 @@ async function filesHoldingKeys(floe: Floe, snap: Snapshot, files: AddFile[], ke
     for (const h of hits) keep.add(Number(h.i));
   }
   return files.filter((_, i) => keep.has(i));
+}
+
+/**
+ * A predicate over a source row (its table alias given) that holds only when no target row of the
+ * candidate files can match it: its value of an equi-join key lies outside the [min, max] range of
+ * that key over every candidate file (exact stats only: integers and dates; the source column of
+ * the same type, so the comparison is the join's; a NULL key is not outside). Such rows skip the
+ * join (on clustered or appended keys, the inserts). Null when no key qualifies.
+ */
+function unmatchableKeys(snap: Snapshot, files: AddFile[], keys: { target: string; source: string }[], srcSchema: StructType): ((alias: string) => string) | null {
+  if (!files.length) return null;
+  for (const key of keys) {
+    if (snap.partitionColumns.some((p) => p.toLowerCase() === key.target.toLowerCase())) continue;
+    const tf = snap.schema.fields.find((f) => f.name.toLowerCase() === key.target.toLowerCase());
+    const sf = srcSchema.fields.find((f) => f.name.toLowerCase() === key.source.toLowerCase());
+    if (!tf || !sf || typeof tf.type !== 'string' || sf.type !== tf.type) continue;
+    const isInt = /^(long|integer|short|byte)$/.test(tf.type);
+    if (!isInt && tf.type !== 'date') continue;
+    const phys = physicalName(tf);
+    let lo: number | string | null = null;
+    let hi: number | string | null = null;
+    let ok = true;
+    for (const f of files) {
+      const st = parseStats(f.stats);
+      const a = st?.minValues?.[phys];
+      const b = st?.maxValues?.[phys];
+      const valid = (v: unknown): v is number | string => (isInt ? typeof v === 'number' && Number.isSafeInteger(v) : typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v));
+      if (!valid(a) || !valid(b)) {
+        ok = false;
+        break;
+      }
+      if (lo === null || a < lo) lo = a;
+      if (hi === null || b > hi) hi = b;
+    }
+    if (!ok || lo === null || hi === null) continue;
+    const lit = (v: number | string): string => (isInt ? String(v) : `DATE '${v}'`);
+    const [l, h] = [lit(lo), lit(hi)];
+    return (alias) => `(${alias}.${quoteIdent(sf.name)} < ${l} OR ${alias}.${quoteIdent(sf.name)} > ${h})`;
+  }
+  return null;
 }
 
 /**
@@ -369,20 +410,41 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   // With NOT MATCHED BY SOURCE clauses every target row plays a part: a full outer join.
   if (hasNbs) joined = await materialize(floe, 'mjoin', `SELECT ${joinCols} FROM (${tscan}) ${tq} FULL OUTER JOIN ${src} ${sq} ON ${condition}`);
   else {
-    // The matched pairs by an inner join (DuckDB builds on the source and filters the target scan
-    // with the source's keys: about half the time of the LEFT JOIN, which keeps every probe row),
-    // then the unmatched source rows: those with no pair, against a target side of NULLs (as the
-    // LEFT JOIN gives them, so clause expressions naming the target see NULLs there too).
-    joined = await materialize(floe, 'mjoin', `SELECT ${joinCols} FROM ${src} ${sq} JOIN (${tscan}) ${tq} ON ${condition}`);
-    await floe.engine.run(`INSERT INTO ${joined} SELECT ${joinCols} FROM (SELECT * FROM ${src} __s ANTI JOIN ${joined} __m ON __m.__sid = __s.${sid}) ${sq}
-      LEFT JOIN (SELECT * FROM (${tscan}) WHERE false) ${tq} ON true`);
+    // Source rows whose key lies outside the candidate files' key range (on clustered or appended
+    // keys, the inserts) can match nothing: they are not joined nor materialised again, but read
+    // from the source table by a view whose other columns are constants (so the queries of matched
+    // rows drop that branch when planned). The others go through one LEFT JOIN.
+    // Without such a key: the matched pairs by an inner join (DuckDB builds on the source and
+    // filters the target scan with the source's keys: about half the time of the LEFT JOIN, which
+    // keeps every probe row), then the unmatched source rows: those with no pair, against a target
+    // side of NULLs (as the LEFT JOIN gives them, so clause expressions naming the target see NULLs
+    // there too).
+    const outside = unmatchableKeys(snap, candidates, equiKeys(condition, tAlias, sAlias), srcSchema);
+    let pairs: string;
+    if (outside) pairs = await materialize(floe, 'mjoin', `SELECT ${joinCols} FROM (SELECT * FROM ${src} __s WHERE NOT coalesce(${outside('__s')}, false)) ${sq} LEFT JOIN (${tscan}) ${tq} ON ${condition}`);
+    else {
+      pairs = await materialize(floe, 'mjoin', `SELECT ${joinCols} FROM ${src} ${sq} JOIN (${tscan}) ${tq} ON ${condition}`);
+      await floe.engine.run(`INSERT INTO ${pairs} SELECT ${joinCols} FROM (SELECT * FROM ${src} __s ANTI JOIN ${pairs} __m ON __m.__sid = __s.${sid}) ${sq}
+        LEFT JOIN (SELECT * FROM (${tscan}) WHERE false) ${tq} ON true`);
+    }
+    joined = outside
+      ? `(SELECT * FROM ${pairs} UNION ALL SELECT NULL AS ${tq}, ${sStruct} AS ${sq}, NULL AS __file, NULL AS __row, ${sq}.${sid} AS __sid, ${group('notMatched', 2000)} AS __clause
+        FROM (SELECT * FROM ${src} __s WHERE ${outside('__s')}) ${sq} LEFT JOIN (SELECT * FROM (${tscan}) WHERE false) ${tq} ON true)`
+      : pairs;
   }
 
   const codesOf = (kind: Clause['kind'], action: string): number[] => resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind && x.c.action === action).map((x) => (kind === 'matched' ? 1000 : kind === 'notMatched' ? 2000 : 3000) + x.i);
-  // Whether some target row has several matches: when none has, the join's rows need no grouping
-  // (the grouping of the target rows in play runs only otherwise).
-  const unique = (await count(floe, `SELECT 1 FROM ${joined} WHERE __file IS NOT NULL AND __sid IS NOT NULL GROUP BY __file, __row HAVING count(*) > 1 LIMIT 1`)) === 0;
   const chIn = isIn([...updCodes, ...delCodes]);
+  // Whether some target row has several matches: when none has, the join's rows need no grouping
+  // (the grouping of the target rows in play runs only otherwise). With deletion vectors one
+  // unsorted read of the matched and changed target rows tells, and gives each file's changed rows
+  // for its DV (null: some row matched twice, or rows out of the bitmaps' range).
+  const dvOn = dvWritesOn(snap);
+  const recordsOf = new Map(candidates.map((f) => [dataFilePath(log.store, f.path), parseStats(f.stats)?.numRecords]));
+  const dvRows = dvOn && candidates.length
+    ? await changedRowsByFile(floe, `SELECT __file AS f, __row AS r, __sid IS NOT NULL AS m, ${chIn} AS c FROM ${joined} WHERE __file IS NOT NULL AND (__sid IS NOT NULL OR ${chIn})`, candPaths.length, (k) => recordsOf.get(candPaths[k]!))
+    : null;
+  const unique = dvRows !== null || (await count(floe, `SELECT 1 FROM ${joined} WHERE __file IS NOT NULL AND __sid IS NOT NULL GROUP BY __file, __row HAVING count(*) > 1 LIMIT 1`)) === 0;
   // Every row metric of the join's clauses (in the same pass as the changed rows when it can be).
   const aggCols = `count(*) FILTER (WHERE ${isIn(insCodes)}) AS ins,
       count(*) FILTER (WHERE ${isIn(codesOf('matched', 'update'))}) AS mupd,
@@ -425,7 +487,6 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   // Copy-on-write: the other rows of touched files, read again and copied by DuckDB.
   const copiedCols = schema.fields.map((f) => (snap.schema.fields.some((x) => x.name === f.name) ? `c.${quoteIdent(f.name)}::${duckType(f.type)}` : `NULL::${duckType(f.type)}`) + ` AS ${quoteIdent(f.name)}`).join(', ');
   // The copy scan numbers its files anew: the changed rows' file ids are mapped to its numbering.
-  const dvOn = dvWritesOn(snap);
   let copied: string | null = null;
   if (removed.length && !dvOn) {
     const rscan = await scanWithFileIds(floe, snap, removed);
@@ -487,7 +548,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   // updated and inserted rows are written (built here in bulk rather than by commitRewrite's row lists).
   let dvWritten: string[] = [];
   if (dvOn && removed.length) {
-    const dv = await writeDeletionVectors(floe, log, removed, candPaths, `SELECT __file AS f, __row AS r FROM ${changed}`);
+    const dv = dvRows ? await writeDeletionVectorsFor(log, removed, candPaths, dvRows) : await writeDeletionVectors(floe, log, removed, candPaths, `SELECT __file AS f, __row AS r FROM ${changed}`);
     dvWritten = dv.written;
     txn.adds.push(...dv.readded);
     metrics.numDeletionVectorsAdded = dv.readded.filter((f) => !removed.find((x) => x.path === f.path)?.deletionVector).length;
