@@ -233,6 +233,49 @@ function unmatchableKeys(snap: Snapshot, files: AddFile[], keys: { target: strin
 }
 
 /**
+ * Spark resolves a NOT MATCHED clause (its condition and inserted values) against the source alone,
+ * and a NOT MATCHED BY SOURCE clause against the target alone: naming the other side is an error
+ * there (DELTA_MERGE_UNRESOLVED_EXPRESSION), not a NULL. DuckDB's binder tells, on a relation with
+ * that side only. (Other binder failures are left to the MERGE's own statements to report.)
+ */
+async function checkClauseScopes(floe: Floe, clauses: Clause[], src: string, sq: string, sAlias: string, srcSchema: StructType, schema: StructType, tq: string, tAlias: string): Promise<void> {
+  const targetRel = `(SELECT ${schema.fields.map((f) => `NULL::${duckType(f.type)} AS ${quoteIdent(f.name)}`).join(', ')}) ${tq}`;
+  for (const c of clauses) {
+    if (c.kind === 'matched') continue;
+    const bySource = c.kind === 'notMatched';
+    const given = c.action === 'insert' ? c.values : c.action === 'update' ? c.set : {};
+    const exprs: [string, string][] = [
+      ...(c.condition ? [[c.condition, 'condition'] as [string, string]] : []),
+      ...(given === '*' ? [] : Object.entries(given).map(([k, v]) => [v, `value of ${k}`] as [string, string])),
+    ];
+    if (!exprs.length) continue;
+    const rel = bySource ? `${src} ${sq}` : targetRel;
+    try {
+      await floe.engine.describe(`SELECT ${exprs.map(([e], i) => `(${e}) AS __e${i}`).join(', ')} FROM ${rel}`);
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (!/Referenced (table|column)|not found in FROM clause|does not have a column/i.test(msg)) continue;
+      // The expression that fails alone.
+      let bad = exprs[0]!;
+      for (const x of exprs) {
+        const ok = await floe.engine.describe(`SELECT (${x[0]}) AS __e FROM ${rel}`).then(() => true, () => false);
+        if (!ok) {
+          bad = x;
+          break;
+        }
+      }
+      const clause = bySource ? 'WHEN NOT MATCHED' : 'WHEN NOT MATCHED BY SOURCE';
+      const cols = bySource ? srcSchema.fields.map((f) => `${sAlias}.${f.name}`) : schema.fields.map((f) => `${tAlias}.${f.name}`);
+      throw new FloeError(
+        'DELTA_MERGE_UNRESOLVED_EXPRESSION',
+        `Cannot resolve ${bad[0]} in the ${clause} clause's ${bad[1]} given columns ${cols.join(', ')}: a ${clause} clause sees only the ${bySource ? 'source' : 'target'} row.`,
+        { expression: bad[0], clause },
+      );
+    }
+  }
+}
+
+/**
  * The rows of some files with `_file_id` (an integer: the file's index in `paths`) and `_row_index`.
  * The MERGE joins, groups and anti-joins on these integers rather than on file-name strings.
  */
@@ -316,6 +359,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const srcTable = await materialize(floe, 'msrc', byRowid ? `SELECT * FROM (${srcSql})` : `SELECT *, row_number() OVER () AS ${sid} FROM (${srcSql})`);
   const src = byRowid ? `(SELECT *, rowid AS ${sid} FROM ${srcTable})` : srcTable;
   const numSourceRows = await count(floe, `SELECT 1 FROM ${srcTable}`);
+  await checkClauseScopes(floe, clauses, src, sq, sAlias, srcSchema, schema, tq, tAlias);
 
   // Prune target files by the source's key ranges on equi-join columns (not with NOT MATCHED BY SOURCE: it reads every row).
   let candidates: AddFile[] = snap.files;

@@ -552,11 +552,23 @@ test('MERGE: only the last clause of a kind may omit its condition; at least one
     await expectCode(mk().whenNotMatchedInsertAll().whenNotMatchedInsertAll({ condition: 'source.v > 1' }).execute(), 'DELTA_NON_LAST_NOT_MATCHED_CLAUSE_OMIT_CONDITION');
     await expectCode(mk().whenNotMatchedBySourceDelete().whenNotMatchedBySourceUpdate({ set: { v: '1' } }).execute(), 'DELTA_NON_LAST_NOT_MATCHED_BY_SOURCE_CLAUSE_OMIT_CONDITION');
     await expectCode(mk().execute(), 'DELTA_MERGE_MISSING_WHEN');
+    // As Spark resolves them: a NOT MATCHED clause sees the source row only, a NOT MATCHED BY SOURCE
+    // clause the target row only (no NULLs for the other side); nothing is written.
+    await expectCode(mk().whenNotMatchedInsert({ condition: 'target.v IS NULL', values: { id: 'source.id', v: 'source.v' } }).execute(), 'DELTA_MERGE_UNRESOLVED_EXPRESSION');
+    await expectCode(mk().whenNotMatchedInsert({ values: { id: 'source.id', v: 'coalesce(target.v, 0)' } }).execute(), 'DELTA_MERGE_UNRESOLVED_EXPRESSION');
+    await expectCode(mk().whenNotMatchedBySourceUpdate({ condition: 'source.v > 1', set: { v: '0' } }).execute(), 'DELTA_MERGE_UNRESOLVED_EXPRESSION');
+    await expectCode(mk().whenNotMatchedBySourceUpdate({ set: { v: 'source.v' } }).execute(), 'DELTA_MERGE_UNRESOLVED_EXPRESSION');
+    await assert.rejects(mk().whenNotMatchedInsert({ condition: 'source.v > 0 AND target.v IS NULL', values: { id: 'source.id', v: 'source.v' } }).execute(),
+      (e: Error) => /Cannot resolve source\.v > 0 AND target\.v IS NULL in the WHEN NOT MATCHED clause's condition given columns source\.id, source\.v/.test(e.message));
+    assert.equal(await version(floe, p), 0);
+    // Each side's own columns are fine there; the MATCHED clauses see both.
+    await mk().whenNotMatchedBySourceUpdate({ condition: 'target.v > 100', set: { v: 'target.v + 1' } }).whenMatchedUpdate({ condition: 'target.v < source.v', set: { v: 'target.v + source.v' } }).execute();
+    assert.equal(await version(floe, p), 1);
     // Allowed: an unconditional last clause of each kind after conditional ones, kinds interleaved.
     // The source lacks target column `name`: INSERT * would not resolve (Spark), so insert explicitly.
     const r = await mk().whenMatchedDelete({ condition: 'source.v > 100' }).whenNotMatchedInsert({ values: { id: 'source.id', v: 'source.v' } }).whenMatchedUpdate({ set: { v: 'source.v' } }).execute();
     assert.equal(r.metrics.numTargetRowsUpdated, 1);
-    assert.equal(await version(floe, p), 1);
+    assert.equal(await version(floe, p), 2);
   } finally {
     await floe.close();
   }

@@ -36,7 +36,7 @@ for (const dv of [false, true]) {
         const r = await (await DeltaTable.forPath(floe, p)).alias('t').merge(floe.duckdbSql(src).alias('s'), `t.${key} = s.${key}`)
           .whenMatchedUpdate({ condition: 's.v > 1', set: { v: 't.v + s.v' } })
           .whenMatchedDelete()
-          .whenNotMatchedInsert({ condition: 's.v > 0 AND t.v IS NULL', values: { id: 'coalesce(s.id, -1)', d: 's.d', v: 'coalesce(t.v, 0) + s.v' } })
+          .whenNotMatchedInsert({ condition: 's.v > 0', values: { id: 'coalesce(s.id, -1)', d: 's.d', v: 's.v' } })
           .execute();
         const viaView = statements.slice(before).some((q) => /^CREATE TABLE __floe_mjoin_\d+ AS .* LEFT JOIN/s.test(q) && /NOT coalesce\(/.test(q));
         const rows = (await (await floe.read.delta(p)).toArray()).map((x) => `${Number(x.id)}|${x.d instanceof Date ? x.d.toISOString().slice(0, 10) : String(x.d)}|${Number(x.v)}`).sort();
