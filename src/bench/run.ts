@@ -2,7 +2,10 @@
  * Benchmarks: floe against a baseline doing the same I/O with DuckDB / plain Node, measured in
  * the same process and run, interleaved. Usage:
  *
- *   node dist/bench/run.js [--runs N] [--only NAME[,NAME]] [--regenerate] [--no-profile]
+ *   node dist/bench/run.js [--runs N] [--only NAME[,NAME]] [--regenerate] [--no-profile] [--in-process]
+ *
+ * Each scenario runs in a fresh child process unless one scenario is asked for or --in-process is
+ * given (floe and its baseline always share a process, interleaved).
  *
  * Read scenarios: snapshot-load, scan-full, scan-selective (operations under 50 ms get at least 25 runs).
  * Write scenarios (write-scenarios.ts): append-10m (3 runs unless --runs is given), commit-latency
@@ -14,6 +17,7 @@
  * Cloud scenarios (cloud-scenarios.ts): cloud-append and cloud-scan (cold and warm cache) on Azurite
  * against the same operation on local files; the ratio is Azurite / local.
  */
+import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -57,14 +61,18 @@ interface Args {
   only: Set<ScenarioName>;
   regenerate: boolean;
   profile: boolean;
+  /** Run every scenario in this process (the default runs each in a fresh child process). */
+  inProcess: boolean;
+  /** (Internal) a child process writes its results here instead of printing the table. */
+  childOut?: string;
 }
 
 function usage(): string {
-  return `usage: node dist/bench/run.js [--runs N] [--only ${SCENARIOS.join('|')}[,…]] [--regenerate] [--no-profile]`;
+  return `usage: node dist/bench/run.js [--runs N] [--only ${SCENARIOS.join('|')}[,…]] [--regenerate] [--no-profile] [--in-process]`;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { runs: DEFAULT_RUNS, runsGiven: false, only: new Set(SCENARIOS), regenerate: false, profile: true };
+  const args: Args = { runs: DEFAULT_RUNS, runsGiven: false, only: new Set(SCENARIOS), regenerate: false, profile: true, inProcess: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -92,6 +100,12 @@ function parseArgs(argv: string[]): Args {
         break;
       case '--no-profile':
         args.profile = false;
+        break;
+      case '--in-process':
+        args.inProcess = true;
+        break;
+      case '--child-out':
+        args.childOut = value();
         break;
       case '--help':
       case '-h':
@@ -395,9 +409,40 @@ function printTable(results: ScenarioResult[]): void {
   }
 }
 
+/**
+ * Each scenario in a fresh Node process, one after the other (the same process for floe and its
+ * baseline, interleaved, as always): a scenario's timings do not depend on the heap, the allocator
+ * state or the DuckDB instances the scenarios before it left behind.
+ */
+async function runIsolated(args: Args): Promise<ScenarioResult[]> {
+  const results: ScenarioResult[] = [];
+  const script = fileURLToPath(import.meta.url);
+  for (const s of SCENARIOS) {
+    if (!args.only.has(s)) continue;
+    const out = path.join(DATA_DIR, `.child-${process.pid}-${s}.json`);
+    const argv = [script, '--only', s, '--child-out', out, ...(args.runsGiven ? ['--runs', String(args.runs)] : []), ...(args.regenerate ? ['--regenerate'] : []), ...(args.profile ? [] : ['--no-profile'])];
+    const code = await new Promise<number | null>((resolve) => spawn(process.execPath, argv, { stdio: 'inherit' }).on('close', resolve));
+    try {
+      results.push(...(JSON.parse(await fs.readFile(out, 'utf8')) as ScenarioResult[]));
+    } catch {
+      results.push({ scenario: s, floeMedianMs: null, baselineMedianMs: null, ratio: null, target: TARGETS[s], meetsTarget: null, notes: [], error: `the scenario's process exited with ${code} and no results` });
+    } finally {
+      await fs.rm(out, { force: true });
+    }
+  }
+  return results;
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   await fs.mkdir(DATA_DIR, { recursive: true });
+  if (!args.childOut && !args.inProcess && args.only.size > 1) {
+    const env = await withFloe(async (floe) => (await floe.engine.allJson('SELECT version() AS v'))[0]!.v as string);
+    console.log(`floe benchmarks: each scenario in its own process; node ${process.version}, DuckDB ${env}, ${os.cpus().length} CPUs; data in ${DATA_DIR}`);
+    const results = await runIsolated(args);
+    await report(results, env, args);
+    return;
+  }
   const env = await withFloe(async (floe) => (await floe.engine.allJson('SELECT version() AS v'))[0]!.v as string);
   const runsNote = args.runsGiven ? `${args.runs} runs` : `${DEFAULT_RUNS} runs (${Object.entries(DEFAULT_RUNS_FOR).map(([k, v]) => `${k} ${v}`).join(', ')})`;
   console.log(`floe benchmarks: ${runsNote} (+1 warm-up) each, median; node ${process.version}, DuckDB ${env}, ${os.cpus().length} CPUs; data in ${DATA_DIR}`);
@@ -512,6 +557,15 @@ async function main(): Promise<void> {
     });
   }
 
+  if (args.childOut) {
+    await fs.writeFile(args.childOut, JSON.stringify(results));
+    if (results.some((r) => r.error)) process.exitCode = 1;
+    return;
+  }
+  await report(results, env, args);
+}
+
+async function report(results: ScenarioResult[], env: string, args: Args): Promise<void> {
   printTable(results);
   const out = path.join(DATA_DIR, 'results.json');
   await fs.writeFile(out, JSON.stringify({ date: new Date().toISOString(), node: process.version, duckdb: env, cpus: os.cpus().length, runs: args.runs, results }, null, 2) + '\n');
