@@ -397,15 +397,13 @@ export async function loadDeletionVector(store: ObjectStore, dv: DeletionVectorD
     };
   }
 
-  // A DV file is never rewritten (a new DV is a new file or offset): its decoded rows are kept for
-  // the process, keyed by location (and, for a local file, its size and modification time; a local
-  // file that cannot be stat'ed is read through the store, uncached).
-  let cacheKey: string | null = `${file}|${offset}|${dv.sizeInBytes}`;
-  const local = key !== null ? store.localPath(key) : file;
-  if (local) {
-    const st = await fs.stat(local).catch(() => null);
-    cacheKey = st ? `${cacheKey}|${st.size}|${st.mtimeMs}` : null;
-  }
+  // A DV file is never rewritten by a Delta writer (a new DV is a new file or offset), but a file can
+  // be replaced by hand: a local file's decoded rows are kept for the process, keyed by its location,
+  // size and modification time (a stat, far cheaper than the read). Files in object stores, and
+  // local files that cannot be stat'ed, are read every time.
+  const local = key !== null ? store.localPath(key) : /^[a-z][a-z0-9+.-]+:/i.test(file) ? null : file;
+  const st = local ? await fs.stat(local).catch(() => null) : null;
+  const cacheKey = st ? `${local}|${offset}|${dv.sizeInBytes}|${st.size}|${st.mtimeMs}` : null;
   const cached = cacheKey ? dvCache.get(cacheKey) : undefined;
   if (cacheKey && cached) {
     dvCache.delete(cacheKey);
