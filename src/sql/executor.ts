@@ -556,35 +556,39 @@ class Executor {
     if (tAlias.toLowerCase() === sAlias.toLowerCase()) throw analysisErrorAt(s.at, `The MERGE target and source need different names (both are '${tAlias}'); add an alias`, { construct: 'MERGE alias' });
     const srcCols = new Set((await source.columns()).map((c) => c.name.toLowerCase()));
     const tgtCols = new Set(snap.schema.fields.map((f) => f.name.toLowerCase()));
-    // Unqualified names belong to the side that has them (ambiguous ones are left for DuckDB to report).
-    const column = (parts: Token[]): string | undefined => {
+    // Unqualified names belong to the side that has them. As Spark resolves them: in the ON condition
+    // and MATCHED clauses both sides are in scope (a name both have is ambiguous); a NOT MATCHED
+    // clause sees the source only, a NOT MATCHED BY SOURCE clause the target only.
+    const columnIn = (scope: 'both' | 'source' | 'target') => (parts: Token[]): string | undefined => {
       if (parts.length !== 1) return undefined;
       const n = parts[0]!.value.toLowerCase();
-      const inT = tgtCols.has(n);
-      const inS = srcCols.has(n);
+      const inT = tgtCols.has(n) && scope !== 'source';
+      const inS = srcCols.has(n) && scope !== 'target';
       if (inT && !inS) return `${quoteIdent(tAlias)}.${quoteIdent(parts[0]!.value)}`;
       if (inS && !inT) return `${quoteIdent(sAlias)}.${quoteIdent(parts[0]!.value)}`;
       if (inS && inT) throw analysisErrorAt(parts[0]!, `Reference '${parts[0]!.value}' is ambiguous: both ${tAlias} and ${sAlias} have it; qualify it (${tAlias}.${parts[0]!.value} or ${sAlias}.${parts[0]!.value})`, { construct: 'ambiguous column' });
       return undefined;
     };
-    const x = (toks: Token[]): Promise<string> => this.expr(toks, { column });
+    const xIn = (scope: 'both' | 'source' | 'target') => (toks: Token[]): Promise<string> => this.expr(toks, { column: columnIn(scope) });
+    const x = xIn('both');
     const table = (await DeltaTable.forPath(this.floe, r.location)).alias(tAlias);
     const b = table.merge(source.alias(sAlias), await x(s.on));
     if (s.schemaEvolution) b.withSchemaEvolution();
-    const setOf = async (set: [Token[], Token[]][]): Promise<Record<string, string>> => {
+    const setOf = async (set: [Token[], Token[]][], xs: (toks: Token[]) => Promise<string>): Promise<Record<string, string>> => {
       const out: Record<string, string> = {};
       for (const [col, v] of set) {
         const name = assignTarget(col, [tAlias]);
         const target = resolveColumnAt(snap.schema, name, r.display, col[0]!);
-        out[target] = await this.valueFor(snap.schema, target, v, x);
+        out[target] = await this.valueFor(snap.schema, target, v, xs);
       }
       return out;
     };
     for (const c of s.clauses as MergeClause[]) {
-      const condition = c.condition ? await x(c.condition) : undefined;
+      const xc = xIn(c.kind === 'matched' ? 'both' : c.kind === 'notMatched' ? 'source' : 'target');
+      const condition = c.condition ? await xc(c.condition) : undefined;
       if (c.kind === 'matched' && c.action === 'update') {
         if (c.set === '*') b.whenMatchedUpdateAll({ condition });
-        else b.whenMatchedUpdate({ condition, set: await setOf(c.set) });
+        else b.whenMatchedUpdate({ condition, set: await setOf(c.set, xc) });
       } else if (c.kind === 'matched') b.whenMatchedDelete({ condition });
       else if (c.kind === 'notMatched') {
         if (!c.columns) b.whenNotMatchedInsertAll({ condition });
@@ -593,11 +597,11 @@ class Executor {
           for (let i = 0; i < c.columns.length; i++) {
             const col: Token = c.columns[i]!;
             const target: string = s.schemaEvolution ? col.value : resolveColumnAt(snap.schema, col.value, r.display, col);
-            values[target] = await this.valueFor(snap.schema, target, c.values![i]!, x);
+            values[target] = await this.valueFor(snap.schema, target, c.values![i]!, xc);
           }
           b.whenNotMatchedInsert({ condition, values });
         }
-      } else if (c.action === 'update') b.whenNotMatchedBySourceUpdate({ condition, set: await setOf(c.set) });
+      } else if (c.action === 'update') b.whenNotMatchedBySourceUpdate({ condition, set: await setOf(c.set, xc) });
       else b.whenNotMatchedBySourceDelete({ condition });
     }
     const res = await b.execute();

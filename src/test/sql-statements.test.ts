@@ -222,6 +222,16 @@ test('MERGE: matched update / UPDATE SET * / delete, not matched insert / INSERT
     assert.deepEqual(r, [{ num_affected_rows: 5, num_updated_rows: 2, num_deleted_rows: 2, num_inserted_rows: 1 }]);
     assert.deepEqual(await s.rows('SELECT * FROM target ORDER BY id'), [{ id: 1, name: 'A', n: 11 }, { id: 4, name: 'd', n: -1 }, { id: 5, name: 'e', n: 10 }]);
     await s.fails('MERGE INTO target t USING updates u ON t.id = u.id WHEN MATCHED THEN UPDATE SET n = n + 1', 'FLOE_SQL_ANALYSIS_ERROR', /'n' is ambiguous.*line 1, column 85/);
+    // As Spark resolves them: a NOT MATCHED clause sees only the source (names both sides have are the
+    // source's), a NOT MATCHED BY SOURCE clause only the target; naming the other side is an error.
+    await s.run(`CREATE TABLE t2 (id INT, n INT, note STRING)${await s.at('t2')}; INSERT INTO t2 VALUES (1, 1, 'x'), (2, 2, 'y')`);
+    await s.run(`CREATE TABLE s2 (id INT, n INT)${await s.at('s2')}; INSERT INTO s2 VALUES (2, 20), (3, 30), (4, 5)`);
+    assert.deepEqual(await s.rows(`MERGE INTO t2 USING s2 ON t2.id = s2.id
+      WHEN NOT MATCHED AND n > 10 THEN INSERT (id, n) VALUES (id, n * 10)
+      WHEN NOT MATCHED BY SOURCE AND n < 2 AND note = 'x' THEN UPDATE SET n = n - 100`), [{ num_affected_rows: 2, num_updated_rows: 1, num_deleted_rows: 0, num_inserted_rows: 1 }]);
+    assert.deepEqual(await s.rows('SELECT id, n, note FROM t2 ORDER BY id'), [{ id: 1, n: -99, note: 'x' }, { id: 2, n: 2, note: 'y' }, { id: 3, n: 300, note: null }]);
+    await s.fails(`MERGE INTO t2 USING s2 ON t2.id = s2.id WHEN NOT MATCHED AND note IS NULL THEN INSERT (id, n) VALUES (id, n)`, 'DELTA_MERGE_UNRESOLVED_EXPRESSION', /note IS NULL.*WHEN NOT MATCHED/);
+    await s.fails(`MERGE INTO t2 USING s2 ON t2.id = s2.id WHEN NOT MATCHED BY SOURCE THEN UPDATE SET n = s2.n`, 'DELTA_MERGE_UNRESOLVED_EXPRESSION', /WHEN NOT MATCHED BY SOURCE/);
     // UPDATE SET * / INSERT * from a subquery source
     await s.run(`MERGE INTO target USING (SELECT 4 AS id, 'D' AS name, 44 AS n UNION ALL SELECT 6, 'f', 6) AS src ON target.id = src.id
       WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *`);
