@@ -233,6 +233,31 @@ function unmatchableKeys(snap: Snapshot, files: AddFile[], keys: { target: strin
 }
 
 /**
+ * `expr` (DuckDB SQL) with its unqualified references to the columns `names` qualified by `alias`,
+ * through DuckDB's parser (json_serialize_sql / json_deserialize_sql; the tree is edited as text, so
+ * its 64-bit numbers stay exact). Unchanged when it has none, or when it has a subquery or a lambda
+ * (whose names may be their own).
+ */
+async function qualifyNames(floe: Floe, expr: string, alias: string, names: Set<string>): Promise<string> {
+  // (A qualified column or a literal alone, the common values, need no parse.)
+  if (/^\s*(("[^"]+"|\w+)\s*\.\s*("[^"]+"|\w+)|'[^']*'|-?\d+(\.\d+)?|NULL|TRUE|FALSE)\s*$/i.test(expr)) return expr;
+  const quote = (x: string): string => `'${x.replace(/'/g, "''")}'`;
+  const [row] = await floe.engine.allJson(`SELECT json_serialize_sql(${quote(`SELECT (${expr}) AS __floe_e`)}) AS j`);
+  const json = String(row!.j);
+  if (!json.startsWith('{"error":false') || /"class":"(SUBQUERY|LAMBDA)"/.test(json)) return expr;
+  let changed = false;
+  const edited = json.replace(/"column_names":\[("(?:[^"\\]|\\.)*")\]/g, (all, name: string) => {
+    if (!names.has(String(JSON.parse(name)).toLowerCase())) return all;
+    changed = true;
+    return `"column_names":[${JSON.stringify(alias)},${name}]`;
+  });
+  if (!changed) return expr;
+  const [back] = await floe.engine.allJson(`SELECT json_deserialize_sql(${quote(edited)}::JSON) AS q`);
+  const m = /^SELECT (.*) AS __floe_e$/s.exec(String(back!.q));
+  return m ? m[1]! : expr;
+}
+
+/**
  * Spark resolves a NOT MATCHED clause (its condition and inserted values) against the source alone,
  * and a NOT MATCHED BY SOURCE clause against the target alone: naming the other side is an error
  * there (DELTA_MERGE_UNRESOLVED_EXPRESSION), not a NULL. DuckDB's binder tells, on a relation with
@@ -345,6 +370,18 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     return out;
   };
   const resolved = clauses.map((c) => ({ ...c, map: c.action === 'delete' ? new Map<string, string>() : resolveSet(c.action === 'insert' ? c.values : c.set, c.action) }));
+  // A name both sides have, unqualified in a NOT MATCHED (BY SOURCE) clause, is the clause's side's,
+  // as Spark resolves it (in the join both sides are in scope, where it would be ambiguous).
+  const both = new Set(srcSchema.fields.map((f) => f.name.toLowerCase()).filter((n) => snap.schema.fields.some((f) => f.name.toLowerCase() === n)));
+  if (both.size) {
+    for (const c of resolved) {
+      if (c.kind === 'matched') continue;
+      const alias = c.kind === 'notMatched' ? sAlias : tAlias;
+      const given = c.action === 'insert' ? c.values : c.action === 'update' ? c.set : {};
+      if (c.condition) c.condition = await qualifyNames(floe, c.condition, alias, both);
+      if (given !== '*') for (const [k, v] of c.map) if (Object.values(given).includes(v)) c.map.set(k, await qualifyNames(floe, v, alias, both));
+    }
+  }
   for (const c of resolved) if (c.action !== 'delete') await completeRow(schema, c.map, c.action === 'insert' ? () => 'NULL' : targetCol, { defaults: c.action === 'insert' });
   const hasNbs = clauses.some((c) => c.kind === 'notMatchedBySource');
   const hasMatched = clauses.some((c) => c.kind === 'matched');

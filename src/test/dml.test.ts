@@ -561,6 +561,19 @@ test('MERGE: only the last clause of a kind may omit its condition; at least one
     await assert.rejects(mk().whenNotMatchedInsert({ condition: 'source.v > 0 AND target.v IS NULL', values: { id: 'source.id', v: 'source.v' } }).execute(),
       (e: Error) => /Cannot resolve source\.v > 0 AND target\.v IS NULL in the WHEN NOT MATCHED clause's condition given columns source\.id, source\.v/.test(e.message));
     assert.equal(await version(floe, p), 0);
+    // Unqualified names both sides have are the clause's side's: the source's in NOT MATCHED, the
+    // target's in NOT MATCHED BY SOURCE (as Spark resolves them; in the join they would be ambiguous).
+    const p2 = await filesTable(floe, dir, 't2', 1);
+    const before = await rows(floe, p2);
+    const extra = before.find((x) => Number(x.id) !== 1)!;
+    await (await DeltaTable.forPath(floe, p2)).alias('target').merge(src(floe, '(1::BIGINT, 2), (900, 9), (901, -9)').alias('source'), 'target.id = source.id')
+      .whenNotMatchedInsert({ condition: 'v > 0', values: { id: 'id', v: 'v * 10' } })
+      .whenNotMatchedBySourceUpdate({ condition: `id = ${Number(extra.id)}`, set: { v: 'v + 1000' } })
+      .execute();
+    const after = await rows(floe, p2);
+    assert.equal(Number(after.find((x) => Number(x.id) === 900)?.v), 90);
+    assert.ok(!after.some((x) => Number(x.id) === 901));
+    assert.equal(Number(after.find((x) => Number(x.id) === Number(extra.id))!.v), Number(extra.v) + 1000);
     // Each side's own columns are fine there; the MATCHED clauses see both.
     await mk().whenNotMatchedBySourceUpdate({ condition: 'target.v > 100', set: { v: 'target.v + 1' } }).whenMatchedUpdate({ condition: 'target.v < source.v', set: { v: 'target.v + source.v' } }).execute();
     assert.equal(await version(floe, p), 1);
