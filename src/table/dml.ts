@@ -5,7 +5,7 @@
  * `_change_data/` as `cdc` files in the same commit (Spark's UpdateCommand / DeleteCommand / MERGE).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { type AddCDCFile, type AddFile, parseStats } from '../core/actions.js';
+import { type AddCDCFile, type AddFile, type DeletionVectorDescriptor, parseStats } from '../core/actions.js';
 import { loadDeletionVector } from '../core/deletion-vectors.js';
 import { buildDeletionVectorFileSorted, sortedDistinctRows } from '../core/deletion-vector-writer.js';
 import { type DeltaLog, mapLimit } from '../core/delta-log.js';
@@ -192,15 +192,26 @@ export async function writeDeletionVectors(floe: Floe, log: DeltaLog, removed: A
     i = j;
   }
   const idOf = new Map(paths.map((p, i) => [p, i]));
+  return writeDvFiles(log, removed, async (f) => {
+    const run = runs.get(idOf.get(dataFilePath(log.store, f.path)) ?? -1);
+    let rows = sortedDistinctRowsOfRun(run ? row.subarray(run[0], run[1]) : new Float64Array(0));
+    if (f.deletionVector) rows = unionSorted(rows, sortedDistinctRows(await loadDeletionVector(log.store, f.deletionVector)));
+    return buildDeletionVectorFileSorted(rows);
+  });
+}
+
+/**
+ * Writes each touched file's new DV (`build`: its rows, old DV included) and returns the files to
+ * re-add with it (a file whose every row is gone is just removed) and the DV files written; on
+ * failure removes those written.
+ */
+export async function writeDvFiles(log: DeltaLog, removed: AddFile[], build: (f: AddFile) => Promise<{ relativePath: string; bytes: Uint8Array; descriptor: DeletionVectorDescriptor }>): Promise<{ readded: AddFile[]; written: string[] }> {
   const written: string[] = [];
   try {
     const out = await mapLimit(removed, 8, async (f) => {
-      const run = runs.get(idOf.get(dataFilePath(log.store, f.path)) ?? -1);
-      let rows = sortedDistinctRowsOfRun(run ? row.subarray(run[0], run[1]) : new Float64Array(0));
-      if (f.deletionVector) rows = unionSorted(rows, sortedDistinctRows(await loadDeletionVector(log.store, f.deletionVector)));
+      const dvf = await build(f);
       const total = parseStats(f.stats)?.numRecords;
-      if (total !== undefined && rows.length >= total) return null; // every row gone: just remove the file
-      const dvf = buildDeletionVectorFileSorted(rows);
+      if (total !== undefined && dvf.descriptor.cardinality >= total) return null; // every row gone: just remove the file
       await log.store.putIfAbsent(dvf.relativePath, dvf.bytes);
       written.push(dvf.relativePath);
       return { ...f, dataChange: true, deletionVector: dvf.descriptor, stats: looseBounds(f.stats) } as AddFile;

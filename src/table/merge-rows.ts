@@ -4,12 +4,13 @@
  * duplicate-match check needs no GROUP BY) and one of the changed rows, whose set bits are the
  * sorted row numbers a deletion vector serialises (no ORDER BY in DuckDB, no sort in JS).
  */
-import { type AddFile, parseStats } from '../core/actions.js';
+import type { AddFile } from '../core/actions.js';
 import { loadDeletionVector } from '../core/deletion-vectors.js';
 import { buildDeletionVectorFileFromBitset, buildDeletionVectorFileSorted, sortedDistinctRows } from '../core/deletion-vector-writer.js';
-import { type DeltaLog, mapLimit } from '../core/delta-log.js';
+import type { DeltaLog } from '../core/delta-log.js';
 import { dataFilePath } from '../engine/scan.js';
 import type { Floe } from '../floe.js';
+import { writeDvFiles } from './dml.js';
 
 /** Row numbers per bitmap at most (a file with more rows takes the SQL path). */
 const MAX_ROWS = 2 ** 31;
@@ -66,13 +67,6 @@ export async function changedRowsByFile(floe: Floe, rowsSql: string, files: numb
   return out;
 }
 
-/** A file's stats once a DV hides some of its rows: min/max no longer tight (PROTOCOL.md "Per-file Statistics"). */
-function looseBounds(stats: string | null | undefined): string | null {
-  const st = parseStats(stats);
-  if (!st) return stats ?? null;
-  return JSON.stringify({ ...st, tightBounds: false });
-}
-
 /**
  * Deletion vectors for the touched files from their changed rows (bitsets by file index in
  * `paths`), united with each file's old DV: as dml.ts's writeDeletionVectors, for rows already
@@ -81,38 +75,24 @@ function looseBounds(stats: string | null | undefined): string | null {
  */
 export async function writeDeletionVectorsFor(log: DeltaLog, removed: AddFile[], paths: string[], rowsOf: Map<number, Uint8Array>): Promise<{ readded: AddFile[]; written: string[] }> {
   const idOf = new Map(paths.map((p, i) => [p, i]));
-  const written: string[] = [];
-  try {
-    const out = await mapLimit(removed, 8, async (f) => {
-      let bits = rowsOf.get(idOf.get(dataFilePath(log.store, f.path)) ?? -1) ?? new Uint8Array(0);
-      let dvf: ReturnType<typeof buildDeletionVectorFileFromBitset> | null = null;
-      if (f.deletionVector) {
-        const old = await loadDeletionVector(log.store, f.deletionVector);
-        const top = old.reduce((a, b) => Math.max(a, b), -1);
-        if (top >= MAX_ROWS) {
-          // An old DV beyond the bitsets' range: united as sorted row numbers.
-          const mine: number[] = [];
-          bits.forEach((b, i) => {
-            for (let x = b; x; x &= x - 1) mine.push(i * 8 + (31 - Math.clz32(x & -x)));
-          });
-          dvf = buildDeletionVectorFileSorted(sortedDistinctRows([...mine, ...old]));
-        } else {
-          const grown = new Uint8Array(Math.max(bits.length, (top >>> 3) + 1));
-          grown.set(bits);
-          for (const x of old) grown[x >>> 3] = grown[x >>> 3]! | (1 << (x & 7));
-          bits = grown;
-        }
+  return writeDvFiles(log, removed, async (f) => {
+    let bits = rowsOf.get(idOf.get(dataFilePath(log.store, f.path)) ?? -1) ?? new Uint8Array(0);
+    if (f.deletionVector) {
+      const old = await loadDeletionVector(log.store, f.deletionVector);
+      const top = old.reduce((a, b) => Math.max(a, b), -1);
+      if (top >= MAX_ROWS) {
+        // An old DV beyond the bitsets' range: united as sorted row numbers.
+        const mine: number[] = [];
+        bits.forEach((b, i) => {
+          for (let x = b; x; x &= x - 1) mine.push(i * 8 + (31 - Math.clz32(x & -x)));
+        });
+        return buildDeletionVectorFileSorted(sortedDistinctRows([...mine, ...old]));
       }
-      dvf ??= buildDeletionVectorFileFromBitset(bits);
-      const total = parseStats(f.stats)?.numRecords;
-      if (total !== undefined && dvf.descriptor.cardinality >= total) return null; // every row gone: just remove the file
-      await log.store.putIfAbsent(dvf.relativePath, dvf.bytes);
-      written.push(dvf.relativePath);
-      return { ...f, dataChange: true, deletionVector: dvf.descriptor, stats: looseBounds(f.stats) } as AddFile;
-    });
-    return { readded: out.filter((x): x is AddFile => x !== null), written };
-  } catch (e) {
-    await Promise.all(written.map((p) => log.store.delete(p).catch(() => undefined)));
-    throw e;
-  }
+      const grown = new Uint8Array(Math.max(bits.length, (top >>> 3) + 1));
+      grown.set(bits);
+      for (const x of old) grown[x >>> 3] = grown[x >>> 3]! | (1 << (x & 7));
+      bits = grown;
+    }
+    return buildDeletionVectorFileFromBitset(bits);
+  });
 }
