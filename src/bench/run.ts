@@ -436,14 +436,12 @@ async function runIsolated(args: Args): Promise<ScenarioResult[]> {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   await fs.mkdir(DATA_DIR, { recursive: true });
+  const env = await withFloe(async (floe) => (await floe.engine.allJson('SELECT version() AS v'))[0]!.v as string);
   if (!args.childOut && !args.inProcess && args.only.size > 1) {
-    const env = await withFloe(async (floe) => (await floe.engine.allJson('SELECT version() AS v'))[0]!.v as string);
     console.log(`floe benchmarks: each scenario in its own process; node ${process.version}, DuckDB ${env}, ${os.cpus().length} CPUs; data in ${DATA_DIR}`);
-    const results = await runIsolated(args);
-    await report(results, env, args);
+    await report(await runIsolated(args), env, args);
     return;
   }
-  const env = await withFloe(async (floe) => (await floe.engine.allJson('SELECT version() AS v'))[0]!.v as string);
   const runsNote = args.runsGiven ? `${args.runs} runs` : `${DEFAULT_RUNS} runs (${Object.entries(DEFAULT_RUNS_FOR).map(([k, v]) => `${k} ${v}`).join(', ')})`;
   console.log(`floe benchmarks: ${runsNote} (+1 warm-up) each, median; node ${process.version}, DuckDB ${env}, ${os.cpus().length} CPUs; data in ${DATA_DIR}`);
   const results: ScenarioResult[] = [];

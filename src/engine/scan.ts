@@ -139,6 +139,8 @@ const MAX_CACHED_FILES = 100_000;
 const MAX_FILES_DESCRIBED_ONE_BY_ONE = 256;
 /** Files described per statement (a UNION ALL of DESCRIBEs). */
 const DESCRIBE_CHUNK = 64;
+/** A data file's key in the cache (size and path: data files are immutable). */
+const fileKey = (f: { path: string; size: number }): string => `${f.size}:${f.path}`;
 
 /**
  * The union of some data files' columns (as `parquetColumns`), answered from the per-file cache when
@@ -149,10 +151,9 @@ const DESCRIBE_CHUNK = 64;
 async function dataFilesColumns(engine: Engine, files: { path: string; size: number }[]): Promise<Map<string, string>> {
   const cache = await describeNewFiles(engine, files);
   if (!cache) return parquetColumns(engine, files.map((f) => f.path));
-  const key = (f: { path: string; size: number }): string => `${f.size}:${f.path}`;
-  const first = cache.get(key(files[0]!));
+  const first = cache.get(fileKey(files[0]!));
   const same = (c: [string, string][] | undefined): boolean => !!c && !!first && c.length === first.length && c.every(([n, t], i) => n === first[i]![0] && t === first[i]![1]);
-  if (!first || !files.every((f) => same(cache.get(key(f))))) return parquetColumns(engine, files.map((f) => f.path));
+  if (!first || !files.every((f) => same(cache.get(fileKey(f))))) return parquetColumns(engine, files.map((f) => f.path));
   return new Map(first);
 }
 
@@ -163,8 +164,7 @@ async function dataFilesColumns(engine: Engine, files: { path: string; size: num
 async function describeNewFiles(engine: Engine, files: { path: string; size: number }[]): Promise<Map<string, [string, string][]> | null> {
   let cache = fileColumnsCache.get(engine);
   if (!cache) fileColumnsCache.set(engine, (cache = new Map()));
-  const key = (f: { path: string; size: number }): string => `${f.size}:${f.path}`;
-  const missing = [...new Map(files.filter((f) => !cache.has(key(f))).map((f) => [key(f), f])).values()];
+  const missing = [...new Map(files.filter((f) => !cache.has(fileKey(f))).map((f) => [fileKey(f), f])).values()];
   if (missing.length > MAX_FILES_DESCRIBED_ONE_BY_ONE) return null;
   if (cache.size + missing.length > MAX_CACHED_FILES) cache.clear();
   for (let i = 0; i < missing.length; i += DESCRIBE_CHUNK) {
@@ -175,7 +175,7 @@ async function describeNewFiles(engine: Engine, files: { path: string; size: num
       .join(' UNION ALL ');
     const cols: [string, string][][] = chunk.map(() => []);
     for (const r of await engine.allJson(`SELECT * FROM (${sql}) ORDER BY __i, __k`)) cols[Number(r.__i)]!.push([String(r.__n), String(r.__t)]);
-    chunk.forEach((f, j) => cache.set(key(f), cols[j]!));
+    chunk.forEach((f, j) => cache.set(fileKey(f), cols[j]!));
   }
   return cache;
 }

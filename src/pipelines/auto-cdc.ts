@@ -819,7 +819,7 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
       .write.delta(p.opts.target, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, ...(p.createTarget ?? {}) });
     return { skipped: w.skipped, version: w.version, upserted, deleted };
   }
-  const on = [...p.keys, ...(p.scd === 2 ? ['__START_AT'] : [])].map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ');
+  const on = targetMergeOn(p);
   const table = (await DeltaTable.forPath(floe, p.opts.target)).alias('t');
   const setCols = outCols.filter((c) => !p.keys.includes(c) && !(p.scd === 2 && c === '__START_AT'));
   const builder = table
@@ -829,6 +829,35 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
   builder.whenNotMatchedInsert({ condition: "s.__op = 'upsert'", values: Object.fromEntries(outCols.map((c) => [c, `s.${q(c)}`])) });
   const r = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => builder.execute());
   return { skipped: r.version === null, version: r.version, upserted, deleted };
+}
+
+/** The target MERGE's condition: by key (and __START_AT for type 2). */
+function targetMergeOn(p: PreparedBatch): string {
+  return [...p.keys, ...(p.scd === 2 ? ['__START_AT'] : [])].map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ');
+}
+
+/**
+ * The files a by-position commit removes and the rows it marks deleted: the touched files (ids in
+ * `paths`) and `changed`'s positions (`SELECT f, r`). Each batch adds a small file; once
+ * STATE_FOLD_FILES of them have piled up (smallFilesToFold) they are folded into the batch's new
+ * file: every row of theirs is marked deleted (so each is removed whole) and `kept`, their rows the
+ * batch does not change, is written again (null: no fold). So a flow's target and state keep few
+ * files however many batches ran.
+ */
+function positionalRewrite(log: DeltaLog, snap: Snapshot, paths: string[], scan: string, cols: string, changed: string, touched: unknown[]): { removed: AddFile[]; deletedRows: string; kept: string | null } {
+  const byPath = new Map(snap.files.map((f) => [dataFilePath(log.store, f.path), f]));
+  const removed = touched.map((i) => byPath.get(paths[Number(i)]!)!);
+  const idOf = new Map(paths.map((x, i) => [x, i]));
+  const fold = smallFilesToFold(snap);
+  const foldIds = fold.map((f) => idOf.get(dataFilePath(log.store, f.path))).filter((i) => i !== undefined);
+  if (!foldIds.length) return { removed, deletedRows: changed, kept: null };
+  for (const f of fold) if (!removed.some((x) => x.path === f.path)) removed.push(f);
+  const inFold = `${FILE_ID} IN (${foldIds.join(', ')})`;
+  return {
+    removed,
+    deletedRows: `${changed} UNION SELECT ${FILE_ID} AS f, ${ROW_INDEX} AS r FROM (${scan}) WHERE ${inFold}`,
+    kept: `SELECT ${cols} FROM (${scan}) t WHERE ${inFold} AND NOT EXISTS (SELECT 1 FROM (${changed}) c WHERE c.f = t.${FILE_ID} AND c.r = t.${ROW_INDEX})`,
+  };
 }
 
 /**
@@ -865,28 +894,17 @@ async function commitByPosition(floe: Floe, p: PreparedBatch, outCols: string[])
       count(*) FILTER (WHERE __op = 'upsert' AND __tf IS NULL) AS ins, count(*) FILTER (WHERE __op = 'upsert' AND __tf IS NOT NULL) AS upd,
       count(*) FILTER (WHERE __op = 'delete') AS del FROM ${p.tch}`);
   if (Number(st!.n) !== Number(st!.d)) return null;
+  const [ins, upd, del] = [Number(st!.ins), Number(st!.upd), Number(st!.del)];
+  if (!ins && !upd && !del) return { skipped: false, version: null, upserted: 0, deleted: 0 };
   const log = floe.deltaLog(p.opts.target);
-  const byPath = new Map(snap.files.map((f) => [dataFilePath(log.store, f.path), f]));
-  const removed = (st!.files as unknown[]).map((i) => byPath.get(paths[Number(i)]!)!);
   const txn = new Transaction(log, snap);
   txn.readWhole();
   const cols = outCols.map(q).join(', ');
   const olds = outCols.map((n, i) => `__o${i} AS ${q(n)}`).join(', ');
-  const [ins, upd, del] = [Number(st!.ins), Number(st!.upd), Number(st!.del)];
-  const on = [...p.keys, ...(p.scd === 2 ? ['__START_AT'] : [])].map((k) => `t.${q(k)} = s.${q(k)}`).join(' AND ');
-  const { metrics, params } = mergeRecord(on, ins + upd + del, ins, upd, del, snap.files.length);
-  if (!ins && !upd && !del) return { skipped: false, version: null, upserted: 0, deleted: 0 };
-  // Each batch adds a small file: once STATE_FOLD_FILES have piled up they are folded into the
-  // batch's new file (their rows the batch keeps are written again, every row of theirs marked
-  // deleted so each is removed whole), so a flow's target keeps few files however many batches ran.
-  // The change feed is the batch's alone (its cdc files), as for any commit that has them.
-  const fold = smallFilesToFold(snap);
-  const idOf = new Map(paths.map((x, i) => [x, i]));
-  const foldIds = fold.map((f) => idOf.get(dataFilePath(log.store, f.path))).filter((i) => i !== undefined);
-  const inFold = `${FILE_ID} IN (${foldIds.join(', ')})`;
-  const kept = foldIds.length ? `SELECT ${cols} FROM (${scan}) t WHERE ${inFold} AND NOT EXISTS (SELECT 1 FROM ${p.tch} c WHERE c.__tf = t.${FILE_ID} AND c.__tr = t.${ROW_INDEX})` : null;
+  const { metrics, params } = mergeRecord(targetMergeOn(p), ins + upd + del, ins, upd, del, snap.files.length);
+  // The change feed is the batch's alone (its cdc files), folded files or not.
+  const { removed, deletedRows, kept } = positionalRewrite(log, snap, paths, scan, cols, `SELECT __tf AS f, __tr AS r FROM ${p.tch} WHERE __tf IS NOT NULL`, st!.files as unknown[]);
   if (kept) {
-    for (const f of fold) if (!removed.some((x) => x.path === f.path)) removed.push(f);
     metrics.numTargetRowsCopied = Number((await eng.allJson(`SELECT count(*) AS n FROM (${kept})`))[0]!.n);
     metrics.numOutputRows! += metrics.numTargetRowsCopied;
   }
@@ -900,9 +918,6 @@ async function commitByPosition(floe: Floe, p: PreparedBatch, outCols: string[])
     : null;
   // (Kept rows too are written closed versions first, current last: see upsertRows.)
   const newRows = upsertRows(p, cols, kept);
-  const deletedRows = kept
-    ? `SELECT __tf AS f, __tr AS r FROM ${p.tch} WHERE __tf IS NOT NULL UNION SELECT ${FILE_ID} AS f, ${ROW_INDEX} AS r FROM (${scan}) WHERE ${inFold}`
-    : `SELECT __tf AS f, __tr AS r FROM ${p.tch} WHERE __tf IS NOT NULL`;
   // (Targets with constraints take the MERGE: see prepareApplyChanges.)
   const res = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => commitRewrite(floe, {
     snapshot: snap, txn, removed, newDataSql: null, cdcSql, operation: 'MERGE', params, metrics,
@@ -1023,23 +1038,13 @@ async function commitStateByPosition(floe: Floe, p: PreparedBatch): Promise<{ ve
   const ins = ups - upd;
   if (!ins && !upd && !del) return { version: null };
   const log = floe.deltaLog(p.statePath);
-  const byPath = new Map(snap.files.map((f) => [dataFilePath(log.store, f.path), f]));
-  const removed = (st!.files as unknown[]).map((i) => byPath.get(sp.paths[Number(i)]!)!);
   const cols = p.stateColumns.map(q).join(', ');
-  // Folding small files: every row of theirs is marked deleted (so each is removed whole) and their
-  // rows this batch does not replace or delete are written again with the batch's new rows.
-  const fold = stateFilesToFold(p);
-  const idOf = new Map(sp.paths.map((x, i) => [x, i]));
-  const foldIds = fold.map((f) => idOf.get(dataFilePath(log.store, f.path))!).filter((i) => i !== undefined);
-  const inFold = foldIds.length ? `${FILE_ID} IN (${foldIds.join(', ')})` : 'false';
-  const keptRows = `SELECT ${cols} FROM (${sp.scan}) t WHERE ${inFold} AND NOT EXISTS (SELECT 1 FROM ${m} WHERE ${m}.f = t.${FILE_ID} AND ${m}.r = t.${ROW_INDEX})`;
-  for (const f of fold) if (!removed.some((x) => x.path === f.path)) removed.push(f);
+  const { removed, deletedRows, kept } = positionalRewrite(log, snap, sp.paths, sp.scan, cols, `SELECT f, r FROM ${m}`, st!.files as unknown[]);
   const txn = new Transaction(log, snap);
   txn.readWhole();
   const { metrics, params } = mergeRecord(on, ups + del, ins, upd, del, snap.files.length);
   const upserts = `SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`;
-  const newRows = foldIds.length ? `${upserts} UNION ALL ${keptRows}` : ups ? upserts : null;
-  const deletedRows = foldIds.length ? `SELECT f, r FROM ${m} UNION SELECT ${FILE_ID} AS f, ${ROW_INDEX} AS r FROM (${sp.scan}) WHERE ${inFold}` : `SELECT f, r FROM ${m}`;
+  const newRows = kept ? `${upserts} UNION ALL ${kept}` : ups ? upserts : null;
   const res = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => commitRewrite(floe, {
     snapshot: snap, txn, removed, newDataSql: newRows, cdcSql: null, operation: 'MERGE', params, metrics,
     addedFilesMetric: 'numTargetFilesAdded', removedFilesMetric: 'numTargetFilesRemoved',

@@ -377,9 +377,9 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     for (const c of resolved) {
       if (c.kind === 'matched') continue;
       const alias = c.kind === 'notMatched' ? sAlias : tAlias;
-      const given = c.action === 'insert' ? c.values : c.action === 'update' ? c.set : {};
       if (c.condition) c.condition = await qualifyNames(floe, c.condition, alias, both);
-      if (given !== '*') for (const [k, v] of c.map) if (Object.values(given).includes(v)) c.map.set(k, await qualifyNames(floe, v, alias, both));
+      // (Before completeRow: every value here is the caller's, or with '*' a qualified source column.)
+      for (const [k, v] of c.map) c.map.set(k, await qualifyNames(floe, v, alias, both));
     }
   }
   for (const c of resolved) if (c.action !== 'delete') await completeRow(schema, c.map, c.action === 'insert' ? () => 'NULL' : targetCol, { defaults: c.action === 'insert' });
@@ -498,8 +498,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     // Without such a key: the matched pairs by an inner join (DuckDB builds on the source and
     // filters the target scan with the source's keys: about half the time of the LEFT JOIN, which
     // keeps every probe row), then the unmatched source rows: those with no pair, against a target
-    // side of NULLs (as the LEFT JOIN gives them, so clause expressions naming the target see NULLs
-    // there too).
+    // side of NULLs (as the LEFT JOIN gives them).
     const outside = unmatchableKeys(snap, candidates, equiKeys(condition, tAlias, sAlias), srcSchema);
     let pairs: string;
     if (outside) pairs = await materialize(floe, 'mjoin', `SELECT ${joinCols} FROM (SELECT * FROM ${src} __s WHERE NOT coalesce(${outside('__s')}, false)) ${sq} LEFT JOIN (${tscan}) ${tq} ON ${condition}`);
