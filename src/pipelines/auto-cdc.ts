@@ -556,13 +556,17 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
       greatest(s.__delete_seq, e.e_del) AS d_key,
       greatest(s.__upsert_seq, e.e_ups) AS u_key`;
   const stJoin = c.stateSql ? `LEFT JOIN ${liveState} s ON ${eqOn(keys, 'e', 's')}` : `LEFT JOIN (SELECT * FROM ${st}) s ON false`;
+  // The per-key table is read once, by the join with the target (nw), unless ignoreNullUpdates or a
+  // collection pass reads it again: then it is materialised. Each table a batch materialises costs
+  // in proportion to its rows times its columns, which is most of a small batch's cost.
+  const kdOf = async (sql: string): Promise<string> => (c.ignoreNull || c.fullGc || newTrunc ? tmp('cdc_kd', sql) : `(${sql})`);
   const kd = ak
     ? await tmp('cdc_kd', `SELECT ${keys.map((k) => `ak.${q(k)}`).join(', ')}, ${stCols}, ${kdCols}
     FROM ${ak} ak
     LEFT JOIN ${liveState} s ON ${eqOn(keys, 'ak', 's')}
     LEFT JOIN (${batchAgg}) e ON ${eqOn(keys, 'ak', 'e')}
     ${noTrunc ? '' : `CROSS JOIN ${tv} tv`}`)
-    : await tmp('cdc_kd', `SELECT ${keys.map((k) => `e.${q(k)}`).join(', ')}, ${stCols}, ${kdCols}
+    : await kdOf(`SELECT ${keys.map((k) => `e.${q(k)}`).join(', ')}, ${stCols}, ${kdCols}
     FROM (${batchAgg}) e
     ${stJoin}
     ${noTrunc ? '' : `CROSS JOIN ${tv} tv`}`);
@@ -590,7 +594,7 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const nw = await tmp('cdc_nw', `SELECT ${keys.map((k) => `kd.${q(k)}`).join(', ')},
       (kd.u_key IS NOT NULL AND (kd.d_eff IS NULL OR kd.u_key > kd.d_eff)) AS live,
       coalesce(t.__present, false) AS old_present,
-      kd.u_key, kd.d_key, kd.d_eff, kd.s_del, kd.s_ts, kd.s_present
+      kd.u_key, kd.d_key, CASE WHEN kd.d_key IS DISTINCT FROM kd.s_del THEN ${c.now}::BIGINT ELSE coalesce(kd.s_ts, ${c.now}::BIGINT) END AS __nts
       ${valueExprs.map((v) => `, ${v}`).join('')}${csExprs.map((v) => `, ${v}`).join('')}${nonKeys.map((n, i) => `, t.${q(n)} AS __old_${i}`).join('')}
       ${c.targetPos ? `, t.${FILE_ID} AS __tf, t.${ROW_INDEX} AS __tr` : ''}${carry ? ', kd.__sf, kd.__sr' : ''}
     FROM ${kd} kd
@@ -600,14 +604,17 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   // By position: the old row's place and values (a key's old value is the key).
   const pos = c.targetPos ? `, __tf, __tr${c.outCols.map((n, i) => `, ${keys.includes(n) ? q(n) : `__old_${nonKeys.indexOf(n)}`} AS __o${i}`).join('')}` : '';
   const cols = c.columns.map(q).join(', ');
-  const tch = await tmp('cdc_tch', `SELECT ${cols}, 'upsert' AS __op${pos} FROM ${nw} WHERE live AND (NOT old_present OR ${changed})
-    UNION ALL SELECT ${cols}, 'delete' AS __op${pos} FROM ${nw} WHERE NOT live AND old_present`);
+  // The target and state changes are views over nw (a filter and a projection, re-read by each use)
+  // rather than tables: materialising them cost more than reading nw again.
+  const tch = `(SELECT ${cols}, 'upsert' AS __op${pos} FROM ${nw} WHERE live AND (NOT old_present OR ${changed})
+    UNION ALL SELECT ${cols}, 'delete' AS __op${pos} FROM ${nw} WHERE NOT live AND old_present)`;
   // State: affected keys, truncate-covered and expired tombstones dropped; a new truncate row.
   const tval = `(SELECT t FROM ${tv})`;
   const covered = (u: string, d: string): string => (noTrunc ? 'false' : `(${tval} IS NOT NULL AND (${u} IS NULL OR ${u} <= ${tval}) AND (${d} IS NULL OR ${d} <= ${tval}))`);
   const withTrunc = (d: string): string => (noTrunc ? d : `greatest(${d}, ${tval})`);
-  const tsExpr = `CASE WHEN d_key IS DISTINCT FROM s_del THEN ${c.now}::BIGINT ELSE coalesce(s_ts, ${c.now}::BIGINT) END`;
-  const sch = await tmp('cdc_sch', `
+  // (__nts: the state row's __ts, when its delete sequence last changed.)
+  const tsExpr = '__nts';
+  const schSql = `
     SELECT ${K.join(', ')}, u_key AS __upsert_seq, d_key AS __delete_seq${csCols.map((x) => `, ${x}`).join('')}, ${tsExpr} AS __ts, 0::INTEGER AS __slot,
       CASE WHEN ${covered('u_key', 'd_key')} OR (NOT live AND ${tsExpr} < ${c.cutoff}) THEN 'delete' ELSE 'upsert' END AS __op${carry ? ', __sf, __sr' : ''}
     FROM ${nw}
@@ -616,7 +623,8 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
     WHERE s.__slot = 0 AND NOT EXISTS (SELECT 1 FROM ${kd} ak WHERE ${eqOn(keys, 'ak', 's')})
       AND (${covered('s.__upsert_seq', 's.__delete_seq')}
            OR (NOT (s.__upsert_seq IS NOT NULL AND (${withTrunc('s.__delete_seq')} IS NULL OR s.__upsert_seq > ${withTrunc('s.__delete_seq')})) AND s.__ts < ${c.cutoff}))` : ''}
-    ${newTrunc ? `UNION ALL SELECT ${keys.map(() => 'NULL').join(', ')}, NULL, tb${csCols.map(() => ', NULL').join('')}, ${c.now}::BIGINT, 1::INTEGER, 'upsert' FROM ${tv}` : ''}`);
+    ${newTrunc ? `UNION ALL SELECT ${keys.map(() => 'NULL').join(', ')}, NULL, tb${csCols.map(() => ', NULL').join('')}, ${c.now}::BIGINT, 1::INTEGER, 'upsert' FROM ${tv}` : ''}`;
+  const sch = c.fullGc || newTrunc ? await tmp('cdc_sch', schSql) : `(${schSql})`;
   return { tch, sch, stateColumns, ...(carry ? { stateCarried: true } : {}) };
 }
 
@@ -641,7 +649,8 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   let st: string | null = null;
   let stAll: string | null = null;
   if (c.stateSql) {
-    const bk = await tmp('cdc_bk', `SELECT DISTINCT ${K.join(', ')} FROM ${evAll} WHERE __kind <> 'truncate'`);
+    // (The batch's keys: read once, not materialised.)
+    const bk = `(SELECT DISTINCT ${K.join(', ')} FROM ${evAll} WHERE __kind <> 'truncate')`;
     stAll = await tmp('cdc_st', `WITH s AS (SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')} FROM (${c.stateSql}) s JOIN ${bk} bk ON ${eqOn(keys, 'bk', 's')}),
       g AS (SELECT ${K.join(', ')} FROM s GROUP BY ALL HAVING arg_max(__kind, __seq) = 'delete' AND arg_max(__ts, __seq) < ${c.cutoff})
       SELECT s.*, EXISTS (SELECT 1 FROM g WHERE ${eqOn(keys, 'g', 's')}) AS __gc FROM s`);
@@ -765,7 +774,7 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
   const hist = await history('cdc_hist', (h) => h);
   // The earliest known event per key: target rows that start before it (history kept after a
   // tombstone GC) are left alone.
-  const floor = await tmp('cdc_floor', `SELECT ${K.join(', ')}, min(__seq) AS __floor FROM (${all}) GROUP BY ALL`);
+  const floor = `(SELECT ${K.join(', ')}, min(__seq) AS __floor FROM (${all}) GROUP BY ALL)`;
   const changed = [...nonKeys, '__END_AT'].map((n) => `h.${q(n)} IS DISTINCT FROM o.${q(n)}`).join(' OR ');
   // By position: the old row's place and values.
   const pos = c.targetPos ? `, o.${FILE_ID} AS __tf, o.${ROW_INDEX} AS __tr${outCols.map((n, i) => `, o.${q(n)} AS __o${i}`).join('')}` : '';
@@ -1021,16 +1030,19 @@ async function commitStateByPosition(floe: Floe, p: PreparedBatch): Promise<{ ve
   const eng = floe.engine;
   const on = [...p.keys.map((k) => `t.${q(k)} = s.${q(k)}`), p.scd === 1 ? 't.__slot = s.__slot' : 't.__seq = s.__seq'].join(' AND ');
   // The matched rows' positions (few: one per changed key), with the change each meets.
-  const m = eng.uniqueName('cdc_spos');
-  // Positions found while computing the changes (PreparedBatch.stateCarried), or by a join of the state with them.
-  await eng.run(p.stateCarried
-    ? `CREATE TEMP TABLE ${m} AS SELECT __sf AS f, __sr AS r, row_number() OVER () AS sid, __op AS op FROM ${p.sch} WHERE __op <> 'skip' AND __sf IS NOT NULL`
-    : `CREATE TEMP TABLE ${m} AS SELECT t.${FILE_ID} AS f, t.${ROW_INDEX} AS r, s.__sid AS sid, s.__op AS op
+  // Positions found while computing the changes (PreparedBatch.stateCarried: a view of them, one
+  // change per row), or by a join of the state with the changes (materialised, numbered).
+  let m: string;
+  if (p.stateCarried) m = `(SELECT __sf AS f, __sr AS r, __op AS op FROM ${p.sch} WHERE __op <> 'skip' AND __sf IS NOT NULL)`;
+  else {
+    m = eng.uniqueName('cdc_spos');
+    await eng.run(`CREATE TEMP TABLE ${m} AS SELECT t.${FILE_ID} AS f, t.${ROW_INDEX} AS r, s.__sid AS sid, s.__op AS op
     FROM (${sp.scan}) t JOIN (SELECT *, row_number() OVER () AS __sid FROM ${p.sch} WHERE __op <> 'skip') s ON ${on}`);
-  p.temps.push(m);
+    p.temps.push(m);
+  }
   // (Carried positions: a key with two changes means two state rows for it, which AUTO CDC never writes.)
   const keyReps = p.stateCarried ? `(SELECT count(*) - count(DISTINCT (${p.keys.map(q).join(', ')})) FROM ${p.sch})` : '0';
-  const [st] = await eng.allJson(`SELECT count(*) AS n, count(DISTINCT (f, r)) AS dr, count(DISTINCT sid) AS ds,
+  const [st] = await eng.allJson(`SELECT count(*) AS n, count(DISTINCT (f, r)) AS dr, ${p.stateCarried ? 'count(*)' : 'count(DISTINCT sid)'} AS ds,
       coalesce(list(DISTINCT f), []) AS files, count(*) FILTER (WHERE op = 'upsert') AS upd, count(*) FILTER (WHERE op = 'delete') AS del,
       (SELECT count(*) FROM ${p.sch} WHERE __op = 'upsert') AS ups, ${keyReps} AS kr FROM ${m}`);
   const [n, upd, del, ups] = [Number(st!.n), Number(st!.upd), Number(st!.del), Number(st!.ups)];
