@@ -44,7 +44,8 @@
  *   keeps the key's applied events (projected columns, sequence, kind), which is what placing a late
  *   event into history exactly needs; a deleted key's events are dropped after the tombstone
  *   threshold (a later event for it then starts a fresh history, earlier history rows stay). A type 2
- *   batch reads only the state rows of its own keys; a key of the batch whose latest event is a
+ *   batch reads only the state rows of its own keys (with every column tracked, first one summary row
+ *   per key, then the rows of only those keys with a late event or an expired tombstone); a key of the batch whose latest event is a
  *   delete older than the threshold is collected before the batch applies, so the result depends on
  *   `now` only, not on when collection ran; expired keys no batch touches are removed by a pass over
  *   the whole state every FULL_GC_EVERY batches (storage only). A type 2 state commit that collects
@@ -648,26 +649,47 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   // result of a batch never depends on when that pass ran).
   let st: string | null = null;
   let stAll: string | null = null;
+  // With every column tracked and a target to read current rows from, a key whose new events all
+  // follow its applied ones needs none of its state rows (scd2Diff's currentOnly): the state is
+  // then first read as one row per batch key (stk: latest applied sequence, the batch's earliest,
+  // collected or not), and its rows are read only for keys that need them (collected, or with a
+  // late or re-delivered event). Otherwise every state row of the batch's keys is read.
+  const keyed = !!c.stateSql && slim && !c.targetEmpty;
+  let stk: string | null = null;
   if (c.stateSql) {
-    // (The batch's keys: read once, not materialised.)
-    const bk = `(SELECT DISTINCT ${K.join(', ')} FROM ${evAll} WHERE __kind <> 'truncate')`;
-    stAll = await tmp('cdc_st', `WITH s AS (SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')} FROM (${c.stateSql}) s JOIN ${bk} bk ON ${eqOn(keys, 'bk', 's')}),
-      g AS (SELECT ${K.join(', ')} FROM s GROUP BY ALL HAVING arg_max(__kind, __seq) = 'delete' AND arg_max(__ts, __seq) < ${c.cutoff})
-      SELECT s.*, EXISTS (SELECT 1 FROM g WHERE ${eqOn(keys, 'g', 's')}) AS __gc FROM s`);
-    st = `(SELECT ${stateColumns.map(q).join(', ')} FROM ${stAll} WHERE NOT __gc)`;
+    // A key is collected when its latest applied event is a delete older than the threshold.
+    const gcOf = (a: string): string => `(arg_max(${a}__kind, ${a}__seq) = 'delete' AND arg_max(${a}__ts, ${a}__seq) < ${c.cutoff})`;
+    const rowsOf = (keySet: string, gc: string): string => `SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, ${gc} AS __gc FROM (${c.stateSql}) s JOIN ${keySet} k ON ${eqOn(keys, 'k', 's')}`;
+    let rowKeys: string | null = null;
+    if (keyed) {
+      stk = await tmp('cdc_stk', `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}, max(s.__seq) AS __mx, any_value(b.__mn) AS __mn, ${gcOf('s.')} AS __gc
+        FROM (${c.stateSql}) s JOIN (SELECT ${K.join(', ')}, min(__seq) AS __mn FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL) b ON ${eqOn(keys, 'b', 's')} GROUP BY ALL`);
+      const [r] = await c.floe.engine.allJson(`SELECT count(*) AS n FROM ${stk} WHERE __gc OR __mn <= __mx`);
+      if (Number(r!.n)) rowKeys = `(SELECT * FROM ${stk} WHERE __gc OR __mn <= __mx)`;
+    }
+    if (!keyed) {
+      // (The batch's keys: read once, not materialised.)
+      const bk = `(SELECT DISTINCT ${K.join(', ')} FROM ${evAll} WHERE __kind <> 'truncate')`;
+      stAll = await tmp('cdc_st', `WITH s AS (SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')} FROM (${c.stateSql}) s JOIN ${bk} bk ON ${eqOn(keys, 'bk', 's')}),
+        g AS (SELECT ${K.join(', ')} FROM s GROUP BY ALL HAVING ${gcOf('')})
+        SELECT s.*, EXISTS (SELECT 1 FROM g WHERE ${eqOn(keys, 'g', 's')}) AS __gc FROM s`);
+    } else if (rowKeys) stAll = await tmp('cdc_st', rowsOf(rowKeys, 'k.__gc'));
+    if (stAll) st = `(SELECT ${stateColumns.map(q).join(', ')} FROM ${stAll} WHERE NOT __gc)`;
   }
   // New events: not applied before (re-deliveries of a (key, sequence) change nothing).
   // (Type 2 has no truncates; without a state every event is new and the batch is read in place.)
-  const nev = st ? await tmp('cdc_nev', `SELECT e.* FROM ${evAll} e WHERE e.__kind <> 'truncate'
-    AND NOT EXISTS (SELECT 1 FROM ${st} s WHERE ${eqOn(keys, 'e', 's')} AND s.__seq = e.__seq)`) : evAll;
+  const nev = st
+    ? await tmp('cdc_nev', `SELECT e.* FROM ${evAll} e WHERE e.__kind <> 'truncate'
+    AND NOT EXISTS (SELECT 1 FROM ${st} s WHERE ${eqOn(keys, 'e', 's')} AND s.__seq = e.__seq)`)
+    : keyed ? await tmp('cdc_nev', `SELECT * FROM ${evAll} WHERE __kind <> 'truncate'`) : evAll;
   const ak = st || !c.targetEmpty ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${nev}`) : null;
   let tch: string | null;
-  if (ak && st && slim && !c.targetEmpty) {
+  if (ak && keyed) {
     // Keys whose new events all come after every applied event of theirs (the common, in-order
     // case) only extend their history: their current target row is all they read (see scd2Diff).
     // The other keys (a late event falls inside their history) are recomputed in full.
     const fk = await tmp('cdc_fk', `SELECT ${keys.map((k) => `n.${q(k)}`).join(', ')} FROM (SELECT ${K.join(', ')}, min(__seq) AS __mn FROM ${nev} GROUP BY ALL) n
-      LEFT JOIN (SELECT ${K.join(', ')}, max(__seq) AS __mx FROM ${st} GROUP BY ALL) s ON ${eqOn(keys, 'n', 's')} WHERE s.__mx IS NULL OR n.__mn > s.__mx`);
+      LEFT JOIN ${stk} s ON ${eqOn(keys, 'n', 's')} WHERE s.__mx IS NULL OR s.__gc OR n.__mn > s.__mx`);
     const sk = await tmp('cdc_sk', `SELECT * FROM ${ak} EXCEPT SELECT * FROM ${fk}`);
     const [n] = await c.floe.engine.allJson(`SELECT (SELECT count(*) FROM ${fk}) AS f, (SELECT count(*) FROM ${sk}) AS s`);
     const nevOf = (keySet: string): string => `(SELECT e.* FROM ${nev} e SEMI JOIN ${keySet} k ON ${eqOn(keys, 'e', 'k')})`;
@@ -676,7 +698,7 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
     tch = fast && slow ? await tmp('cdc_tch', `SELECT * FROM ${fast} UNION ALL SELECT * FROM ${slow}`) : (fast ?? slow ?? (await scd2Diff(c, ak, st, nev, slim, allTracked)));
   } else tch = await scd2Diff(c, ak, st, nev, slim, allTracked);
   if (tch === null) return null;
-  return { tch, sch: await scd2State(c, stAll, nev, stateColumns, slim), stateColumns };
+  return { tch, sch: await scd2State(c, stAll, stk, nev, stateColumns, slim), stateColumns };
 }
 
 /** Every FULL_GC_EVERY-th batch (by batchId) also collects the expired tombstones of keys it does not touch. */
@@ -789,24 +811,26 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
       AND NOT EXISTS (SELECT 1 FROM ${hist} h WHERE ${eqOn(keys, 'h', 'o')} AND h."__START_AT" = o."__START_AT")`);
 }
 
-async function scd2State(c: Ctx, stAll: string | null, nev: string, stateColumns: string[], slim: boolean): Promise<string> {
+async function scd2State(c: Ctx, stAll: string | null, stk: string | null, nev: string, stateColumns: string[], slim: boolean): Promise<string> {
   const { keys, nonKeys, tmp } = c;
   const K = keys.map(q);
   const dataCols = [...keys, ...(slim ? [] : nonKeys)].map(q).join(', ');
   const added = `SELECT ${dataCols}, __seq, __kind, ${c.now}::BIGINT AS __ts, 'upsert' AS __op FROM ${nev}`;
-  // Read once, by the state's creating write: no copy.
-  if (!stAll) return `(${added})`;
+  // The batch's keys present in the state: one row each (stk), or each of their rows (stAll).
+  const inState = stk ?? stAll;
+  // Read once, by the state's creating write or the append: no copy.
+  if (!stAll && !(inState && c.fullGc)) return `(${added})`;
   const cols = stateColumns.map((x) => `s.${q(x)}`).join(', ');
   // The batch's expired keys (collected before the batch applied), and on a full-GC batch every
   // other key whose latest event is a delete applied before the cutoff.
-  const full = c.fullGc
+  const full = c.fullGc && inState
     ? `UNION ALL SELECT ${cols}, 'delete' AS __op FROM (${c.stateSql}) s
-       WHERE NOT EXISTS (SELECT 1 FROM ${stAll} b WHERE ${eqOn(keys, 'b', 's')})
+       WHERE NOT EXISTS (SELECT 1 FROM ${inState} b WHERE ${eqOn(keys, 'b', 's')})
          AND EXISTS (SELECT 1 FROM (SELECT ${K.join(', ')} FROM (${c.stateSql}) GROUP BY ALL
                                     HAVING arg_max(__kind, __seq) = 'delete' AND arg_max(__ts, __seq) < ${c.cutoff}) g WHERE ${eqOn(keys, 'g', 's')})`
     : '';
   return tmp('cdc_sch', `${added}
-    UNION ALL SELECT ${cols}, 'delete' AS __op FROM ${stAll} s WHERE __gc
+    ${stAll ? `UNION ALL SELECT ${cols}, 'delete' AS __op FROM ${stAll} s WHERE __gc` : ''}
     ${full}`);
 }
 
