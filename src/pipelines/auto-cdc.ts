@@ -44,13 +44,14 @@
  *   keeps the key's applied events (projected columns, sequence, kind), which is what placing a late
  *   event into history exactly needs; a deleted key's events are dropped after the tombstone
  *   threshold (a later event for it then starts a fresh history, earlier history rows stay). A type 2
- *   batch reads only the state rows of its own keys (with every column tracked, first one summary row
- *   per key, then the rows of only those keys with a late event or an expired tombstone); a key of the batch whose latest event is a
- *   delete older than the threshold is collected before the batch applies, so the result depends on
- *   `now` only, not on when collection ran; expired keys no batch touches are removed by a pass over
- *   the whole state every FULL_GC_EVERY batches (storage only). A type 2 state commit that collects
- *   nothing is an append; other state commits mark the rows they replace or collect in deletion
- *   vectors, located in the scan the batch read, and append the new rows (no MERGE).
+ *   batch reads only the state rows of its own keys (with every column tracked, first one summary
+ *   row per key, then the rows of only those keys with a late event or an expired tombstone); a key
+ *   of the batch whose latest event is a delete older than the threshold is collected before the
+ *   batch applies, so the result depends on `now` only, not on when collection ran; expired keys no
+ *   batch touches are removed by a pass over the whole state every FULL_GC_EVERY batches (storage
+ *   only). A type 2 state commit that collects nothing is an append; other state commits mark the
+ *   rows they replace or collect in deletion vectors, located in the scan the batch read, and append
+ *   the new rows (no MERGE).
  * - A batch is identified by (flowName, batchId). The target commit and the state commit both carry a
  *   Delta `txn` action (appId = flowName, version = batchId). Order: the target commits first, then
  *   the state. Everything is computed from the state as of before the batch plus the batch itself,
