@@ -614,11 +614,10 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const tval = `(SELECT t FROM ${tv})`;
   const covered = (u: string, d: string): string => (noTrunc ? 'false' : `(${tval} IS NOT NULL AND (${u} IS NULL OR ${u} <= ${tval}) AND (${d} IS NULL OR ${d} <= ${tval}))`);
   const withTrunc = (d: string): string => (noTrunc ? d : `greatest(${d}, ${tval})`);
-  // (__nts: the state row's __ts, when its delete sequence last changed.)
-  const tsExpr = '__nts';
+  // (nw's __nts: the state row's __ts, when its delete sequence last changed.)
   const schSql = `
-    SELECT ${K.join(', ')}, u_key AS __upsert_seq, d_key AS __delete_seq${csCols.map((x) => `, ${x}`).join('')}, ${tsExpr} AS __ts, 0::INTEGER AS __slot,
-      CASE WHEN ${covered('u_key', 'd_key')} OR (NOT live AND ${tsExpr} < ${c.cutoff}) THEN 'delete' ELSE 'upsert' END AS __op${carry ? ', __sf, __sr' : ''}
+    SELECT ${K.join(', ')}, u_key AS __upsert_seq, d_key AS __delete_seq${csCols.map((x) => `, ${x}`).join('')}, __nts AS __ts, 0::INTEGER AS __slot,
+      CASE WHEN ${covered('u_key', 'd_key')} OR (NOT live AND __nts < ${c.cutoff}) THEN 'delete' ELSE 'upsert' END AS __op${carry ? ', __sf, __sr' : ''}
     FROM ${nw}
     ${c.fullGc || newTrunc ? `UNION ALL
     SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, 'delete' AS __op FROM ${st} s
@@ -658,23 +657,23 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   const keyed = !!c.stateSql && slim && !c.targetEmpty;
   let stk: string | null = null;
   if (c.stateSql) {
-    // A key is collected when its latest applied event is a delete older than the threshold.
-    const gcOf = (a: string): string => `(arg_max(${a}__kind, ${a}__seq) = 'delete' AND arg_max(${a}__ts, ${a}__seq) < ${c.cutoff})`;
-    const rowsOf = (keySet: string, gc: string): string => `SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')}, ${gc} AS __gc FROM (${c.stateSql}) s JOIN ${keySet} k ON ${eqOn(keys, 'k', 's')}`;
+    const stCols = stateColumns.map((x) => `s.${q(x)}`).join(', ');
     let rowKeys: string | null = null;
     if (keyed) {
-      stk = await tmp('cdc_stk', `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}, max(s.__seq) AS __mx, any_value(b.__mn) AS __mn, ${gcOf('s.')} AS __gc
+      stk = await tmp('cdc_stk', `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}, max(s.__seq) AS __mx, any_value(b.__mn) AS __mn, ${expiredKey('s.', c.cutoff)} AS __gc
         FROM (${c.stateSql}) s JOIN (SELECT ${K.join(', ')}, min(__seq) AS __mn FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL) b ON ${eqOn(keys, 'b', 's')} GROUP BY ALL`);
-      const [r] = await c.floe.engine.allJson(`SELECT count(*) AS n FROM ${stk} WHERE __gc OR __mn <= __mx`);
-      if (Number(r!.n)) rowKeys = `(SELECT * FROM ${stk} WHERE __gc OR __mn <= __mx)`;
+      // Keys collected, or with an event at or before their latest applied one.
+      const needRows = `(SELECT * FROM ${stk} WHERE __gc OR __mn <= __mx)`;
+      const [r] = await c.floe.engine.allJson(`SELECT count(*) AS n FROM ${needRows}`);
+      if (Number(r!.n)) rowKeys = needRows;
     }
     if (!keyed) {
       // (The batch's keys: read once, not materialised.)
       const bk = `(SELECT DISTINCT ${K.join(', ')} FROM ${evAll} WHERE __kind <> 'truncate')`;
-      stAll = await tmp('cdc_st', `WITH s AS (SELECT ${stateColumns.map((x) => `s.${q(x)}`).join(', ')} FROM (${c.stateSql}) s JOIN ${bk} bk ON ${eqOn(keys, 'bk', 's')}),
-        g AS (SELECT ${K.join(', ')} FROM s GROUP BY ALL HAVING ${gcOf('')})
+      stAll = await tmp('cdc_st', `WITH s AS (SELECT ${stCols} FROM (${c.stateSql}) s JOIN ${bk} bk ON ${eqOn(keys, 'bk', 's')}),
+        g AS (SELECT ${K.join(', ')} FROM s GROUP BY ALL HAVING ${expiredKey('', c.cutoff)})
         SELECT s.*, EXISTS (SELECT 1 FROM g WHERE ${eqOn(keys, 'g', 's')}) AS __gc FROM s`);
-    } else if (rowKeys) stAll = await tmp('cdc_st', rowsOf(rowKeys, 'k.__gc'));
+    } else if (rowKeys) stAll = await tmp('cdc_st', `SELECT ${stCols}, k.__gc FROM (${c.stateSql}) s JOIN ${rowKeys} k ON ${eqOn(keys, 'k', 's')}`);
     if (stAll) st = `(SELECT ${stateColumns.map(q).join(', ')} FROM ${stAll} WHERE NOT __gc)`;
   }
   // New events: not applied before (re-deliveries of a (key, sequence) change nothing).
@@ -704,6 +703,9 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
 
 /** Every FULL_GC_EVERY-th batch (by batchId) also collects the expired tombstones of keys it does not touch. */
 export const FULL_GC_EVERY = 16;
+
+/** Per key of SCD 2 state rows (columns prefixed `a`): the key is collected, its latest applied event a delete older than `cutoff`. */
+const expiredKey = (a: string, cutoff: number): string => `(arg_max(${a}__kind, ${a}__seq) = 'delete' AND arg_max(${a}__ts, ${a}__seq) < ${cutoff})`;
 
 /**
  * (Re)computes the history of the affected keys `ak` from their applied events (state) and new
@@ -828,7 +830,7 @@ async function scd2State(c: Ctx, stAll: string | null, stk: string | null, nev: 
     ? `UNION ALL SELECT ${cols}, 'delete' AS __op FROM (${c.stateSql}) s
        WHERE NOT EXISTS (SELECT 1 FROM ${inState} b WHERE ${eqOn(keys, 'b', 's')})
          AND EXISTS (SELECT 1 FROM (SELECT ${K.join(', ')} FROM (${c.stateSql}) GROUP BY ALL
-                                    HAVING arg_max(__kind, __seq) = 'delete' AND arg_max(__ts, __seq) < ${c.cutoff}) g WHERE ${eqOn(keys, 'g', 's')})`
+                                    HAVING ${expiredKey('', c.cutoff)}) g WHERE ${eqOn(keys, 'g', 's')})`
     : '';
   return tmp('cdc_sch', `${added}
     ${stAll ? `UNION ALL SELECT ${cols}, 'delete' AS __op FROM ${stAll} s WHERE __gc` : ''}

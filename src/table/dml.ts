@@ -118,7 +118,6 @@ export async function markRows(floe: Floe, s: Snapshot, files: AddFile[], predic
   };
 }
 
-
 export interface Rewrite {
   snapshot: Snapshot;
   txn: Transaction;
