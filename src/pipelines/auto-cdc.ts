@@ -275,11 +275,13 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const scd = validate(opts);
   const eng = floe.engine;
   const temps: string[] = [];
-  const tmp = async (prefix: string, sql: string): Promise<string> => {
+  const tmp = async (prefix: string, sql: string): Promise<string> => (await tmpCounted(prefix, sql))[0];
+  /** A session table of `sql`'s rows, and how many (CREATE TABLE AS reports it: no count query). */
+  const tmpCounted = async (prefix: string, sql: string): Promise<[string, number]> => {
     const t = eng.uniqueName(prefix);
-    await eng.run(`CREATE TEMP TABLE ${t} AS ${sql}`);
+    const [r] = await eng.allJson(`CREATE TEMP TABLE ${t} AS ${sql}`);
     temps.push(t);
-    return t;
+    return [t, Number(r?.Count ?? 0)];
   };
   const statePath = statePathOf(opts.target);
   const srcSql = await opts.source.toSQL();
@@ -426,7 +428,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const now = opts.now ?? Date.now();
   const targetEmpty = !targetSnap || targetSnap.files.length === 0;
   foldDup &&= targetEmpty;
-  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, targetPos, outCols, stateSql, statePos: statePositional?.scan ?? null, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, stateHasNoTruncate: !stateSnap || stateSnap.files.every((f) => Number(parseStats(f.stats)?.maxValues?.['__slot'] ?? 1) <= 0), targetEmpty, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp };
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, targetPos, outCols, stateSql, statePos: statePositional?.scan ?? null, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, stateHasNoTruncate: !stateSnap || stateSnap.files.every((f) => Number(parseStats(f.stats)?.maxValues?.['__slot'] ?? 1) <= 0), targetEmpty, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp, tmpCounted };
   let r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
   if (!r) {
     // The folded check saw a repeated (key, sequence): the exact check, then the batch again.
@@ -470,6 +472,7 @@ interface Ctx {
   /** SCD 2 first batch: repeated (key, sequence) pairs are flagged by the history's sort; compute returns null when it sees one. */
   foldDup: boolean;
   tmp: (prefix: string, sql: string) => Promise<string>;
+  tmpCounted: (prefix: string, sql: string) => Promise<[string, number]>;
 }
 
 /**
@@ -650,22 +653,21 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   let st: string | null = null;
   let stAll: string | null = null;
   // With every column tracked and a target to read current rows from, a key whose new events all
-  // follow its applied ones needs none of its state rows (scd2Diff's currentOnly): the state is
-  // then first read as one row per batch key (stk: latest applied sequence, the batch's earliest,
-  // collected or not), and its rows are read only for keys that need them (collected, or with a
-  // late or re-delivered event). Otherwise every state row of the batch's keys is read.
+  // follow its applied ones needs none of its state rows (scd2Extend): the state is then first read
+  // as one row per batch key, of which only the keys that need their rows are kept (stk: collected,
+  // or with an event at or before their latest applied one, a late or re-delivered event; none in
+  // the in-order case), and only their rows are read. Otherwise every state row of the batch's keys is read.
   const keyed = !!c.stateSql && slim && !c.targetEmpty;
   let stk: string | null = null;
   if (c.stateSql) {
     const stCols = stateColumns.map((x) => `s.${q(x)}`).join(', ');
     let rowKeys: string | null = null;
     if (keyed) {
-      stk = await tmp('cdc_stk', `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}, max(s.__seq) AS __mx, any_value(b.__mn) AS __mn, ${expiredKey('s.', c.cutoff)} AS __gc
-        FROM (${c.stateSql}) s JOIN (SELECT ${K.join(', ')}, min(__seq) AS __mn FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL) b ON ${eqOn(keys, 'b', 's')} GROUP BY ALL`);
-      // Keys collected, or with an event at or before their latest applied one.
-      const needRows = `(SELECT * FROM ${stk} WHERE __gc OR __mn <= __mx)`;
-      const [r] = await c.floe.engine.allJson(`SELECT count(*) AS n FROM ${needRows}`);
-      if (Number(r!.n)) rowKeys = needRows;
+      const [t, n] = await c.tmpCounted('cdc_stk', `SELECT * FROM (
+          SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}, max(s.__seq) AS __mx, any_value(b.__mn) AS __mn, ${expiredKey('s.', c.cutoff)} AS __gc
+          FROM (${c.stateSql}) s JOIN (SELECT ${K.join(', ')}, min(__seq) AS __mn FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL) b ON ${eqOn(keys, 'b', 's')} GROUP BY ALL)
+        WHERE __gc OR __mn <= __mx`);
+      if (n) [stk, rowKeys] = [t, t];
     }
     if (!keyed) {
       // (The batch's keys: read once, not materialised.)
@@ -684,21 +686,24 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
     : keyed ? await tmp('cdc_nev', `SELECT * FROM ${evAll} WHERE __kind <> 'truncate'`) : evAll;
   const ak = st || !c.targetEmpty ? await tmp('cdc_ak', `SELECT DISTINCT ${K.join(', ')} FROM ${nev}`) : null;
   let tch: string | null;
-  if (ak && keyed) {
+  // No key needs its state rows: every new event follows its key's applied ones.
+  if (ak && keyed && !stAll) tch = await scd2Extend(c, ak, nev);
+  else if (ak && keyed) {
     // Keys whose new events all come after every applied event of theirs (the common, in-order
-    // case) only extend their history: their current target row is all they read (see scd2Diff).
+    // case) only extend their history: their current target row is all they read (scd2Extend).
     // The other keys (a late event falls inside their history) are recomputed in full.
-    const fk = await tmp('cdc_fk', `SELECT ${keys.map((k) => `n.${q(k)}`).join(', ')} FROM (SELECT ${K.join(', ')}, min(__seq) AS __mn FROM ${nev} GROUP BY ALL) n
+    // (stk holds only keys that need their state rows; a key it does not hold is in order. A
+    // re-delivered event is not in nev: a key whose only early event was one is in order too.)
+    const [fk, nf] = await c.tmpCounted('cdc_fk', `SELECT ${keys.map((k) => `n.${q(k)}`).join(', ')} FROM (SELECT ${K.join(', ')}, min(__seq) AS __mn FROM ${nev} GROUP BY ALL) n
       LEFT JOIN ${stk} s ON ${eqOn(keys, 'n', 's')} WHERE s.__mx IS NULL OR s.__gc OR n.__mn > s.__mx`);
-    const sk = await tmp('cdc_sk', `SELECT * FROM ${ak} EXCEPT SELECT * FROM ${fk}`);
-    const [n] = await c.floe.engine.allJson(`SELECT (SELECT count(*) FROM ${fk}) AS f, (SELECT count(*) FROM ${sk}) AS s`);
+    const [sk, ns] = await c.tmpCounted('cdc_sk', `SELECT * FROM ${ak} EXCEPT SELECT * FROM ${fk}`);
     const nevOf = (keySet: string): string => `(SELECT e.* FROM ${nev} e SEMI JOIN ${keySet} k ON ${eqOn(keys, 'e', 'k')})`;
-    const fast = Number(n!.f) ? await scd2Diff(c, fk, st, Number(n!.s) ? nevOf(fk) : nev, slim, allTracked, true) : null;
-    const slow = Number(n!.s) ? await scd2Diff(c, sk, st, Number(n!.f) ? nevOf(sk) : nev, slim, allTracked) : null;
+    const fast = nf ? await scd2Extend(c, fk, ns ? nevOf(fk) : nev) : null;
+    const slow = ns ? await scd2Diff(c, sk, st, nf ? nevOf(sk) : nev, slim, allTracked) : null;
     tch = fast && slow ? await tmp('cdc_tch', `SELECT * FROM ${fast} UNION ALL SELECT * FROM ${slow}`) : (fast ?? slow ?? (await scd2Diff(c, ak, st, nev, slim, allTracked)));
   } else tch = await scd2Diff(c, ak, st, nev, slim, allTracked);
   if (tch === null) return null;
-  return { tch, sch: await scd2State(c, stAll, stk, nev, stateColumns, slim), stateColumns };
+  return { tch, sch: await scd2State(c, stAll, nev, stateColumns, slim), stateColumns };
 }
 
 /** Every FULL_GC_EVERY-th batch (by batchId) also collects the expired tombstones of keys it does not touch. */
@@ -708,32 +713,15 @@ export const FULL_GC_EVERY = 16;
 const expiredKey = (a: string, cutoff: number): string => `(arg_max(${a}__kind, ${a}__seq) = 'delete' AND arg_max(${a}__ts, ${a}__seq) < ${cutoff})`;
 
 /**
- * (Re)computes the history of the affected keys `ak` from their applied events (state) and new
- * events `nev`, then diffs it with their target rows. With `currentOnly` (every new event of these
- * keys is later than every applied one, every column tracked) the versions before the current one
- * cannot change: only the current target rows are read, each standing in for the events that made
- * it (an upsert at its __START_AT with its values), and the new events are placed after them.
+ * The history of the events `all` (data columns, __seq, __kind, then the `extra` columns, carried
+ * from each version's first event), materialised as `wrap(history)`. Columns: data columns,
+ * __START_AT, __END_AT, [__dup with foldDup], [__drop], `extra`.
  */
-async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: string, slim: boolean, allTracked: boolean, currentOnly = false): Promise<string | null> {
+async function scd2History(c: Ctx, all: string, extra: string[], allTracked: boolean, prefix: string, wrap: (h: string) => string): Promise<string> {
   const { keys, nonKeys, tmp } = c;
   const K = keys.map(q);
   const dataCols = [...keys, ...nonKeys].map(q).join(', ');
-  // An inner join with the (distinct) affected keys, not EXISTS: DuckDB then pushes the keys' range
-  // into the target scan (row groups outside it are skipped).
-  const old = ak && !c.targetEmpty ? await tmp('cdc_old', `SELECT t.* FROM (${c.targetPos ?? c.targetSql}) t JOIN ${ak} ak ON ${eqOn(keys, 'ak', 't')}${currentOnly ? ' WHERE t."__END_AT" IS NULL' : ''}`) : null;
-  let stateEvents = '';
-  if (currentOnly && old) stateEvents = `SELECT ${dataCols}, "__START_AT" AS __seq, 'upsert' AS __kind FROM ${old}`;
-  else if (st && ak) {
-    const inAk = `EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})`;
-    if (slim && old) {
-      // Each state event's values: those of the target version holding its sequence, the latest
-      // version starting at or before it (an ASOF join; a delete's values are never read).
-      stateEvents = 'SELECT * FROM ' + await tmp('cdc_sev', `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, o.${q(n)}`).join('')}, s.__seq, s.__kind
-            FROM (SELECT * FROM ${st} s WHERE ${inAk}) s ASOF LEFT JOIN ${old} o ON ${eqOn(keys, 's', 'o')} AND s.__seq >= o."__START_AT"`);
-    } else if (slim) stateEvents = `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, NULL AS ${q(n)}`).join('')}, s.__seq, s.__kind FROM ${st} s WHERE ${inAk}`;
-    else stateEvents = `SELECT ${dataCols}, __seq, __kind FROM ${st} s WHERE ${inAk}`;
-  }
-  const all = stateEvents ? `SELECT ${dataCols}, __seq, __kind FROM (${stateEvents}) UNION ALL SELECT ${dataCols}, __seq, __kind FROM ${nev}` : `SELECT ${dataCols}, __seq, __kind FROM ${nev}`;
+  const ex = extra.map((x) => `, ${q(x)}`).join('');
   const part = `PARTITION BY ${K.join(', ')}`;
   let histSql: string;
   /**
@@ -745,7 +733,7 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
    */
   let oneSql: string | null = null;
   if (allTracked && nonKeys.length) {
-    oneSql = `SELECT ${dataCols}, __seq AS "__START_AT", __next AS "__END_AT"${c.foldDup ? ', __dup' : ''}, __drop FROM (
+    oneSql = `SELECT ${dataCols}, __seq AS "__START_AT", __next AS "__END_AT"${c.foldDup ? ', __dup' : ''}, __drop${ex} FROM (
         SELECT *, lead(__seq) OVER w AS __next, (__kind = 'upsert' AND lag(__kind) OVER w = 'upsert' AND lag(__h) OVER w = __h) AS __drop${c.foldDup ? ', coalesce(lag(__seq) OVER w = __seq, false) AS __dup' : ''}
         FROM (SELECT *, hash(${nonKeys.map(q).join(', ')}) AS __h FROM (${all})) WINDOW w AS (${part} ORDER BY __seq))
       WHERE __kind = 'upsert'${c.foldDup ? ' OR __dup' : ''}`;
@@ -757,12 +745,13 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
     // foldDup: a row whose sequence equals the previous row's is a repeated (key, sequence); it is
     // kept through both filters, flagged, and the caller discards this result when any is flagged.
     const dupSel = c.foldDup ? ', __dup' : '';
-    histSql = `SELECT ${dataCols}, "__START_AT", "__END_AT"${dupSel} FROM (
+    histSql = `SELECT ${dataCols}, "__START_AT", "__END_AT"${dupSel}${ex} FROM (
         SELECT *, __seq AS "__START_AT", lead(__seq) OVER (${part} ORDER BY __seq) AS "__END_AT" FROM (
           SELECT * FROM (SELECT *, lag(__kind) OVER w AS __pk${nonKeys.map((n, i) => `, lag(${q(n)}) OVER w AS __p${i}`).join('')}${c.foldDup ? ', coalesce(lag(__seq) OVER w = __seq, false) AS __dup' : ''} FROM (${all}) WINDOW w AS (${part} ORDER BY __seq))
           WHERE __kind = 'delete' OR __pk IS NULL OR __pk = 'delete' OR ${differs}${c.foldDup ? ' OR __dup' : ''}))
       WHERE __kind = 'upsert'${c.foldDup ? ' OR __dup' : ''}`;
   } else {
+    if (extra.length) throw new Error('AUTO CDC: extra history columns need every column tracked');
     const eff = nonKeys.map((n) =>
       c.ignoreNull
         ? `last_value(CASE WHEN __kind = 'upsert' THEN ${q(n)} END IGNORE NULLS) OVER (${part}, __seg ORDER BY __seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS ${q(n)}`
@@ -780,30 +769,52 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
     v AS (SELECT ${K.join(', ')}, __ver, min(__seq) AS __start, arg_max(${lastPack}, __seq) AS __last FROM a6 WHERE __kind = 'upsert' GROUP BY ${[...K, '__ver'].join(', ')})
     SELECT ${K.join(', ')}${nonKeys.map((n) => `, struct_extract(__last, ${sqlStr(n)}) AS ${q(n)}`).join('')}, __start AS "__START_AT", struct_extract(__last, '__n') AS "__END_AT" FROM v`;
   }
+  // The one-pass history, unless an upsert repeated its predecessor's values.
+  if (oneSql) {
+    const t = await tmp(prefix, wrap(oneSql));
+    if (!(await c.floe.engine.allJson(`SELECT 1 AS x FROM ${t} WHERE __drop LIMIT 1`)).length) return t;
+  }
+  return tmp(prefix, wrap(histSql));
+}
+
+/**
+ * (Re)computes the history of the affected keys `ak` from their applied events (state) and new
+ * events `nev`, then diffs it with their target rows.
+ */
+async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: string, slim: boolean, allTracked: boolean): Promise<string | null> {
+  const { keys, nonKeys } = c;
+  const K = keys.map(q);
+  const dataCols = [...keys, ...nonKeys].map(q).join(', ');
+  // An inner join with the (distinct) affected keys, not EXISTS: DuckDB then pushes the keys' range
+  // into the target scan (row groups outside it are skipped).
+  const old = ak && !c.targetEmpty ? await c.tmp('cdc_old', `SELECT t.* FROM (${c.targetPos ?? c.targetSql}) t JOIN ${ak} ak ON ${eqOn(keys, 'ak', 't')}`) : null;
+  let stateEvents = '';
+  if (st && ak) {
+    const inAk = `EXISTS (SELECT 1 FROM ${ak} ak WHERE ${eqOn(keys, 'ak', 's')})`;
+    if (slim && old) {
+      // Each state event's values: those of the target version holding its sequence, the latest
+      // version starting at or before it (an ASOF join; a delete's values are never read).
+      stateEvents = 'SELECT * FROM ' + await c.tmp('cdc_sev', `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, o.${q(n)}`).join('')}, s.__seq, s.__kind
+            FROM (SELECT * FROM ${st} s WHERE ${inAk}) s ASOF LEFT JOIN ${old} o ON ${eqOn(keys, 's', 'o')} AND s.__seq >= o."__START_AT"`);
+    } else if (slim) stateEvents = `SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}${nonKeys.map((n) => `, NULL AS ${q(n)}`).join('')}, s.__seq, s.__kind FROM ${st} s WHERE ${inAk}`;
+    else stateEvents = `SELECT ${dataCols}, __seq, __kind FROM ${st} s WHERE ${inAk}`;
+  }
+  const all = stateEvents ? `SELECT ${dataCols}, __seq, __kind FROM (${stateEvents}) UNION ALL SELECT ${dataCols}, __seq, __kind FROM ${nev}` : `SELECT ${dataCols}, __seq, __kind FROM ${nev}`;
   const outCols = c.outCols;
-  /** Materialises `wrap(history)`: the one-pass history, unless an upsert repeated its predecessor's values. */
-  const history = async (prefix: string, wrap: (h: string) => string): Promise<string> => {
-    if (oneSql) {
-      const t = await tmp(prefix, wrap(oneSql));
-      if (!(await c.floe.engine.allJson(`SELECT 1 AS x FROM ${t} WHERE __drop LIMIT 1`)).length) return t;
-    }
-    return tmp(prefix, wrap(histSql));
-  };
   // An empty target: the history is the change.
   if (!old) {
-    const dup = c.foldDup && allTracked;
-    const tch = await history('cdc_tch', (h) => `SELECT *, 'upsert' AS __op FROM (${h})`);
-    if (dup && (await c.floe.engine.allJson(`SELECT 1 AS x FROM ${tch} WHERE __dup LIMIT 1`)).length) return null;
+    const tch = await scd2History(c, all, [], allTracked, 'cdc_tch', (h) => `SELECT *, 'upsert' AS __op FROM (${h})`);
+    if (c.foldDup && allTracked && (await c.floe.engine.allJson(`SELECT 1 AS x FROM ${tch} WHERE __dup LIMIT 1`)).length) return null;
     return `(SELECT ${outCols.map(q).join(', ')}, __op FROM ${tch})`;
   }
-  const hist = await history('cdc_hist', (h) => h);
+  const hist = await scd2History(c, all, [], allTracked, 'cdc_hist', (h) => h);
   // The earliest known event per key: target rows that start before it (history kept after a
   // tombstone GC) are left alone.
   const floor = `(SELECT ${K.join(', ')}, min(__seq) AS __floor FROM (${all}) GROUP BY ALL)`;
   const changed = [...nonKeys, '__END_AT'].map((n) => `h.${q(n)} IS DISTINCT FROM o.${q(n)}`).join(' OR ');
   // By position: the old row's place and values.
   const pos = c.targetPos ? `, o.${FILE_ID} AS __tf, o.${ROW_INDEX} AS __tr${outCols.map((n, i) => `, o.${q(n)} AS __o${i}`).join('')}` : '';
-  return tmp('cdc_tch', `
+  return c.tmp('cdc_tch', `
     SELECT ${outCols.map((n) => `h.${q(n)}`).join(', ')}, 'upsert' AS __op${pos}
     FROM ${hist} h LEFT JOIN ${old} o ON ${eqOn(keys, 'h', 'o')} AND o."__START_AT" = h."__START_AT"
     WHERE o."__START_AT" IS NULL OR ${changed}
@@ -814,27 +825,49 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
       AND NOT EXISTS (SELECT 1 FROM ${hist} h WHERE ${eqOn(keys, 'h', 'o')} AND h."__START_AT" = o."__START_AT")`);
 }
 
-async function scd2State(c: Ctx, stAll: string | null, stk: string | null, nev: string, stateColumns: string[], slim: boolean): Promise<string> {
+/**
+ * The target changes of keys `ak` whose new events `nev` all come after every applied event of
+ * theirs (every column tracked). The versions before a key's current one cannot change, so its
+ * current target row (if any) is all that is read: it stands in for the events that made it (an
+ * upsert at its __START_AT with its values), flagged `__old` and carrying its position, and the new
+ * events are placed after it in one history pass. That history is the change: every version not
+ * `__old` is new, and the old row changes only when a new event closes it (its __END_AT set; its
+ * values and __START_AT stay, so its pre-image is itself with __END_AT NULL). Nothing is deleted.
+ */
+async function scd2Extend(c: Ctx, ak: string, nev: string): Promise<string> {
+  const { keys, nonKeys, outCols } = c;
+  const dataCols = [...keys, ...nonKeys].map(q);
+  const byPos = !!c.targetPos;
+  const cur = `SELECT ${dataCols.map((n) => `t.${n}`).join(', ')}, t."__START_AT" AS __seq, 'upsert' AS __kind, true AS __old${byPos ? `, t.${FILE_ID} AS __tf, t.${ROW_INDEX} AS __tr` : ''}
+    FROM (${c.targetPos ?? c.targetSql}) t JOIN ${ak} ak ON ${eqOn(keys, 'ak', 't')} WHERE t."__END_AT" IS NULL`;
+  const all = `${cur} UNION ALL SELECT ${dataCols.join(', ')}, __seq, __kind, false${byPos ? ', NULL, NULL' : ''} FROM ${nev}`;
+  const t = await scd2History(c, all, ['__old', ...(byPos ? ['__tf', '__tr'] : [])], true, 'cdc_tch', (h) => `SELECT * FROM (${h}) WHERE NOT __old OR "__END_AT" IS NOT NULL`);
+  // (The old row's values as the commit reads them: __o<i>, see PreparedBatch.positional.)
+  const pre = byPos ? `, __tf, __tr${outCols.map((n, i) => `, ${n === '__END_AT' ? 'CASE WHEN false THEN "__END_AT" END' : q(n)} AS __o${i}`).join('')}` : '';
+  return `(SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op${pre} FROM ${t})`;
+}
+
+async function scd2State(c: Ctx, stAll: string | null, nev: string, stateColumns: string[], slim: boolean): Promise<string> {
   const { keys, nonKeys, tmp } = c;
   const K = keys.map(q);
   const dataCols = [...keys, ...(slim ? [] : nonKeys)].map(q).join(', ');
   const added = `SELECT ${dataCols}, __seq, __kind, ${c.now}::BIGINT AS __ts, 'upsert' AS __op FROM ${nev}`;
-  // The batch's keys present in the state: one row each (stk), or each of their rows (stAll).
-  const inState = stk ?? stAll;
+  const full = c.fullGc && !!c.stateSql;
   // Read once, by the state's creating write or the append: no copy.
-  if (!stAll && !(inState && c.fullGc)) return `(${added})`;
+  if (!stAll && !full) return `(${added})`;
   const cols = stateColumns.map((x) => `s.${q(x)}`).join(', ');
-  // The batch's expired keys (collected before the batch applied), and on a full-GC batch every
-  // other key whose latest event is a delete applied before the cutoff.
-  const full = c.fullGc && inState
+  // The batch's expired keys (collected before the batch applied: stAll's __gc rows), and on a
+  // full-GC batch every key not in the batch whose latest event is a delete applied before the
+  // cutoff (the batch's own keys are collected through stAll or not expired).
+  const others = full
     ? `UNION ALL SELECT ${cols}, 'delete' AS __op FROM (${c.stateSql}) s
-       WHERE NOT EXISTS (SELECT 1 FROM ${inState} b WHERE ${eqOn(keys, 'b', 's')})
+       WHERE NOT EXISTS (SELECT 1 FROM ${c.evAll} b WHERE ${eqOn(keys, 'b', 's')})
          AND EXISTS (SELECT 1 FROM (SELECT ${K.join(', ')} FROM (${c.stateSql}) GROUP BY ALL
                                     HAVING ${expiredKey('', c.cutoff)}) g WHERE ${eqOn(keys, 'g', 's')})`
     : '';
   return tmp('cdc_sch', `${added}
     ${stAll ? `UNION ALL SELECT ${cols}, 'delete' AS __op FROM ${stAll} s WHERE __gc` : ''}
-    ${full}`);
+    ${others}`);
 }
 
 /** Step 2: the target commit (MERGE with txn (flowName, batchId)); skipped when the target already has the txn. */
