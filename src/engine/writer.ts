@@ -44,6 +44,22 @@ export interface WriteFilesOptions {
    * clustering); unpartitioned writes only.
    */
   maxRowsPerFile?: number;
+  /** Parquet format version of the files (parquetVersionOf the table's configuration; default 1). */
+  parquetVersion?: 1 | 2;
+}
+
+/** The table property choosing the Parquet format version of a table's new files (see parquetVersionOf). */
+export const PARQUET_VERSION_PROPERTY = 'floe.parquet.version';
+
+/**
+ * The Parquet format version a table's new files are written in: 2 when its configuration sets
+ * `floe.parquet.version = v2` (data page V2 with DELTA encodings: integer columns about 2.5 times
+ * smaller, faster to write and scan; readers need DataPageV2 support, as DuckDB, delta-rs and Spark
+ * 3.3+ have), else 1, the format every Delta reader takes. floe sets it on its internal AUTO CDC
+ * state tables, which only floe reads.
+ */
+export function parquetVersionOf(configuration: Record<string, string>): 1 | 2 {
+  return configuration[PARQUET_VERSION_PROPERTY]?.toLowerCase() === 'v2' ? 2 : 1;
 }
 
 /** SQL expression serialising a partition column's value as the log stores it (PROTOCOL.md "Partition Value Serialization"). */
@@ -188,7 +204,9 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
     const ids = dataFields.filter((f) => fieldId(f) !== undefined).map((f) => `${quoteIdent(physicalName(f))}: ${fieldId(f)}`);
     if (ids.length) fieldIds.push(`FIELD_IDS {${ids.join(', ')}}`);
   }
-  copyOpts.push(...fieldIds);
+  // (Also the options of the copies that split over-large files.)
+  const formatOpts = [...fieldIds, ...(opts.parquetVersion === 2 ? ['PARQUET_VERSION V2'] : [])];
+  copyOpts.push(...formatOpts);
   // This write's files, removed when the write fails part way.
   const removeMine = async (): Promise<void> => {
     const rel = path.relative(root, dir).split(path.sep).join('/');
@@ -220,7 +238,7 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
   }
   if (partFields.length && rows.some((r) => Number(r.file_size_bytes) > 1.5 * targetSize)) {
     try {
-      rows = await splitLargeFiles(engine, rows, targetSize, fieldIds, `${opts.filePrefix ?? 'part'}-${writeId}`);
+      rows = await splitLargeFiles(engine, rows, targetSize, formatOpts, `${opts.filePrefix ?? 'part'}-${writeId}`);
     } catch (e) {
       await removeMine();
       throw e;
@@ -273,7 +291,7 @@ export async function writeDataFiles(engine: Engine, store: ObjectStore, sourceS
  * partition folder with file rotation, then removed. Returns the COPY's stats rows with the split
  * files' rows in place of the originals (partition keys carried over).
  */
-async function splitLargeFiles(engine: Engine, rows: Record<string, unknown>[], targetSize: number, fieldIds: string[], prefix: string): Promise<Record<string, unknown>[]> {
+async function splitLargeFiles(engine: Engine, rows: Record<string, unknown>[], targetSize: number, formatOpts: string[], prefix: string): Promise<Record<string, unknown>[]> {
   const out: Record<string, unknown>[] = [];
   for (const r of rows) {
     if (Number(r.file_size_bytes) <= 1.5 * targetSize) {
@@ -283,7 +301,7 @@ async function splitLargeFiles(engine: Engine, rows: Record<string, unknown>[], 
     const file = String(r.filename);
     // Files rotate at the first row-group boundary past the target: row groups of half the target (from the file's bytes per row).
     const rowGroup = Math.max(2048, Math.min(122_880, Math.floor(targetSize / 2 / (Number(r.file_size_bytes) / Math.max(1, Number(r.count))))));
-    const opts = ['FORMAT parquet', 'RETURN_STATS', 'APPEND', `FILENAME_PATTERN '${prefix}-{uuid}-c000.snappy'`, `FILE_SIZE_BYTES ${targetSize}`, `ROW_GROUP_SIZE ${rowGroup}`, ...fieldIds];
+    const opts = ['FORMAT parquet', 'RETURN_STATS', 'APPEND', `FILENAME_PATTERN '${prefix}-{uuid}-c000.snappy'`, `FILE_SIZE_BYTES ${targetSize}`, `ROW_GROUP_SIZE ${rowGroup}`, ...formatOpts];
     const parts = await engine.allJson(`COPY (SELECT * FROM read_parquet(${quoteString(file)}, hive_partitioning = false)) TO ${quoteString(path.dirname(file))} (${opts.join(', ')})`);
     await fs.rm(file, { force: true });
     for (const p of parts) out.push({ ...p, partition_keys: r.partition_keys });

@@ -77,6 +77,7 @@ import type { Floe } from '../floe.js';
 import { checkCanModify, commitRewrite, dvWritesOn, cdfOnForWrites, withIdempotentTxn } from '../table/dml.js';
 import { constraintChecks } from '../table/write.js';
 import { FILE_ID, ROW_INDEX, dataFilePath, planPositionalScan, planScan, prefetchDataFileColumns } from '../engine/scan.js';
+import { PARQUET_VERSION_PROPERTY } from '../engine/writer.js';
 import { Transaction } from '../core/transaction.js';
 import { DeltaTable } from '../table/delta-table.js';
 
@@ -1013,7 +1014,7 @@ export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<num
   const cols = p.stateColumns.map(q).join(', ');
   if (!(await floe.deltaLog(p.statePath).exists())) {
     // Deletion vectors: a batch's state changes are written alone, not by rewriting the state's files.
-    const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, properties: { 'delta.enableDeletionVectors': 'true' } });
+    const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, properties: { 'delta.enableDeletionVectors': 'true', [PARQUET_VERSION_PROPERTY]: 'v2' } });
     return r.version;
   }
   if (p.scd === 2 && !stateFilesToFold(p).length && !(await floe.engine.allJson(`SELECT 1 AS x FROM ${p.sch} WHERE __op = 'delete' LIMIT 1`)).length) {

@@ -18,7 +18,7 @@ import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport } from '../core/write-support.js';
 import { NO_COLUMN_STATS, statsColumnSpec } from '../core/stats-columns.js';
 import { FILE_ID, ROW_INDEX, dataFilePath, planPositionalScan, pruneFileList, pruneFiles } from '../engine/scan.js';
-import { writeDataFiles, DEFAULT_TARGET_FILE_SIZE } from '../engine/writer.js';
+import { writeDataFiles, DEFAULT_TARGET_FILE_SIZE, parquetVersionOf } from '../engine/writer.js';
 import { FloeError, commitOutcomeUnknown } from '../errors.js';
 import type { Floe } from '../floe.js';
 
@@ -235,7 +235,7 @@ export async function commitRewrite(floe: Floe, r: Rewrite): Promise<DmlResult> 
   const common = {
     schema: r.schemaOverride ?? s.schema, partitionColumns: s.partitionColumns, columnMapping: s.columnMapping,
     targetFileSize: r.targetFileSize ?? Number(s.configuration['delta.targetFileSize'] ?? DEFAULT_TARGET_FILE_SIZE),
-    statsColumns: statsColumnSpec(s.configuration),
+    statsColumns: statsColumnSpec(s.configuration), parquetVersion: parquetVersionOf(s.configuration),
   };
   // Idempotent DML as Spark's session settings spark.databricks.delta.write.txnAppId / txnVersion, or
   // the pair given to withIdempotentTxn for this async call chain (which wins).

@@ -19,7 +19,7 @@ import type { DataFrame } from '../dataframe.js';
 import { writeCheckpoint } from '../engine/checkpoint-writer.js';
 import { partitionLiteral, pruneFiles } from '../engine/scan.js';
 import { cdfOnForWrites, count, fileCouldMatch, markRows } from './dml.js';
-import { DEFAULT_TARGET_FILE_SIZE, writeDataFiles } from '../engine/writer.js';
+import { DEFAULT_TARGET_FILE_SIZE, parquetVersionOf, writeDataFiles } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError, TableNotFoundError, commitOutcomeUnknown } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
 import { storedExprToDuck } from '../sql/spark-expr.js';
@@ -377,7 +377,7 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
 
   const common = {
     schema, partitionColumns, columnMapping: columnMappingMode(configuration), targetFileSize: target,
-    statsColumns: statsColumnSpec(configuration),
+    statsColumns: statsColumnSpec(configuration), parquetVersion: parquetVersionOf(configuration),
   } as const;
   let adds: AddFile[] = [];
   const cdcs: AddCDCFile[] = [];

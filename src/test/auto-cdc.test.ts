@@ -478,5 +478,8 @@ test(`the state and the target keep few files: once ${STATE_FOLD_FILES} small on
     assert.deepEqual(await state(folded), await state(merged), `scd ${scd}: states differ`);
     const files = (await floe.snapshot(locJoin(folded, STATE_DIR))).files.length;
     assert.ok(files < 8, `scd ${scd}: the state has ${files} files`);
+    // The state, which only floe reads, is written as Parquet V2; the target as every reader takes it.
+    assert.equal((await floe.snapshot(locJoin(folded, STATE_DIR))).configuration['floe.parquet.version'], 'v2');
+    assert.equal((await floe.snapshot(folded)).configuration['floe.parquet.version'], undefined);
   }
 });

@@ -7,10 +7,11 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { Floe } from '../floe.js';
 import { DeltaTable } from '../table/delta-table.js';
 import { FloeError } from '../errors.js';
-import { copyLocation, exists, listNames, locJoin, newLocation, newRoot, readJson, readText, removeKey } from './store.js';
+import { copyLocation, exists, listNames, localCopy, locJoin, newLocation, newRoot, readJson, readText, removeKey } from './store.js';
 import { assertValidTable } from './protocol-checker.js';
 
 let floe: Floe;
@@ -324,6 +325,37 @@ test('a large write under a small delta.targetFileSize is split into several fil
   const total = (await allAdds(p)).reduce((n, a) => n + (JSON.parse(a.add.stats) as Json).numRecords, 0);
   assert.equal(total, 300000);
   await assertValidTable(p);
+});
+
+test('floe.parquet.version = v2 writes data page V2 files (DELTA encodings) on every write path; the default stays version 1', async () => {
+  const v1 = await newTable('v1');
+  const v2 = await newTable('v2');
+  const src = 'SELECT i::BIGINT AS id, (i * 7)::BIGINT AS x FROM range(5000) r(i)';
+  await floe.duckdbSql(src).write.delta(v1);
+  await floe.duckdbSql(src).write.delta(v2, { properties: { 'floe.parquet.version': 'V2' } });
+  for (const p of [v1, v2]) {
+    await floe.duckdbSql('SELECT 5000::BIGINT AS id, 1::BIGINT AS x').write.delta(p, { mode: 'append' });
+    await (await DeltaTable.forPath(floe, p)).update({ condition: 'id < 10', set: { x: '0' } });
+  }
+  /** The encodings of column `id` in each file the log adds. */
+  const encodings = async (p: string): Promise<string[]> => {
+    const dir = await localCopy(p);
+    const adds = (await allAdds(p)).sort((a, b) => a.version - b.version);
+    const out: string[] = [];
+    for (const { add } of adds) {
+      const file = path.join(dir, ...decodeURIComponent(add.path as string).split('/'));
+      const r = await floe.engine.allJson(`SELECT string_agg(DISTINCT encodings, ',') AS e FROM parquet_metadata('${file.replace(/'/g, "''")}') WHERE path_in_schema = 'id'`);
+      out.push(String(r[0]!.e));
+    }
+    return out;
+  };
+  const e1 = await encodings(v1);
+  const e2 = await encodings(v2);
+  assert.ok(e2.length >= 3 && e2.length === e1.length, `create, append and update each wrote a file: ${e2.length}`);
+  for (const e of e1) assert.doesNotMatch(e, /DELTA_BINARY_PACKED/);
+  for (const e of e2) assert.match(e, /DELTA_BINARY_PACKED/);
+  assert.deepEqual(await rows(v2), await rows(v1));
+  await assertValidTable(v2);
 });
 
 test('the table root may contain spaces, %, quotes and unicode', async () => {
