@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import type { AddFile } from '../core/actions.js';
 import { decodePath, encodePath } from '../core/actions.js';
 import { type DataType, type StructField, type StructType, duckType, fieldId, physicalName, quoteIdent, quoteString } from '../core/schema.js';
-import { FloeError, StorageError } from '../errors.js';
+import { FloeError, InvalidArgumentError, StorageError } from '../errors.js';
 import { LocalObjectStore } from '../storage/local.js';
 import { readPath, remoteOf } from '../storage/open.js';
 import type { RemoteObjectStore } from '../storage/remote.js';
@@ -60,6 +60,14 @@ export const PARQUET_VERSION_PROPERTY = 'floe.parquet.version';
  */
 export function parquetVersionOf(configuration: Record<string, string>): 1 | 2 {
   return configuration[PARQUET_VERSION_PROPERTY]?.toLowerCase() === 'v2' ? 2 : 1;
+}
+
+/** Checks a `floe.parquet.version` value being set (v1 or v2). */
+export function validateParquetVersion(configuration: Record<string, string>): void {
+  const v = configuration[PARQUET_VERSION_PROPERTY];
+  if (v !== undefined && !/^v[12]$/i.test(v)) {
+    throw new InvalidArgumentError(`${PARQUET_VERSION_PROPERTY} must be 'v1' or 'v2' (got '${v}').`, { key: PARQUET_VERSION_PROPERTY, value: v }, 'DELTA_INVALID_TABLE_PROPERTY_VALUE');
+  }
 }
 
 /** SQL expression serialising a partition column's value as the log stores it (PROTOCOL.md "Partition Value Serialization"). */

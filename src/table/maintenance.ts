@@ -16,7 +16,7 @@ import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-su
 import { planScan } from '../engine/scan.js';
 import { resolveLogPath, tableKeyOf } from '../storage/paths.js';
 import { readPath } from '../storage/open.js';
-import { DEFAULT_TARGET_FILE_SIZE } from '../engine/writer.js';
+import { DEFAULT_TARGET_FILE_SIZE, validateParquetVersion } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import type { DeltaReadOptions, Floe } from '../floe.js';
 import { commitRewrite, count, type DmlResult, type Metrics } from './dml.js';
@@ -50,6 +50,7 @@ export async function setProperties(floe: Floe, location: string, props: Record<
   const configuration: Record<string, string> = { ...meta.configuration, ...rest, ...(rest['delta.columnMapping.mode'] !== undefined ? { 'delta.columnMapping.mode': meta.configuration['delta.columnMapping.mode']! } : {}) };
   const schema = parseSchema(meta.schemaString);
   if (NUM_INDEXED_COLS_PROPERTY in rest || STATS_COLUMNS_PROPERTY in rest) validateStatsProperties(schema, meta.partitionColumns, configuration);
+  validateParquetVersion(rest);
   const addsConstraint = Object.keys(props).some((k) => k.startsWith('delta.constraints.'));
   for (const [k, v] of Object.entries(props)) {
     if (!k.startsWith('delta.constraints.')) continue;

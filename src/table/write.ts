@@ -19,7 +19,7 @@ import type { DataFrame } from '../dataframe.js';
 import { writeCheckpoint } from '../engine/checkpoint-writer.js';
 import { partitionLiteral, pruneFiles } from '../engine/scan.js';
 import { cdfOnForWrites, count, fileCouldMatch, markRows } from './dml.js';
-import { DEFAULT_TARGET_FILE_SIZE, parquetVersionOf, writeDataFiles } from '../engine/writer.js';
+import { DEFAULT_TARGET_FILE_SIZE, parquetVersionOf, validateParquetVersion, writeDataFiles } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError, TableNotFoundError, commitOutcomeUnknown } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
 import { storedExprToDuck } from '../sql/spark-expr.js';
@@ -75,6 +75,7 @@ export function newMetadata(floe: Floe, schema: StructType, partitionColumns: st
   }
   const configuration = { ...(creating ? floe.tableDefaults() : {}), ...properties };
   if (creating) validateStatsProperties(schema, partitionColumns, configuration);
+  validateParquetVersion(configuration);
   return {
     id: randomUUID(),
     name: name ?? null,

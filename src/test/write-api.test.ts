@@ -356,6 +356,12 @@ test('floe.parquet.version = v2 writes data page V2 files (DELTA encodings) on e
   for (const e of e2) assert.match(e, /DELTA_BINARY_PACKED/);
   assert.deepEqual(await rows(v2), await rows(v1));
   await assertValidTable(v2);
+  // Any other value is refused, at creation and when set later.
+  await rejectsWith(floe.duckdbSql(src).write.delta(await newTable('bad'), { properties: { 'floe.parquet.version': '2' } }), 'DELTA_INVALID_TABLE_PROPERTY_VALUE', /'v1' or 'v2'/);
+  await rejectsWith(floe.sql(`ALTER TABLE delta.\`${v1}\` SET TBLPROPERTIES ('floe.parquet.version' = 'v3')`), 'DELTA_INVALID_TABLE_PROPERTY_VALUE', /'v1' or 'v2'/);
+  await floe.sql(`ALTER TABLE delta.\`${v1}\` SET TBLPROPERTIES ('floe.parquet.version' = 'v2')`);
+  await floe.duckdbSql('SELECT 5001::BIGINT AS id, 1::BIGINT AS x').write.delta(v1, { mode: 'append' });
+  assert.match((await encodings(v1)).at(-1)!, /DELTA_BINARY_PACKED/, 'set later, it applies to the next write');
 });
 
 test('the table root may contain spaces, %, quotes and unicode', async () => {
