@@ -804,9 +804,10 @@ async function scd2Diff(c: Ctx, ak: string | null, st: string | null, nev: strin
   const outCols = c.outCols;
   // An empty target: the history is the change.
   if (!old) {
-    const tch = await scd2History(c, all, [], allTracked, 'cdc_tch', (h) => `SELECT *, 'upsert' AS __op FROM (${h})`);
+    // (__op, a constant, is added by the view: each materialised column costs per row.)
+    const tch = await scd2History(c, all, [], allTracked, 'cdc_tch', (h) => h);
     if (c.foldDup && allTracked && (await c.floe.engine.allJson(`SELECT 1 AS x FROM ${tch} WHERE __dup LIMIT 1`)).length) return null;
-    return `(SELECT ${outCols.map(q).join(', ')}, __op FROM ${tch})`;
+    return `(SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op FROM ${tch})`;
   }
   const hist = await scd2History(c, all, [], allTracked, 'cdc_hist', (h) => h);
   // The earliest known event per key: target rows that start before it (history kept after a
@@ -842,7 +843,7 @@ async function scd2Extend(c: Ctx, ak: string, nev: string): Promise<string> {
   const cur = `SELECT ${dataCols.map((n) => `t.${n}`).join(', ')}, t."__START_AT" AS __seq, 'upsert' AS __kind, true AS __old${byPos ? `, t.${FILE_ID} AS __tf, t.${ROW_INDEX} AS __tr` : ''}
     FROM (${c.targetPos ?? c.targetSql}) t JOIN ${ak} ak ON ${eqOn(keys, 'ak', 't')} WHERE t."__END_AT" IS NULL`;
   const all = `${cur} UNION ALL SELECT ${dataCols.join(', ')}, __seq, __kind, false${byPos ? ', NULL, NULL' : ''} FROM ${nev}`;
-  const t = await scd2History(c, all, ['__old', ...(byPos ? ['__tf', '__tr'] : [])], true, 'cdc_tch', (h) => `SELECT * FROM (${h}) WHERE NOT __old OR "__END_AT" IS NOT NULL`);
+  const t = await scd2History(c, all, ['__old', ...(byPos ? ['__tf', '__tr'] : [])], true, 'cdc_tch', (h) => `SELECT * EXCLUDE (__old) FROM (${h}) WHERE NOT __old OR "__END_AT" IS NOT NULL`);
   // (The old row's values as the commit reads them: __o<i>, see PreparedBatch.positional.)
   const pre = byPos ? `, __tf, __tr${outCols.map((n, i) => `, ${n === '__END_AT' ? 'CASE WHEN false THEN "__END_AT" END' : q(n)} AS __o${i}`).join('')}` : '';
   return `(SELECT ${outCols.map(q).join(', ')}, 'upsert' AS __op${pre} FROM ${t})`;
