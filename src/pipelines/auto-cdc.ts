@@ -659,16 +659,16 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
   // or with an event at or before their latest applied one, a late or re-delivered event; none in
   // the in-order case), and only their rows are read. Otherwise every state row of the batch's keys is read.
   const keyed = !!c.stateSql && slim && !c.targetEmpty;
+  // (Null when no key needs its rows.)
   let stk: string | null = null;
   if (c.stateSql) {
     const stCols = stateColumns.map((x) => `s.${q(x)}`).join(', ');
-    let rowKeys: string | null = null;
     if (keyed) {
       const [t, n] = await c.tmpCounted('cdc_stk', `SELECT * FROM (
           SELECT ${keys.map((k) => `s.${q(k)}`).join(', ')}, max(s.__seq) AS __mx, any_value(b.__mn) AS __mn, ${expiredKey('s.', c.cutoff)} AS __gc
           FROM (${c.stateSql}) s JOIN (SELECT ${K.join(', ')}, min(__seq) AS __mn FROM ${evAll} WHERE __kind <> 'truncate' GROUP BY ALL) b ON ${eqOn(keys, 'b', 's')} GROUP BY ALL)
         WHERE __gc OR __mn <= __mx`);
-      if (n) [stk, rowKeys] = [t, t];
+      if (n) stk = t;
     }
     if (!keyed) {
       // (The batch's keys: read once, not materialised.)
@@ -676,7 +676,7 @@ async function computeScd2(c: Ctx): Promise<{ tch: string; sch: string; stateCol
       stAll = await tmp('cdc_st', `WITH s AS (SELECT ${stCols} FROM (${c.stateSql}) s JOIN ${bk} bk ON ${eqOn(keys, 'bk', 's')}),
         g AS (SELECT ${K.join(', ')} FROM s GROUP BY ALL HAVING ${expiredKey('', c.cutoff)})
         SELECT s.*, EXISTS (SELECT 1 FROM g WHERE ${eqOn(keys, 'g', 's')}) AS __gc FROM s`);
-    } else if (rowKeys) stAll = await tmp('cdc_st', `SELECT ${stCols}, k.__gc FROM (${c.stateSql}) s JOIN ${rowKeys} k ON ${eqOn(keys, 'k', 's')}`);
+    } else if (stk) stAll = await tmp('cdc_st', `SELECT ${stCols}, k.__gc FROM (${c.stateSql}) s JOIN ${stk} k ON ${eqOn(keys, 'k', 's')}`);
     if (stAll) st = `(SELECT ${stateColumns.map(q).join(', ')} FROM ${stAll} WHERE NOT __gc)`;
   }
   // New events: not applied before (re-deliveries of a (key, sequence) change nothing).
