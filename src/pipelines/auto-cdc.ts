@@ -66,7 +66,9 @@
  *   (commitByPosition); other targets take floe's MERGE (copy-on-write, change data feed written).
  *   SCD 2 keys whose new events all follow their applied ones read only their current target row.
  */
-import { quoteIdent } from '../core/schema.js';
+import { deltaTypeFromDuck, duckType, quoteIdent } from '../core/schema.js';
+import { canUpcast } from '../table/schema-evolution.js';
+import { addColumns } from '../table/alter.js';
 import { type AddFile, parseStats } from '../core/actions.js';
 import type { DeltaLog } from '../core/delta-log.js';
 import type { Snapshot } from '../core/snapshot.js';
@@ -85,6 +87,8 @@ export const STATE_DIR = '_floe_apply_changes_state';
 export const TOMBSTONE_GC_PROPERTY = 'pipelines.cdc.tombstoneGCThresholdInSeconds';
 /** Default tombstone retention (2 days). */
 export const DEFAULT_TOMBSTONE_GC_SECONDS = 2 * 24 * 3600;
+/** State table property: the flow's keys (JSON), checked by every batch. */
+export const STATE_KEYS_PROPERTY = 'floe.autoCdc.keys';
 
 export interface ApplyChangesOptions {
   /** Path of the target Delta table (created on first use). */
@@ -118,6 +122,11 @@ export interface ApplyChangesOptions {
   comment?: string;
   /** Clock (epoch ms) for tombstone times; tests use it to exercise GC. */
   now?: number;
+  /**
+   * A target with no rows is replaced rather than written to: its schema becomes the batch's (the
+   * first batch after a pipeline's full refresh, which rebuilds the table from the current definition).
+   */
+  replaceEmptyTarget?: boolean;
 }
 
 export interface ApplyChangesResult {
@@ -166,7 +175,7 @@ export interface PreparedBatch {
    */
   statePositional?: { snapshot: Snapshot; paths: string[]; scan: string };
   /** The target does not exist: the target commit creates it, with these table properties, partitioning and description. */
-  createTarget?: { properties: Record<string, string>; partitionBy?: string[]; description?: string };
+  createTarget?: { properties: Record<string, string>; partitionBy?: string[]; description?: string; replace?: boolean };
   /**
    * `sch` has `__sf` / `__sr`: the position (file index in statePositional.paths, row index) of the
    * state row each change replaces or deletes (NULL for a new key), found while computing it.
@@ -246,20 +255,119 @@ function resolveName(cols: string[], name: string, what: string): string {
   return exact;
 }
 
+/** A list option: an array of strings (or absent). */
+function stringList(v: unknown, name: string): void {
+  if (v === undefined) return;
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) {
+    throw new InvalidArgumentError(`AUTO CDC ${name} must be an array of column names, got ${describeValue(v)}.`, { option: name }, 'AUTO_CDC_INVALID_OPTIONS');
+  }
+}
+
+/** A value and its type, for messages about options of the wrong type. */
+function describeValue(v: unknown): string {
+  return `${typeof v === 'string' ? `'${v}'` : JSON.stringify(v) ?? String(v)} (${Array.isArray(v) ? 'an array' : v === null ? 'null' : `a ${typeof v}`})`;
+}
+
 function validate(opts: ApplyChangesOptions): 1 | 2 {
+  if (!opts.source || typeof (opts.source as { toSQL?: unknown }).toSQL !== 'function') {
+    throw new InvalidArgumentError(`AUTO CDC source must be a DataFrame (floe.read.delta(...), floe.sql(...), floe.duckdbSql(...)), got ${describeValue(opts.source)}.`, { option: 'source' }, 'AUTO_CDC_INVALID_OPTIONS');
+  }
+  for (const k of ['keys', 'columnList', 'exceptColumnList', 'trackHistoryColumnList', 'trackHistoryExceptColumnList'] as const) stringList(opts[k], k);
+  for (const k of ['sequenceBy', 'applyAsDeletes', 'applyAsTruncates', 'target', 'flowName'] as const) {
+    if (opts[k] !== undefined && typeof opts[k] !== 'string') throw new InvalidArgumentError(`AUTO CDC ${k} must be a string, got ${describeValue(opts[k])}.`, { option: k }, 'AUTO_CDC_INVALID_OPTIONS');
+  }
   const scd = opts.storedAsScdType ?? 1;
   if (scd !== 1 && scd !== 2) throw new InvalidArgumentError(`storedAsScdType must be 1 or 2, got ${String(scd)}.`);
   if (!opts.target) throw new InvalidArgumentError('AUTO CDC needs a target path.');
   if (!opts.keys?.length) throw new InvalidArgumentError('AUTO CDC needs at least one key column (keys).');
   if (!opts.sequenceBy?.trim()) throw new InvalidArgumentError('AUTO CDC needs sequenceBy (a column or SQL expression).');
   if (!opts.flowName) throw new InvalidArgumentError('AUTO CDC needs a flowName (the txn appId of its commits).');
-  if (!Number.isInteger(opts.batchId) || opts.batchId < 0) throw new InvalidArgumentError(`batchId must be a non-negative integer, got ${opts.batchId}.`);
+  if (!Number.isInteger(opts.batchId) || opts.batchId < 0) throw new InvalidArgumentError(`batchId must be a non-negative integer, got ${describeValue(opts.batchId)}.`);
   if (opts.columnList && opts.exceptColumnList) throw new InvalidArgumentError('columnList and exceptColumnList are mutually exclusive.', {}, 'AUTO_CDC_INVALID_OPTIONS');
   if (opts.trackHistoryColumnList && opts.trackHistoryExceptColumnList) throw new InvalidArgumentError('trackHistoryColumnList and trackHistoryExceptColumnList are mutually exclusive.', {}, 'AUTO_CDC_INVALID_OPTIONS');
   if (scd === 1 && (opts.trackHistoryColumnList || opts.trackHistoryExceptColumnList)) throw new InvalidArgumentError('trackHistoryColumnList / trackHistoryExceptColumnList apply to SCD type 2 only.', {}, 'AUTO_CDC_INVALID_OPTIONS');
   if (scd === 2 && opts.applyAsTruncates) throw new InvalidArgumentError('applyAsTruncates is supported for SCD type 1 only.', {}, 'AUTO_CDC_INVALID_OPTIONS');
   guardExpression(opts.sequenceBy, opts.applyAsDeletes, opts.applyAsTruncates);
   return scd;
+}
+
+/** A DuckDB error's message without the statement it quotes (floe's internal SQL). */
+function engineMessage(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).replace(/^\[[A-Z_]+\] /, '').replace(/\s*LINE \d+:[\s\S]*$/, '').trim();
+}
+
+/**
+ * The source's columns and DuckDB types, and the sequence's type, from one DESCRIBE that also checks
+ * the option expressions (sequenceBy, applyAsDeletes, applyAsTruncates): one that does not bind over
+ * the source's columns, or a condition that is not boolean, is AUTO_CDC_INVALID_OPTIONS naming it.
+ */
+async function describeBatch(floe: Floe, srcSql: string, opts: ApplyChangesOptions): Promise<{ srcTypes: Map<string, string>; seqType: string }> {
+  const eng = floe.engine;
+  const all: Array<[string, string | undefined]> = [['sequenceBy', opts.sequenceBy], ['applyAsDeletes', opts.applyAsDeletes], ['applyAsTruncates', opts.applyAsTruncates]];
+  const exprs = all.filter((x): x is [string, string] => typeof x[1] === 'string');
+  const sel = (list: ReadonlyArray<readonly [string, string]>): string => `SELECT *${list.map(([, e], i) => `, (${e}) AS __floe_opt_${i}`).join('')} FROM (${srcSql}) AS __src`;
+  let cols: { name: string; type: string }[];
+  try {
+    cols = await eng.describe(sel(exprs));
+  } catch (e) {
+    // (A source that does not bind fails here, with its own error.)
+    const src = await eng.describe(srcSql);
+    for (const x of exprs) {
+      try {
+        await eng.describe(sel([x]));
+      } catch (err) {
+        throw new InvalidArgumentError(`AUTO CDC into ${opts.target}: ${x[0]} (${x[1]}) is not a valid expression over the source's columns (${src.map((c) => c.name).join(', ')}): ${engineMessage(err)}`, { option: x[0] }, 'AUTO_CDC_INVALID_OPTIONS');
+      }
+    }
+    throw e;
+  }
+  const n = cols.length - exprs.length;
+  exprs.forEach(([name, e], i) => {
+    const t = cols[n + i]!.type;
+    if (name !== 'sequenceBy' && t !== 'BOOLEAN') throw new InvalidArgumentError(`AUTO CDC into ${opts.target}: ${name} must be a boolean condition, but (${e}) is of type ${t}.`, { option: name }, 'AUTO_CDC_INVALID_OPTIONS');
+  });
+  return { srcTypes: new Map(cols.slice(0, n).map((c) => [c.name, c.type])), seqType: cols[n]!.type };
+}
+
+/**
+ * Every value of the batch must fit the column types of the target and of the state before either
+ * commits: both commits cast to their table's types, and a cast failing in the second after the
+ * first committed would leave them out of step. A column whose type does not widen into the table's
+ * is checked value by value; one that does not fit is AUTO_CDC_SCHEMA_MISMATCH, before any commit.
+ * `pairs`: (batch column of `ev`, its DuckDB type, the table column it is written to).
+ */
+async function checkBatchFits(floe: Floe, target: string, ev: string, tables: { what: string; snap: Snapshot; pairs: [string, string, string][] }[]): Promise<Map<string, string>> {
+  const casts = new Map<string, string>();
+  for (const { what, snap, pairs } of tables) {
+    for (const [col, batchType, tableCol] of pairs) {
+      const f = snap.schema.fields.find((x) => x.name === tableCol);
+      if (!f) continue;
+      const tableType = duckType(f.type);
+      if (batchType === tableType) continue;
+      // (The first table's type wins: the target's, else the state's.)
+      if (!casts.has(col)) casts.set(col, tableType);
+      let widens = false;
+      try {
+        widens = canUpcast(deltaTypeFromDuck(batchType), f.type);
+      } catch {
+        widens = false;
+      }
+      if (widens) continue;
+      const fail = (why: string): FloeError => new FloeError(
+        'AUTO_CDC_SCHEMA_MISMATCH',
+        `AUTO CDC into ${target}: the source's ${col === '__seq' ? 'sequence' : `column '${col}'`} is ${batchType}, but the ${what}'s column '${tableCol}' is ${tableType}, and ${why}. Nothing was committed. Cast the source's ${col === '__seq' ? 'sequence' : 'column'} to ${tableType}, or run a full refresh of the target to take the new type.`,
+        { column: col, sourceType: batchType, tableType, table: what },
+      );
+      let bad: Record<string, unknown>[];
+      try {
+        bad = await floe.engine.allJson(`SELECT CAST(${q(col)} AS VARCHAR) AS v FROM ${ev} WHERE ${q(col)} IS NOT NULL AND TRY_CAST(${q(col)} AS ${tableType}) IS NULL LIMIT 1`);
+      } catch (e) {
+        throw fail(`it cannot be converted (${engineMessage(e)})`);
+      }
+      if (bad.length) throw fail(`the value ${show(bad[0]!.v)} does not fit it`);
+    }
+  }
+  return casts;
 }
 
 async function tombstoneThreshold(floe: Floe, opts: ApplyChangesOptions, targetSnap: Snapshot | null): Promise<number> {
@@ -286,7 +394,8 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   };
   const statePath = statePathOf(opts.target);
   const srcSql = await opts.source.toSQL();
-  const srcCols = (await eng.describe(srcSql)).map((c) => c.name);
+  const { srcTypes, seqType } = await describeBatch(floe, srcSql, opts);
+  const srcCols = [...srcTypes.keys()];
   const keys = opts.keys.map((k) => resolveName(srcCols, k, 'keys'));
   let columns: string[];
   if (opts.columnList) {
@@ -311,22 +420,98 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const kind = whens ? `CASE ${whens}ELSE 'upsert' END` : `'upsert'`;
   // The batch is read in place (no copy) when its (key, sequence) pairs are unique, the common case;
   // only when some pair repeats is it copied with identical rows collapsed, then checked exactly.
-  const evSql = `SELECT ${columns.map(q).join(', ')}, (${opts.sequenceBy}) AS __seq, ${kind} AS __kind FROM (${srcSql}) AS __src`;
+  // (Once the target and state are known, a column typed unlike its table column is cast to it.)
+  const evOf = (cast: Map<string, string>): string => {
+    const col = (c: string, e: string): string => (cast.has(c) ? `CAST(${e} AS ${cast.get(c)})` : e);
+    return `SELECT ${columns.map((c) => `${col(c, q(c))} AS ${q(c)}`).join(', ')}, ${col('__seq', `(${opts.sequenceBy})`)} AS __seq, ${kind} AS __kind FROM (${srcSql}) AS __src`;
+  };
+  let evSql = evOf(new Map());
   const K0 = keys.map(q).join(', ');
   const keyText = (r: Record<string, unknown>): string => keys.map((k) => `${k}=${show(r[k])}`).join(', ');
 
   // State and target snapshots: each loaded once per batch (the session's DeltaLog moves its last
   // snapshot forward by the commits written since, no listing) and passed along to the commits.
   const stateLog = floe.deltaLog(statePath);
-  const stateSnap = await snapshotOrNull(stateLog);
+  let stateSnap = await snapshotOrNull(stateLog);
   const stateExists = stateSnap !== null;
   if (stateSnap && (stateSnap.txnVersion(opts.flowName) ?? -1) >= opts.batchId) {
     const numSourceRows = Number((await eng.allJson(`SELECT count(*) AS n FROM (${srcSql})`))[0]!.n);
     return { opts, scd, statePath, stateExists, keys, columns, nonKeys, numSourceRows, temps, alreadyApplied: true, targetAlreadyCommitted: true, tch: '', sch: '', stateColumns: [] };
   }
   const targetLog = floe.deltaLog(opts.target);
-  const existingTarget = await snapshotOrNull(targetLog);
-  const targetExists = existingTarget !== null;
+  if (stateSnap) {
+    // The keys cannot change between batches (the state is by key): as DLT, that takes a full refresh.
+    const recorded = stateSnap.configuration[STATE_KEYS_PROPERTY];
+    const prev = recorded ? (JSON.parse(recorded) as string[]) : null;
+    const stateCols = new Set(stateSnap.schema.fields.map((f) => f.name.toLowerCase()));
+    const lower = (xs: string[]): string => xs.map((k) => k.toLowerCase()).sort().join('\u0000');
+    if (prev ? lower(prev) !== lower(keys) : !keys.every((k) => stateCols.has(k.toLowerCase()))) {
+      throw new FloeError(
+        'AUTO_CDC_INCOMPATIBLE_SCHEMA_CHANGE',
+        `AUTO CDC into ${opts.target}: the keys changed from (${prev ? prev.join(', ') : 'other columns'}) to (${keys.join(', ')}). Nothing was committed. Keys cannot change between batches: restore them, or run a full refresh of the target.`,
+        { keys, previousKeys: prev },
+      );
+    }
+  }
+  let existingTarget = await snapshotOrNull(targetLog);
+  // (Replaced: read as no target; the target commit overwrites it with the batch's schema.)
+  const replacing = !!opts.replaceEmptyTarget && !!existingTarget && existingTarget.files.length === 0 && !stateSnap;
+  if (replacing) existingTarget = null;
+  if (existingTarget && !(stateSnap && (stateSnap.txnVersion(opts.flowName) ?? -1) >= opts.batchId)) {
+    // The batch's columns in the target's order, new ones last in the source's: SCD 1's per-column
+    // state (__cs_<i>) follows this order, so it must not depend on how a batch orders its columns.
+    const pos = new Map(existingTarget.schema.fields.map((f, i) => [f.name.toLowerCase(), i]));
+    const rank = (c: string): number => pos.get(c.toLowerCase()) ?? existingTarget!.schema.fields.length;
+    nonKeys.sort((a, b) => rank(a) - rank(b));
+    columns = [...keys, ...nonKeys];
+    // Source columns the target lacks are added to it (nullable; its rows read NULL for them), as
+    // DLT evolves an AUTO CDC target with its source, and to a state that keeps data columns.
+    const missing = nonKeys.filter((c) => !pos.has(c.toLowerCase()));
+    // A type 2 state kept without data columns (every column tracked) cannot take an untracked one:
+    // its events' values would have to be rebuilt. As DLT: an incompatible change, full refresh.
+    const stateHasData = !!stateSnap && nonKeys.some((c) => stateSnap!.schema.fields.some((f) => f.name === c));
+    if (missing.length && scd === 2 && stateSnap && !stateHasData && (tracked.length !== nonKeys.length || opts.ignoreNullUpdates)) {
+      throw new FloeError(
+        'AUTO_CDC_INCOMPATIBLE_SCHEMA_CHANGE',
+        `AUTO CDC into ${opts.target}: the source's new column(s) ${missing.map((c) => `'${c}'`).join(', ')} would not be tracked (trackHistoryColumnList), but the target's history so far tracks every column. Nothing was committed. Add them to trackHistoryColumnList, or run a full refresh of the target.`,
+        { columns: missing },
+      );
+    }
+    if (missing.length) {
+      const data = existingTarget.schema.fields.filter((f) => f.name !== '__START_AT' && f.name !== '__END_AT');
+      let after = data[data.length - 1]?.name;
+      const add = missing.map((c) => {
+        const col = { path: [c], type: deltaTypeFromDuck(srcTypes.get(c)!), ...(scd === 2 && after ? { position: { after } } : {}) };
+        after = c;
+        return col;
+      });
+      await addColumns(floe, opts.target, add);
+      existingTarget = await snapshotOrNull(targetLog);
+      if (stateSnap) {
+        const has = new Set(stateSnap.schema.fields.map((f) => f.name));
+        const seqType = stateSnap.schema.fields.find((f) => f.name === (scd === 2 ? '__seq' : '__upsert_seq'))!.type;
+        const stateAdd = [
+          ...(nonKeys.some((c) => has.has(c)) ? missing.map((c) => ({ path: [c], type: deltaTypeFromDuck(srcTypes.get(c)!) })) : []),
+          ...(has.has('__cs_0') ? nonKeys.map((_, i) => `__cs_${i}`).filter((x) => !has.has(x)).map((x) => ({ path: [x], type: seqType })) : []),
+        ];
+        if (stateAdd.length) {
+          await addColumns(floe, statePath, stateAdd);
+          stateSnap = await snapshotOrNull(stateLog);
+        }
+      }
+    }
+    evSql = evOf(new Map());
+  }
+  const targetExists = existingTarget !== null && !replacing;
+  // The batch's values must fit the target's and the state's column types (checked only for a column
+  // whose type differs from its table's and does not widen into it).
+  const seqCols = scd === 2 ? ['__seq'] : ['__upsert_seq', '__delete_seq', ...(opts.ignoreNullUpdates ? nonKeys.map((_, i) => `__cs_${i}`) : [])];
+  const casts = await checkBatchFits(floe, opts.target, `(${evSql})`, [
+    ...(existingTarget ? [{ what: 'target', snap: existingTarget, pairs: [...columns.map((c): [string, string, string] => [c, srcTypes.get(c)!, c]), ...(scd === 2 ? [['__seq', seqType, '__START_AT'] as [string, string, string]] : [])] }] : []),
+    ...(stateSnap ? [{ what: 'AUTO CDC state', snap: stateSnap, pairs: [...columns.map((c): [string, string, string] => [c, srcTypes.get(c)!, c]), ...seqCols.map((x): [string, string, string] => ['__seq', seqType, x])] }] : []),
+  ]);
+  // Every later read of the batch sees the tables' types (its rows meet the target's in joins and unions).
+  if (casts.size) evSql = evOf(casts);
   // SCD 2's first batch (every column tracked) sorts the batch by (key, sequence) for its history
   // anyway: that pass also flags repeated pairs, instead of a separate grouping of the batch.
   const allTracked = tracked.length === nonKeys.length && !opts.ignoreNullUpdates;
@@ -381,6 +566,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   // vectors on, as DLT's targets: a batch changing a few keys writes those rows and a DV, not a copy
   // of every file it touches (`delta.enableDeletionVectors = false` in tableProperties to opt out).
   const createTarget: PreparedBatch['createTarget'] = targetExists ? undefined : {
+    ...(replacing ? { replace: true } : {}),
     properties: { 'delta.enableChangeDataFeed': 'true', 'delta.enableDeletionVectors': 'true', ...(opts.tableProperties ?? {}) },
     ...(opts.partitionBy?.length ? { partitionBy: opts.partitionBy.map((c) => resolveName(targetColumns(columns, scd), c, 'partitionBy')) } : {}),
     ...(opts.comment !== undefined ? { description: opts.comment } : {}),
@@ -885,9 +1071,12 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
   const deleted = Number(counts.d);
   if (p.targetAlreadyCommitted) return { skipped: true, version: null, upserted, deleted };
   // A new or empty target (the first batch, or after a truncate) takes a plain append: nothing to match.
-  if (p.createTarget || !(await floe.snapshot(p.opts.target)).files.length) {
-    const w = await floe.duckdbSql(upsertRows(p, outCols.map(q).join(', ')))
-      .write.delta(p.opts.target, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, ...(p.createTarget ?? {}) });
+  const existing = p.createTarget ? null : await floe.snapshot(p.opts.target);
+  if (!existing || !existing.files.length) {
+    const rows = upsertRows(p, outCols.map(q).join(', '));
+    const { replace, ...create } = p.createTarget ?? {};
+    const w = await floe.duckdbSql(existing ? `SELECT ${castTo(existing, outCols)} FROM (${rows})` : rows)
+      .write.delta(p.opts.target, { mode: replace ? 'overwrite' : 'append', ...(replace ? { overwriteSchema: true } : {}), txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, ...create });
     return { skipped: w.skipped, version: w.version, upserted, deleted };
   }
   const on = targetMergeOn(p);
@@ -900,6 +1089,14 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
   builder.whenNotMatchedInsert({ condition: "s.__op = 'upsert'", values: Object.fromEntries(outCols.map((c) => [c, `s.${q(c)}`])) });
   const r = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => builder.execute());
   return { skipped: r.version === null, version: r.version, upserted, deleted };
+}
+
+/** `cols` cast to `snap`'s column types, as SQL INSERT's store assignment casts (a column the table lacks as it is). */
+function castTo(snap: Snapshot, cols: string[]): string {
+  return cols.map((c) => {
+    const f = snap.schema.fields.find((x) => x.name === c);
+    return f ? `CAST(${q(c)} AS ${duckType(f.type)}) AS ${q(c)}` : q(c);
+  }).join(', ');
 }
 
 /** The target MERGE's condition: by key (and __START_AT for type 2). */
@@ -1015,13 +1212,14 @@ export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<num
   const cols = p.stateColumns.map(q).join(', ');
   if (!(await floe.deltaLog(p.statePath).exists())) {
     // Deletion vectors: a batch's state changes are written alone, not by rewriting the state's files.
-    const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, properties: { 'delta.enableDeletionVectors': 'true', [PARQUET_VERSION_PROPERTY]: 'v2' } });
+    const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, properties: { 'delta.enableDeletionVectors': 'true', [PARQUET_VERSION_PROPERTY]: 'v2', [STATE_KEYS_PROPERTY]: JSON.stringify(p.keys) } });
     return r.version;
   }
   if (p.scd === 2 && !stateFilesToFold(p).length && !(await floe.engine.allJson(`SELECT 1 AS x FROM ${p.sch} WHERE __op = 'delete' LIMIT 1`)).length) {
     // Type 2 state rows are only ever added (new events) or collected: without collected rows the
     // commit is an append, which reads nothing of the state.
-    const r = await floe.duckdbSql(`SELECT ${cols} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
+    // (Cast to the state's types, as the target commit casts to the target's: see checkBatchFits.)
+    const r = await floe.duckdbSql(`SELECT ${castTo(p.statePositional?.snapshot ?? (await floe.snapshot(p.statePath)), p.stateColumns)} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
     return r.version;
   }
   const byPos = await commitStateByPosition(floe, p);

@@ -204,7 +204,56 @@ function advanceFiles(prev: SourceOffset | undefined, r: SourceRange, windowMs: 
   const known = [...times.values()].filter((t) => Number.isFinite(t));
   const hwm = Math.max(prev?.hwm ?? -Infinity, ...known);
   const keep = [...times].filter(([, t]) => !Number.isFinite(hwm) || t >= hwm - windowMs);
-  return { files: keep.map(([f]) => f), mtimes: keep.map(([, t]) => (Number.isFinite(t) ? t : hwm)), ...(Number.isFinite(hwm) ? { hwm } : {}) };
+  const schema = r.schema ?? prev?.schema;
+  return { files: keep.map(([f]) => f), mtimes: keep.map(([, t]) => (Number.isFinite(t) ? t : hwm)), ...(Number.isFinite(hwm) ? { hwm } : {}), ...(schema ? { schema } : {}) };
+}
+
+const NUMERIC = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|DECIMAL\(\d+,\s*\d+\))$/;
+
+/**
+ * A batch of files read with the source's stored schema (SourceOffset.schema): a stored column is
+ * read with its stored type (NULL when the batch's files lack it), a new column is added with its
+ * inferred type. A value that does not convert to its stored type (a fraction in a BIGINT column,
+ * text in a DOUBLE one) fails the flow with FILE_SOURCE_SCHEMA_MISMATCH rather than being changed.
+ * Returns the SQL and the schema after the batch.
+ */
+async function withStoredSchema(floe: Floe, source: string, sql: string, stored: Array<[string, string]> | undefined): Promise<{ sql: string; schema: Array<[string, string]> }> {
+  const inferred = (await floe.engine.describe(sql)).map((c): [string, string] => [c.name, c.type]);
+  if (!stored) return { sql, schema: inferred };
+  const byName = new Map(inferred.map(([n, t]) => [n.toLowerCase(), [n, t] as const]));
+  const storedNames = new Set(stored.map(([n]) => n.toLowerCase()));
+  const cols: string[] = [];
+  const casts: Array<[string, string, string]> = [];
+  for (const [name, type] of stored) {
+    const got = byName.get(name.toLowerCase());
+    if (!got) cols.push(`NULL::${type} AS ${quoteIdent(name)}`);
+    else if (got[1] === type) cols.push(`${quoteIdent(got[0])} AS ${quoteIdent(name)}`);
+    else {
+      cols.push(`CAST(${quoteIdent(got[0])} AS ${type}) AS ${quoteIdent(name)}`);
+      casts.push([got[0], got[1], type]);
+    }
+  }
+  const added = inferred.filter(([n]) => !storedNames.has(n.toLowerCase()));
+  for (const [n] of added) cols.push(quoteIdent(n));
+  for (const [col, from, to] of casts) {
+    const c = quoteIdent(col);
+    // (Numbers must come back equal: 15.5 into BIGINT would round.)
+    const lossy = NUMERIC.test(from) && NUMERIC.test(to) ? ` OR TRY_CAST(${c} AS ${to})::${from} <> ${c}` : '';
+    let bad: Record<string, unknown>[];
+    try {
+      bad = await floe.engine.allJson(`SELECT CAST(${c} AS VARCHAR) AS v FROM (${sql}) WHERE ${c} IS NOT NULL AND (TRY_CAST(${c} AS ${to}) IS NULL${lossy}) LIMIT 1`);
+    } catch {
+      bad = [{ v: `(a ${from} value)` }];
+    }
+    if (bad.length) {
+      throw new FloeError(
+        'FILE_SOURCE_SCHEMA_MISMATCH',
+        `New files in ${source} have the value ${String(bad[0]!.v)} in column '${col}' (read as ${from}), which does not convert to the column's type ${to}, inferred from the source's first files. Fix or remove the file, or fully refresh the dataset to infer the schema again.`,
+        { source, column: col, inferredType: from, storedType: to },
+      );
+    }
+  }
+  return { sql: `SELECT ${cols.join(', ')} FROM (${sql})`, schema: [...stored, ...added] };
 }
 
 /**
@@ -628,12 +677,19 @@ class Update {
   }
 
   /** SQL for each source of a batch (stream sources by range, batch sources at their latest version). */
-  private async prepareSources(f: ResolvedFlow, ranges: Record<string, SourceRange>): Promise<{ sql: Map<string, string>; versions: Record<string, number> }> {
+  private async prepareSources(f: ResolvedFlow, ranges: Record<string, SourceRange>, offsets: Record<string, SourceOffset> = {}): Promise<{ sql: Map<string, string>; versions: Record<string, number> }> {
     const sql = new Map<string, string>();
     const versions: Record<string, number> = {};
     const EMPTY = 'SELECT NULL AS __floe_no_data WHERE false';
     for (const s of f.sources) {
       const r = ranges[s.key];
+      if (s.mode === 'files' && r?.files?.length) {
+        // A stream of files keeps the schema its first files gave (see withStoredSchema).
+        const read = await withStoredSchema(this.floe, s.name, this.fileSql(r.files, s.files!), offsets[s.key]?.schema);
+        r.schema = read.schema;
+        sql.set(s.key, read.sql);
+        continue;
+      }
       if (s.mode === 'files' || s.mode === 'filesBatch') {
         const files = s.mode === 'files' ? r?.files ?? [] : await this.listFiles(s.name, s.files!.format);
         sql.set(s.key, files.length ? this.fileSql(files, s.files!) : EMPTY);
@@ -782,7 +838,7 @@ class Update {
       await this.state.saveCheckpoint({ ...cp, pending: { batchId, sources: ranges } });
     }
 
-    const { sql, versions } = await this.prepareSources(f, ranges);
+    const { sql, versions } = await this.prepareSources(f, ranges, cp.sources);
     if (isMv && cp.inputVersions && Object.keys(versions).length === f.sources.length && f.sources.every((s) => s.mode === 'batch') && JSON.stringify(versions) === JSON.stringify(cp.inputVersions) && (await this.catalog.getTable(this.p.schema, f.target))) {
       return { ...result, note: 'inputs unchanged; up to date' };
     }

@@ -27,6 +27,12 @@ export interface SourceOffset {
   hwm?: number;
   /** Files: modification times of `files` (same order). */
   mtimes?: number[];
+  /**
+   * Files: the source's schema (column, DuckDB type), as first inferred and then extended by new
+   * columns: later files are read with these types (Auto Loader's stored schema), so a batch's
+   * inference (a number without a fraction, a column NULL in every row) cannot change them.
+   */
+  schema?: Array<[string, string]>;
 }
 
 /** A `maxFileAge` in milliseconds: a number as is, or `<n> <unit>` (seconds … weeks); Infinity when absent. */
@@ -54,6 +60,8 @@ export interface SourceRange {
   mtimes?: number[];
   /** Files: more new files were left for the next batch (maxFilesPerTrigger). */
   more?: boolean;
+  /** Files: the source's schema after this batch (set when the batch is read; see SourceOffset.schema). */
+  schema?: Array<[string, string]>;
 }
 
 export interface FlowCheckpoint {

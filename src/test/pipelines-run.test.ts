@@ -381,6 +381,39 @@ test("file ingestion with maxFileAge: the checkpoint lists only files within tha
   assert.match(err.message, /maxFileAge 'a while' is not a duration/);
 });
 
+test("file ingestion keeps the types of its first files (Auto Loader's stored schema): later files' integers, all-NULL columns and missing columns are read with them; a value that does not convert fails the flow", async () => {
+  const land = path.join(dir, 'land-types');
+  const wh = path.join(dir, 'wh-types');
+  await fs.mkdir(land, { recursive: true });
+  const put = (name: string, rows: object[]) => fs.writeFile(path.join(land, name), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  await put('f0.json', [{ id: 1, name: 'a', amount: 1.5, op: 'U', seq: 1 }]);
+  const defs = definePipeline((p) => {
+    p.table({ name: 'bronze', query: (c) => c.readStreamFiles(land, { format: 'json' }) });
+    p.createStreamingTable('silver');
+    p.createAutoCdcFlow({ target: 'silver', source: 'bronze', keys: ['id'], sequenceBy: 'seq', applyAsDeletes: "op = 'D'", exceptColumnList: ['op', 'seq'] });
+  });
+  const run = () => runPipeline({ floe, name: 'types', definitions: defs, warehouse: wh });
+  assert.equal((await run()).state, 'COMPLETED');
+  // A delete whose other columns are NULL (DuckDB reads them as JSON), then an integer amount and no name.
+  await put('f1.json', [{ id: 1, name: null, amount: null, op: 'D', seq: 2 }]);
+  let r = await run();
+  assert.equal(r.state, 'COMPLETED', JSON.stringify(r.flows.bronze?.error ?? r.flows.silver?.error));
+  await put('f2.json', [{ id: 2, amount: 2, op: 'U', seq: 3, email: 'x@y' }]);
+  r = await run();
+  assert.equal(r.state, 'COMPLETED', JSON.stringify(r.flows.bronze?.error ?? r.flows.silver?.error));
+  const types = (await floe.snapshot(path.join(wh, 'default', 'bronze'))).schema.fields.map((f) => `${f.name}:${String(f.type)}`);
+  assert.deepEqual(types, ['id:long', 'name:string', 'amount:double', 'op:string', 'seq:long', 'email:string']);
+  assert.deepEqual(await rows(wh, 'SELECT id::INT AS id, name, amount FROM bronze ORDER BY seq'), [{ id: 1, name: 'a', amount: 1.5 }, { id: 1, name: null, amount: null }, { id: 2, name: null, amount: 2 }]);
+  // A fraction in an integer column or text in a number column is not changed: the flow fails, saying which.
+  await put('f3.json', [{ id: 3.5, name: 'c', amount: 'abc', op: 'U', seq: 4 }]);
+  r = await run();
+  assert.equal(r.state, 'FAILED');
+  const err = r.flows.bronze!.error as unknown as { code: string; message: string };
+  assert.equal(err.code, 'FILE_SOURCE_SCHEMA_MISMATCH');
+  assert.match(err.message, /value (3\.5 in column 'id' \(read as DOUBLE\), which does not convert to the column's type BIGINT|abc in column 'amount')/);
+  assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n FROM bronze'), [{ n: 3 }]);
+});
+
 test('a .ts pipeline library loads without a compile step (types stripped by TypeScript), with its relative imports', async () => {
   const proj = path.join(dir, 'ts-proj');
   await fs.mkdir(path.join(proj, 'transformations'), { recursive: true });
