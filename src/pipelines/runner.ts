@@ -21,7 +21,7 @@
 import * as os from 'node:os';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Catalog, resolveWarehouse } from '../catalog/catalog.js';
 import { quoteIdent, quoteString } from '../core/schema.js';
 import type { DataFrame } from '../dataframe.js';
@@ -528,7 +528,7 @@ class Update {
         await fs.rm(path.join(loc, STATE_DIR), { recursive: true, force: true });
         this.floe.forgetLog(path.join(loc, STATE_DIR));
       }
-      await this.state.setResetPending(name, false);
+      await this.state.setResetPending(name, false, d.resolvedKind === 'streamingTable');
       this.log.emit({ eventType: 'planning_information', dataset: name, message: `'${name}' is fully refreshed: ${d.resolvedKind === 'streamingTable' ? 'truncated, its checkpoints cleared; its flows replay their sources from the start' : 'recomputed'}.`, details: { dataset: name, full_refresh: true } });
     }
   }
@@ -683,6 +683,17 @@ class Update {
     const EMPTY = 'SELECT NULL AS __floe_no_data WHERE false';
     for (const s of f.sources) {
       const r = ranges[s.key];
+      if (s.mode === 'files' && r?.files?.length) {
+        // A file of a planned batch removed before the batch was read (a bad file deleted to unblock
+        // the flow) is left out: nothing of it was committed, and it is read if it comes back.
+        const present = await Promise.all(r.files.map((x) => fs.stat(x).then(() => true, () => false)));
+        if (present.some((x) => !x)) {
+          const gone = r.files.filter((_, i) => !present[i]);
+          this.log.emit({ eventType: 'planning_information', level: 'WARN', flow: f.name, dataset: f.target, message: `Flow '${f.name}': ${gone.length} file(s) of its pending batch no longer exist and are skipped: ${gone.join(', ')}.`, details: { skipped_files: gone } });
+          r.mtimes = r.mtimes?.filter((_, i) => present[i]);
+          r.files = r.files.filter((_, i) => present[i]);
+        }
+      }
       if (s.mode === 'files' && r?.files?.length) {
         // A stream of files keeps the schema its first files gave (see withStoredSchema).
         const read = await withStoredSchema(this.floe, s.name, this.fileSql(r.files, s.files!), offsets[s.key]?.schema);
@@ -839,12 +850,20 @@ class Update {
     }
 
     const { sql, versions } = await this.prepareSources(f, ranges, cp.sources);
-    if (isMv && cp.inputVersions && Object.keys(versions).length === f.sources.length && f.sources.every((s) => s.mode === 'batch') && JSON.stringify(versions) === JSON.stringify(cp.inputVersions) && (await this.catalog.getTable(this.p.schema, f.target))) {
-      return { ...result, note: 'inputs unchanged; up to date' };
+    if (replayed && Object.keys(ranges).length && Object.values(ranges).every((r) => r.files !== undefined && !r.files.length)) {
+      // Every file of the pending batch is gone (see prepareSources): the batch is dropped, unwritten.
+      await this.state.saveCheckpoint({ ...cp, pending: undefined });
+      return { ...result, note: 'no new data' };
     }
     const { ctx, resolveViews } = this.runContext(f, sql);
     await resolveViews();
     const df = f.def.kind === 'autoCdc' ? ctx.readStream(f.def.cdc!.source, f.def.cdc!.sourceOptions) : await f.def.query!(ctx);
+    // A materialized view is up to date when neither its inputs' versions nor its query (its SQL over
+    // them, session table names aside) changed since its last refresh.
+    const definition = isMv ? createHash('sha256').update((await df.toSQL()).replace(/__floe_[a-z_]+?_\d+/g, '__floe_t')).digest('hex') : undefined;
+    if (isMv && cp.inputVersions && cp.definition === definition && Object.keys(versions).length === f.sources.length && f.sources.every((s) => s.mode === 'batch') && JSON.stringify(versions) === JSON.stringify(cp.inputVersions) && (await this.catalog.getTable(this.p.schema, f.target))) {
+      return { ...result, note: 'inputs unchanged; up to date' };
+    }
     const batchTable = await this.materialize(df);
     const exps = this.expectationsFor(f);
     const ex = exps.length ? await applyExpectations(this.floe, batchTable, exps, f.name) : { sql: `SELECT * FROM ${batchTable}`, droppedRecords: 0, metrics: [] as ExpectationMetric[], numInputRows: -1 };
@@ -854,6 +873,8 @@ class Update {
     const out = this.floe.duckdbSql(d.schema ? await this.fitSchema(f, d.name, d.schema, ex.sql) : ex.sql);
     const appId = this.txnAppId(f);
 
+    // After a full refresh, the first rows written replace the table's schema (see PipelineState.schemaReset).
+    const replaceSchema = !isMv && (await this.state.schemaReset(f.target));
     if (f.def.kind === 'autoCdc') {
       const c = f.def.cdc!;
       const r = await this.withTable(f.target, (loc) =>
@@ -875,6 +896,7 @@ class Update {
           tableProperties: this.tableProps(f.target),
           partitionBy: d.partitionBy,
           comment: d.comment,
+          ...(replaceSchema ? { replaceEmptyTarget: true } : {}),
         }),
       );
       result.numUpsertedRows = r.numUpsertedRows;
@@ -882,30 +904,35 @@ class Update {
       result.numOutputRows = r.numUpsertedRows + r.numDeletedRows;
       if (r.skipped) result.note = 'batch already applied (replayed after an interruption)';
     } else {
-      const w = await this.withTable(f.target, (loc) =>
-        out.write.delta(loc, {
-          mode: isMv ? 'overwrite' : 'append',
-          overwriteSchema: isMv ? true : undefined,
-          mergeSchema: isMv ? undefined : true,
+      const w = await this.withTable(f.target, async (loc) => {
+        const replace = replaceSchema && (await this.floe.deltaLog(loc).exists()) && !(await this.floe.snapshot(loc)).files.length;
+        return out.write.delta(loc, {
+          mode: isMv || replace ? 'overwrite' : 'append',
+          overwriteSchema: isMv || replace ? true : undefined,
+          mergeSchema: isMv || replace ? undefined : true,
           partitionBy: d.partitionBy,
           properties: this.tableProps(f.target, isMv ? {} : { 'delta.enableChangeDataFeed': 'true' }),
           description: d.comment,
           // A materialized view is recomputed from its inputs' current state, so rewriting it after an
           // interruption is always right: no txn (which would skip the rewrite when inputs changed).
           ...(isMv ? {} : { txnAppId: appId, txnVersion: batchId }),
-        }),
-      );
+        });
+      });
       result.numOutputRows = w.skipped ? 0 : w.numOutputRows;
       if (w.skipped) result.note = 'batch already written (replayed after an interruption)';
     }
 
+    if (replaceSchema) {
+      const loc = (await this.catalog.getTable(this.p.schema, f.target))?.location;
+      if (loc && (await this.floe.deltaLog(loc).exists()) && (await this.floe.snapshot(loc)).files.length) await this.state.clearSchemaReset(f.target);
+    }
     // Advance the checkpoint (the output commit carries the same batch id).
     const sources = { ...cp.sources };
     for (const [k, r] of Object.entries(ranges)) {
       if (r.files) sources[k] = advanceFiles(cp.sources[k], r, fileAgeMs(f.sources.find((s) => s.key === k)?.files?.maxFileAge));
       else sources[k] = { version: r.to! };
     }
-    await this.state.saveCheckpoint({ flow: f.name, batchId, sources, onceDone: f.def.once ? true : cp.onceDone, inputVersions: isMv ? versions : undefined, snapshotVersion: cp.snapshotVersion });
+    await this.state.saveCheckpoint({ flow: f.name, batchId, sources, onceDone: f.def.once ? true : cp.onceDone, inputVersions: isMv ? versions : undefined, definition, snapshotVersion: cp.snapshotVersion });
     // A replayed (interrupted) batch covers only what was planned then, and a batch capped by
     // maxFilesPerTrigger leaves files: process the rest too, in further batches.
     if (replayed || Object.values(ranges).some((r) => r.more)) {

@@ -76,6 +76,8 @@ export interface FlowCheckpoint {
   snapshotVersion?: number | null;
   /** Materialized views: the input versions of the last refresh (skip when unchanged). */
   inputVersions?: Record<string, number>;
+  /** Materialized views: a hash of the query's SQL at the last refresh (skip only when unchanged too). */
+  definition?: string;
   updatedAt?: string;
 }
 
@@ -127,8 +129,21 @@ export class PipelineState {
   async resetPending(dataset: string): Promise<boolean> {
     return (await readJson<{ resetPending?: boolean }>(this.tableFile(dataset)))?.resetPending === true;
   }
-  async setResetPending(dataset: string, v: boolean): Promise<void> {
-    await writeJsonAtomic(this.tableFile(dataset), { dataset, resetPending: v, at: new Date().toISOString() });
+  async setResetPending(dataset: string, v: boolean, schemaReset?: boolean): Promise<void> {
+    const cur = await readJson<{ schemaReset?: boolean }>(this.tableFile(dataset));
+    await writeJsonAtomic(this.tableFile(dataset), { dataset, resetPending: v, schemaReset: schemaReset ?? cur?.schemaReset === true, at: new Date().toISOString() });
+  }
+  /**
+   * The dataset was fully refreshed and has had no rows since: its next write replaces the table's
+   * schema with what the flows now produce (a full refresh rebuilds the table from the current
+   * definitions), rather than appending to the old schema.
+   */
+  async schemaReset(dataset: string): Promise<boolean> {
+    return (await readJson<{ schemaReset?: boolean }>(this.tableFile(dataset)))?.schemaReset === true;
+  }
+  async clearSchemaReset(dataset: string): Promise<void> {
+    const cur = await readJson<{ resetPending?: boolean }>(this.tableFile(dataset));
+    await writeJsonAtomic(this.tableFile(dataset), { dataset, resetPending: cur?.resetPending === true, schemaReset: false, at: new Date().toISOString() });
   }
 
   /** The pipeline's id (created on first use). */

@@ -129,6 +129,50 @@ test('run: full refresh replays from the start; pipelines.reset.allowed = false 
   await assert.rejects(runPipeline({ ...opts, refresh: ['nope'] }), /DATASET_NOT_FOUND.*'nope'/);
 });
 
+test('run: definitions that change between updates: a full refresh rebuilds a table with the new schema (AUTO CDC SCD 1 to 2 and fewer columns, an append flow changing a type); changed KEYS are refused before any commit; an edited materialized view is recomputed', async () => {
+  const src = path.join(dir, 'src-defs');
+  const wh = path.join(dir, 'wh-defs');
+  await append(src, "(1, 10, 1, 'U'), (2, 5, 2, 'U')");
+  const defs = (o: { scd: 1 | 2; except: string[]; keys: string[]; cast: boolean; mv: string }) => definePipeline((p) => {
+    p.table({ name: 'bronze', query: (c) => c.readStream(src) });
+    p.createStreamingTable('silver');
+    p.createAutoCdcFlow({ target: 'silver', source: 'bronze', keys: o.keys, sequenceBy: 'seq', applyAsDeletes: "op = 'D'", exceptColumnList: o.except, storedAsScdType: o.scd });
+    p.table({ name: 'copy', query: (c) => c.sql(`SELECT id, ${o.cast ? 'CAST(amount AS VARCHAR)' : 'amount'} AS amount FROM s`, { s: c.readStream('bronze') }) });
+    p.materializedView({ name: 'gold', query: (c) => c.sql(o.mv, { s: c.read('silver') }) });
+  });
+  const base = { scd: 1 as 1 | 2, except: ['op'], keys: ['id'], cast: false, mv: 'SELECT count(*)::INT AS n FROM s' };
+  const run = (o: typeof base, extra: { fullRefresh?: string[] } = {}) => runPipeline({ floe, name: 'defs', definitions: defs(o), warehouse: wh, ...extra });
+  assert.equal((await run(base)).state, 'COMPLETED');
+  const cols = async (t: string) => (await floe.snapshot(path.join(wh, 'default', t))).schema.fields.map((f) => `${f.name}:${String(f.type)}`);
+  assert.deepEqual(await cols('silver'), ['id:integer', 'amount:integer', 'seq:integer']);
+  // An edited materialized view is recomputed although its input did not change.
+  let r = await run({ ...base, mv: 'SELECT sum(amount)::INT AS total FROM s' });
+  assert.equal(r.flows.gold!.note, undefined);
+  assert.deepEqual(await rows(wh, 'SELECT * FROM gold'), [{ total: 15 }]);
+  assert.equal((await run({ ...base, mv: 'SELECT sum(amount)::INT AS total FROM s' })).flows.gold!.note, 'inputs unchanged; up to date');
+  // Changed keys: refused before anything is written to silver; with the old keys again, the batch applies.
+  await append(src, "(3, 7, 3, 'U')");
+  const before = (await floe.snapshot(path.join(wh, 'default', 'silver'))).version;
+  r = await run({ ...base, keys: ['amount'] });
+  assert.equal(r.state, 'FAILED');
+  assert.equal((r.flows.silver!.error as unknown as { code: string }).code, 'AUTO_CDC_INCOMPATIBLE_SCHEMA_CHANGE');
+  assert.equal((await floe.snapshot(path.join(wh, 'default', 'silver'))).version, before);
+  assert.equal((await run(base)).state, 'COMPLETED');
+  assert.deepEqual(await rows(wh, 'SELECT id FROM silver ORDER BY id'), [{ id: 1 }, { id: 2 }, { id: 3 }]);
+  // Full refresh after SCD 1 -> 2 without seq, and a type change in an append flow: the tables take the new schemas.
+  const next = { ...base, scd: 2 as const, except: ['op', 'seq'], cast: true };
+  r = await run(next, { fullRefresh: ['silver', 'copy'] });
+  assert.equal(r.state, 'COMPLETED', JSON.stringify(Object.values(r.flows).map((f) => f.error)));
+  assert.deepEqual(await cols('silver'), ['id:integer', 'amount:integer', '__START_AT:integer', '__END_AT:integer']);
+  assert.deepEqual(await cols('copy'), ['id:integer', 'amount:string']);
+  assert.deepEqual(await rows(wh, 'SELECT id, amount, `__START_AT` AS s FROM silver ORDER BY id'), [{ id: 1, amount: 10, s: 1 }, { id: 2, amount: 5, s: 2 }, { id: 3, amount: 7, s: 3 }]);
+  // Later updates append as usual (the schema is replaced once, by the first rows after the refresh).
+  await append(src, "(1, 11, 4, 'U')");
+  assert.equal((await run(next)).state, 'COMPLETED');
+  assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n FROM silver'), [{ n: 4 }]);
+  assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n FROM copy'), [{ n: 4 }]);
+});
+
 test('run: expect_or_fail fails its flow naming the expectation and a row; independent flows still run; downstream skipped; event log', async () => {
   const src = path.join(dir, 'src3');
   const wh = path.join(dir, 'wh3');
@@ -412,6 +456,13 @@ test("file ingestion keeps the types of its first files (Auto Loader's stored sc
   assert.equal(err.code, 'FILE_SOURCE_SCHEMA_MISMATCH');
   assert.match(err.message, /value (3\.5 in column 'id' \(read as DOUBLE\), which does not convert to the column's type BIGINT|abc in column 'amount')/);
   assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n FROM bronze'), [{ n: 3 }]);
+  // Removing the bad file unblocks the flow: its pending batch is dropped (nothing of it was written).
+  await fs.rm(path.join(land, 'f3.json'));
+  r = await run();
+  assert.equal(r.state, 'COMPLETED');
+  assert.equal(r.flows.bronze!.note, 'no new data');
+  assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n FROM bronze'), [{ n: 3 }]);
+  assert.deepEqual((await floe.snapshot(path.join(wh, 'default', 'bronze'))).schema.fields.map((f) => f.name), ['id', 'name', 'amount', 'op', 'seq', 'email']);
 });
 
 test('a .ts pipeline library loads without a compile step (types stripped by TypeScript), with its relative imports', async () => {
