@@ -56,7 +56,10 @@ export interface StreamReadOptions {
   skipChangeCommits?: boolean;
   /** Read the source's change data feed (with `_change_type`, `_commit_version`, `_commit_timestamp`). */
   readChangeFeed?: boolean;
-  /** First version read when the flow has no checkpoint (default: the latest snapshot; 0 for the change feed). */
+  /**
+   * First version read when the flow has no checkpoint. Default, as Spark: the latest snapshot (for
+   * the change feed, its rows as `insert` changes of its version), then what is committed after it.
+   */
   startingVersion?: number;
 }
 

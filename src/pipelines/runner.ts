@@ -642,7 +642,8 @@ class Update {
         if (!loc) continue;
         const latest = (await this.floe.deltaLog(loc).snapshot()).version;
         const last = cp.sources[s.key]?.version;
-        const startAt = s.stream?.startingVersion ?? (s.mode === 'cdf' ? 0 : undefined);
+        // (Without a starting version both start with the latest snapshot: for the change feed, as inserts.)
+        const startAt = s.stream?.startingVersion;
         if (last === undefined) {
           if (startAt !== undefined && startAt > latest) continue;
           ranges[s.key] = { from: startAt === undefined ? undefined : startAt - 1, to: latest };

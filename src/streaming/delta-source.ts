@@ -10,7 +10,8 @@
  *   whole, as Spark does. Commits without data changes (OPTIMIZE, metadata) are skipped. Without a
  *   checkpoint and without `startingVersion`, the first batch is the table's latest snapshot.
  * - `readChangeFeedBatch` (`readChangeFeed`): the table's change data feed from the version after
- *   the checkpoint (or `startingVersion`), with `_change_type`, `_commit_version`, `_commit_timestamp`.
+ *   the checkpoint (or `startingVersion`), with `_change_type`, `_commit_version`, `_commit_timestamp`;
+ *   with neither, the latest snapshot as inserts first, as Spark.
  * - `maxFilesPerTrigger` / `maxBytesPerTrigger` bound a batch but never split a commit: a batch
  *   always holds whole commits, and at least one.
  */
@@ -18,6 +19,7 @@ import type { ActionBatch, AddFile } from '../core/actions.js';
 import { DataFrame } from '../dataframe.js';
 import { planScan } from '../engine/scan.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
+import { commitTimestamp } from '../core/delta-log.js';
 import type { Floe } from '../floe.js';
 
 export interface DeltaSourceOptions {
@@ -129,14 +131,31 @@ export async function readStreamBatch(floe: Floe, path: string, options: DeltaSo
 
 /**
  * The next micro-batch of a table's change data feed (`readChangeFeed`), or null when nothing new was
- * committed after `lastVersion`. Without a checkpoint it starts at `startingVersion` (default 0).
+ * committed after `lastVersion`. Without a checkpoint it starts at `startingVersion`; without either,
+ * as Spark, the first batch is the latest snapshot as `insert` rows of its version (whole: the
+ * trigger limits apply to the changes after it).
  */
 export async function readChangeFeedBatch(floe: Floe, path: string, options: DeltaSourceOptions = {}): Promise<DeltaSourceBatch | null> {
   checkOpts(options);
   const log = floe.deltaLog(path);
   const latest = await log.snapshot();
   const last = Math.min(latest.version, options.endingVersion ?? Infinity);
-  const from = options.lastVersion !== undefined ? options.lastVersion + 1 : (options.startingVersion ?? 0);
+  if (options.lastVersion === undefined && options.startingVersion === undefined) {
+    // As Spark: without a starting version, the first batch is the table's snapshot (at the latest
+    // version) as inserts of that version; later batches are the changes after it.
+    const snap = await log.snapshot(last);
+    const rows = await (await floe.read.delta(path, { versionAsOf: last })).toSQL();
+    let ts = Date.now();
+    try {
+      const ci = (await log.readCommit(last)).commitInfo ?? null;
+      ts = commitTimestamp(snap.configuration, last, ci, typeof ci?.timestamp === 'number' || typeof ci?.inCommitTimestamp === 'number' ? 0 : ((await log.store.head(`_delta_log/${String(last).padStart(20, '0')}.json`))?.lastModified ?? ts));
+    } catch {
+      // (The commit was removed by log retention: the snapshot comes from a checkpoint; its time is unknown.)
+    }
+    const sql = `SELECT *, 'insert' AS _change_type, ${last}::BIGINT AS _commit_version, CAST(epoch_ms(${ts}::BIGINT) AS TIMESTAMPTZ) AS _commit_timestamp FROM (${rows})`;
+    return { df: new DataFrame(floe, { kind: 'sql', sql }), startVersion: last, endVersion: last, numFiles: snap.files.length, numBytes: snap.files.reduce((x, f) => x + f.size, 0), skippedChangeCommits: [] };
+  }
+  const from = options.lastVersion !== undefined ? options.lastVersion + 1 : options.startingVersion!;
   if (from > last) return null;
   const { commits, files, bytes } = await takeCommits(floe, path, from, last, options, (b) => {
     const list = b.cdcs.length ? b.cdcs : [...b.adds.filter((a) => a.dataChange), ...b.removes.filter((r) => r.dataChange)];

@@ -84,3 +84,24 @@ test('change feed batches, applied to an AUTO CDC target (sequence = commit vers
   const rows = (await (await floe.read.delta(target)).orderBy('id').toJSON()).map((r) => [Number(r.id), r.v]);
   assert.deepEqual(rows, [[0, 'v0'], [1, 'changed']]);
 });
+
+test('change feed without a starting version: first the latest snapshot as inserts of its version (as Spark), then the changes after it; works when the feed was enabled late', async () => {
+  const src = locJoin(dir, 'cdf_late');
+  await floe.duckdbSql(`SELECT range AS id, 'v' || range AS v FROM range(0, 2)`).write.delta(src, { mode: 'append', properties: { 'delta.enableChangeDataFeed': 'false' } }); // v0
+  const table = await DeltaTable.forPath(floe, src);
+  await table.update({ condition: 'id = 1', set: { v: "'u'" } }); // v1, no change data
+  await floe.sql(`ALTER TABLE delta.\`${src}\` SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')`); // v2
+  await append(src, 2, 3); // v3
+  // From version 0 the feed is missing (v1 has no change data); without a starting version it is not read.
+  await assert.rejects(readChangeFeedBatch(floe, src, { startingVersion: 0 }), (e: Error & { code?: string }) => e.code === 'DELTA_MISSING_CHANGE_DATA');
+  const first = (await readChangeFeedBatch(floe, src))!;
+  assert.deepEqual([first.startVersion, first.endVersion], [3, 3]);
+  const rows = await first.df.orderBy('id').toJSON();
+  assert.deepEqual(rows.map((r) => [Number(r.id), r.v, r._change_type, Number(r._commit_version)]), [[0, 'v0', 'insert', 3], [1, 'u', 'insert', 3], [2, 'v2', 'insert', 3]]);
+  const ts = (await table.history(1))[0]!.timestamp;
+  assert.equal(new Date(String(rows[0]!._commit_timestamp)).getTime(), new Date(String(ts)).getTime());
+  assert.equal(await readChangeFeedBatch(floe, src, { lastVersion: first.endVersion }), null);
+  await table.delete('id = 0'); // v4
+  const next = (await readChangeFeedBatch(floe, src, { lastVersion: first.endVersion }))!;
+  assert.deepEqual((await next.df.toJSON()).map((r) => [Number(r.id), r._change_type, Number(r._commit_version)]), [[0, 'delete', 4]]);
+});
