@@ -324,6 +324,16 @@ export async function analyzeGraph(floe: Floe, defs: PipelineDefinitions, option
       if (!fl.length) issue('STREAMING_TABLE_WITHOUT_FLOWS', `The streaming table '${d.name}'${where(d)} has no flow writing to it; add an appendFlow or createAutoCdcFlow with target '${d.name}'.`);
       const cdc = fl.filter((f) => f.def.kind === 'autoCdc' || f.def.kind === 'snapshotCdc');
       if (cdc.length && cdc.length !== fl.length) issue('INVALID_FLOW_TARGET', `The streaming table '${d.name}' has both AUTO CDC flows (${cdc.map((f) => f.name).join(', ')}) and append flows (${fl.filter((f) => !cdc.includes(f)).map((f) => f.name).join(', ')}); an AUTO CDC target takes only AUTO CDC flows.`);
+      // Several AUTO CDC flows share the target and its state: one kind, the same keys and SCD type.
+      const snaps = cdc.filter((f) => f.def.kind === 'snapshotCdc');
+      if (snaps.length && snaps.length !== cdc.length) issue('INVALID_FLOW_TARGET', `The streaming table '${d.name}' is the target of both AUTO CDC FROM SNAPSHOT flows (${snaps.map((f) => f.name).join(', ')}) and AUTO CDC flows (${cdc.filter((f) => !snaps.includes(f)).map((f) => f.name).join(', ')}); a target takes one kind, as in Databricks.`);
+      else if (snaps.length > 1) issue('INVALID_FLOW_TARGET', `The streaming table '${d.name}' has ${snaps.length} AUTO CDC FROM SNAPSHOT flows (${snaps.map((f) => f.name).join(', ')}); a snapshot target has one.`);
+      const sig = (f: ResolvedFlow): string => {
+        const o = f.def.cdc ?? f.def.snapshot!;
+        return `KEYS (${o.keys.map((k) => k.toLowerCase()).sort().join(', ')}) STORED AS SCD TYPE ${o.storedAsScdType ?? 1}`;
+      };
+      const sigs = new Set(cdc.map(sig));
+      if (sigs.size > 1) issue('INVALID_FLOW_TARGET', `The AUTO CDC flows into '${d.name}' disagree: ${cdc.map((f) => `'${f.name}' has ${sig(f)}`).join('; ')}. Flows into one target share its keys and SCD type.`);
       for (const f of fl) if (f.def.kind === 'append' && !f.def.once && !f.streaming) issue('APPEND_FLOW_NOT_STREAMING', `The append flow '${f.name}' into '${d.name}' reads no stream: use ctx.readStream()/readStreamFiles(), or set once: true for a one-time backfill.`);
     }
     const seen = new Set<string>();

@@ -101,6 +101,35 @@ test('graph: other checks (append flow not streaming, CDC mixed with append, str
   assert.throws(() => collectDefinitions([{ define: (p) => p.createAutoCdcFlow({ target: 't', source: 's', keys: [], sequenceBy: 'x' }) }]), /needs keys/);
 });
 
+test('graph: AUTO CDC flows into one target: one kind (events or snapshots), the same keys and SCD type; two event flows that agree are fine', async () => {
+  const src = (p: Parameters<DefineFunction>[0]) => p.table({ name: 'bronze', query: (c) => c.readStream('/tmp/some/delta') });
+  await rejects((p) => {
+    src(p);
+    p.createStreamingTable('s');
+    p.createAutoCdcFlow({ target: 's', name: 'fa', source: 'bronze', keys: ['id'], sequenceBy: 'seq' });
+    p.createAutoCdcFromSnapshotFlow({ target: 's', name: 'fb', source: 'bronze', keys: ['id'] });
+  }, 'INVALID_FLOW_TARGET', /both AUTO CDC FROM SNAPSHOT flows \(fb\) and AUTO CDC flows \(fa\)/);
+  await rejects((p) => {
+    src(p);
+    p.createStreamingTable('s');
+    p.createAutoCdcFlow({ target: 's', name: 'fa', source: 'bronze', keys: ['id'], sequenceBy: 'seq' });
+    p.createAutoCdcFlow({ target: 's', name: 'fb', source: 'bronze', keys: ['id', 'name'], sequenceBy: 'seq' });
+  }, 'INVALID_FLOW_TARGET', /'fa' has KEYS \(id\) STORED AS SCD TYPE 1; 'fb' has KEYS \(id, name\) STORED AS SCD TYPE 1/);
+  await rejects((p) => {
+    src(p);
+    p.createStreamingTable('s');
+    p.createAutoCdcFlow({ target: 's', name: 'fa', source: 'bronze', keys: ['id'], sequenceBy: 'seq' });
+    p.createAutoCdcFlow({ target: 's', name: 'fb', source: 'bronze', keys: ['ID'], sequenceBy: 'seq', storedAsScdType: 2 });
+  }, 'INVALID_FLOW_TARGET', /SCD TYPE 1; 'fb' has KEYS \(id\) STORED AS SCD TYPE 2/);
+  const g = await resolve((p) => {
+    src(p);
+    p.createStreamingTable('s');
+    p.createAutoCdcFlow({ target: 's', name: 'fa', source: 'bronze', keys: ['id'], sequenceBy: 'seq', storedAsScdType: 2 });
+    p.createAutoCdcFlow({ target: 's', name: 'fb', source: 'bronze', keys: ['ID'], sequenceBy: 'seq', storedAsScdType: 2 });
+  });
+  assert.deepEqual(g.datasets.get('s')!.flows.sort(), ['fa', 'fb']);
+});
+
 test('spec: YAML subset, validation errors, library globs', async () => {
   assert.deepEqual(parseYaml(`# comment
 name: demo   # trailing
