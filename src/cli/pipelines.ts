@@ -152,6 +152,7 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
           const show = (e: Record<string, unknown>): void => out(json ? JSON.stringify(e) + '\n' : `${String(e.timestamp)} ${String(e.level).padEnd(5)} ${String(e.event_type).padEnd(16)} ${String(e.message)}\n`);
           const evs = await readEvents(floe, loc.eventLog, { limit: limit ?? 100, updateId: values.update });
           for (const e of evs) show(e);
+          if (!evs.length && !values.follow) process.stderr.write(values.update ? `Pipeline '${loc.name}' has no events of update '${values.update}'.\n` : `Pipeline '${loc.name}' has no events yet.\n`);
           if (values.follow) await followEvents(floe, loc.eventLog, values.update, evs, show);
           return 0;
         } finally {

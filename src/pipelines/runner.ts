@@ -208,6 +208,13 @@ function advanceFiles(prev: SourceOffset | undefined, r: SourceRange, windowMs: 
   return { files: keep.map(([f]) => f), mtimes: keep.map(([, t]) => (Number.isFinite(t) ? t : hwm)), ...(Number.isFinite(hwm) ? { hwm } : {}), ...(schema ? { schema } : {}) };
 }
 
+/** A query function's result, which must be a DataFrame (PIPELINE_INVALID_QUERY otherwise). */
+function queryResult(x: unknown, flow: string): DataFrame {
+  if (x && typeof (x as DataFrame).toSQL === 'function') return x as DataFrame;
+  const what = x === null ? 'null' : x === undefined ? 'undefined' : Array.isArray(x) ? 'an array' : `a ${typeof x}${typeof x === 'string' ? ` ('${String(x).slice(0, 60)}')` : ''}`;
+  throw new FloeError('PIPELINE_INVALID_QUERY', `The query function of '${flow}' returned ${what}; it must return a DataFrame (ctx.read(…), ctx.readStream(…), ctx.sql(…), …).`, { flow });
+}
+
 const NUMERIC = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|DECIMAL\(\d+,\s*\d+\))$/;
 
 /**
@@ -755,7 +762,7 @@ class Update {
       const needed = this.viewsOf(f);
       for (const v of needed) {
         const vf = this.graph.flows.get(v)!;
-        let df = await vf.def.query!(ctx);
+        let df = queryResult(await vf.def.query!(ctx), v);
         const exps = this.graph.datasets.get(v)!.expectations;
         if (exps.length) {
           const t = await this.materialize(df);
@@ -858,7 +865,7 @@ class Update {
     }
     const { ctx, resolveViews } = this.runContext(f, sql);
     await resolveViews();
-    const df = f.def.kind === 'autoCdc' ? ctx.readStream(f.def.cdc!.source, f.def.cdc!.sourceOptions) : await f.def.query!(ctx);
+    const df = f.def.kind === 'autoCdc' ? ctx.readStream(f.def.cdc!.source, f.def.cdc!.sourceOptions) : queryResult(await f.def.query!(ctx), f.name);
     // A materialized view is up to date when neither its inputs' versions nor its query (its SQL over
     // them, session table names aside) changed since its last refresh.
     const definition = isMv ? createHash('sha256').update((await df.toSQL()).replace(/__floe_[a-z_]+?_\d+/g, '__floe_t')).digest('hex') : undefined;

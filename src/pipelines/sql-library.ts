@@ -14,7 +14,7 @@
  *
  * Statements: `CREATE [OR REFRESH] [PRIVATE|TEMPORARY] STREAMING TABLE` (with an optional column list,
  * `CONSTRAINT … EXPECT (…) [ON VIOLATION DROP ROW | FAIL UPDATE]`, COMMENT, PARTITIONED BY,
- * TBLPROPERTIES, and `AS query` or `FLOW INSERT [ONCE] BY NAME query` / `FLOW AUTO CDC …`);
+ * TBLPROPERTIES, and `AS query` or `FLOW INSERT [ONCE] [BY NAME] query` / `FLOW AUTO CDC …`);
  * `CREATE [OR REFRESH] MATERIALIZED VIEW`; the older `CREATE [OR REFRESH] [STREAMING] LIVE TABLE`;
  * `CREATE [TEMPORARY] [LIVE] VIEW`; `CREATE FLOW f [COMMENT '…'] AS INSERT [ONCE] INTO [ONCE] t BY
  * NAME query`; `CREATE FLOW f AS AUTO CDC INTO t FROM src KEYS (…) …` and the older
@@ -492,7 +492,8 @@ async function insertFlow(c: Cursor, at: Token, inline: boolean): Promise<{ targ
     c.i = k;
     target = refName(parts);
   }
-  c.expectKw('BY', 'NAME');
+  // (Databricks writes BY NAME; Spark's SDP guide leaves it out. Either way the columns go by name.)
+  c.acceptKw('BY', 'NAME');
   const query = await translatePipelineQuery(restQuery(c), true);
   if (!once && !query.streaming) throw analysisErrorAt(at, `The flow${target ? ` into '${target}'` : ''} reads no stream: read its source with STREAM(name) or STREAM read_files(…), or make it a one-time backfill with INSERT INTO ONCE`, { construct: 'batch append flow' });
   return { target, once, query };

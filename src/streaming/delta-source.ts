@@ -101,7 +101,7 @@ export async function readStreamBatch(floe: Floe, path: string, options: DeltaSo
   }
   const from = options.lastVersion !== undefined ? options.lastVersion + 1 : options.startingVersion!;
   if (from > last) return null;
-  const { commits, files: numFiles, bytes: numBytes } = await takeCommits(floe, path, from, last, options, (b) => {
+  const { commits } = await takeCommits(floe, path, from, last, options, (b) => {
     const adds = b.adds.filter((a) => a.dataChange);
     return { files: adds.length, bytes: adds.reduce((s, a) => s + a.size, 0) };
   });
@@ -126,7 +126,8 @@ export async function readStreamBatch(floe: Floe, path: string, options: DeltaSo
   const snap = await log.snapshot(endVersion);
   const plan = await planScan(floe.engine, log.store, snap, { files: adds });
   floe.track(plan.tables);
-  return { df: new DataFrame(floe, { kind: 'sql', sql: plan.sql }), startVersion: from, endVersion, numFiles, numBytes, skippedChangeCommits: skipped };
+  // (The files read: a skipped change commit's are not.)
+  return { df: new DataFrame(floe, { kind: 'sql', sql: plan.sql }), startVersion: from, endVersion, numFiles: adds.length, numBytes: adds.reduce((s, a) => s + a.size, 0), skippedChangeCommits: skipped };
 }
 
 /**

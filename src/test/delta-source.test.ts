@@ -58,6 +58,10 @@ test('append-only stream: a commit that deletes rows fails the stream unless ski
   assert.deepEqual(b.skippedChangeCommits, [1]);
   assert.deepEqual(await ids(b.df), [3, 4]);
   assert.equal(b.endVersion, 2);
+  // The files read: v2's, not the skipped DELETE's rewritten file.
+  const v2 = (await floe.deltaLog(t).readCommit(2)).adds;
+  assert.equal(b.numFiles, v2.length);
+  assert.equal(b.numBytes, v2.reduce((x, a) => x + a.size, 0));
 });
 
 test('change feed batches, applied to an AUTO CDC target (sequence = commit version)', async () => {

@@ -465,6 +465,20 @@ test("file ingestion keeps the types of its first files (Auto Loader's stored sc
   assert.deepEqual((await floe.snapshot(path.join(wh, 'default', 'bronze'))).schema.fields.map((f) => f.name), ['id', 'name', 'amount', 'op', 'seq', 'email']);
 });
 
+test('a query function that returns no DataFrame fails its flow with PIPELINE_INVALID_QUERY naming it', async () => {
+  const wh = path.join(dir, 'wh-badquery');
+  const defs = definePipeline((p) => {
+    p.table({ name: 'bad', query: () => 'SELECT 1' as never });
+    p.materializedView({ name: 'ok', query: (c) => c.sql('SELECT 1 AS x') });
+  });
+  const r = await runPipeline({ floe, name: 'badquery', definitions: defs, warehouse: wh });
+  assert.equal(r.state, 'FAILED');
+  const err = r.flows.bad!.error as unknown as { code: string; message: string };
+  assert.equal(err.code, 'PIPELINE_INVALID_QUERY');
+  assert.match(err.message, /The query function of 'bad' returned a string \('SELECT 1'\); it must return a DataFrame/);
+  assert.equal(r.flows.ok!.status, 'COMPLETED');
+});
+
 test('a .ts pipeline library loads without a compile step (types stripped by TypeScript), with its relative imports', async () => {
   const proj = path.join(dir, 'ts-proj');
   await fs.mkdir(path.join(proj, 'transformations'), { recursive: true });

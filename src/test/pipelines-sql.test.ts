@@ -78,7 +78,7 @@ test('parse: every statement form', async () => {
     CREATE TEMPORARY LIVE VIEW v2 AS SELECT * FROM mv;
     CREATE OR REFRESH STREAMING TABLE target;
     CREATE FLOW f1 COMMENT 'first' AS INSERT INTO target BY NAME SELECT * FROM STREAM(v);
-    CREATE FLOW backfill AS INSERT INTO ONCE target BY NAME SELECT * FROM dim;
+    CREATE FLOW backfill AS INSERT INTO ONCE target SELECT * FROM dim; -- (BY NAME optional, as in Spark's SDP guide)
     CREATE OR REFRESH STREAMING TABLE cdc1;
     CREATE FLOW cdc1_flow AS AUTO CDC INTO cdc1 FROM STREAM(raw) KEYS (id, region) IGNORE NULL UPDATES
       APPLY AS DELETE WHEN op = "D" APPLY AS TRUNCATE WHEN op = 'T' SEQUENCE BY struct(ts, seq)
