@@ -6,9 +6,11 @@
  * concat_ws, lower, upper, trim, round, sum, count, avg, min, max, greatest, least, …); functions that
  * read files or the host are refused.
  */
-import { quoteIdent, quoteString } from '../core/schema.js';
-import type { Token } from './lexer.js';
+import { type DataType, type StructField, duckType, quoteIdent, quoteString } from '../core/schema.js';
+import { type Token, tokenize } from './lexer.js';
 import { analysisErrorAt } from './errors.js';
+import { Cursor } from './cursor.js';
+import { parseType } from './types.js';
 
 export interface FnCall {
   name: string;
@@ -328,7 +330,42 @@ export const FUNCTIONS: Record<string, Translation> = {
   unbase64: rename('from_base64', 1, 1),
   to_json: rename('to_json', 1, 2),
   get_json_object: (c) => (arity(c, 2), `json_extract_string(${c.args[0]}, ${c.args[1]})`),
+  from_json: fromJson,
 };
+
+/**
+ * Spark's from_json(json, schema[, options]): the schema a DDL string, either a type
+ * (`ARRAY<STRUCT<name: STRING, n: INT>>`) or a struct's fields (`a INT, b STRING`); a document that
+ * is not JSON or does not fit the schema gives NULL (Spark's default PERMISSIVE mode).
+ */
+function fromJson(c: FnCall): string {
+  arity(c, 2, 3);
+  const ddl = literalString(c, 1, 'schema');
+  let type: DataType;
+  try {
+    const cur = new Cursor(tokenize(ddl));
+    const t = cur.peek();
+    const next = cur.peek(1);
+    if (t.kind === 'ident' && ['ARRAY', 'MAP', 'STRUCT'].includes(t.upper) && next.kind === 'op' && next.text.startsWith('<')) type = parseType(cur);
+    else {
+      const fields: StructField[] = [];
+      for (;;) {
+        const name = cur.ident('a field name').value;
+        cur.acceptOp(':');
+        const ft = parseType(cur);
+        const nullable = !cur.acceptKw('NOT', 'NULL');
+        if (cur.acceptKw('COMMENT')) cur.string();
+        fields.push({ name, type: ft, nullable, metadata: {} });
+        if (!cur.acceptOp(',')) break;
+      }
+      type = { type: 'struct', fields };
+    }
+    if (cur.peek().kind !== 'eof') throw new Error(`unexpected '${cur.peek().text}'`);
+  } catch (e) {
+    throw analysisErrorAt(c.raw[1]![0]!, `from_json: the schema '${ddl}' is not a Spark type or column list (${e instanceof Error ? e.message : String(e)})`, { function: c.name });
+  }
+  return `TRY_CAST(TRY_CAST(${c.args[0]} AS JSON) AS ${duckType(type)})`;
+}
 
 function substr(c: FnCall): string {
   arity(c, 2, 3);

@@ -302,6 +302,16 @@ test("SQL: event_log('pipeline') by name or path reads the event log as a table;
   // DLT's usual query: flow progress metrics from the details JSON.
   const silver = await rows(wh, "SELECT CAST(get_json_object(details, '$.flow_progress.metrics.num_upserted_rows') AS INT) AS u FROM event_log('evsql') e WHERE e.event_type = 'flow_progress' AND e.origin.flow_name = 'silver' AND get_json_object(details, '$.flow_progress.status') = 'COMPLETED'");
   assert.deepEqual(silver, [{ u: 2 }]);
+  // The Databricks documentation's data-quality query (from_json with a DDL schema, explode, the : path syntax).
+  const quality = await rows(wh, `SELECT row_expectations.dataset AS dataset, row_expectations.name AS expectation,
+      SUM(row_expectations.passed_records)::INT AS passing_records, SUM(row_expectations.failed_records)::INT AS failing_records
+    FROM (SELECT explode(from_json(details:flow_progress:data_quality:expectations, "array<struct<name: string, dataset: string, passed_records: int, failed_records: int>>")) row_expectations
+          FROM event_log('evsql') WHERE event_type = 'flow_progress' AND origin.update_id = '${r.updateId}')
+    GROUP BY row_expectations.dataset, row_expectations.name ORDER BY 2`);
+  assert.deepEqual(quality, [
+    { dataset: 'bronze', expectation: 'has_id', passing_records: 2, failing_records: 0 },
+    { dataset: 'bronze', expectation: 'positive', passing_records: 2, failing_records: 0 },
+  ]);
   const storage = path.join(wh, '_pipelines', 'evsql');
   for (const p of [storage, path.join(storage, 'event_log')]) {
     const n = await rows(wh, `SELECT count(*)::INT AS n FROM event_log('${p}')`);

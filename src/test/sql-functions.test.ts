@@ -118,6 +118,10 @@ const CASES: [string, unknown][] = [
   ["md5('a')", '0cc175b9c0f1b6a831c399e269772661'],
   ["base64('hi')", 'aGk='],
   ["get_json_object('{\"a\": {\"b\": 7}}', '$.a.b')", '7'],
+  ["from_json('{\"a\": 1, \"b\": \"x\"}', 'a INT, b STRING').a", 1],
+  ["from_json('{\"a\": 1}', 'a INT, b STRING').b", null],
+  ["from_json('not json', 'a INT')", null],
+  ["from_json('[{\"n\": \"p\", \"c\": 2}]', 'ARRAY<STRUCT<n: STRING, c: BIGINT>>')[0].c", '2'],
 ];
 
 async function value(s: SqlSession, expr: string): Promise<unknown> {
