@@ -924,6 +924,11 @@ class Update {
           // A materialized view is recomputed from its inputs' current state, so rewriting it after an
           // interruption is always right: no txn (which would skip the rewrite when inputs changed).
           ...(isMv ? {} : { txnAppId: appId, txnVersion: batchId }),
+        }).catch((e: unknown) => {
+          // (The write's advice names API options; in a pipeline the way out is a full refresh.)
+          if (!(e instanceof FloeError) || e.code !== 'DELTA_SCHEMA_MISMATCH') throw e;
+          const reason = String((e.details as { reason?: unknown }).reason ?? e.message);
+          throw new FloeError('DELTA_SCHEMA_MISMATCH', `The flow '${f.name}' cannot append to the streaming table '${f.target}': ${reason}. New columns are added by themselves; a changed type is not. Cast the column in the flow's query to the table's type, or fully refresh '${f.target}' (floe pipelines run --full-refresh ${f.target}) to rebuild it with the new schema.`, { ...e.details, flow: f.name, dataset: f.target }, { cause: e });
         });
       });
       result.numOutputRows = w.skipped ? 0 : w.numOutputRows;

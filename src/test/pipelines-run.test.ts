@@ -171,6 +171,13 @@ test('run: definitions that change between updates: a full refresh rebuilds a ta
   assert.equal((await run(next)).state, 'COMPLETED');
   assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n FROM silver'), [{ n: 4 }]);
   assert.deepEqual(await rows(wh, 'SELECT count(*)::INT AS n FROM copy'), [{ n: 4 }]);
+  // A changed type without a full refresh: the flow fails, saying how to get out.
+  await append(src, "(5, 1, 5, 'U')");
+  r = await run({ ...next, cast: false });
+  assert.equal(r.flows.silver!.status, 'COMPLETED');
+  const err = r.flows.copy!.error as unknown as { code: string; message: string };
+  assert.equal(err.code, 'DELTA_SCHEMA_MISMATCH');
+  assert.match(err.message, /flow 'copy' cannot append to the streaming table 'copy': column 'amount' has type integer in the data but string in the table\. .*--full-refresh copy/);
 });
 
 test('run: expect_or_fail fails its flow naming the expectation and a row; independent flows still run; downstream skipped; event log', async () => {
