@@ -268,6 +268,39 @@ function need(cond: unknown, what: string, msg: string): void {
   if (!cond) throw new InvalidArgumentError(`${what}: ${msg}`, {}, 'INVALID_PIPELINE_DEFINITION');
 }
 
+const TABLE_KEYS = ['name', 'comment', 'schema', 'partitionBy', 'tableProperties', 'expectations'];
+const CDC_KEYS = ['keys', 'sequenceBy', 'storedAsScdType', 'applyAsDeletes', 'applyAsTruncates', 'columnList', 'exceptColumnList', 'ignoreNullUpdates', 'trackHistoryColumnList', 'trackHistoryExceptColumnList', 'target', 'source', 'sourceOptions', 'name'];
+const KNOWN_KEYS: Record<string, string[]> = {
+  table: [...TABLE_KEYS, 'query'],
+  materializedView: [...TABLE_KEYS, 'query'],
+  view: ['name', 'comment', 'query', 'expectations'],
+  createStreamingTable: TABLE_KEYS.filter((k) => k !== 'name'),
+  appendFlow: ['target', 'name', 'query', 'once', 'comment', 'expectations'],
+  createAutoCdcFlow: CDC_KEYS,
+  createAutoCdcFromSnapshotFlow: ['target', 'source', 'name', 'keys', 'storedAsScdType', 'columnList', 'exceptColumnList', 'trackHistoryColumnList', 'trackHistoryExceptColumnList'],
+};
+
+/** An option name the method does not know (a misspelling would otherwise be ignored): an error naming the closest known one. */
+function onlyKnown(method: string, def: unknown, what: string): void {
+  if (!def || typeof def !== 'object') return;
+  const known = KNOWN_KEYS[method]!;
+  for (const k of Object.keys(def)) {
+    if (known.includes(k) || (def as Record<string, unknown>)[k] === undefined) continue;
+    const near = known.map((x) => [x, editDistance(k.toLowerCase(), x.toLowerCase())] as const).sort((a, b) => a[1] - b[1])[0]!;
+    throw new InvalidArgumentError(`${what}: unknown option '${k}'${near[1] <= 3 ? ` (did you mean '${near[0]}'?)` : ''}. Options: ${known.join(', ')}.`, { option: k }, 'INVALID_PIPELINE_DEFINITION');
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
 /** Runs definition functions into plain definitions (`source` names the library file for messages). */
 export function collectDefinitions(modules: Array<{ define: DefineFunction; source?: string }>): PipelineDefinitions {
   const out: PipelineDefinitions = { datasets: [], flows: [] };
@@ -276,6 +309,7 @@ export function collectDefinitions(modules: Array<{ define: DefineFunction; sour
     const source = m.source;
     const addTable = (kind: DatasetKind, def: TableDefinition): void => {
       need(def && typeof def.name === 'string' && def.name, `${kind} definition${source ? ` in ${source}` : ''}`, 'needs a name');
+      onlyKnown(kind === 'materializedView' ? 'materializedView' : 'table', def, `${kind === 'materializedView' ? 'materializedView' : 'table'} '${def.name}'${source ? ` in ${source}` : ''}`);
       need(typeof def.query === 'function', `${kind} '${def.name}'`, 'needs a query function (ctx) => DataFrame');
       out.datasets.push({ name: def.name, kind, comment: def.comment, partitionBy: def.partitionBy, tableProperties: { ...(def.tableProperties ?? {}) }, expectations: flat(def.expectations), schema: declaredSchema(def.name, def.schema), source });
       out.flows.push({ name: def.name, target: def.name, kind: 'query', query: def.query, once: false, expectations: [], comment: def.comment, source });
@@ -283,11 +317,13 @@ export function collectDefinitions(modules: Array<{ define: DefineFunction; sour
     const addView = (def: ViewDefinition): void => {
       need(def && typeof def.name === 'string' && def.name, `view definition${source ? ` in ${source}` : ''}`, 'needs a name');
       need(typeof def.query === 'function', `view '${def.name}'`, 'needs a query function');
+      onlyKnown('view', def, `view '${def.name}'${source ? ` in ${source}` : ''}`);
       out.datasets.push({ name: def.name, kind: 'view', comment: def.comment, tableProperties: {}, expectations: flat(def.expectations), source });
       out.flows.push({ name: def.name, target: def.name, kind: 'query', query: def.query, once: false, expectations: [], source });
     };
     const addCdc = (def: AutoCdcFlowDefinition): void => {
       need(def && def.target, 'createAutoCdcFlow', 'needs a target');
+      onlyKnown('createAutoCdcFlow', def, `createAutoCdcFlow into '${def.target}'${source ? ` in ${source}` : ''}`);
       need(typeof def.source === 'string' && def.source, `createAutoCdcFlow into '${def.target}'`, 'needs a source dataset name or Delta path');
       need(Array.isArray(def.keys) && def.keys.length, `createAutoCdcFlow into '${def.target}'`, 'needs keys');
       need(typeof def.sequenceBy === 'string' && def.sequenceBy, `createAutoCdcFlow into '${def.target}'`, 'needs sequenceBy');
@@ -296,6 +332,7 @@ export function collectDefinitions(modules: Array<{ define: DefineFunction; sour
     };
     const addSnap = (def: AutoCdcFromSnapshotFlowDefinition): void => {
       need(def && def.target, 'createAutoCdcFromSnapshotFlow', 'needs a target');
+      onlyKnown('createAutoCdcFromSnapshotFlow', def, `createAutoCdcFromSnapshotFlow into '${def.target}'${source ? ` in ${source}` : ''}`);
       need(typeof def.source === 'string' || typeof def.source === 'function', `createAutoCdcFromSnapshotFlow into '${def.target}'`, 'needs a source (dataset name, path or function)');
       need(Array.isArray(def.keys) && def.keys.length, `createAutoCdcFromSnapshotFlow into '${def.target}'`, 'needs keys');
       out.flows.push({ name: def.name ?? def.target, target: def.target, kind: 'snapshotCdc', once: false, expectations: [], snapshot: def, source });
@@ -307,10 +344,12 @@ export function collectDefinitions(modules: Array<{ define: DefineFunction; sour
       temporaryView: addView,
       createStreamingTable: (name, o = {}) => {
         need(typeof name === 'string' && name, 'createStreamingTable', 'needs a name');
+        onlyKnown('createStreamingTable', o, `createStreamingTable '${name}'${source ? ` in ${source}` : ''}`);
         out.datasets.push({ name, kind: 'streamingTable', comment: o.comment, partitionBy: o.partitionBy, tableProperties: { ...(o.tableProperties ?? {}) }, expectations: flat(o.expectations), schema: declaredSchema(name, o.schema), source });
       },
       appendFlow: (d) => {
         need(d && d.target, 'appendFlow', 'needs a target');
+        onlyKnown('appendFlow', d, `appendFlow into '${d.target}'${source ? ` in ${source}` : ''}`);
         need(typeof d.query === 'function', `appendFlow into '${d.target}'`, 'needs a query function');
         out.flows.push({ name: d.name ?? `${d.target}_append_${++appendN}`, target: d.target, kind: 'append', query: d.query, once: !!d.once, expectations: flat(d.expectations), comment: d.comment, source });
       },

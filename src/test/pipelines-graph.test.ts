@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Floe } from '../floe.js';
-import { collectDefinitions, type DefineFunction } from '../pipelines/definition.js';
+import { collectDefinitions, type DefineFunction, type QueryContext } from '../pipelines/definition.js';
 import { resolveGraph } from '../pipelines/graph.js';
 import { libraryFiles, loadSpec, parseYaml } from '../pipelines/spec.js';
 import { tempDir } from './helpers.js';
@@ -128,6 +128,25 @@ test('graph: AUTO CDC flows into one target: one kind (events or snapshots), the
     p.createAutoCdcFlow({ target: 's', name: 'fb', source: 'bronze', keys: ['ID'], sequenceBy: 'seq', storedAsScdType: 2 });
   });
   assert.deepEqual(g.datasets.get('s')!.flows.sort(), ['fa', 'fb']);
+});
+
+test('definitions: a misspelled option is an error naming the closest known one (not ignored)', () => {
+  const bad = (define: DefineFunction, re: RegExp) =>
+    assert.throws(() => collectDefinitions([{ define, source: 'lib.js' }]), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'INVALID_PIPELINE_DEFINITION');
+      assert.match(e.message, re);
+      return true;
+    });
+  bad((p) => p.createAutoCdcFlow({ target: 's', source: 'b', keys: ['id'], sequenceBy: 'seq', aplyAsDeletes: "op = 'D'" } as never), /createAutoCdcFlow into 's' in lib.js: unknown option 'aplyAsDeletes' \(did you mean 'applyAsDeletes'\?\)/);
+  bad((p) => p.table({ name: 't', query: (c: QueryContext) => c.read('x'), partitonBy: ['a'] } as never), /table 't' in lib.js: unknown option 'partitonBy' \(did you mean 'partitionBy'\?\)/);
+  bad((p) => p.createStreamingTable('s', { tblProperties: {} } as never), /createStreamingTable 's' in lib.js: unknown option 'tblProperties'/);
+  bad((p) => p.appendFlow({ target: 's', query: (c: QueryContext) => c.readStream('x'), onse: true } as never), /did you mean 'once'/);
+  // Every documented option is accepted; undefined values are ignored.
+  const d = collectDefinitions([{ define: (p) => {
+    p.createStreamingTable('s', { comment: 'c', partitionBy: [], tableProperties: {}, expectations: [], schema: 'id INT' });
+    p.createAutoCdcFlow({ target: 's', source: 'b', keys: ['id'], sequenceBy: 'seq', storedAsScdType: 2, applyAsDeletes: undefined, ignoreNullUpdates: false, trackHistoryExceptColumnList: ['x'], sourceOptions: {}, name: 'f' });
+  } }]);
+  assert.equal(d.flows.length, 1);
 });
 
 test('spec: YAML subset, validation errors, library globs', async () => {
