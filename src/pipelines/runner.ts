@@ -225,7 +225,8 @@ const NUMERIC = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UI
  * Returns the SQL and the schema after the batch.
  */
 async function withStoredSchema(floe: Floe, source: string, sql: string, stored: Array<[string, string]> | undefined): Promise<{ sql: string; schema: Array<[string, string]> }> {
-  const inferred = (await floe.engine.describe(sql)).map((c): [string, string] => [c.name, c.type]);
+  // (A column DuckDB reads as JSON, NULL in every row or of mixed types, is a string column of the table: kept as VARCHAR.)
+  const inferred = (await floe.engine.describe(sql)).map((c): [string, string] => [c.name, c.type === 'JSON' ? 'VARCHAR' : c.type]);
   if (!stored) return { sql, schema: inferred };
   const byName = new Map(inferred.map(([n, t]) => [n.toLowerCase(), [n, t] as const]));
   const storedNames = new Set(stored.map(([n]) => n.toLowerCase()));

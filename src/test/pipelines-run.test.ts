@@ -482,6 +482,21 @@ test("file ingestion keeps the types of its first files (Auto Loader's stored sc
   assert.deepEqual((await floe.snapshot(path.join(wh, 'default', 'bronze'))).schema.fields.map((f) => f.name), ['id', 'name', 'amount', 'op', 'seq', 'email']);
 });
 
+test('file ingestion: a column NULL in every row of the first files is a string column; later text and numbers are read into it', async () => {
+  const land = path.join(dir, 'land-nullfirst');
+  const wh = path.join(dir, 'wh-nullfirst');
+  await fs.mkdir(land, { recursive: true });
+  const defs = definePipeline((p) => p.table({ name: 'raw', query: (c) => c.readStreamFiles(land, { format: 'json' }) }));
+  const put = (i: number, row: object) => fs.writeFile(path.join(land, `f${i}.json`), JSON.stringify(row) + '\n');
+  const rowsOf = [{ id: 1, v: null }, { id: 2, v: 'abc' }, { id: 3, v: 5 }];
+  for (const [i, row] of rowsOf.entries()) {
+    await put(i, row);
+    const r = await runPipeline({ floe, name: 'nullfirst', definitions: defs, warehouse: wh });
+    assert.equal(r.state, 'COMPLETED', r.flows.raw!.error?.message);
+  }
+  assert.deepEqual(await rows(wh, 'SELECT id::INT AS id, v FROM raw ORDER BY id'), [{ id: 1, v: null }, { id: 2, v: 'abc' }, { id: 3, v: '5' }]);
+});
+
 test('a query function that returns no DataFrame fails its flow with PIPELINE_INVALID_QUERY naming it', async () => {
   const wh = path.join(dir, 'wh-badquery');
   const defs = definePipeline((p) => {
