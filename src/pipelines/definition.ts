@@ -328,6 +328,8 @@ export function collectDefinitions(modules: Array<{ define: DefineFunction; sour
       need(Array.isArray(def.keys) && def.keys.length, `createAutoCdcFlow into '${def.target}'`, 'needs keys');
       need(typeof def.sequenceBy === 'string' && def.sequenceBy, `createAutoCdcFlow into '${def.target}'`, 'needs sequenceBy');
       need(def.storedAsScdType === undefined || def.storedAsScdType === 1 || def.storedAsScdType === 2, `createAutoCdcFlow into '${def.target}'`, 'storedAsScdType must be 1 or 2');
+      need(!(def.applyAsTruncates && def.storedAsScdType === 2), `createAutoCdcFlow into '${def.target}'${source ? ` in ${source}` : ''}`, 'applyAsTruncates (APPLY AS TRUNCATE WHEN) is supported for SCD type 1 only');
+      need(!((def.trackHistoryColumnList || def.trackHistoryExceptColumnList) && (def.storedAsScdType ?? 1) === 1), `createAutoCdcFlow into '${def.target}'${source ? ` in ${source}` : ''}`, 'trackHistoryColumnList / trackHistoryExceptColumnList (TRACK HISTORY ON) apply to SCD type 2 only');
       out.flows.push({ name: def.name ?? def.target, target: def.target, kind: 'autoCdc', once: false, expectations: [], cdc: def, source });
     };
     const addSnap = (def: AutoCdcFromSnapshotFlowDefinition): void => {

@@ -766,7 +766,7 @@ class Update {
         let df = queryResult(await vf.def.query!(ctx), v);
         const exps = this.graph.datasets.get(v)!.expectations;
         if (exps.length) {
-          const t = await this.materialize(df);
+          const t = await this.materialize(df, v);
           const r = await applyExpectations(this.floe, t, exps.map((e) => ({ ...e, dataset: v })), f.name);
           this.viewMetrics.push(...r.metrics);
           this.viewDropped += r.droppedRecords;
@@ -800,9 +800,22 @@ class Update {
     return out;
   }
 
-  private async materialize(df: DataFrame): Promise<string> {
+  /**
+   * The batch of a flow's (or view's) query as an engine table. A query DuckDB cannot run (an unknown
+   * column, a syntax error) fails with PIPELINE_QUERY_ERROR naming the dataset and its library file,
+   * DuckDB's message without floe's generated SQL (kept in the details).
+   */
+  private async materialize(df: DataFrame, dataset?: string): Promise<string> {
     const t = this.floe.engine.uniqueName('pipeline_batch');
-    await this.floe.engine.run(`CREATE TABLE ${t} AS ${await df.toSQL()}`);
+    const sql = await df.toSQL();
+    try {
+      await this.floe.engine.run(`CREATE TABLE ${t} AS ${sql}`);
+    } catch (e) {
+      if (!dataset || !(e instanceof FloeError) || (e.code !== 'FLOE_SQL_ERROR' && e.code !== 'FLOE_ENGINE_ERROR')) throw e;
+      const d = this.graph.datasets.get(dataset.toLowerCase());
+      const msg = e.message.replace(/^\[[A-Z_]+\] /, '').replace(/\s*LINE \d+:[\s\S]*$/, '').trim();
+      throw new FloeError('PIPELINE_QUERY_ERROR', `The query of '${dataset}'${d?.source ? ` (${d.source})` : ''} failed: ${msg}`, { ...e.details, dataset }, { cause: e });
+    }
     this.floe.track([t]); // dropped with the flow's temp scope
     return t;
   }
@@ -873,7 +886,7 @@ class Update {
     if (isMv && cp.inputVersions && cp.definition === definition && Object.keys(versions).length === f.sources.length && f.sources.every((s) => s.mode === 'batch') && JSON.stringify(versions) === JSON.stringify(cp.inputVersions) && (await this.catalog.getTable(this.p.schema, f.target))) {
       return { ...result, note: 'inputs unchanged; up to date' };
     }
-    const batchTable = await this.materialize(df);
+    const batchTable = await this.materialize(df, f.def.kind === 'autoCdc' ? undefined : f.target);
     const exps = this.expectationsFor(f);
     const ex = exps.length ? await applyExpectations(this.floe, batchTable, exps, f.name) : { sql: `SELECT * FROM ${batchTable}`, droppedRecords: 0, metrics: [] as ExpectationMetric[], numInputRows: -1 };
     result.expectations = [...this.viewMetrics, ...ex.metrics];

@@ -141,6 +141,9 @@ test('definitions: a misspelled option is an error naming the closest known one 
   bad((p) => p.table({ name: 't', query: (c: QueryContext) => c.read('x'), partitonBy: ['a'] } as never), /table 't' in lib.js: unknown option 'partitonBy' \(did you mean 'partitionBy'\?\)/);
   bad((p) => p.createStreamingTable('s', { tblProperties: {} } as never), /createStreamingTable 's' in lib.js: unknown option 'tblProperties'/);
   bad((p) => p.appendFlow({ target: 's', query: (c: QueryContext) => c.readStream('x'), onse: true } as never), /did you mean 'once'/);
+  // Options that do not go together are found before anything runs.
+  bad((p) => p.createAutoCdcFlow({ target: 's', source: 'b', keys: ['id'], sequenceBy: 'seq', storedAsScdType: 2, applyAsTruncates: "op = 'T'" }), /applyAsTruncates \(APPLY AS TRUNCATE WHEN\) is supported for SCD type 1 only/);
+  bad((p) => p.createAutoCdcFlow({ target: 's', source: 'b', keys: ['id'], sequenceBy: 'seq', trackHistoryColumnList: ['a'] }), /TRACK HISTORY ON\) apply to SCD type 2 only/);
   // Every documented option is accepted; undefined values are ignored.
   const d = collectDefinitions([{ define: (p) => {
     p.createStreamingTable('s', { comment: 'c', partitionBy: [], tableProperties: {}, expectations: [], schema: 'id INT' });

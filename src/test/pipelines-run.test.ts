@@ -509,6 +509,13 @@ test('a query function that returns no DataFrame fails its flow with PIPELINE_IN
   assert.equal(err.code, 'PIPELINE_INVALID_QUERY');
   assert.match(err.message, /The query function of 'bad' returned a string \('SELECT 1'\); it must return a DataFrame/);
   assert.equal(r.flows.ok!.status, 'COMPLETED');
+  // A query DuckDB cannot run: PIPELINE_QUERY_ERROR naming the dataset and file, without floe's generated SQL.
+  const sqlDefs = collectDefinitions([{ define: (p) => p.materializedView({ name: 'mv', query: (c) => c.sql('SELECT nosuch FROM s', { s: c.read('ok') }) }), source: 'lib.js' }, { define: (p) => p.materializedView({ name: 'ok', query: (c) => c.sql('SELECT 1 AS x') }) }]);
+  const r2 = await runPipeline({ floe, name: 'badquery2', definitions: sqlDefs, warehouse: `${wh}2` });
+  const err2 = r2.flows.mv!.error as unknown as { code: string; message: string };
+  assert.equal(err2.code, 'PIPELINE_QUERY_ERROR');
+  assert.match(err2.message, /^\[PIPELINE_QUERY_ERROR\] The query of 'mv' \(lib\.js\) failed: Binder Error: Referenced column "nosuch" not found/);
+  assert.doesNotMatch(err2.message, /LINE \d|__floe_/);
 });
 
 test('a .ts pipeline library loads without a compile step (types stripped by TypeScript), with its relative imports', async () => {
