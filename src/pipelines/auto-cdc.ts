@@ -73,7 +73,7 @@ import { type AddFile, parseStats } from '../core/actions.js';
 import type { DeltaLog } from '../core/delta-log.js';
 import type { Snapshot } from '../core/snapshot.js';
 import type { DataFrame } from '../dataframe.js';
-import { FloeError, InvalidArgumentError, TableNotFoundError } from '../errors.js';
+import { FloeError, InvalidArgumentError, TableNotFoundError, engineMessage } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
 import type { Floe } from '../floe.js';
 import { checkCanModify, commitRewrite, dvWritesOn, cdfOnForWrites, withIdempotentTxn } from '../table/dml.js';
@@ -289,11 +289,6 @@ function validate(opts: ApplyChangesOptions): 1 | 2 {
   if (scd === 2 && opts.applyAsTruncates) throw new InvalidArgumentError('applyAsTruncates is supported for SCD type 1 only.', {}, 'AUTO_CDC_INVALID_OPTIONS');
   guardExpression(opts.sequenceBy, opts.applyAsDeletes, opts.applyAsTruncates);
   return scd;
-}
-
-/** A DuckDB error's message without the statement it quotes (floe's internal SQL). */
-function engineMessage(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).replace(/^\[[A-Z_]+\] /, '').replace(/\s*LINE \d+:[\s\S]*$/, '').trim();
 }
 
 /**

@@ -25,7 +25,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Catalog, resolveWarehouse } from '../catalog/catalog.js';
 import { quoteIdent, quoteString } from '../core/schema.js';
 import type { DataFrame } from '../dataframe.js';
-import { FloeError } from '../errors.js';
+import { FloeError, engineMessage } from '../errors.js';
 import { Floe } from '../floe.js';
 import { readChangeFeedBatch, readStreamBatch } from '../streaming/delta-source.js';
 import { DeltaTable } from '../table/delta-table.js';
@@ -813,8 +813,7 @@ class Update {
     } catch (e) {
       if (!dataset || !(e instanceof FloeError) || (e.code !== 'FLOE_SQL_ERROR' && e.code !== 'FLOE_ENGINE_ERROR')) throw e;
       const d = this.graph.datasets.get(dataset.toLowerCase());
-      const msg = e.message.replace(/^\[[A-Z_]+\] /, '').replace(/\s*LINE \d+:[\s\S]*$/, '').trim();
-      throw new FloeError('PIPELINE_QUERY_ERROR', `The query of '${dataset}'${d?.source ? ` (${d.source})` : ''} failed: ${msg}`, { ...e.details, dataset }, { cause: e });
+      throw new FloeError('PIPELINE_QUERY_ERROR', `The query of '${dataset}'${d?.source ? ` (${d.source})` : ''} failed: ${engineMessage(e)}`, { ...e.details, dataset }, { cause: e });
     }
     this.floe.track([t]); // dropped with the flow's temp scope
     return t;
