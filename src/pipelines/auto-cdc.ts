@@ -374,23 +374,11 @@ async function tombstoneThreshold(floe: Floe, opts: ApplyChangesOptions, targetS
   return n;
 }
 
-/** Step 1: validates, materialises the batch, ensures the target exists, computes target and state changes. */
-export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions): Promise<PreparedBatch> {
-  const scd = validate(opts);
-  const eng = floe.engine;
-  const temps: string[] = [];
-  const tmp = async (prefix: string, sql: string): Promise<string> => (await tmpCounted(prefix, sql))[0];
-  /** A session table of `sql`'s rows, and how many (CREATE TABLE AS reports it: no count query). */
-  const tmpCounted = async (prefix: string, sql: string): Promise<[string, number]> => {
-    const t = eng.uniqueName(prefix);
-    const [r] = await eng.allJson(`CREATE TEMP TABLE ${t} AS ${sql}`);
-    temps.push(t);
-    return [t, Number(r?.Count ?? 0)];
-  };
-  const statePath = statePathOf(opts.target);
-  const srcSql = await opts.source.toSQL();
-  const { srcTypes, seqType } = await describeBatch(floe, srcSql, opts);
-  const srcCols = [...srcTypes.keys()];
+/**
+ * The batch's keys and target columns from the source's columns and the options (keys first; the
+ * SCD 2 tracked columns): names resolved case-insensitively, AUTO_CDC_COLUMN_NOT_FOUND otherwise.
+ */
+function resolveColumns(srcCols: string[], opts: Pick<ApplyChangesOptions, 'keys' | 'columnList' | 'exceptColumnList' | 'trackHistoryColumnList' | 'trackHistoryExceptColumnList'>): { keys: string[]; columns: string[]; nonKeys: string[]; tracked: string[] } {
   const keys = opts.keys.map((k) => resolveName(srcCols, k, 'keys'));
   let columns: string[];
   if (opts.columnList) {
@@ -409,6 +397,41 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
     const ex = opts.trackHistoryExceptColumnList.map((c) => resolveName(columns, c, 'trackHistoryExceptColumnList'));
     tracked = nonKeys.filter((c) => !ex.includes(c));
   }
+  return { keys, columns, nonKeys, tracked };
+}
+
+/**
+ * Analysis without data (a pipeline's validate): the options checked against a source query's
+ * columns as a batch would check them (names, expressions, conditions), and the target's columns
+ * with their DuckDB types.
+ */
+export async function autoCdcTargetColumns(floe: Floe, srcSql: string, opts: Omit<ApplyChangesOptions, 'source' | 'flowName' | 'batchId'>): Promise<Array<[string, string]>> {
+  const scd = validate({ ...opts, source: floe.duckdbSql(srcSql), flowName: 'analysis', batchId: 0 });
+  const { srcTypes, seqType } = await describeBatch(floe, srcSql, opts as ApplyChangesOptions);
+  const { columns } = resolveColumns([...srcTypes.keys()], opts);
+  return [...columns.map((c): [string, string] => [c, srcTypes.get(c)!]), ...(scd === 2 ? [['__START_AT', seqType], ['__END_AT', seqType]] as Array<[string, string]> : [])];
+}
+
+/** Step 1: validates, materialises the batch, ensures the target exists, computes target and state changes. */
+export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions): Promise<PreparedBatch> {
+  const scd = validate(opts);
+  const eng = floe.engine;
+  const temps: string[] = [];
+  const tmp = async (prefix: string, sql: string): Promise<string> => (await tmpCounted(prefix, sql))[0];
+  /** A session table of `sql`'s rows, and how many (CREATE TABLE AS reports it: no count query). */
+  const tmpCounted = async (prefix: string, sql: string): Promise<[string, number]> => {
+    const t = eng.uniqueName(prefix);
+    const [r] = await eng.allJson(`CREATE TEMP TABLE ${t} AS ${sql}`);
+    temps.push(t);
+    return [t, Number(r?.Count ?? 0)];
+  };
+  const statePath = statePathOf(opts.target);
+  const srcSql = await opts.source.toSQL();
+  const { srcTypes, seqType } = await describeBatch(floe, srcSql, opts);
+  const srcCols = [...srcTypes.keys()];
+  const resolved = resolveColumns(srcCols, opts);
+  const { keys, nonKeys, tracked } = resolved;
+  let columns = resolved.columns;
 
   // The batch: projected columns, sequence, kind; identical duplicates collapse.
   const whens = `${opts.applyAsTruncates ? `WHEN (${opts.applyAsTruncates}) THEN 'truncate' ` : ''}${opts.applyAsDeletes ? `WHEN (${opts.applyAsDeletes}) THEN 'delete' ` : ''}`;

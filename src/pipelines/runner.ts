@@ -29,7 +29,7 @@ import { FloeError, engineMessage } from '../errors.js';
 import { Floe } from '../floe.js';
 import { readChangeFeedBatch, readStreamBatch } from '../streaming/delta-source.js';
 import { DeltaTable } from '../table/delta-table.js';
-import { applyChanges, applyChangesFromSnapshot, STATE_DIR } from './auto-cdc.js';
+import { applyChanges, applyChangesFromSnapshot, autoCdcTargetColumns, STATE_DIR } from './auto-cdc.js';
 import { type DeclaredColumn, type DefineFunction, type Expectation, type PipelineDefinitions, type PipelineModule, type QueryContext, collectDefinitions, isPipelineModule } from './definition.js';
 import { EventLog, listUpdates, type PipelineEvent, type PipelineEventListener } from './event-log.js';
 import { type ExpectationMetric, applyExpectations } from './expectations.js';
@@ -153,6 +153,11 @@ export async function validatePipeline(o: RunPipelineOptions): Promise<{ pipelin
   const floe = o.floe ?? (await Floe.create());
   try {
     const graph = await resolveGraph(floe, pipeline.definitions, { baseDir: pipeline.baseDir, configuration: pipeline.configuration });
+    const issues = await floe.withTempScope(() => new Update(floe, pipeline, o).analyze(graph));
+    if (issues.length) {
+      const msg = issues.length === 1 ? issues[0]!.message : `${issues.length} problems in the pipeline's queries:\n${issues.map((i) => `  - [${i.code}] ${i.message}`).join('\n')}`;
+      throw new FloeError(issues[0]!.code, msg, { issues });
+    }
     return { pipeline, graph };
   } finally {
     if (!o.floe) await floe.close();
@@ -353,6 +358,95 @@ class Update {
 
   location(dataset: string): string {
     return this.catalog.managedLocation(this.p.schema, dataset);
+  }
+
+  /**
+   * Validation's query analysis: each flow's query is described (not run) in dependency order over
+   * its inputs' schemas: a dataset's as this analysis described it (its declared schema when it has
+   * one), a folder's from its current files, a Delta path's or catalog table's from the table. An
+   * AUTO CDC flow's options are checked against its source's columns. A flow with an input whose
+   * schema is unknown (a folder without files, a snapshot flow's target) is skipped, and so is what
+   * reads it: nothing is reported that a run would not find.
+   */
+  async analyze(graph: PipelineGraph): Promise<Array<{ code: string; message: string }>> {
+    const issues: Array<{ code: string; message: string }> = [];
+    const known = new Map<string, Array<[string, string]>>();
+    const stand = (cols: Array<[string, string]>): string => `SELECT ${cols.map(([n, t]) => `NULL::${t} AS ${quoteIdent(n)}`).join(', ')} WHERE false`;
+    const cdfCols = ", NULL::VARCHAR AS _change_type, NULL::BIGINT AS _commit_version, NULL::TIMESTAMPTZ AS _commit_timestamp";
+    const skipped = new Set<string>();
+    for (const name of graph.order) {
+      const f = graph.flows.get(name)!;
+      const d = graph.datasets.get(f.target)!;
+      const declared = d.schema?.map((c): [string, string] => [c.name, c.duckType]);
+      const record = (cols: Array<[string, string]>): void => {
+        const prev = known.get(f.target) ?? [];
+        const have = new Set(prev.map(([n]) => n.toLowerCase()));
+        known.set(f.target, declared ?? [...prev, ...cols.filter(([n]) => !have.has(n.toLowerCase()))]);
+      };
+      if (f.def.kind === 'snapshotCdc' || skipped.has(f.target)) {
+        skipped.add(f.target);
+        continue;
+      }
+      // Each input's SQL, or unknown.
+      const prepared = new Map<string, string>();
+      let unknown = false;
+      for (const src of f.sources) {
+        let sql: string | null = null;
+        if (src.kind === 'folder') {
+          const files = (await this.listFiles(src.name, src.files!.format)).slice(-50);
+          sql = files.length ? this.fileSql(files, src.files!) : null;
+        } else if (src.kind === 'dataset') {
+          const cols = known.get(src.name);
+          sql = cols && !skipped.has(src.name) ? stand(cols) : null;
+        } else {
+          const loc = await this.sourceLocation(src).catch(() => null);
+          sql = loc ? await (await this.floe.read.delta(loc)).toSQL() : null;
+        }
+        if (sql === null) {
+          unknown = true;
+          break;
+        }
+        prepared.set(src.key, src.mode === 'cdf' ? `SELECT *${cdfCols} FROM (${sql})` : sql);
+      }
+      if (unknown) {
+        skipped.add(f.target);
+        continue;
+      }
+      // (A read this analysis has no schema for makes the flow's result unknown: nothing is reported.)
+      let missed = false;
+      const serve = (sql: string | undefined): DataFrame => {
+        if (sql === undefined) missed = true;
+        return this.floe.duckdbSql(sql ?? 'SELECT NULL AS __floe_unknown WHERE false');
+      };
+      const ctx = makeContext(this.floe, this.p.configuration, this.p.baseDir, graph.datasets, (n, mode) => {
+        if (mode === 'files' || mode === 'filesBatch') return serve(prepared.get(`${mode}:folder:${n}`));
+        const c = classify(n, graph.datasets, this.p.baseDir);
+        if (c.kind === 'dataset' && graph.datasets.get(c.name)!.resolvedKind === 'view') {
+          const cols = skipped.has(c.name) ? undefined : known.get(c.name);
+          return serve(cols ? (mode === 'cdf' ? `SELECT *${cdfCols} FROM (${stand(cols)})` : stand(cols)) : undefined);
+        }
+        return serve(prepared.get(`${mode}:${c.kind}:${c.name}`));
+      });
+      const where = d.source ? ` (${d.source})` : '';
+      try {
+        if (f.def.kind === 'autoCdc') {
+          const c = f.def.cdc!;
+          const src = await ctx.readStream(c.source, c.sourceOptions).toSQL();
+          record(await autoCdcTargetColumns(this.floe, src, { ...c, target: f.target }));
+        } else {
+          const df = queryResult(await f.def.query!(ctx), f.name);
+          record((await this.floe.engine.describe(await df.toSQL())).map((x): [string, string] => [x.name, x.type]));
+        }
+        if (missed) skipped.add(f.target);
+      } catch (e) {
+        skipped.add(f.target);
+        if (missed) continue;
+        if (!(e instanceof FloeError)) throw e;
+        const code = e.code === 'FLOE_SQL_ERROR' || e.code === 'FLOE_ENGINE_ERROR' ? 'PIPELINE_QUERY_ERROR' : e.code;
+        issues.push({ code, message: `${f.def.kind === 'autoCdc' ? `The AUTO CDC flow '${f.name}'` : `The query of '${f.name}'`}${where}: ${engineMessage(e)}` });
+      }
+    }
+    return issues;
   }
 
   async run(): Promise<RunPipelineResult> {

@@ -335,6 +335,41 @@ test('errors name the file, line and column', async () => {
   await assert.rejects(validatePipeline({ spec: path.join(proj, 'pipeline.yml'), floe }), /CIRCULAR_DEPENDENCY.*'x', 'y'/);
   await fs.writeFile(path.join(proj, 't', 'a.sql'), 'CREATE OR REFRESH STREAMING TABLE x AS SELECT * FROM STREAM read_files(\'/tmp/none\', format => \'csv\');\n\n  CREATE OR REFRESH STREAMING TABLE x AS SELECT * FROM STREAM(x);\n');
   await assert.rejects(validatePipeline({ spec: path.join(proj, 'pipeline.yml'), floe }), /DUPLICATE_DATASET.*'x'.*t\/a\.sql.*t\/a\.sql/);
+
+  // Query analysis: the queries are described over their inputs' schemas (here the landing files'), so
+  // unknown columns are found by validate, before a run writes anything.
+  const land = path.join(proj, 'landing');
+  await fs.mkdir(land, { recursive: true });
+  const lib = (silver: string, gold: string) => fs.writeFile(path.join(proj, 't', 'a.sql'), [
+    `CREATE OR REFRESH STREAMING TABLE bronze AS SELECT * FROM STREAM read_files('${land}', format => 'json');`,
+    'CREATE OR REFRESH STREAMING TABLE silver;',
+    `CREATE FLOW f AS AUTO CDC INTO silver FROM STREAM(bronze) KEYS (id) ${silver} STORED AS SCD TYPE 2;`,
+    `CREATE OR REFRESH MATERIALIZED VIEW gold AS ${gold};`,
+  ].join('\n') + '\n');
+  const spec = path.join(proj, 'pipeline.yml');
+  await lib('SEQUENCE BY sequence_num', 'SELECT count(*) AS n FROM silver');
+  // No files yet: bronze's schema is unknown, so nothing downstream is judged.
+  await validatePipeline({ spec, floe });
+  await fs.writeFile(path.join(land, 'a.json'), JSON.stringify({ id: 1, v: 'a', seq: 1, op: 'U' }) + '\n');
+  await assert.rejects(validatePipeline({ spec, floe }), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'AUTO_CDC_INVALID_OPTIONS');
+    assert.match(e.message, /The AUTO CDC flow 'f' \(.*t\/a\.sql\): .*sequenceBy \(sequence_num\) is not a valid expression over the source's columns \(id, v, seq, op\)/);
+    return true;
+  });
+  await lib("SEQUENCE BY seq APPLY AS DELETE WHEN operation = 'D'", 'SELECT count(*) AS n FROM silver');
+  await assert.rejects(validatePipeline({ spec, floe }), /applyAsDeletes \(operation = 'D'\) is not a valid expression/);
+  // The MV reads silver as the AUTO CDC flow would write it (with __START_AT / __END_AT).
+  await lib("SEQUENCE BY seq APPLY AS DELETE WHEN op = 'D'", 'SELECT nosuch, count(*) AS n FROM silver GROUP BY ALL');
+  await assert.rejects(validatePipeline({ spec, floe }), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'PIPELINE_QUERY_ERROR');
+    assert.match(e.message, /The query of 'gold' \(.*t\/a\.sql\): Binder Error: Referenced column "nosuch" not found/);
+    assert.doesNotMatch(e.message, /LINE \d|__floe_/);
+    return true;
+  });
+  await lib("SEQUENCE BY seq APPLY AS DELETE WHEN op = 'D' COLUMNS * EXCEPT (op)", 'SELECT v, max(`__START_AT`) AS s FROM silver GROUP BY ALL');
+  const ok = await validatePipeline({ spec, floe });
+  assert.equal(ok.graph.flows.size, 3);
+  assert.equal(await fs.stat(path.join(proj, 'wh')).then(() => 'written', () => 'nothing written'), 'nothing written');
 });
 
 test('${key} substitution uses the configuration and leaves unknown keys', () => {
