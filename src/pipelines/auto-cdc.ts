@@ -66,7 +66,7 @@
  *   (commitByPosition); other targets take floe's MERGE (copy-on-write, change data feed written).
  *   SCD 2 keys whose new events all follow their applied ones read only their current target row.
  */
-import { deltaTypeFromDuck, duckType, quoteIdent } from '../core/schema.js';
+import { type DataType, deltaTypeFromDuck, duckType, quoteIdent } from '../core/schema.js';
 import { canUpcast } from '../table/schema-evolution.js';
 import { addColumns } from '../table/alter.js';
 import { type AddFile, parseStats } from '../core/actions.js';
@@ -475,6 +475,14 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   // (Replaced: read as no target; the target commit overwrites it with the batch's schema.)
   const replacing = !!opts.replaceEmptyTarget && !!existingTarget && existingTarget.files.length === 0 && !stateSnap;
   if (replacing) existingTarget = null;
+  // The batch's values must fit the target's and the state's column types (checked only for a column
+  // whose type differs from its table's and does not widen into it).
+  const seqCols = scd === 2 ? ['__seq'] : ['__upsert_seq', '__delete_seq', ...(opts.ignoreNullUpdates ? nonKeys.map((_, i) => `__cs_${i}`) : [])];
+  const casts = await checkBatchFits(floe, opts.target, `(${evSql})`, [
+    ...(existingTarget ? [{ what: 'target', snap: existingTarget, pairs: [...columns.map((c): [string, string, string] => [c, srcTypes.get(c)!, c]), ...(scd === 2 ? [['__seq', seqType, '__START_AT'] as [string, string, string]] : [])] }] : []),
+    ...(stateSnap ? [{ what: 'AUTO CDC state', snap: stateSnap, pairs: [...columns.map((c): [string, string, string] => [c, srcTypes.get(c)!, c]), ...seqCols.map((x): [string, string, string] => ['__seq', seqType, x])] }] : []),
+  ]);
+  // (Checked before the schema changes below: nothing is committed for a batch that does not fit.)
   if (existingTarget && !(stateSnap && (stateSnap.txnVersion(opts.flowName) ?? -1) >= opts.batchId)) {
     // The batch's columns in the target's order, new ones last in the source's: SCD 1's per-column
     // state (__cs_<i>) follows this order, so it must not depend on how a batch orders its columns.
@@ -505,31 +513,26 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
       });
       await addColumns(floe, opts.target, add);
       existingTarget = await snapshotOrNull(targetLog);
-      if (stateSnap) {
-        const has = new Set(stateSnap.schema.fields.map((f) => f.name));
-        const seqType = stateSnap.schema.fields.find((f) => f.name === (scd === 2 ? '__seq' : '__upsert_seq'))!.type;
-        const stateAdd = [
-          ...(nonKeys.some((c) => has.has(c)) ? missing.map((c) => ({ path: [c], type: deltaTypeFromDuck(srcTypes.get(c)!) })) : []),
-          ...(has.has('__cs_0') ? nonKeys.map((_, i) => `__cs_${i}`).filter((x) => !has.has(x)).map((x) => ({ path: [x], type: seqType })) : []),
-        ];
-        if (stateAdd.length) {
-          await addColumns(floe, statePath, stateAdd);
-          stateSnap = await snapshotOrNull(stateLog);
-        }
+    }
+    // The state's own missing columns (not the target's: a run that died between the two commits, or
+    // a column added to the target by hand, leaves only the state behind).
+    if (stateSnap) {
+      const has = new Set(stateSnap.schema.fields.map((f) => f.name));
+      const seqType = stateSnap.schema.fields.find((f) => f.name === (scd === 2 ? '__seq' : '__upsert_seq'))!.type;
+      const typeOf = (c: string): DataType => existingTarget!.schema.fields.find((f) => f.name.toLowerCase() === c.toLowerCase())?.type ?? deltaTypeFromDuck(srcTypes.get(c)!);
+      const stateAdd = [
+        ...(stateHasData ? nonKeys.filter((c) => !has.has(c)).map((c) => ({ path: [c], type: typeOf(c) })) : []),
+        ...(has.has('__cs_0') ? nonKeys.map((_, i) => `__cs_${i}`).filter((x) => !has.has(x)).map((x) => ({ path: [x], type: seqType })) : []),
+      ];
+      if (stateAdd.length) {
+        await addColumns(floe, statePath, stateAdd);
+        stateSnap = await snapshotOrNull(stateLog);
       }
     }
-    evSql = evOf(new Map());
   }
-  const targetExists = existingTarget !== null && !replacing;
-  // The batch's values must fit the target's and the state's column types (checked only for a column
-  // whose type differs from its table's and does not widen into it).
-  const seqCols = scd === 2 ? ['__seq'] : ['__upsert_seq', '__delete_seq', ...(opts.ignoreNullUpdates ? nonKeys.map((_, i) => `__cs_${i}`) : [])];
-  const casts = await checkBatchFits(floe, opts.target, `(${evSql})`, [
-    ...(existingTarget ? [{ what: 'target', snap: existingTarget, pairs: [...columns.map((c): [string, string, string] => [c, srcTypes.get(c)!, c]), ...(scd === 2 ? [['__seq', seqType, '__START_AT'] as [string, string, string]] : [])] }] : []),
-    ...(stateSnap ? [{ what: 'AUTO CDC state', snap: stateSnap, pairs: [...columns.map((c): [string, string, string] => [c, srcTypes.get(c)!, c]), ...seqCols.map((x): [string, string, string] => ['__seq', seqType, x])] }] : []),
-  ]);
   // Every later read of the batch sees the tables' types (its rows meet the target's in joins and unions).
-  if (casts.size) evSql = evOf(casts);
+  evSql = evOf(casts);
+  const targetExists = existingTarget !== null && !replacing;
   // SCD 2's first batch (every column tracked) sorts the batch by (key, sequence) for its history
   // anyway: that pass also flags repeated pairs, instead of a separate grouping of the batch.
   const allTracked = tracked.length === nonKeys.length && !opts.ignoreNullUpdates;

@@ -230,24 +230,34 @@ const NUMERIC = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UI
  * Returns the SQL and the schema after the batch.
  */
 async function withStoredSchema(floe: Floe, source: string, sql: string, stored: Array<[string, string]> | undefined): Promise<{ sql: string; schema: Array<[string, string]> }> {
-  // (A column DuckDB reads as JSON, NULL in every row or of mixed types, is a string column of the table: kept as VARCHAR.)
-  const inferred = (await floe.engine.describe(sql)).map((c): [string, string] => [c.name, c.type === 'JSON' ? 'VARCHAR' : c.type]);
-  if (!stored) return { sql, schema: inferred };
-  const byName = new Map(inferred.map(([n, t]) => [n.toLowerCase(), [n, t] as const]));
-  const storedNames = new Set(stored.map(([n]) => n.toLowerCase()));
+  const raw = (await floe.engine.describe(sql)).map((c): [string, string] => [c.name, c.type]);
+  // A column DuckDB reads as JSON (NULL in every row, or of mixed types) is a string column: its text
+  // (a JSON string's value, other values as JSON), as a nested value read into a string column is.
+  const textOf = (c: string, from: string): string => (from === 'JSON'
+    ? `CASE json_type(${c}) WHEN 'VARCHAR' THEN json_extract_string(${c}, '$') WHEN 'NULL' THEN NULL ELSE CAST(${c} AS VARCHAR) END`
+    : `CAST(to_json(${c}) AS VARCHAR)`);
+  const storedType = (t: string): string => (t === 'JSON' ? 'VARCHAR' : t);
+  const schema: Array<[string, string]> = stored ? [...stored] : raw.map(([n, t]) => [n, storedType(t)]);
+  const byName = new Map(raw.map(([n, t]) => [n.toLowerCase(), [n, t] as const]));
+  const storedNames = new Set(schema.map(([n]) => n.toLowerCase()));
   const cols: string[] = [];
   const casts: Array<[string, string, string]> = [];
-  for (const [name, type] of stored) {
+  for (const [name, type] of schema) {
     const got = byName.get(name.toLowerCase());
+    const c = got ? quoteIdent(got[0]) : '';
     if (!got) cols.push(`NULL::${type} AS ${quoteIdent(name)}`);
-    else if (got[1] === type) cols.push(`${quoteIdent(got[0])} AS ${quoteIdent(name)}`);
+    else if (got[1] === type) cols.push(`${c} AS ${quoteIdent(name)}`);
+    else if (type === 'VARCHAR' && (got[1] === 'JSON' || NESTED.test(got[1]))) cols.push(`${textOf(c, got[1])} AS ${quoteIdent(name)}`);
+    // (Nested types are not cast: a cast to the stored STRUCT would drop new fields. The write's schema
+    // merge adds them, as before this stored schema.)
+    else if (STRUCTURED.test(type) || STRUCTURED.test(got[1])) cols.push(`${c} AS ${quoteIdent(name)}`);
     else {
-      cols.push(`CAST(${quoteIdent(got[0])} AS ${type}) AS ${quoteIdent(name)}`);
+      cols.push(`CAST(${c} AS ${type}) AS ${quoteIdent(name)}`);
       casts.push([got[0], got[1], type]);
     }
   }
-  const added = inferred.filter(([n]) => !storedNames.has(n.toLowerCase()));
-  for (const [n] of added) cols.push(quoteIdent(n));
+  const added = raw.filter(([n]) => !storedNames.has(n.toLowerCase()));
+  for (const [n, t] of added) cols.push(t === 'JSON' ? `${textOf(quoteIdent(n), t)} AS ${quoteIdent(n)}` : quoteIdent(n));
   for (const [col, from, to] of casts) {
     const c = quoteIdent(col);
     // (Numbers must come back equal: 15.5 into BIGINT would round.)
@@ -266,8 +276,12 @@ async function withStoredSchema(floe: Floe, source: string, sql: string, stored:
       );
     }
   }
-  return { sql: `SELECT ${cols.join(', ')} FROM (${sql})`, schema: [...stored, ...added] };
+  return { sql: `SELECT ${cols.join(', ')} FROM (${sql})`, schema: [...schema, ...added.map(([n, t]): [string, string] => [n, storedType(t)])] };
 }
+
+/** DuckDB nested types (as DESCRIBE prints them); STRUCTURED: those with named fields or map entries (lists of scalars are cast). */
+const NESTED = /^(STRUCT|MAP|UNION)\(|\[\d*\]$/;
+const STRUCTURED = /(STRUCT|MAP|UNION)\(/;
 
 /**
  * How many flows may run at once: the option, else the configuration's
@@ -393,8 +407,15 @@ class Update {
       for (const src of f.sources) {
         let sql: string | null = null;
         if (src.kind === 'folder') {
+          // The source's stored schema (its processed files may be gone) and the columns of its current files.
+          let cols: Array<[string, string]> | null = (await this.state.checkpoint(f.name)).sources[src.key]?.schema ?? null;
           const files = (await this.listFiles(src.name, src.files!.format)).slice(-50);
-          sql = files.length ? this.fileSql(files, src.files!) : null;
+          if (files.length) {
+            const inferred = (await this.floe.engine.describe(this.fileSql(files, src.files!))).map((c): [string, string] => [c.name, c.type === 'JSON' ? 'VARCHAR' : c.type]);
+            const have = new Set((cols ?? []).map(([n]) => n.toLowerCase()));
+            cols = [...(cols ?? []), ...inferred.filter(([n]) => !have.has(n.toLowerCase()))];
+          }
+          sql = cols ? stand(cols) : null;
         } else if (src.kind === 'dataset') {
           const cols = known.get(src.name);
           sql = cols && !skipped.has(src.name) ? stand(cols) : null;
@@ -780,26 +801,31 @@ class Update {
   }
 
   /** SQL for each source of a batch (stream sources by range, batch sources at their latest version). */
-  private async prepareSources(f: ResolvedFlow, ranges: Record<string, SourceRange>, offsets: Record<string, SourceOffset> = {}): Promise<{ sql: Map<string, string>; versions: Record<string, number> }> {
+  private async prepareSources(f: ResolvedFlow, ranges: Record<string, SourceRange>, offsets: Record<string, SourceOffset> = {}): Promise<{ sql: Map<string, string>; versions: Record<string, number>; gone: Set<string> }> {
     const sql = new Map<string, string>();
+    /** File sources whose every file of the batch is gone. */
+    const gone = new Set<string>();
     const versions: Record<string, number> = {};
     const EMPTY = 'SELECT NULL AS __floe_no_data WHERE false';
     for (const s of f.sources) {
       const r = ranges[s.key];
       if (s.mode === 'files' && r?.files?.length) {
         // A file of a planned batch removed before the batch was read (a bad file deleted to unblock
-        // the flow) is left out: nothing of it was committed, and it is read if it comes back.
+        // the flow, or archived after its batch committed) is not read; the checkpoint still counts it
+        // as processed, as it would have without the interruption.
         const present = await Promise.all(r.files.map((x) => fs.stat(x).then(() => true, () => false)));
-        if (present.some((x) => !x)) {
-          const gone = r.files.filter((_, i) => !present[i]);
-          this.log.emit({ eventType: 'planning_information', level: 'WARN', flow: f.name, dataset: f.target, message: `Flow '${f.name}': ${gone.length} file(s) of its pending batch no longer exist and are skipped: ${gone.join(', ')}.`, details: { skipped_files: gone } });
-          r.mtimes = r.mtimes?.filter((_, i) => present[i]);
-          r.files = r.files.filter((_, i) => present[i]);
+        const files = r.files.filter((_, i) => present[i]);
+        if (files.length < r.files.length) {
+          const missing = r.files.filter((_, i) => !present[i]);
+          this.log.emit({ eventType: 'planning_information', level: 'WARN', flow: f.name, dataset: f.target, message: `Flow '${f.name}': ${missing.length} file(s) of its pending batch no longer exist and are skipped: ${missing.join(', ')}.`, details: { skipped_files: missing } });
         }
-      }
-      if (s.mode === 'files' && r?.files?.length) {
+        if (!files.length) {
+          gone.add(s.key);
+          sql.set(s.key, EMPTY);
+          continue;
+        }
         // A stream of files keeps the schema its first files gave (see withStoredSchema).
-        const read = await withStoredSchema(this.floe, s.name, this.fileSql(r.files, s.files!), offsets[s.key]?.schema);
+        const read = await withStoredSchema(this.floe, s.name, this.fileSql(files, s.files!), offsets[s.key]?.schema);
         r.schema = read.schema;
         sql.set(s.key, read.sql);
         continue;
@@ -834,7 +860,17 @@ class Update {
       }
       sql.set(s.key, df ? await df.toSQL() : EMPTY);
     }
-    return { sql, versions };
+    return { sql, versions, gone };
+  }
+
+  /** The flow's source offsets after a batch over `ranges`. */
+  private advancedSources(f: ResolvedFlow, cp: FlowCheckpoint, ranges: Record<string, SourceRange>): Record<string, SourceOffset> {
+    const sources = { ...cp.sources };
+    for (const [k, r] of Object.entries(ranges)) {
+      if (r.files) sources[k] = advanceFiles(cp.sources[k], r, fileAgeMs(f.sources.find((s) => s.key === k)?.files?.maxFileAge));
+      else sources[k] = { version: r.to! };
+    }
+    return sources;
   }
 
   /** The query context of a run: reads are served from the prepared SQL; views are expanded. */
@@ -964,11 +1000,13 @@ class Update {
       await this.state.saveCheckpoint({ ...cp, pending: { batchId, sources: ranges } });
     }
 
-    const { sql, versions } = await this.prepareSources(f, ranges, cp.sources);
-    if (replayed && Object.keys(ranges).length && Object.values(ranges).every((r) => r.files !== undefined && !r.files.length)) {
-      // Every file of the pending batch is gone (see prepareSources): the batch is dropped, unwritten.
-      await this.state.saveCheckpoint({ ...cp, pending: undefined });
-      return { ...result, note: 'no new data' };
+    const { sql, versions, gone } = await this.prepareSources(f, ranges, cp.sources);
+    if (Object.keys(ranges).length && Object.keys(ranges).every((k) => gone.has(k))) {
+      // Every file of the pending batch is gone (see prepareSources): the batch completes without rows,
+      // its batch id used (it may have been committed before the interruption: the next batch must
+      // not reuse the id, whose txn the output would take as already written).
+      await this.state.saveCheckpoint({ flow: f.name, batchId, sources: this.advancedSources(f, cp, ranges), onceDone: cp.onceDone, snapshotVersion: cp.snapshotVersion });
+      return { ...result, batchId, note: 'no new data' };
     }
     const { ctx, resolveViews } = this.runContext(f, sql);
     await resolveViews();
@@ -1047,11 +1085,7 @@ class Update {
       if (loc && (await this.floe.deltaLog(loc).exists()) && (await this.floe.snapshot(loc)).files.length) await this.state.clearSchemaReset(f.target);
     }
     // Advance the checkpoint (the output commit carries the same batch id).
-    const sources = { ...cp.sources };
-    for (const [k, r] of Object.entries(ranges)) {
-      if (r.files) sources[k] = advanceFiles(cp.sources[k], r, fileAgeMs(f.sources.find((s) => s.key === k)?.files?.maxFileAge));
-      else sources[k] = { version: r.to! };
-    }
+    const sources = this.advancedSources(f, cp, ranges);
     await this.state.saveCheckpoint({ flow: f.name, batchId, sources, onceDone: f.def.once ? true : cp.onceDone, inputVersions: isMv ? versions : undefined, definition, snapshotVersion: cp.snapshotVersion });
     // A replayed (interrupted) batch covers only what was planned then, and a batch capped by
     // maxFilesPerTrigger leaves files: process the rest too, in further batches.

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { Floe } from '../floe.js';
 import { type ApplyChangesOptions, STATE_DIR, applyChanges } from '../pipelines/auto-cdc.js';
+import { addColumns } from '../table/alter.js';
 import { isRemoteStore, locJoin, newRoot } from './store.js';
 
 let floe: Floe;
@@ -145,4 +146,17 @@ test('SCD 2 whose history tracks every column: a new untracked column is AUTO_CD
   });
   assert.deepEqual(await versions(t), [0, 0]);
   assert.deepEqual((await floe.snapshot(t)).schema.fields.map((f) => f.name), ['id', 'name', '__START_AT', '__END_AT']);
+});
+
+test('a column the target has and the state lacks (a run that died between the two schema changes, or a column added to the target by hand) is added to the state', async () => {
+  for (const extra of [{ ignoreNullUpdates: true }, { storedAsScdType: 2 as const, trackHistoryColumnList: ['a'] }]) {
+    const t = fresh();
+    const o = (sql: string, b: number) => ({ ...opts(t, extra.storedAsScdType ?? 1, sql, b, extra), exceptColumnList: [] });
+    await applyChanges(floe, o(`SELECT 1 AS id, 'x' AS a, 1 AS seq`, 0));
+    await addColumns(floe, t, [{ path: ['b'], type: 'string', ...(extra.storedAsScdType ? { position: { after: 'seq' } } : {}) }]);
+    await applyChanges(floe, o(`SELECT 1 AS id, 'y' AS a, 2 AS seq, 'new' AS b`, 1));
+    await applyChanges(floe, o(`SELECT 2 AS id, 'z' AS a, 3 AS seq, 'new2' AS b`, 2));
+    const cur = (await rows(t, 'id')).filter((r) => !('__END_AT' in (r as object)) || (r as { __END_AT: unknown }).__END_AT === null);
+    assert.deepEqual(cur.map((r) => [(r as { id: number }).id, (r as { b: string }).b]), [[1, 'new'], [2, 'new2']]);
+  }
 });

@@ -15,7 +15,7 @@ import { collectDefinitions, definePipeline, expect, expectOrDrop, expectOrFail 
 import { parseSqlLibrary } from '../pipelines/sql-library.js';
 import { type PipelineEvent, readEvents, subscribePipelineEvents } from '../pipelines/event-log.js';
 import { ProgressDisplay } from '../pipelines/progress.js';
-import { runPipeline } from '../pipelines/runner.js';
+import { runPipeline, validatePipeline } from '../pipelines/runner.js';
 import { PipelineState } from '../pipelines/state.js';
 import { tempDir } from './helpers.js';
 
@@ -495,6 +495,59 @@ test('file ingestion: a column NULL in every row of the first files is a string 
     assert.equal(r.state, 'COMPLETED', r.flows.raw!.error?.message);
   }
   assert.deepEqual(await rows(wh, 'SELECT id::INT AS id, v FROM raw ORDER BY id'), [{ id: 1, v: null }, { id: 2, v: 'abc' }, { id: 3, v: '5' }]);
+});
+
+test('file ingestion after a crash between the output commit and the checkpoint, its file archived meanwhile: the batch id is not reused, so the next file is not taken for already written', async () => {
+  const land = path.join(dir, 'land-archived');
+  const wh = path.join(dir, 'wh-archived');
+  await fs.mkdir(land, { recursive: true });
+  await fs.writeFile(path.join(land, 'a.json'), '{"id":1,"v":"a"}\n');
+  const defs = definePipeline((p) => p.table({ name: 'raw', query: (c) => c.readStreamFiles(land, { format: 'json' }) }));
+  const run = () => runPipeline({ floe, name: 'archived', definitions: defs, warehouse: wh });
+  assert.equal((await run()).state, 'COMPLETED');
+  // The state the crash leaves: the batch committed to raw, the checkpoint still pending.
+  const state = new PipelineState(path.join(wh, '_pipelines', 'archived'));
+  const cp = await state.checkpoint('raw');
+  const [key, off] = Object.entries(cp.sources)[0]!;
+  await state.saveCheckpoint({ flow: 'raw', batchId: -1, sources: {}, pending: { batchId: cp.batchId, sources: { [key]: { files: off.files!, mtimes: off.mtimes! } } } });
+  await fs.rename(path.join(land, 'a.json'), path.join(dir, 'a.json.archived'));
+  await fs.writeFile(path.join(land, 'b.json'), '{"id":2,"v":"b"}\n');
+  const r2 = await run();
+  assert.equal(r2.flows.raw!.note, 'no new data');
+  const r3 = await run();
+  assert.equal(r3.flows.raw!.numOutputRows, 1);
+  assert.deepEqual(await rows(wh, 'SELECT id::INT AS id, v FROM raw ORDER BY id'), [{ id: 1, v: 'a' }, { id: 2, v: 'b' }]);
+  // validate describes the source from its stored schema, not only from the files still there.
+  await fs.rm(path.join(land, 'b.json'));
+  const vdefs = definePipeline((p) => {
+    p.table({ name: 'raw', query: (c) => c.readStreamFiles(land, { format: 'json' }) });
+    p.materializedView({ name: 'vs', query: (c) => c.sql('SELECT v FROM r', { r: c.read('raw') }) });
+  });
+  await validatePipeline({ floe, name: 'archived', definitions: vdefs, warehouse: wh });
+});
+
+test('file ingestion: nested JSON values evolve (a new struct field is kept, an empty list takes the stored element type); a column of JSON text stays text: strings unquoted, objects and arrays as JSON', async () => {
+  const land = path.join(dir, 'land-nested');
+  const wh = path.join(dir, 'wh-nested');
+  await fs.mkdir(land, { recursive: true });
+  const defs = definePipeline((p) => p.table({ name: 'raw', query: (c) => c.readStreamFiles(land, { format: 'json' }) }));
+  const lines = [
+    { id: 1, p: { a: 1 }, tags: [1, 2], j: null },
+    { id: 2, p: { a: 2, b: 'x' }, tags: [], j: 'abc' },
+    { id: 3, p: { a: 3 }, tags: [3], j: { k: 1 } },
+    { id: 4, p: { a: 4 }, tags: [4], j: [1, 'q'] },
+  ];
+  for (const [i, l] of lines.entries()) {
+    await fs.writeFile(path.join(land, `f${i}.json`), JSON.stringify(l) + '\n');
+    const r = await runPipeline({ floe, name: 'nested', definitions: defs, warehouse: wh });
+    assert.equal(r.state, 'COMPLETED', r.flows.raw!.error?.message);
+  }
+  assert.deepEqual(await rows(wh, 'SELECT id::INT AS id, p.a::INT AS a, p.b AS b, size(tags)::INT AS n, j FROM raw ORDER BY id'), [
+    { id: 1, a: 1, b: null, n: 2, j: null },
+    { id: 2, a: 2, b: 'x', n: 0, j: 'abc' },
+    { id: 3, a: 3, b: null, n: 1, j: '{"k":1}' },
+    { id: 4, a: 4, b: null, n: 1, j: '[1,"q"]' },
+  ]);
 });
 
 test('a query function that returns no DataFrame fails its flow with PIPELINE_INVALID_QUERY naming it', async () => {
