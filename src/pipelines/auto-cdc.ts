@@ -343,7 +343,8 @@ async function checkBatchFits(floe: Floe, target: string, ev: string, tables: { 
       if (!casts.has(col)) casts.set(col, tableType);
       let widens = false;
       try {
-        widens = canUpcast(deltaTypeFromDuck(batchType), f.type);
+        // (Unsigned and 128-bit integers map to Delta types narrower than their range: always checked.)
+        widens = !/^(U(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|HUGEINT)$/.test(batchType) && canUpcast(deltaTypeFromDuck(batchType), f.type);
       } catch {
         widens = false;
       }
@@ -493,6 +494,16 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
     // Source columns the target lacks are added to it (nullable; its rows read NULL for them), as
     // DLT evolves an AUTO CDC target with its source, and to a state that keeps data columns.
     const missing = nonKeys.filter((c) => !pos.has(c.toLowerCase()));
+    // ignoreNullUpdates keeps one state column per data column by its place among them
+    // (`__cs_<i>`): a batch without one of the target's columns would shift them.
+    const lacking = existingTarget.schema.fields.map((f) => f.name).filter((n) => n !== '__START_AT' && n !== '__END_AT' && !columns.some((c) => c.toLowerCase() === n.toLowerCase()));
+    if (lacking.length && opts.ignoreNullUpdates && stateSnap?.schema.fields.some((f) => f.name === '__cs_0')) {
+      throw new FloeError(
+        'AUTO_CDC_INCOMPATIBLE_SCHEMA_CHANGE',
+        `AUTO CDC into ${opts.target}: the source no longer has the target's column(s) ${lacking.map((c) => `'${c}'`).join(', ')}, which ignoreNullUpdates keeps state for. Nothing was committed. Restore the column(s) in the source (NULL is fine), or run a full refresh of the target.`,
+        { columns: lacking },
+      );
+    }
     // A type 2 state kept without data columns (every column tracked) cannot take an untracked one:
     // its events' values would have to be rebuilt. As DLT: an incompatible change, full refresh.
     const stateHasData = !!stateSnap && nonKeys.some((c) => stateSnap!.schema.fields.some((f) => f.name === c));

@@ -160,3 +160,20 @@ test('a column the target has and the state lacks (a run that died between the t
     assert.deepEqual(cur.map((r) => [(r as { id: number }).id, (r as { b: string }).b]), [[1, 'new'], [2, 'new2']]);
   }
 });
+
+test('ignoreNullUpdates: a batch without one of the target\'s columns is AUTO_CDC_INCOMPATIBLE_SCHEMA_CHANGE (its per-column state would shift); an unsigned key that does not fit is AUTO_CDC_SCHEMA_MISMATCH', async () => {
+  const t = fresh();
+  await applyChanges(floe, opts(t, 1, `SELECT 1 AS id, 1 AS seq, 'a' AS name, 'x' AS city`, 0, { ignoreNullUpdates: true }));
+  await assert.rejects(applyChanges(floe, opts(t, 1, `SELECT 1 AS id, 2 AS seq, 'y' AS city`, 1, { ignoreNullUpdates: true })), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'AUTO_CDC_INCOMPATIBLE_SCHEMA_CHANGE');
+    assert.match(e.message, /no longer has the target's column\(s\) 'name'.*Nothing was committed/);
+    return true;
+  });
+  assert.deepEqual(await versions(t), [0, 0]);
+  // Without ignoreNullUpdates the column keeps its values (the flow's columns are the ones it writes).
+  const t2 = fresh();
+  await applyChanges(floe, opts(t2, 1, `SELECT 1 AS id, 1 AS seq, 'a' AS name, 'x' AS city`, 0));
+  await applyChanges(floe, opts(t2, 1, `SELECT 1 AS id, 2 AS seq, 'y' AS city`, 1));
+  assert.deepEqual(await rows(t2, 'id'), [{ id: 1, name: 'a', city: 'y' }]);
+  await assert.rejects(applyChanges(floe, opts(t2, 1, `SELECT 3000000000::UBIGINT AS id, 3 AS seq, 'z' AS city`, 2)), (e: Error & { code?: string }) => e.code === 'AUTO_CDC_SCHEMA_MISMATCH' && /UBIGINT/.test(e.message));
+});
