@@ -62,15 +62,15 @@ export class ObjectNotFoundError extends FloeError {
   }
 }
 
-/**
- * A data file the Delta log references is missing (DuckDB found no file locally, or a remote store
- * answered not found while staging it): the same error on every store.
- */
 /** An engine error's message without its code prefix and the statement DuckDB quotes (floe's generated SQL). */
 export function engineMessage(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).replace(/^\[[A-Z_]+\] /, '').replace(/\s*LINE \d+:[\s\S]*$/, '').trim();
 }
 
+/**
+ * A data file the Delta log references is missing (DuckDB found no file locally, or a remote store
+ * answered not found while staging it): the same error on every store.
+ */
 export function missingDataFileError(file: string, cause?: unknown): FloeError {
   return new FloeError('DELTA_FILE_NOT_FOUND', `A data file referenced by the Delta log is missing: ${file}. The table is damaged, or the file was removed by VACUUM while still referenced; restore the file or time travel to a version that does not need it.`, { file }, cause === undefined ? undefined : { cause });
 }

@@ -92,6 +92,17 @@ export function duckType(t: DataType, physical = false): string {
   throw new CorruptLogError(`Unknown data type ${JSON.stringify(t)}`);
 }
 
+/**
+ * `cols` cast to `schema`'s column types and named as they are, as SQL INSERT's store assignment
+ * casts values to the table's types (a column the schema lacks stays as it is).
+ */
+export function castToColumns(schema: StructType, cols: string[]): string {
+  return cols.map((c) => {
+    const f = schema.fields.find((x) => x.name === c);
+    return f ? `CAST(${quoteIdent(c)} AS ${duckType(f.type)}) AS ${quoteIdent(c)}` : quoteIdent(c);
+  }).join(', ');
+}
+
 /** Delta type for a DuckDB type name (as DESCRIBE prints it). */
 export function deltaTypeFromDuck(t: string): DataType {
   const u = t.trim().toUpperCase();

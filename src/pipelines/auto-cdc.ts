@@ -66,7 +66,7 @@
  *   (commitByPosition); other targets take floe's MERGE (copy-on-write, change data feed written).
  *   SCD 2 keys whose new events all follow their applied ones read only their current target row.
  */
-import { type DataType, deltaTypeFromDuck, duckType, quoteIdent } from '../core/schema.js';
+import { type DataType, castToColumns, deltaTypeFromDuck, duckType, quoteIdent } from '../core/schema.js';
 import { canUpcast } from '../table/schema-evolution.js';
 import { addColumns } from '../table/alter.js';
 import { type AddFile, parseStats } from '../core/actions.js';
@@ -479,12 +479,13 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   // The batch's values must fit the target's and the state's column types (checked only for a column
   // whose type differs from its table's and does not widen into it).
   const seqCols = scd === 2 ? ['__seq'] : ['__upsert_seq', '__delete_seq', ...(opts.ignoreNullUpdates ? nonKeys.map((_, i) => `__cs_${i}`) : [])];
+  const dataPairs = columns.map((c): [string, string, string] => [c, srcTypes.get(c)!, c]);
   const casts = await checkBatchFits(floe, opts.target, `(${evSql})`, [
-    ...(existingTarget ? [{ what: 'target', snap: existingTarget, pairs: [...columns.map((c): [string, string, string] => [c, srcTypes.get(c)!, c]), ...(scd === 2 ? [['__seq', seqType, '__START_AT'] as [string, string, string]] : [])] }] : []),
-    ...(stateSnap ? [{ what: 'AUTO CDC state', snap: stateSnap, pairs: [...columns.map((c): [string, string, string] => [c, srcTypes.get(c)!, c]), ...seqCols.map((x): [string, string, string] => ['__seq', seqType, x])] }] : []),
+    ...(existingTarget ? [{ what: 'target', snap: existingTarget, pairs: [...dataPairs, ...(scd === 2 ? [['__seq', seqType, '__START_AT'] as [string, string, string]] : [])] }] : []),
+    ...(stateSnap ? [{ what: 'AUTO CDC state', snap: stateSnap, pairs: [...dataPairs, ...seqCols.map((x): [string, string, string] => ['__seq', seqType, x])] }] : []),
   ]);
   // (Checked before the schema changes below: nothing is committed for a batch that does not fit.)
-  if (existingTarget && !(stateSnap && (stateSnap.txnVersion(opts.flowName) ?? -1) >= opts.batchId)) {
+  if (existingTarget) {
     // The batch's columns in the target's order, new ones last in the source's: SCD 1's per-column
     // state (__cs_<i>) follows this order, so it must not depend on how a batch orders its columns.
     const pos = new Map(existingTarget.schema.fields.map((f, i) => [f.name.toLowerCase(), i]));
@@ -529,11 +530,11 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
     // a column added to the target by hand, leaves only the state behind).
     if (stateSnap) {
       const has = new Set(stateSnap.schema.fields.map((f) => f.name));
-      const seqType = stateSnap.schema.fields.find((f) => f.name === (scd === 2 ? '__seq' : '__upsert_seq'))!.type;
+      const stateSeqType = stateSnap.schema.fields.find((f) => f.name === (scd === 2 ? '__seq' : '__upsert_seq'))!.type;
       const typeOf = (c: string): DataType => existingTarget!.schema.fields.find((f) => f.name.toLowerCase() === c.toLowerCase())?.type ?? deltaTypeFromDuck(srcTypes.get(c)!);
       const stateAdd = [
         ...(stateHasData ? nonKeys.filter((c) => !has.has(c)).map((c) => ({ path: [c], type: typeOf(c) })) : []),
-        ...(has.has('__cs_0') ? nonKeys.map((_, i) => `__cs_${i}`).filter((x) => !has.has(x)).map((x) => ({ path: [x], type: seqType })) : []),
+        ...(has.has('__cs_0') ? nonKeys.map((_, i) => `__cs_${i}`).filter((x) => !has.has(x)).map((x) => ({ path: [x], type: stateSeqType })) : []),
       ];
       if (stateAdd.length) {
         await addColumns(floe, statePath, stateAdd);
@@ -1107,7 +1108,7 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
   if (!existing || !existing.files.length) {
     const rows = upsertRows(p, outCols.map(q).join(', '));
     const { replace, ...create } = p.createTarget ?? {};
-    const w = await floe.duckdbSql(existing ? `SELECT ${castTo(existing, outCols)} FROM (${rows})` : rows)
+    const w = await floe.duckdbSql(existing ? `SELECT ${castToColumns(existing.schema, outCols)} FROM (${rows})` : rows)
       .write.delta(p.opts.target, { mode: replace ? 'overwrite' : 'append', ...(replace ? { overwriteSchema: true } : {}), txnAppId: p.opts.flowName, txnVersion: p.opts.batchId, ...create });
     return { skipped: w.skipped, version: w.version, upserted, deleted };
   }
@@ -1121,14 +1122,6 @@ export async function commitTargetStep(floe: Floe, p: PreparedBatch): Promise<{ 
   builder.whenNotMatchedInsert({ condition: "s.__op = 'upsert'", values: Object.fromEntries(outCols.map((c) => [c, `s.${q(c)}`])) });
   const r = await withIdempotentTxn(p.opts.flowName, p.opts.batchId, () => builder.execute());
   return { skipped: r.version === null, version: r.version, upserted, deleted };
-}
-
-/** `cols` cast to `snap`'s column types, as SQL INSERT's store assignment casts (a column the table lacks as it is). */
-function castTo(snap: Snapshot, cols: string[]): string {
-  return cols.map((c) => {
-    const f = snap.schema.fields.find((x) => x.name === c);
-    return f ? `CAST(${q(c)} AS ${duckType(f.type)}) AS ${q(c)}` : q(c);
-  }).join(', ');
 }
 
 /** The target MERGE's condition: by key (and __START_AT for type 2). */
@@ -1251,7 +1244,7 @@ export async function commitStateStep(floe: Floe, p: PreparedBatch): Promise<num
     // Type 2 state rows are only ever added (new events) or collected: without collected rows the
     // commit is an append, which reads nothing of the state.
     // (Cast to the state's types, as the target commit casts to the target's: see checkBatchFits.)
-    const r = await floe.duckdbSql(`SELECT ${castTo(p.statePositional?.snapshot ?? (await floe.snapshot(p.statePath)), p.stateColumns)} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
+    const r = await floe.duckdbSql(`SELECT ${castToColumns((p.statePositional?.snapshot ?? (await floe.snapshot(p.statePath))).schema, p.stateColumns)} FROM ${p.sch} WHERE __op = 'upsert'`).write.delta(p.statePath, { mode: 'append', txnAppId: p.opts.flowName, txnVersion: p.opts.batchId });
     return r.version;
   }
   const byPos = await commitStateByPosition(floe, p);

@@ -236,8 +236,7 @@ async function withStoredSchema(floe: Floe, source: string, sql: string, stored:
   const textOf = (c: string, from: string): string => (from === 'JSON'
     ? `CASE json_type(${c}) WHEN 'VARCHAR' THEN json_extract_string(${c}, '$') WHEN 'NULL' THEN NULL ELSE CAST(${c} AS VARCHAR) END`
     : `CAST(to_json(${c}) AS VARCHAR)`);
-  const storedType = (t: string): string => (t === 'JSON' ? 'VARCHAR' : t);
-  const schema: Array<[string, string]> = stored ? [...stored] : raw.map(([n, t]) => [n, storedType(t)]);
+  const schema: Array<[string, string]> = stored ? [...stored] : raw.map(([n, t]) => [n, storedFileType(t)]);
   const byName = new Map(raw.map(([n, t]) => [n.toLowerCase(), [n, t] as const]));
   const storedNames = new Set(schema.map(([n]) => n.toLowerCase()));
   const cols: string[] = [];
@@ -276,8 +275,11 @@ async function withStoredSchema(floe: Floe, source: string, sql: string, stored:
       );
     }
   }
-  return { sql: `SELECT ${cols.join(', ')} FROM (${sql})`, schema: [...schema, ...added.map(([n, t]): [string, string] => [n, storedType(t)])] };
+  return { sql: `SELECT ${cols.join(', ')} FROM (${sql})`, schema: [...schema, ...added.map(([n, t]): [string, string] => [n, storedFileType(t)])] };
 }
+
+/** The type a file source stores for a column DuckDB infers as `t` (JSON: NULL in every row or mixed types, a string column). */
+const storedFileType = (t: string): string => (t === 'JSON' ? 'VARCHAR' : t);
 
 /** DuckDB nested types (as DESCRIBE prints them); STRUCTURED: those with named fields or map entries (lists of scalars are cast). */
 const NESTED = /^(STRUCT|MAP|UNION)\(|\[\d*\]$/;
@@ -411,7 +413,7 @@ class Update {
           let cols: Array<[string, string]> | null = (await this.state.checkpoint(f.name)).sources[src.key]?.schema ?? null;
           const files = (await this.listFiles(src.name, src.files!.format)).slice(-50);
           if (files.length) {
-            const inferred = (await this.floe.engine.describe(this.fileSql(files, src.files!))).map((c): [string, string] => [c.name, c.type === 'JSON' ? 'VARCHAR' : c.type]);
+            const inferred = (await this.floe.engine.describe(this.fileSql(files, src.files!))).map((c): [string, string] => [c.name, storedFileType(c.type)]);
             const have = new Set((cols ?? []).map(([n]) => n.toLowerCase()));
             cols = [...(cols ?? []), ...inferred.filter(([n]) => !have.has(n.toLowerCase()))];
           }

@@ -130,8 +130,7 @@ export class PipelineState {
     return (await readJson<{ resetPending?: boolean }>(this.tableFile(dataset)))?.resetPending === true;
   }
   async setResetPending(dataset: string, v: boolean, schemaReset?: boolean): Promise<void> {
-    const cur = await readJson<{ schemaReset?: boolean }>(this.tableFile(dataset));
-    await writeJsonAtomic(this.tableFile(dataset), { dataset, resetPending: v, schemaReset: schemaReset ?? cur?.schemaReset === true, at: new Date().toISOString() });
+    await this.updateTableFile(dataset, { resetPending: v, ...(schemaReset !== undefined ? { schemaReset } : {}) });
   }
   /**
    * The dataset was fully refreshed and has had no rows since: its next write replaces the table's
@@ -142,8 +141,11 @@ export class PipelineState {
     return (await readJson<{ schemaReset?: boolean }>(this.tableFile(dataset)))?.schemaReset === true;
   }
   async clearSchemaReset(dataset: string): Promise<void> {
-    const cur = await readJson<{ resetPending?: boolean }>(this.tableFile(dataset));
-    await writeJsonAtomic(this.tableFile(dataset), { dataset, resetPending: cur?.resetPending === true, schemaReset: false, at: new Date().toISOString() });
+    await this.updateTableFile(dataset, { schemaReset: false });
+  }
+  private async updateTableFile(dataset: string, patch: { resetPending?: boolean; schemaReset?: boolean }): Promise<void> {
+    const cur = await readJson<{ resetPending?: boolean; schemaReset?: boolean }>(this.tableFile(dataset));
+    await writeJsonAtomic(this.tableFile(dataset), { dataset, resetPending: cur?.resetPending === true, schemaReset: cur?.schemaReset === true, ...patch, at: new Date().toISOString() });
   }
 
   /** The pipeline's id (created on first use). */

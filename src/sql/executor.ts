@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import { Catalog, CATALOG_ALIASES, DEFAULT_CATALOG, DEFAULT_SCHEMA, normalizeName, type CatalogTable } from '../catalog/catalog.js';
 import type { ChangeFeedOptions } from '../core/cdf.js';
-import { duckType, quoteIdent, type StructType } from '../core/schema.js';
+import { castToColumns, duckType, quoteIdent, type StructType } from '../core/schema.js';
 import { DataFrame } from '../dataframe.js';
 import { runTrusted } from '../expression-guard.js';
 import { FloeError } from '../errors.js';
@@ -515,7 +515,7 @@ class Executor {
     if (new Set(targetCols).size !== targetCols.length) throw analysisErrorAt(s.at, 'INSERT lists a column twice');
     const alias = `(${targetCols.map(quoteIdent).join(', ')})`;
     // Spark's store assignment: values are cast to the column types (by position).
-    const casts = targetCols.map((c) => `CAST(${quoteIdent(c)} AS ${duckType(snap.schema.fields.find((f) => f.name === c)!.type)}) AS ${quoteIdent(c)}`).join(', ');
+    const casts = castToColumns(snap.schema, targetCols);
     let sql: string;
     if (s.values) {
       const rows: string[] = [];

@@ -6,7 +6,7 @@
  * concat_ws, lower, upper, trim, round, sum, count, avg, min, max, greatest, least, …); functions that
  * read files or the host are refused.
  */
-import { type DataType, type StructField, duckType, quoteIdent, quoteString } from '../core/schema.js';
+import { type DataType, duckType, quoteIdent, quoteString } from '../core/schema.js';
 import { type Token, tokenize } from './lexer.js';
 import { analysisErrorAt } from './errors.js';
 import { Cursor } from './cursor.js';
@@ -343,23 +343,9 @@ function fromJson(c: FnCall): string {
   const ddl = literalString(c, 1, 'schema');
   let type: DataType;
   try {
-    const cur = new Cursor(tokenize(ddl));
-    const t = cur.peek();
-    const next = cur.peek(1);
-    if (t.kind === 'ident' && ['ARRAY', 'MAP', 'STRUCT'].includes(t.upper) && next.kind === 'op' && next.text.startsWith('<')) type = parseType(cur);
-    else {
-      const fields: StructField[] = [];
-      for (;;) {
-        const name = cur.ident('a field name').value;
-        cur.acceptOp(':');
-        const ft = parseType(cur);
-        const nullable = !cur.acceptKw('NOT', 'NULL');
-        if (cur.acceptKw('COMMENT')) cur.string();
-        fields.push({ name, type: ft, nullable, metadata: {} });
-        if (!cur.acceptOp(',')) break;
-      }
-      type = { type: 'struct', fields };
-    }
+    // (A field list, `a INT, b STRING`, is the body of a STRUCT<…>.)
+    const cur = new Cursor(tokenize(/^\s*(ARRAY|MAP|STRUCT)\s*</i.test(ddl) ? ddl : `STRUCT<${ddl}>`));
+    type = parseType(cur);
     if (cur.peek().kind !== 'eof') throw new Error(`unexpected '${cur.peek().text}'`);
   } catch (e) {
     throw analysisErrorAt(c.raw[1]![0]!, `from_json: the schema '${ddl}' is not a Spark type or column list (${e instanceof Error ? e.message : String(e)})`, { function: c.name });

@@ -19,7 +19,6 @@ import type { ActionBatch, AddFile } from '../core/actions.js';
 import { DataFrame } from '../dataframe.js';
 import { planScan } from '../engine/scan.js';
 import { FloeError, InvalidArgumentError } from '../errors.js';
-import { commitTimestamp } from '../core/delta-log.js';
 import type { Floe } from '../floe.js';
 
 export interface DeltaSourceOptions {
@@ -146,14 +145,7 @@ export async function readChangeFeedBatch(floe: Floe, path: string, options: Del
     // version) as inserts of that version; later batches are the changes after it.
     const snap = await log.snapshot(last);
     const rows = await (await floe.read.delta(path, { versionAsOf: last })).toSQL();
-    let ts = Date.now();
-    try {
-      const ci = (await log.readCommit(last)).commitInfo ?? null;
-      ts = commitTimestamp(snap.configuration, last, ci, typeof ci?.timestamp === 'number' || typeof ci?.inCommitTimestamp === 'number' ? 0 : ((await log.store.head(`_delta_log/${String(last).padStart(20, '0')}.json`))?.lastModified ?? ts));
-    } catch {
-      // (The commit was removed by log retention: the snapshot comes from a checkpoint; its time is unknown.)
-    }
-    const sql = `SELECT *, 'insert' AS _change_type, ${last}::BIGINT AS _commit_version, CAST(epoch_ms(${ts}::BIGINT) AS TIMESTAMPTZ) AS _commit_timestamp FROM (${rows})`;
+    const sql = `SELECT *, 'insert' AS _change_type, ${last}::BIGINT AS _commit_version, CAST(epoch_ms(${snap.timestamp}::BIGINT) AS TIMESTAMPTZ) AS _commit_timestamp FROM (${rows})`;
     return { df: new DataFrame(floe, { kind: 'sql', sql }), startVersion: last, endVersion: last, numFiles: snap.files.length, numBytes: snap.files.reduce((x, f) => x + f.size, 0), skippedChangeCommits: [] };
   }
   const from = options.lastVersion !== undefined ? options.lastVersion + 1 : options.startingVersion!;
