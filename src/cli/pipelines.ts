@@ -141,8 +141,9 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
           const loc = await eventLogLocation(values.spec, values.warehouse);
           if (sub === 'status') {
             const ups = await listUpdates(floe, loc.eventLog, limit ?? 10);
-            if (json) out(ups.map((u) => JSON.stringify({ pipeline: loc.name, ...u })).join('\n') + (ups.length ? '\n' : ''));
-            else if (!ups.length) out(`Pipeline '${loc.name}' has no updates yet.\n`);
+            // JSON: one object per update on stdout (none yet: nothing there, the notice on stderr, as `events`).
+            if (!ups.length) (json ? (t: string) => process.stderr.write(t) : out)(`Pipeline '${loc.name}' has no updates yet.\n`);
+            else if (json) out(ups.map((u) => JSON.stringify({ pipeline: loc.name, ...u })).join('\n') + '\n');
             else {
               out(`Pipeline '${loc.name}': last ${ups.length} update(s), newest first\n`);
               out(formatTable(['update_id', 'started', 'ended', 'state', 'error'], ups.map((u) => ({ ...u, error: u.error ? ((JSON.parse(u.error) as { exceptions?: { message?: string }[] }).exceptions?.[0]?.message ?? '').slice(0, 80) : '' }))));

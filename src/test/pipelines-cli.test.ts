@@ -23,6 +23,12 @@ test('floe pipelines: init, validate, run twice, status, events, failures', asyn
     assert.equal(v.code, 0, v.stderr);
     const vj = JSON.parse(v.stdout) as { valid: boolean; datasets: { name: string; type: string }[] };
     assert.deepEqual(vj.datasets.map((d) => [d.name, d.type]).sort(), [['bronze_orders', 'streamingTable'], ['gold_orders_by_status', 'materializedView'], ['silver_orders', 'streamingTable']]);
+    // Before any run: status says so (JSON: nothing on stdout, the notice on stderr), exit 0.
+    const st0 = run(proj, ['status', '--format', 'json']);
+    assert.equal(st0.code, 0, st0.stderr);
+    assert.equal(st0.stdout, '');
+    assert.match(st0.stderr, /Pipeline 'shop' has no updates yet/);
+    assert.match(run(proj, ['status', '--format', 'text']).stdout, /has no updates yet/);
     const r1 = run(proj, ['run']);
     assert.equal(r1.code, 0, r1.stderr);
     const events = r1.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event_type: string; details: Record<string, { state?: string }> });
