@@ -143,18 +143,26 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
             const ups = await listUpdates(floe, loc.eventLog, limit ?? 10);
             // JSON: one object per update on stdout (none yet: nothing there, the notice on stderr, as `events`).
             if (!ups.length) (json ? (t: string) => process.stderr.write(t) : out)(`Pipeline '${loc.name}' has no updates yet.\n`);
-            else if (json) out(ups.map((u) => JSON.stringify({ pipeline: loc.name, ...u })).join('\n') + '\n');
+            else if (json) out(ups.map((u) => JSON.stringify({ pipeline: loc.name, ...u, started: isoTime(u.started), ended: u.ended === null ? null : isoTime(u.ended), full_refresh: String(u.full_refresh) === 'true', error: u.error ? (JSON.parse(u.error) as unknown) : null })).join('\n') + '\n');
             else {
               out(`Pipeline '${loc.name}': last ${ups.length} update(s), newest first\n`);
               out(formatTable(['update_id', 'started', 'ended', 'state', 'error'], ups.map((u) => ({ ...u, error: u.error ? ((JSON.parse(u.error) as { exceptions?: { message?: string }[] }).exceptions?.[0]?.message ?? '').slice(0, 80) : '' }))));
             }
             return ups[0]?.state === 'FAILED' ? 1 : 0;
           }
-          const show = (e: Record<string, unknown>): void => out(json ? JSON.stringify(e) + '\n' : `${String(e.timestamp)} ${String(e.level).padEnd(5)} ${String(e.event_type).padEnd(16)} ${String(e.message)}\n`);
-          const evs = await readEvents(floe, loc.eventLog, { limit: limit ?? 100, updateId: values.update });
+          // (JSON: the shape `run --format json` prints: numbers, ISO timestamps, details and error as objects.)
+          const show = (e: Record<string, unknown>): void => out(json ? JSON.stringify(storedEventJson(e)) + '\n' : `${String(e.timestamp)} ${String(e.level).padEnd(5)} ${String(e.event_type).padEnd(16)} ${String(e.message)}\n`);
+          // --update takes an update id or its first characters (the messages show 8).
+          let updateId = values.update;
+          if (updateId) {
+            const ids = (await listUpdates(floe, loc.eventLog, 1_000_000)).map((u) => u.update_id).filter((id) => id.startsWith(updateId!));
+            if (ids.length > 1) throw new FloeError('AMBIGUOUS_UPDATE_ID', `'${updateId}' is the start of ${ids.length} updates' ids (${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', …' : ''}); give more of the id.`);
+            if (ids.length === 1) updateId = ids[0]!;
+          }
+          const evs = await readEvents(floe, loc.eventLog, { limit: limit ?? 100, updateId });
           for (const e of evs) show(e);
-          if (!evs.length && !values.follow) process.stderr.write(values.update ? `Pipeline '${loc.name}' has no events of update '${values.update}'.\n` : `Pipeline '${loc.name}' has no events yet.\n`);
-          if (values.follow) await followEvents(floe, loc.eventLog, values.update, evs, show);
+          if (!evs.length && !values.follow) process.stderr.write(updateId ? `Pipeline '${loc.name}' has no events of update '${updateId}'.\n` : `Pipeline '${loc.name}' has no events yet.\n`);
+          if (values.follow) await followEvents(floe, loc.eventLog, updateId, show);
           return 0;
         } finally {
           await floe.close();
@@ -178,14 +186,16 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
 }
 
 /** Tails an event log (new commits, polled every 500 ms) until SIGINT / SIGTERM. */
-async function followEvents(floe: Floe, location: string, updateId: string | undefined, shown: Record<string, unknown>[], show: (e: Record<string, unknown>) => void): Promise<void> {
-  const seen = new Set(shown.map((e) => String(e.id)));
+async function followEvents(floe: Floe, location: string, updateId: string | undefined, show: (e: Record<string, unknown>) => void): Promise<void> {
+  // Only events after those already there are shown (--limit chose which of those to show).
+  const exists = await floe.deltaLog(location).exists();
+  let last = exists ? (await floe.snapshot(location)).version : -1;
+  const seen = new Set(exists ? (await readEvents(floe, location, { updateId })).map((e) => String(e.id)) : []);
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    let last = -1;
     while (!stop.signal.aborted) {
       if (await floe.deltaLog(location).exists()) {
         const v = (await floe.snapshot(location)).version;
@@ -199,8 +209,13 @@ async function followEvents(floe: Floe, location: string, updateId: string | und
         }
       }
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 500);
-        stop.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+        const done = (): void => {
+          clearTimeout(t);
+          stop.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const t = setTimeout(done, 500);
+        stop.signal.addEventListener('abort', done, { once: true });
       });
     }
   } finally {
@@ -218,6 +233,25 @@ async function eventLogLocation(specArg: string | undefined, warehouseArg: strin
 
 function eventJson(e: PipelineEvent): Record<string, unknown> {
   return { ...e, details: JSON.parse(e.details) as unknown, error: e.error ? (JSON.parse(e.error) as unknown) : null };
+}
+
+/** A timestamp as DuckDB prints it ('2026-11-21 20:02:01.33+00') in ISO 8601 UTC. */
+function isoTime(t: string): string {
+  const d = new Date(t.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00'));
+  return Number.isNaN(d.getTime()) ? t : d.toISOString();
+}
+
+/** An event read from the event log table in eventJson's shape (what `run --format json` prints). */
+function storedEventJson(e: Record<string, unknown>): Record<string, unknown> {
+  const seq = e.sequence as { update_id: string; seq_no: unknown };
+  const origin = e.origin as Record<string, unknown>;
+  const ev = {
+    ...e,
+    timestamp: isoTime(String(e.timestamp)),
+    sequence: { ...seq, seq_no: Number(seq.seq_no) },
+    origin: { ...origin, batch_id: origin.batch_id === null || origin.batch_id === undefined ? null : Number(origin.batch_id) },
+  } as unknown as PipelineEvent;
+  return eventJson(ev);
 }
 
 function humanEvent(e: PipelineEvent): string {

@@ -99,8 +99,11 @@ export interface QueryContext {
   readFiles(dir: string, options: FileReadOptions): DataFrame;
   /** A DuckDB query in which the given DataFrames are visible by name (as CTEs). */
   sql(query: string, frames?: Record<string, DataFrame>): DataFrame;
-  /** A value of the spec's `configuration`. */
-  conf(key: string): string | undefined;
+  /**
+   * A value of the spec's `configuration`; without a fallback a missing key is an error
+   * (PIPELINE_CONFIGURATION_MISSING), as `spark.conf.get(key)` is.
+   */
+  conf(key: string): string;
   conf(key: string, fallback: string): string;
 }
 

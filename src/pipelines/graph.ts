@@ -58,6 +58,8 @@ export interface ResolvedFlow {
   upstream: string[];
   /** Flows that must finish first. */
   dependsOn: string[];
+  /** Its query function threw during analysis (an issue already; its kind is a guess). */
+  analysisFailed?: boolean;
 }
 
 export interface PipelineGraph {
@@ -113,7 +115,14 @@ export function makeContext(
     readStreamFiles: (dir, options) => serve(path.resolve(baseDir, dir), 'files', { files: options }, ctx),
     readFiles: (dir, options) => serve(path.resolve(baseDir, dir), 'filesBatch', { files: options }, ctx),
     sql: (query, frames = {}) => sqlWithFrames(floe, query, frames),
-    conf: ((key: string, fallback?: string) => configuration[key] ?? fallback) as QueryContext['conf'],
+    conf: ((key: string, fallback?: string) => {
+      const v = configuration[key] ?? fallback;
+      if (v === undefined) {
+        const keys = Object.keys(configuration).filter((k) => !k.startsWith('pipelines.'));
+        throw new FloeError('PIPELINE_CONFIGURATION_MISSING', `The pipeline's configuration has no key '${key}'${keys.length ? ` (its keys: ${keys.join(', ')})` : ''}. Add it under configuration: in the pipeline spec, or give ctx.conf a fallback value.`, { key });
+      }
+      return v;
+    }) as QueryContext['conf'],
   };
   void datasets;
   return ctx;
@@ -152,6 +161,8 @@ interface Recorded {
   unknown: string[];
   invalidStream: string[];
   streaming: boolean;
+  /** The query function threw during analysis (its kind and inputs are not known). */
+  failed?: boolean;
 }
 
 /** Resolves and validates the graph; throws a FloeError listing every problem. */
@@ -253,7 +264,9 @@ export async function analyzeGraph(floe: Floe, defs: PipelineDefinitions, option
       await q(ctx);
       await Promise.all(pending);
     } catch (e) {
-      issue('QUERY_FUNCTION_FAILED', `The query of '${flowName}' failed during analysis: ${(e as Error)?.message ?? String(e)}. Query functions run at planning time with empty inputs: they must only build DataFrames (no collect/count/write).`);
+      rec.failed = true;
+      if (e instanceof FloeError && e.code === 'PIPELINE_CONFIGURATION_MISSING') issue(e.code, `The query of '${flowName}': ${e.message.replace(/^\[[A-Z_]+\]\s*/, '')}`);
+      else issue('QUERY_FUNCTION_FAILED', `The query of '${flowName}' failed during analysis: ${(e as Error)?.message ?? String(e)}. Query functions run at planning time with empty inputs: they must only build DataFrames (no collect/count/write).`);
     }
     return rec;
   };
@@ -293,6 +306,7 @@ export async function analyzeGraph(floe: Floe, defs: PipelineDefinitions, option
       name: f.name,
       target: f.target,
       streaming: rec.streaming || f.kind === 'autoCdc',
+      ...(rec.failed ? { analysisFailed: true } : {}),
       inputs: [...new Set(rec.direct.map((d) => d.name))],
       sources: dedupeSources(rec.sources),
       upstream,
@@ -348,7 +362,8 @@ export async function analyzeGraph(floe: Floe, defs: PipelineDefinitions, option
     for (const s of f.sources) {
       if (s.kind !== 'dataset' || (s.mode !== 'stream' && s.mode !== 'cdf')) continue;
       const d = datasets.get(s.name)!;
-      if (d.resolvedKind === 'materializedView') {
+      // (A dataset whose query failed in analysis is only taken for a materialized view: that failure is the issue.)
+      if (d.resolvedKind === 'materializedView' && !d.flows.some((n) => flows.get(n)?.analysisFailed)) {
         issue('INVALID_STREAMING_READ', `The flow '${f.name}' reads the materialized view '${s.name}' as a stream; a materialized view is rewritten on every update, so only ctx.read('${s.name}') is allowed (or make '${s.name}' a streaming table).`);
       }
     }

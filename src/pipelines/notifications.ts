@@ -145,24 +145,38 @@ async function postOnce(url: string, body: string, headers: Record<string, strin
 
 function runOnce(command: string, body: NotificationBody, cwd: string, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
+    // Its own process group: a timeout kills the command and whatever it started in the foreground.
     const child = spawn(command, {
       shell: true,
       cwd,
+      detached: true,
       stdio: ['pipe', 'ignore', 'pipe'],
       env: { ...process.env, FLOE_NOTIFICATION: JSON.stringify(body), FLOE_ALERT: body.alert, FLOE_PIPELINE: body.pipeline, FLOE_UPDATE: body.update, FLOE_FLOW: body.flow ?? '', FLOE_LINK: body.link },
     });
     let err = '';
+    let settled = false;
+    const finish = (e?: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(t);
+      // (A process the command left running in the background may hold stderr open: not waited for.)
+      child.stderr!.destroy();
+      if (e) reject(e);
+      else resolve();
+    };
     child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-500)));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(t);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(t);
-      if (code === 0) resolve();
-      else reject(new Error(signal ? `killed by ${signal}${signal === 'SIGKILL' ? ` (no exit within ${timeoutMs} ms)` : ''}` : `exit status ${code}${err.trim() ? `: ${err.trim().split('\n').pop()}` : ''}`));
-    });
+    const t = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }, timeoutMs);
+    child.on('error', (e) => finish(e));
+    // Settled when the command exits (not when every pipe closes), after its last stderr output is read.
+    child.on('exit', (code, signal) =>
+      setImmediate(() => finish(code === 0 ? undefined : new Error(signal ? `killed by ${signal}${signal === 'SIGKILL' ? ` (no exit within ${timeoutMs} ms)` : ''}` : `exit status ${code}${err.trim() ? `: ${err.trim().split('\n').pop()}` : ''}`))),
+    );
     child.stdin!.on('error', () => undefined);
     child.stdin!.end(JSON.stringify(body));
   });

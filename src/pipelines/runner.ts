@@ -125,13 +125,32 @@ function normalizeDefinitions(d: NonNullable<RunPipelineOptions['definitions']>)
 
 /** Loads the spec and its libraries (or takes definitions as given) and settles every location. */
 export async function loadPipeline(o: RunPipelineOptions): Promise<LoadedPipeline> {
+  const p = await loadPipelineDeferred(o);
+  if (p.loadError) throw p.loadError;
+  return p;
+}
+
+/**
+ * loadPipeline, except that a library that does not load (a syntax error, a module that throws) is
+ * returned as `loadError` once the spec is known: a run records it as a failed update in the
+ * pipeline's event log (and notifies), as it does a graph error. A spec that does not load still throws.
+ */
+async function loadPipelineDeferred(o: RunPipelineOptions): Promise<LoadedPipeline & { loadError?: unknown }> {
   let spec: PipelineSpec | undefined;
   if (typeof o.spec === 'string') spec = await loadSpec(o.spec);
   else spec = o.spec;
   let definitions: PipelineDefinitions;
+  let loadError: unknown;
   if (o.definitions) definitions = normalizeDefinitions(o.definitions);
-  else if (spec) definitions = collectDefinitions(await loadLibraries(await libraryFiles(spec), { ...spec.configuration, ...(o.configuration ?? {}) }));
-  else throw new FloeError('PIPELINE_SPEC_NOT_FOUND', 'runPipeline needs a spec or definitions.');
+  else if (spec) {
+    try {
+      definitions = collectDefinitions(await loadLibraries(await libraryFiles(spec), { ...spec.configuration, ...(o.configuration ?? {}) }));
+    } catch (e) {
+      if (!(e instanceof FloeError)) throw e;
+      loadError = e;
+      definitions = collectDefinitions([]);
+    }
+  } else throw new FloeError('PIPELINE_SPEC_NOT_FOUND', 'runPipeline needs a spec or definitions.');
   const name = spec?.name ?? o.name ?? 'pipeline';
   const warehouse = resolveWarehouse(o.warehouse ?? spec?.warehouse);
   const storage = o.storage ? path.resolve(o.storage) : spec?.storage ?? path.join(warehouse, '_pipelines', name);
@@ -144,12 +163,15 @@ export async function loadPipeline(o: RunPipelineOptions): Promise<LoadedPipelin
     baseDir: o.baseDir ? path.resolve(o.baseDir) : spec?.baseDir ?? process.cwd(),
     storage,
     spec,
+    ...(loadError ? { loadError } : {}),
   };
 }
 
 /** Validates a pipeline without reading or writing data (a dry run). */
 export async function validatePipeline(o: RunPipelineOptions): Promise<{ pipeline: LoadedPipeline; graph: PipelineGraph }> {
   const pipeline = await loadPipeline(o);
+  maxConcurrentFlows(o, pipeline);
+  triggerIntervalMs(o, pipeline);
   const floe = o.floe ?? (await Floe.create());
   try {
     const graph = await resolveGraph(floe, pipeline.definitions, { baseDir: pipeline.baseDir, configuration: pipeline.configuration });
@@ -166,7 +188,7 @@ export async function validatePipeline(o: RunPipelineOptions): Promise<{ pipelin
 
 /** Runs one update; see the module comment. */
 export async function runPipeline(o: RunPipelineOptions): Promise<RunPipelineResult> {
-  const pipeline = await loadPipeline(o);
+  const pipeline = await loadPipelineDeferred(o);
   const floe = o.floe ?? (await Floe.create());
   try {
     return await new Update(floe, pipeline, o).run();
@@ -366,8 +388,10 @@ class Update {
   private notifier?: Notifier;
   private graph!: PipelineGraph;
   private readonly results: Record<string, FlowRunResult> = {};
+  /** File-source folders found missing in this update (warned once). */
+  private readonly missingFolders = new Set<string>();
 
-  constructor(private floe: Floe, private p: LoadedPipeline, private o: RunPipelineOptions) {
+  constructor(private floe: Floe, private p: LoadedPipeline & { loadError?: unknown }, private o: RunPipelineOptions) {
     this.state = new PipelineState(p.storage);
     this.catalog = new Catalog(p.warehouse);
   }
@@ -505,7 +529,13 @@ class Update {
       this.progress('QUEUED');
       await this.log.flush(); // the update is on record from its start
       this.progress('INITIALIZING');
+      // (Checked before any flow runs: a bad value must not leave the update RUNNING.)
+      let concurrency: number;
+      let intervalMs: number;
       try {
+        if (this.p.loadError) throw this.p.loadError;
+        concurrency = maxConcurrentFlows(this.o, this.p);
+        intervalMs = triggerIntervalMs(this.o, this.p);
         this.graph = await resolveGraph(this.floe, this.p.definitions, { baseDir: this.p.baseDir, configuration: this.p.configuration });
         this.checkSelection();
       } catch (e) {
@@ -527,7 +557,8 @@ class Update {
             flow_type: f.def.kind === 'autoCdc' ? 'AUTO_CDC' : f.def.kind === 'snapshotCdc' ? 'AUTO_CDC_FROM_SNAPSHOT' : d.resolvedKind === 'materializedView' ? 'MATERIALIZED_VIEW' : f.def.once ? 'APPEND_ONCE' : 'APPEND',
             dataset_type: d.resolvedKind === 'materializedView' ? 'MATERIALIZED_VIEW' : 'STREAMING_TABLE',
             sources: f.sources.map((s) => ({ name: s.name, kind: s.kind, mode: s.mode })),
-            expectations: this.expectationsFor(f).map((e) => ({ name: e.name, action: e.action, condition: e.condition, dataset: e.dataset })),
+            // (With those of the views the flow reads: its data quality reports them too.)
+            expectations: [...this.viewsOf(f).flatMap((v) => this.graph.datasets.get(v)!.expectations.map((e) => ({ ...e, dataset: v }))), ...this.expectationsFor(f)].map((e) => ({ name: e.name, action: e.action, condition: e.condition, dataset: e.dataset })),
             once: f.def.once,
             source_code: f.def.source ?? null,
           },
@@ -549,30 +580,40 @@ class Update {
       const continuous = this.o.continuous ?? this.p.spec?.continuous ?? false;
       // Triggered: one round over the flows. Continuous: rounds every trigger interval until the
       // signal aborts; the flow in progress finishes (its batch commits), the rest wait for the next run.
-      const concurrency = maxConcurrentFlows(this.o, this.p);
-      for (let round = 0; ; round++) {
-        // Independent flows run concurrently (up to `concurrency`): a flow starts once the flows it
-        // reads from have finished and no other flow is writing its target.
-        await schedule(this.graph, concurrency, async (n) => {
+      try {
+        for (let round = 0; ; round++) {
+          // Independent flows run concurrently (up to `concurrency`): a flow starts once the flows it
+          // reads from have finished and no other flow is writing its target.
+          await schedule(this.graph, concurrency, async (n) => {
+            if (signal?.aborted) {
+              stopped = true;
+              if (!this.results[n] || round) {
+                const f = this.graph.flows.get(n)!;
+                this.log.emit({ eventType: 'flow_progress', flow: n, dataset: f.target, message: `Flow '${n}' is SKIPPED: the update was stopped before it ran.`, details: { status: 'SKIPPED', reason: 'stopped before it ran' } });
+              }
+              this.results[n] ??= emptyResult(n, this.graph.flows.get(n)!.target, 'SKIPPED', 'stopped before it ran');
+              return;
+            }
+            const r = await this.runFlow(this.graph.flows.get(n)!);
+            this.results[n] = round && this.results[n] ? addUp(this.results[n]!, r) : r;
+            if (r.status === 'FAILED') failed = true;
+            await this.log.flush();
+          });
+          if (failed || !continuous || signal?.aborted) {
+            stopped ||= !!signal?.aborted && continuous;
+            break;
+          }
+          await sleep(intervalMs, signal);
           if (signal?.aborted) {
             stopped = true;
-            this.results[n] ??= emptyResult(n, this.graph.flows.get(n)!.target, 'SKIPPED', 'stopped before it ran');
-            return;
+            break;
           }
-          const r = await this.runFlow(this.graph.flows.get(n)!);
-          this.results[n] = round && this.results[n] ? addUp(this.results[n]!, r) : r;
-          if (r.status === 'FAILED') failed = true;
-          await this.log.flush();
-        });
-        if (failed || !continuous || signal?.aborted) {
-          stopped ||= !!signal?.aborted && continuous;
-          break;
         }
-        await sleep(triggerIntervalMs(this.o, this.p), signal);
-        if (signal?.aborted) {
-          stopped = true;
-          break;
-        }
+      } catch (e) {
+        // (A flow's own errors are its FAILED result; this is anything else: the update ends FAILED.)
+        this.progress('FAILED', e);
+        await this.log.flush();
+        throw e;
       }
       const firstError = Object.values(this.results).find((r) => r.error)?.error;
       const state = failed ? 'FAILED' : stopped ? 'CANCELED' : 'COMPLETED';
@@ -782,7 +823,13 @@ class Update {
         const done = new Set(off?.files ?? []);
         // With maxFileAge: older than that before the high-water mark counts as processed (not listed).
         const floor = off?.hwm !== undefined ? off.hwm - fileAgeMs(s.files!.maxFileAge) : -Infinity;
-        let fresh = (await this.listFilesWithTimes(s.name, s.files!.format)).filter((x) => x.mtime >= floor && !done.has(x.path));
+        const listed = await this.listFilesWithTimes(s.name, s.files!.format);
+        if (!listed.length && !this.missingFolders.has(s.name) && !(await fs.stat(s.name).catch(() => null))) {
+          // (Not an error: the folder may be created when the first files land. Said once per update.)
+          this.missingFolders.add(s.name);
+          this.log.emit({ eventType: 'planning_information', level: 'WARN', flow: f.name, dataset: f.target, message: `Flow '${f.name}': the folder ${s.name} does not exist (yet); no files to read.`, details: { missing_folder: s.name } });
+        }
+        let fresh = listed.filter((x) => x.mtime >= floor && !done.has(x.path));
         const max = s.files!.maxFilesPerTrigger;
         const more = max !== undefined && fresh.length > max;
         if (more) fresh = fresh.slice(0, max);
@@ -803,8 +850,10 @@ class Update {
   }
 
   /** SQL for each source of a batch (stream sources by range, batch sources at their latest version). */
-  private async prepareSources(f: ResolvedFlow, ranges: Record<string, SourceRange>, offsets: Record<string, SourceOffset> = {}): Promise<{ sql: Map<string, string>; versions: Record<string, number>; gone: Set<string> }> {
+  private async prepareSources(f: ResolvedFlow, ranges: Record<string, SourceRange>, offsets: Record<string, SourceOffset> = {}): Promise<{ sql: Map<string, string>; versions: Record<string, number>; gone: Set<string>; unmaterialized: string[] }> {
     const sql = new Map<string, string>();
+    /** Datasets of the pipeline the flow reads whole but that have no table yet (no data so far). */
+    const unmaterialized: string[] = [];
     /** File sources whose every file of the batch is gone. */
     const gone = new Set<string>();
     const versions: Record<string, number> = {};
@@ -839,7 +888,7 @@ class Update {
       }
       const loc = await this.sourceLocation(s);
       if (!loc) {
-        if (s.mode === 'batch') throw new FloeError('DATASET_NOT_MATERIALIZED', `'${f.name}' reads '${s.name}', which has no table yet (its flows produced no data).`, { dataset: s.name });
+        if (s.mode === 'batch') unmaterialized.push(s.name);
         sql.set(s.key, EMPTY);
         continue;
       }
@@ -862,7 +911,7 @@ class Update {
       }
       sql.set(s.key, df ? await df.toSQL() : EMPTY);
     }
-    return { sql, versions, gone };
+    return { sql, versions, gone, unmaterialized };
   }
 
   /** The flow's source offsets after a batch over `ranges`. */
@@ -876,7 +925,7 @@ class Update {
   }
 
   /** The query context of a run: reads are served from the prepared SQL; views are expanded. */
-  private runContext(f: ResolvedFlow, prepared: Map<string, string>): { ctx: QueryContext; resolveViews: () => Promise<void> } {
+  private runContext(f: ResolvedFlow, prepared: Map<string, string>, viewQuality: { metrics: ExpectationMetric[]; dropped: number }): { ctx: QueryContext; resolveViews: () => Promise<void> } {
     const views = new Map<string, DataFrame>();
     const ctx = makeContext(this.floe, this.p.configuration, this.p.baseDir, this.graph.datasets, (name, mode, o) => {
       if (mode === 'files' || mode === 'filesBatch') return this.floe.duckdbSql(prepared.get(`${mode}:folder:${name}`) ?? this.unplanned(f, name));
@@ -900,8 +949,8 @@ class Update {
         if (exps.length) {
           const t = await this.materialize(df, v);
           const r = await applyExpectations(this.floe, t, exps.map((e) => ({ ...e, dataset: v })), f.name);
-          this.viewMetrics.push(...r.metrics);
-          this.viewDropped += r.droppedRecords;
+          viewQuality.metrics.push(...r.metrics);
+          viewQuality.dropped += r.droppedRecords;
           df = this.floe.duckdbSql(r.sql);
         }
         views.set(v, df);
@@ -909,9 +958,6 @@ class Update {
     };
     return { ctx, resolveViews };
   }
-
-  private viewMetrics: ExpectationMetric[] = [];
-  private viewDropped = 0;
 
   private unplanned(f: ResolvedFlow, name: string): never {
     throw new FloeError('PIPELINE_QUERY_NOT_DETERMINISTIC', `The query of '${f.name}' read '${name}' during the run but not during analysis; query functions must read the same datasets every time they are called.`);
@@ -976,8 +1022,6 @@ class Update {
   }
 
   private async execute(f: ResolvedFlow): Promise<FlowRunResult> {
-    this.viewMetrics = [];
-    this.viewDropped = 0;
     const d = this.graph.datasets.get(f.target)!;
     if (f.def.kind === 'snapshotCdc') return this.executeSnapshot(f);
     const cp = await this.state.checkpoint(f.name);
@@ -1002,7 +1046,16 @@ class Update {
       await this.state.saveCheckpoint({ ...cp, pending: { batchId, sources: ranges } });
     }
 
-    const { sql, versions, gone } = await this.prepareSources(f, ranges, cp.sources);
+    const { sql, versions, gone, unmaterialized } = await this.prepareSources(f, ranges, cp.sources);
+    // A dataset read whole that has no table yet (its flows have seen no data: an empty landing
+    // folder on a first run) leaves nothing to compute from: the flow waits for it, without failing
+    // the update (a continuous pipeline started before its first files keeps polling).
+    // (A streaming flow's batch is already planned: it fails, and is replayed once the table exists.)
+    if (unmaterialized.length) {
+      const which = `${unmaterialized.map((n) => `'${n}'`).join(', ')} ${unmaterialized.length > 1 ? 'have' : 'has'} no table yet`;
+      if (isMv || (f.def.once && !f.streaming)) return { ...result, note: `no data yet: ${which}` };
+      throw new FloeError('DATASET_NOT_MATERIALIZED', `'${f.name}' reads ${which} (its flows produced no data so far).`, { datasets: unmaterialized });
+    }
     if (Object.keys(ranges).length && Object.keys(ranges).every((k) => gone.has(k))) {
       // Every file of the pending batch is gone (see prepareSources): the batch completes without rows,
       // its batch id used (it may have been committed before the interruption: the next batch must
@@ -1010,7 +1063,9 @@ class Update {
       await this.state.saveCheckpoint({ flow: f.name, batchId, sources: this.advancedSources(f, cp, ranges), onceDone: cp.onceDone, snapshotVersion: cp.snapshotVersion });
       return { ...result, batchId, note: 'no new data' };
     }
-    const { ctx, resolveViews } = this.runContext(f, sql);
+    // (The expectations of the views this batch reads: this batch's own, flows run concurrently.)
+    const viewQuality = { metrics: [] as ExpectationMetric[], dropped: 0 };
+    const { ctx, resolveViews } = this.runContext(f, sql, viewQuality);
     await resolveViews();
     const df = f.def.kind === 'autoCdc' ? ctx.readStream(f.def.cdc!.source, f.def.cdc!.sourceOptions) : queryResult(await f.def.query!(ctx), f.name);
     // A materialized view is up to date when neither its inputs' versions nor its query (its SQL over
@@ -1022,8 +1077,8 @@ class Update {
     const batchTable = await this.materialize(df, f.def.kind === 'autoCdc' ? undefined : f.target);
     const exps = this.expectationsFor(f);
     const ex = exps.length ? await applyExpectations(this.floe, batchTable, exps, f.name) : { sql: `SELECT * FROM ${batchTable}`, droppedRecords: 0, metrics: [] as ExpectationMetric[], numInputRows: -1 };
-    result.expectations = [...this.viewMetrics, ...ex.metrics];
-    result.droppedRecords = this.viewDropped + ex.droppedRecords;
+    result.expectations = [...viewQuality.metrics, ...ex.metrics];
+    result.droppedRecords = viewQuality.dropped + ex.droppedRecords;
     result.batchId = batchId;
     const out = this.floe.duckdbSql(d.schema ? await this.fitSchema(f, d.name, d.schema, ex.sql) : ex.sql);
     const appId = this.txnAppId(f);
@@ -1093,13 +1148,7 @@ class Update {
     // maxFilesPerTrigger leaves files: process the rest too, in further batches.
     if (replayed || Object.values(ranges).some((r) => r.more)) {
       const more = await this.execute(f);
-      if (more.note !== 'no new data') {
-        result.numOutputRows += more.numOutputRows;
-        result.numUpsertedRows = (result.numUpsertedRows ?? 0) + (more.numUpsertedRows ?? 0);
-        result.numDeletedRows = (result.numDeletedRows ?? 0) + (more.numDeletedRows ?? 0);
-        result.droppedRecords += more.droppedRecords;
-        result.batchId = more.batchId;
-      }
+      if (more.note !== 'no new data') return { ...addUp(result, more), note: result.note };
     }
     return result;
   }

@@ -154,6 +154,9 @@ function fileOptions(fn: Token, args: Token[][]): { dir: string; files: FileRead
   const first = args[0];
   if (!first || first.length !== 1 || first[0]!.kind !== 'string') throw parseErrorAt(first?.[0] ?? fn, `${fn.value}() needs a path string as its first argument`);
   const dir = first[0]!.value;
+  // (`${key}` left by the substitution: not a key of the configuration. Spark would read that path.)
+  const unset = /\$\{([^}]*)\}/.exec(dir);
+  if (unset) throw analysisErrorAt(first[0]!, `${fn.value}('${dir}'): \${${unset[1]}} is not a key of the pipeline's configuration; add it under configuration: in the pipeline spec`, { key: unset[1] });
   const opts: Record<string, string> = {};
   const cloud = fn.value.toLowerCase() === 'cloud_files';
   for (const [k, a] of args.slice(1).entries()) {

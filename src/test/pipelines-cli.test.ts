@@ -41,6 +41,23 @@ test('floe pipelines: init, validate, run twice, status, events, failures', asyn
     assert.equal(st.stdout.trim().split('\n').length, 2);
     const ev = run(proj, ['events', '--limit', '5', '--format', 'json']);
     assert.equal(ev.stdout.trim().split('\n').length, 5);
+    // The JSON shape of `run --format json`: numbers, ISO timestamps, details and error as objects.
+    const e0 = JSON.parse(ev.stdout.trim().split('\n')[0]!) as { sequence: { seq_no: unknown; update_id: string }; timestamp: string; details: unknown };
+    assert.equal(typeof e0.sequence.seq_no, 'number');
+    assert.match(e0.timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.equal(typeof e0.details, 'object');
+    const s0 = JSON.parse(run(proj, ['status', '--format', 'json']).stdout.trim().split('\n')[0]!) as { full_refresh: unknown; started: string; error: unknown };
+    assert.equal(s0.full_refresh, false);
+    assert.match(s0.started, /T.*Z$/);
+    assert.equal(s0.error, null);
+    // --update takes the 8 characters the messages show.
+    const byPrefix = run(proj, ['events', '--update', e0.sequence.update_id.slice(0, 8), '--format', 'json']).stdout.trim().split('\n');
+    assert.ok(byPrefix.length > 3);
+    assert.ok(byPrefix.every((l) => (JSON.parse(l) as { origin: { update_id: string } }).origin.update_id === e0.sequence.update_id));
+    // --follow shows the --limit last events, then only new ones (none here) until stopped.
+    const fol = spawnSync(process.execPath, [CLI, 'events', '--limit', '1', '--follow', '--format', 'json'], { cwd: proj, encoding: 'utf8', timeout: 3000, killSignal: 'SIGTERM' });
+    assert.equal(fol.stdout.trim().split('\n').length, 1, fol.stdout);
+    assert.doesNotMatch(fol.stderr, /MaxListenersExceeded/);
     // The event log as a table in floe sql.
     const MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
     const q = spawnSync(process.execPath, [MAIN, 'sql', '--warehouse', 'warehouse', '--format', 'json', '-e', "SELECT count(*)::INT AS n FROM event_log('shop') WHERE event_type = 'create_update'"], { cwd: proj, encoding: 'utf8', timeout: 60_000 });

@@ -114,6 +114,13 @@ test('api: events with filters by level, type, flow and update; filter text is d
   assert.deepEqual(sqlish, []);
   assert.equal((await get('/api/pipelines/shop/events?limit=1;DROP')).status, 400);
   assert.equal((await get('/api/pipelines/nope/events')).status, 404);
+  // limit=0 is at least 1 event (as the table endpoints), not every event
+  assert.equal((await getJson<typeof all>('/api/pipelines/shop/events?limit=0')).length, 1);
+  // the error's code has its own field: the message does not start with it
+  const nf = await get('/api/pipelines/nope/events');
+  const body = JSON.parse(nf.body) as { error: { code: string; message: string } };
+  assert.equal(body.error.code, 'UI_NOT_FOUND');
+  assert.doesNotMatch(body.error.message, /^\[/);
 });
 
 test('api: live event stream sends each new event once while a pipeline runs', async () => {

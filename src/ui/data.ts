@@ -241,7 +241,8 @@ export class UiData {
       const i = evs.findIndex((e) => e.id === f.after);
       if (i >= 0) evs = evs.slice(i + 1);
     }
-    const limit = Math.min(f.limit ?? 500, 5000);
+    // (At least 1, as the table endpoints: slice(-0) would be every event.)
+    const limit = Math.max(1, Math.min(f.limit ?? 500, 5000));
     return evs.slice(-limit);
   }
 
@@ -391,18 +392,25 @@ export function flowsOf(evs: UiEvent[]): FlowUpdateInfo[] {
     if (e.event_type !== 'flow_progress' || !e.flow) continue;
     const metrics = (e.details.metrics ?? {}) as Record<string, number>;
     const dq = (e.details.data_quality ?? {}) as { dropped_records?: number };
-    m.set(`${e.update_id}\u0000${e.flow}`, {
+    const k = `${e.update_id}\u0000${e.flow}`;
+    // A continuous update runs a flow once per round: its counts add up, the last event gives the state.
+    const prev = m.get(k);
+    const add = (a: number | null | undefined, b: number | null): number | null => (a == null ? b : b == null ? a : a + b);
+    const rows = Number(metrics.num_output_rows ?? 0) + (prev?.rows_written ?? 0);
+    const note = (e.details.note as string | null) ?? (e.details.reason as string | null) ?? null;
+    m.set(k, {
       update_id: e.update_id,
       started: starts.get(e.update_id)!,
       flow: e.flow,
       dataset: e.dataset,
       status: String(e.details.status ?? 'UNKNOWN'),
-      duration_ms: num(e.details.duration_ms),
-      rows_written: Number(metrics.num_output_rows ?? 0),
-      upserted: Number(metrics.num_upserted_rows ?? 0),
-      deleted: Number(metrics.num_deleted_rows ?? 0),
-      dropped: Number(dq.dropped_records ?? 0),
-      note: (e.details.note as string | null) ?? (e.details.reason as string | null) ?? null,
+      duration_ms: add(prev?.duration_ms, num(e.details.duration_ms)),
+      rows_written: rows,
+      upserted: Number(metrics.num_upserted_rows ?? 0) + (prev?.upserted ?? 0),
+      deleted: Number(metrics.num_deleted_rows ?? 0) + (prev?.deleted ?? 0),
+      dropped: Number(dq.dropped_records ?? 0) + (prev?.dropped ?? 0),
+      // (A last round without new data does not hide what the earlier rounds wrote.)
+      note: note === 'no new data' && rows > 0 ? null : note,
       error: e.error,
     });
   }

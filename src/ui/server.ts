@@ -158,8 +158,9 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
     else if (e instanceof FloeError) {
       code = e.code;
       status = /NOT_FOUND/.test(e.code) ? 404 : /INVALID|VERSION|TIME_TRAVEL|CHANGE_DATA|CDF|CDC/.test(e.code) ? 400 : 500;
-      message = e.message.replace(/^\[[A-Z0-9_]+\]\s*/, '');
     }
+    // (The code has its own field: not repeated at the start of the message.)
+    message = message.replace(/^\[[A-Z0-9_]+\]\s*/, '');
     send(res, status, JSON.stringify({ error: { code, message } }), 'application/json; charset=utf-8', headers);
   }
 
