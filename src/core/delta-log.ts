@@ -38,6 +38,8 @@ export class DeltaLog {
   private readonly commitCache = new Map<number, ActionBatch>();
   /** The newest snapshot built, advanced incrementally by later calls. */
   private cached?: Snapshot;
+  /** The cached snapshot's commit file as stored (size, time): a table re-created at the path has another. */
+  private cachedCommit?: { size: number; lastModified: number } | null;
 
   constructor(store: ObjectStore, parquet: ParquetRowReader) {
     this.store = store;
@@ -120,8 +122,10 @@ export class DeltaLog {
     try {
       return await this.parquet.readRows(this.store, keys);
     } catch (e) {
-      if (e instanceof FloeError && e.code !== 'FLOE_ENGINE_ERROR') throw e;
-      throw new CorruptLogError(`Checkpoint ${version} of ${this.tablePath} cannot be read (${(e as Error).message.split('\n')[0]}).`, { path: this.tablePath, version, files: keys }, { cause: e });
+      if (e instanceof FloeError && e.code !== 'FLOE_ENGINE_ERROR' && e.code !== 'DELTA_DATA_FILE_CORRUPT') throw e;
+      // (A damaged checkpoint file: DuckDB's own words, not the data-file advice.)
+      const why = e instanceof FloeError && e.code === 'DELTA_DATA_FILE_CORRUPT' && e.cause instanceof Error ? e.cause.message : (e as Error).message;
+      throw new CorruptLogError(`Checkpoint ${version} of ${this.tablePath} cannot be read (${why.split('\n')[0]}).`, { path: this.tablePath, version, files: keys }, { cause: e });
     }
   }
 
@@ -154,27 +158,36 @@ export class DeltaLog {
     const advanced = await this.advanceCached(version);
     if (advanced) return advanced;
     const snap = await this.loadSnapshot(version);
-    if (!this.cached || snap.version >= this.cached.version) this.cached = snap;
+    if (!this.cached || snap.version >= this.cached.version) {
+      this.cached = snap;
+      this.cachedCommit = await this.store.head(commitPath(snap.version));
+    }
     return snap;
   }
 
   /**
    * The newest snapshot this log has built, moved forward by replaying only the commits written since
    * (probed by name, so no listing). Null when there is none, or the request is for an older version,
-   * or the log changed underneath (the cached commit vanished), so the caller rebuilds from the log.
+   * or the log changed underneath (the cached commit vanished, or is another file: the table was
+   * deleted and created again at this path), so the caller rebuilds from the log (no cached commit
+   * is trusted then).
    */
   private async advanceCached(version?: number): Promise<Snapshot | null> {
     const c = this.cached;
     if (!c || (version !== undefined && version < c.version)) return null;
-    if (!(await this.store.head(commitPath(c.version)))) {
+    const head = await this.store.head(commitPath(c.version));
+    const known = this.cachedCommit;
+    if (!head || (known && (head.size !== known.size || head.lastModified !== known.lastModified))) {
       this.cached = undefined;
+      this.cachedCommit = undefined;
+      this.commitCache.clear();
       return null;
     }
-    const batches: { version: number; batch: ActionBatch; mtime: number }[] = [];
+    const batches: { version: number; batch: ActionBatch; mtime: number; size: number }[] = [];
     for (let v = c.version + 1; version === undefined || v <= version; v++) {
       const meta = await this.store.head(commitPath(v));
       if (!meta) break;
-      batches.push({ version: v, batch: await this.readCommit(v), mtime: meta.lastModified });
+      batches.push({ version: v, batch: await this.readCommit(v), mtime: meta.lastModified, size: meta.size });
     }
     if (version !== undefined && c.version + batches.length < version) return null; // let the full path report it
     if (!batches.length) return c;
@@ -186,6 +199,7 @@ export class DeltaLog {
     state.timestamp = commitTimestamp(state.metadata.configuration, last.version, state.commitInfo, last.mtime);
     const snap = new Snapshot(this.tablePath, state);
     this.cached = snap;
+    this.cachedCommit = { size: last.size, lastModified: last.mtime };
     return snap;
   }
 

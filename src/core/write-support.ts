@@ -57,7 +57,7 @@ function schemaUses(schema: StructType | undefined, metadataKey: string): boolea
  */
 export function checkWriteSupport(protocol: Protocol, table: string, schema?: StructType): void {
   if (protocol.minWriterVersion > 7) {
-    throw new UnsupportedFeatureError(`The Delta table at ${table} requires writer version ${protocol.minWriterVersion}; floe writes up to version 7.`, { path: table });
+    throw new FloeError('DELTA_UNSUPPORTED_FEATURES_FOR_WRITE', `The Delta table at ${table} requires writer version ${protocol.minWriterVersion}; floe writes up to version 7. Reading it works (when its reader version allows); write it with Spark or delta-rs.`, { path: table, minWriterVersion: protocol.minWriterVersion });
   }
   const listed = protocol.minWriterVersion === 7
     ? protocol.writerFeatures ?? []

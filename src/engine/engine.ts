@@ -199,6 +199,12 @@ export function translateError(e: unknown, sql: string): Error {
     const file = missing[1] ?? missing[2];
     return missingDataFileError(file!, e);
   }
+  // A data file that is not (or no longer) valid Parquet: truncated, overwritten, not Parquet at all.
+  const corrupt = /No magic bytes found at (?:the )?end of file '([^']+)'|(?:File|file) '([^']+)' (?:too small to be a Parquet file|is not a valid Parquet file)|Invalid Input Error: .*?(?:Parquet|parquet).*?'([^']+\.parquet)'/.exec(msg);
+  if (corrupt) {
+    const file = corrupt[1] ?? corrupt[2] ?? corrupt[3]!;
+    return new FloeError('DELTA_DATA_FILE_CORRUPT', `A data file referenced by the Delta log is not readable Parquet (truncated or damaged): ${file}. Nothing was changed. Restore the file from a backup, or time travel to a version that does not need it (DESCRIBE HISTORY shows which commit added it).`, { file }, { cause: e });
+  }
   if (/Parser Error|Binder Error|Catalog Error/.test(msg)) {
     return new FloeError('FLOE_SQL_ERROR', msg.replace(/\n+/g, ' '), { sql: sql.length > 2000 ? sql.slice(0, 2000) + '…' : sql }, { cause: e });
   }

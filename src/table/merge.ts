@@ -169,7 +169,9 @@ async function filesHoldingKeys(floe: Floe, snap: Snapshot, files: AddFile[], ke
     const st = parseStats(f.stats);
     const lo = st?.minValues?.[phys];
     const hi = st?.maxValues?.[phys];
-    if (lo === undefined || hi === undefined || lo === null || hi === null || typeof lo === 'object' || typeof hi === 'object') keep.add(i);
+    // (JSON numbers beyond 2^53 were rounded by the parse: such a range is not exact, the file is kept.)
+    const inexact = (v: unknown): boolean => typeof v === 'number' && !Number.isSafeInteger(v);
+    if (lo === undefined || hi === undefined || lo === null || hi === null || typeof lo === 'object' || typeof hi === 'object' || inexact(lo) || inexact(hi)) keep.add(i);
     else {
       const l = lit(String(lo));
       const h = lit(String(hi));
@@ -182,7 +184,8 @@ async function filesHoldingKeys(floe: Floe, snap: Snapshot, files: AddFile[], ke
   const k = `s.${quoteIdent(sc)}::${t}`;
   if (rows.length <= 512) {
     // One pass over the source: a bool_or per file (cheaper than a range join for a few hundred files).
-    const [hit] = await floe.engine.allJson(`SELECT ${rows.map((r) => `bool_or(${k} BETWEEN ${r.lo}::${t} AND ${r.hi}::${t}) AS f${r.i}`).join(', ')} FROM ${src} s`);
+    // (Bounds in parentheses: -2147483648::INTEGER would cast 2147483648 before negating it.)
+    const [hit] = await floe.engine.allJson(`SELECT ${rows.map((r) => `bool_or(${k} BETWEEN (${r.lo})::${t} AND (${r.hi})::${t}) AS f${r.i}`).join(', ')} FROM ${src} s`);
     for (const r of rows) if (hit![`f${r.i}`] === true) keep.add(r.i);
   } else {
     const hits = await floe.engine.allJson(`SELECT f.i FROM (VALUES ${rows.map((r) => `(${r.i}, ${r.lo}, ${r.hi})`).join(', ')}) AS f(i, lo, hi)
