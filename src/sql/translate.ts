@@ -180,6 +180,11 @@ function jsonPathItemName(item: Token[]): string | null {
 
 const SELECT_LIST_END = new Set(['FROM', 'WHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'UNION', 'EXCEPT', 'INTERSECT', 'MINUS', 'WINDOW', 'QUALIFY', 'CLUSTER', 'DISTRIBUTE', 'SORT', 'INTO']);
 
+/** Is the FROM at `i` part of `IS [NOT] DISTINCT FROM` (an operator, not a FROM clause)? */
+function isDistinctFrom(toks: Token[], i: number): boolean {
+  return isKw(toks[i - 1], 'DISTINCT') && (isKw(toks[i - 2], 'IS') || (isKw(toks[i - 2], 'NOT') && isKw(toks[i - 3], 'IS')));
+}
+
 function startsQuery(toks: Token[], i: number): boolean {
   const t = toks[i];
   return isKw(t, 'SELECT') || isKw(t, 'WITH') || isKw(t, 'VALUES') || isKw(t, 'FROM') || (isOp(t, '(') && startsQuery(toks, i + 1));
@@ -219,7 +224,7 @@ class Translator {
         if (isOp(t, ',')) {
           endItem(i);
           itemStart = i + 1;
-        } else if (t.kind === 'ident' && SELECT_LIST_END.has(t.upper)) {
+        } else if (t.kind === 'ident' && SELECT_LIST_END.has(t.upper) && !isDistinctFrom(toks, i)) {
           endItem(i);
           itemStart = null;
         }
@@ -268,7 +273,7 @@ class Translator {
         const construct = UNSUPPORTED_KWS[two] ?? (t.upper === 'TABLESAMPLE' || t.upper === 'PIVOT' || t.upper === 'UNPIVOT' ? UNSUPPORTED_KWS[t.upper] : undefined);
         if (construct && (query || t.upper !== 'TRANSFORM')) throw analysisErrorAt(t, `${construct} is not supported by floe SQL`, { construct });
       }
-      if (query && t.kind === 'ident' && (t.upper === 'FROM' || t.upper === 'JOIN')) {
+      if (query && t.kind === 'ident' && (t.upper === 'JOIN' || (t.upper === 'FROM' && !isDistinctFrom(toks, i)))) {
         pieces.push({ text: t.upper, ws, term: false });
         i++;
         expectTable = true;
