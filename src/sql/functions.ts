@@ -271,8 +271,9 @@ export const FUNCTIONS: Record<string, Translation> = {
   array_size: (c) => (arity(c, 1), `len(${c.args[0]})`),
   array_contains: rename('list_contains', 2, 2),
   array_distinct: rename('list_distinct', 1, 1),
-  array_sort: rename('list_sort', 1, 1),
-  sort_array: (c) => (arity(c, 1, 2), c.args.length === 2 ? `CASE WHEN ${c.args[1]} THEN list_sort(${c.args[0]}) ELSE list_reverse_sort(${c.args[0]}) END` : `list_sort(${c.args[0]})`),
+  // array_sort puts NULLs last; sort_array first ascending, last descending (as Spark).
+  array_sort: (c) => (arity(c, 1), `list_sort(${c.args[0]}, 'ASC', 'NULLS LAST')`),
+  sort_array: (c) => (arity(c, 1, 2), c.args.length === 2 ? `CASE WHEN ${c.args[1]} THEN list_sort(${c.args[0]}, 'ASC', 'NULLS FIRST') ELSE list_sort(${c.args[0]}, 'DESC', 'NULLS LAST') END` : `list_sort(${c.args[0]}, 'ASC', 'NULLS FIRST')`),
   array_join: (c) => (arity(c, 2, 3), `array_to_string(${c.args[0]}, ${c.args[1]})`),
   array_max: rename('list_max', 1, 1),
   array_min: rename('list_min', 1, 1),

@@ -180,6 +180,46 @@ function jsonPathItemName(item: Token[]): string | null {
 
 const SELECT_LIST_END = new Set(['FROM', 'WHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'UNION', 'EXCEPT', 'INTERSECT', 'MINUS', 'WINDOW', 'QUALIFY', 'CLUSTER', 'DISTRIBUTE', 'SORT', 'INTO']);
 
+/** Keywords that end an ORDER BY list (of a query or a window). */
+const ORDER_BY_END = new Set(['LIMIT', 'OFFSET', 'FETCH', 'ROWS', 'RANGE', 'GROUPS', 'UNION', 'EXCEPT', 'INTERSECT', 'MINUS', 'WINDOW', 'QUALIFY']);
+
+/**
+ * The NULLS clause to add after each top-level ORDER BY item that has none, as [index of the token
+ * after the item, text]: Spark sorts NULLs first ascending and last descending; DuckDB sorts them
+ * last either way (a session-wide default_null_order would change floe's own queries too).
+ */
+function orderByNullsClauses(toks: Token[]): [number, string][] {
+  const out: [number, string][] = [];
+  let depth = 0;
+  for (let i = 0; i < toks.length; i++) {
+    const t = toks[i]!;
+    if (t.kind === 'op' && (t.text === '(' || t.text === '[' || t.text === '{')) depth++;
+    else if (t.kind === 'op' && (t.text === ')' || t.text === ']' || t.text === '}')) depth--;
+    if (depth !== 0 || !isKw(t, 'ORDER') || !isKw(toks[i + 1], 'BY')) continue;
+    let d = 0;
+    let start = i + 2;
+    let k = start;
+    const endItem = (end: number): void => {
+      if (end <= start) return;
+      const last = toks[end - 1]!;
+      if (isKw(toks[end - 2], 'NULLS') && (isKw(last, 'FIRST') || isKw(last, 'LAST'))) return;
+      out.push([end, isKw(last, 'DESC') ? 'NULLS LAST' : 'NULLS FIRST']);
+    };
+    for (; k < toks.length; k++) {
+      const x = toks[k]!;
+      if (x.kind === 'op' && (x.text === '(' || x.text === '[' || x.text === '{')) d++;
+      else if (x.kind === 'op' && (x.text === ')' || x.text === ']' || x.text === '}')) d--;
+      else if (d === 0 && isOp(x, ',')) {
+        endItem(k);
+        start = k + 1;
+      } else if (d === 0 && x.kind === 'ident' && ORDER_BY_END.has(x.upper)) break;
+    }
+    endItem(k);
+    i = k - 1;
+  }
+  return out;
+}
+
 /** Is the FROM at `i` part of `IS [NOT] DISTINCT FROM` (an operator, not a FROM clause)? */
 function isDistinctFrom(toks: Token[], i: number): boolean {
   return isKw(toks[i - 1], 'DISTINCT') && (isKw(toks[i - 2], 'IS') || (isKw(toks[i - 2], 'NOT') && isKw(toks[i - 3], 'IS')));
@@ -210,6 +250,9 @@ class Translator {
     let expectTable = false;
     let inFrom = false;
     const local: Scope = { ctes: new Set(scope.ctes) };
+    // Spark's default NULL order (ascending NULLS FIRST, descending NULLS LAST), made explicit.
+    const nullOrder = orderByNullsClauses(toks);
+    let nextNulls = 0;
     // The select list's current item (token index), to name items as Spark does where DuckDB differs.
     let itemStart: number | null = null;
     const endItem = (end: number): void => {
@@ -218,6 +261,7 @@ class Translator {
       if (name !== null) pieces.push({ text: `AS ${quoteIdent(name)}`, ws: true, term: false });
     };
     while (i < toks.length) {
+      while (nextNulls < nullOrder.length && nullOrder[nextNulls]![0] <= i) pieces.push({ text: nullOrder[nextNulls++]![1], ws: true, term: false });
       const t = toks[i]!;
       const ws = t.ws || i === 0;
       if (query && itemStart !== null) {
@@ -293,6 +337,7 @@ class Translator {
       if (inFrom && t.kind === 'ident' && FROM_END.has(t.upper)) inFrom = false;
       i = await this.expressionToken(toks, i, pieces, local, query);
     }
+    while (nextNulls < nullOrder.length) pieces.push({ text: nullOrder[nextNulls++]![1], ws: true, term: false });
     if (query) endItem(toks.length);
     return join(pieces);
   }
