@@ -227,7 +227,13 @@ export const FUNCTIONS: Record<string, Translation> = {
   len: rename('length', 1, 1),
   char_length: rename('length', 1, 1),
   character_length: rename('length', 1, 1),
-  concat: (c) => (c.args.length ? `(${c.args.map((a) => `(${a})`).join(' || ')})` : `''`),
+  // With a string literal among the arguments, a string concatenation: each argument as Spark's text
+  // (a TIMESTAMP without '+00'); otherwise the arguments may be arrays (DuckDB's || concatenates those).
+  concat: (c) => {
+    if (!c.args.length) return `''`;
+    const strings = c.raw.some((r) => r.length === 1 && r[0]!.kind === 'string');
+    return `(${c.args.map((a) => (strings ? `floe_spark_string(${a})` : `(${a})`)).join(' || ')})`;
+  },
   split: (c) => (arity(c, 2, 3), `string_split_regex(${c.args[0]}, ${c.args[1]})`),
   regexp_replace: (c) => (arity(c, 3), `regexp_replace(${c.args[0]}, ${c.args[1]}, ${c.args[2]}, 'g')`),
   regexp_extract: (c) => (arity(c, 2, 3), `regexp_extract(${c.args[0]}, ${c.args[1]}, ${c.args[2] ?? '1'})`),
@@ -306,7 +312,7 @@ export const FUNCTIONS: Record<string, Translation> = {
   bool_or: rename('bool_or', 1, 1),
   some: rename('bool_or', 1, 1),
   // casts by name
-  string: castTo('VARCHAR'),
+  string: (c) => (arity(c, 1), `floe_spark_string(${c.args[0]})`),
   int: castTo('INTEGER'),
   bigint: castTo('BIGINT'),
   smallint: castTo('SMALLINT'),
@@ -405,5 +411,8 @@ export const SESSION_MACROS = [
   `CREATE OR REPLACE TEMP MACRO floe_json_index(j, n) AS CASE WHEN json_type(j) = 'ARRAY' AND n >= 0 THEN json_extract(j, '/' || CAST(n AS VARCHAR)) END`,
   `CREATE OR REPLACE TEMP MACRO floe_json_all(j, items) AS CASE WHEN json_type(j) = 'ARRAY' AND len(items) > 0 THEN CAST(to_json(items) AS JSON) END`,
   `CREATE OR REPLACE TEMP MACRO floe_json_text(j) AS CASE json_type(j) WHEN 'VARCHAR' THEN json_extract_string(j, '$') WHEN 'NULL' THEN NULL ELSE CAST(j AS VARCHAR) END`,
+  // x as a string, as Spark writes it: a TIMESTAMP (DuckDB's TIMESTAMPTZ; the session zone is UTC)
+  // without DuckDB's '+00'. (Every branch must bind whatever x's type is: hence the text round trip.)
+  `CREATE OR REPLACE TEMP MACRO floe_spark_string(x) AS CASE WHEN typeof(x) = 'TIMESTAMP WITH TIME ZONE' THEN CAST(CAST(TRY_CAST(CAST(x AS VARCHAR) AS TIMESTAMPTZ) AS TIMESTAMP) AS VARCHAR) ELSE CAST(x AS VARCHAR) END`,
   `CREATE OR REPLACE TEMP MACRO floe_spark_div(a, b) AS CASE WHEN typeof(a) IN ('BIGINT', 'INTEGER', 'SMALLINT', 'TINYINT', 'HUGEINT', 'UBIGINT', 'UINTEGER', 'USMALLINT', 'UTINYINT') AND typeof(b) IN ('BIGINT', 'INTEGER', 'SMALLINT', 'TINYINT', 'HUGEINT', 'UBIGINT', 'UINTEGER', 'USMALLINT', 'UTINYINT') THEN CAST(a AS BIGINT) // CAST(b AS BIGINT) ELSE CAST(trunc(a / b) AS BIGINT) END`,
 ];

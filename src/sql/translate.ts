@@ -506,7 +506,7 @@ class Translator {
         const type = parseType(c);
         const last = pieces[pieces.length - 1];
         if (!last?.term) throw parseErrorAt(t, "Expected an expression before '::'");
-        last.text = `CAST(${last.text} AS ${duckType(type)})`;
+        last.text = castSql('CAST', last.text, duckType(type));
         return i + 1 + c.i;
       }
       case ':': {
@@ -572,8 +572,9 @@ class Translator {
       const u = t.upper;
       if (u === 'DIV' && pieces.length && pieces[pieces.length - 1]!.term) return this.binary(toks, i, pieces, scope, 'div');
       if ((u === 'RLIKE' || u === 'REGEXP') && pieces.length) return this.binary(toks, i, pieces, scope, 'rlike');
-      // Spark's TIMESTAMP_NTZ '…' / TIMESTAMP_LTZ '…' typed literals.
-      if ((u === 'TIMESTAMP_NTZ' || u === 'TIMESTAMP_LTZ') && toks[i + 1]?.kind === 'string') {
+      // Spark's TIMESTAMP '…' (an instant: an offset in the text counts), TIMESTAMP_LTZ '…' and
+      // TIMESTAMP_NTZ '…' (a wall time) typed literals.
+      if ((u === 'TIMESTAMP' || u === 'TIMESTAMP_NTZ' || u === 'TIMESTAMP_LTZ') && toks[i + 1]?.kind === 'string') {
         pieces.push({ text: `CAST(${quoteString(toks[i + 1]!.value)} AS ${u === 'TIMESTAMP_NTZ' ? 'TIMESTAMP' : 'TIMESTAMPTZ'})`, ws, term: true });
         return this.postfix(toks, i + 2, pieces, scope);
       }
@@ -618,7 +619,7 @@ class Translator {
       const c = new Cursor([...inner.slice(asAt + 1), { ...toks[close]!, kind: 'eof', text: '' }]);
       const type = parseType(c);
       c.expectEnd();
-      text = `${name === 'cast' ? 'CAST' : 'TRY_CAST'}(${await this.run(inner.slice(0, asAt), scope, false)} AS ${duckType(type)})`;
+      text = castSql(name === 'cast' ? 'CAST' : 'TRY_CAST', await this.run(inner.slice(0, asAt), scope, false), duckType(type));
     } else if (['extract', 'trim', 'position', 'overlay'].includes(name) && inner.some((x) => isKw(x, 'FROM') || isKw(x, 'IN') || isKw(x, 'BOTH') || isKw(x, 'LEADING') || isKw(x, 'TRAILING') || isKw(x, 'PLACING'))) {
       // SQL-standard forms: extract(YEAR FROM ts), trim(BOTH 'x' FROM s), position('a' IN s)
       text = `${name}(${await this.run(inner, scope, false)})`;
@@ -722,6 +723,15 @@ class Translator {
     pieces.push({ text, ws: true, term: true });
     return j;
   }
+}
+
+/**
+ * A CAST with Spark's result where DuckDB's differs: to a string, a TIMESTAMP is Spark's text
+ * (`2024-01-01 05:00:00`, no `+00`; floe_spark_string).
+ */
+function castSql(fn: 'CAST' | 'TRY_CAST', expr: string, type: string): string {
+  if (type === 'VARCHAR') return `floe_spark_string(${expr})`;
+  return `${fn}(${expr} AS ${type})`;
 }
 
 /** The index of a keyword at the top level of a token list, or -1. */

@@ -42,3 +42,21 @@ test("Spark's NULL ordering: ascending NULLS FIRST, descending NULLS LAST", asyn
     await s.close();
   }
 });
+
+test('TIMESTAMP literals keep their offset; a TIMESTAMP as a string is Spark text (no +00)', async () => {
+  const s = await sqlSession();
+  try {
+    assert.deepEqual(await s.rows("SELECT CAST(TIMESTAMP '2024-01-01 10:00:00+05:00' AS STRING) AS a, CAST(TIMESTAMP'2024-03-10 01:30:00+05:00' = CAST('2024-03-10 01:30:00+05:00' AS TIMESTAMP) AS STRING) AS b, hour(TIMESTAMP '2024-01-01 10:00:00+05:00') AS h"), [{ a: '2024-01-01 05:00:00', b: 'true', h: '5' }]);
+    await s.run('CREATE TABLE ts (ts TIMESTAMP) USING delta');
+    await s.run("INSERT INTO ts VALUES (TIMESTAMP '2024-03-10 01:30:00.25+01:00')");
+    assert.deepEqual(await s.rows("SELECT CAST(ts AS STRING) AS a, string(ts) AS b, ts::string AS c, TRY_CAST(ts AS STRING) AS d, concat('x', ts) AS e, CAST(1 AS STRING) AS f, CAST(DATE '2024-01-02' AS STRING) AS g, CAST(array(1) AS STRING) AS h FROM ts"),
+      [{ a: '2024-03-10 00:30:00.25', b: '2024-03-10 00:30:00.25', c: '2024-03-10 00:30:00.25', d: '2024-03-10 00:30:00.25', e: 'x2024-03-10 00:30:00.25', f: '1', g: '2024-01-02', h: '[1]' }]);
+    // CTAS of the string keeps Spark's text
+    await s.run('CREATE TABLE ts2 AS SELECT CAST(ts AS STRING) AS s FROM ts');
+    assert.deepEqual(await s.rows('SELECT s FROM ts2'), [{ s: '2024-03-10 00:30:00.25' }]);
+    // concat of arrays is still array concatenation
+    assert.deepEqual(await s.rows('SELECT concat(array(1), array(2)) AS a'), [{ a: [1, 2] }]);
+  } finally {
+    await s.close();
+  }
+});
