@@ -313,10 +313,10 @@ export const FUNCTIONS: Record<string, Translation> = {
   some: rename('bool_or', 1, 1),
   // casts by name
   string: (c) => (arity(c, 1), `floe_spark_string(${c.args[0]})`),
-  int: castTo('INTEGER'),
-  bigint: castTo('BIGINT'),
-  smallint: castTo('SMALLINT'),
-  tinyint: castTo('TINYINT'),
+  int: (c) => (arity(c, 1), `floe_cast_integer(${c.args[0]})`),
+  bigint: (c) => (arity(c, 1), `floe_cast_bigint(${c.args[0]})`),
+  smallint: (c) => (arity(c, 1), `floe_cast_smallint(${c.args[0]})`),
+  tinyint: (c) => (arity(c, 1), `floe_cast_tinyint(${c.args[0]})`),
   double: castTo('DOUBLE'),
   float: castTo('FLOAT'),
   boolean: castTo('BOOLEAN'),
@@ -402,6 +402,24 @@ export function jsonPathSql(base: string, steps: JsonPathStep[]): string {
   return `floe_json_text(${apply(`floe_json_doc(${base})`, 0, 0)})`;
 }
 
+/** DuckDB integral types a Spark CAST truncates to (floe_cast_<type> / floe_try_cast_<type>). */
+export const INTEGRAL_CASTS = ['INTEGER', 'BIGINT', 'SMALLINT', 'TINYINT'];
+
+/**
+ * Spark's CAST(x AS <integral type>): a FLOAT / DOUBLE / DECIMAL or a numeric string with a fraction
+ * truncates toward zero (DuckDB's CAST rounds). A string such as '1.7' gives 1 as Spark does without
+ * ANSI mode (floe follows non-ANSI results for numbers, as for `/` by zero); Databricks SQL's ANSI
+ * mode would refuse it. A string that is not a number still fails (TRY_CAST: NULL). Every branch must
+ * bind whatever x's type is, hence the detours through text.
+ */
+function integralCastMacro(fn: string, t: string): string {
+  const name = `floe_${fn.toLowerCase()}_${t.toLowerCase()}`;
+  return `CREATE OR REPLACE TEMP MACRO ${name}(x) AS CASE`
+    + ` WHEN typeof(x) IN ('DOUBLE', 'FLOAT') THEN ${fn}(trunc(TRY_CAST(CAST(x AS VARCHAR) AS DOUBLE)) AS ${t})`
+    + ` WHEN typeof(x) LIKE 'DECIMAL%' OR typeof(x) = 'VARCHAR' THEN ${fn}(regexp_replace(trim(CAST(x AS VARCHAR)), '^([+-]?[0-9]+)[.][0-9]*$', '\\1') AS ${t})`
+    + ` ELSE ${fn}(x AS ${t}) END`;
+}
+
 /** SQL run once per engine: helper macros the translations use. */
 export const SESSION_MACROS = [
   `CREATE OR REPLACE TEMP MACRO floe_json_doc(x) AS CASE WHEN json_valid(CAST(x AS VARCHAR)) THEN CAST(CAST(x AS VARCHAR) AS JSON) END`,
@@ -414,5 +432,6 @@ export const SESSION_MACROS = [
   // x as a string, as Spark writes it: a TIMESTAMP (DuckDB's TIMESTAMPTZ; the session zone is UTC)
   // without DuckDB's '+00'. (Every branch must bind whatever x's type is: hence the text round trip.)
   `CREATE OR REPLACE TEMP MACRO floe_spark_string(x) AS CASE WHEN typeof(x) = 'TIMESTAMP WITH TIME ZONE' THEN CAST(CAST(TRY_CAST(CAST(x AS VARCHAR) AS TIMESTAMPTZ) AS TIMESTAMP) AS VARCHAR) ELSE CAST(x AS VARCHAR) END`,
+  ...INTEGRAL_CASTS.flatMap((t) => ['CAST', 'TRY_CAST'].map((fn) => integralCastMacro(fn, t))),
   `CREATE OR REPLACE TEMP MACRO floe_spark_div(a, b) AS CASE WHEN typeof(a) IN ('BIGINT', 'INTEGER', 'SMALLINT', 'TINYINT', 'HUGEINT', 'UBIGINT', 'UINTEGER', 'USMALLINT', 'UTINYINT') AND typeof(b) IN ('BIGINT', 'INTEGER', 'SMALLINT', 'TINYINT', 'HUGEINT', 'UBIGINT', 'UINTEGER', 'USMALLINT', 'UTINYINT') THEN CAST(a AS BIGINT) // CAST(b AS BIGINT) ELSE CAST(trunc(a / b) AS BIGINT) END`,
 ];

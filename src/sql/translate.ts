@@ -9,7 +9,7 @@
 import { duckType, quoteIdent, quoteString } from '../core/schema.js';
 import { Cursor, RESERVED, splitTopLevel } from './cursor.js';
 import { analysisErrorAt, parseErrorAt, tokenDesc } from './errors.js';
-import { FORBIDDEN_FUNCTIONS, FUNCTIONS, type JsonPathStep, jsonPathSql } from './functions.js';
+import { FORBIDDEN_FUNCTIONS, FUNCTIONS, INTEGRAL_CASTS, type JsonPathStep, jsonPathSql } from './functions.js';
 import type { Token } from './lexer.js';
 import { parseType } from './types.js';
 
@@ -727,10 +727,12 @@ class Translator {
 
 /**
  * A CAST with Spark's result where DuckDB's differs: to a string, a TIMESTAMP is Spark's text
- * (`2024-01-01 05:00:00`, no `+00`; floe_spark_string).
+ * (`2024-01-01 05:00:00`, no `+00`; floe_spark_string); to an integral type, a fractional number
+ * or numeric string truncates toward zero (floe_cast_integer, …; DuckDB rounds).
  */
 function castSql(fn: 'CAST' | 'TRY_CAST', expr: string, type: string): string {
   if (type === 'VARCHAR') return `floe_spark_string(${expr})`;
+  if (INTEGRAL_CASTS.includes(type)) return `floe_${fn.toLowerCase()}_${type.toLowerCase()}(${expr})`;
   return `${fn}(${expr} AS ${type})`;
 }
 

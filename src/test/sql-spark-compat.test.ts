@@ -60,3 +60,18 @@ test('TIMESTAMP literals keep their offset; a TIMESTAMP as a string is Spark tex
     await s.close();
   }
 });
+
+test('CAST of a fractional number or numeric string to an integral type truncates toward zero', async () => {
+  const s = await sqlSession();
+  try {
+    assert.deepEqual(await s.rows('SELECT CAST(1.7 AS INT) AS a, CAST(-1.5 AS INT) AS b, CAST(2.5 AS BIGINT) AS c, CAST(-2.9D AS SMALLINT) AS d, CAST(CAST(9.99 AS FLOAT) AS TINYINT) AS e, TRY_CAST(1.9 AS INT) AS f, 7.8::int AS g, int(-7.8) AS h, bigint(3.99) AS i'),
+      [{ a: 1, b: -1, c: '2', d: -2, e: 9, f: 1, g: 7, h: -7, i: '3' }]);
+    // A numeric string: Spark without ANSI mode (floe's choice, as for `/` by zero) truncates too.
+    assert.deepEqual(await s.rows("SELECT CAST('1.7' AS INT) AS a, CAST(' -1.5 ' AS BIGINT) AS b, CAST('12' AS INT) AS c, TRY_CAST('x' AS INT) AS d, CAST(NULL AS INT) AS e, CAST(true AS INT) AS f, CAST(12345678901234567.8 AS BIGINT) AS g"),
+      [{ a: 1, b: '-1', c: 12, d: null, e: null, f: 1, g: '12345678901234567' }]);
+    assert.deepEqual(await s.rows('SELECT CAST(x AS INT) AS i FROM (VALUES (1.5D), (-0.5D), (2.9D)) AS v(x)'), [{ i: 1 }, { i: 0 }, { i: 2 }]);
+    await s.fails("SELECT CAST('x' AS INT)", /FLOE_/);
+  } finally {
+    await s.close();
+  }
+});
