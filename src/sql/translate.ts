@@ -230,9 +230,33 @@ function startsQuery(toks: Token[], i: number): boolean {
   return isKw(t, 'SELECT') || isKw(t, 'WITH') || isKw(t, 'VALUES') || isKw(t, 'FROM') || (isOp(t, '(') && startsQuery(toks, i + 1));
 }
 
-function join(pieces: Piece[]): string {
+/**
+ * `a / b` with Spark's result for a zero divisor: NULL (Spark without ANSI mode; floe's `%` and `div`
+ * give NULL too), where DuckDB gives ±Infinity. The divisor is the operand right after `/` (with its
+ * signs); a non-zero number literal needs no guard. A divisor that is not one operand piece (CASE …
+ * END) is left as it is.
+ */
+function guardDivisions(pieces: Piece[]): Piece[] {
+  const out: Piece[] = [];
+  for (let k = 0; k < pieces.length; k++) {
+    const p = pieces[k]!;
+    out.push(p);
+    if (p.term || p.text !== '/') continue;
+    let e = k + 1;
+    while (e < pieces.length && !pieces[e]!.term && (pieces[e]!.text === '-' || pieces[e]!.text === '+')) e++;
+    const operand = pieces[e];
+    if (!operand?.term) continue;
+    const text = join(pieces.slice(k + 1, e + 1), false);
+    if (/^[+-]*(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i.test(text) && /[1-9]/.test(text.replace(/e.*$/i, ''))) continue;
+    out.push({ text: `nullif(${text}, 0)`, ws: pieces[k + 1]!.ws, term: true });
+    k = e;
+  }
+  return out;
+}
+
+function join(pieces: Piece[], guard = true): string {
   let s = '';
-  for (const p of pieces) {
+  for (const p of guard ? guardDivisions(pieces) : pieces) {
     if (!s) s = p.text;
     else if (p.ws || (/[A-Za-z0-9_"'$]$/.test(s) && /^[A-Za-z0-9_"'$]/.test(p.text))) s += ' ' + p.text;
     else s += p.text;

@@ -75,3 +75,14 @@ test('CAST of a fractional number or numeric string to an integral type truncate
     await s.close();
   }
 });
+
+test('division by zero is NULL (Spark without ANSI mode, as % and div already were)', async () => {
+  const s = await sqlSession();
+  try {
+    assert.deepEqual(await s.rows('SELECT 1/0 AS a, 1.5D / 0 AS b, CAST(1.5 AS DECIMAL(3,1)) / 0 AS c, 5 % 0 AS d, 7 div 0 AS e, 7.5 div 0 AS f, 6 / 4 AS g, 1 / -x AS h, x / (x - 2) * 2 AS i, 3 / y AS j FROM (SELECT 2 AS x) CROSS JOIN (SELECT 0 AS y)'),
+      [{ a: null, b: null, c: null, d: null, e: null, f: null, g: 1.5, h: -0.5, i: null, j: null }]);
+    assert.deepEqual(await s.rows('SELECT x / y AS q FROM (VALUES (1, 0), (6, 3), (NULL, 1)) AS v(x, y) ORDER BY q'), [{ q: null }, { q: null }, { q: 2 }]);
+  } finally {
+    await s.close();
+  }
+});
