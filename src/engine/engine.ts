@@ -205,8 +205,11 @@ export function translateError(e: unknown, sql: string): Error {
     const file = corrupt[1] ?? corrupt[2] ?? corrupt[3]!;
     return new FloeError('DELTA_DATA_FILE_CORRUPT', `A data file referenced by the Delta log is not readable Parquet (truncated or damaged): ${file}. Nothing was changed. Restore the file from a backup, or time travel to a version that does not need it (DESCRIBE HISTORY shows which commit added it).`, { file }, { cause: e });
   }
+  // DuckDB's first line only: the rest quotes floe's generated SQL (LINE 1: … ^), lists DuckDB's
+  // function signatures or suggests DuckDB settings (Use "SET …"), none of which the user wrote.
+  const first = msg.split('\n')[0]!.trim();
   if (/Parser Error|Binder Error|Catalog Error/.test(msg)) {
-    return new FloeError('FLOE_SQL_ERROR', msg.replace(/\n+/g, ' '), { sql: sql.length > 2000 ? sql.slice(0, 2000) + '…' : sql }, { cause: e });
+    return new FloeError('FLOE_SQL_ERROR', first, { sql: sql.length > 2000 ? sql.slice(0, 2000) + '…' : sql }, { cause: e });
   }
-  return new FloeError('FLOE_ENGINE_ERROR', msg.replace(/\n+/g, ' '), {}, { cause: e });
+  return new FloeError('FLOE_ENGINE_ERROR', first, {}, { cause: e });
 }

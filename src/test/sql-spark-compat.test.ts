@@ -86,3 +86,15 @@ test('division by zero is NULL (Spark without ANSI mode, as % and div already we
     await s.close();
   }
 });
+
+test("engine errors show DuckDB's first line only: no rewritten SQL, no DuckDB settings", async () => {
+  const s = await sqlSession();
+  try {
+    for (const sql of ["SELECT CAST('x' AS INT)", "SELECT 'abc' < 5", 'SELECT (SELECT id FROM range(2))', 'SELECT nosuchfn(1)', 'SELECT nosuchcol']) {
+      const e = await s.fails(sql, /FLOE_/);
+      assert.doesNotMatch(e.message, /LINE \d+:|\^|SET scalar_subquery|Did you mean|\n/, `${sql}: ${e.message}`);
+    }
+  } finally {
+    await s.close();
+  }
+});
