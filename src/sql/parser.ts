@@ -124,8 +124,52 @@ function unsupported(t: Token, what: string): never {
   throw analysisErrorAt(t, `${what} is not supported by floe SQL yet`, { construct: what });
 }
 
+/**
+ * `WITH … INSERT INTO t SELECT …` (Spark lets the common table expressions come first): the index of
+ * the INSERT after the WITH clause at the cursor, or -1 when the WITH starts a query.
+ */
+function withInsertAt(c: Cursor): number {
+  const toks = c.tokens;
+  let i = c.i + 1;
+  if (toks[i]?.kind === 'ident' && toks[i]!.upper === 'RECURSIVE') i++;
+  const skipGroup = (k: number): number => {
+    let depth = 0;
+    for (; k < toks.length; k++) {
+      const x = toks[k]!;
+      if (x.kind === 'op' && x.text === '(') depth++;
+      else if (x.kind === 'op' && x.text === ')' && --depth === 0) return k + 1;
+    }
+    return -1;
+  };
+  const isOpAt = (k: number, op: string): boolean => toks[k]?.kind === 'op' && toks[k]!.text === op;
+  for (;;) {
+    if (toks[i]?.kind !== 'ident' && toks[i]?.kind !== 'qident') return -1;
+    i++;
+    if (isOpAt(i, '(')) i = skipGroup(i);
+    if (i < 0 || !(toks[i]?.kind === 'ident' && toks[i]!.upper === 'AS') || !isOpAt(i + 1, '(')) return -1;
+    i = skipGroup(i + 1);
+    if (i < 0) return -1;
+    if (isOpAt(i, ',')) {
+      i++;
+      continue;
+    }
+    return toks[i]?.kind === 'ident' && toks[i]!.upper === 'INSERT' ? i : -1;
+  }
+}
+
 function parseInner(c: Cursor, text: string): Inner {
   const t = c.peek();
+  const insertAt = c.isKw('WITH') ? withInsertAt(c) : -1;
+  if (insertAt >= 0) {
+    const withClause = c.tokens.slice(c.i, insertAt);
+    c.i = insertAt;
+    const ins = parseInsert(c);
+    if (ins.kind !== 'insert' || !ins.query) unsupported(t, 'WITH … INSERT … VALUES');
+    // The INSERT's own query may start with WITH too: one WITH clause, the outer names first.
+    const q = ins.query;
+    const query = q[0]?.kind === 'ident' && q[0].upper === 'WITH' ? [...withClause, { ...q[0], kind: 'op' as const, text: ',', value: ',', upper: ',' }, ...q.slice(1)] : [...withClause, ...q];
+    return { ...ins, query };
+  }
   if (startsQuery(c)) return { kind: 'query', tokens: restAsQuery(c) };
   if (t.kind !== 'ident') throw parseErrorAt(t, `Expected a statement but found ${tokenDesc(t)}`);
   switch (t.upper) {

@@ -602,6 +602,19 @@ class Translator {
         pieces.push({ text: `CAST(${quoteString(toks[i + 1]!.value)} AS ${u === 'TIMESTAMP_NTZ' ? 'TIMESTAMP' : 'TIMESTAMPTZ'})`, ws, term: true });
         return this.postfix(toks, i + 2, pieces, scope);
       }
+      // Spark's LEFT SEMI / LEFT ANTI JOIN are DuckDB's SEMI / ANTI JOIN; MINUS is EXCEPT.
+      if (u === 'LEFT' && (isKw(toks[i + 1], 'SEMI') || isKw(toks[i + 1], 'ANTI')) && isKw(toks[i + 2], 'JOIN')) return i + 1;
+      if (u === 'MINUS') {
+        pieces.push({ text: 'EXCEPT', ws: true, term: false });
+        return i + 1;
+      }
+      // X'0AFF': a BINARY literal
+      if (u === 'X' && toks[i + 1]?.kind === 'string' && !toks[i + 1]!.ws) {
+        const hex = toks[i + 1]!.value;
+        if (!/^[0-9a-fA-F]*$/.test(hex)) throw parseErrorAt(toks[i + 1]!, `A binary literal X'…' holds hexadecimal digits, not '${hex}'`);
+        pieces.push({ text: `from_hex(${quoteString(hex.length % 2 ? '0' + hex : hex)})`, ws, term: true });
+        return this.postfix(toks, i + 2, pieces, scope);
+      }
       if (u === 'NULL' || u === 'TRUE' || u === 'FALSE') {
         pieces.push({ text: u, ws, term: true });
         return i + 1;

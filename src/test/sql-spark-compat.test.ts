@@ -87,6 +87,30 @@ test('division by zero is NULL (Spark without ANSI mode, as % and div already we
   }
 });
 
+test('LEFT SEMI / LEFT ANTI / SEMI / ANTI JOIN, MINUS, X binary literals, WITH … INSERT', async () => {
+  const s = await sqlSession();
+  try {
+    const a = '(SELECT 1 AS x UNION ALL SELECT 2 UNION ALL SELECT NULL) AS a';
+    const b = '(SELECT 2 AS x UNION ALL SELECT 3) AS b';
+    const xs = async (sql: string): Promise<unknown[]> => (await s.rows(sql)).map((r) => r.x);
+    assert.deepEqual(await xs(`SELECT * FROM ${a} LEFT SEMI JOIN ${b} ON a.x = b.x`), [2]);
+    assert.deepEqual(await xs(`SELECT * FROM ${a} SEMI JOIN ${b} ON a.x = b.x`), [2]);
+    assert.deepEqual(await xs(`SELECT a.x FROM ${a} LEFT ANTI JOIN ${b} ON a.x = b.x ORDER BY a.x`), [null, 1]);
+    assert.deepEqual(await xs(`SELECT a.x FROM ${a} ANTI JOIN ${b} ON a.x = b.x ORDER BY x`), [null, 1]);
+    assert.deepEqual(await xs('SELECT x FROM (SELECT 1 AS x UNION ALL SELECT 2 UNION ALL SELECT 2) MINUS SELECT 1'), [2]);
+    assert.deepEqual(await xs('SELECT x FROM (SELECT 1 AS x UNION ALL SELECT 2 UNION ALL SELECT 2) MINUS ALL SELECT 2 ORDER BY x'), [1, 2]);
+    assert.deepEqual(await s.rows("SELECT hex(X'0AFF') AS h, octet_length(x'00') AS n, hex(X'') AS e"), [{ h: '0AFF', n: '1', e: '' }]);
+    await s.fails("SELECT X'0G'", 'FLOE_SQL_PARSE_ERROR', /hexadecimal/);
+    await s.run('CREATE TABLE w (id INT, s STRING) USING delta');
+    await s.run("WITH c AS (SELECT 1 AS id, 'a' AS s), d AS (SELECT id + 1 AS id, s FROM c) INSERT INTO w SELECT * FROM c UNION ALL SELECT * FROM d");
+    await s.run("WITH c AS (SELECT 3 AS id) INSERT INTO w WITH e AS (SELECT id, 'e' AS s FROM c) SELECT * FROM e");
+    assert.deepEqual(await s.rows('SELECT * FROM w ORDER BY id'), [{ id: 1, s: 'a' }, { id: 2, s: 'a' }, { id: 3, s: 'e' }]);
+    await s.fails("WITH c AS (SELECT 1) INSERT INTO w VALUES (1, 'x')", 'FLOE_SQL_ANALYSIS_ERROR', /WITH … INSERT … VALUES/);
+  } finally {
+    await s.close();
+  }
+});
+
 test("engine errors show DuckDB's first line only: no rewritten SQL, no DuckDB settings", async () => {
   const s = await sqlSession();
   try {
