@@ -292,9 +292,15 @@ export const FUNCTIONS: Record<string, Translation> = {
   map_keys: rename('map_keys', 1, 1),
   map_values: rename('map_values', 1, 1),
   explode: rename('unnest', 1, 1),
+  // Higher-order functions (a lambda's index parameter is made 0-based by the translator).
   transform: rename('list_transform', 2, 2),
   filter: rename('list_filter', 2, 2),
-  exists: rename('list_bool_or', 1, 1),
+  // exists / forall over an empty array: false / true (DuckDB's list_bool_or / _and give NULL).
+  exists: (c) => (arity(c, 2), `CASE WHEN len(${c.args[0]}) = 0 THEN false ELSE list_bool_or(list_transform(${c.args[0]}, ${c.args[1]})) END`),
+  forall: (c) => (arity(c, 2), `CASE WHEN len(${c.args[0]}) = 0 THEN true ELSE list_bool_and(list_transform(${c.args[0]}, ${c.args[1]})) END`),
+  aggregate: (c) => aggregateArray(c),
+  reduce: (c) => aggregateArray(c),
+  array_except: (c) => (arity(c, 2), `list_filter(floe_array_distinct(${c.args[0]}), lambda __x: NOT coalesce(list_contains(${c.args[1]}, __x), false))`),
   slice: (c) => (arity(c, 3), `list_slice(${c.args[0]}, ${c.args[1]}, (${c.args[1]}) + (${c.args[2]}) - 1)`),
   sequence: (c) => (arity(c, 2, 3), `generate_series(${c.args.join(', ')})`),
   // aggregates
@@ -402,6 +408,20 @@ export function jsonPathSql(base: string, steps: JsonPathStep[]): string {
   return `floe_json_text(${apply(`floe_json_doc(${base})`, 0, 0)})`;
 }
 
+/** aggregate(array, start, merge[, finish]) / reduce(…): DuckDB's list_reduce from the start value. */
+function aggregateArray(c: FnCall): string {
+  arity(c, 3, 4);
+  const reduced = `list_reduce(${c.args[0]}, ${c.args[2]}, ${c.args[1]})`;
+  return c.args.length === 4 ? `list_transform([${reduced}], ${c.args[3]})[1]` : reduced;
+}
+
+/** Spark functions floe SQL does not translate (a clear error rather than DuckDB's). */
+export const UNSUPPORTED_FUNCTIONS = new Set([
+  'arrays_zip', 'zip_with', 'map_filter', 'map_zip_with', 'transform_keys', 'transform_values', 'format_number', 'next_day', 'decode',
+  'encode', 'array_repeat', 'sentences', 'java_method', 'reflect', 'xpath', 'xpath_string', 'from_csv', 'to_csv', 'schema_of_json',
+  'schema_of_csv', 'inline', 'inline_outer', 'posexplode', 'posexplode_outer', 'explode_outer', 'stack', 'window', 'session_window',
+]);
+
 /** DuckDB integral types a Spark CAST truncates to (floe_cast_<type> / floe_try_cast_<type>). */
 export const INTEGRAL_CASTS = ['INTEGER', 'BIGINT', 'SMALLINT', 'TINYINT'];
 
@@ -433,5 +453,7 @@ export const SESSION_MACROS = [
   // without DuckDB's '+00'. (Every branch must bind whatever x's type is: hence the text round trip.)
   `CREATE OR REPLACE TEMP MACRO floe_spark_string(x) AS CASE WHEN typeof(x) = 'TIMESTAMP WITH TIME ZONE' THEN CAST(CAST(TRY_CAST(CAST(x AS VARCHAR) AS TIMESTAMPTZ) AS TIMESTAMP) AS VARCHAR) ELSE CAST(x AS VARCHAR) END`,
   ...INTEGRAL_CASTS.flatMap((t) => ['CAST', 'TRY_CAST'].map((fn) => integralCastMacro(fn, t))),
+  // Distinct elements in first-occurrence order, one NULL kept (Spark's array_distinct).
+  `CREATE OR REPLACE TEMP MACRO floe_array_distinct(a) AS list_filter(a, lambda __x, __i: list_position(a, __x) = __i)`,
   `CREATE OR REPLACE TEMP MACRO floe_spark_div(a, b) AS CASE WHEN typeof(a) IN ('BIGINT', 'INTEGER', 'SMALLINT', 'TINYINT', 'HUGEINT', 'UBIGINT', 'UINTEGER', 'USMALLINT', 'UTINYINT') AND typeof(b) IN ('BIGINT', 'INTEGER', 'SMALLINT', 'TINYINT', 'HUGEINT', 'UBIGINT', 'UINTEGER', 'USMALLINT', 'UTINYINT') THEN CAST(a AS BIGINT) // CAST(b AS BIGINT) ELSE CAST(trunc(a / nullif(b, 0)) AS BIGINT) END`,
 ];

@@ -9,7 +9,7 @@
 import { duckType, quoteIdent, quoteString } from '../core/schema.js';
 import { Cursor, RESERVED, splitTopLevel } from './cursor.js';
 import { analysisErrorAt, parseErrorAt, tokenDesc } from './errors.js';
-import { FORBIDDEN_FUNCTIONS, FUNCTIONS, INTEGRAL_CASTS, type JsonPathStep, jsonPathSql } from './functions.js';
+import { FORBIDDEN_FUNCTIONS, FUNCTIONS, INTEGRAL_CASTS, UNSUPPORTED_FUNCTIONS, type JsonPathStep, jsonPathSql } from './functions.js';
 import type { Token } from './lexer.js';
 import { parseType } from './types.js';
 
@@ -588,7 +588,7 @@ class Translator {
   private async nameOrCall(toks: Token[], i: number, pieces: Piece[], scope: Scope): Promise<number> {
     const t = toks[i]!;
     const ws = t.ws;
-    if (t.kind === 'ident' && isOp(toks[i + 1], '(') && !(t.upper === 'IN' || t.upper === 'EXISTS' || t.upper === 'OVER' || t.upper === 'FILTER' || t.upper === 'AS' || t.upper === 'VALUES' || t.upper === 'AND' || t.upper === 'OR' || t.upper === 'NOT' || t.upper === 'ON' || t.upper === 'USING' || t.upper === 'BY' || t.upper === 'EXCLUDE' || t.upper === 'THEN' || t.upper === 'ELSE' || t.upper === 'WHEN' || t.upper === 'SELECT' || t.upper === 'WHERE' || t.upper === 'ANY' || t.upper === 'ALL' || t.upper === 'SOME' || t.upper === 'IS' || t.upper === 'WITHIN' || t.upper === 'INTERVAL')) {
+    if (t.kind === 'ident' && isOp(toks[i + 1], '(') && !(t.upper === 'IN' || (t.upper === 'EXISTS' && startsQuery(toks, i + 2)) || t.upper === 'OVER' || (t.upper === 'FILTER' && isKw(toks[i + 2], 'WHERE')) || t.upper === 'AS' || t.upper === 'VALUES' || t.upper === 'AND' || t.upper === 'OR' || t.upper === 'NOT' || t.upper === 'ON' || t.upper === 'USING' || t.upper === 'BY' || t.upper === 'EXCLUDE' || t.upper === 'THEN' || t.upper === 'ELSE' || t.upper === 'WHEN' || t.upper === 'SELECT' || t.upper === 'WHERE' || t.upper === 'ANY' || t.upper === 'ALL' || t.upper === 'SOME' || t.upper === 'IS' || t.upper === 'WITHIN' || t.upper === 'INTERVAL')) {
       return this.call(toks, i, pieces, scope);
     }
     if (t.kind === 'qident' && isOp(toks[i + 1], '(')) return this.call(toks, i, pieces, scope);
@@ -674,7 +674,8 @@ class Translator {
       const raw = argToks.length ? splitTopLevel(argToks) : [];
       for (const r of raw) if (!r.length) throw parseErrorAt(toks[close]!, `Empty argument in ${t.value}()`);
       const args: string[] = [];
-      for (const r of raw) args.push(await this.lambdaOrExpr(r, scope));
+      if (UNSUPPORTED_FUNCTIONS.has(name) && t.kind === 'ident') throw analysisErrorAt(t, `Function ${t.value}() is not supported by floe SQL`, { construct: t.value });
+      for (const r of raw) args.push(await this.lambdaOrExpr(r, scope, name === 'transform' || name === 'filter'));
       const fn = t.kind === 'ident' ? FUNCTIONS[name] : undefined;
       if (fn) text = fn({ name, args, raw, at: t, distinct });
       else text = `${t.kind === 'qident' ? quoteIdent(t.value) : t.text}(${distinct ? 'DISTINCT ' : ''}${args.join(', ')})`;
@@ -704,13 +705,17 @@ class Translator {
     return this.postfix(toks, j, pieces, scope);
   }
 
-  /** A function argument: an expression, or a lambda `x -> …` / `(x, y) -> …`. */
-  private async lambdaOrExpr(r: Token[], scope: Scope): Promise<string> {
+  /**
+   * A function argument: an expression, or a lambda `x -> …` / `(x, y) -> …`. With `indexed`
+   * (transform, filter), a second parameter is the element's index: 0-based in Spark, 1-based in DuckDB.
+   */
+  private async lambdaOrExpr(r: Token[], scope: Scope, indexed = false): Promise<string> {
     const arrow = r.findIndex((x) => isOp(x, '->'));
     if (arrow > 0) {
       const params = r.slice(0, arrow).filter((x) => isName(x)).map((x) => x.value);
       const saved = this.ctx.column;
-      this.ctx.column = undefined;
+      const index = indexed && params.length === 2 ? params[1]!.toLowerCase() : undefined;
+      this.ctx.column = index === undefined ? undefined : (parts) => (parts.length === 1 && parts[0]!.value.toLowerCase() === index ? `(CAST(${quoteIdent(parts[0]!.value)} AS INTEGER) - 1)` : undefined);
       try {
         const body = await this.run(r.slice(arrow + 1), scope, false);
         return `lambda ${params.map(quoteIdent).join(', ')}: ${body}`;

@@ -122,3 +122,22 @@ test("engine errors show DuckDB's first line only: no rewritten SQL, no DuckDB s
     await s.close();
   }
 });
+
+test('higher-order functions: exists, forall, aggregate / reduce, array_except, filter and transform with a 0-based index', async () => {
+  const s = await sqlSession();
+  try {
+    assert.deepEqual(await s.rows('SELECT exists(array(1, 2), x -> x = 2) AS e, exists(array(1), x -> x > 5) AS n, exists(array(), x -> true) AS z, forall(array(2, 4), x -> x % 2 = 0) AS f, forall(array(1, 2), x -> x > 1) AS g, forall(array(), x -> false) AS h'),
+      [{ e: true, n: false, z: false, f: true, g: false, h: true }]);
+    assert.deepEqual(await s.rows('SELECT aggregate(array(1, 2, 3), 0, (acc, x) -> acc + x) AS a, reduce(array(1, 2, 3), 10, (acc, x) -> acc + x, acc -> acc * 2) AS r, aggregate(array(), 5, (acc, x) -> acc + x) AS e'),
+      [{ a: 6, r: 32, e: 5 }]);
+    assert.deepEqual(await s.rows('SELECT array_except(array(1, 2, 3, 2, 4), array(2, 5)) AS a, filter(array(5, 6, 7), (x, i) -> i > 0) AS f, filter(array(1, 2, 3), x -> x > 1) AS g, transform(array(10, 20), (x, i) -> x + i) AS t, transform(array(1, 2), x -> x * 10) AS u'),
+      [{ a: [1, 3, 4], f: [6, 7], g: [2, 3], t: [10, 21], u: [10, 20] }]);
+    // an EXISTS subquery is still one
+    assert.deepEqual(await s.rows('SELECT 1 AS x WHERE EXISTS (SELECT 1) AND NOT EXISTS(SELECT 1 WHERE false)'), [{ x: 1 }]);
+    for (const f of ['arrays_zip(array(1), array(2))', 'zip_with(array(1), array(2), (x, y) -> x + y)', "map_filter(map('a', 1), (k, v) -> v > 0)", "format_number(1.5, 2)", "next_day(DATE '2024-01-01', 'MO')"]) {
+      await s.fails(`SELECT ${f}`, 'FLOE_SQL_ANALYSIS_ERROR', /is not supported by floe SQL/);
+    }
+  } finally {
+    await s.close();
+  }
+});
