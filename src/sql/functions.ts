@@ -234,8 +234,13 @@ export const FUNCTIONS: Record<string, Translation> = {
     const strings = c.raw.some((r) => r.length === 1 && r[0]!.kind === 'string');
     return `(${c.args.map((a) => (strings ? `floe_spark_string(${a})` : `(${a})`)).join(' || ')})`;
   },
-  split: (c) => (arity(c, 2, 3), `string_split_regex(${c.args[0]}, ${c.args[1]})`),
-  regexp_replace: (c) => (arity(c, 3), `regexp_replace(${c.args[0]}, ${c.args[1]}, ${c.args[2]}, 'g')`),
+  split: splitFn,
+  regexp_replace: (c) => {
+    arity(c, 3);
+    const r = c.raw[2]!;
+    const replacement = r.length === 1 && r[0]!.kind === 'string' ? quoteString(javaReplacement(r[0]!.value)) : c.args[2];
+    return `regexp_replace(${c.args[0]}, ${c.args[1]}, ${replacement}, 'g')`;
+  },
   regexp_extract: (c) => (arity(c, 2, 3), `regexp_extract(${c.args[0]}, ${c.args[1]}, ${c.args[2] ?? '1'})`),
   regexp_like: (c) => (arity(c, 2), `regexp_matches(${c.args[0]}, ${c.args[1]})`),
   rlike: (c) => (arity(c, 2), `regexp_matches(${c.args[0]}, ${c.args[1]})`),
@@ -276,16 +281,16 @@ export const FUNCTIONS: Record<string, Translation> = {
   cardinality: (c) => (arity(c, 1), `coalesce(len(${c.args[0]}), -1)`),
   array_size: (c) => (arity(c, 1), `len(${c.args[0]})`),
   array_contains: rename('list_contains', 2, 2),
-  array_distinct: rename('list_distinct', 1, 1),
+  array_distinct: (c) => (arity(c, 1), `floe_array_distinct(${c.args[0]})`),
   // array_sort puts NULLs last; sort_array first ascending, last descending (as Spark).
   array_sort: (c) => (arity(c, 1), `list_sort(${c.args[0]}, 'ASC', 'NULLS LAST')`),
   sort_array: (c) => (arity(c, 1, 2), c.args.length === 2 ? `CASE WHEN ${c.args[1]} THEN list_sort(${c.args[0]}, 'ASC', 'NULLS FIRST') ELSE list_sort(${c.args[0]}, 'DESC', 'NULLS LAST') END` : `list_sort(${c.args[0]}, 'ASC', 'NULLS FIRST')`),
-  array_join: (c) => (arity(c, 2, 3), `array_to_string(${c.args[0]}, ${c.args[1]})`),
+  array_join: (c) => (arity(c, 2, 3), c.args.length === 2 ? `array_to_string(${c.args[0]}, ${c.args[1]})` : `array_to_string(list_transform(${c.args[0]}, lambda __x: coalesce(CAST(__x AS VARCHAR), ${c.args[2]})), ${c.args[1]})`),
   array_max: rename('list_max', 1, 1),
   array_min: rename('list_min', 1, 1),
   array_position: (c) => (arity(c, 2), `coalesce(list_position(${c.args[0]}, ${c.args[1]}), 0)`),
   array_remove: (c) => (arity(c, 2), `list_filter(${c.args[0]}, __x -> __x IS DISTINCT FROM (${c.args[1]}))`),
-  array_union: (c) => (arity(c, 2), `list_distinct(list_concat(${c.args[0]}, ${c.args[1]}))`),
+  array_union: (c) => (arity(c, 2), `floe_array_distinct(list_concat(${c.args[0]}, ${c.args[1]}))`),
   array_intersect: rename('list_intersect', 2, 2),
   element_at: (c) => (arity(c, 2), `(${c.args[0]})[${c.args[1]}]`),
   flatten: rename('flatten', 1, 1),
@@ -406,6 +411,43 @@ export function jsonPathSql(base: string, steps: JsonPathStep[]): string {
     return j;
   };
   return `floe_json_text(${apply(`floe_json_doc(${base})`, 0, 0)})`;
+}
+
+/**
+ * split(str, regex[, limit]): with a limit > 0, at most `limit` parts, the last one the rest of the
+ * string (Spark); the limit must be a number literal (as the regex must be a string literal then).
+ */
+function splitFn(c: FnCall): string {
+  arity(c, 2, 3);
+  const plain = `string_split_regex(${c.args[0]}, ${c.args[1]})`;
+  if (c.args.length === 2) return plain;
+  const r = c.raw[2]!;
+  const lit = r.length === 2 && r[0]!.kind === 'op' && r[0]!.text === '-' && r[1]!.kind === 'number' ? -Number(r[1]!.text) : r.length === 1 && r[0]!.kind === 'number' ? Number(r[0]!.text) : NaN;
+  if (!Number.isInteger(lit)) throw analysisErrorAt(r[0] ?? c.at, 'split: the limit must be an integer literal', { function: c.name });
+  if (lit <= 0) return plain;
+  if (lit > 1000) throw analysisErrorAt(r[0]!, 'split: a limit above 1000 is not supported', { function: c.name });
+  const re = literalString(c, 1, 'regex (with a limit)');
+  if (lit === 1) return `[${c.args[0]}]`;
+  const rest = `regexp_replace(${c.args[0]}, ${quoteString(`^(?s:(?:.*?(?:${re})){${lit - 1}})`)}, '')`;
+  return `CASE WHEN len(${plain}) <= ${lit} THEN ${plain} ELSE list_concat(${plain}[1:${lit - 1}], [${rest}]) END`;
+}
+
+/**
+ * A Java regex replacement (Spark's regexp_replace) as RE2's: `$n` is the group `\n`, `\x` is the
+ * character x, and a backslash is doubled.
+ */
+function javaReplacement(r: string): string {
+  let out = '';
+  for (let i = 0; i < r.length; i++) {
+    const ch = r[i]!;
+    if (ch === '\\' && i + 1 < r.length) {
+      const x = r[++i]!;
+      out += x === '\\' ? '\\\\' : x;
+    } else if (ch === '$' && /[0-9]/.test(r[i + 1] ?? '')) {
+      out += '\\' + r[++i]!;
+    } else out += ch;
+  }
+  return out;
 }
 
 /** aggregate(array, start, merge[, finish]) / reduce(…): DuckDB's list_reduce from the start value. */

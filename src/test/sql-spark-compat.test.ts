@@ -141,3 +141,17 @@ test('higher-order functions: exists, forall, aggregate / reduce, array_except, 
     await s.close();
   }
 });
+
+test("array and string functions as Spark: array_union / array_distinct order, array_join's null text, split's limit, regexp_replace's $n", async () => {
+  const s = await sqlSession();
+  try {
+    assert.deepEqual(await s.rows("SELECT array_union(array(3, 1, 2), array(5, 1, 4)) AS u, array_distinct(array(3, 1, 3, NULL, 2, NULL, 1)) AS d, array_join(array('a', NULL, 'b'), ',', 'N') AS j, array_join(array('a', NULL, 'b'), ',') AS j2"),
+      [{ u: [3, 1, 2, 5, 4], d: [3, 1, null, 2], j: 'a,N,b', j2: 'a,b' }]);
+    assert.deepEqual(await s.rows("SELECT split('a,b,c', ',', 2) AS s2, split('a,b,c', ',', 1) AS s1, split('a,b,c', ',', -1) AS sn, split('a,b,c', ',', 5) AS s5, split('a1b22c', '[0-9]+', 2) AS sr, split('a,b,c', ',') AS s"),
+      [{ s2: ['a', 'b,c'], s1: ['a,b,c'], sn: ['a', 'b', 'c'], s5: ['a', 'b', 'c'], sr: ['a', 'b22c'], s: ['a', 'b', 'c'] }]);
+    assert.deepEqual(await s.rows("SELECT regexp_replace('abc123', '([a-z]+)([0-9]+)', '$2-$1') AS r, regexp_replace('a.b', '[.]', '\\\\$') AS d, regexp_replace('ab', 'b', 'x') AS p"),
+      [{ r: '123-abc', d: 'a$b', p: 'ax' }]);
+  } finally {
+    await s.close();
+  }
+});
