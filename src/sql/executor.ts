@@ -285,7 +285,7 @@ class Executor {
         const r = await this.resolve(s.table);
         const snap = await this.floe.snapshot(r.location);
         const quals = [r.lastName, ...(s.alias ? [s.alias] : [])];
-        const column = stripQualifier(quals);
+        const column = stripQualifier(quals, [...(s.where ? [s.where] : []), ...s.set.map(([, v]) => v)]);
         const set: Record<string, string> = {};
         for (const [col, value] of s.set) {
           const name = assignTarget(col, quals);
@@ -293,15 +293,16 @@ class Executor {
           set[name] = await this.valueFor(snap.schema, name, value, (t) => this.expr(t, { column }));
         }
         const condition = s.where ? await this.expr(s.where, { column }) : undefined;
-        const res = await (await DeltaTable.forPath(this.floe, r.location)).update({ condition, set });
+        // Subqueries name the table's rows by its alias (or name): `EXISTS (… WHERE k.id = t.id)`.
+        const res = await (await DeltaTable.forPath(this.floe, r.location)).alias(s.alias ?? r.lastName).update({ condition, set });
         const n = Number(res.metrics.numUpdatedRows ?? 0);
         return { kind: 'status', message: `updated ${n} row(s)`, rows: [{ num_affected_rows: n }] };
       }
       case 'delete': {
         const r = await this.resolve(s.table);
         const quals = [r.lastName, ...(s.alias ? [s.alias] : [])];
-        const condition = s.where ? await this.expr(s.where, { column: stripQualifier(quals) }) : undefined;
-        const res = await (await DeltaTable.forPath(this.floe, r.location)).delete(condition);
+        const condition = s.where ? await this.expr(s.where, { column: stripQualifier(quals, [s.where]) }) : undefined;
+        const res = await (await DeltaTable.forPath(this.floe, r.location)).alias(s.alias ?? r.lastName).delete(condition);
         const n = Number(res.metrics.numDeletedRows ?? 0);
         return { kind: 'status', message: `deleted ${n} row(s)`, rows: [{ num_affected_rows: n }] };
       }
@@ -569,7 +570,7 @@ class Executor {
       if (inS && inT) throw analysisErrorAt(parts[0]!, `Reference '${parts[0]!.value}' is ambiguous: both ${tAlias} and ${sAlias} have it; qualify it (${tAlias}.${parts[0]!.value} or ${sAlias}.${parts[0]!.value})`, { construct: 'ambiguous column' });
       return undefined;
     };
-    const xIn = (scope: 'both' | 'source' | 'target') => (toks: Token[]): Promise<string> => this.expr(toks, { column: columnIn(scope) });
+    const xIn = (scope: 'both' | 'source' | 'target') => (toks: Token[]): Promise<string> => this.expr(toks, { column: outsideSubqueries([toks], columnIn(scope)) });
     const x = xIn('both');
     const table = (await DeltaTable.forPath(this.floe, r.location)).alias(tAlias);
     const b = table.merge(source.alias(sAlias), await x(s.on));
@@ -655,10 +656,44 @@ function intLiteral(t: Token): number {
   return v;
 }
 
-/** A column hook that drops a qualifier naming the table (`t.id` → `"id"`), for UPDATE and DELETE. */
-function stripQualifier(quals: string[]): (parts: Token[]) => string | undefined {
+/**
+ * A column hook that drops a qualifier naming the table (`t.id` → `"id"`), for UPDATE and DELETE,
+ * outside subqueries only: inside one (`EXISTS (SELECT 1 FROM k WHERE k.id = t.id)`) the qualifier
+ * stays, and resolves as in Spark, innermost table first, then the target's rows (which the
+ * statement scans under its alias or name). `exprs` are the statement's expressions, to find their subqueries.
+ */
+function stripQualifier(quals: string[], exprs: Token[][]): (parts: Token[]) => string | undefined {
   const q = new Set(quals.map((x) => x.toLowerCase()));
-  return (parts) => (parts.length >= 2 && q.has(parts[0]!.value.toLowerCase()) ? parts.slice(1).map((p) => quoteIdent(p.value)).join('.') : undefined);
+  const inSub = subqueryTokens(exprs);
+  return (parts) => (parts.length >= 2 && q.has(parts[0]!.value.toLowerCase()) && !inSub.has(parts[0]!) ? parts.slice(1).map((p) => quoteIdent(p.value)).join('.') : undefined);
+}
+
+/** The tokens inside subqueries, `(SELECT …)` / `(WITH …)` / `(VALUES …)`, of expressions. */
+function subqueryTokens(exprs: Token[][]): Set<Token> {
+  const inside = new Set<Token>();
+  for (const toks of exprs) {
+    const open: boolean[] = []; // per open parenthesis: does it start a subquery?
+    let depth = 0; // open subquery parentheses
+    for (let i = 0; i < toks.length; i++) {
+      const t = toks[i]!;
+      if (depth > 0) inside.add(t);
+      if (t.kind === 'op' && t.text === '(') {
+        const n = toks[i + 1];
+        const sub = n?.kind === 'ident' && (n.upper === 'SELECT' || n.upper === 'WITH' || n.upper === 'VALUES');
+        open.push(sub);
+        if (sub) depth++;
+      } else if (t.kind === 'op' && t.text === ')' && open.length) {
+        if (open.pop()) depth--;
+      }
+    }
+  }
+  return inside;
+}
+
+/** For MERGE: a column hook that leaves names inside subqueries alone (they resolve innermost first, as in Spark). */
+function outsideSubqueries(exprs: Token[][], hook: (parts: Token[]) => string | undefined): (parts: Token[]) => string | undefined {
+  const inSub = subqueryTokens(exprs);
+  return (parts) => (inSub.has(parts[0]!) ? undefined : hook(parts));
 }
 
 /** The column an assignment `[alias.]col = …` sets. */

@@ -61,7 +61,7 @@ export interface TableDetail {
 export class DeltaTable {
   readonly floe: Floe;
   readonly location: string;
-  /** Name for the target in merge conditions (`target.id = source.id`); 'target' by default. */
+  /** Name for the target in merge conditions (`target.id = source.id`; 'target' by default) and in delete / update conditions. */
   readonly aliasName?: string;
 
   private constructor(floe: Floe, location: string, aliasName?: string) {
@@ -70,7 +70,7 @@ export class DeltaTable {
     this.aliasName = aliasName;
   }
 
-  /** This table under a name for merge conditions, as delta-spark's `alias`. */
+  /** This table under a name for merge, delete and update conditions, as delta-spark's `alias`. */
   alias(name: string): DeltaTable {
     return new DeltaTable(this.floe, this.location, name);
   }
@@ -78,7 +78,7 @@ export class DeltaTable {
   /** Deletes the rows matching a SQL predicate (all rows when absent). */
   delete(predicate?: string): Promise<DmlResult> {
     guardExpression(predicate);
-    return this.scoped(() => deleteRows(this.floe, this.location, predicate));
+    return this.scoped(() => deleteRows(this.floe, this.location, predicate, this.aliasName));
   }
 
   /** Runs a row-level operation and drops the engine tables it created. */
@@ -89,7 +89,7 @@ export class DeltaTable {
   /** Updates rows: `update({ condition: "id = 3", set: { name: "'x'", n: 'n + 1' } })` (values are SQL). */
   update(options: UpdateOptions): Promise<DmlResult> {
     guardExpression(options.condition, ...Object.values(options.set ?? {}));
-    return this.scoped(() => updateRows(this.floe, this.location, options));
+    return this.scoped(() => updateRows(this.floe, this.location, { alias: this.aliasName, ...options }));
   }
 
   /** TRUNCATE TABLE: removes every row (metadata-only; the change feed reports them deleted). */

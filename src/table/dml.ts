@@ -87,12 +87,12 @@ export interface MarkedRows {
   rowIndex: string;
 }
 
-export async function markRows(floe: Floe, s: Snapshot, files: AddFile[], predicate: string | undefined, prefix: string): Promise<MarkedRows> {
+export async function markRows(floe: Floe, s: Snapshot, files: AddFile[], predicate: string | undefined, prefix: string, alias?: string): Promise<MarkedRows> {
   const store = floe.deltaLog(s.tablePath).store;
   const plan = await planPositionalScan(floe.engine, store, s, files);
   floe.track(plan.tables);
   const paths = plan.paths;
-  const table = await materialize(floe, prefix, `SELECT *, ${predicate ? `(${predicate}) IS TRUE` : 'true'} AS __floe_hit FROM (${plan.sql})`);
+  const table = await materialize(floe, prefix, `SELECT *, ${predicate ? `(${predicate}) IS TRUE` : 'true'} AS __floe_hit FROM (${plan.sql})${aliasSql(alias)}`);
   // One pass: the touched files, their matching rows and their other rows.
   const perFile = await floe.engine.allJson(`SELECT ${FILE_ID} AS f, count(*) FILTER (WHERE __floe_hit) AS h, count(*) AS n FROM ${table} GROUP BY ${FILE_ID} HAVING count(*) FILTER (WHERE __floe_hit) > 0`);
   const touched = new Set<number>();
@@ -298,8 +298,13 @@ function candidates(s: Snapshot, predicate: string | undefined): AddFile[] {
   return predicate ? pruneFiles(s, [predicate]) : s.files;
 }
 
-/** DELETE FROM t [WHERE predicate]. */
-export async function deleteRows(floe: Floe, location: string, predicate?: string): Promise<DmlResult> {
+/** ` AS "alias"`: the table's rows under the name a predicate's subqueries use for it (`t.id` in `EXISTS (… WHERE k.id = t.id)`). */
+function aliasSql(alias: string | undefined): string {
+  return alias ? ` AS ${quoteIdent(alias)}` : '';
+}
+
+/** DELETE FROM t [WHERE predicate]; `alias` names the table's rows in the predicate (for correlated subqueries). */
+export async function deleteRows(floe: Floe, location: string, predicate?: string, alias?: string): Promise<DmlResult> {
   const started = Date.now();
   const s = await floe.deltaLog(location).snapshot();
   checkCanModify(s, 'DELETE');
@@ -319,7 +324,7 @@ export async function deleteRows(floe: Floe, location: string, predicate?: strin
   const cand = candidates(s, predicate);
   txn.readWhole((a) => fileCouldMatch(s, a, predicate), cand);
   if (!cand.length) return { version: null, metrics: { numDeletedRows: 0, numCopiedRows: 0, numRemovedFiles: 0, numAddedFiles: 0 } };
-  const { table: d, removed, inTouched, hits, copied, paths, fileId, rowIndex } = await markRows(floe, s, cand, predicate, 'del');
+  const { table: d, removed, inTouched, hits, copied, paths, fileId, rowIndex } = await markRows(floe, s, cand, predicate, 'del', alias);
   metrics.numDeletedRows = hits;
   metrics.numCopiedRows = copied;
   metrics.executionTimeMs = Date.now() - started;
@@ -338,6 +343,8 @@ export interface UpdateOptions {
   condition?: string;
   /** Column → SQL expression over the row's current values. */
   set: Record<string, string>;
+  /** The name the condition and values use for the table's rows (`t.id` in a correlated subquery). */
+  alias?: string;
 }
 
 /** Resolves user column names (case-insensitive, as Spark) to schema names. */
@@ -362,15 +369,16 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   txn.readWhole((a) => fileCouldMatch(s, a, options.condition), cand);
   const params = { predicate: JSON.stringify(options.condition ? [options.condition] : []) };
   if (!cand.length) return { version: null, metrics: { numUpdatedRows: 0, numCopiedRows: 0 } };
-  const { table: u, removed, inTouched, hits, copied, paths, fileId, rowIndex } = await markRows(floe, s, cand, options.condition, 'upd');
+  const { table: u, removed, inTouched, hits, copied, paths, fileId, rowIndex } = await markRows(floe, s, cand, options.condition, 'upd', options.alias);
+  const from = `${u}${aliasSql(options.alias)}`;
   const newCols = s.schema.fields.map((f) => {
     const e = set.get(f.name);
     return e === undefined ? quoteIdent(f.name) : `CASE WHEN __floe_hit THEN CAST((${e}) AS ${duckType(f.type)}) ELSE ${quoteIdent(f.name)} END AS ${quoteIdent(f.name)}`;
   });
   const checks = await constraintChecks(s.tablePath, s.schema, s.configuration);
   const checked = (q: string): string => (checks.length ? `SELECT * FROM (${q}) WHERE ${checks.join(' AND ')}` : q);
-  const newData = checked(`SELECT ${newCols.join(', ')} FROM ${u} WHERE ${inTouched}`);
-  const updatedOnly = checked(`SELECT ${newCols.join(', ')} FROM ${u} WHERE __floe_hit`);
+  const newData = checked(`SELECT ${newCols.join(', ')} FROM ${from} WHERE ${inTouched}`);
+  const updatedOnly = checked(`SELECT ${newCols.join(', ')} FROM ${from} WHERE __floe_hit`);
   const metrics: Metrics = {
     numUpdatedRows: hits,
     numCopiedRows: copied,
@@ -379,7 +387,7 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   const cols = columnList(s.schema);
   const cdcSql = cdfOnForWrites(s)
     ? `SELECT ${cols}, 'update_preimage' AS _change_type FROM ${u} WHERE __floe_hit
-       UNION ALL SELECT ${cols}, 'update_postimage' AS _change_type FROM (SELECT ${newCols.join(', ')} FROM ${u} WHERE __floe_hit)`
+       UNION ALL SELECT ${cols}, 'update_postimage' AS _change_type FROM (SELECT ${newCols.join(', ')} FROM ${from} WHERE __floe_hit)`
     : null;
   try {
     return await commitRewrite(floe, {
