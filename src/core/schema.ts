@@ -92,14 +92,32 @@ export function duckType(t: DataType, physical = false): string {
   throw new CorruptLogError(`Unknown data type ${JSON.stringify(t)}`);
 }
 
+const INTEGRAL_TYPES = new Set(['byte', 'short', 'integer', 'long']);
+
+/** Is a DuckDB type (as DESCRIBE prints it) fractional: FLOAT, DOUBLE or DECIMAL? */
+function fractionalDuck(t: string): boolean {
+  return /^(FLOAT|REAL|DOUBLE|DECIMAL\b|NUMERIC\b)/i.test(t.trim());
+}
+
+/**
+ * Store assignment's cast of `expr` to the Delta type `to`, given the DuckDB type of `expr` when
+ * known (`from`): a fractional value written to an integral column is truncated toward zero, as
+ * Spark's cast does (DuckDB's CAST rounds: -1.5 → -2); out-of-range values still fail the CAST.
+ */
+export function storeAssignmentCast(expr: string, to: DataType, from?: string): string {
+  if (from !== undefined && typeof to === 'string' && INTEGRAL_TYPES.has(to) && fractionalDuck(from)) return `CAST(trunc(${expr}) AS ${duckType(to)})`;
+  return `CAST(${expr} AS ${duckType(to)})`;
+}
+
 /**
  * `cols` cast to `schema`'s column types and named as they are, as SQL INSERT's store assignment
- * casts values to the table's types (a column the schema lacks stays as it is).
+ * casts values to the table's types (a column the schema lacks stays as it is). `types` are the
+ * DuckDB types of `cols` (by position), when known: fractional values to integral columns truncate.
  */
-export function castToColumns(schema: StructType, cols: string[]): string {
-  return cols.map((c) => {
+export function castToColumns(schema: StructType, cols: string[], types?: string[]): string {
+  return cols.map((c, i) => {
     const f = schema.fields.find((x) => x.name === c);
-    return f ? `CAST(${quoteIdent(c)} AS ${duckType(f.type)}) AS ${quoteIdent(c)}` : quoteIdent(c);
+    return f ? `${storeAssignmentCast(quoteIdent(c), f.type, types?.[i])} AS ${quoteIdent(c)}` : quoteIdent(c);
   }).join(', ');
 }
 

@@ -515,8 +515,9 @@ class Executor {
     const targetCols = s.columns ? s.columns.map((c) => resolveColumnAt(snap.schema, c.value, r.display, c)) : snap.schema.fields.map((f) => f.name);
     if (new Set(targetCols).size !== targetCols.length) throw analysisErrorAt(s.at, 'INSERT lists a column twice');
     const alias = `(${targetCols.map(quoteIdent).join(', ')})`;
-    // Spark's store assignment: values are cast to the column types (by position).
-    const casts = castToColumns(snap.schema, targetCols);
+    // Spark's store assignment: values are cast to the column types (by position), fractional
+    // values to integral columns truncated (so the values' types are read first).
+    const casts = async (from: string): Promise<string> => castToColumns(snap.schema, targetCols, (await this.floe.engine.describe(`SELECT * FROM ${from}`)).map((c) => c.type));
     let sql: string;
     if (s.values) {
       const rows: string[] = [];
@@ -526,13 +527,15 @@ class Executor {
         for (const [i, v] of row.entries()) vals.push(await this.valueFor(snap.schema, targetCols[i]!, v, (t) => this.expr(t)));
         rows.push(`(${vals.join(', ')})`);
       }
-      sql = `SELECT ${casts} FROM (VALUES ${rows.join(', ')}) AS __floe_values${alias}`;
+      const from = `(VALUES ${rows.join(', ')}) AS __floe_values${alias}`;
+      sql = `SELECT ${await casts(from)} FROM ${from}`;
     } else {
       const df = await this.query(s.query!);
       const src = await df.toSQL();
       const cols = await this.floe.engine.describe(src);
       if (cols.length !== targetCols.length) throw new FloeError('INSERT_COLUMN_ARITY_MISMATCH', `Cannot write to ${r.display}: the query produces ${cols.length} column(s) but ${targetCols.length} column(s) are written (line ${s.at.line}, column ${s.at.col}).`);
-      sql = `SELECT ${casts} FROM (${src}) AS __floe_insert${alias}`;
+      const from = `(${src}) AS __floe_insert${alias}`;
+      sql = `SELECT ${await casts(from)} FROM ${from}`;
     }
     const replaceWhere = s.replaceWhere ? await this.expr(s.replaceWhere) : undefined;
     if (replaceWhere && !s.overwrite && !s.replaceWhere) throw analysisErrorAt(s.at, 'REPLACE WHERE needs INSERT INTO … REPLACE WHERE');

@@ -10,7 +10,7 @@ import { loadDeletionVector } from '../core/deletion-vectors.js';
 import { buildDeletionVectorFileSorted, sortedDistinctRows } from '../core/deletion-vector-writer.js';
 import { type DeltaLog, mapLimit } from '../core/delta-log.js';
 import { parsePredicate } from '../core/predicate.js';
-import { type StructType, duckType, quoteIdent } from '../core/schema.js';
+import { type StructType, duckType, quoteIdent, storeAssignmentCast } from '../core/schema.js';
 import { partitionOnly } from '../core/skipping.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { protocolHasFeature } from '../core/table-features.js';
@@ -371,9 +371,10 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
   if (!cand.length) return { version: null, metrics: { numUpdatedRows: 0, numCopiedRows: 0 } };
   const { table: u, removed, inTouched, hits, copied, paths, fileId, rowIndex } = await markRows(floe, s, cand, options.condition, 'upd', options.alias);
   const from = `${u}${aliasSql(options.alias)}`;
+  const types = await valueTypes(floe, s.schema, set, from);
   const newCols = s.schema.fields.map((f) => {
     const e = set.get(f.name);
-    return e === undefined ? quoteIdent(f.name) : `CASE WHEN __floe_hit THEN CAST((${e}) AS ${duckType(f.type)}) ELSE ${quoteIdent(f.name)} END AS ${quoteIdent(f.name)}`;
+    return e === undefined ? quoteIdent(f.name) : `CASE WHEN __floe_hit THEN ${storeAssignmentCast(`(${e})`, f.type, types.get(f.name))} ELSE ${quoteIdent(f.name)} END AS ${quoteIdent(f.name)}`;
   });
   const checks = await constraintChecks(s.tablePath, s.schema, s.configuration);
   const checked = (q: string): string => (checks.length ? `SELECT * FROM (${q}) WHERE ${checks.join(' AND ')}` : q);
@@ -396,6 +397,21 @@ export async function updateRows(floe: Floe, location: string, options: UpdateOp
     });
   } catch (e) {
     throw constraintFailure(e);
+  }
+}
+
+/**
+ * The DuckDB types of the values set to integral columns (over `from`), for store assignment's
+ * truncation of fractional values; none when they do not bind (the write then reports why).
+ */
+export async function valueTypes(floe: Floe, schema: StructType, set: Map<string, string>, from: string): Promise<Map<string, string>> {
+  const cols = schema.fields.filter((f) => set.has(f.name) && typeof f.type === 'string' && ['byte', 'short', 'integer', 'long'].includes(f.type));
+  if (!cols.length) return new Map();
+  try {
+    const d = await floe.engine.describe(`SELECT ${cols.map((f, i) => `(${set.get(f.name)}) AS __v${i}`).join(', ')} FROM ${from}`);
+    return new Map(cols.map((f, i) => [f.name, d[i]!.type]));
+  } catch {
+    return new Map();
   }
 }
 

@@ -5,7 +5,7 @@
  * read; only files with changed rows are rewritten; unchanged rows are copied inside DuckDB.
  */
 import { type AddFile, parseStats } from '../core/actions.js';
-import { type StructType, duckType, physicalName, quoteIdent } from '../core/schema.js';
+import { type StructType, duckType, physicalName, quoteIdent, storeAssignmentCast } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { Transaction } from '../core/transaction.js';
 import { mapLimit } from '../core/delta-log.js';
@@ -440,7 +440,7 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
   const isIn = (xs: number[]): string => (xs.length ? `__clause IN (${xs.join(', ')})` : 'false');
 
   // New values of every output column, per clause.
-  const valueOf = (f: StructType['fields'][number], codesFor: number[], fallback: string): string => {
+  const valueOf = (f: StructType['fields'][number], codesFor: number[], fallback: string, types?: Map<string, string>): string => {
     const whens = codesFor
       .map((code) => ({ code, v: resolved[code % 1000]!.map.get(f.name) }))
       .filter((x) => x.v !== undefined)
@@ -448,11 +448,12 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
     // Each query of these values keeps only rows of `codesFor`: when every one of those clauses sets
     // the column, the fallback is never reached (and, for the target's own value, never read).
     const expr = whens.length === codesFor.length ? (whens.length ? `CASE __clause ${whens.join(' ')} END` : 'NULL') : whens.length ? `CASE __clause ${whens.join(' ')} ELSE ${fallback} END` : fallback;
-    return `CAST(${expr} AS ${duckType(f.type)}) AS ${quoteIdent(f.name)}`;
+    if (!types) return `${expr} AS ${quoteIdent(f.name)}`;
+    return `${storeAssignmentCast(expr, f.type, types.get(f.name))} AS ${quoteIdent(f.name)}`;
   };
   // Every row's new values: an update clause's (the target's own where it sets none), an insert's.
-  const keptCols = schema.fields.map((f) => valueOf(f, updCodes, targetCol(f.name))).join(', ');
-  const insCols = schema.fields.map((f) => valueOf(f, insCodes, 'NULL')).join(', ');
+  let keptCols = schema.fields.map((f) => valueOf(f, updCodes, targetCol(f.name), new Map())).join(', ');
+  let insCols = schema.fields.map((f) => valueOf(f, insCodes, 'NULL', new Map())).join(', ');
 
   // The join: one row per (target row, source row) pair, plus unmatched rows of either side.
   const { sql: tscan, paths: candPaths } = await scanWithFileIds(floe, snap, candidates);
@@ -514,6 +515,23 @@ async function mergeOnce(floe: Floe, location: string, tAlias: string, source: D
       ? `(SELECT * FROM ${pairs} UNION ALL SELECT NULL AS ${tq}, ${sStruct} AS ${sq}, NULL AS __file, NULL AS __row, ${sq}.${sid} AS __sid, ${group('notMatched', 2000)} AS __clause
         FROM (SELECT * FROM ${src} __s WHERE ${outside('__s')}) ${sq} LEFT JOIN (SELECT * FROM (${tscan}) WHERE false) ${tq} ON true)`
       : pairs;
+  }
+
+  // Store assignment: fractional values set to integral columns truncate, so their types are read.
+  const integral = schema.fields.filter((f) => typeof f.type === 'string' && ['byte', 'short', 'integer', 'long'].includes(f.type));
+  if (integral.length) {
+    const typesOf = async (codesFor: number[], fallback: (f: StructType['fields'][number]) => string): Promise<Map<string, string>> => {
+      try {
+        const d = await floe.engine.describe(`SELECT ${integral.map((f) => valueOf(f, codesFor, fallback(f))).join(', ')} FROM ${joined}`);
+        return new Map(integral.map((f, i) => [f.name, d[i]!.type]));
+      } catch {
+        return new Map();
+      }
+    };
+    const keptTypes = await typesOf(updCodes, (f) => targetCol(f.name));
+    const insTypes = await typesOf(insCodes, () => 'NULL');
+    keptCols = schema.fields.map((f) => valueOf(f, updCodes, targetCol(f.name), keptTypes)).join(', ');
+    insCols = schema.fields.map((f) => valueOf(f, insCodes, 'NULL', insTypes)).join(', ');
   }
 
   const codesOf = (kind: Clause['kind'], action: string): number[] => resolved.map((c, i) => ({ c, i })).filter((x) => x.c.kind === kind && x.c.action === action).map((x) => (kind === 'matched' ? 1000 : kind === 'notMatched' ? 2000 : 3000) + x.i);

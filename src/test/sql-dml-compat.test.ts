@@ -71,3 +71,28 @@ test('MERGE conditions with subqueries: names inside resolve innermost first', a
     await s.close();
   }
 });
+
+test('store assignment: fractional values written to integral columns truncate toward zero (INSERT, UPDATE, MERGE)', async () => {
+  const s = await sqlSession();
+  try {
+    await s.run('CREATE TABLE c (k INT, i INT, b BIGINT, t TINYINT, d DOUBLE) USING delta');
+    await s.run('INSERT INTO c VALUES (1, 1.7, -1.5, 2.5, 1.5), (2, -1.5, CAST(2.9 AS DOUBLE), CAST(-2.5 AS FLOAT), 2)');
+    await s.run('INSERT INTO c SELECT 3, 2.9, -0.5, 127.9, 1');
+    const all = async (): Promise<unknown[]> => (await s.rows('SELECT k, i, b, t, d FROM c ORDER BY k')).map((r) => [r.k, r.i, Number(r.b), r.t, r.d]);
+    assert.deepEqual(await all(), [[1, 1, -1, 2, 1.5], [2, -1, 2, -2, 2], [3, 2, 0, 127, 1]]);
+    await s.run('UPDATE c SET i = i * 1.5, b = -d WHERE k = 1');
+    assert.deepEqual((await all())[0], [1, 1, -1, 2, 1.5]);
+    await s.run('UPDATE c SET i = i * 1.5 WHERE k = 3');
+    assert.deepEqual((await all())[2], [3, 3, 0, 127, 1]);
+    await s.run(`MERGE INTO c USING (SELECT 2 AS k, 7.9 AS v UNION ALL SELECT 4, -3.7) s ON c.k = s.k
+      WHEN MATCHED THEN UPDATE SET i = s.v WHEN NOT MATCHED THEN INSERT (k, i, b, t, d) VALUES (s.k, s.v, s.v * 2, s.v, s.v)`);
+    assert.deepEqual((await all()).slice(1), [[2, 7, 2, -2, 2], [3, 3, 0, 127, 1], [4, -3, -7, -3, -3.7]]);
+    // out of range still fails
+    await s.fails('INSERT INTO c VALUES (5, 3e9, 1, 1, 1)', /./, /out of range/);
+    await s.fails('INSERT INTO c VALUES (5, 1, 1, 128.5, 1)', /./, /out of range|cast/i);
+    await s.fails('UPDATE c SET i = 1e10', /./, /out of range/);
+    assert.equal(Number((await s.rows('SELECT count(*) AS n FROM c'))[0]!.n), 4);
+  } finally {
+    await s.close();
+  }
+});
