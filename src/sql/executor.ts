@@ -16,6 +16,7 @@ import { eventLogLocation, PIPELINES_DIR } from '../pipelines/event-log.js';
 import { addColumns, addConstraint, assignColumnMapping, changeColumn, convertToDelta, dropColumns, dropConstraint, renameColumn } from '../table/alter.js';
 import { createTable, toStructType, type ColumnSpec } from '../table/create.js';
 import { DeltaTable } from '../table/delta-table.js';
+import { autoMergeOn } from '../table/schema-evolution.js';
 import { resolveColumn } from '../table/dml.js';
 import { columnDefault, generationExpression, writeDelta } from '../table/write.js';
 import { Cursor } from './cursor.js';
@@ -436,6 +437,9 @@ class Executor {
           return { kind: 'status', message: `${Object.keys(all).length} setting(s)`, rows: Object.entries(all).sort(([a], [b]) => a.localeCompare(b)).map(([key, value]) => ({ key, value })) };
         }
         if (s.value === undefined) return { kind: 'status', message: s.key, rows: [{ key: s.key, value: this.floe.config.get(s.key) ?? '<undefined>' }] };
+        if (s.key === SESSION_TIME_ZONE_CONF && !UTC_ZONE.test(s.value.trim())) {
+          throw new FloeError(ANALYSIS_ERROR, `Setting ${SESSION_TIME_ZONE_CONF} to '${s.value}' is not supported by floe SQL yet: timestamps are computed and shown in UTC (line ${s.at.line}, column ${s.at.col}).`, { line: s.at.line, col: s.at.col, construct: SESSION_TIME_ZONE_CONF, value: s.value });
+        }
         this.floe.config.set(s.key, s.value);
         return { kind: 'status', message: `${s.key}=${s.value}`, rows: [{ key: s.key, value: s.value }] };
       }
@@ -577,7 +581,9 @@ class Executor {
     const x = xIn('both');
     const table = (await DeltaTable.forPath(this.floe, r.location)).alias(tAlias);
     const b = table.merge(source.alias(sAlias), await x(s.on));
-    if (s.schemaEvolution) b.withSchemaEvolution();
+    // WITH SCHEMA EVOLUTION, or the session's spark.databricks.delta.schema.autoMerge.enabled (as Delta).
+    const evolve = s.schemaEvolution || autoMergeOn(this.floe.config);
+    if (evolve) b.withSchemaEvolution();
     const setOf = async (set: [Token[], Token[]][], xs: (toks: Token[]) => Promise<string>): Promise<Record<string, string>> => {
       const out: Record<string, string> = {};
       for (const [col, v] of set) {
@@ -600,7 +606,7 @@ class Executor {
           const values: Record<string, string> = {};
           for (let i = 0; i < c.columns.length; i++) {
             const col: Token = c.columns[i]!;
-            const target: string = s.schemaEvolution ? col.value : resolveColumnAt(snap.schema, col.value, r.display, col);
+            const target: string = evolve ? col.value : resolveColumnAt(snap.schema, col.value, r.display, col);
             values[target] = await this.valueFor(snap.schema, target, c.values![i]!, xc);
           }
           b.whenNotMatchedInsert({ condition, values });
@@ -646,6 +652,10 @@ class Executor {
     return { kind: 'status', message: `${snap.schema.fields.length} column(s)`, rows };
   }
 }
+
+/** Spark's session time zone setting: floe supports only UTC (which any of UTC_ZONE's spellings names). */
+const SESSION_TIME_ZONE_CONF = 'spark.sql.session.timeZone';
+const UTC_ZONE = /^(?:(?:Etc\/)?(?:UTC|UCT|GMT|Universal|Zulu|Greenwich)|Z|(?:UTC|GMT)?[+-]0{1,2}(?::?00)?|GMT0)$/i;
 
 function travelOptions(t: TimeTravel): { versionAsOf?: number; timestampAsOf?: string } {
   if (!t) return {};

@@ -17,7 +17,7 @@ import { guardExpression } from '../expression-guard.js';
 import type { Floe } from '../floe.js';
 import { cdfOnForWrites, checkCanModify, commitRewrite, constraintFailure, count, type DmlResult, dvWritesOn, materialize, writeDeletionVectors } from './dml.js';
 import { completeRow, constraintChecks, generationExpression, dataFrameSchema, withColumnMapping } from './write.js';
-import { reconcileSchema } from './schema-evolution.js';
+import { autoMergeOn, reconcileSchema } from './schema-evolution.js';
 import { changedRowsByFile, writeDeletionVectorsFor } from './merge-rows.js';
 
 type Clause =
@@ -92,14 +92,17 @@ export class MergeBuilder {
     this.clauses.push({ kind: 'notMatchedBySource', action: 'delete', condition: o.condition });
     return this;
   }
-  /** Adds source columns missing from the target to its schema (MERGE WITH SCHEMA EVOLUTION). */
+  /**
+   * Adds source columns missing from the target to its schema (MERGE WITH SCHEMA EVOLUTION; also on
+   * when the session sets spark.databricks.delta.schema.autoMerge.enabled = true, as in Delta).
+   */
   withSchemaEvolution(): this {
     this.evolve = true;
     return this;
   }
 
   async execute(): Promise<DmlResult & { metrics: MergeMetrics }> {
-    return executeMerge(this.floe, this.location, this.targetAlias, this.source, this.condition, this.clauses, this.evolve);
+    return executeMerge(this.floe, this.location, this.targetAlias, this.source, this.condition, this.clauses, this.evolve || autoMergeOn(this.floe.config));
   }
 }
 

@@ -7,6 +7,14 @@ import { FloeError } from '../errors.js';
 
 const INT_RANK: Record<string, number> = { byte: 1, short: 2, integer: 3, long: 4 };
 
+/** Delta's session setting that turns schema evolution on for every write and MERGE (as mergeSchema / WITH SCHEMA EVOLUTION). */
+export const AUTO_MERGE_CONF = 'spark.databricks.delta.schema.autoMerge.enabled';
+
+/** Is `spark.databricks.delta.schema.autoMerge.enabled` true in the session? */
+export function autoMergeOn(config: { get(key: string): string | undefined }): boolean {
+  return (config.get(AUTO_MERGE_CONF) ?? '').trim().toLowerCase() === 'true';
+}
+
 function typeKey(t: DataType): string {
   return typeof t === 'string' ? t : JSON.stringify(t);
 }

@@ -18,22 +18,31 @@ import { NO_COLUMN_STATS, statsColumnSpec, validateStatsProperties } from '../co
 import type { DataFrame } from '../dataframe.js';
 import { writeCheckpoint } from '../engine/checkpoint-writer.js';
 import { partitionLiteral, pruneFiles } from '../engine/scan.js';
-import { cdfOnForWrites, count, fileCouldMatch, markRows } from './dml.js';
+import { cdfOnForWrites, count, fileCouldMatch, markRows, materialize } from './dml.js';
 import { DEFAULT_TARGET_FILE_SIZE, parquetVersionOf, validateParquetVersion, writeDataFiles } from '../engine/writer.js';
 import { FloeError, InvalidArgumentError, TableNotFoundError, commitOutcomeUnknown } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
 import { storedExprToDuck } from '../sql/spark-expr.js';
 import type { Floe } from '../floe.js';
-import { reconcileSchema } from './schema-evolution.js';
+import { autoMergeOn, reconcileSchema } from './schema-evolution.js';
 import { assignColumnMapping } from './alter.js';
+
+/** Spark's session setting for INSERT OVERWRITE / overwrite writes on partitioned tables: static (default) or dynamic. */
+export const PARTITION_OVERWRITE_MODE_CONF = 'spark.sql.sources.partitionOverwriteMode';
 
 export type SaveMode = 'append' | 'overwrite' | 'error' | 'errorifexists' | 'ignore';
 
 export interface DeltaWriteOptions {
   mode?: SaveMode;
   partitionBy?: string[];
-  /** Add the data's new columns to the table schema. */
+  /** Add the data's new columns to the table schema (default: the session's spark.databricks.delta.schema.autoMerge.enabled). */
   mergeSchema?: boolean;
+  /**
+   * With mode overwrite on a partitioned table: 'dynamic' replaces only the partitions the data has
+   * rows in (Delta's dynamic partition overwrite); 'static' (the default) the whole table. Default:
+   * the session's spark.sql.sources.partitionOverwriteMode.
+   */
+  partitionOverwriteMode?: 'static' | 'dynamic';
   /** With mode overwrite: replace the table's schema and partitioning with the data's. */
   overwriteSchema?: boolean;
   /** With mode overwrite: replace only the rows matching this predicate on partition columns. */
@@ -249,8 +258,12 @@ export async function dataFrameSchema(df: DataFrame): Promise<{ sql: string; sch
   return { sql, schema: { type: 'struct', fields: cols.map((c) => ({ name: c.name, type: deltaTypeFromDuck(c.type), nullable: true, metadata: {} })) } };
 }
 
-/** Writes a DataFrame to a Delta table. */
-export async function writeDelta(floe: Floe, df: DataFrame, location: string, options: DeltaWriteOptions = {}): Promise<WriteResult> {
+/** Writes a DataFrame to a Delta table (the engine tables it creates are dropped when it is done). */
+export function writeDelta(floe: Floe, df: DataFrame, location: string, options: DeltaWriteOptions = {}): Promise<WriteResult> {
+  return floe.withTempScope(() => writeDeltaScoped(floe, df, location, options));
+}
+
+async function writeDeltaScoped(floe: Floe, df: DataFrame, location: string, options: DeltaWriteOptions): Promise<WriteResult> {
   const mode: SaveMode = options.mode ?? 'errorifexists';
   if (!['append', 'overwrite', 'error', 'errorifexists', 'ignore'].includes(mode)) throw new InvalidArgumentError(`Unknown save mode '${mode}'. Use append, overwrite, error/errorifexists or ignore.`);
   if (options.replaceWhere && mode !== 'overwrite') throw new InvalidArgumentError('replaceWhere applies to mode overwrite only.');
@@ -270,6 +283,14 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
     const seen = snapshot.txnVersion(options.txnAppId);
     if (seen !== undefined && seen >= options.txnVersion!) return noop;
   }
+  const pomOption = options.partitionOverwriteMode === undefined ? undefined : String(options.partitionOverwriteMode).toLowerCase();
+  const pom = pomOption ?? (floe.config.get(PARTITION_OVERWRITE_MODE_CONF) ?? 'static').trim().toLowerCase();
+  if (pom !== 'static' && pom !== 'dynamic') throw new InvalidArgumentError(`partitionOverwriteMode must be 'static' or 'dynamic', got '${pomOption ?? floe.config.get(PARTITION_OVERWRITE_MODE_CONF)}'.`, {}, 'DELTA_ILLEGAL_OPTION');
+  // As Delta: the option with replaceWhere or overwriteSchema is an error; the session setting gives way to them.
+  if (pomOption === 'dynamic' && mode === 'overwrite' && options.replaceWhere) throw new InvalidArgumentError(`A 'replaceWhere' expression and 'partitionOverwriteMode'='dynamic' cannot both be set.`, {}, 'DELTA_REPLACE_WHERE_WITH_DYNAMIC_PARTITION_OVERWRITE');
+  if (pomOption === 'dynamic' && mode === 'overwrite' && options.overwriteSchema) throw new InvalidArgumentError(`'overwriteSchema' cannot be used in dynamic partition overwrite mode.`, {}, 'DELTA_OVERWRITE_SCHEMA_WITH_DYNAMIC_PARTITION_OVERWRITE');
+  const dynamicOverwrite = pom === 'dynamic' && mode === 'overwrite' && !options.replaceWhere && !options.overwriteSchema && snapshot !== null && snapshot.partitionColumns.length > 0;
+  const mergeSchema = options.mergeSchema ?? autoMergeOn(floe.config);
   const { sql: sourceSql, schema: sourceSchema } = await dataFrameSchema(df);
   const txn = new Transaction(log, snapshot);
   let schema: StructType;
@@ -304,7 +325,7 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
     if (mode === 'overwrite' && snapshot.configuration['delta.appendOnly'] === 'true') {
       throw new FloeError('DELTA_CANNOT_MODIFY_APPEND_ONLY', `The table at ${log.tablePath} is append-only (delta.appendOnly = true); overwrite is not allowed. Append instead, or unset the property.`);
     }
-    const r = reconcileSchema(log.tablePath, snapshot.schema, sourceSchema, options.mergeSchema === true);
+    const r = reconcileSchema(log.tablePath, snapshot.schema, sourceSchema, mergeSchema === true);
     schema = r.schema;
     partitionColumns = snapshot.partitionColumns;
     configuration = snapshot.configuration;
@@ -318,6 +339,7 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
   }
   params.partitionBy = JSON.stringify(partitionColumns);
   if (options.replaceWhere) params.predicate = JSON.stringify([options.replaceWhere]);
+  if (dynamicOverwrite) params.dynamicPartitionOverwrite = true;
 
   // Rows of the table's shape: source columns by name (case-insensitive), absent ones NULL.
   // Generated columns the data lacks are computed; with columnDefaults (SQL INSERT), DEFAULTs fill the rest.
@@ -353,7 +375,17 @@ export async function writeDelta(floe: Floe, df: DataFrame, location: string, op
   if (snapshot && mode === 'overwrite') {
     const pred = options.overwriteSchema ? undefined : options.replaceWhere;
     const expr = pred ? parsePredicate(pred) : null;
-    if (pred && expr && partitionOnly(expr, snapshot.partitionColumns)) {
+    if (dynamicOverwrite) {
+      // Dynamic partition overwrite: the files of the partitions the new rows fall in (NULL matching NULL).
+      // The rows are computed once (the partitions they fall in are those written).
+      rowsSql = `SELECT * FROM ${await materialize(floe, 'dporows', rowsSql).catch((e: unknown) => {
+        throw constraintError(e);
+      })}`;
+      const parts = await materialize(floe, 'dpo', `SELECT DISTINCT ${partitionColumns.map((c, i) => `${quoteIdent(c)} AS __floe_p${i}`).join(', ')} FROM (${rowsSql})`);
+      const inData = `EXISTS (SELECT 1 FROM ${parts} WHERE ${partitionColumns.map((c, i) => `__floe_p${i} IS NOT DISTINCT FROM ${quoteIdent(c)}`).join(' AND ')})`;
+      removed = await filesMatchingPartitionPredicate(floe, snapshot, inData);
+      txn.readWhole(undefined, removed);
+    } else if (pred && expr && partitionOnly(expr, snapshot.partitionColumns)) {
       removed = await filesMatchingPartitionPredicate(floe, snapshot, pred);
       // A concurrent append into the replaced range conflicts; elsewhere it does not.
       txn.readWhole((a) => fileCouldMatch(snapshot, a, pred), removed);

@@ -96,3 +96,78 @@ test('store assignment: fractional values written to integral columns truncate t
     await s.close();
   }
 });
+
+test('SET spark.sql.sources.partitionOverwriteMode = dynamic: INSERT OVERWRITE replaces only the partitions written', async () => {
+  const s = await sqlSession();
+  try {
+    await s.run('CREATE TABLE p (id INT, p STRING) USING delta PARTITIONED BY (p)');
+    await s.run("INSERT INTO p VALUES (1, 'x'), (2, 'y'), (5, NULL), (6, 'z')");
+    await s.run('SET spark.sql.sources.partitionOverwriteMode = dynamic');
+    await s.run("INSERT OVERWRITE p VALUES (3, 'x'), (4, NULL)");
+    const rows = async (): Promise<unknown[]> => (await s.rows('SELECT id, p FROM p ORDER BY id')).map((r) => [r.id, r.p]);
+    assert.deepEqual(await rows(), [[2, 'y'], [3, 'x'], [4, null], [6, 'z']]);
+    assert.equal((await s.rows('DESCRIBE HISTORY p'))[0]!.operation, 'WRITE');
+    // an INSERT OVERWRITE with no rows replaces nothing
+    await s.run("INSERT OVERWRITE p SELECT 9, 'q' WHERE false");
+    assert.equal((await rows()).length, 4);
+    // static (the default) replaces the whole table
+    await s.run('SET spark.sql.sources.partitionOverwriteMode = STATIC');
+    await s.run("INSERT OVERWRITE p VALUES (7, 'x')");
+    assert.deepEqual(await rows(), [[7, 'x']]);
+    await s.run('SET spark.sql.sources.partitionOverwriteMode = sometimes');
+    await s.fails("INSERT OVERWRITE p VALUES (8, 'x')", 'DELTA_ILLEGAL_OPTION');
+    await s.run('RESET spark.sql.sources.partitionOverwriteMode');
+
+    // the DataFrame writer's per-write option; with replaceWhere it is an error, as in Delta
+    const df = s.floe.duckdbSql("SELECT 10 AS id, 'y' AS p");
+    await df.write.delta(await tableLocation(s, 'p'), { mode: 'overwrite', partitionOverwriteMode: 'dynamic' });
+    assert.deepEqual(await rows(), [[7, 'x'], [10, 'y']]);
+    await assert.rejects(df.write.delta(await tableLocation(s, 'p'), { mode: 'overwrite', partitionOverwriteMode: 'dynamic', replaceWhere: "p = 'y'" }), /DELTA_REPLACE_WHERE_WITH_DYNAMIC_PARTITION_OVERWRITE/);
+    // the session setting gives way to replaceWhere
+    await s.run('SET spark.sql.sources.partitionOverwriteMode = dynamic');
+    await s.run("INSERT INTO p REPLACE WHERE p = 'x' SELECT 11, 'x'");
+    assert.deepEqual(await rows(), [[10, 'y'], [11, 'x']]);
+  } finally {
+    await s.close();
+  }
+});
+
+async function tableLocation(s: Awaited<ReturnType<typeof sqlSession>>, name: string): Promise<string> {
+  const d = await s.rows(`DESCRIBE DETAIL ${name}`);
+  return String(d[0]!.location);
+}
+
+test('SET spark.databricks.delta.schema.autoMerge.enabled = true: MERGE and writes evolve the schema', async () => {
+  const s = await sqlSession();
+  try {
+    await s.run('CREATE TABLE m (id INT) USING delta');
+    await s.run('SET spark.databricks.delta.schema.autoMerge.enabled = true');
+    await s.run("MERGE INTO m USING (SELECT 1 AS id, 'v' AS extra) s ON m.id = s.id WHEN NOT MATCHED THEN INSERT *");
+    assert.deepEqual(await s.rows('SELECT * FROM m'), [{ id: 1, extra: 'v' }]);
+    await s.run("MERGE INTO m USING (SELECT 1 AS id, 'w' AS extra, 5 AS more) s ON m.id = s.id WHEN MATCHED THEN UPDATE SET *");
+    assert.deepEqual(await s.rows('SELECT * FROM m'), [{ id: 1, extra: 'w', more: 5 }]);
+    await s.run("MERGE INTO m USING (SELECT 2 AS id, 'x' AS note) s ON m.id = s.id WHEN NOT MATCHED THEN INSERT (id, note) VALUES (s.id, s.note)");
+    assert.deepEqual(await s.rows('SELECT id, note FROM m ORDER BY id'), [{ id: 1, note: null }, { id: 2, note: 'x' }]);
+    // a DataFrame append with a new column (Delta's autoMerge applies to writes too)
+    await s.floe.duckdbSql("SELECT 3 AS id, 'n' AS added").write.delta(await tableLocation(s, 'm'), { mode: 'append' });
+    assert.deepEqual(await s.rows('SELECT id, added FROM m WHERE id = 3'), [{ id: 3, added: 'n' }]);
+    // off again: the source's new columns are not added (and * needs the target's columns)
+    await s.run('SET spark.databricks.delta.schema.autoMerge.enabled = false');
+    await s.fails("MERGE INTO m USING (SELECT 4 AS id, 'q' AS other) s ON m.id = s.id WHEN NOT MATCHED THEN INSERT (id, other) VALUES (s.id, s.other)", /./, /other/);
+    await assert.rejects(s.floe.duckdbSql("SELECT 5 AS id, 'n' AS other").write.delta(await tableLocation(s, 'm'), { mode: 'append' }), /DELTA_SCHEMA_MISMATCH|schema mismatch/i);
+  } finally {
+    await s.close();
+  }
+});
+
+test('SET spark.sql.session.timeZone: only UTC, anything else is a clear error', async () => {
+  const s = await sqlSession();
+  try {
+    await s.fails('SET spark.sql.session.timeZone = America/New_York', 'FLOE_SQL_ANALYSIS_ERROR', /spark\.sql\.session\.timeZone.*'America\/New_York' is not supported/);
+    await s.fails("SET spark.sql.session.timeZone = '+05:00'", 'FLOE_SQL_ANALYSIS_ERROR', /not supported/);
+    assert.equal(s.floe.config.get('spark.sql.session.timeZone'), undefined);
+    for (const z of ['UTC', "'Etc/UTC'", 'GMT', 'Z', '+00:00']) await s.run(`SET spark.sql.session.timeZone = ${z}`);
+  } finally {
+    await s.close();
+  }
+});
