@@ -82,6 +82,9 @@ export function newMetadata(floe: Floe, schema: StructType, partitionColumns: st
     if (!f) throw new InvalidArgumentError(`Partition column '${c}' is not in the schema (${schema.fields.map((x) => x.name).join(', ')}).`, {}, 'DELTA_PARTITION_COLUMN_NOT_FOUND');
     if (typeof f.type !== 'string') throw new InvalidArgumentError(`Partition column '${c}' has a nested type; partition columns must be of a primitive type.`);
   }
+  if (partitionColumns.length && new Set(partitionColumns).size >= schema.fields.length) {
+    throw new InvalidArgumentError(`Cannot use all columns for partition columns: a table partitioned by every column (${partitionColumns.join(', ')}) has no column left to write in its data files. Leave at least one column out of the partitioning.`, { partitionColumns }, 'DELTA_CANNOT_USE_ALL_COLUMNS_FOR_PARTITION');
+  }
   const configuration = { ...(creating ? floe.tableDefaults() : {}), ...properties };
   if (creating) validateStatsProperties(schema, partitionColumns, configuration);
   validateParquetVersion(configuration);

@@ -171,3 +171,17 @@ test('SET spark.sql.session.timeZone: only UTC, anything else is a clear error',
     await s.close();
   }
 });
+
+test('CREATE TABLE partitioned by every column fails at CREATE (DELTA_CANNOT_USE_ALL_COLUMNS_FOR_PARTITION)', async () => {
+  const s = await sqlSession();
+  try {
+    await s.fails('CREATE TABLE z (a INT) USING delta PARTITIONED BY (a)', 'DELTA_CANNOT_USE_ALL_COLUMNS_FOR_PARTITION');
+    await s.fails('CREATE TABLE z2 (a INT, b STRING) USING delta PARTITIONED BY (b, a)', 'DELTA_CANNOT_USE_ALL_COLUMNS_FOR_PARTITION');
+    await s.fails('CREATE TABLE z3 USING delta PARTITIONED BY (a) AS SELECT 1 AS a', 'DELTA_CANNOT_USE_ALL_COLUMNS_FOR_PARTITION');
+    assert.deepEqual(await s.rows('SHOW TABLES'), []);
+    await s.run('CREATE TABLE ok (a INT, b STRING) USING delta PARTITIONED BY (b)');
+    await s.run("INSERT INTO ok VALUES (1, 'x')");
+  } finally {
+    await s.close();
+  }
+});
