@@ -43,9 +43,32 @@ function validateType(t: DataType, where: string): DataType {
     if (!PRIMITIVES.test(norm)) throw new InvalidArgumentError(`Unknown data type '${t}' for ${where}. Use a Delta type: string, long, integer, short, byte, float, double, boolean, binary, date, timestamp, timestamp_ntz, decimal(p,s), or a struct/array/map object.`, {}, 'DELTA_UNSUPPORTED_DATA_TYPE');
     return norm;
   }
-  if (t.type === 'struct') return { type: 'struct', fields: t.fields.map((f) => ({ ...f, type: validateType(f.type, `${where}.${f.name}`), metadata: f.metadata ?? {}, nullable: f.nullable ?? true })) };
+  if (t.type === 'struct') {
+    checkDuplicateFields(t, where, false);
+    return { type: 'struct', fields: t.fields.map((f) => ({ ...f, type: validateType(f.type, `${where}.${f.name}`), metadata: f.metadata ?? {}, nullable: f.nullable ?? true })) };
+  }
   if (t.type === 'array') return { ...t, elementType: validateType(t.elementType, `${where}[]`) };
   return { ...t, keyType: validateType(t.keyType, `${where} key`), valueType: validateType(t.valueType, `${where} value`) };
+}
+
+/**
+ * A struct's field names are unique, case-insensitively (Spark's DELTA_DUPLICATE_COLUMNS_FOUND);
+ * `deep`: in the structs nested in it (in arrays and maps too) as well. `where` names the type.
+ */
+export function checkDuplicateFields(t: DataType, where: string, deep = true): void {
+  if (typeof t === 'string') return;
+  if (t.type === 'struct') {
+    const seen = new Set<string>();
+    for (const f of t.fields) {
+      if (seen.has(f.name.toLowerCase())) throw new InvalidArgumentError(`Found duplicate column(s) in the data to save: ${where}.${f.name} (names are case-insensitive).`, { column: `${where.replace(/^column /, '')}.${f.name}` }, 'DELTA_DUPLICATE_COLUMNS_FOUND');
+      seen.add(f.name.toLowerCase());
+      if (deep) checkDuplicateFields(f.type, `${where}.${f.name}`);
+    }
+  } else if (deep && t.type === 'array') checkDuplicateFields(t.elementType, `${where}[]`);
+  else if (deep && t.type === 'map') {
+    checkDuplicateFields(t.keyType, `${where} key`);
+    checkDuplicateFields(t.valueType, `${where} value`);
+  }
 }
 
 export function toStructType(schema: StructType | ColumnSpec[]): StructType {

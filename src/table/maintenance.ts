@@ -20,7 +20,7 @@ import { DEFAULT_TARGET_FILE_SIZE, validateParquetVersion } from '../engine/writ
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import type { DeltaReadOptions, Floe } from '../floe.js';
 import { commitRewrite, count, type DmlResult, type Metrics } from './dml.js';
-import { filesMatchingPartitionPredicate, maybeCheckpoint } from './write.js';
+import { filesMatchingPartitionPredicate, maybeCheckpoint, validatePropertyValues } from './write.js';
 import { storedExprToDuck } from '../sql/spark-expr.js';
 
 const KNOWN_PROPERTIES = new Set([
@@ -51,6 +51,7 @@ export async function setProperties(floe: Floe, location: string, props: Record<
   const schema = parseSchema(meta.schemaString);
   if (NUM_INDEXED_COLS_PROPERTY in rest || STATS_COLUMNS_PROPERTY in rest) validateStatsProperties(schema, meta.partitionColumns, configuration);
   validateParquetVersion(rest);
+  validatePropertyValues(rest);
   const addsConstraint = Object.keys(props).some((k) => k.startsWith('delta.constraints.'));
   for (const [k, v] of Object.entries(props)) {
     if (!k.startsWith('delta.constraints.')) continue;

@@ -86,6 +86,7 @@ export function newMetadata(floe: Floe, schema: StructType, partitionColumns: st
     throw new InvalidArgumentError(`Cannot use all columns for partition columns: a table partitioned by every column (${partitionColumns.join(', ')}) has no column left to write in its data files. Leave at least one column out of the partitioning.`, { partitionColumns }, 'DELTA_CANNOT_USE_ALL_COLUMNS_FOR_PARTITION');
   }
   const configuration = { ...(creating ? floe.tableDefaults() : {}), ...properties };
+  validatePropertyValues(configuration);
   if (creating) validateStatsProperties(schema, partitionColumns, configuration);
   validateParquetVersion(configuration);
   return {
@@ -98,6 +99,28 @@ export function newMetadata(floe: Floe, schema: StructType, partitionColumns: st
     configuration,
     createdTime: Date.now(),
   };
+}
+
+/** Table properties whose value is a boolean, and those whose value is an interval (`interval 7 days`). */
+const BOOLEAN_PROPERTIES = ['delta.appendOnly'];
+const INTERVAL_PROPERTIES = ['delta.logRetentionDuration', 'delta.deletedFileRetentionDuration'];
+
+/**
+ * Checks the values of table properties floe acts on, as Delta does when they are set (at CREATE
+ * and ALTER TABLE … SET TBLPROPERTIES): a boolean is true or false; a duration is `interval N unit`
+ * (one unit: millisecond, second, minute, hour, day or week; the word interval optional).
+ */
+export function validatePropertyValues(props: Record<string, string>): void {
+  for (const k of BOOLEAN_PROPERTIES) {
+    const v = props[k];
+    if (v !== undefined && !/^\s*(true|false)\s*$/i.test(v)) throw new InvalidArgumentError(`${k} needs to be a boolean ('true' or 'false'), got '${v}'.`, { key: k, value: v });
+  }
+  for (const k of INTERVAL_PROPERTIES) {
+    const v = props[k];
+    if (v !== undefined && !/^\s*(?:interval\s+)?\d+\s*(?:millisecond|second|minute|hour|day|week)s?\s*$/i.test(v)) {
+      throw new InvalidArgumentError(`${k} needs to be a duration such as 'interval 30 days' (a number and one unit: millisecond, second, minute, hour, day or week), got '${v}'.`, { key: k, value: v });
+    }
+  }
 }
 
 /**
@@ -325,7 +348,7 @@ async function writeDeltaScoped(floe: Floe, df: DataFrame, location: string, opt
     if (options.partitionBy && JSON.stringify(options.partitionBy) !== JSON.stringify(snapshot.partitionColumns)) {
       throw new FloeError('DELTA_PARTITION_COLUMNS_MISMATCH', `The table at ${log.tablePath} is partitioned by [${snapshot.partitionColumns.join(', ')}], but the write asks for [${options.partitionBy.join(', ')}]. Omit partitionBy, or overwrite with overwriteSchema: true to change the partitioning.`);
     }
-    if (mode === 'overwrite' && snapshot.configuration['delta.appendOnly'] === 'true') {
+    if (mode === 'overwrite' && (snapshot.configuration['delta.appendOnly'] ?? '').trim().toLowerCase() === 'true') {
       throw new FloeError('DELTA_CANNOT_MODIFY_APPEND_ONLY', `The table at ${log.tablePath} is append-only (delta.appendOnly = true); overwrite is not allowed. Append instead, or unset the property.`);
     }
     const r = reconcileSchema(log.tablePath, snapshot.schema, sourceSchema, mergeSchema === true);

@@ -185,3 +185,25 @@ test('CREATE TABLE partitioned by every column fails at CREATE (DELTA_CANNOT_USE
     await s.close();
   }
 });
+
+test('CREATE / ALTER validation: duplicate nested field names, appendOnly and retention values', async () => {
+  const s = await sqlSession();
+  try {
+    await s.fails('CREATE TABLE z7 (a STRUCT<b: INT, b: STRING>) USING delta', 'DELTA_DUPLICATE_COLUMNS_FOUND', /a\.b/);
+    await s.fails('CREATE TABLE z8 (a ARRAY<STRUCT<x: INT, y: STRUCT<c: INT, C: INT>>>) USING delta', 'DELTA_DUPLICATE_COLUMNS_FOUND', /\.C/);
+    assert.deepEqual(await s.rows('SHOW TABLES'), []);
+    await s.run('CREATE TABLE t (id INT) USING delta');
+    await s.fails('ALTER TABLE t ADD COLUMNS (s STRUCT<x: INT, X: STRING>)', 'DELTA_DUPLICATE_COLUMNS_FOUND');
+    await s.fails("CREATE TABLE p1 (id INT) USING delta TBLPROPERTIES ('delta.appendOnly' = 'maybe')", 'FLOE_INVALID_ARGUMENT', /delta\.appendOnly needs to be a boolean/);
+    await s.fails("CREATE TABLE p2 (id INT) USING delta TBLPROPERTIES ('delta.logRetentionDuration' = 'banana')", 'FLOE_INVALID_ARGUMENT', /delta\.logRetentionDuration/);
+    await s.fails("ALTER TABLE t SET TBLPROPERTIES ('delta.appendOnly' = 'maybe')", 'FLOE_INVALID_ARGUMENT', /boolean/);
+    await s.fails("ALTER TABLE t SET TBLPROPERTIES ('delta.logRetentionDuration' = 'banana')", 'FLOE_INVALID_ARGUMENT', /interval 30 days/);
+    await s.fails("ALTER TABLE t SET TBLPROPERTIES ('delta.deletedFileRetentionDuration' = 'interval 1 month')", 'FLOE_INVALID_ARGUMENT', /deletedFileRetentionDuration/);
+    assert.equal((await s.rows('DESCRIBE HISTORY t')).length, 1);
+    await s.run("ALTER TABLE t SET TBLPROPERTIES ('delta.logRetentionDuration' = 'interval 30 days', 'delta.deletedFileRetentionDuration' = '2 weeks', 'delta.appendOnly' = 'TRUE')");
+    await s.fails('DELETE FROM t', 'DELTA_CANNOT_MODIFY_APPEND_ONLY');
+    await s.fails('INSERT OVERWRITE t VALUES (1)', 'DELTA_CANNOT_MODIFY_APPEND_ONLY');
+  } finally {
+    await s.close();
+  }
+});
