@@ -215,12 +215,20 @@ function invariants(schema: StructType): Array<{ column: string; expr: string }>
  */
 export async function constraintChecks(table: string, schema: StructType, configuration: Record<string, string>, computed: ReadonlySet<string> = new Set()): Promise<string[]> {
   const checks: string[] = [];
-  for (const f of schema.fields) {
-    if (!f.nullable) {
-      const msg = `[DELTA_NOT_NULL_CONSTRAINT_VIOLATED] NOT NULL constraint violated for column: ${f.name} (table ${table}).`;
-      checks.push(`CASE WHEN ${quoteIdent(f.name)} IS NULL THEN error(${quoteString(msg)}) ELSE true END`);
+  // NOT NULL, nested struct fields too (not inside arrays or maps), as Spark's invariant checker:
+  // a field is checked where its parent structs are not NULL.
+  const notNull = (fields: StructField[], path: string[], sql: string | null, parentsNotNull: string[]): void => {
+    for (const f of fields) {
+      const at = [...path, f.name];
+      const col = sql === null ? quoteIdent(f.name) : `struct_extract(${sql}, ${quoteString(f.name)})`;
+      if (!f.nullable) {
+        const msg = `[DELTA_NOT_NULL_CONSTRAINT_VIOLATED] NOT NULL constraint violated for column: ${at.join('.')} (table ${table}).`;
+        checks.push(`CASE WHEN ${[...parentsNotNull, `${col} IS NULL`].join(' AND ')} THEN error(${quoteString(msg)}) ELSE true END`);
+      }
+      if (typeof f.type !== 'string' && f.type.type === 'struct') notNull(f.type.fields, at, col, [...parentsNotNull, `${col} IS NOT NULL`]);
     }
-  }
+  };
+  notNull(schema.fields, [], null, []);
   for (const [k, v] of Object.entries(configuration)) {
     if (!k.startsWith('delta.constraints.')) continue;
     const name = k.slice('delta.constraints.'.length);
