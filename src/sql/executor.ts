@@ -480,7 +480,10 @@ class Executor {
       if (s.query) {
         const df = await this.query(s.query);
         const exists = await DeltaTable.isDeltaTable(this.floe, location);
+        // Recorded as Spark records CTAS / RTAS (a CREATE OR REPLACE that creates is a CREATE).
+        const operation = !exists ? 'CREATE TABLE AS SELECT' : s.at.upper === 'REPLACE' ? 'REPLACE TABLE AS SELECT' : 'CREATE OR REPLACE TABLE AS SELECT';
         await writeDelta(this.floe, df, location, {
+          operation,
           mode: exists && (replacing || s.orReplace) ? 'overwrite' : 'errorifexists',
           overwriteSchema: exists && (replacing || s.orReplace),
           partitionBy: partitionBy.length ? partitionBy : undefined,

@@ -57,6 +57,12 @@ export interface DeltaWriteOptions {
   userMetadata?: string;
   /** Columns the data lacks take their DEFAULT values (SQL INSERT with a column list). */
   columnDefaults?: boolean;
+  /**
+   * The commit's operation, as Spark records SQL CTAS / RTAS: 'CREATE TABLE AS SELECT',
+   * 'REPLACE TABLE AS SELECT' or 'CREATE OR REPLACE TABLE AS SELECT' (with Spark's parameters:
+   * partitionBy, description, properties); default WRITE (with the save mode).
+   */
+  operation?: 'CREATE TABLE AS SELECT' | 'REPLACE TABLE AS SELECT' | 'CREATE OR REPLACE TABLE AS SELECT';
 }
 
 export interface WriteResult {
@@ -373,6 +379,13 @@ async function writeDeltaScoped(floe: Floe, df: DataFrame, location: string, opt
   }
   params.partitionBy = JSON.stringify(partitionColumns);
   if (options.replaceWhere) params.predicate = JSON.stringify([options.replaceWhere]);
+  if (options.operation) {
+    operation = options.operation;
+    delete params.mode;
+    const description = txn.metadata?.description;
+    if (description) params.description = description;
+    params.properties = JSON.stringify(txn.metadata?.configuration ?? configuration);
+  }
   if (dynamicOverwrite) params.dynamicPartitionOverwrite = true;
 
   // Rows of the table's shape: source columns by name (case-insensitive), absent ones NULL.

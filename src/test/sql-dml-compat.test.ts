@@ -223,3 +223,23 @@ test('NOT NULL on nested struct fields is enforced on write (where the parent st
     await s.close();
   }
 });
+
+test('DESCRIBE HISTORY names CTAS and RTAS as Spark records them', async () => {
+  const s = await sqlSession();
+  try {
+    await s.run("CREATE TABLE a COMMENT 'first' AS SELECT 1 AS x");
+    await s.run('CREATE OR REPLACE TABLE a AS SELECT 2 AS x');
+    await s.run('CREATE OR REPLACE TABLE b PARTITIONED BY (p) AS SELECT 1 AS y, 2 AS p');
+    const a = await s.rows('DESCRIBE HISTORY a');
+    assert.deepEqual(a.map((h) => h.operation), ['CREATE OR REPLACE TABLE AS SELECT', 'CREATE TABLE AS SELECT']);
+    assert.equal((a[1]!.operationParameters as Record<string, string>).description, 'first');
+    const b = await s.rows('DESCRIBE HISTORY b');
+    assert.deepEqual(b.map((h) => h.operation), ['CREATE TABLE AS SELECT']);
+    assert.equal((b[0]!.operationParameters as Record<string, string>).partitionBy, '["p"]');
+    // writes are still WRITE
+    await s.run('INSERT INTO a VALUES (3)');
+    assert.equal((await s.rows('DESCRIBE HISTORY a LIMIT 1'))[0]!.operation, 'WRITE');
+  } finally {
+    await s.close();
+  }
+});
