@@ -461,6 +461,10 @@ class Executor {
 
   private async createTable(s: Extract<Statement, { kind: 'createTable' }>): Promise<SqlResult> {
     const t = this.target(s.table);
+    if (s.at.upper === 'REPLACE') {
+      const exists = t.kind === 'path' ? await DeltaTable.isDeltaTable(this.floe, t.location) : !!(await this.catalog.getTable(t.schema, t.table));
+      if (!exists) throw new FloeError('DELTA_CANNOT_REPLACE_MISSING_TABLE', `Table ${t.display} cannot be replaced as it does not exist. Use CREATE OR REPLACE TABLE to create the table.`, { table: t.display });
+    }
     const spec = (c: ColumnDef): ColumnSpec => ({ name: c.name, type: c.type, nullable: c.nullable, comment: c.comment, generatedAlwaysAs: c.generatedAlwaysAs, default: c.default });
     let columns: ColumnSpec[] | StructType | undefined = s.columns?.map(spec);
     const mappingMode = (s.properties['delta.columnMapping.mode'] ?? '').toLowerCase();

@@ -176,6 +176,8 @@ function parseInner(c: Cursor, text: string): Inner {
     case 'CREATE': return parseCreate(c);
     case 'REPLACE':
       if (c.isKw('TABLE', 1)) {
+        // REPLACE TABLE t …: as CREATE OR REPLACE, for a table that exists (the executor checks).
+        c.next();
         c.next();
         return parseCreateTable(c, true, false);
       }

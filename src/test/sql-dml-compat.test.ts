@@ -243,3 +243,19 @@ test('DESCRIBE HISTORY names CTAS and RTAS as Spark records them', async () => {
     await s.close();
   }
 });
+
+test('REPLACE TABLE replaces a table that exists, and fails for one that does not', async () => {
+  const s = await sqlSession();
+  try {
+    await assert.rejects(s.run('REPLACE TABLE r (a INT) USING delta'), (e: Error & { code?: string }) => e.code === 'DELTA_CANNOT_REPLACE_MISSING_TABLE' && /CREATE OR REPLACE TABLE/.test(e.message));
+    await s.run('CREATE TABLE r (a INT) USING delta');
+    await s.run('INSERT INTO r VALUES (1)');
+    await s.run('REPLACE TABLE r AS SELECT 2 AS b');
+    assert.deepEqual(await s.rows('SELECT * FROM r'), [{ b: 2 }]);
+    assert.equal((await s.rows('DESCRIBE HISTORY r LIMIT 1'))[0]!.operation, 'REPLACE TABLE AS SELECT');
+    await s.run('REPLACE TABLE r (c STRING) USING delta');
+    assert.deepEqual(await s.rows('SELECT * FROM r'), []);
+  } finally {
+    await s.close();
+  }
+});
