@@ -145,6 +145,39 @@ function jsonPathSteps(toks: Token[], i: number, colon: Token): { steps: JsonPat
  * Spark's name for an unaliased select item where DuckDB's differs: `count(*)` is `count(1)`, and
  * `col:path` (or `col:path::type`) is named after the path's last field. Null: DuckDB's name stands.
  */
+const ARITHMETIC = new Set(['+', '-', '*', '/', '%', '||']);
+
+/**
+ * A select item that is an expression without an alias, for certain: it ends with `)` (a call, a
+ * CAST, a parenthesised group: an alias would follow it) or with an operand right after an arithmetic
+ * operator (`a / b`). Anything else (a column, `*`, a possible implicit alias) is left alone.
+ */
+function unaliasedExpression(item: Token[]): boolean {
+  const last = item[item.length - 1];
+  const prev = item[item.length - 2];
+  if (!last || item.length < 2) return false;
+  // (Star expansions name their own columns: *, t.*, * EXCEPT (…), COLUMNS(…).)
+  const star = item.findIndex((t) => isOp(t, '*'));
+  if (isOp(item[0], '*') || (star > 0 && isOp(item[star - 1], '.')) || isKw(item[0], 'COLUMNS')) return false;
+  if (isOp(last, ')')) return true;
+  return (last.kind === 'ident' || last.kind === 'qident' || last.kind === 'number') && prev?.kind === 'op' && ARITHMETIC.has(prev.text);
+}
+
+/** Spark's name for an unaliased expression, near enough: its text (string literals unquoted, single spaces), a top-level operator's expression in parentheses. */
+function sparkExpressionName(item: Token[]): string {
+  let depth = 0;
+  let topOp = false;
+  let out = '';
+  for (const [k, t] of item.entries()) {
+    if (isOp(t, '(')) depth++;
+    else if (isOp(t, ')')) depth--;
+    else if (depth === 0 && t.kind === 'op' && ARITHMETIC.has(t.text)) topOp = true;
+    const text = t.kind === 'string' ? t.value : t.kind === 'qident' ? t.value : t.text;
+    out += (k > 0 && t.ws ? ' ' : '') + text;
+  }
+  return topOp ? `(${out})` : out;
+}
+
 function sparkItemName(item: Token[]): string | null {
   if (item.length === 4 && isKw(item[0], 'COUNT') && isOp(item[1], '(') && isOp(item[2], '*') && isOp(item[3], ')')) return 'count(1)';
   return jsonPathItemName(item);
@@ -279,25 +312,40 @@ class Translator {
     let nextNulls = 0;
     // The select list's current item (token index), to name items as Spark does where DuckDB differs.
     let itemStart: number | null = null;
+    /** Where the current item's pieces start (null when its first token was not reached on its own). */
+    let itemPieces: number | null = null;
     const endItem = (end: number): void => {
       if (itemStart === null) return;
-      const name = sparkItemName(toks.slice(itemStart, end));
+      const item = toks.slice(itemStart, end);
+      let name = sparkItemName(item);
+      // An unaliased expression floe rewrote (a macro, a guarded division, …) is named by its Spark
+      // text, not by the DuckDB text (a CTAS would keep that as the column's name).
+      if (name === null && itemPieces !== null && unaliasedExpression(item)) {
+        const written = join(pieces.slice(itemPieces)).replace(/\s+/g, '');
+        const source = item.map((x) => x.text).join('').replace(/\s+/g, '');
+        if (written.toLowerCase() !== source.toLowerCase()) name = sparkExpressionName(item);
+      }
       if (name !== null) pieces.push({ text: `AS ${quoteIdent(name)}`, ws: true, term: false });
     };
     while (i < toks.length) {
       while (nextNulls < nullOrder.length && nullOrder[nextNulls]![0] <= i) pieces.push({ text: nullOrder[nextNulls++]![1], ws: true, term: false });
+      if (query && itemStart === i) itemPieces = pieces.length;
       const t = toks[i]!;
       const ws = t.ws || i === 0;
       if (query && itemStart !== null) {
         if (isOp(t, ',')) {
           endItem(i);
           itemStart = i + 1;
+          itemPieces = null;
         } else if (t.kind === 'ident' && SELECT_LIST_END.has(t.upper) && !isDistinctFrom(toks, i)) {
           endItem(i);
           itemStart = null;
         }
       }
-      if (query && isKw(t, 'SELECT')) itemStart = isKw(toks[i + 1], 'DISTINCT') || isKw(toks[i + 1], 'ALL') ? i + 2 : i + 1;
+      if (query && isKw(t, 'SELECT')) {
+        itemStart = isKw(toks[i + 1], 'DISTINCT') || isKw(toks[i + 1], 'ALL') ? i + 2 : i + 1;
+        itemPieces = null;
+      }
       // WITH name AS (query), … : common table expressions
       if (query && isKw(t, 'WITH')) {
         pieces.push({ text: 'WITH', ws, term: false });

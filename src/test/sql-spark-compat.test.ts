@@ -155,3 +155,16 @@ test("array and string functions as Spark: array_union / array_distinct order, a
     await s.close();
   }
 });
+
+test('unaliased expressions floe rewrites are named by their Spark text (CTAS keeps the names)', async () => {
+  const s = await sqlSession();
+  try {
+    await s.run("CREATE TABLE src AS SELECT 1 AS id, 2 AS cnt, 'abc' AS s");
+    await s.run('CREATE TABLE named AS SELECT CAST(1.7 AS INT), id / cnt, substring(s, 1, 2), id, cnt AS c, upper(s) u, * EXCEPT (s, id, cnt) FROM src');
+    const cols = (await s.rows('DESCRIBE named')).map((r) => String(r.col_name));
+    assert.deepEqual(cols, ['CAST(1.7 AS INT)', '(id / cnt)', 'substring(s, 1, 2)', 'id', 'c', 'u']);
+    assert.ok(cols.every((c) => !/floe_|nullif|main\./.test(String(c))), JSON.stringify(cols));
+  } finally {
+    await s.close();
+  }
+});
