@@ -25,7 +25,7 @@ import { tokenize, type Token } from './lexer.js';
 import { storedExprToDuck } from './spark-expr.js';
 import { parseName, parseScript, type ColumnDef, type MergeClause, type NameRef, type Statement } from './parser.js';
 import { translateExpr, translateQuery, type TableRef, type TimeTravel, type TranslateContext } from './translate.js';
-import { sparkTypeName } from './types.js';
+import { sparkFieldTypeName } from './types.js';
 import { resolveLocation } from '../storage/open.js';
 
 export type SqlResult =
@@ -344,7 +344,7 @@ class Executor {
       case 'showCreateTable': {
         const r = await this.resolve(s.table);
         const snap = await this.floe.snapshot(r.location);
-        const cols = snap.schema.fields.map((f) => `  ${quoteBacktick(f.name)} ${sparkTypeName(f.type).toUpperCase()}${f.nullable ? '' : ' NOT NULL'}${generationExpression(f) !== undefined ? ` GENERATED ALWAYS AS (${generationExpression(f)})` : ''}${columnDefault(f) !== undefined ? ` DEFAULT ${columnDefault(f)}` : ''}${typeof f.metadata.comment === 'string' ? ` COMMENT ${sqlString(f.metadata.comment)}` : ''}`);
+        const cols = snap.schema.fields.map((f) => `  ${quoteBacktick(f.name)} ${sparkFieldTypeName(f).toUpperCase()}${f.nullable ? '' : ' NOT NULL'}${generationExpression(f) !== undefined ? ` GENERATED ALWAYS AS (${generationExpression(f)})` : ''}${columnDefault(f) !== undefined ? ` DEFAULT ${columnDefault(f)}` : ''}${typeof f.metadata.comment === 'string' ? ` COMMENT ${sqlString(f.metadata.comment)}` : ''}`);
         let ddl = `CREATE TABLE ${r.display} (\n${cols.join(',\n')})\nUSING delta`;
         if (snap.partitionColumns.length) ddl += `\nPARTITIONED BY (${snap.partitionColumns.map(quoteBacktick).join(', ')})`;
         if (r.entry?.type === 'EXTERNAL' || !r.entry) ddl += `\nLOCATION ${sqlString(r.location)}`;
@@ -365,7 +365,7 @@ class Executor {
       }
       case 'alterAddColumns': {
         const r = await this.resolve(s.table);
-        const v = await addColumns(this.floe, r.location, s.columns.map((c) => ({ path: c.path.map((t) => t.value), type: c.type, nullable: c.nullable, comment: c.comment, position: c.position })));
+        const v = await addColumns(this.floe, r.location, s.columns.map((c) => ({ path: c.path.map((t) => t.value), type: c.type, nullable: c.nullable, comment: c.comment, position: c.position, ...(c.charVarchar ? { charVarchar: c.charVarchar } : {}) })));
         return { kind: 'status', message: `added ${s.columns.length} column(s) to ${r.display} (version ${v})` };
       }
       case 'alterRenameColumn': {
@@ -465,7 +465,7 @@ class Executor {
       const exists = t.kind === 'path' ? await DeltaTable.isDeltaTable(this.floe, t.location) : !!(await this.catalog.getTable(t.schema, t.table));
       if (!exists) throw new FloeError('DELTA_CANNOT_REPLACE_MISSING_TABLE', `Table ${t.display} cannot be replaced as it does not exist. Use CREATE OR REPLACE TABLE to create the table.`, { table: t.display });
     }
-    const spec = (c: ColumnDef): ColumnSpec => ({ name: c.name, type: c.type, nullable: c.nullable, comment: c.comment, generatedAlwaysAs: c.generatedAlwaysAs, default: c.default });
+    const spec = (c: ColumnDef): ColumnSpec => ({ name: c.name, type: c.type, nullable: c.nullable, comment: c.comment, generatedAlwaysAs: c.generatedAlwaysAs, default: c.default, ...(c.charVarchar ? { charVarchar: c.charVarchar } : {}) });
     let columns: ColumnSpec[] | StructType | undefined = s.columns?.map(spec);
     const mappingMode = (s.properties['delta.columnMapping.mode'] ?? '').toLowerCase();
     if (s.columns && (mappingMode === 'name' || mappingMode === 'id')) {
@@ -633,12 +633,12 @@ class Executor {
   private async describe(ref: NameRef, extended: boolean): Promise<SqlResult> {
     const r = await this.resolve(ref);
     const snap = await this.floe.snapshot(r.location);
-    const rows: Record<string, unknown>[] = snap.schema.fields.map((f) => ({ col_name: f.name, data_type: sparkTypeName(f.type), comment: typeof f.metadata.comment === 'string' ? f.metadata.comment : null }));
+    const rows: Record<string, unknown>[] = snap.schema.fields.map((f) => ({ col_name: f.name, data_type: sparkFieldTypeName(f), comment: typeof f.metadata.comment === 'string' ? f.metadata.comment : null }));
     if (snap.partitionColumns.length) {
       rows.push({ col_name: '', data_type: '', comment: '' }, { col_name: '# Partition Information', data_type: '', comment: '' }, { col_name: '# col_name', data_type: 'data_type', comment: 'comment' });
       for (const p of snap.partitionColumns) {
         const f = snap.schema.fields.find((x) => x.name === p)!;
-        rows.push({ col_name: f.name, data_type: sparkTypeName(f.type), comment: typeof f.metadata.comment === 'string' ? f.metadata.comment : null });
+        rows.push({ col_name: f.name, data_type: sparkFieldTypeName(f), comment: typeof f.metadata.comment === 'string' ? f.metadata.comment : null });
       }
     }
     if (extended) {

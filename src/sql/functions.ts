@@ -495,6 +495,10 @@ export const SESSION_MACROS = [
   // without DuckDB's '+00'. (Every branch must bind whatever x's type is: hence the text round trip.)
   `CREATE OR REPLACE TEMP MACRO floe_spark_string(x) AS CASE WHEN typeof(x) = 'TIMESTAMP WITH TIME ZONE' THEN CAST(CAST(TRY_CAST(CAST(x AS VARCHAR) AS TIMESTAMPTZ) AS TIMESTAMP) AS VARCHAR) ELSE CAST(x AS VARCHAR) END`,
   ...INTEGRAL_CASTS.flatMap((t) => ['CAST', 'TRY_CAST'].map((fn) => integralCastMacro(fn, t))),
+  // A value written to a VARCHAR(n) / CHAR(n) column (Spark's write-side check): trailing spaces
+  // beyond n dropped, longer fails with msg; CHAR pads to n.
+  `CREATE OR REPLACE TEMP MACRO floe_varchar(v, n, msg) AS CASE WHEN v IS NULL OR length(v) <= n THEN v WHEN length(rtrim(v, ' ')) <= n THEN left(v, n) ELSE error(msg) END`,
+  `CREATE OR REPLACE TEMP MACRO floe_char(v, n, msg) AS rpad(floe_varchar(v, n, msg), n, ' ')`,
   // Distinct elements in first-occurrence order, one NULL kept (Spark's array_distinct).
   `CREATE OR REPLACE TEMP MACRO floe_array_distinct(a) AS list_filter(a, lambda __x, __i: list_position(a, __x) = __i)`,
   `CREATE OR REPLACE TEMP MACRO floe_spark_div(a, b) AS CASE WHEN typeof(a) IN ('BIGINT', 'INTEGER', 'SMALLINT', 'TINYINT', 'HUGEINT', 'UBIGINT', 'UINTEGER', 'USMALLINT', 'UTINYINT') AND typeof(b) IN ('BIGINT', 'INTEGER', 'SMALLINT', 'TINYINT', 'HUGEINT', 'UBIGINT', 'UINTEGER', 'USMALLINT', 'UTINYINT') THEN CAST(a AS BIGINT) // CAST(b AS BIGINT) ELSE CAST(trunc(a / nullif(b, 0)) AS BIGINT) END`,

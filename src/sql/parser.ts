@@ -23,6 +23,8 @@ export interface ColumnDef {
   generatedAlwaysAs?: string;
   /** DEFAULT expr: the expression's Spark SQL text. */
   default?: string;
+  /** CHAR(n) / VARCHAR(n): `char(n)` / `varchar(n)` (the type is string). */
+  charVarchar?: string;
 }
 
 /** The Spark SQL text of an expression's tokens (single spaces where the source had white space). */
@@ -41,6 +43,8 @@ export interface AddColumnDef {
   nullable: boolean;
   comment?: string;
   position?: ColumnPosition;
+  /** CHAR(n) / VARCHAR(n): `char(n)` / `varchar(n)` (the type is string). */
+  charVarchar?: string;
 }
 
 export type MergeClause =
@@ -385,7 +389,8 @@ function parseCreateTable(c: Cursor, orReplace: boolean, allowIfNotExists: boole
 
 function parseColumnDef(c: Cursor): ColumnDef {
   const name = c.ident('a column name');
-  const type = parseType(c);
+  const cv: { charVarchar?: string } = {};
+  const type = parseType(c, cv);
   let nullable = true;
   let comment: string | undefined;
   let generatedAlwaysAs: string | undefined;
@@ -406,7 +411,7 @@ function parseColumnDef(c: Cursor): ColumnDef {
     else if (c.isKw('PRIMARY') || c.isKw('CONSTRAINT') || c.isKw('MASK') || c.isKw('REFERENCES')) unsupported(c.peek(), `Column ${c.peek().upper}`);
     else break;
   }
-  return { name: name.value, type, nullable, comment, ...(generatedAlwaysAs !== undefined ? { generatedAlwaysAs } : {}), ...(def !== undefined ? { default: def } : {}) };
+  return { name: name.value, type, nullable, comment, ...(generatedAlwaysAs !== undefined ? { generatedAlwaysAs } : {}), ...(def !== undefined ? { default: def } : {}), ...(cv.charVarchar ? { charVarchar: cv.charVarchar } : {}) };
 }
 
 /** `(key = value, 'k' = 'v', k v)`; keys are dotted identifiers or strings; values literals or identifiers. */
@@ -652,8 +657,9 @@ function columnPath(c: Cursor): Token[] {
 
 function parseAddColumn(c: Cursor): AddColumnDef {
   const colPath = columnPath(c);
-  const type = parseType(c);
-  const def: AddColumnDef = { path: colPath, type, nullable: true };
+  const cv: { charVarchar?: string } = {};
+  const type = parseType(c, cv);
+  const def: AddColumnDef = { path: colPath, type, nullable: true, ...(cv.charVarchar ? { charVarchar: cv.charVarchar } : {}) };
   for (;;) {
     if (c.acceptKw('NOT', 'NULL')) def.nullable = false;
     else if (c.acceptKw('NULL')) def.nullable = true;

@@ -10,8 +10,12 @@ const PRIMS: Record<string, string> = {
   TIMESTAMP: 'timestamp', TIMESTAMP_LTZ: 'timestamp', TIMESTAMP_NTZ: 'timestamp_ntz',
 };
 
-/** Parses a Spark type at the cursor. */
-export function parseType(c: Cursor): DataType {
+/**
+ * Parses a Spark type at the cursor. CHAR(n) and VARCHAR(n) are strings; with `out`, their Spark
+ * type text (`char(n)`, `varchar(n)`) is set in `out.charVarchar`, which a column definition keeps
+ * as field metadata (CHAR_VARCHAR_TYPE) so writes check the length, as Spark.
+ */
+export function parseType(c: Cursor, out?: { charVarchar?: string }): DataType {
   const t = c.ident('a data type');
   const u = t.kind === 'ident' ? t.upper : t.value.toUpperCase();
   if (u === 'DECIMAL' || u === 'DEC' || u === 'NUMERIC') {
@@ -27,8 +31,11 @@ export function parseType(c: Cursor): DataType {
   if (u === 'DOUBLE' && c.isKw('PRECISION')) c.next();
   if ((u === 'VARCHAR' || u === 'CHAR') && c.isOp('(')) {
     c.expectOp('(');
-    c.integer('a length');
+    const lenTok = c.peek();
+    const n = c.integer('a length');
     c.expectOp(')');
+    if (n < 1) throw analysisErrorAt(lenTok, `Invalid ${u}(${n}): the length must be a positive number`);
+    if (out) out.charVarchar = `${u.toLowerCase()}(${n})`;
     return 'string';
   }
   if (u === 'ARRAY') {
@@ -84,6 +91,21 @@ function closeAngle(c: Cursor): void {
     c.tokens.splice(c.i, 1, first, second);
   }
   c.expectOp('>');
+}
+
+/** Field metadata Spark writes for a CHAR(n) / VARCHAR(n) column (stored as string): `char(n)` / `varchar(n)`. */
+export const CHAR_VARCHAR_TYPE = '__CHAR_VARCHAR_TYPE_STRING';
+
+/** A field's CHAR/VARCHAR type text (`varchar(3)`), when it has one. */
+export function charVarcharOf(f: StructField): { kind: 'char' | 'varchar'; length: number; text: string } | undefined {
+  const v = f.metadata?.[CHAR_VARCHAR_TYPE];
+  const m = typeof v === 'string' ? /^\s*(char|varchar)\s*\(\s*(\d+)\s*\)\s*$/i.exec(v) : null;
+  return m ? { kind: m[1]!.toLowerCase() as 'char' | 'varchar', length: Number(m[2]), text: `${m[1]!.toLowerCase()}(${m[2]})` } : undefined;
+}
+
+/** A field's type as Spark prints it: its CHAR/VARCHAR text when it has one. */
+export function sparkFieldTypeName(f: StructField): string {
+  return typeof f.type === 'string' && f.type === 'string' ? (charVarcharOf(f)?.text ?? 'string') : sparkTypeName(f.type);
 }
 
 /** A Delta type as Spark prints it in DESCRIBE (`bigint`, `int`, `array<string>`, `struct<a:int>`). */

@@ -20,7 +20,7 @@ import { STATS_COLUMNS_PROPERTY, forEachStatsLeaf, statsColumnSpec, statsColumns
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import type { Floe } from '../floe.js';
 import { CURRENT_DEFAULT, GENERATION_EXPRESSION, maybeCheckpoint, newMetadata } from './write.js';
-import { checkDuplicateFields, validateColumnExpressions } from './create.js';
+import { charVarcharMetadata, checkDuplicateFields, validateColumnExpressions } from './create.js';
 import { protocolHasFeature } from '../core/table-features.js';
 import { ensureLocal, readPath } from '../storage/open.js';
 
@@ -36,6 +36,8 @@ export interface NewColumn {
   comment?: string;
   /** `FIRST` or `AFTER <sibling>`; appended when absent. */
   position?: { first: true } | { after: string };
+  /** CHAR(n) / VARCHAR(n) of a string column: `'char(n)'` / `'varchar(n)'` (see ColumnSpec.charVarchar). */
+  charVarchar?: string;
 }
 
 export interface ChangeColumn {
@@ -288,7 +290,7 @@ export async function addColumns(floe: Floe, location: string, columns: NewColum
     const name = c.path[c.path.length - 1]!;
     if (index >= 0) throw new FloeError('FIELD_ALREADY_EXISTS', `Cannot add column ${c.path.join('.')} to ${s.tablePath}: it already exists.`, { table: s.tablePath, column: c.path.join('.') });
     checkDuplicateFields(c.type, `column ${c.path.join('.')}`);
-    const f: StructField = { name, type: clone(c.type), nullable: true, metadata: c.comment !== undefined ? { comment: c.comment } : {} };
+    const f: StructField = { name, type: clone(c.type), nullable: true, metadata: { ...(c.comment !== undefined ? { comment: c.comment } : {}), ...charVarcharMetadata(c.charVarchar, c.type, c.path.join('.')) } };
     if (mapped) max = assignColumnMapping({ type: 'struct', fields: [f] }, max, false);
     insertAt(fields, f, c.position, s.tablePath);
     added.push(f);

@@ -11,6 +11,7 @@ import type { Floe } from '../floe.js';
 import { CURRENT_DEFAULT, GENERATION_EXPRESSION, columnDefault, generationExpression, newMetadata } from './write.js';
 import { duckType, quoteIdent } from '../core/schema.js';
 import { storedExprToDuck } from '../sql/spark-expr.js';
+import { CHAR_VARCHAR_TYPE } from '../sql/types.js';
 
 /** A column as users write it: `{ name: 'id', type: 'long', nullable: false, comment: '…' }`. */
 export interface ColumnSpec {
@@ -22,6 +23,11 @@ export interface ColumnSpec {
   generatedAlwaysAs?: string;
   /** Spark SQL expression: the column's DEFAULT (needs the table property delta.feature.allowColumnDefaults = supported). */
   default?: string;
+  /**
+   * A string column declared CHAR(n) or VARCHAR(n) (`'char(10)'`, `'varchar(255)'`): kept as Spark
+   * keeps it (field metadata `__CHAR_VARCHAR_TYPE_STRING`); writes fail on a longer value, CHAR pads.
+   */
+  charVarchar?: string;
 }
 
 export interface CreateTableOptions {
@@ -71,11 +77,20 @@ export function checkDuplicateFields(t: DataType, where: string, deep = true): v
   }
 }
 
+/** The field metadata of a CHAR(n)/VARCHAR(n) declaration (checked: a string column, a positive length). */
+export function charVarcharMetadata(text: string | undefined, type: DataType, column: string): Record<string, string> {
+  if (text === undefined) return {};
+  const m = /^\s*(char|varchar)\s*\(\s*(\d+)\s*\)\s*$/i.exec(text);
+  if (!m || Number(m[2]) < 1) throw new InvalidArgumentError(`Column ${column}: '${text}' is not a CHAR or VARCHAR type; write 'char(n)' or 'varchar(n)' with n > 0.`, { column, charVarchar: text });
+  if (type !== 'string') throw new InvalidArgumentError(`Column ${column} is declared ${text} but typed ${typeof type === 'string' ? type : type.type}; CHAR and VARCHAR columns are strings.`, { column, charVarchar: text });
+  return { [CHAR_VARCHAR_TYPE]: `${m[1]!.toLowerCase()}(${Number(m[2])})` };
+}
+
 export function toStructType(schema: StructType | ColumnSpec[]): StructType {
   const cols: StructField[] = Array.isArray(schema)
     ? schema.map((c) => ({
       name: c.name, type: c.type, nullable: c.nullable ?? true,
-      metadata: { ...(c.comment ? { comment: c.comment } : {}), ...(c.generatedAlwaysAs !== undefined ? { [GENERATION_EXPRESSION]: c.generatedAlwaysAs } : {}), ...(c.default !== undefined ? { [CURRENT_DEFAULT]: c.default } : {}) },
+      metadata: { ...(c.comment ? { comment: c.comment } : {}), ...(c.generatedAlwaysAs !== undefined ? { [GENERATION_EXPRESSION]: c.generatedAlwaysAs } : {}), ...(c.default !== undefined ? { [CURRENT_DEFAULT]: c.default } : {}), ...charVarcharMetadata(c.charVarchar, c.type, c.name) },
     }))
     : schema.fields;
   const seen = new Set<string>();

@@ -416,7 +416,7 @@ export async function valueTypes(floe: Floe, schema: StructType, set: Map<string
 }
 
 export function constraintFailure(e: unknown): unknown {
-  const m = /\[(DELTA_NOT_NULL_CONSTRAINT_VIOLATED|DELTA_VIOLATE_CONSTRAINT_WITH_VALUES)\] ([^\n]*)/.exec((e as Error)?.message ?? '');
+  const m = /\[(EXCEED_LIMIT_LENGTH|DELTA_NOT_NULL_CONSTRAINT_VIOLATED|DELTA_VIOLATE_CONSTRAINT_WITH_VALUES)\] ([^\n]*)/.exec((e as Error)?.message ?? '');
   return m ? new FloeError(m[1]!, m[2]!) : e;
 }
 

@@ -23,6 +23,7 @@ import { DEFAULT_TARGET_FILE_SIZE, parquetVersionOf, validateParquetVersion, wri
 import { FloeError, InvalidArgumentError, TableNotFoundError, commitOutcomeUnknown } from '../errors.js';
 import { guardExpression } from '../expression-guard.js';
 import { storedExprToDuck } from '../sql/spark-expr.js';
+import { charVarcharOf } from '../sql/types.js';
 import type { Floe } from '../floe.js';
 import { autoMergeOn, reconcileSchema } from './schema-evolution.js';
 import { assignColumnMapping } from './alter.js';
@@ -187,6 +188,15 @@ export async function completeRow(schema: StructType, values: Map<string, string
     });
     values.set(f.name, `CAST((${e}) AS ${duckType(f.type)})`);
   }
+  // CHAR(n) / VARCHAR(n) columns, as Spark's write-side check: a longer value loses trailing spaces
+  // down to n, and fails when that is not enough (EXCEED_LIMIT_LENGTH); CHAR pads to n with spaces.
+  for (const f of schema.fields) {
+    const cv = charVarcharOf(f);
+    const v = values.get(f.name);
+    if (!cv || v === undefined) continue;
+    const msg = `[EXCEED_LIMIT_LENGTH] Exceeds char/varchar type length limitation: ${cv.length}. Column ${f.name} is ${cv.text}; a value written is longer.`;
+    values.set(f.name, `floe_${cv.kind}(${v}, ${cv.length}, ${quoteString(msg)})`);
+  }
 }
 
 /** Legacy column invariants (`delta.invariants` field metadata: `{"expression":{"expression":"…"}}`), nested fields included. */
@@ -261,7 +271,7 @@ export async function constraintChecks(table: string, schema: StructType, config
 
 /** Turns a DuckDB error raised by a constraint check into its floe error. */
 function constraintError(e: unknown): unknown {
-  const m = /\[(DELTA_NOT_NULL_CONSTRAINT_VIOLATED|DELTA_VIOLATE_CONSTRAINT_WITH_VALUES|DELTA_REPLACE_WHERE_MISMATCH)\] ([^\n]*)/.exec((e as Error)?.message ?? '');
+  const m = /\[(EXCEED_LIMIT_LENGTH|DELTA_NOT_NULL_CONSTRAINT_VIOLATED|DELTA_VIOLATE_CONSTRAINT_WITH_VALUES|DELTA_REPLACE_WHERE_MISMATCH)\] ([^\n]*)/.exec((e as Error)?.message ?? '');
   return m ? new FloeError(m[1]!, m[2]!) : e;
 }
 

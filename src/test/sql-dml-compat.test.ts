@@ -259,3 +259,38 @@ test('REPLACE TABLE replaces a table that exists, and fails for one that does no
     await s.close();
   }
 });
+
+test('CHAR(n) / VARCHAR(n) columns keep their type as Spark does, and writes check the length', async () => {
+  const s = await sqlSession();
+  try {
+    await s.run('CREATE TABLE v (id INT, s VARCHAR(3), c CHAR(4)) USING delta');
+    // Spark's field metadata: the column is a string, its declared type in __CHAR_VARCHAR_TYPE_STRING
+    const snap = await s.floe.deltaLog(`${s.warehouse}/default/v`).snapshot();
+    const meta = Object.fromEntries(snap.schema.fields.map((f) => [f.name, [f.type, f.metadata.__CHAR_VARCHAR_TYPE_STRING ?? null]]));
+    assert.deepEqual(meta, { id: ['integer', null], s: ['string', 'varchar(3)'], c: ['string', 'char(4)'] });
+    assert.deepEqual((await s.rows('DESCRIBE TABLE v')).slice(0, 3).map((r) => r.data_type), ['int', 'varchar(3)', 'char(4)']);
+    // trailing spaces beyond the length are dropped; CHAR pads to its length
+    await s.run("INSERT INTO v VALUES (1, 'abc', 'ab'), (2, 'ab    ', 'abcd  '), (3, NULL, NULL)");
+    const rows = async (): Promise<unknown[]> => (await s.rows('SELECT id, s, c FROM v ORDER BY id')).map((r) => [r.id, r.s, r.c]);
+    assert.deepEqual(await rows(), [[1, 'abc', 'ab  '], [2, 'ab ', 'abcd'], [3, null, null]]);
+    // longer values fail on every write path, and nothing is written
+    await s.fails("INSERT INTO v VALUES (4, 'abcd', 'x')", 'EXCEED_LIMIT_LENGTH', /limitation: 3.*Column s is varchar\(3\)/);
+    await s.fails("INSERT INTO v (id, c) VALUES (4, 'abcde')", 'EXCEED_LIMIT_LENGTH', /Column c is char\(4\)/);
+    await s.fails("UPDATE v SET s = s || 'zz' WHERE id = 1", 'EXCEED_LIMIT_LENGTH');
+    await s.fails("MERGE INTO v USING (SELECT 1 AS id) x ON v.id = x.id WHEN MATCHED THEN UPDATE SET c = 'toolong'", 'EXCEED_LIMIT_LENGTH');
+    await s.fails("MERGE INTO v USING (SELECT 9 AS id) x ON v.id = x.id WHEN NOT MATCHED THEN INSERT (id, s) VALUES (x.id, 'long')", 'EXCEED_LIMIT_LENGTH');
+    await assert.rejects((await s.floe.createDataFrame([{ s: 'abcdef' }])).write.delta(`${s.warehouse}/default/v`, { mode: 'append' }), /EXCEED_LIMIT_LENGTH/);
+    assert.deepEqual(await rows(), [[1, 'abc', 'ab  '], [2, 'ab ', 'abcd'], [3, null, null]]);
+    // UPDATE and MERGE within the length; ADD COLUMN keeps the type too
+    await s.run("UPDATE v SET c = 'z' WHERE id = 3");
+    await s.run("MERGE INTO v USING (SELECT 9 AS id) x ON v.id = x.id WHEN NOT MATCHED THEN INSERT (id, s) VALUES (x.id, 'q')");
+    await s.run('ALTER TABLE v ADD COLUMN w VARCHAR(2)');
+    assert.equal((await s.rows('DESCRIBE TABLE v'))[3]!.data_type, 'varchar(2)');
+    await s.fails("INSERT INTO v (id, w) VALUES (10, 'abc')", 'EXCEED_LIMIT_LENGTH', /Column w/);
+    assert.deepEqual(await rows(), [[1, 'abc', 'ab  '], [2, 'ab ', 'abcd'], [3, null, 'z   '], [9, 'q', null]]);
+    assert.match(String((await s.rows('SHOW CREATE TABLE v'))[0]!.createtab_stmt), /`s` VARCHAR\(3\),\s+`c` CHAR\(4\)/);
+    await s.fails('CREATE TABLE bad (s VARCHAR(0)) USING delta', /./, /positive/);
+  } finally {
+    await s.close();
+  }
+});
