@@ -266,8 +266,7 @@ function startsQuery(toks: Token[], i: number): boolean {
 /**
  * `a / b` with Spark's result for a zero divisor: NULL (Spark without ANSI mode; floe's `%` and `div`
  * give NULL too), where DuckDB gives ±Infinity. The divisor is the operand right after `/` (with its
- * signs); a non-zero number literal needs no guard. A divisor that is not one operand piece (CASE …
- * END) is left as it is.
+ * signs), or a CASE … END; a non-zero number literal needs no guard.
  */
 function guardDivisions(pieces: Piece[]): Piece[] {
   const out: Piece[] = [];
@@ -278,6 +277,21 @@ function guardDivisions(pieces: Piece[]): Piece[] {
     let e = k + 1;
     while (e < pieces.length && !pieces[e]!.term && (pieces[e]!.text === '-' || pieces[e]!.text === '+')) e++;
     const operand = pieces[e];
+    if (operand && !operand.term && /^case$/i.test(operand.text)) {
+      // CASE … END: the divisor runs to its matching END.
+      let depth = 0;
+      let end = e;
+      for (; end < pieces.length; end++) {
+        const t = pieces[end]!;
+        if (t.term) continue;
+        if (/^case$/i.test(t.text)) depth++;
+        else if (/^end$/i.test(t.text) && --depth === 0) break;
+      }
+      if (end >= pieces.length) continue;
+      out.push({ text: `nullif(${join(pieces.slice(k + 1, end + 1), false)}, 0)`, ws: pieces[k + 1]!.ws, term: true });
+      k = end;
+      continue;
+    }
     if (!operand?.term) continue;
     const text = join(pieces.slice(k + 1, e + 1), false);
     if (/^[+-]*(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i.test(text) && /[1-9]/.test(text.replace(/e.*$/i, ''))) continue;

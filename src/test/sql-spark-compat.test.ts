@@ -82,6 +82,9 @@ test('division by zero is NULL (Spark without ANSI mode, as % and div already we
     assert.deepEqual(await s.rows('SELECT 1/0 AS a, 1.5D / 0 AS b, CAST(1.5 AS DECIMAL(3,1)) / 0 AS c, 5 % 0 AS d, 7 div 0 AS e, 7.5 div 0 AS f, 6 / 4 AS g, 1 / -x AS h, x / (x - 2) * 2 AS i, 3 / y AS j FROM (SELECT 2 AS x) CROSS JOIN (SELECT 0 AS y)'),
       [{ a: null, b: null, c: null, d: null, e: null, f: null, g: 1.5, h: -0.5, i: null, j: null }]);
     assert.deepEqual(await s.rows('SELECT x / y AS q FROM (VALUES (1, 0), (6, 3), (NULL, 1)) AS v(x, y) ORDER BY q'), [{ q: null }, { q: null }, { q: 2 }]);
+    // a CASE divisor (nested CASE, a sign before it) is guarded as a whole
+    assert.deepEqual(await s.rows('SELECT 10 / CASE WHEN x > 1 THEN 0 END AS a, 10 / CASE WHEN x > 5 THEN 1 ELSE CASE WHEN x > 1 THEN 4 END END + 1 AS b, 10 / - CASE WHEN x > 1 THEN 2 ELSE 0 END AS c, 1 / CASE x WHEN 2 THEN 0 ELSE 1 END AS d FROM (SELECT 2 AS x)'),
+      [{ a: null, b: 3.5, c: -5, d: null }]);
   } finally {
     await s.close();
   }
