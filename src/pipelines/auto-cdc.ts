@@ -186,6 +186,8 @@ export interface PreparedBatch {
 }
 
 const q = quoteIdent;
+/** Sequence types whose uniqueness over a batch a bitmap can prove (see prepareApplyChanges). */
+const INTEGER_SEQ_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'HUGEINT']);
 const sqlStr = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 /** A value for messages: scalars as they are, structs as JSON. */
 const show = (v: unknown): string => (v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v));
@@ -556,7 +558,27 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   // repeated pair, or a hash collision) runs the exact grouping below.
   const nullKeyExpr = keys.map((k) => `${q(k)} IS NULL`).join(' OR ');
   let hashChk: Record<string, unknown> | null = null;
-  if (!foldDup && !opts.applyAsTruncates) {
+  // Integer sequences (offsets, LSNs, versions with a row number) are often unique over the whole
+  // batch: a bitmap over their range proves it (one bit per value; as many bits set as rows), far
+  // cheaper than hashing every pair. Tried when the range could hold every row distinctly and is at
+  // most a small multiple of the rows (the bitmap's cost grows with the range); otherwise, or when
+  // some value repeats (then a pair still may not), the pairs are hashed as below.
+  const batchSeqType = (casts.get('__seq') ?? seqType).toUpperCase();
+  if (!foldDup && !opts.applyAsTruncates && INTEGER_SEQ_TYPES.has(batchSeqType)) {
+    const [m] = await eng.allJson(`SELECT count(*)::BIGINT AS n, CAST(min(__seq) AS VARCHAR) AS lo, CAST(max(__seq) AS VARCHAR) AS hi, coalesce(bool_or(__seq IS NULL), false) AS nseq,
+        coalesce(bool_or(${nullKeyExpr}), false) AS nkey FROM (${evSql})`);
+    const n = BigInt(String(m!.n));
+    if (n === 0n) hashChk = { n: 0, rep: false, nseq: false, nkey: false };
+    else if (m!.nseq !== true && m!.lo !== null && m!.hi !== null) {
+      const lo = BigInt(String(m!.lo));
+      const range = BigInt(String(m!.hi)) - lo + 1n;
+      if (range >= n && range <= 16n * n + 65536n && range <= 268_435_456n) {
+        const [b] = await eng.allJson(`SELECT bit_count(bitstring_agg(CAST(CAST(__seq AS HUGEINT) - ${lo} AS BIGINT), 0, ${range - 1n}))::BIGINT AS b FROM (${evSql})`);
+        if (BigInt(String(b!.b)) === n) hashChk = { n: m!.n, rep: false, nseq: false, nkey: m!.nkey };
+      }
+    }
+  }
+  if (!hashChk && !foldDup && !opts.applyAsTruncates) {
     const [h] = await eng.allJson(`SELECT count(*)::BIGINT AS n, count(DISTINCT hash(${K0}, __seq))::BIGINT AS d, coalesce(bool_or(__seq IS NULL), false) AS nseq,
         coalesce(bool_or(${nullKeyExpr}), false) AS nkey FROM (${evSql})`);
     if (h!.n === h!.d) hashChk = { n: h!.n, rep: false, nseq: h!.nseq, nkey: h!.nkey };
