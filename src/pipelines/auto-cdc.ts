@@ -558,6 +558,8 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   // repeated pair, or a hash collision) runs the exact grouping below.
   const nullKeyExpr = keys.map((k) => `${q(k)} IS NULL`).join(' OR ');
   let hashChk: Record<string, unknown> | null = null;
+  /** Every sequence of the batch is an integer within ±2^61 (it packs with a flag into a BIGINT). */
+  let seqPacks = false;
   // Integer sequences (offsets, LSNs, versions with a row number) are often unique over the whole
   // batch: a bitmap over their range proves it (one bit per value; as many bits set as rows), far
   // cheaper than hashing every pair. Tried when the range could hold every row distinctly and is at
@@ -571,6 +573,8 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
     if (n === 0n) hashChk = { n: 0, rep: false, nseq: false, nkey: false };
     else if (m!.nseq !== true && m!.lo !== null && m!.hi !== null) {
       const lo = BigInt(String(m!.lo));
+      const limit = 1n << 61n;
+      seqPacks = lo > -limit && BigInt(String(m!.hi)) < limit;
       const range = BigInt(String(m!.hi)) - lo + 1n;
       if (range >= n && range <= 16n * n + 65536n && range <= 268_435_456n) {
         const [b] = await eng.allJson(`SELECT bit_count(bitstring_agg(CAST(CAST(__seq AS HUGEINT) - ${lo} AS BIGINT), 0, ${range - 1n}))::BIGINT AS b FROM (${evSql})`);
@@ -670,7 +674,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const now = opts.now ?? Date.now();
   const targetEmpty = !targetSnap || targetSnap.files.length === 0;
   foldDup &&= targetEmpty;
-  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, targetSql, targetPos, outCols, stateSql, statePos: statePositional?.scan ?? null, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, stateHasNoTruncate: !stateSnap || stateSnap.files.every((f) => Number(parseStats(f.stats)?.maxValues?.['__slot'] ?? 1) <= 0), targetEmpty, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp, tmpCounted };
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, seqPacks, seqType: batchSeqType, targetSql, targetPos, outCols, stateSql, statePos: statePositional?.scan ?? null, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, stateHasNoTruncate: !stateSnap || stateSnap.files.every((f) => Number(parseStats(f.stats)?.maxValues?.['__slot'] ?? 1) <= 0), targetEmpty, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp, tmpCounted };
   let r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
   if (!r) {
     // The folded check saw a repeated (key, sequence): the exact check, then the batch again.
@@ -687,6 +691,9 @@ interface Ctx {
   nonKeys: string[];
   tracked: string[];
   evAll: string;
+  /** The batch's sequences are integers within ±2^61 (see prepareApplyChanges), of DuckDB type `seqType`. */
+  seqPacks: boolean;
+  seqType: string;
   targetSql: string;
   /**
    * The target with `__floe_file_id` / `__floe_row_index` columns when it is changed by position
@@ -747,7 +754,12 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
     // deletes came before it, and one whose latest is a delete is a tombstone whatever upserts came
     // before; later batches decide the same with the other sequence NULL as with it set (both are
     // only ever compared through greatest() with newer events).
-    const kd = await tmp('cdc_kd', `SELECT ${K.join(', ')}, CASE WHEN __d IS NULL OR __s > __d THEN __s END AS u_key, CASE WHEN __s = __d THEN __d END AS d_key
+    // (Integer sequences within ±2^61: one max over sequence * 2 + is-delete gives both, the latest
+    // sequence and whether its event is a delete, cheaper than a second, filtered max.)
+    const kd = await tmp('cdc_kd', c.seqPacks
+      ? `SELECT ${K.join(', ')}, CASE WHEN __m & 1 = 0 THEN CAST(__m >> 1 AS ${c.seqType}) END AS u_key, CASE WHEN __m & 1 = 1 THEN CAST(__m >> 1 AS ${c.seqType}) END AS d_key
+      FROM (SELECT ${K.join(', ')}, max(CAST(__seq AS BIGINT) * 2 + CASE WHEN __kind = 'delete' THEN 1 ELSE 0 END) AS __m FROM ${evAll} GROUP BY ALL)`
+      : `SELECT ${K.join(', ')}, CASE WHEN __d IS NULL OR __s > __d THEN __s END AS u_key, CASE WHEN __s = __d THEN __d END AS d_key
       FROM (SELECT ${K.join(', ')}, max(__seq) AS __s, max(__seq) FILTER (WHERE __kind = 'delete') AS __d FROM ${evAll} GROUP BY ALL)`);
     const tch = nonKeys.length
       ? `(SELECT ${keys.map((k) => `e.${q(k)}`).join(', ')}${nonKeys.map((n) => `, e.${q(n)}`).join('')}, 'upsert' AS __op
