@@ -576,7 +576,8 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
       const limit = 1n << 61n;
       seqPacks = lo > -limit && BigInt(String(m!.hi)) < limit;
       const range = BigInt(String(m!.hi)) - lo + 1n;
-      if (range >= n && range <= 16n * n + 65536n && range <= 268_435_456n) {
+      if (n === 1n) hashChk = { n: m!.n, rep: false, nseq: false, nkey: m!.nkey };
+      else if (range >= n && range <= 16n * n + 65536n && range <= 268_435_456n) {
         const [b] = await eng.allJson(`SELECT bit_count(bitstring_agg(CAST(CAST(__seq AS HUGEINT) - ${lo} AS BIGINT), 0, ${range - 1n}))::BIGINT AS b FROM (${evSql})`);
         if (BigInt(String(b!.b)) === n) hashChk = { n: m!.n, rep: false, nseq: false, nkey: m!.nkey };
       }
