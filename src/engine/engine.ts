@@ -81,6 +81,27 @@ export class Engine implements ParquetRowReader {
     }
   }
 
+  /**
+   * allJson with DuckDB settings in force for this one statement only (SET before, RESET after, in the
+   * same turn of the connection: no other statement of the session runs in between).
+   */
+  async allJsonWith(sql: string, settings: Record<string, string | number>): Promise<JsonRow[]> {
+    const names = Object.keys(settings);
+    try {
+      const r = await this.serial(async () => {
+        for (const k of names) await this.connection.run(`SET ${k} = ${typeof settings[k] === 'number' ? settings[k] : `'${String(settings[k]).replace(/'/g, "''")}'`}`);
+        try {
+          return await this.connection.runAndReadAll(sql);
+        } finally {
+          for (const k of names) await this.connection.run(`RESET ${k}`);
+        }
+      });
+      return r.getRowObjectsJson() as JsonRow[];
+    } catch (e) {
+      throw translateError(e, sql);
+    }
+  }
+
   /** Rows as JS values: bigint for BIGINT, Date for timestamps, Buffer for BLOB. */
   async allJs(sql: string): Promise<JsonRow[]> {
     try {

@@ -420,7 +420,13 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const scd = validate(opts);
   const eng = floe.engine;
   const temps: string[] = [];
-  const tmp = async (prefix: string, sql: string): Promise<string> => (await tmpCounted(prefix, sql))[0];
+  const tmp = async (prefix: string, sql: string, settings?: Record<string, number>): Promise<string> => {
+    if (!settings) return (await tmpCounted(prefix, sql))[0];
+    const t = eng.uniqueName(prefix);
+    await eng.allJsonWith(`CREATE TEMP TABLE ${t} AS ${sql}`, settings);
+    temps.push(t);
+    return t;
+  };
   /** A session table of `sql`'s rows, and how many (CREATE TABLE AS reports it: no count query). */
   const tmpCounted = async (prefix: string, sql: string): Promise<[string, number]> => {
     const t = eng.uniqueName(prefix);
@@ -560,6 +566,8 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   let hashChk: Record<string, unknown> | null = null;
   /** Every sequence of the batch is an integer within ±2^61 (it packs with a flag into a BIGINT). */
   let seqPacks = false;
+  /** Bits of a perfect hash table over the batch's (one, integer) key, when its range is small next to the batch. */
+  let perfectHtBits: number | null = null;
   // Integer sequences (offsets, LSNs, versions with a row number) are often unique over the whole
   // batch: a bitmap over their range proves it (one bit per value; as many bits set as rows), far
   // cheaper than hashing every pair. Tried when the range could hold every row distinctly and is at
@@ -567,9 +575,17 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   // some value repeats (then a pair still may not), the pairs are hashed as below.
   const batchSeqType = (casts.get('__seq') ?? seqType).toUpperCase();
   if (!foldDup && !opts.applyAsTruncates && INTEGER_SEQ_TYPES.has(batchSeqType)) {
+    // (With one integer key, its range too: see perfectHtBits.)
+    const intKey = keys.length === 1 && INTEGER_SEQ_TYPES.has((casts.get(keys[0]!) ?? srcTypes.get(keys[0]!) ?? '').toUpperCase());
     const [m] = await eng.allJson(`SELECT count(*)::BIGINT AS n, CAST(min(__seq) AS VARCHAR) AS lo, CAST(max(__seq) AS VARCHAR) AS hi, coalesce(bool_or(__seq IS NULL), false) AS nseq,
-        coalesce(bool_or(${nullKeyExpr}), false) AS nkey FROM (${evSql})`);
+        coalesce(bool_or(${nullKeyExpr}), false) AS nkey${intKey ? `, CAST(min(${K0}) AS VARCHAR) AS klo, CAST(max(${K0}) AS VARCHAR) AS khi` : ''} FROM (${evSql})`);
     const n = BigInt(String(m!.n));
+    if (intKey && m!.klo !== null && m!.khi !== null) {
+      // A key range small next to the batch: DuckDB's perfect hash aggregation (an array indexed by
+      // the key, no hashing) for the per-key aggregation, which DuckDB uses only up to 2^12 keys by default.
+      const range = BigInt(String(m!.khi)) - BigInt(String(m!.klo)) + 1n;
+      if (range <= 1n << 20n && range * 2n <= n) perfectHtBits = range.toString(2).length + 1;
+    }
     if (n === 0n) hashChk = { n: 0, rep: false, nseq: false, nkey: false };
     else if (m!.nseq !== true && m!.lo !== null && m!.hi !== null) {
       const lo = BigInt(String(m!.lo));
@@ -675,7 +691,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const now = opts.now ?? Date.now();
   const targetEmpty = !targetSnap || targetSnap.files.length === 0;
   foldDup &&= targetEmpty;
-  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, seqPacks, seqType: batchSeqType, targetSql, targetPos, outCols, stateSql, statePos: statePositional?.scan ?? null, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, stateHasNoTruncate: !stateSnap || stateSnap.files.every((f) => Number(parseStats(f.stats)?.maxValues?.['__slot'] ?? 1) <= 0), targetEmpty, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp, tmpCounted };
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, seqPacks, seqType: batchSeqType, perfectHtBits, targetSql, targetPos, outCols, stateSql, statePos: statePositional?.scan ?? null, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, stateHasNoTruncate: !stateSnap || stateSnap.files.every((f) => Number(parseStats(f.stats)?.maxValues?.['__slot'] ?? 1) <= 0), targetEmpty, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp, tmpCounted };
   let r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
   if (!r) {
     // The folded check saw a repeated (key, sequence): the exact check, then the batch again.
@@ -695,6 +711,8 @@ interface Ctx {
   /** The batch's sequences are integers within ±2^61 (see prepareApplyChanges), of DuckDB type `seqType`. */
   seqPacks: boolean;
   seqType: string;
+  /** DuckDB's perfect_ht_threshold for the batch's per-key aggregation (its integer key's range is small), or null. */
+  perfectHtBits: number | null;
   targetSql: string;
   /**
    * The target with `__floe_file_id` / `__floe_row_index` columns when it is changed by position
@@ -721,7 +739,7 @@ interface Ctx {
   fullGc: boolean;
   /** SCD 2 first batch: repeated (key, sequence) pairs are flagged by the history's sort; compute returns null when it sees one. */
   foldDup: boolean;
-  tmp: (prefix: string, sql: string) => Promise<string>;
+  tmp: (prefix: string, sql: string, settings?: Record<string, number>) => Promise<string>;
   tmpCounted: (prefix: string, sql: string) => Promise<[string, number]>;
 }
 
@@ -761,7 +779,8 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
       ? `SELECT ${K.join(', ')}, CASE WHEN __m & 1 = 0 THEN CAST(__m >> 1 AS ${c.seqType}) END AS u_key, CASE WHEN __m & 1 = 1 THEN CAST(__m >> 1 AS ${c.seqType}) END AS d_key
       FROM (SELECT ${K.join(', ')}, max(CAST(__seq AS BIGINT) * 2 + CASE WHEN __kind = 'delete' THEN 1 ELSE 0 END) AS __m FROM ${evAll} GROUP BY ALL)`
       : `SELECT ${K.join(', ')}, CASE WHEN __d IS NULL OR __s > __d THEN __s END AS u_key, CASE WHEN __s = __d THEN __d END AS d_key
-      FROM (SELECT ${K.join(', ')}, max(__seq) AS __s, max(__seq) FILTER (WHERE __kind = 'delete') AS __d FROM ${evAll} GROUP BY ALL)`);
+      FROM (SELECT ${K.join(', ')}, max(__seq) AS __s, max(__seq) FILTER (WHERE __kind = 'delete') AS __d FROM ${evAll} GROUP BY ALL)`,
+      c.perfectHtBits && c.perfectHtBits > 12 ? { perfect_ht_threshold: c.perfectHtBits } : undefined);
     const tch = nonKeys.length
       ? `(SELECT ${keys.map((k) => `e.${q(k)}`).join(', ')}${nonKeys.map((n) => `, e.${q(n)}`).join('')}, 'upsert' AS __op
         FROM ${kd} a JOIN ${evAll} e ON ${eqOn(keys, 'a', 'e')} AND e.__seq = a.u_key)`
