@@ -495,3 +495,19 @@ test(`the state and the target keep few files: once ${STATE_FOLD_FILES} small on
     assert.equal((await floe.snapshot(folded)).configuration['floe.parquet.version'], undefined);
   }
 });
+
+test('SCD 1 first batch of many events over a small integer key range (perfect hash aggregation, packed sequences) equals the latest event per key', async () => {
+  // 20,000 events over keys 0..4999 (range 2^13: the per-key aggregation runs with DuckDB's perfect
+  // hash table), integer sequences unique over the batch, arriving shuffled; every 7th a delete.
+  const ev = `SELECT (i * 7919 % 5000)::BIGINT AS id, (i * 3)::BIGINT - 30000 AS seq, CASE WHEN i % 7 = 0 THEN 'd' ELSE 'u' END AS op, i::BIGINT AS a, 'v' || i::VARCHAR AS b FROM range(20000) r(i) ORDER BY hash(i)`;
+  const t = fresh();
+  const before = (await floe.engine.allJson(`SELECT current_setting('perfect_ht_threshold') AS v`))[0]!.v;
+  await applyChanges(floe, { ...base(t, 1), source: floe.duckdbSql(ev), batchId: 0 });
+  const expected = (await floe.engine.allJson(`SELECT id, a, b FROM (${ev}) QUALIFY row_number() OVER (PARTITION BY id ORDER BY seq DESC) = 1 AND op <> 'd' ORDER BY id`))
+    .map((r) => ({ id: Number(r.id), a: Number(r.a), b: r.b }));
+  const got = await readScd1(floe, t);
+  assert.equal(got.length, expected.length);
+  assert.deepEqual(got, expected);
+  // the setting holds for that one statement only
+  assert.equal((await floe.engine.allJson(`SELECT current_setting('perfect_ht_threshold') AS v`))[0]!.v, before);
+});
