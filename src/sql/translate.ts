@@ -160,7 +160,7 @@ function unaliasedExpression(item: Token[]): boolean {
   const star = item.findIndex((t) => isOp(t, '*'));
   if (isOp(item[0], '*') || (star > 0 && isOp(item[star - 1], '.')) || isKw(item[0], 'COLUMNS')) return false;
   if (isOp(last, ')')) return true;
-  return (last.kind === 'ident' || last.kind === 'qident' || last.kind === 'number') && prev?.kind === 'op' && ARITHMETIC.has(prev.text);
+  return (last.kind === 'ident' || last.kind === 'qident' || last.kind === 'number' || last.kind === 'string') && prev?.kind === 'op' && ARITHMETIC.has(prev.text);
 }
 
 /** Spark's name for an unaliased expression, near enough: its text (string literals unquoted, single spaces), a top-level operator's expression in parentheses. */
@@ -301,9 +301,33 @@ function guardDivisions(pieces: Piece[]): Piece[] {
   return out;
 }
 
+/**
+ * `'text' || x`: x as Spark writes it as a string (a TIMESTAMP without DuckDB's '+00', as concat()
+ * does), when x is one operand next to a string literal (not part of a product or sum, which binds
+ * first); `||` keeps its NULL result for a NULL operand.
+ */
+function spellConcatOperands(pieces: Piece[]): Piece[] {
+  const out = pieces.slice();
+  // The operand stands alone when its other neighbour is nothing, another ||, a comparison, a comma or a keyword.
+  const alone = (p: Piece | undefined): boolean => !p || (!p.term && (/^(\|\||,|=|==|<>|!=|<|>|<=|>=|<=>)$/.test(p.text) || /^[A-Za-z_]/.test(p.text)));
+  const wrap = (i: number): void => {
+    const p = out[i]!;
+    if (p.str !== undefined || p.text.startsWith('floe_spark_string(')) return;
+    out[i] = { ...p, text: `floe_spark_string(${p.text})` };
+  };
+  for (let k = 1; k < out.length - 1; k++) {
+    if (out[k]!.term || out[k]!.text !== '||') continue;
+    const l = out[k - 1]!;
+    const r = out[k + 1]!;
+    if (l.str !== undefined && r.term && alone(out[k + 2])) wrap(k + 1);
+    if (r.str !== undefined && l.term && alone(out[k - 2])) wrap(k - 1);
+  }
+  return out;
+}
+
 function join(pieces: Piece[], guard = true): string {
   let s = '';
-  for (const p of guard ? guardDivisions(pieces) : pieces) {
+  for (const p of guard ? guardDivisions(spellConcatOperands(pieces)) : pieces) {
     if (!s) s = p.text;
     else if (p.ws || (/[A-Za-z0-9_"'$]$/.test(s) && /^[A-Za-z0-9_"'$]/.test(p.text))) s += ' ' + p.text;
     else s += p.text;

@@ -56,6 +56,11 @@ test('TIMESTAMP literals keep their offset; a TIMESTAMP as a string is Spark tex
     assert.deepEqual(await s.rows('SELECT s FROM ts2'), [{ s: '2024-03-10 00:30:00.25' }]);
     // concat of arrays is still array concatenation
     assert.deepEqual(await s.rows('SELECT concat(array(1), array(2)) AS a'), [{ a: [1, 2] }]);
+    // || next to a string literal spells its other operand as Spark does; NULL stays NULL; a product binds first
+    assert.deepEqual(await s.rows("SELECT 'x' || ts AS a, ts || '!' AS b, 'n=' || id || ';' AS c, 'x' || CAST(NULL AS TIMESTAMP) AS d, 'v' || id * 2 AS e FROM (SELECT ts, 4 AS id FROM ts)"),
+      [{ a: 'x2024-03-10 00:30:00.25', b: '2024-03-10 00:30:00.25!', c: 'n=4;', d: null, e: 'v8' }]);
+    assert.deepEqual(Object.keys((await s.rows("SELECT 'x' || ts, ts || '!' FROM ts"))[0]!), ['(x || ts)', '(ts || !)']);
+    assert.deepEqual(await s.rows("SELECT count(*) AS n FROM ts WHERE 'x' || ts = 'x2024-03-10 00:30:00.25'"), [{ n: '1' }]);
   } finally {
     await s.close();
   }
