@@ -566,6 +566,8 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   let hashChk: Record<string, unknown> | null = null;
   /** Every sequence of the batch is an integer within ±2^61 (it packs with a flag into a BIGINT). */
   let seqPacks = false;
+  /** Every sequence of the batch is distinct (proven by the bitmap): an event is identified by its sequence alone. */
+  let seqUnique = false;
   /** Bits of a perfect hash table over the batch's (one, integer) key, when its range is small next to the batch. */
   let perfectHtBits: number | null = null;
   // Integer sequences (offsets, LSNs, versions with a row number) are often unique over the whole
@@ -595,7 +597,10 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
       if (n === 1n) hashChk = { n: m!.n, rep: false, nseq: false, nkey: m!.nkey };
       else if (range >= n && range <= 16n * n + 65536n && range <= 268_435_456n) {
         const [b] = await eng.allJson(`SELECT bit_count(bitstring_agg(CAST(CAST(__seq AS HUGEINT) - ${lo} AS BIGINT), 0, ${range - 1n}))::BIGINT AS b FROM (${evSql})`);
-        if (BigInt(String(b!.b)) === n) hashChk = { n: m!.n, rep: false, nseq: false, nkey: m!.nkey };
+        if (BigInt(String(b!.b)) === n) {
+          hashChk = { n: m!.n, rep: false, nseq: false, nkey: m!.nkey };
+          seqUnique = true;
+        }
       }
     }
   }
@@ -691,7 +696,7 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const now = opts.now ?? Date.now();
   const targetEmpty = !targetSnap || targetSnap.files.length === 0;
   foldDup &&= targetEmpty;
-  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, seqPacks, seqType: batchSeqType, perfectHtBits, targetSql, targetPos, outCols, stateSql, statePos: statePositional?.scan ?? null, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, stateHasNoTruncate: !stateSnap || stateSnap.files.every((f) => Number(parseStats(f.stats)?.maxValues?.['__slot'] ?? 1) <= 0), targetEmpty, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp, tmpCounted };
+  const ctx: Ctx = { floe, keys, columns, nonKeys, tracked, evAll, seqPacks, seqUnique, seqType: batchSeqType, perfectHtBits, targetSql, targetPos, outCols, stateSql, statePos: statePositional?.scan ?? null, stateColumns: stateSnap ? stateSnap.schema.fields.map((f) => f.name) : null, hasTruncates: !!opts.applyAsTruncates, stateHasNoTruncate: !stateSnap || stateSnap.files.every((f) => Number(parseStats(f.stats)?.maxValues?.['__slot'] ?? 1) <= 0), targetEmpty, ignoreNull: !!opts.ignoreNullUpdates, now, cutoff: now - thresholdMs, fullGc: opts.batchId % FULL_GC_EVERY === 0, foldDup, tmp, tmpCounted };
   let r = scd === 1 ? await computeScd1(ctx) : await computeScd2(ctx);
   if (!r) {
     // The folded check saw a repeated (key, sequence): the exact check, then the batch again.
@@ -710,6 +715,8 @@ interface Ctx {
   evAll: string;
   /** The batch's sequences are integers within ±2^61 (see prepareApplyChanges), of DuckDB type `seqType`. */
   seqPacks: boolean;
+  /** Every sequence of the batch is distinct (not only per key): an event is found by its sequence alone. */
+  seqUnique: boolean;
   seqType: string;
   /** DuckDB's perfect_ht_threshold for the batch's per-key aggregation (its integer key's range is small), or null. */
   perfectHtBits: number | null;
@@ -783,7 +790,7 @@ async function computeScd1(c: Ctx): Promise<{ tch: string; sch: string; stateCol
       c.perfectHtBits && c.perfectHtBits > 12 ? { perfect_ht_threshold: c.perfectHtBits } : undefined);
     const tch = nonKeys.length
       ? `(SELECT ${keys.map((k) => `e.${q(k)}`).join(', ')}${nonKeys.map((n) => `, e.${q(n)}`).join('')}, 'upsert' AS __op
-        FROM ${kd} a JOIN ${evAll} e ON ${eqOn(keys, 'a', 'e')} AND e.__seq = a.u_key)`
+        FROM ${kd} a JOIN ${evAll} e ON ${c.seqUnique ? '' : `${eqOn(keys, 'a', 'e')} AND `}e.__seq = a.u_key)`
       : `(SELECT ${K.join(', ')}, 'upsert' AS __op FROM ${kd} WHERE u_key IS NOT NULL)`;
     const sch = `(SELECT ${K.join(', ')}, u_key AS __upsert_seq, d_key AS __delete_seq, ${c.now}::BIGINT AS __ts, 0::INTEGER AS __slot, 'upsert' AS __op FROM ${kd})`;
     // The target commit's counts, from the narrow table rather than by running the join again.
