@@ -400,7 +400,7 @@ class Executor {
       }
       case 'alterColumn': {
         const r = await this.resolve(s.table);
-        const v = await changeColumn(this.floe, r.location, s.column.map((t) => t.value), { nullable: s.nullable, comment: s.comment, type: s.type, position: s.position, default: s.default });
+        const v = await changeColumn(this.floe, r.location, s.column.map((t) => t.value), { nullable: s.nullable, comment: s.comment, type: s.type, ...(s.charVarchar ? { charVarchar: s.charVarchar } : {}), position: s.position, default: s.default });
         return { kind: 'status', message: `changed column ${s.column.map((t) => t.value).join('.')} of ${r.display} (version ${v})` };
       }
       case 'convertToDelta': {

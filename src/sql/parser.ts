@@ -88,7 +88,7 @@ export type Statement = { at: Token; text: string } & (
   | { kind: 'alterDropColumns'; table: NameRef; columns: Token[][]; ifExists: boolean }
   | { kind: 'alterAddConstraint'; table: NameRef; name: Token; expr: Token[]; exprText: string }
   | { kind: 'alterDropConstraint'; table: NameRef; name: Token; ifExists: boolean }
-  | { kind: 'alterColumn'; table: NameRef; column: Token[]; nullable?: boolean; comment?: string; type?: DataType; position?: ColumnPosition; default?: string | null }
+  | { kind: 'alterColumn'; table: NameRef; column: Token[]; nullable?: boolean; comment?: string; type?: DataType; charVarchar?: string; position?: ColumnPosition; default?: string | null }
   | { kind: 'convertToDelta'; path: Token; partitionSchema: { name: string; type: DataType }[] }
   | { kind: 'vacuum'; table: NameRef; retainHours?: number; dryRun: boolean }
   | { kind: 'optimize'; table: NameRef; where?: Token[]; zOrderBy?: string[] }
@@ -621,14 +621,20 @@ function parseAlter(c: Cursor, text: string): Inner {
     else if (c.acceptKw('SET', 'DEFAULT')) out.default = tokensText(c.until([], [], 'a DEFAULT expression'));
     else if (c.acceptKw('DROP', 'DEFAULT')) out.default = null;
     else if (c.isKw('SET') || c.isKw('DROP')) unsupported(c.peek(), `ALTER COLUMN … ${c.peek().upper} ${c.peek(1).upper}`);
-    else if (c.acceptKw('TYPE')) out.type = parseType(c);
+    else if (c.acceptKw('TYPE')) {
+      const cv: { charVarchar?: string } = {};
+      out.type = parseType(c, cv);
+      if (cv.charVarchar) out.charVarchar = cv.charVarchar;
+    }
     else if (change && !c.isKw('COMMENT') && !c.isKw('FIRST') && !c.isKw('AFTER') && !c.atEnd()) {
       // Hive syntax: CHANGE [COLUMN] old new type [COMMENT …] [FIRST | AFTER x]
       const newName = c.ident('a column name');
       if (newName.value.toLowerCase() !== column[column.length - 1]!.value.toLowerCase()) {
         throw analysisErrorAt(newName, 'CHANGE COLUMN cannot rename a column; use ALTER TABLE … RENAME COLUMN', { construct: 'CHANGE COLUMN rename' });
       }
-      out.type = parseType(c);
+      const cv: { charVarchar?: string } = {};
+      out.type = parseType(c, cv);
+      if (cv.charVarchar) out.charVarchar = cv.charVarchar;
     }
     if (c.acceptKw('COMMENT')) out.comment = c.string('a comment string').value;
     if (c.acceptKw('FIRST')) out.position = { first: true };

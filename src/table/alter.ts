@@ -13,6 +13,7 @@ import { encodePath } from '../core/actions.js';
 import { type DataType, type StructField, type StructType, deltaTypeFromDuck, duckType, parseSchema, quoteIdent, quoteString } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { storedExprToDuck } from '../sql/spark-expr.js';
+import { CHAR_VARCHAR_TYPE, charVarcharOf } from '../sql/types.js';
 import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
 import { deltaStats } from '../engine/writer.js';
@@ -47,6 +48,11 @@ export interface ChangeColumn {
   position?: { first: true } | { after: string };
   /** A new type: a widening Delta allows with type widening (delta.enableTypeWidening), or the current type. */
   type?: DataType;
+  /**
+   * With `type: 'string'`: the new type is CHAR(n) / VARCHAR(n) (`'varchar(10)'`). A CHAR/VARCHAR
+   * column may become STRING, or a VARCHAR of at least its length; nothing else changes to one.
+   */
+  charVarchar?: string;
   /** SET DEFAULT (Spark SQL text) or DROP DEFAULT (null); needs the allowColumnDefaults feature. */
   default?: string | null;
 }
@@ -368,6 +374,23 @@ export async function changeColumn(floe: Floe, location: string, column: string[
   const f = { ...fields[index]!, metadata: { ...fields[index]!.metadata } };
   const name = canonical.join('.');
   const params: Record<string, unknown> = {};
+  if (change.type === 'string' && f.type === 'string') {
+    // CHAR/VARCHAR ↔ STRING: metadata only. Widening (to STRING, or to a longer VARCHAR) is allowed;
+    // a length on a column without one, a shorter one, or CHAR ↔ VARCHAR would have to check or pad
+    // the rows already written.
+    const from = charVarcharOf(f);
+    const to = change.charVarchar !== undefined ? charVarcharOf({ ...f, metadata: charVarcharMetadata(change.charVarchar, 'string', name) }) : undefined;
+    if (to && !(from?.kind === 'varchar' && to.kind === 'varchar' && to.length >= from.length) && !(from && from.text === to.text)) {
+      throw new FloeError('DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP', `ALTER TABLE CHANGE COLUMN is not supported for changing column ${name} of ${s.tablePath} from ${from?.text ?? 'string'} to ${to.text}: only a VARCHAR may grow (or any CHAR/VARCHAR become STRING); rows already written are not checked again.`, { table: s.tablePath, column: name, from: from?.text ?? 'string', to: to.text });
+    }
+    if (from && from.text !== (to?.text ?? 'string')) {
+      if (to) f.metadata[CHAR_VARCHAR_TYPE] = to.text;
+      else delete f.metadata[CHAR_VARCHAR_TYPE];
+      params.newType = to?.text ?? 'string';
+    }
+  } else if (change.charVarchar !== undefined) {
+    throw new FloeError('DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP', `ALTER TABLE CHANGE COLUMN is not supported for changing column ${name} of ${s.tablePath} from ${typeof f.type === 'string' ? f.type : f.type.type} to ${change.charVarchar}.`, { table: s.tablePath, column: name });
+  }
   if (change.type !== undefined && JSON.stringify(change.type) !== JSON.stringify(f.type)) {
     const shown = (t: DataType): string => (typeof t === 'string' ? t : JSON.stringify(t));
     if (column.length === 1) refuseGeneratedDependents(s, canonical[0]!, 'change the type of');

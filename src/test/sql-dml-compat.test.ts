@@ -290,6 +290,18 @@ test('CHAR(n) / VARCHAR(n) columns keep their type as Spark does, and writes che
     assert.deepEqual(await rows(), [[1, 'abc', 'ab  '], [2, 'ab ', 'abcd'], [3, null, 'z   '], [9, 'q', null]]);
     assert.match(String((await s.rows('SHOW CREATE TABLE v'))[0]!.createtab_stmt), /`s` VARCHAR\(3\),\s+`c` CHAR\(4\)/);
     await s.fails('CREATE TABLE bad (s VARCHAR(0)) USING delta', /./, /positive/);
+    // ALTER COLUMN TYPE: a VARCHAR may grow, any CHAR/VARCHAR may become STRING; nothing else gains a length
+    await s.run('ALTER TABLE v ALTER COLUMN s TYPE VARCHAR(5)');
+    await s.run("INSERT INTO v (id, s) VALUES (11, 'abcde')");
+    await s.fails('ALTER TABLE v ALTER COLUMN s TYPE VARCHAR(4)', 'DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP', /varchar\(5\) to varchar\(4\)/);
+    await s.fails('ALTER TABLE v ALTER COLUMN c TYPE VARCHAR(9)', 'DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP', /char\(4\) to varchar\(9\)/);
+    await s.run('CREATE TABLE plain (p STRING) USING delta');
+    await s.fails('ALTER TABLE plain ALTER COLUMN p TYPE VARCHAR(9)', 'DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP', /string to varchar\(9\)/);
+    await s.run('ALTER TABLE v ALTER COLUMN c TYPE STRING');
+    await s.run('ALTER TABLE v CHANGE COLUMN s s STRING');
+    await s.run("INSERT INTO v (id, s, c) VALUES (12, 'abcdefgh', 'xyzxyz')");
+    assert.deepEqual((await s.rows('DESCRIBE TABLE v')).slice(0, 3).map((r) => r.data_type), ['int', 'string', 'string']);
+    assert.deepEqual((await s.rows('SELECT s, c FROM v WHERE id = 12')), [{ s: 'abcdefgh', c: 'xyzxyz' }]);
   } finally {
     await s.close();
   }
