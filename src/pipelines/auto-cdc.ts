@@ -356,13 +356,18 @@ async function checkBatchFits(floe: Floe, target: string, ev: string, tables: { 
         `AUTO CDC into ${target}: the source's ${col === '__seq' ? 'sequence' : `column '${col}'`} is ${batchType}, but the ${what}'s column '${tableCol}' is ${tableType}, and ${why}. Nothing was committed. Cast the source's ${col === '__seq' ? 'sequence' : 'column'} to ${tableType}, or run a full refresh of the target to take the new type.`,
         { column: col, sourceType: batchType, tableType, table: what },
       );
+      // A value fits when it converts and (but for text) converts back to itself: 2.2 into an INTEGER
+      // sequence (2), 12.7 into an INTEGER column, a TIMESTAMP into a DATE lose information; two such
+      // sequences could even become equal, and the later event be taken for a re-delivery.
+      const conv = `TRY_CAST(${q(col)} AS ${tableType})`;
+      const lossy = batchType === 'VARCHAR' ? 'false' : `TRY_CAST(${conv} AS ${batchType}) IS DISTINCT FROM ${q(col)}`;
       let bad: Record<string, unknown>[];
       try {
-        bad = await floe.engine.allJson(`SELECT CAST(${q(col)} AS VARCHAR) AS v FROM ${ev} WHERE ${q(col)} IS NOT NULL AND TRY_CAST(${q(col)} AS ${tableType}) IS NULL LIMIT 1`);
+        bad = await floe.engine.allJson(`SELECT CAST(${q(col)} AS VARCHAR) AS v, CAST(${conv} AS VARCHAR) AS c FROM ${ev} WHERE ${q(col)} IS NOT NULL AND (${conv} IS NULL OR ${lossy}) LIMIT 1`);
       } catch (e) {
         throw fail(`it cannot be converted (${engineMessage(e)})`);
       }
-      if (bad.length) throw fail(`the value ${show(bad[0]!.v)} does not fit it`);
+      if (bad.length) throw fail(bad[0]!.c === null ? `the value ${show(bad[0]!.v)} does not fit it` : `the value ${show(bad[0]!.v)} would change (to ${show(bad[0]!.c)})`);
     }
   }
   return casts;
