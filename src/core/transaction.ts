@@ -14,6 +14,9 @@ import type { DeltaLog } from './delta-log.js';
 import { commitPath } from './log-files.js';
 import type { Snapshot } from './snapshot.js';
 
+/** Column names the change data feed adds to its rows (lower case). */
+const CDC_RESERVED_COLUMNS = ['_change_type', '_commit_version', '_commit_timestamp'];
+
 export const ENGINE_INFO = 'floe/0.1.0';
 
 export interface CommitResult {
@@ -125,7 +128,36 @@ export class Transaction {
    * Commits. `operation` and its parameters and metrics go to commitInfo as Spark writes them.
    * Returns the committed version; throws a ConcurrentModificationError on a real conflict.
    */
+  /**
+   * A table with the change data feed on cannot have columns named like the feed's own
+   * (`_change_type`, `_commit_version`, `_commit_timestamp`): its change files would hold the user's
+   * column under the feed's name. Enabling the feed on such a table, or adding such a column to a
+   * table with the feed on, is DELTA_TABLE_ALREADY_CONTAINS_CDC_COLUMNS; a data change to such a table
+   * (written by another engine) is RESERVED_CDC_COLUMNS_ON_WRITE, as Spark.
+   */
+  private checkReservedCdcColumns(): void {
+    const reservedOf = (m: Metadata | undefined | null): string[] => {
+      if (!m || String(m.configuration?.['delta.enableChangeDataFeed'] ?? '').toLowerCase() !== 'true') return [];
+      try {
+        return ((JSON.parse(m.schemaString) as { fields?: { name: string }[] }).fields ?? []).map((f) => f.name).filter((n) => CDC_RESERVED_COLUMNS.includes(n.toLowerCase()));
+      } catch {
+        return [];
+      }
+    };
+    const reserved = reservedOf(this.metadata ?? this.snapshot?.metadata);
+    if (!reserved.length) return;
+    const list = reserved.join(', ');
+    // (A table that already had both keeps its metadata changes; its data changes are refused below.)
+    if (this.metadata && !reservedOf(this.snapshot?.metadata).length) {
+      throw new FloeError('DELTA_TABLE_ALREADY_CONTAINS_CDC_COLUMNS', `Unable to enable the change data feed on ${this.log.tablePath}: the table has column(s) ${list}, names the feed uses for its own columns (_change_type, _commit_version, _commit_timestamp). Rename or drop them, or leave the change data feed off.`, { table: this.log.tablePath, columns: reserved });
+    }
+    if (this.adds.some((a) => a.dataChange) || this.removes.some((r) => r.dataChange) || this.cdcs.length) {
+      throw new FloeError('RESERVED_CDC_COLUMNS_ON_WRITE', `Cannot write to ${this.log.tablePath}: it has the change data feed on and column(s) ${list}, names the feed uses for its own columns. Rename them (ALTER TABLE … RENAME COLUMN with column mapping) or turn the change data feed off.`, { table: this.log.tablePath, columns: reserved });
+    }
+  }
+
   async commit(operation: string, operationParameters: Record<string, unknown> = {}, operationMetrics: Record<string, unknown> = {}, userMetadata?: string): Promise<CommitResult> {
+    this.checkReservedCdcColumns();
     const isBlindAppend = !this.read.readTable && this.removes.length === 0 && !this.read.changesMetadata;
     const txnId = randomUUID();
     let version = this.readVersion + 1;

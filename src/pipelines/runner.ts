@@ -1114,6 +1114,10 @@ class Update {
       result.numOutputRows = r.numUpsertedRows + r.numDeletedRows;
       if (r.skipped) result.note = 'batch already applied (replayed after an interruption)';
     } else {
+      // Streaming tables get the change feed on (downstream flows may read it), unless their rows have
+      // columns named like the feed's own (a mirror of another table's change feed): the feed cannot
+      // be on then (DELTA_TABLE_ALREADY_CONTAINS_CDC_COLUMNS).
+      const cdf = !isMv && !(await out.columns()).some((c) => ['_change_type', '_commit_version', '_commit_timestamp'].includes(c.name.toLowerCase()));
       const w = await this.withTable(f.target, async (loc) => {
         const replace = replaceSchema && (await this.floe.deltaLog(loc).exists()) && !(await this.floe.snapshot(loc)).files.length;
         return out.write.delta(loc, {
@@ -1121,7 +1125,7 @@ class Update {
           overwriteSchema: isMv || replace ? true : undefined,
           mergeSchema: isMv || replace ? undefined : true,
           partitionBy: d.partitionBy,
-          properties: this.tableProps(f.target, isMv ? {} : { 'delta.enableChangeDataFeed': 'true' }),
+          properties: this.tableProps(f.target, cdf ? { 'delta.enableChangeDataFeed': 'true' } : {}),
           description: d.comment,
           // A materialized view is recomputed from its inputs' current state, so rewriting it after an
           // interruption is always right: no txn (which would skip the rewrite when inputs changed).

@@ -306,3 +306,22 @@ test('CHAR(n) / VARCHAR(n) columns keep their type as Spark does, and writes che
     await s.close();
   }
 });
+
+test('columns named like the change feed\'s own (_change_type, _commit_version, _commit_timestamp) and the change feed exclude each other', async () => {
+  const s = await sqlSession();
+  try {
+    await s.fails("CREATE TABLE c1 (id BIGINT, _change_type STRING) USING delta TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')", 'DELTA_TABLE_ALREADY_CONTAINS_CDC_COLUMNS', /_change_type/);
+    await s.run('CREATE TABLE c2 (id BIGINT, _Commit_Version BIGINT) USING delta');
+    await s.run('INSERT INTO c2 VALUES (1, 7)');
+    await s.fails("ALTER TABLE c2 SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')", 'DELTA_TABLE_ALREADY_CONTAINS_CDC_COLUMNS', /_Commit_Version/);
+    await s.run("CREATE TABLE c3 (id BIGINT) USING delta TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')");
+    await s.fails('ALTER TABLE c3 ADD COLUMNS (_commit_timestamp TIMESTAMP)', 'DELTA_TABLE_ALREADY_CONTAINS_CDC_COLUMNS');
+    await s.fails("CREATE TABLE c4 TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true') AS SELECT 1 AS id, 'x' AS _change_type", 'DELTA_TABLE_ALREADY_CONTAINS_CDC_COLUMNS');
+    // without the feed such columns are ordinary
+    await s.run("UPDATE c2 SET _commit_version = 8 WHERE id = 1");
+    assert.deepEqual(await s.rows('SELECT * FROM c2'), [{ id: '1', _Commit_Version: '8' }]);
+    assert.equal((await s.rows('DESCRIBE HISTORY c2')).length, 3);
+  } finally {
+    await s.close();
+  }
+});
