@@ -5,7 +5,8 @@
  */
 import { FloeError, InvalidArgumentError } from '../errors.js';
 import type { ActionBatch, DeletionVectorDescriptor, Metadata } from './actions.js';
-import { parseSchema, physicalName, type StructType } from './schema.js';
+import { type DataType, parseSchema, physicalName, type StructType } from './schema.js';
+import { canUpcast } from '../table/schema-evolution.js';
 
 export interface ChangeFeedOptions {
   startingVersion?: number;
@@ -93,28 +94,40 @@ export function missingChangeData(table: string, version: number): FloeError {
 
 /**
  * Checks that the feed can be read across [start, end]: recorded at the start version and by every
- * metaData in the range, and (with column mapping) no rename or drop of a column inside the range.
+ * metaData in the range, and every schema in the range readable as the end's (Spark's
+ * isReadCompatible, for every table): between one schema and the next, no column dropped (with column
+ * mapping, none renamed) and no type changed other than by widening. Files are read with the end's
+ * schema, so such a change would silently drop or convert values.
  */
-export function checkRange(table: string, startMetadata: Metadata, batches: { version: number; batch: ActionBatch }[], endSchema: StructType): void {
+export function checkRange(table: string, startMetadata: Metadata, batches: { version: number; batch: ActionBatch }[], _endSchema: StructType): void {
   if (!cdfEnabled(startMetadata)) throw missingChangeData(table, batches[0]?.version ?? 0);
-  const endByPhysical = new Map(endSchema.fields.map((f) => [physicalName(f), f.name]));
-  const mapped = endSchema.fields.some((f) => physicalName(f) !== f.name);
+  const startVersion = batches[0]?.version ?? 0;
+  let prev = parseSchema(startMetadata.schemaString);
   for (const { version, batch } of batches) {
     if (!batch.metaData) continue;
     if (!cdfEnabled(batch.metaData)) throw missingChangeData(table, version);
-    if (!mapped) continue;
-    for (const f of parseSchema(batch.metaData.schemaString).fields) {
-      const now = endByPhysical.get(physicalName(f));
-      if (now === undefined || now !== f.name) {
+    if (version === startVersion) continue; // (its schema is the start's)
+    const next = parseSchema(batch.metaData.schemaString);
+    const byPhysical = new Map(next.fields.map((f) => [physicalName(f).toLowerCase(), f]));
+    for (const f of prev.fields) {
+      const now = byPhysical.get(physicalName(f).toLowerCase());
+      const what = now === undefined ? 'dropped'
+        : now.name.toLowerCase() !== f.name.toLowerCase() ? `renamed to '${now.name}'`
+          : !canUpcast(f.type, now.type) ? `changed from ${typeText(f.type)} to ${typeText(now.type)}`
+            : null;
+      if (what) {
         throw new FloeError(
           'DELTA_CHANGE_DATA_FEED_INCOMPATIBLE_SCHEMA_CHANGE',
-          `Cannot read the change data feed of ${table} across version ${version}: column '${f.name}' was ${now === undefined ? 'dropped' : `renamed to '${now}'`} inside the range. Read the feed in two ranges split at that version.`,
+          `Cannot read the change data feed of ${table} across version ${version}: column '${f.name}' was ${what} there, and the feed is read with one schema. Read versions up to ${version - 1} and from ${version} on as two reads.`,
           { table, version, column: f.name },
         );
       }
     }
+    prev = next;
   }
 }
+
+const typeText = (t: DataType): string => (typeof t === 'string' ? t : t.type);
 
 /** Resolved version range, or null for an empty feed. */
 export interface ResolvedRange {

@@ -395,3 +395,31 @@ test('corpus cdf-table-with-cdc-and-dvs and cdf-table-non-partitioned over versi
     await floe.close();
   }
 });
+
+test('the feed is not read across a schema change it cannot read through: a replaced schema (no column mapping), a dropped column after the start', async () => {
+  const dir = await newRoot();
+  const floe = await Floe.create({ threads: 2 });
+  try {
+    const p = locJoin(dir, 'x');
+    await floe.duckdbSql("SELECT 1::BIGINT AS id, 1.75::DOUBLE AS v, 'x' AS w").write.delta(p, { properties: CDF }); // v0
+    await floe.duckdbSql('SELECT 3::BIGINT AS id, 33 AS v').write.delta(p, { mode: 'overwrite', overwriteSchema: true }); // v1: v DOUBLE -> INTEGER, w gone
+    await assert.rejects(changes(floe, p, { startingVersion: 0 }), (e: unknown) => e instanceof FloeError && e.code === 'DELTA_CHANGE_DATA_FEED_INCOMPATIBLE_SCHEMA_CHANGE'
+      && /across version 1: column 'v' was changed from double to integer/.test(e.message) && /up to 0 and from 1 on/.test(e.message));
+    // widening and added columns read through (old rows read NULL for a new column)
+    const q = locJoin(dir, 'y');
+    await floe.duckdbSql('SELECT 1::BIGINT AS id, 5::INTEGER AS n').write.delta(q, { properties: CDF });
+    await floe.duckdbSql("SELECT 2::BIGINT AS id, 6::BIGINT AS n, 'z' AS extra").write.delta(q, { mode: 'overwrite', overwriteSchema: true });
+    assert.deepEqual((await changes(floe, q, { startingVersion: 0 })).map((r) => [r.id, r.n, r.extra ?? null, r._change_type]).sort(),
+      [[1, 5, null, 'delete'], [1, 5, null, 'insert'], [2, 6, 'z', 'insert']].sort());
+    // column mapping: a column dropped after the start version is refused even when the start is after its last write
+    const m = locJoin(dir, 'm');
+    await floe.duckdbSql("SELECT 1::BIGINT AS id, 'q' AS w").write.delta(m, { properties: { ...CDF, 'delta.columnMapping.mode': 'name' } }); // v0
+    await floe.duckdbSql("SELECT 2::BIGINT AS id, 'r' AS w").write.delta(m, { mode: 'append' }); // v1
+    const { dropColumns } = await import('../table/alter.js');
+    await dropColumns(floe, m, [['w']]); // v2
+    await assert.rejects(changes(floe, m, { startingVersion: 1 }), (e: unknown) => e instanceof FloeError && /across version 2: column 'w' was dropped/.test(e.message));
+    assert.deepEqual(await changes(floe, m, { startingVersion: 2 }), []);
+  } finally {
+    await floe.close();
+  }
+});
