@@ -47,6 +47,14 @@ export function versionChanges(version: number, timestamp: number, batch: Action
   if (batch.cdcs.length) {
     return batch.cdcs.map((c) => ({ version, timestamp, mode: 'cdc' as const, path: c.path, partitionValues: c.partitionValues ?? {} }));
   }
+  // A MERGE that changed no row (Spark may still rewrite files, with dataChange) has no changes:
+  // Spark skips such a commit by its metrics (CDCReader shouldSkipFileActionsInCommit).
+  const ci = batch.commitInfo;
+  if (ci?.operation === 'MERGE' && ci.operationMetrics && typeof ci.operationMetrics === 'object') {
+    const m = ci.operationMetrics as Record<string, unknown>;
+    const zero = (k: string): boolean => m[k] !== undefined && Number(m[k]) === 0;
+    if (zero('numTargetRowsInserted') && zero('numTargetRowsUpdated') && zero('numTargetRowsDeleted')) return [];
+  }
   const out: FileChange[] = [];
   const adds = batch.adds.filter((a) => a.dataChange !== false);
   const removes = batch.removes.filter((r) => r.dataChange !== false);

@@ -14,7 +14,7 @@ import { DeltaTable } from '../table/delta-table.js';
 import { addColumns } from '../table/alter.js';
 import type { ChangeFeedOptions } from '../core/cdf.js';
 import { corpus } from './helpers.js';
-import { locJoin, newRoot, readOnlyTable, readText, removeKey, writeRawIfAbsent } from './store.js';
+import { locJoin, newRoot, readBytes, readOnlyTable, readText, removeKey, writeRawIfAbsent } from './store.js';
 
 type Row = Record<string, unknown>;
 const CDF = { 'delta.enableChangeDataFeed': 'true' };
@@ -419,6 +419,35 @@ test('the feed is not read across a schema change it cannot read through: a repl
     await dropColumns(floe, m, [['w']]); // v2
     await assert.rejects(changes(floe, m, { startingVersion: 1 }), (e: unknown) => e instanceof FloeError && /across version 2: column 'w' was dropped/.test(e.message));
     assert.deepEqual(await changes(floe, m, { startingVersion: 2 }), []);
+  } finally {
+    await floe.close();
+  }
+});
+
+test('a MERGE commit whose metrics say no row changed has no changes, though it re-added a file (Spark\'s no-op MERGE rule)', async () => {
+  const dir = await newRoot();
+  const floe = await Floe.create({ threads: 2 });
+  try {
+    const p = locJoin(dir, 'noop');
+    await floe.duckdbSql('SELECT range::BIGINT AS id FROM range(3)').write.delta(p, { properties: CDF }); // v0
+    const s = await floe.snapshot(p);
+    const f = s.files[0]!;
+    // v1 and v2: the file rewritten unchanged under a new name (as a Spark MERGE rewriting a file it changed nothing in)
+    const commit = async (v: number, from: string, to: string, metrics: Record<string, string>): Promise<void> => {
+      const now = Date.now();
+      await writeRawIfAbsent(p, to, await readBytes(p, from));
+      const lines = [
+        { commitInfo: { timestamp: now, operation: 'MERGE', operationParameters: {}, readVersion: v - 1, isolationLevel: 'Serializable', isBlindAppend: false, operationMetrics: metrics } },
+        { remove: { path: from, deletionTimestamp: now, dataChange: true, extendedFileMetadata: true, partitionValues: {}, size: f.size } },
+        { add: { ...f, path: to, modificationTime: now, dataChange: true } },
+      ];
+      await writeRawIfAbsent(p, logFile(v), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    };
+    await commit(1, f.path, 'part-noop-1.parquet', { numTargetRowsInserted: '0', numTargetRowsUpdated: '0', numTargetRowsDeleted: '0', numTargetRowsCopied: '3' });
+    assert.deepEqual(await changes(floe, p, { startingVersion: 1 }), []);
+    // the same actions with a row counted as updated are read as the files' rows
+    await commit(2, 'part-noop-1.parquet', 'part-noop-2.parquet', { numTargetRowsInserted: '0', numTargetRowsUpdated: '1', numTargetRowsDeleted: '0' });
+    assert.deepEqual((await changes(floe, p, { startingVersion: 1 })).map((r) => r._change_type).sort(), ['delete', 'delete', 'delete', 'insert', 'insert', 'insert']);
   } finally {
     await floe.close();
   }
