@@ -399,8 +399,15 @@ function resolveColumns(srcCols: string[], opts: Pick<ApplyChangesOptions, 'keys
   }
   for (const c of columns) if (c === '__START_AT' || c === '__END_AT') throw new InvalidArgumentError(`The source column '${c}' clashes with AUTO CDC's SCD type 2 columns; drop it with exceptColumnList.`, {}, 'AUTO_CDC_INVALID_OPTIONS');
   const nonKeys = columns.filter((c) => !keys.includes(c));
+  // A tracked column must be a target column that is not a key: say which it is when it is not.
+  const trackedName = (c: string, what: string): string => {
+    const src = resolveName(srcCols, c, what);
+    if (keys.includes(src)) throw new InvalidArgumentError(`AUTO CDC ${what} names the key column '${src}': keys are not tracked (a key's history is its versions); list only non-key columns.`, { column: src }, 'AUTO_CDC_INVALID_OPTIONS');
+    if (!columns.includes(src)) throw new InvalidArgumentError(`AUTO CDC ${what} names column '${src}', which ${opts.columnList ? 'columnList does not include' : 'exceptColumnList leaves out of the target'}; list only the target's columns.`, { column: src }, 'AUTO_CDC_INVALID_OPTIONS');
+    return src;
+  };
   let tracked = nonKeys;
-  if (opts.trackHistoryColumnList) tracked = opts.trackHistoryColumnList.map((c) => resolveName(nonKeys, c, 'trackHistoryColumnList'));
+  if (opts.trackHistoryColumnList) tracked = opts.trackHistoryColumnList.map((c) => trackedName(c, 'trackHistoryColumnList'));
   if (opts.trackHistoryExceptColumnList) {
     const ex = opts.trackHistoryExceptColumnList.map((c) => resolveName(columns, c, 'trackHistoryExceptColumnList'));
     tracked = nonKeys.filter((c) => !ex.includes(c));

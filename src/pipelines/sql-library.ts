@@ -412,6 +412,8 @@ async function autoCdcSpec(c: Cursor, at: Token, into: boolean): Promise<{ targe
   c.expectKw('FROM');
   let source: string;
   const st = c.peek();
+  // (FROM SNAPSHOT name, or FROM SNAPSHOT (query) WITH VERSION …: snapshot CDC in SQL.)
+  if (isKw(st, 'SNAPSHOT') && (isName(c.peek(1)) || c.isOp('(', 1))) unsupported(st, 'AUTO CDC … FROM SNAPSHOT (snapshot CDC: use createAutoCdcFromSnapshotFlow in a TypeScript pipeline file)');
   if (isKw(st, 'STREAM') && (c.isOp('(', 1) || isName(c.peek(1)))) {
     c.next();
     const paren = c.acceptOp('(');

@@ -249,6 +249,9 @@ test('the same key and sequence twice in a batch is an error naming the key', as
   // Option checks.
   await assert.rejects(applyChanges(floe, { ...base(fresh(), 2), applyAsTruncates: "op = 't'", source: eventsDf(floe, [u(1, 1, 1)]), batchId: 0 }), /SCD type 1 only/);
   await assert.rejects(applyChanges(floe, { ...base(fresh(), 1), columnList: ['id'], source: eventsDf(floe, [u(1, 1, 1)]), batchId: 0 }), /mutually exclusive/);
+  await assert.rejects(applyChanges(floe, { ...base(fresh(), 2), trackHistoryColumnList: ['id'], source: eventsDf(floe, [u(1, 1, 1)]), batchId: 0 }), /names the key column 'id': keys are not tracked/);
+  await assert.rejects(applyChanges(floe, { ...base(fresh(), 2), trackHistoryColumnList: ['op'], source: eventsDf(floe, [u(1, 1, 1)]), batchId: 0 }), /names column 'op', which exceptColumnList leaves out/);
+  await assert.rejects(applyChanges(floe, { ...base(fresh(), 2), trackHistoryColumnList: ['nope'], source: eventsDf(floe, [u(1, 1, 1)]), batchId: 0 }), /names column 'nope', which the source does not have/);
   await assert.rejects(applyChanges(floe, { ...base(fresh(), 1), sequenceBy: 'a', source: eventsDf(floe, [u(1, 1, null)]), batchId: 0 }), /NULL sequenceBy/);
 });
 

@@ -322,6 +322,7 @@ test('errors name the file, line and column', async () => {
   await bad('CREATE OR REFRESH MATERIALIZED VIEW m AS\nSELECT a FROM t LATERAL VIEW explode(x) e;', /FLOE_SQL_ANALYSIS_ERROR.*bad\.sql:2:17: LATERAL VIEW is not supported/);
   await bad('CREATE OR REFRESH MATERIALIZED VIEW m AS SELECT * FROM read_files(\'/x\');', /bad\.sql:1:56: read_files\('\/x'\) needs format/);
   await bad('CREATE TABLE t (a INT);', /bad\.sql:1:8: CREATE TABLE is not a pipeline dataset/);
+  await bad('CREATE FLOW f AS AUTO CDC INTO t FROM SNAPSHOT src KEYS (id) STORED AS SCD TYPE 2;', /bad\.sql:1:39: AUTO CDC … FROM SNAPSHOT .*createAutoCdcFromSnapshotFlow.* is not supported/);
 
   // Through the spec: graph errors name the SQL file too.
   const proj = path.join(dir, 'errs');
