@@ -195,8 +195,9 @@ export function resolveRange(
       throw new FloeError('DELTA_TIMESTAMP_EARLIER_THAN_COMMIT_RETENTION', `endingTimestamp ${new Date(ts).toISOString()} is before the first available commit of ${table}.`, { table, timestamp: ts });
     }
     end = before.version;
-    // Both timestamps between the same two commits: an empty feed, as Spark gives.
-    if (options.startingTimestamp !== undefined && end < start) return null;
+    // Both timestamps between the same two commits: an empty feed, as Spark gives (a start after the
+    // end is an error below, as in Spark).
+    if (options.startingTimestamp !== undefined && end < start && parsedStart! <= ts) return null;
   }
   if (end < start) {
     throw new FloeError('DELTA_INVALID_CDC_RANGE', `The change data feed range of ${table} ends (${end}) before it starts (${start}). Give an end at or after the start.`, { table, start, end });

@@ -175,6 +175,8 @@ test('timestamp bounds: exact commit instants are inclusive, instants between co
     const empty = await floe.read.changes(p, { startingTimestamp: ts[1]! + 1, endingTimestamp: ts[2]! - 1 });
     assert.equal(await empty.count(), 0);
     assert.deepEqual((await empty.columns()).map((c) => c.name), ['id', 'v', '_change_type', '_commit_version', '_commit_timestamp']);
+    // A start timestamp after the end timestamp is an error, as in Spark (not an empty feed).
+    await expectCode(floe.read.changes(p, { startingTimestamp: ts[3]!, endingTimestamp: ts[1]! }), 'DELTA_INVALID_CDC_RANGE');
     // A start after the last commit: an error, or empty with allowOutOfRange.
     await expectCode(floe.read.changes(p, { startingTimestamp: ts[4]! + 1 }), 'DELTA_TIMESTAMP_GREATER_THAN_COMMIT');
     assert.equal(await (await floe.read.changes(p, { startingTimestamp: ts[4]! + 1, allowOutOfRange: true })).count(), 0);
