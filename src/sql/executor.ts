@@ -201,13 +201,35 @@ class Executor {
       location = (await this.resolve(ref)).location;
     }
     const opts: ChangeFeedOptions = {};
-    const start = lit(args[1]!, 'start');
-    if (start.kind === 'number') opts.startingVersion = intLiteral(start);
-    else opts.startingTimestamp = start.value;
+    // A bound: a version number or a timestamp string, or a constant expression (TIMESTAMP '…',
+    // CAST(…), current_timestamp() - INTERVAL 1 DAY), evaluated once: an integer is a version, any
+    // other value a timestamp.
+    const bound = async (a: Token[], what: 'start' | 'end'): Promise<{ version: number } | { timestamp: string }> => {
+      const single = a.length === 1 ? a[0]! : undefined;
+      if (single && (single.kind === 'string' || single.kind === 'number')) return single.kind === 'number' ? { version: intLiteral(single) } : { timestamp: single.value };
+      if (!a.length) throw analysisErrorAt(fn, `${fn.value}(): the ${what} is missing`);
+      let row: Record<string, unknown> | undefined;
+      try {
+        const e = await translateExpr(a, this.translateContext());
+        [row] = await this.floe.engine.allJson(`SELECT CAST(__b AS VARCHAR) AS v, typeof(__b) AS t FROM (SELECT (${e}) AS __b)`);
+      } catch (err) {
+        throw analysisErrorAt(a[0]!, `${fn.value}(): the ${what} must be a version number or a timestamp (a literal or a constant expression): ${err instanceof Error ? err.message.replace(/^\[[A-Z_]+\] /, '') : String(err)}`);
+      }
+      const t = String(row?.t ?? '');
+      if (row?.v === null || row?.v === undefined) throw analysisErrorAt(a[0]!, `${fn.value}(): the ${what} is NULL`);
+      if (/^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT)$/.test(t)) return { version: Number(row.v) };
+      // (A TIMESTAMPTZ reads '… +00': made ISO 8601 with its offset.)
+      if (t === 'TIMESTAMP WITH TIME ZONE') return { timestamp: String(row.v).replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00') };
+      if (/^(TIMESTAMP|DATE|VARCHAR)/.test(t)) return { timestamp: String(row.v) };
+      throw analysisErrorAt(a[0]!, `${fn.value}(): the ${what} must be a version number or a timestamp, not a ${t} value`);
+    };
+    const start = await bound(args[1]!, 'start');
+    if ('version' in start) opts.startingVersion = start.version;
+    else opts.startingTimestamp = start.timestamp;
     if (args[2]) {
-      const end = lit(args[2], 'end');
-      if (end.kind === 'number') opts.endingVersion = intLiteral(end);
-      else opts.endingTimestamp = end.value;
+      const end = await bound(args[2], 'end');
+      if ('version' in end) opts.endingVersion = end.version;
+      else opts.endingTimestamp = end.timestamp;
     }
     const df = await this.floe.read.changes(location, opts);
     return df.toSQL();

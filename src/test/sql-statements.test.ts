@@ -285,6 +285,13 @@ test('queries: joins, CTEs, windows, aggregates, time travel (VERSION / TIMESTAM
     assert.deepEqual(await s.rows("SELECT id, _change_type, _commit_version FROM table_changes('a', 2)"), [{ id: 1, _change_type: 'delete', _commit_version: '2' }]);
     assert.equal((await s.rows("SELECT * FROM table_changes('default.a', 0, 1)")).length, 3);
     assert.equal((await s.rows(`SELECT * FROM table_changes('a', '${ts1}')`)).length, 4);
+    // bounds as constant expressions: TIMESTAMP literals, casts, arithmetic, current_timestamp() - INTERVAL
+    assert.equal((await s.rows(`SELECT * FROM table_changes('a', TIMESTAMP '${ts1}')`)).length, 4);
+    assert.equal((await s.rows(`SELECT * FROM table_changes('a', CAST('${ts1}' AS TIMESTAMP), 1 + 1)`)).length, 4);
+    assert.equal((await s.rows("SELECT * FROM table_changes('a', 0 + 1, 2)")).length, 4);
+    assert.equal((await s.rows("SELECT * FROM table_changes('a', current_timestamp() - INTERVAL 1 DAY)")).length, (await s.rows("SELECT * FROM table_changes('a', 0)")).length);
+    await s.fails("SELECT * FROM table_changes('a', true)", 'FLOE_SQL_ANALYSIS_ERROR', /version number or a timestamp, not a BOOLEAN/);
+    await s.fails("SELECT * FROM table_changes('a', nope)", 'FLOE_SQL_ANALYSIS_ERROR', /the start must be a version number or a timestamp/);
     const loc = String((await s.rows('DESCRIBE DETAIL a'))[0]!.location);
     assert.equal((await s.rows(`SELECT * FROM table_changes_by_path('${loc}', 1, 2)`)).length, 4);
     await s.fails("SELECT * FROM table_changes('a', 5)", /DELTA_CDC_START_VERSION_AFTER_LATEST|DELTA_INVALID_CDC_RANGE/);
