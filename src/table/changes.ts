@@ -20,7 +20,21 @@ import { checkReadSupport } from '../core/table-features.js';
 async function commitTimestamps(log: DeltaLog, conf: Record<string, string>): Promise<{ version: number; timestamp: number }[]> {
   const files = (await log.listLogFiles()).filter((f) => f.kind === 'commit');
   const batches = await mapLimit(files, 16, (f) => log.readCommit(f.version, f.path));
-  return files.map((f, i) => ({ version: f.version, timestamp: commitTimestamp(conf, f.version, batches[i]!.commitInfo ?? null, f.lastModified) }));
+  return monotonic(files.map((f, i) => ({ version: f.version, timestamp: commitTimestamp(conf, f.version, batches[i]!.commitInfo ?? null, f.lastModified) })));
+}
+
+/**
+ * Commit timestamps made increasing, as Spark does before it resolves timestamps to versions (a
+ * commit timestamped at or before its predecessor counts as 1 ms after it: clock skew between
+ * writers); in version order.
+ */
+function monotonic<T extends { timestamp: number }>(xs: T[]): T[] {
+  let prev = -Infinity;
+  return xs.map((x) => {
+    const timestamp = x.timestamp <= prev ? prev + 1 : x.timestamp;
+    prev = timestamp;
+    return timestamp === x.timestamp ? x : { ...x, timestamp };
+  });
 }
 
 export interface ChangesQuery {
@@ -170,6 +184,12 @@ export async function changesQuery(floe: Floe, location: string, options: Change
     const ci = batch.commitInfo ?? null;
     const mtime = typeof ci?.timestamp === 'number' || typeof ci?.inCommitTimestamp === 'number' ? 0 : ((await log.store.head(commitKey(v)))?.lastModified ?? 0);
     return { version: v, batch, ts: commitTimestamp(conf, v, ci, mtime) };
+  }).then((bs) => {
+    // _commit_timestamp as the bounds were resolved: increasing (from the whole log when timestamps
+    // were read, else within the range).
+    if (!timestamps) return monotonic(bs.map((b) => ({ ...b, timestamp: b.ts }))).map(({ timestamp, ...b }) => ({ ...b, ts: timestamp }));
+    const at = new Map(timestamps.map((t) => [t.version, t.timestamp]));
+    return bs.map((b) => ({ ...b, ts: at.get(b.version) ?? b.ts }));
   });
   // The start version's metadata: the end's when no later commit in the range changed it.
   const endMeta = range.end === state.latestVersion || light ? state.endMetadata : await state.metadataAt(range.end);
@@ -178,9 +198,6 @@ export async function changesQuery(floe: Floe, location: string, options: Change
   const endSchema = parseSchema(endMeta.schemaString);
   checkRange(log.tablePath, startMeta, batches, endSchema);
 
-  // With monotonic commit timestamps this keeps every version of the range; with out-of-order ones
-  // (a tampered or clock-skewed log) a version outside the requested instants is left out, as delta-rs does.
-  const inWindow = (ts: number): boolean => (ps === undefined || ts >= ps) && (pe === undefined || ts <= pe);
   // Each file's layout: the schema in effect at the commit that wrote it (unknown for re-added or
   // adopted files, and for removed files, written by some earlier commit).
   const changes: FileChange[] = [];
@@ -189,7 +206,6 @@ export async function changesQuery(floe: Floe, location: string, options: Change
   let current = startMeta.schemaString;
   for (const b of batches) {
     if (b.batch.metaData) current = b.batch.metaData.schemaString;
-    if (!inWindow(b.ts)) continue;
     const op = b.batch.commitInfo?.operation;
     let layout: StructType | null = null;
     if (typeof op === 'string' && !FOREIGN_FILES.test(op)) {

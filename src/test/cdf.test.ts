@@ -454,3 +454,31 @@ test('a MERGE commit whose metrics say no row changed has no changes, though it 
     await floe.close();
   }
 });
+
+test('commit timestamps out of order (clock skew between writers) are made increasing, as Spark does: a timestamp range keeps every version it resolves to', async () => {
+  const dir = await newRoot();
+  const floe = await Floe.create({ threads: 2 });
+  try {
+    const p = locJoin(dir, 'skew');
+    await floe.duckdbSql('SELECT 1::BIGINT AS id').write.delta(p, { properties: CDF }); // v0
+    const f = (await floe.snapshot(p)).files[0]!;
+    const t0 = Date.parse('2030-01-01T00:00:00Z');
+    // v1 at +20 s, v2 at +10 s (behind v1), v3 at +30 s: each adds a copy of the first file
+    for (const [v, at] of [[1, 20_000], [2, 10_000], [3, 30_000]] as const) {
+      const name = `part-skew-${v}.parquet`;
+      await writeRawIfAbsent(p, name, await readBytes(p, f.path));
+      const lines = [
+        { commitInfo: { timestamp: t0 + at, operation: 'WRITE', operationParameters: { mode: 'Append' }, readVersion: v - 1, isolationLevel: 'Serializable', isBlindAppend: true } },
+        { add: { ...f, path: name, modificationTime: t0 + at, dataChange: true } },
+      ];
+      await writeRawIfAbsent(p, logFile(v), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    }
+    const rows = await changes(floe, p, { startingTimestamp: new Date(t0 + 15_000).toISOString() });
+    assert.deepEqual(versionsOf(rows), [1, 2, 3]);
+    const ts = new Map(rows.map((r) => [Number(r._commit_version), new Date(String(r._commit_timestamp).replace(' ', 'T') + (/Z|[+-]\d\d(:?\d\d)?$/.test(String(r._commit_timestamp)) ? '' : 'Z')).getTime()]));
+    assert.equal(ts.get(2), t0 + 20_001, 'v2 counts as 1 ms after v1');
+    assert.deepEqual(versionsOf(await changes(floe, p, { startingTimestamp: new Date(t0 + 20_001).toISOString(), endingTimestamp: new Date(t0 + 20_001).toISOString() })), [2]);
+  } finally {
+    await floe.close();
+  }
+});
