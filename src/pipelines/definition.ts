@@ -54,6 +54,8 @@ export type Expectations = Array<Expectation | Expectation[]>;
 export interface StreamReadOptions {
   /** Skip source commits that update or delete rows (instead of failing the stream). */
   skipChangeCommits?: boolean;
+  /** Skip source commits that only delete rows (DELETE, a dropped partition) instead of failing the stream (Spark's ignoreDeletes). */
+  ignoreDeletes?: boolean;
   /** Read the source's change data feed (with `_change_type`, `_commit_version`, `_commit_timestamp`). */
   readChangeFeed?: boolean;
   /**

@@ -905,7 +905,7 @@ class Update {
       let df: DataFrame | null;
       if (s.mode === 'stream') {
         if (r.from === undefined) df = await this.floe.read.delta(loc, { versionAsOf: r.to! });
-        else df = (await readStreamBatch(this.floe, loc, { lastVersion: r.from, endingVersion: r.to, skipChangeCommits: s.stream?.skipChangeCommits }))?.df ?? null;
+        else df = (await readStreamBatch(this.floe, loc, { lastVersion: r.from, endingVersion: r.to, skipChangeCommits: s.stream?.skipChangeCommits, ignoreDeletes: s.stream?.ignoreDeletes }))?.df ?? null;
       } else {
         df = (await readChangeFeedBatch(this.floe, loc, { lastVersion: r.from, endingVersion: r.to }))?.df ?? null;
       }

@@ -6,7 +6,8 @@
  *
  * - `readStreamBatch` (append-only stream): the rows of new `add` actions with `dataChange = true`.
  *   A commit that removes data (DELETE, UPDATE, MERGE, overwrite) fails the stream with
- *   `DELTA_SOURCE_TABLE_IGNORE_CHANGES` unless `skipChangeCommits` is set, which skips such commits
+ *   `DELTA_SOURCE_TABLE_IGNORE_CHANGES` (`DELTA_SOURCE_IGNORE_DELETE` for a commit that only deletes,
+ *   which `ignoreDeletes` skips) unless `skipChangeCommits` is set, which skips such commits
  *   whole, as Spark does. Commits without data changes (OPTIMIZE, metadata) are skipped. Without a
  *   checkpoint and without `startingVersion`, the first batch is the table's latest snapshot.
  * - `readChangeFeedBatch` (`readChangeFeed`): the table's change data feed from the version after
@@ -28,6 +29,8 @@ export interface DeltaSourceOptions {
   startingVersion?: number;
   /** Skip commits that delete or update rows instead of failing (append-only stream only). */
   skipChangeCommits?: boolean;
+  /** Skip commits that only delete rows (no rows added: DELETE, a dropped partition) instead of failing, as Spark's ignoreDeletes. */
+  ignoreDeletes?: boolean;
   /** Upper bound of files per batch (whole commits; at least one commit). */
   maxFilesPerTrigger?: number;
   /** Upper bound of bytes per batch (whole commits; at least one commit). */
@@ -108,11 +111,21 @@ export async function readStreamBatch(floe: Floe, path: string, options: DeltaSo
   const skipped: number[] = [];
   for (const c of commits) {
     if (isChangeCommit(c.batch)) {
-      if (options.skipChangeCommits) {
+      // (A commit that only deletes is Spark's DELTA_SOURCE_IGNORE_DELETE case; ignoreDeletes skips it.)
+      const onlyDeletes = !c.batch.adds.some((a) => a.dataChange);
+      if (options.skipChangeCommits || (onlyDeletes && options.ignoreDeletes)) {
         skipped.push(c.version);
         continue;
       }
       const op = c.batch.commitInfo?.operation ?? 'a data change';
+      if (onlyDeletes) {
+        const removed = c.batch.removes.find((r) => r.dataChange)!.path;
+        throw new FloeError(
+          'DELTA_SOURCE_IGNORE_DELETE',
+          `Detected deleted data (${op}, for example ${removed}) in the source table ${path} at version ${c.version}. A Delta stream reads only appends; to ignore commits that only delete, set ignoreDeletes (or skipChangeCommits to ignore updates too), or read the change data feed instead.`,
+          { table: path, version: c.version, operation: op, file: removed },
+        );
+      }
       throw new FloeError(
         'DELTA_SOURCE_TABLE_IGNORE_CHANGES',
         `Detected a data update (${op}) in the source table ${path} at version ${c.version}. A Delta stream reads only appends; to ignore commits that update or delete rows, set skipChangeCommits, or read the change data feed instead.`,

@@ -64,6 +64,20 @@ test('append-only stream: a commit that deletes rows fails the stream unless ski
   assert.equal(b.numBytes, v2.reduce((x, a) => x + a.size, 0));
 });
 
+test('append-only stream: a commit that only deletes is DELTA_SOURCE_IGNORE_DELETE, which ignoreDeletes skips (updates still fail)', async () => {
+  const t = locJoin(dir, 'deletes');
+  await append(t, 0, 3); // v0
+  await append(t, 3, 5); // v1
+  await (await DeltaTable.forPath(floe, t)).delete('id >= 3'); // v2: v1's file removed whole, nothing added
+  await append(t, 5, 6); // v3
+  await assert.rejects(readStreamBatch(floe, t, { lastVersion: 1 }), (e: Error & { code?: string }) => e.code === 'DELTA_SOURCE_IGNORE_DELETE' && /version 2/.test(e.message) && /ignoreDeletes/.test(e.message));
+  const b = await readStreamBatch(floe, t, { lastVersion: 1, ignoreDeletes: true });
+  assert.deepEqual(b!.skippedChangeCommits, [2]);
+  assert.deepEqual(await ids(b!.df), [5]);
+  await (await DeltaTable.forPath(floe, t)).update({ condition: 'id = 0', set: { id: '100' } }); // v4: an update
+  await assert.rejects(readStreamBatch(floe, t, { lastVersion: 3, ignoreDeletes: true }), (e: Error & { code?: string }) => e.code === 'DELTA_SOURCE_TABLE_IGNORE_CHANGES');
+});
+
 test('change feed batches, applied to an AUTO CDC target (sequence = commit version)', async () => {
   const src = locJoin(dir, 'cdf_src');
   await append(src, 0, 3); // v0: inserts 0,1,2
