@@ -162,7 +162,7 @@ export function resolveRange(
     throw new InvalidArgumentError('Reading the change data feed needs a start: startingVersion or startingTimestamp.', {}, 'DELTA_NO_START_FOR_CDC_READ');
   }
   for (const [n, v] of [['startingVersion', startingVersion], ['endingVersion', endingVersion]] as const) {
-    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new InvalidArgumentError(`${n} must be a non-negative integer, got ${v}.`);
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new InvalidArgumentError(`${n} must be a non-negative integer, got ${typeof v === 'string' ? `'${v}'` : String(v)}${typeof v !== 'number' && typeof v !== 'string' ? ` (${typeof v})` : ''}.`);
   }
   let start: number;
   if (startingVersion !== undefined) {

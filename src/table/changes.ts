@@ -111,8 +111,13 @@ const MAX_PREFETCH = 1000;
 /** Commit operations whose added files may have been written with another schema (old files re-added, foreign Parquet adopted). */
 const FOREIGN_FILES = /RESTORE|CONVERT|CLONE/i;
 
-export async function changesQuery(floe: Floe, location: string, options: ChangeFeedOptions): Promise<ChangesQuery> {
+export async function changesQuery(floe: Floe, location: string, given: ChangeFeedOptions): Promise<ChangesQuery> {
   const log = floe.deltaLog(location);
+  // (A version given as a numeric string, as Spark's string-valued options, reads as the number.)
+  const num = (v: unknown): number | undefined => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : (v as number | undefined));
+  const options: ChangeFeedOptions = { ...given, startingVersion: num(given.startingVersion), endingVersion: num(given.endingVersion) };
+  if (options.startingVersion === undefined) delete options.startingVersion;
+  if (options.endingVersion === undefined) delete options.endingVersion;
   // With version bounds the state comes from the commits; with an end bound too, the range's commits
   // are read while the log is listed (into the log's commit cache; a failure here is ignored: the
   // read below reports it).

@@ -175,6 +175,9 @@ test('timestamp bounds: exact commit instants are inclusive, instants between co
     const empty = await floe.read.changes(p, { startingTimestamp: ts[1]! + 1, endingTimestamp: ts[2]! - 1 });
     assert.equal(await empty.count(), 0);
     assert.deepEqual((await empty.columns()).map((c) => c.name), ['id', 'v', '_change_type', '_commit_version', '_commit_timestamp']);
+    // Versions as numeric strings (Spark's options are strings) read as numbers; other strings are refused clearly.
+    assert.deepEqual(versionsOf(await changes(floe, p, { startingVersion: '1' as unknown as number, endingVersion: '2' as unknown as number })), [1, 2]);
+    await assert.rejects(changes(floe, p, { startingVersion: 'one' as unknown as number }), /startingVersion must be a non-negative integer, got 'one'/);
     // A start timestamp after the end timestamp is an error, as in Spark (not an empty feed).
     await expectCode(floe.read.changes(p, { startingTimestamp: ts[3]!, endingTimestamp: ts[1]! }), 'DELTA_INVALID_CDC_RANGE');
     // A start after the last commit: an error, or empty with allowOutOfRange.
