@@ -334,7 +334,7 @@ export class DeltaLog {
   }
 }
 
-function ictEnablementVersion(conf: Record<string, string>): number | null {
+export function ictEnablementVersion(conf: Record<string, string>): number | null {
   if (conf['delta.enableInCommitTimestamps'] !== 'true') return null;
   const v = conf['delta.inCommitTimestampEnablementVersion'];
   return v === undefined ? 0 : Number(v);

@@ -3,7 +3,7 @@
  * endingVersion | endingTimestamp })`, as Spark's `readChangeFeed` / `table_changes`.
  */
 import { type ChangeFeedOptions, type FileChange, checkRange, resolveRange, versionChanges } from '../core/cdf.js';
-import { type DeltaLog, commitTimestamp, mapLimit } from '../core/delta-log.js';
+import { type DeltaLog, commitTimestamp, ictEnablementVersion, mapLimit } from '../core/delta-log.js';
 import { resolveLogPath } from '../storage/paths.js';
 import { LocalObjectStore } from '../storage/local.js';
 import { promises as fs } from 'node:fs';
@@ -20,18 +20,25 @@ import { checkReadSupport } from '../core/table-features.js';
 async function commitTimestamps(log: DeltaLog, conf: Record<string, string>): Promise<{ version: number; timestamp: number }[]> {
   const files = (await log.listLogFiles()).filter((f) => f.kind === 'commit');
   const batches = await mapLimit(files, 16, (f) => log.readCommit(f.version, f.path));
-  return monotonic(files.map((f, i) => ({ version: f.version, timestamp: commitTimestamp(conf, f.version, batches[i]!.commitInfo ?? null, f.lastModified) })));
+  return monotonic(files.map((f, i) => ({ version: f.version, timestamp: commitTimestamp(conf, f.version, batches[i]!.commitInfo ?? null, f.lastModified), ict: isIct(conf, f.version, batches[i]!) })));
+}
+
+/** The version's timestamp is its in-commit timestamp (increasing by the protocol: never adjusted). */
+function isIct(conf: Record<string, string>, version: number, b: ActionBatch): boolean {
+  const from = ictEnablementVersion(conf);
+  return from !== null && version >= from && typeof b.commitInfo?.inCommitTimestamp === 'number';
 }
 
 /**
  * Commit timestamps made increasing, as Spark does before it resolves timestamps to versions (a
  * commit timestamped at or before its predecessor counts as 1 ms after it: clock skew between
- * writers); in version order.
+ * writers); in version order. In-commit timestamps are kept as they are (writers keep them increasing;
+ * a log that breaks that is read as delta-rs does, version by version).
  */
-function monotonic<T extends { timestamp: number }>(xs: T[]): T[] {
+function monotonic<T extends { timestamp: number; ict?: boolean }>(xs: T[]): T[] {
   let prev = -Infinity;
   return xs.map((x) => {
-    const timestamp = x.timestamp <= prev ? prev + 1 : x.timestamp;
+    const timestamp = !x.ict && x.timestamp <= prev ? prev + 1 : x.timestamp;
     prev = timestamp;
     return timestamp === x.timestamp ? x : { ...x, timestamp };
   });
@@ -192,7 +199,7 @@ export async function changesQuery(floe: Floe, location: string, given: ChangeFe
   }).then((bs) => {
     // _commit_timestamp as the bounds were resolved: increasing (from the whole log when timestamps
     // were read, else within the range).
-    if (!timestamps) return monotonic(bs.map((b) => ({ ...b, timestamp: b.ts }))).map(({ timestamp, ...b }) => ({ ...b, ts: timestamp }));
+    if (!timestamps) return monotonic(bs.map((b) => ({ ...b, timestamp: b.ts, ict: isIct(conf, b.version, b.batch) }))).map(({ timestamp, ict: _, ...b }) => ({ ...b, ts: timestamp }));
     const at = new Map(timestamps.map((t) => [t.version, t.timestamp]));
     return bs.map((b) => ({ ...b, ts: at.get(b.version) ?? b.ts }));
   });
@@ -205,12 +212,17 @@ export async function changesQuery(floe: Floe, location: string, given: ChangeFe
 
   // Each file's layout: the schema in effect at the commit that wrote it (unknown for re-added or
   // adopted files, and for removed files, written by some earlier commit).
+  // Timestamps made increasing (above) put every version of the resolved range inside the requested
+  // instants; only a log whose in-commit timestamps go backwards has versions outside them, left out
+  // as delta-rs does.
+  const inWindow = (ts: number): boolean => (ps === undefined || ts >= ps) && (pe === undefined || ts <= pe);
   const changes: FileChange[] = [];
   const layouts: (StructType | null)[] = [];
   const schemas = new Map<string, StructType>([[endMeta.schemaString, endSchema]]);
   let current = startMeta.schemaString;
   for (const b of batches) {
     if (b.batch.metaData) current = b.batch.metaData.schemaString;
+    if (!inWindow(b.ts)) continue;
     const op = b.batch.commitInfo?.operation;
     let layout: StructType | null = null;
     if (typeof op === 'string' && !FOREIGN_FILES.test(op)) {
