@@ -220,6 +220,21 @@ test('bad ranges and options fail with their codes', async () => {
   }
 });
 
+/**
+ * Writes commit `v` by hand: a copy of data file `f` under the name `to` added (and `from` removed,
+ * when given), with `commitInfo`: the commits Spark writes that floe itself does not.
+ */
+async function copyCommit(p: string, v: number, f: { path: string; size: number }, to: string, commitInfo: Record<string, unknown>, from?: string): Promise<void> {
+  const now = typeof commitInfo.timestamp === 'number' ? commitInfo.timestamp : Date.now();
+  await writeRawIfAbsent(p, to, await readBytes(p, from ?? f.path));
+  const lines = [
+    { commitInfo: { readVersion: v - 1, isolationLevel: 'Serializable', operationParameters: {}, ...commitInfo } },
+    ...(from ? [{ remove: { path: from, deletionTimestamp: now, dataChange: true, extendedFileMetadata: true, partitionValues: {}, size: f.size } }] : []),
+    { add: { ...f, path: to, modificationTime: now, dataChange: true } },
+  ];
+  await writeRawIfAbsent(p, logFile(v), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+}
+
 /** Writes a metadata-only commit changing table properties (what ALTER TABLE … SET TBLPROPERTIES commits). */
 async function setProperties(floe: Floe, p: string, props: Record<string, string>): Promise<number> {
   const s = await floe.snapshot(p);
@@ -438,16 +453,8 @@ test('a MERGE commit whose metrics say no row changed has no changes, though it 
     const s = await floe.snapshot(p);
     const f = s.files[0]!;
     // v1 and v2: the file rewritten unchanged under a new name (as a Spark MERGE rewriting a file it changed nothing in)
-    const commit = async (v: number, from: string, to: string, metrics: Record<string, string>): Promise<void> => {
-      const now = Date.now();
-      await writeRawIfAbsent(p, to, await readBytes(p, from));
-      const lines = [
-        { commitInfo: { timestamp: now, operation: 'MERGE', operationParameters: {}, readVersion: v - 1, isolationLevel: 'Serializable', isBlindAppend: false, operationMetrics: metrics } },
-        { remove: { path: from, deletionTimestamp: now, dataChange: true, extendedFileMetadata: true, partitionValues: {}, size: f.size } },
-        { add: { ...f, path: to, modificationTime: now, dataChange: true } },
-      ];
-      await writeRawIfAbsent(p, logFile(v), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
-    };
+    const commit = (v: number, from: string, to: string, metrics: Record<string, string>): Promise<void> =>
+      copyCommit(p, v, f, to, { timestamp: Date.now(), operation: 'MERGE', isBlindAppend: false, operationMetrics: metrics }, from);
     await commit(1, f.path, 'part-noop-1.parquet', { numTargetRowsInserted: '0', numTargetRowsUpdated: '0', numTargetRowsDeleted: '0', numTargetRowsCopied: '3' });
     assert.deepEqual(await changes(floe, p, { startingVersion: 1 }), []);
     // the same actions with a row counted as updated are read as the files' rows
@@ -468,13 +475,7 @@ test('commit timestamps out of order (clock skew between writers) are made incre
     const t0 = Date.parse('2030-01-01T00:00:00Z');
     // v1 at +20 s, v2 at +10 s (behind v1), v3 at +30 s: each adds a copy of the first file
     for (const [v, at] of [[1, 20_000], [2, 10_000], [3, 30_000]] as const) {
-      const name = `part-skew-${v}.parquet`;
-      await writeRawIfAbsent(p, name, await readBytes(p, f.path));
-      const lines = [
-        { commitInfo: { timestamp: t0 + at, operation: 'WRITE', operationParameters: { mode: 'Append' }, readVersion: v - 1, isolationLevel: 'Serializable', isBlindAppend: true } },
-        { add: { ...f, path: name, modificationTime: t0 + at, dataChange: true } },
-      ];
-      await writeRawIfAbsent(p, logFile(v), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+      await copyCommit(p, v, f, `part-skew-${v}.parquet`, { timestamp: t0 + at, operation: 'WRITE', operationParameters: { mode: 'Append' }, isBlindAppend: true });
     }
     const rows = await changes(floe, p, { startingTimestamp: new Date(t0 + 15_000).toISOString() });
     assert.deepEqual(versionsOf(rows), [1, 2, 3]);
