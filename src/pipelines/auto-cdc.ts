@@ -1482,6 +1482,22 @@ async function applySnapshot(floe: Floe, opts: ApplyChangesFromSnapshotOptions):
     throw new FloeError('DUPLICATE_KEY_VIOLATION', `The snapshot for ${opts.target} (version ${String(opts.snapshotVersion)}) has ${String(dupRows[0]!.n)} rows for key (${keys.map((k) => `${k}=${JSON.stringify(dupRows[0]![k])}`).join(', ')}); a snapshot must have at most one row per key.`, { key: dupRows[0] });
   }
   const ver = versionLiteral(opts.snapshotVersion);
+  // Snapshots come in increasing versions: one at or before the last applied (that is not a rerun of
+  // an applied batch, which applyChanges skips) would rewrite history out of order.
+  const stateLog = floe.deltaLog(statePathOf(opts.target));
+  const stateSnap = await snapshotOrNull(stateLog);
+  if (stateSnap && (stateSnap.txnVersion(opts.flowName) ?? -1) < batchId) {
+    const cols = stateSnap.schema.fields.map((f) => f.name).filter((n) => ['__seq', '__upsert_seq', '__delete_seq'].includes(n));
+    if (cols.length) {
+      const plan = await planScan(floe.engine, stateLog.store, stateSnap);
+      floe.track(plan.tables);
+      const latest = cols.length === 1 ? `max(${q(cols[0]!)})` : `greatest(${cols.map((c) => `max(${q(c)})`).join(', ')})`;
+      const [r] = await floe.engine.allJson(`SELECT CAST(l AS VARCHAR) AS last, coalesce(l >= ${ver}, false) AS stale FROM (SELECT ${latest} AS l FROM (${plan.sql}))`);
+      if (r?.stale === true) {
+        throw new FloeError('INVALID_SNAPSHOT_VERSION', `The snapshot for ${opts.target} has version ${String(opts.snapshotVersion instanceof Date ? opts.snapshotVersion.toISOString() : opts.snapshotVersion)}, not after the last applied version ${String(r.last)}. Snapshots must come in increasing versions; nothing was committed.`, { target: opts.target, version: String(opts.snapshotVersion), last: r.last });
+      }
+    }
+  }
   // Live keys of the target that the snapshot lacks become delete events.
   let deletes = '';
   if (await floe.deltaLog(opts.target).exists()) {

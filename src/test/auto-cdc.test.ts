@@ -298,6 +298,16 @@ test('AUTO CDC FROM SNAPSHOT: the documented historical snapshot example (SCD 2,
     { Key: 3, TrackingColumn: 'a3', NonTrackingColumn: 'b3', __START_AT: 2, __END_AT: null },
     { Key: 4, TrackingColumn: 'a4', NonTrackingColumn: 'b4_new', __START_AT: 1, __END_AT: null },
   ]);
+  const before = await users(t, 'Key, "__START_AT"');
+  // A rerun of an applied version is skipped; an older or equal version as a new batch is refused.
+  assert.equal((await applyChangesFromSnapshot(floe, { ...o, snapshot: snap([[9, 'x', 'y']]), snapshotVersion: 2 })).skipped, true);
+  await assert.rejects(applyChangesFromSnapshot(floe, { ...o, snapshot: snap([[9, 'x', 'y']]), snapshotVersion: 1, batchId: 5 }), (e: Error & { code?: string }) => e.code === 'INVALID_SNAPSHOT_VERSION' && /version 1, not after the last applied version 2/.test(e.message));
+  await assert.rejects(applyChangesFromSnapshot(floe, { ...o, snapshot: snap([[9, 'x', 'y']]), snapshotVersion: 2, batchId: 5 }), /INVALID_SNAPSHOT_VERSION|not after the last applied/);
+  // (a fractional version into the BIGINT history is refused by the type check)
+  await assert.rejects(applyChangesFromSnapshot(floe, { ...o, snapshot: snap([[9, 'x', 'y']]), snapshotVersion: 2.5, batchId: 5 }), /AUTO_CDC_SCHEMA_MISMATCH|would change/);
+  assert.deepEqual(await users(t, 'Key, "__START_AT"'), before);
+  await applyChangesFromSnapshot(floe, { ...o, snapshot: snap([[9, 'x', 'y']]), snapshotVersion: 3, batchId: 5 });
+  assert.equal((await users(t, 'Key, "__START_AT"')).filter((r) => r.__END_AT === null).length, 1);
 });
 
 test('AUTO CDC FROM SNAPSHOT: the documented periodic snapshot example (timestamps as versions), and SCD 1', async () => {
