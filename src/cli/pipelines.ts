@@ -162,7 +162,7 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
           const evs = await readEvents(floe, loc.eventLog, { limit: limit ?? 100, updateId });
           for (const e of evs) show(e);
           if (!evs.length && !values.follow) process.stderr.write(updateId ? `Pipeline '${loc.name}' has no events of update '${updateId}'.\n` : `Pipeline '${loc.name}' has no events yet.\n`);
-          if (values.follow) await followEvents(floe, loc.eventLog, updateId, show);
+          if (values.follow) await followEvents(floe, loc.eventLog, updateId, show, () => process.stderr.write(`Following the event log of '${loc.name}'${updateId ? ` (update ${updateId})` : ''}: new events print as they are committed; Ctrl-C to stop.\n`));
           return 0;
         } finally {
           await floe.close();
@@ -186,7 +186,7 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
 }
 
 /** Tails an event log (new commits, polled every 500 ms) until SIGINT / SIGTERM. */
-async function followEvents(floe: Floe, location: string, updateId: string | undefined, show: (e: Record<string, unknown>) => void): Promise<void> {
+async function followEvents(floe: Floe, location: string, updateId: string | undefined, show: (e: Record<string, unknown>) => void, ready: () => void): Promise<void> {
   // Only events after those already there are shown (--limit chose which of those to show).
   const exists = await floe.deltaLog(location).exists();
   let last = exists ? (await floe.snapshot(location)).version : -1;
@@ -195,6 +195,8 @@ async function followEvents(floe: Floe, location: string, updateId: string | und
   const onSignal = (): void => stop.abort();
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // (From here on every new event is shown: a caller may start writing once it reads this.)
+  ready();
   try {
     while (!stop.signal.aborted) {
       if (await floe.deltaLog(location).exists()) {

@@ -106,6 +106,10 @@ test('pipelines events --follow: prints the events of a run happening meanwhile,
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // Events already in the log when it starts are not shown: the run starts once it follows.
+    const readyBy = Date.now() + 30_000;
+    while (!/Following the event log of 'tail'/.test(stderr) && Date.now() < readyBy) await new Promise((r) => setTimeout(r, 50));
+    assert.match(stderr, /Following the event log of 'tail'.*Ctrl-C to stop/);
     const run = spawnSync(process.execPath, [CLI, 'run', '--format', 'json'], { cwd: proj, encoding: 'utf8', timeout: 60_000 });
     assert.equal(run.status, 0, run.stderr);
     const ids = run.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
