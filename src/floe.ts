@@ -55,10 +55,20 @@ export function parseTimestamp(t: Date | number | string): number {
   if (t instanceof Date) return t.getTime();
   if (typeof t === 'number') return t;
   const s = t.trim();
-  const iso = /^\d{4}-\d{2}-\d{2}$/.test(s) ? `${s}T00:00:00Z` : /[zZ]|[+-]\d{2}:?\d{2}$/.test(s) ? s.replace(' ', 'T') : `${s.replace(' ', 'T')}Z`;
+  // (An offset may be +HH:MM, +HHMM or +HH: DuckDB prints a TIMESTAMPTZ as '2024-01-31 12:00:00+00'.)
+  const iso = /^\d{4}-\d{2}-\d{2}$/.test(s) ? `${s}T00:00:00Z` : /[zZ]|[+-]\d{2}:?\d{2}$/.test(s) ? s.replace(' ', 'T') : /[+-]\d{2}$/.test(s) ? `${s.replace(' ', 'T')}:00` : `${s.replace(' ', 'T')}Z`;
   const ms = Date.parse(iso);
   if (Number.isNaN(ms)) throw new InvalidArgumentError(`Cannot parse timestamp '${t}'. Use ISO 8601 (2024-01-31T12:00:00Z) or 'YYYY-MM-DD HH:MM:SS' (UTC).`);
   return ms;
+}
+
+/** A timestamp's text (as DuckDB prints it, '2026-01-01 10:00:00.5+00', or as parseTimestamp reads it) in ISO 8601 UTC; other text as it is. */
+export function isoTimestamp(t: string): string {
+  try {
+    return new Date(parseTimestamp(t)).toISOString();
+  } catch {
+    return t;
+  }
 }
 
 export class Floe {

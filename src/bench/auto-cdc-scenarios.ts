@@ -148,7 +148,7 @@ function instrument(floe: Floe): { sums: Map<string, number>; restore: () => voi
     if (/^DESCRIBE/i.test(s)) return 'DESCRIBE';
     return 'other queries';
   };
-  for (const k of ['run', 'allJson', 'allJsonWith']) {
+  for (const k of ['run', 'allJson']) {
     const orig = eng[k]!;
     eng[k] = async function (this: unknown, ...a: unknown[]): Promise<unknown> {
       const t0 = nowMs();

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { resolveWarehouse } from '../catalog/catalog.js';
 import { formatTable } from '../dataframe.js';
 import { FloeError } from '../errors.js';
-import { Floe } from '../floe.js';
+import { Floe, isoTimestamp } from '../floe.js';
 import { type PipelineEvent, listUpdates, readEvents } from '../pipelines/event-log.js';
 import { kindText } from '../pipelines/graph.js';
 import { ProgressDisplay } from '../pipelines/progress.js';
@@ -143,7 +143,7 @@ export async function pipelinesCommand(argv: string[]): Promise<number> {
             const ups = await listUpdates(floe, loc.eventLog, limit ?? 10);
             // JSON: one object per update on stdout (none yet: nothing there, the notice on stderr, as `events`).
             if (!ups.length) (json ? (t: string) => process.stderr.write(t) : out)(`Pipeline '${loc.name}' has no updates yet.\n`);
-            else if (json) out(ups.map((u) => JSON.stringify({ pipeline: loc.name, ...u, started: isoTime(u.started), ended: u.ended === null ? null : isoTime(u.ended), full_refresh: String(u.full_refresh) === 'true', error: u.error ? (JSON.parse(u.error) as unknown) : null })).join('\n') + '\n');
+            else if (json) out(ups.map((u) => JSON.stringify({ pipeline: loc.name, ...u, started: isoTimestamp(u.started), ended: u.ended === null ? null : isoTimestamp(u.ended), full_refresh: String(u.full_refresh) === 'true', error: u.error ? (JSON.parse(u.error) as unknown) : null })).join('\n') + '\n');
             else {
               out(`Pipeline '${loc.name}': last ${ups.length} update(s), newest first\n`);
               out(formatTable(['update_id', 'started', 'ended', 'state', 'error'], ups.map((u) => ({ ...u, error: u.error ? ((JSON.parse(u.error) as { exceptions?: { message?: string }[] }).exceptions?.[0]?.message ?? '').slice(0, 80) : '' }))));
@@ -237,11 +237,6 @@ function eventJson(e: PipelineEvent): Record<string, unknown> {
   return { ...e, details: JSON.parse(e.details) as unknown, error: e.error ? (JSON.parse(e.error) as unknown) : null };
 }
 
-/** A timestamp as DuckDB prints it ('2026-11-21 20:02:01.33+00') in ISO 8601 UTC. */
-function isoTime(t: string): string {
-  const d = new Date(t.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00'));
-  return Number.isNaN(d.getTime()) ? t : d.toISOString();
-}
 
 /** An event read from the event log table in eventJson's shape (what `run --format json` prints). */
 function storedEventJson(e: Record<string, unknown>): Record<string, unknown> {
@@ -249,7 +244,7 @@ function storedEventJson(e: Record<string, unknown>): Record<string, unknown> {
   const origin = e.origin as Record<string, unknown>;
   const ev = {
     ...e,
-    timestamp: isoTime(String(e.timestamp)),
+    timestamp: isoTimestamp(String(e.timestamp)),
     sequence: { ...seq, seq_no: Number(seq.seq_no) },
     origin: { ...origin, batch_id: origin.batch_id === null || origin.batch_id === undefined ? null : Number(origin.batch_id) },
   } as unknown as PipelineEvent;

@@ -88,6 +88,14 @@ export function partitionValuesFromPath(p: string): Record<string, string | null
   return out;
 }
 
+/** The columns the change data feed adds to its rows; a table with the feed on cannot have columns so named (case-insensitive). */
+export const CDF_COLUMNS = ['_change_type', '_commit_version', '_commit_timestamp'] as const;
+
+/** Is `name` one of CDF_COLUMNS (case-insensitive)? */
+export function isCdfColumn(name: string): boolean {
+  return (CDF_COLUMNS as readonly string[]).includes(name.toLowerCase());
+}
+
 export function cdfEnabled(m: Metadata): boolean {
   return (m.configuration['delta.enableChangeDataFeed'] ?? '').toLowerCase() === 'true';
 }

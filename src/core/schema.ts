@@ -203,3 +203,6 @@ export function schemaToString(st: StructType): string {
     typeof d === 'string' ? d : d.type === 'struct' ? `struct<${d.fields.map((f) => `${f.name}:${t(f.type)}`).join(',')}>` : d.type === 'array' ? `array<${t(d.elementType)}>` : `map<${t(d.keyType)},${t(d.valueType)}>`;
   return st.fields.map((f) => `${f.name}: ${t(f.type)}${f.nullable ? '' : ' NOT NULL'}`).join(', ');
 }
+
+/** DuckDB's integer types up to 128 bits signed (as `typeof` and DESCRIBE name them; not UHUGEINT). */
+export const DUCK_INTEGER_TYPES: ReadonlySet<string> = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'HUGEINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT']);

@@ -13,9 +13,9 @@ import { ConcurrentModificationError, type IsolationLevel, type ReadSet, checkCo
 import type { DeltaLog } from './delta-log.js';
 import { commitPath } from './log-files.js';
 import type { Snapshot } from './snapshot.js';
+import { cdfEnabled, isCdfColumn } from './cdf.js';
+import { parseSchema } from './schema.js';
 
-/** Column names the change data feed adds to its rows (lower case). */
-const CDC_RESERVED_COLUMNS = ['_change_type', '_commit_version', '_commit_timestamp'];
 
 export const ENGINE_INFO = 'floe/0.1.0';
 
@@ -136,19 +136,13 @@ export class Transaction {
    * (written by another engine) is RESERVED_CDC_COLUMNS_ON_WRITE, as Spark.
    */
   private checkReservedCdcColumns(): void {
-    const reservedOf = (m: Metadata | undefined | null): string[] => {
-      if (!m || String(m.configuration?.['delta.enableChangeDataFeed'] ?? '').toLowerCase() !== 'true') return [];
-      try {
-        return ((JSON.parse(m.schemaString) as { fields?: { name: string }[] }).fields ?? []).map((f) => f.name).filter((n) => CDC_RESERVED_COLUMNS.includes(n.toLowerCase()));
-      } catch {
-        return [];
-      }
-    };
-    const reserved = reservedOf(this.metadata ?? this.snapshot?.metadata);
+    const reservedIn = (fields: { name: string }[]): string[] => fields.map((f) => f.name).filter(isCdfColumn);
+    const before = this.snapshot && cdfEnabled(this.snapshot.metadata) ? reservedIn(this.snapshot.schema.fields) : [];
+    const reserved = !this.metadata ? before : cdfEnabled(this.metadata) ? reservedIn(parseSchema(this.metadata.schemaString).fields) : [];
     if (!reserved.length) return;
     const list = reserved.join(', ');
     // (A table that already had both keeps its metadata changes; its data changes are refused below.)
-    if (this.metadata && !reservedOf(this.snapshot?.metadata).length) {
+    if (this.metadata && !before.length) {
       throw new FloeError('DELTA_TABLE_ALREADY_CONTAINS_CDC_COLUMNS', `Unable to enable the change data feed on ${this.log.tablePath}: the table has column(s) ${list}, names the feed uses for its own columns (_change_type, _commit_version, _commit_timestamp). Rename or drop them, or leave the change data feed off.`, { table: this.log.tablePath, columns: reserved });
     }
     if (this.adds.some((a) => a.dataChange) || this.removes.some((r) => r.dataChange) || this.cdcs.length) {

@@ -12,8 +12,6 @@ import type { ObjectStore } from '../storage/object-store.js';
 import type { Engine } from './engine.js';
 import { dataColumnSelect, dataFilePath, ensureFilesLocal, parquetColumns, partitionLiteral } from './scan.js';
 
-export const CDF_COLUMNS = ['_change_type', '_commit_version', '_commit_timestamp'] as const;
-
 export interface ChangesPlan {
   sql: string;
   tables: string[];

@@ -71,21 +71,12 @@ export class Engine implements ParquetRowReader {
     }
   }
 
-  /** Rows as JSON-safe values: BIGINT/DECIMAL/timestamps as strings DuckDB can cast back. */
-  async allJson(sql: string): Promise<JsonRow[]> {
-    try {
-      const r = await this.serial(() => this.connection.runAndReadAll(sql));
-      return r.getRowObjectsJson() as JsonRow[];
-    } catch (e) {
-      throw translateError(e, sql);
-    }
-  }
-
   /**
-   * allJson with DuckDB settings in force for this one statement only (SET before, RESET after, in the
-   * same turn of the connection: no other statement of the session runs in between).
+   * Rows as JSON-safe values: BIGINT/DECIMAL/timestamps as strings DuckDB can cast back. `settings`:
+   * DuckDB settings in force for this one statement only (SET before, RESET after, in the same turn
+   * of the connection: no other statement of the session runs in between).
    */
-  async allJsonWith(sql: string, settings: Record<string, string | number>): Promise<JsonRow[]> {
+  async allJson(sql: string, settings: Record<string, string | number> = {}): Promise<JsonRow[]> {
     const names = Object.keys(settings);
     try {
       const r = await this.serial(async () => {

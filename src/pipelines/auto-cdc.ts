@@ -66,7 +66,7 @@
  *   (commitByPosition); other targets take floe's MERGE (copy-on-write, change data feed written).
  *   SCD 2 keys whose new events all follow their applied ones read only their current target row.
  */
-import { type DataType, castToColumns, deltaTypeFromDuck, duckType, quoteIdent } from '../core/schema.js';
+import { DUCK_INTEGER_TYPES, type DataType, castToColumns, deltaTypeFromDuck, duckType, quoteIdent } from '../core/schema.js';
 import { canUpcast } from '../table/schema-evolution.js';
 import { addColumns } from '../table/alter.js';
 import { type AddFile, parseStats } from '../core/actions.js';
@@ -186,8 +186,6 @@ export interface PreparedBatch {
 }
 
 const q = quoteIdent;
-/** Sequence types whose uniqueness over a batch a bitmap can prove (see prepareApplyChanges). */
-const INTEGER_SEQ_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'HUGEINT']);
 const sqlStr = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 /** A value for messages: scalars as they are, structs as JSON. */
 const show = (v: unknown): string => (v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v));
@@ -432,17 +430,15 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   const scd = validate(opts);
   const eng = floe.engine;
   const temps: string[] = [];
-  const tmp = async (prefix: string, sql: string, settings?: Record<string, number>): Promise<string> => {
-    if (!settings) return (await tmpCounted(prefix, sql))[0];
+  const tmp = async (prefix: string, sql: string, settings?: Record<string, number>): Promise<string> => (await tmpCounted(prefix, sql, settings))[0];
+  /**
+   * A session table of `sql`'s rows, and how many (CREATE TABLE AS reports it: no count query);
+   * `settings`: DuckDB settings for that one statement.
+   */
+  const tmpCounted = async (prefix: string, sql: string, settings?: Record<string, number>): Promise<[string, number]> => {
     const t = eng.uniqueName(prefix);
-    await eng.allJsonWith(`CREATE TEMP TABLE ${t} AS ${sql}`, settings);
-    temps.push(t);
-    return t;
-  };
-  /** A session table of `sql`'s rows, and how many (CREATE TABLE AS reports it: no count query). */
-  const tmpCounted = async (prefix: string, sql: string): Promise<[string, number]> => {
-    const t = eng.uniqueName(prefix);
-    const [r] = await eng.allJson(`CREATE TEMP TABLE ${t} AS ${sql}`);
+    const create = `CREATE TEMP TABLE ${t} AS ${sql}`;
+    const [r] = await eng.allJson(create, settings);
     temps.push(t);
     return [t, Number(r?.Count ?? 0)];
   };
@@ -588,9 +584,9 @@ export async function prepareApplyChanges(floe: Floe, opts: ApplyChangesOptions)
   // most a small multiple of the rows (the bitmap's cost grows with the range); otherwise, or when
   // some value repeats (then a pair still may not), the pairs are hashed as below.
   const batchSeqType = (casts.get('__seq') ?? seqType).toUpperCase();
-  if (!foldDup && !opts.applyAsTruncates && INTEGER_SEQ_TYPES.has(batchSeqType)) {
+  if (!foldDup && !opts.applyAsTruncates && DUCK_INTEGER_TYPES.has(batchSeqType)) {
     // (With one integer key, its range too: see perfectHtBits.)
-    const intKey = keys.length === 1 && INTEGER_SEQ_TYPES.has((casts.get(keys[0]!) ?? srcTypes.get(keys[0]!) ?? '').toUpperCase());
+    const intKey = keys.length === 1 && DUCK_INTEGER_TYPES.has((casts.get(keys[0]!) ?? srcTypes.get(keys[0]!) ?? '').toUpperCase());
     const [m] = await eng.allJson(`SELECT count(*)::BIGINT AS n, CAST(min(__seq) AS VARCHAR) AS lo, CAST(max(__seq) AS VARCHAR) AS hi, coalesce(bool_or(__seq IS NULL), false) AS nseq,
         coalesce(bool_or(${nullKeyExpr}), false) AS nkey${intKey ? `, CAST(min(${K0}) AS VARCHAR) AS klo, CAST(max(${K0}) AS VARCHAR) AS khi` : ''} FROM (${evSql})`);
     const n = BigInt(String(m!.n));

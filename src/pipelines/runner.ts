@@ -18,6 +18,7 @@
  * - Flows run in dependency order; a failed flow fails the update, flows downstream of it are
  *   SKIPPED, and independent flows still run.
  */
+import { isCdfColumn } from '../core/cdf.js';
 import * as os from 'node:os';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -1117,7 +1118,7 @@ class Update {
       // Streaming tables get the change feed on (downstream flows may read it), unless their rows have
       // columns named like the feed's own (a mirror of another table's change feed): the feed cannot
       // be on then (DELTA_TABLE_ALREADY_CONTAINS_CDC_COLUMNS).
-      const cdf = !isMv && !(await out.columns()).some((c) => ['_change_type', '_commit_version', '_commit_timestamp'].includes(c.name.toLowerCase()));
+      const cdf = !isMv && !(await out.columns()).some((c) => isCdfColumn(c.name));
       const w = await this.withTable(f.target, async (loc) => {
         const replace = replaceSchema && (await this.floe.deltaLog(loc).exists()) && !(await this.floe.snapshot(loc)).files.length;
         return out.write.delta(loc, {

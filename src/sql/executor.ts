@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import { Catalog, CATALOG_ALIASES, DEFAULT_CATALOG, DEFAULT_SCHEMA, normalizeName, type CatalogTable } from '../catalog/catalog.js';
 import type { ChangeFeedOptions } from '../core/cdf.js';
-import { castToColumns, duckType, quoteIdent, type StructType } from '../core/schema.js';
+import { DUCK_INTEGER_TYPES, castToColumns, duckType, quoteIdent, type StructType } from '../core/schema.js';
 import { DataFrame } from '../dataframe.js';
 import { runTrusted } from '../expression-guard.js';
 import { FloeError } from '../errors.js';
@@ -217,9 +217,7 @@ class Executor {
       }
       const t = String(row?.t ?? '');
       if (row?.v === null || row?.v === undefined) throw analysisErrorAt(a[0]!, `${fn.value}(): the ${what} is NULL`);
-      if (/^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT)$/.test(t)) return { version: Number(row.v) };
-      // (A TIMESTAMPTZ reads '… +00': made ISO 8601 with its offset.)
-      if (t === 'TIMESTAMP WITH TIME ZONE') return { timestamp: String(row.v).replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00') };
+      if (DUCK_INTEGER_TYPES.has(t)) return { version: Number(row.v) };
       if (/^(TIMESTAMP|DATE|VARCHAR)/.test(t)) return { timestamp: String(row.v) };
       throw analysisErrorAt(a[0]!, `${fn.value}(): the ${what} must be a version number or a timestamp, not a ${t} value`);
     };

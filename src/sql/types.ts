@@ -96,11 +96,24 @@ function closeAngle(c: Cursor): void {
 /** Field metadata Spark writes for a CHAR(n) / VARCHAR(n) column (stored as string): `char(n)` / `varchar(n)`. */
 export const CHAR_VARCHAR_TYPE = '__CHAR_VARCHAR_TYPE_STRING';
 
-/** A field's CHAR/VARCHAR type text (`varchar(3)`), when it has one. */
-export function charVarcharOf(f: StructField): { kind: 'char' | 'varchar'; length: number; text: string } | undefined {
-  const v = f.metadata?.[CHAR_VARCHAR_TYPE];
-  const m = typeof v === 'string' ? /^\s*(char|varchar)\s*\(\s*(\d+)\s*\)\s*$/i.exec(v) : null;
-  return m ? { kind: m[1]!.toLowerCase() as 'char' | 'varchar', length: Number(m[2]), text: `${m[1]!.toLowerCase()}(${m[2]})` } : undefined;
+export interface CharVarchar {
+  kind: 'char' | 'varchar';
+  length: number;
+  /** `char(n)` / `varchar(n)`, lower case. */
+  text: string;
+}
+
+/** `char(n)` / `varchar(n)` (any case, spaces allowed) with n > 0, else undefined. */
+export function parseCharVarchar(text: unknown): CharVarchar | undefined {
+  const m = typeof text === 'string' ? /^\s*(char|varchar)\s*\(\s*(\d+)\s*\)\s*$/i.exec(text) : null;
+  if (!m || Number(m[2]) < 1) return undefined;
+  const kind = m[1]!.toLowerCase() as CharVarchar['kind'];
+  return { kind, length: Number(m[2]), text: `${kind}(${Number(m[2])})` };
+}
+
+/** A field's CHAR/VARCHAR type (its CHAR_VARCHAR_TYPE metadata), when it has one. */
+export function charVarcharOf(f: StructField): CharVarchar | undefined {
+  return parseCharVarchar(f.metadata?.[CHAR_VARCHAR_TYPE]);
 }
 
 /** A field's type as Spark prints it: its CHAR/VARCHAR text when it has one. */

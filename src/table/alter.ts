@@ -13,7 +13,7 @@ import { encodePath } from '../core/actions.js';
 import { type DataType, type StructField, type StructType, deltaTypeFromDuck, duckType, parseSchema, quoteIdent, quoteString } from '../core/schema.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { storedExprToDuck } from '../sql/spark-expr.js';
-import { CHAR_VARCHAR_TYPE, charVarcharOf } from '../sql/types.js';
+import { CHAR_VARCHAR_TYPE, charVarcharOf, parseCharVarchar } from '../sql/types.js';
 import { Transaction } from '../core/transaction.js';
 import { checkWriteSupport, mergeProtocols, protocolFor } from '../core/write-support.js';
 import { deltaStats } from '../engine/writer.js';
@@ -379,7 +379,7 @@ export async function changeColumn(floe: Floe, location: string, column: string[
     // a length on a column without one, a shorter one, or CHAR ↔ VARCHAR would have to check or pad
     // the rows already written.
     const from = charVarcharOf(f);
-    const to = change.charVarchar !== undefined ? charVarcharOf({ ...f, metadata: charVarcharMetadata(change.charVarchar, 'string', name) }) : undefined;
+    const to = change.charVarchar !== undefined ? parseCharVarchar(charVarcharMetadata(change.charVarchar, 'string', name)[CHAR_VARCHAR_TYPE]) : undefined;
     if (to && !(from?.kind === 'varchar' && to.kind === 'varchar' && to.length >= from.length) && !(from && from.text === to.text)) {
       throw new FloeError('DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP', `ALTER TABLE CHANGE COLUMN is not supported for changing column ${name} of ${s.tablePath} from ${from?.text ?? 'string'} to ${to.text}: only a VARCHAR may grow (or any CHAR/VARCHAR become STRING); rows already written are not checked again.`, { table: s.tablePath, column: name, from: from?.text ?? 'string', to: to.text });
     }

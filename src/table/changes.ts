@@ -185,7 +185,7 @@ export async function changesQuery(floe: Floe, location: string, given: ChangeFe
   // Commits are read by name (no listing): the log cache usually has them; a missing one was
   // removed by log retention. The file's mtime is looked up only for a commit without a timestamp.
   const conf = state.endMetadata.configuration;
-  const batches: { version: number; batch: ActionBatch; ts: number }[] = await mapLimit(versions, 16, async (v) => {
+  const commits = await mapLimit(versions, 16, async (v) => {
     let batch: ActionBatch;
     try {
       batch = await log.readCommit(v);
@@ -195,14 +195,12 @@ export async function changesQuery(floe: Floe, location: string, given: ChangeFe
     }
     const ci = batch.commitInfo ?? null;
     const mtime = typeof ci?.timestamp === 'number' || typeof ci?.inCommitTimestamp === 'number' ? 0 : ((await log.store.head(commitKey(v)))?.lastModified ?? 0);
-    return { version: v, batch, ts: commitTimestamp(conf, v, ci, mtime) };
-  }).then((bs) => {
-    // _commit_timestamp as the bounds were resolved: increasing (from the whole log when timestamps
-    // were read, else within the range).
-    if (!timestamps) return monotonic(bs.map((b) => ({ ...b, timestamp: b.ts, ict: isIct(conf, b.version, b.batch) }))).map(({ timestamp, ict: _, ...b }) => ({ ...b, ts: timestamp }));
-    const at = new Map(timestamps.map((t) => [t.version, t.timestamp]));
-    return bs.map((b) => ({ ...b, ts: at.get(b.version) ?? b.ts }));
+    return { version: v, batch, timestamp: commitTimestamp(conf, v, ci, mtime), ict: isIct(conf, v, batch) };
   });
+  // _commit_timestamp as the bounds were resolved: increasing (from the whole log when timestamps
+  // were read, else within the range).
+  const at = timestamps ? new Map(timestamps.map((t) => [t.version, t.timestamp])) : null;
+  const batches = at ? commits.map((b) => ({ ...b, timestamp: at.get(b.version) ?? b.timestamp })) : monotonic(commits);
   // The start version's metadata: the end's when no later commit in the range changed it.
   const endMeta = range.end === state.latestVersion || light ? state.endMetadata : await state.metadataAt(range.end);
   const unchangedSinceStart = !batches.some((b) => b.version > range.start && b.batch.metaData);
@@ -222,14 +220,14 @@ export async function changesQuery(floe: Floe, location: string, given: ChangeFe
   let current = startMeta.schemaString;
   for (const b of batches) {
     if (b.batch.metaData) current = b.batch.metaData.schemaString;
-    if (!inWindow(b.ts)) continue;
+    if (!inWindow(b.timestamp)) continue;
     const op = b.batch.commitInfo?.operation;
     let layout: StructType | null = null;
     if (typeof op === 'string' && !FOREIGN_FILES.test(op)) {
       layout = schemas.get(current) ?? null;
       if (!layout) schemas.set(current, (layout = parseSchema(current)));
     }
-    for (const c of versionChanges(b.version, b.ts, b.batch)) {
+    for (const c of versionChanges(b.version, b.timestamp, b.batch)) {
       changes.push(c);
       layouts.push(c.mode === 'cdc' || c.mode === 'insert' ? layout : null);
     }

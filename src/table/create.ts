@@ -11,7 +11,7 @@ import type { Floe } from '../floe.js';
 import { CURRENT_DEFAULT, GENERATION_EXPRESSION, columnDefault, generationExpression, newMetadata } from './write.js';
 import { duckType, quoteIdent } from '../core/schema.js';
 import { storedExprToDuck } from '../sql/spark-expr.js';
-import { CHAR_VARCHAR_TYPE } from '../sql/types.js';
+import { CHAR_VARCHAR_TYPE, parseCharVarchar } from '../sql/types.js';
 
 /** A column as users write it: `{ name: 'id', type: 'long', nullable: false, comment: '…' }`. */
 export interface ColumnSpec {
@@ -80,10 +80,10 @@ export function checkDuplicateFields(t: DataType, where: string, deep = true): v
 /** The field metadata of a CHAR(n)/VARCHAR(n) declaration (checked: a string column, a positive length). */
 export function charVarcharMetadata(text: string | undefined, type: DataType, column: string): Record<string, string> {
   if (text === undefined) return {};
-  const m = /^\s*(char|varchar)\s*\(\s*(\d+)\s*\)\s*$/i.exec(text);
-  if (!m || Number(m[2]) < 1) throw new InvalidArgumentError(`Column ${column}: '${text}' is not a CHAR or VARCHAR type; write 'char(n)' or 'varchar(n)' with n > 0.`, { column, charVarchar: text });
+  const cv = parseCharVarchar(text);
+  if (!cv) throw new InvalidArgumentError(`Column ${column}: '${text}' is not a CHAR or VARCHAR type; write 'char(n)' or 'varchar(n)' with n > 0.`, { column, charVarchar: text });
   if (type !== 'string') throw new InvalidArgumentError(`Column ${column} is declared ${text} but typed ${typeof type === 'string' ? type : type.type}; CHAR and VARCHAR columns are strings.`, { column, charVarchar: text });
-  return { [CHAR_VARCHAR_TYPE]: `${m[1]!.toLowerCase()}(${Number(m[2])})` };
+  return { [CHAR_VARCHAR_TYPE]: cv.text };
 }
 
 export function toStructType(schema: StructType | ColumnSpec[]): StructType {

@@ -11,7 +11,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Catalog, normalizeName } from '../catalog/catalog.js';
 import { FloeError } from '../errors.js';
-import type { Floe } from '../floe.js';
+import { type Floe, isoTimestamp } from '../floe.js';
 import { readEvents } from '../pipelines/event-log.js';
 import { DeltaTable } from '../table/delta-table.js';
 
@@ -48,11 +48,7 @@ export interface UiEvent {
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 /** `2026-01-01 10:00:00.5+00` -> ISO 8601. */
-function iso(ts: unknown): string {
-  const s = String(ts);
-  const d = new Date(s.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00'));
-  return Number.isNaN(d.getTime()) ? s : d.toISOString();
-}
+const iso = (ts: unknown): string => isoTimestamp(String(ts));
 
 function toUiEvent(r: Record<string, unknown>): UiEvent {
   const origin = (r.origin ?? {}) as Record<string, unknown>;
